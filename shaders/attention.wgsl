@@ -1,0 +1,132 @@
+// Fused multi-head attention with online softmax (FlashAttention-2 recurrence), for prefill and
+// for decode over a KV cache. One workgroup per (query row, head); its invocations score one key
+// each per tile, then each accumulates its own slice of the output's dimensions.
+//   q[t, h, :]  at q[q_off + t * q_row + h * d_qk + j]     (d_qk values)
+//   k[s, g, :]  at k[k_off + s * k_row + g * d_qk + j]     (g = h / (heads / kv_heads): GQA/MQA)
+//   v[s, g, :]  at v[v_off + s * v_row + g * d_v + j]      (d_v values)
+//   o[t, h, :]  at o[o_off + t * o_row + h * d_v + j]
+// Causal: query t sees keys s <= t + offset (offset = keys already cached before this block).
+// Masked keys are skipped by loop bounds; -1e30 is a finite "empty" sentinel, never an infinity.
+
+struct AttentionParams {
+    n_q: u32,
+    n_kv: u32,
+    heads: u32,
+    kv_heads: u32,
+    d_qk: u32,
+    d_v: u32,
+    causal: u32,
+    offset: u32,
+    scale: f32,
+    q_row: u32,
+    k_row: u32,
+    v_row: u32,
+    o_row: u32,
+    q_off: u32,
+    k_off: u32,
+    v_off: u32,
+    o_off: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+override WG: u32 = 64u;
+const MAX_D_QK: u32 = 1024u;
+const OUT_PER_INVOCATION: u32 = 16u; // d_v <= OUT_PER_INVOCATION * WG
+const EMPTY: f32 = -1.0e30;
+
+@group(0) @binding(0) var<uniform> p: AttentionParams;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read_write> o: array<f32>;
+
+var<workgroup> q_sh: array<f32, MAX_D_QK>;
+var<workgroup> score_sh: array<f32, WG>;
+var<workgroup> prob_sh: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.n_q * p.heads) {
+        return;
+    }
+    let t = row / p.heads;
+    let h = row % p.heads;
+    let g = h / (p.heads / p.kv_heads);
+    var n_valid = p.n_kv;
+    if (p.causal != 0u) {
+        n_valid = min(p.n_kv, t + p.offset + 1u);
+    }
+    let q_base = p.q_off + t * p.q_row + h * p.d_qk;
+    for (var j = lid; j < p.d_qk; j += WG) {
+        q_sh[j] = q[q_base + j];
+    }
+    workgroupBarrier();
+
+    var m = EMPTY;
+    var l = 0.0;
+    var acc: array<f32, OUT_PER_INVOCATION>;
+    for (var s0 = 0u; s0 < n_valid; s0 += WG) {
+        let count = min(WG, n_valid - s0);
+        let s = s0 + lid;
+        var score = EMPTY;
+        if (lid < count) {
+            let k_base = p.k_off + s * p.k_row + g * p.d_qk;
+            var dot4 = vec4<f32>(0.0);
+            let d4 = p.d_qk & ~3u;
+            for (var j = 0u; j < d4; j += 4u) {
+                let kv = vec4<f32>(k[k_base + j], k[k_base + j + 1u], k[k_base + j + 2u], k[k_base + j + 3u]);
+                let qv = vec4<f32>(q_sh[j], q_sh[j + 1u], q_sh[j + 2u], q_sh[j + 3u]);
+                dot4 = fma(qv, kv, dot4);
+            }
+            var d = dot(dot4, vec4<f32>(1.0));
+            for (var j = d4; j < p.d_qk; j++) {
+                d = fma(q_sh[j], k[k_base + j], d);
+            }
+            score = d * p.scale;
+        }
+        score_sh[lid] = score;
+        workgroupBarrier();
+        var tile_max = score_sh[0];
+        for (var j = 1u; j < count; j++) {
+            tile_max = max(tile_max, score_sh[j]);
+        }
+        let m_new = max(m, tile_max);
+        var prob = 0.0;
+        if (lid < count) {
+            prob = exp(score - m_new);
+        }
+        prob_sh[lid] = prob;
+        workgroupBarrier();
+        let alpha = exp(m - m_new);
+        var tile_sum = 0.0;
+        for (var j = 0u; j < count; j++) {
+            tile_sum += prob_sh[j];
+        }
+        l = l * alpha + tile_sum;
+        for (var i = 0u; i < OUT_PER_INVOCATION; i++) {
+            let dim = lid + i * WG;
+            if (dim < p.d_v) {
+                var sum = acc[i] * alpha;
+                let v_base = p.v_off + s0 * p.v_row + g * p.d_v + dim;
+                for (var j = 0u; j < count; j++) {
+                    sum = fma(prob_sh[j], v[v_base + j * p.v_row], sum);
+                }
+                acc[i] = sum;
+            }
+        }
+        m = m_new;
+        workgroupBarrier();
+    }
+    let inv = 1.0 / l;
+    let o_base = p.o_off + t * p.o_row + h * p.d_v;
+    for (var i = 0u; i < OUT_PER_INVOCATION; i++) {
+        let dim = lid + i * WG;
+        if (dim < p.d_v) {
+            o[o_base + dim] = acc[i] * inv;
+        }
+    }
+}

@@ -1,0 +1,81 @@
+// Row norms over x [rows, d] -> y [rows, d], one workgroup per row.
+//   rmsnorm:   y = x / sqrt(mean(x^2) + eps) * w
+//   layernorm: y = (x - mean) / sqrt(var + eps) * w + b   (two passes: mean, then centred variance)
+
+struct NormParams {
+    rows: u32,
+    d: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+override WG: u32 = 128u;
+
+@group(0) @binding(0) var<uniform> p: NormParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;   // [rows, d]
+@group(0) @binding(2) var<storage, read> w: array<f32>;   // [d]
+@group(0) @binding(3) var<storage, read> bias: array<f32>; // [d] (layernorm only)
+@group(0) @binding(4) var<storage, read_write> y: array<f32>; // [rows, d]
+
+var<workgroup> partial: array<f32, WG>;
+
+// Sum of `v` over the workgroup (tree reduction); every invocation gets the total.
+fn workgroup_sum(v: f32, lid: u32) -> f32 {
+    partial[lid] = v;
+    workgroupBarrier();
+    var stride = WG / 2u;
+    while (stride > 0u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+        stride = stride / 2u;
+    }
+    let total = partial[0];
+    workgroupBarrier();
+    return total;
+}
+
+@compute @workgroup_size(WG)
+fn rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.d;
+    var ss = 0.0;
+    for (var j = lid; j < p.d; j += WG) {
+        let v = x[base + j];
+        ss += v * v;
+    }
+    let total = workgroup_sum(ss, lid);
+    let inv = inverseSqrt(total / f32(p.d) + p.eps);
+    for (var j = lid; j < p.d; j += WG) {
+        y[base + j] = x[base + j] * inv * w[j];
+    }
+}
+
+@compute @workgroup_size(WG)
+fn layernorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.d;
+    var s = 0.0;
+    for (var j = lid; j < p.d; j += WG) {
+        s += x[base + j];
+    }
+    let mean = workgroup_sum(s, lid) / f32(p.d);
+    var ss = 0.0;
+    for (var j = lid; j < p.d; j += WG) {
+        let c = x[base + j] - mean;
+        ss += c * c;
+    }
+    let inv = inverseSqrt(workgroup_sum(ss, lid) / f32(p.d) + p.eps);
+    for (var j = lid; j < p.d; j += WG) {
+        y[base + j] = (x[base + j] - mean) * inv * w[j] + bias[j];
+    }
+}

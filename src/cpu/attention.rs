@@ -1,0 +1,46 @@
+//! Reference multi-head attention: explicit scores, f64 softmax, f64 weighted sum.
+
+/// q `[n_q, heads, d_qk]`, k `[≥n_kv, kv_heads, d_qk]`, v `[≥n_kv, kv_heads, d_v]` -> o
+/// `[n_q, heads, d_v]`. Causal: query `i` sees keys `j <= n_kv − n_q + i`.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    n_q: usize,
+    n_kv: usize,
+    heads: usize,
+    kv_heads: usize,
+    d_qk: usize,
+    d_v: usize,
+    scale: f32,
+    causal: bool,
+) -> Vec<f64> {
+    let group = heads / kv_heads;
+    let mut o = vec![0.0; n_q * heads * d_v];
+    for i in 0..n_q {
+        let visible = if causal { n_kv - n_q + i + 1 } else { n_kv };
+        for h in 0..heads {
+            let g = h / group;
+            let qrow = &q[(i * heads + h) * d_qk..][..d_qk];
+            let scores: Vec<f64> = (0..visible)
+                .map(|j| {
+                    let krow = &k[(j * kv_heads + g) * d_qk..][..d_qk];
+                    let dot: f64 = qrow.iter().zip(krow).map(|(&a, &b)| a as f64 * b as f64).sum();
+                    dot * scale as f64
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            let out = &mut o[(i * heads + h) * d_v..][..d_v];
+            for (j, p) in e.iter().enumerate() {
+                let vrow = &v[(j * kv_heads + g) * d_v..][..d_v];
+                for (acc, &vv) in out.iter_mut().zip(vrow) {
+                    *acc += p / sum * vv as f64;
+                }
+            }
+        }
+    }
+    o
+}

@@ -1,0 +1,196 @@
+//! A batch of GPU work: one command encoder, many dispatches, one submission, one readback.
+
+use super::context::GpuContext;
+use super::pipeline::{Constants, Kernel};
+use super::tensor::GpuTensor;
+use crate::error::{Error, Result};
+use wgpu::util::DeviceExt;
+
+/// Records dispatches into one command encoder; `submit` or `read` ends it.
+pub struct Batch<'a> {
+    ctx: &'a GpuContext,
+    encoder: wgpu::CommandEncoder,
+    scope: wgpu::ErrorScopeGuard,
+}
+
+/// Splits `n` workgroups into an (x, y) grid within the per-dimension limit.
+/// Shaders recover the linear index as `wid.x + wid.y * nwg.x` and skip indices >= n.
+pub fn grid(ctx: &GpuContext, op: &'static str, n: u64) -> Result<[u32; 3]> {
+    let max = ctx.limits.max_compute_workgroups_per_dimension as u64;
+    let x = n.clamp(1, max);
+    let y = n.div_ceil(x).max(1);
+    if y > max {
+        return Err(Error::DispatchTooLarge {
+            op,
+            what: "workgroups",
+            found: n,
+            limit: max * max,
+        });
+    }
+    Ok([x as u32, y as u32, 1])
+}
+
+impl<'a> Batch<'a> {
+    /// Starts a batch; GPU validation errors inside it are returned by `submit`/`read`.
+    pub fn new(ctx: &'a GpuContext) -> Self {
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("latentgpu batch"),
+            });
+        Batch {
+            ctx,
+            encoder,
+            scope,
+        }
+    }
+
+    /// The context this batch records for.
+    pub fn ctx(&self) -> &'a GpuContext {
+        self.ctx
+    }
+
+    /// Records one dispatch of `kernel`. `params` (if any) is bound at binding 0 as a uniform,
+    /// `buffers` follow in binding order.
+    pub fn dispatch(
+        &mut self,
+        kernel: &Kernel,
+        constants: Constants<'_>,
+        params: Option<&[u8]>,
+        buffers: &[&wgpu::Buffer],
+        workgroups: [u32; 3],
+    ) {
+        let cached = self.ctx.pipelines.get(&self.ctx.device, kernel, constants);
+        let uniform = params.map(|bytes| {
+            self.ctx
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(kernel.entry),
+                    contents: bytes,
+                    usage: wgpu::BufferUsages::UNIFORM,
+                })
+        });
+        let all: Vec<&wgpu::Buffer> = uniform.iter().chain(buffers.iter().copied()).collect();
+        let entries: Vec<wgpu::BindGroupEntry> = all
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = self
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.entry),
+                layout: &cached.layout,
+                entries: &entries,
+            });
+        let mut pass = self
+            .encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(kernel.entry),
+                timestamp_writes: None,
+            });
+        pass.set_pipeline(&cached.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+    }
+
+    /// Copies `src` into `dst` (same byte size).
+    pub fn copy(&mut self, src: &GpuTensor, dst: &GpuTensor) -> Result<()> {
+        if src.bytes() != dst.bytes() {
+            return Err(crate::error::shape_err(
+                "copy",
+                format!("'{}' -> '{}'", src.label, dst.label),
+                format!("{} bytes", dst.bytes()),
+                format!("{} bytes", src.bytes()),
+            ));
+        }
+        self.encoder
+            .copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, src.buffer.size());
+        Ok(())
+    }
+
+    /// Submits the work and waits for it to finish.
+    pub fn submit(self) -> Result<()> {
+        let Batch {
+            ctx,
+            encoder,
+            scope,
+        } = self;
+        ctx.queue.submit([encoder.finish()]);
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu {
+                during: "batch".into(),
+                reason: err.to_string(),
+            });
+        }
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                during: "wait".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(())
+    }
+
+    /// Submits the work and reads the given f32 tensors back with one map.
+    pub fn read(mut self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>> {
+        let total: u64 = tensors.iter().map(|t| t.bytes()).sum();
+        let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: total.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut offset = 0;
+        for t in tensors {
+            if t.bytes() > 0 {
+                self.encoder
+                    .copy_buffer_to_buffer(&t.buffer, 0, &staging, offset, t.bytes());
+            }
+            offset += t.bytes();
+        }
+        let ctx = self.ctx;
+        self.submit()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                during: "readback".into(),
+                reason: e.to_string(),
+            })?;
+        let label = tensors
+            .iter()
+            .map(|t| t.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        rx.recv()
+            .map_err(|e| Error::Readback {
+                label: label.clone(),
+                reason: e.to_string(),
+            })?
+            .map_err(|e| Error::Readback {
+                label: label.clone(),
+                reason: e.to_string(),
+            })?;
+        let view = staging.get_mapped_range(..).map_err(|e| Error::Readback {
+            label,
+            reason: e.to_string(),
+        })?;
+        let all: &[f32] = bytemuck::cast_slice(&view[..total as usize]);
+        let mut out = Vec::with_capacity(tensors.len());
+        let mut start = 0;
+        for t in tensors {
+            out.push(all[start..start + t.numel()].to_vec());
+            start += t.numel();
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,81 @@
+//! Elementwise add, multiply, SwiGLU, SiLU and GELU.
+
+use super::expect_shape;
+use crate::error::Result;
+use crate::gpu::batch::grid;
+use crate::gpu::{Batch, GpuTensor};
+use crate::shaders;
+
+/// Mirrors `EwParams` in `elementwise.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct EwParams {
+    /// Elements.
+    pub n: u32,
+    /// Op code.
+    pub op: u32,
+    /// Padding.
+    pub _pad: [u32; 2],
+}
+
+const WG: u32 = 256;
+
+/// Two-input elementwise ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `a + b`.
+    Add = 0,
+    /// `a * b`.
+    Mul = 1,
+    /// `silu(a) * b` (SwiGLU with `a` the gate).
+    SwiGlu = 2,
+}
+
+/// One-input elementwise ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    /// `x * sigmoid(x)`.
+    Silu = 0,
+    /// `x/2 * (1 + erf(x/√2))` (PyTorch's default GELU).
+    Gelu = 1,
+    /// The tanh approximation of GELU.
+    GeluTanh = 2,
+}
+
+fn launch(
+    batch: &mut Batch,
+    kernel: &crate::gpu::Kernel,
+    op: u32,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    out: &GpuTensor,
+) -> Result<()> {
+    let n = super::as_u32("elementwise", "elements", a.numel())?;
+    let params = EwParams { n, op, _pad: [0; 2] };
+    let wg = grid(batch.ctx(), "elementwise", (n as u64).div_ceil(WG as u64))?;
+    batch.dispatch(
+        kernel,
+        &[],
+        Some(bytemuck::bytes_of(&params)),
+        &[&a.buffer, &b.buffer, &out.buffer],
+        wg,
+    );
+    Ok(())
+}
+
+/// `out = op(a, b)` elementwise; `a` and `b` must have the same shape.
+pub fn binary(batch: &mut Batch, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+    super::expect_rank("binary", "a", a, 1..=4)?;
+    expect_shape("binary", "b", b, &a.shape)?;
+    let out = GpuTensor::zeros(batch.ctx(), &format!("{op:?}"), &a.shape)?;
+    launch(batch, &shaders::EW_BINARY, op as u32, a, b, &out)?;
+    Ok(out)
+}
+
+/// `out = op(a)` elementwise.
+pub fn unary(batch: &mut Batch, op: UnaryOp, a: &GpuTensor) -> Result<GpuTensor> {
+    super::expect_rank("unary", "a", a, 1..=4)?;
+    let out = GpuTensor::zeros(batch.ctx(), &format!("{op:?}"), &a.shape)?;
+    launch(batch, &shaders::EW_UNARY, op as u32, a, a, &out)?;
+    Ok(out)
+}

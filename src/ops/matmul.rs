@@ -1,0 +1,156 @@
+//! Batched matrix products `C = A·B` and `C = A·Bᵀ`, with a matrix-vector path for decode.
+
+use super::{as_u32, expect_rank, expect_shape};
+use crate::error::{shape_err, Error, Result};
+use crate::gpu::{Batch, GpuTensor};
+use crate::shaders;
+
+/// Mirrors `MatmulParams` in `matmul.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MatmulParams {
+    /// Rows of A and C.
+    pub m: u32,
+    /// Columns of C.
+    pub n: u32,
+    /// The reduction length.
+    pub k: u32,
+    /// Batch count.
+    pub batch: u32,
+    /// Elements between A's batches (0 broadcasts).
+    pub a_stride: u32,
+    /// Elements between B's batches (0 broadcasts).
+    pub b_stride: u32,
+    /// Elements between C's batches.
+    pub c_stride: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// Invocations per workgroup (x, y) and outputs per invocation (rows, cols) of the tiled kernel.
+const WG: (u32, u32) = (16, 16);
+const TILE: (u32, u32) = (4, 4);
+const MV_WG: u32 = 64;
+
+/// The output shape of `a · b` (or `a · bᵀ`): `[.., M, N]` with A's leading dimensions.
+fn output_shape(
+    a: &GpuTensor,
+    b: &GpuTensor,
+    transpose_b: bool,
+) -> Result<(Vec<usize>, usize, usize, usize, usize)> {
+    const OP: &str = "matmul";
+    expect_rank(OP, "A", a, 2..=3)?;
+    expect_rank(OP, "B", b, 2..=3)?;
+    let (batch, m, k) = match a.shape[..] {
+        [m, k] => (1, m, k),
+        [bt, m, k] => (bt, m, k),
+        _ => unreachable!("rank checked above"),
+    };
+    let (b_batch, bk, n) = match (b.shape.as_slice(), transpose_b) {
+        ([n, k], true) => (1, *k, *n),
+        ([k, n], false) => (1, *k, *n),
+        ([bt, n, k], true) => (*bt, *k, *n),
+        ([bt, k, n], false) => (*bt, *k, *n),
+        _ => unreachable!("rank checked above"),
+    };
+    if bk != k {
+        return Err(shape_err(
+            OP,
+            format!(
+                "B '{}' reduction dimension ({})",
+                b.label,
+                if transpose_b { "last" } else { "first" }
+            ),
+            k,
+            bk,
+        ));
+    }
+    if b_batch != 1 && b_batch != batch {
+        return Err(shape_err(
+            OP,
+            format!("B '{}' batch", b.label),
+            format!("1 or {batch}"),
+            b_batch,
+        ));
+    }
+    let mut shape = a.shape.clone();
+    *shape.last_mut().unwrap_or(&mut 0) = n;
+    Ok((shape, batch, m, n, k))
+}
+
+/// `a · b` (`transpose_b = false`, B `[.., K, N]`) or `a · bᵀ` (`true`, B `[.., N, K]`, weights
+/// stored `[out, in]`). A is `[M, K]` or `[batch, M, K]`; a rank-2 B is shared by every batch.
+pub fn matmul(
+    batch: &mut Batch,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    transpose_b: bool,
+) -> Result<GpuTensor> {
+    let (shape, ..) = output_shape(a, b, transpose_b)?;
+    let c = GpuTensor::zeros(batch.ctx(), "matmul", &shape)?;
+    matmul_into(batch, a, b, transpose_b, &c)?;
+    Ok(c)
+}
+
+/// As [`matmul`], writing into `c`, which must have the output shape.
+pub fn matmul_into(
+    batch: &mut Batch,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    transpose_b: bool,
+    c: &GpuTensor,
+) -> Result<()> {
+    let (shape, bt, m, n, k) = output_shape(a, b, transpose_b)?;
+    expect_shape("matmul", "C", c, &shape)?;
+    let b_stride = if b.shape.len() == 3 { n * k } else { 0 };
+    let params = MatmulParams {
+        m: as_u32("matmul", "M", m)?,
+        n: as_u32("matmul", "N", n)?,
+        k: as_u32("matmul", "K", k)?,
+        batch: as_u32("matmul", "batch", bt)?,
+        a_stride: as_u32("matmul", "A batch stride", m * k)?,
+        b_stride: as_u32("matmul", "B batch stride", b_stride)?,
+        c_stride: as_u32("matmul", "C batch stride", m * n)?,
+        _pad: 0,
+    };
+    let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
+    let (kernel, wg) = if m == 1 && transpose_b {
+        (
+            &shaders::MATVEC_NT,
+            [(n as u64).div_ceil(MV_WG as u64), 1, bt as u64],
+        )
+    } else {
+        let kernel = if transpose_b {
+            &shaders::MATMUL_NT
+        } else {
+            &shaders::MATMUL_NN
+        };
+        let x = (n as u64).div_ceil((WG.0 * TILE.1) as u64);
+        let y = (m as u64).div_ceil((WG.1 * TILE.0) as u64);
+        (kernel, [x, y, bt as u64])
+    };
+    for (dim, count) in ["columns", "rows", "batch"].into_iter().zip(wg) {
+        if count > max {
+            return Err(Error::DispatchTooLarge {
+                op: "matmul",
+                what: dim,
+                found: count,
+                limit: max,
+            });
+        }
+    }
+    let constants = [("WG_X", WG.0 as f64), ("WG_Y", WG.1 as f64)];
+    let constants: &[(&str, f64)] = if m == 1 && transpose_b {
+        &[]
+    } else {
+        &constants
+    };
+    batch.dispatch(
+        kernel,
+        constants,
+        Some(bytemuck::bytes_of(&params)),
+        &[&a.buffer, &b.buffer, &c.buffer],
+        [wg[0] as u32, wg[1] as u32, wg[2] as u32],
+    );
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Kernel launchers: each checks shapes, picks the cached pipeline, fills its params and dispatches
+//! into a [`Batch`](crate::gpu::Batch). Every `#[repr(C)]` params struct mirrors a WGSL struct of
+//! the same name (a test checks their sizes agree).
+
+pub mod attention;
+pub mod elementwise;
+pub mod embedding;
+pub mod matmul;
+pub mod norm;
+pub mod rope;
+pub mod softmax;
+
+pub use attention::{attention, attention_into, AttentionParams, AttentionShape};
+pub use elementwise::{binary, unary, BinaryOp, EwParams, UnaryOp};
+pub use embedding::{embedding, EmbeddingParams};
+pub use matmul::{matmul, matmul_into, MatmulParams};
+pub use norm::{layernorm, rmsnorm, NormParams};
+pub use rope::{rope_inplace, RopeMode, RopeParams, RopeTable};
+pub use softmax::{softmax, SoftmaxParams};
+
+use crate::error::{shape_err, Result};
+use crate::gpu::GpuTensor;
+
+/// Checks that `t` has exactly `shape`.
+pub(crate) fn expect_shape(
+    op: &'static str,
+    what: &str,
+    t: &GpuTensor,
+    shape: &[usize],
+) -> Result<()> {
+    if t.shape != shape {
+        return Err(shape_err(
+            op,
+            format!("{what} '{}'", t.label),
+            format!("{shape:?}"),
+            format!("{:?}", t.shape),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that no dimension of `t` is zero and its rank is in `ranks`.
+pub(crate) fn expect_rank(
+    op: &'static str,
+    what: &str,
+    t: &GpuTensor,
+    ranks: std::ops::RangeInclusive<usize>,
+) -> Result<()> {
+    if !ranks.contains(&t.shape.len()) || t.shape.contains(&0) {
+        return Err(shape_err(
+            op,
+            format!("{what} '{}'", t.label),
+            format!(
+                "rank {}..={} with no zero dimension",
+                ranks.start(),
+                ranks.end()
+            ),
+            format!("{:?}", t.shape),
+        ));
+    }
+    Ok(())
+}
+
+/// Converts a size to the u32 the shaders index with, or a shape error.
+pub(crate) fn as_u32(op: &'static str, what: &str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| shape_err(op, what, "a value below 2^32", v))
+}

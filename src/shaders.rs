@@ -1,0 +1,78 @@
+//! The WGSL sources in `shaders/`, embedded at compile time, and the kernels they define.
+
+use crate::gpu::pipeline::Binding::{Read, ReadWrite, Uniform};
+use crate::gpu::Kernel;
+
+/// `(file name, source)` of every shader file, for the translation tests.
+pub const ALL: &[(&str, &str)] = &[
+    ("attention.wgsl", ATTENTION),
+    ("bench.wgsl", BENCH),
+    ("elementwise.wgsl", ELEMENTWISE),
+    ("embedding.wgsl", EMBEDDING),
+    ("matmul.wgsl", MATMUL),
+    ("norm.wgsl", NORM),
+    ("rope.wgsl", ROPE),
+    ("softmax.wgsl", SOFTMAX),
+];
+
+/// Fused multi-head attention (prefill and decode).
+pub const ATTENTION: &str = include_str!("../shaders/attention.wgsl");
+/// Roofline probes (FMA loop, copy).
+pub const BENCH: &str = include_str!("../shaders/bench.wgsl");
+/// Elementwise unary and binary ops.
+pub const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
+/// Embedding lookup.
+pub const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
+/// Matrix products.
+pub const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
+/// RMSNorm and LayerNorm.
+pub const NORM: &str = include_str!("../shaders/norm.wgsl");
+/// Rotary position embedding.
+pub const ROPE: &str = include_str!("../shaders/rope.wgsl");
+/// Row softmax.
+pub const SOFTMAX: &str = include_str!("../shaders/softmax.wgsl");
+
+const fn kernel(
+    shader: &'static str,
+    source: &'static str,
+    entry: &'static str,
+    bindings: &'static [crate::gpu::Binding],
+) -> Kernel {
+    Kernel {
+        shader,
+        source,
+        entry,
+        bindings,
+    }
+}
+
+const U_R_W: &[crate::gpu::Binding] = &[Uniform, Read, ReadWrite];
+const U_RR_W: &[crate::gpu::Binding] = &[Uniform, Read, Read, ReadWrite];
+const U_RRR_W: &[crate::gpu::Binding] = &[Uniform, Read, Read, Read, ReadWrite];
+
+/// `out = f(a, b)`.
+pub const EW_BINARY: Kernel = kernel("elementwise.wgsl", ELEMENTWISE, "binary", U_RR_W);
+/// `out = f(a)`.
+pub const EW_UNARY: Kernel = kernel("elementwise.wgsl", ELEMENTWISE, "unary", U_RR_W);
+/// RMSNorm rows.
+pub const RMSNORM: Kernel = kernel("norm.wgsl", NORM, "rmsnorm", U_RRR_W);
+/// LayerNorm rows.
+pub const LAYERNORM: Kernel = kernel("norm.wgsl", NORM, "layernorm", U_RRR_W);
+/// Softmax rows.
+pub const SOFTMAX_ROWS: Kernel = kernel("softmax.wgsl", SOFTMAX, "softmax_rows", U_R_W);
+/// RoPE in place.
+pub const ROPE_INPLACE: Kernel = kernel("rope.wgsl", ROPE, "rope", U_RR_W);
+/// Embedding lookup.
+pub const EMBEDDING_LOOKUP: Kernel = kernel("embedding.wgsl", EMBEDDING, "embedding", U_RR_W);
+/// `C = A·B`.
+pub const MATMUL_NN: Kernel = kernel("matmul.wgsl", MATMUL, "matmul_nn", U_RR_W);
+/// `C = A·Bᵀ`.
+pub const MATMUL_NT: Kernel = kernel("matmul.wgsl", MATMUL, "matmul_nt", U_RR_W);
+/// `c = a·Bᵀ` for one row (decode).
+pub const MATVEC_NT: Kernel = kernel("matmul.wgsl", MATMUL, "matvec_nt", U_RR_W);
+/// Fused attention.
+pub const ATTENTION_FUSED: Kernel = kernel("attention.wgsl", ATTENTION, "attention", U_RRR_W);
+/// FMA roof probe.
+pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);
+/// Copy roof probe.
+pub const COPY_ROOF: Kernel = kernel("bench.wgsl", BENCH, "copy_roof", U_R_W);
