@@ -4,6 +4,7 @@
 //! cached pipeline, dispatch), [`cpu`] the f64 reference of every kernel, [`gpu`] the runtime.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cpu;
 pub mod error;
 pub mod gpu;

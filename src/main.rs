@@ -1,1 +1,146 @@
-fn main() {}
+//! The `latentgpu` command line.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use latentgpu::bench;
+use latentgpu::gpu::{list_adapters, BackendChoice, GpuContext};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "latentgpu", version, about = "Transformer language models with latent attention on any GPU through WebGPU")]
+struct Cli {
+    /// Backend: vulkan, metal, dx12, gl, browser or any (default: $LATENTGPU_BACKEND, else any).
+    #[arg(long, global = true, env = "LATENTGPU_BACKEND")]
+    backend: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every adapter with its backend, type, driver, features and limits.
+    Info {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a benchmark.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Matrix products against the FMA and copy roofs of the same adapter.
+    Matmul {
+        /// Model width for the transformer-shaped products.
+        #[arg(long, default_value_t = 1024)]
+        width: usize,
+        /// Only the square products of these sizes (e.g. --sizes 1024).
+        #[arg(long, value_delimiter = ',')]
+        sizes: Vec<usize>,
+        /// Where to write the JSON results.
+        #[arg(long, default_value = "bench-results/matmul.json")]
+        out: PathBuf,
+    },
+}
+
+fn backend(cli: &Cli) -> Result<BackendChoice> {
+    Ok(match &cli.backend {
+        Some(name) => name.parse()?,
+        None => BackendChoice::Any,
+    })
+}
+
+fn info(choice: BackendChoice, json: bool) -> Result<()> {
+    let adapters = list_adapters(choice);
+    if adapters.is_empty() {
+        // Reuse the library's error: it names the backends tried and how to get one.
+        GpuContext::new(choice)?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&adapters)?);
+        return Ok(());
+    }
+    for (i, a) in adapters.iter().enumerate() {
+        println!("adapter {i}: {}", a.name);
+        println!("  backend:      {}", a.backend);
+        println!("  device type:  {}", a.device_type);
+        println!("  driver:       {} {}", a.driver, a.driver_info);
+        println!(
+            "  features:     shader-f16 {}, subgroups {}, timestamp-query {}",
+            a.shader_f16, a.subgroups, a.timestamp_query
+        );
+        println!(
+            "  limits:       storage binding {} MiB, buffer {} MiB, workgroup storage {} KiB, {} invocations/workgroup, {} storage buffers/stage",
+            a.max_storage_buffer_binding_size >> 20,
+            a.max_buffer_size >> 20,
+            a.max_compute_workgroup_storage_size >> 10,
+            a.max_compute_invocations_per_workgroup,
+            a.max_storage_buffers_per_shader_stage
+        );
+    }
+    Ok(())
+}
+
+fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("results written to {}", path.display());
+    Ok(())
+}
+
+fn bench_matmul(choice: BackendChoice, width: usize, sizes: &[usize], out: &PathBuf) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    println!("adapter: {}", ctx.name());
+    let cases = if sizes.is_empty() {
+        bench::matmul::default_cases(width)
+    } else {
+        sizes
+            .iter()
+            .flat_map(|&s| [("square A·Bᵀ".to_string(), s, s, s, true), ("square A·B".to_string(), s, s, s, false)])
+            .collect()
+    };
+    println!(
+        "{:<32} {:>6} {:>6} {:>6} {:>10} {:>8} {:>9} {:>8}",
+        "product", "M", "N", "K", "GFLOP/s", "% FMA", "GB/s", "% copy"
+    );
+    let report = bench::matmul::run(&ctx, &cases, |f| {
+        println!(
+            "{:<32} {:>6} {:>6} {:>6} {:>10.2} {:>7.1}% {:>9.2} {:>7.1}%",
+            f.name,
+            f.m,
+            f.n,
+            f.k,
+            f.gflops,
+            100.0 * f.fraction_of_fma_roof,
+            f.gbps,
+            100.0 * f.fraction_of_copy_roof
+        );
+    })?;
+    println!(
+        "roofs (same run): FMA {:.2} GFLOP/s, copy {:.2} GB/s",
+        report.fma_roof_gflops, report.copy_roof_gbps
+    );
+    write_json(out, &report)
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result = backend(&cli).and_then(|choice| match &cli.command {
+        Command::Info { json } => info(choice, *json),
+        Command::Bench { which } => match which {
+            BenchCommand::Matmul { width, sizes, out } => bench_matmul(choice, *width, sizes, out),
+        },
+    });
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
