@@ -38,7 +38,9 @@ pub enum Error {
         found: String,
     },
     /// A buffer larger than the adapter allows.
-    #[error("buffer '{label}' needs {bytes} bytes, over the adapter's {limit_name} of {limit} bytes")]
+    #[error(
+        "buffer '{label}' needs {bytes} bytes, over the adapter's {limit_name} of {limit} bytes"
+    )]
     BufferTooLarge {
         /// The buffer's label.
         label: String,

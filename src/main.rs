@@ -7,7 +7,11 @@ use latentgpu::gpu::{list_adapters, BackendChoice, GpuContext};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "latentgpu", version, about = "Transformer language models with latent attention on any GPU through WebGPU")]
+#[command(
+    name = "latentgpu",
+    version,
+    about = "Transformer language models with latent attention on any GPU through WebGPU"
+)]
 struct Cli {
     /// Backend: vulkan, metal, dx12, gl, browser or any (default: $LATENTGPU_BACKEND, else any).
     #[arg(long, global = true, env = "LATENTGPU_BACKEND")]
@@ -103,7 +107,12 @@ fn bench_matmul(choice: BackendChoice, width: usize, sizes: &[usize], out: &Path
     } else {
         sizes
             .iter()
-            .flat_map(|&s| [("square A·Bᵀ".to_string(), s, s, s, true), ("square A·B".to_string(), s, s, s, false)])
+            .flat_map(|&s| {
+                [
+                    ("square A·Bᵀ".to_string(), s, s, s, true),
+                    ("square A·B".to_string(), s, s, s, false),
+                ]
+            })
             .collect()
     };
     println!(

@@ -10,6 +10,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("elementwise.wgsl", ELEMENTWISE),
     ("embedding.wgsl", EMBEDDING),
     ("matmul.wgsl", MATMUL),
+    ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("norm.wgsl", NORM),
     ("rope.wgsl", ROPE),
     ("softmax.wgsl", SOFTMAX),
@@ -25,6 +26,8 @@ pub const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
 pub const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
 /// Matrix products.
 pub const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
+/// Matrix products for shapes aligned to 4 (vec4 loads).
+pub const MATMUL_VEC4: &str = include_str!("../shaders/matmul_vec4.wgsl");
 /// RMSNorm and LayerNorm.
 pub const NORM: &str = include_str!("../shaders/norm.wgsl");
 /// Rotary position embedding.
@@ -43,7 +46,13 @@ const fn kernel(
         source,
         entry,
         bindings,
+        trusted: false,
     }
+}
+
+/// As `kernel`, compiled without runtime bounds checks (see [`Kernel::trusted`]).
+const fn trusted(k: Kernel) -> Kernel {
+    Kernel { trusted: true, ..k }
 }
 
 const U_R_W: &[crate::gpu::Binding] = &[Uniform, Read, ReadWrite];
@@ -65,11 +74,32 @@ pub const ROPE_INPLACE: Kernel = kernel("rope.wgsl", ROPE, "rope", U_RR_W);
 /// Embedding lookup.
 pub const EMBEDDING_LOOKUP: Kernel = kernel("embedding.wgsl", EMBEDDING, "embedding", U_RR_W);
 /// `C = A·B`.
-pub const MATMUL_NN: Kernel = kernel("matmul.wgsl", MATMUL, "matmul_nn", U_RR_W);
+pub const MATMUL_NN: Kernel = trusted(kernel("matmul.wgsl", MATMUL, "matmul_nn", U_RR_W));
 /// `C = A·Bᵀ`.
-pub const MATMUL_NT: Kernel = kernel("matmul.wgsl", MATMUL, "matmul_nt", U_RR_W);
+pub const MATMUL_NT: Kernel = trusted(kernel("matmul.wgsl", MATMUL, "matmul_nt", U_RR_W));
 /// `c = a·Bᵀ` for one row (decode).
-pub const MATVEC_NT: Kernel = kernel("matmul.wgsl", MATMUL, "matvec_nt", U_RR_W);
+pub const MATVEC_NT: Kernel = trusted(kernel("matmul.wgsl", MATMUL, "matvec_nt", U_RR_W));
+/// `C = A·Bᵀ`, K % 4 == 0.
+pub const MATMUL_NT_V4: Kernel = trusted(kernel(
+    "matmul_vec4.wgsl",
+    MATMUL_VEC4,
+    "matmul_nt_v4",
+    U_RR_W,
+));
+/// `C = A·B`, K % 4 == 0 and N % 4 == 0.
+pub const MATMUL_NN_V4: Kernel = trusted(kernel(
+    "matmul_vec4.wgsl",
+    MATMUL_VEC4,
+    "matmul_nn_v4",
+    U_RR_W,
+));
+/// `c = a·Bᵀ` for one row, K % 4 == 0.
+pub const MATVEC_NT_V4: Kernel = trusted(kernel(
+    "matmul_vec4.wgsl",
+    MATMUL_VEC4,
+    "matvec_nt_v4",
+    U_RR_W,
+));
 /// Fused attention.
 pub const ATTENTION_FUSED: Kernel = kernel("attention.wgsl", ATTENTION, "attention", U_RRR_W);
 /// FMA roof probe.

@@ -11,12 +11,29 @@ fn upload(ctx: &GpuContext, label: &str, shape: &[usize], data: &[f32]) -> GpuTe
     GpuTensor::from_f32(ctx, label, shape, data).expect("upload")
 }
 
-fn run_matmul(ctx: &GpuContext, rng: &mut Rng, batch: usize, m: usize, n: usize, k: usize, t: bool, b_batched: bool) {
+fn run_matmul(
+    ctx: &GpuContext,
+    rng: &mut Rng,
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    t: bool,
+    b_batched: bool,
+) {
     let a = rng.vec(batch * m * k, -1.0, 1.0);
     let b = rng.vec(if b_batched { batch } else { 1 } * n * k, -1.0, 1.0);
-    let a_shape = if batch == 1 { vec![m, k] } else { vec![batch, m, k] };
+    let a_shape = if batch == 1 {
+        vec![m, k]
+    } else {
+        vec![batch, m, k]
+    };
     let (r, c) = if t { (n, k) } else { (k, n) };
-    let b_shape = if b_batched { vec![batch, r, c] } else { vec![r, c] };
+    let b_shape = if b_batched {
+        vec![batch, r, c]
+    } else {
+        vec![r, c]
+    };
     let ga = upload(ctx, "A", &a_shape, &a);
     let gb = upload(ctx, "B", &b_shape, &b);
     let mut bt = Batch::new(ctx);
@@ -50,6 +67,14 @@ fn matmul_matches_reference_on_awkward_shapes() {
             (1, 257, 1000),
             (2, 1003, 3),
             (129, 66, 257),
+            // K % 4 == 0 (and for A·B, N % 4 == 0): the vec4 kernels, at and past their
+            // 64-row, 64/128-column workgroup tiles.
+            (1, 4, 4),
+            (3, 12, 4),
+            (65, 129, 68),
+            (64, 128, 1024),
+            (130, 260, 36),
+            (17, 1000, 252),
         ] {
             for t in [false, true] {
                 run_matmul(ctx, &mut rng, 1, m, n, k, t, false);
@@ -102,9 +127,12 @@ fn softmax_matches_reference() {
             // here), the sum adds sqrt(cols)·u relative, the division 2.5 ULP: relative tol
             // (3 + 2·16 + 2.5 + 4·sqrt(cols))·u, plus 1e-30 absolute for underflowed tails.
             let rel = (37.5 + 4.0 * (cols as f64).sqrt()) * U;
-            assert_close_by(&format!("softmax {rows}x{cols} {causal:?}"), &out, &reference, |i| {
-                rel * reference[i].abs() + 1e-30
-            });
+            assert_close_by(
+                &format!("softmax {rows}x{cols} {causal:?}"),
+                &out,
+                &reference,
+                |i| rel * reference[i].abs() + 1e-30,
+            );
         }
     });
 }
@@ -161,9 +189,21 @@ fn elementwise_ops_match_reference() {
                 ops::unary(&mut b, UnaryOp::GeluTanh, &ga).unwrap(),
             ];
             let out = b.read(&outs.iter().collect::<Vec<_>>()).unwrap();
-            let add: Vec<f64> = a.iter().zip(&bv).map(|(&x, &y)| x as f64 + y as f64).collect();
-            let mul: Vec<f64> = a.iter().zip(&bv).map(|(&x, &y)| x as f64 * y as f64).collect();
-            let swi: Vec<f64> = a.iter().zip(&bv).map(|(&x, &y)| cpu::silu(x) * y as f64).collect();
+            let add: Vec<f64> = a
+                .iter()
+                .zip(&bv)
+                .map(|(&x, &y)| x as f64 + y as f64)
+                .collect();
+            let mul: Vec<f64> = a
+                .iter()
+                .zip(&bv)
+                .map(|(&x, &y)| x as f64 * y as f64)
+                .collect();
+            let swi: Vec<f64> = a
+                .iter()
+                .zip(&bv)
+                .map(|(&x, &y)| cpu::silu(x) * y as f64)
+                .collect();
             let silu: Vec<f64> = a.iter().map(|&x| cpu::silu(x)).collect();
             let gelu: Vec<f64> = a.iter().map(|&x| cpu::gelu(x)).collect();
             let gelu_t: Vec<f64> = a.iter().map(|&x| cpu::gelu_tanh(x)).collect();
@@ -173,8 +213,12 @@ fn elementwise_ops_match_reference() {
             // exp(-x) is within (3 + 2|x|) ULP (WGSL spec), then one add, one division (2.5 ULP)
             // and for swiglu one product: relative (8 + 2|x|)·2u, with |x| the input.
             let act = |x: f32| (8.0 + 2.0 * x.abs() as f64) * 2.0 * U;
-            assert_close_by("swiglu", &out[2], &swi, |i| act(a[i]) * swi[i].abs() + 1e-37);
-            assert_close_by("silu", &out[3], &silu, |i| act(a[i]) * silu[i].abs() + 1e-37);
+            assert_close_by("swiglu", &out[2], &swi, |i| {
+                act(a[i]) * swi[i].abs() + 1e-37
+            });
+            assert_close_by("silu", &out[3], &silu, |i| {
+                act(a[i]) * silu[i].abs() + 1e-37
+            });
             // GELU (erf form) also carries the erfc fit's 1.2e-7 relative error, which for
             // x > 0 is scaled by erfc/(2 - erfc) <= 1 and is absolute relative to x/2.
             assert_close_by("gelu", &out[4], &gelu, |i| {
@@ -193,9 +237,12 @@ fn elementwise_ops_match_reference() {
 fn rope_matches_reference_in_both_conventions() {
     on_every_adapter(|ctx| {
         let mut rng = Rng::new(7);
-        for &(tokens, heads, head_dim, rot, offset) in
-            &[(1, 1, 2, 2, 0), (3, 5, 16, 16, 7), (17, 3, 64, 32, 0), (65, 2, 66, 66, 100)]
-        {
+        for &(tokens, heads, head_dim, rot, offset) in &[
+            (1, 1, 2, 2, 0),
+            (3, 5, 16, 16, 7),
+            (17, 3, 64, 32, 0),
+            (65, 2, 66, 66, 100),
+        ] {
             let table = RopeTable::new(ctx, rot, 10000.0, 200).unwrap();
             let (cos, sin) = latentgpu::ops::rope::rope_tables(
                 &latentgpu::ops::rope::inv_freq(rot, 10000.0),
@@ -211,7 +258,12 @@ fn rope_matches_reference_in_both_conventions() {
                 let reference = cpu::rope(&x, heads, head_dim, &cos, &sin, rot, offset, mode);
                 // Two products and a sum of the same f32 table values: 3 roundings of terms of
                 // size <= |x0|+|x1| <= 4, so 3·u·4 absolute (a fused fma only helps).
-                assert_close(&format!("rope {tokens}x{heads}x{head_dim} r{rot} {mode:?}"), &out, &reference, 3.0 * U * 4.0);
+                assert_close(
+                    &format!("rope {tokens}x{heads}x{head_dim} r{rot} {mode:?}"),
+                    &out,
+                    &reference,
+                    3.0 * U * 4.0,
+                );
             }
         }
     });
@@ -232,7 +284,9 @@ fn embedding_matches_reference() {
         let mut rng = Rng::new(8);
         for &(vocab, d, tokens) in &[(1, 1, 1), (17, 3, 5), (257, 63, 100), (1000, 65, 3)] {
             let table = rng.vec(vocab * d, -1.0, 1.0);
-            let ids: Vec<u32> = (0..tokens).map(|_| (rng.next_u64() % vocab as u64) as u32).collect();
+            let ids: Vec<u32> = (0..tokens)
+                .map(|_| (rng.next_u64() % vocab as u64) as u32)
+                .collect();
             let gt = upload(ctx, "table", &[vocab, d], &table);
             let mut b = Batch::new(ctx);
             let out = ops::embedding(&mut b, &gt, &ids).unwrap();
@@ -264,16 +318,24 @@ fn check_attention(
     let gk = upload(ctx, "k", &[cap, kv_heads, d_qk], &k);
     let gv = upload(ctx, "v", &[cap, kv_heads, d_v], &v);
     let mut b = Batch::new(ctx);
-    let how = AttentionShape { scale, causal, n_kv };
+    let how = AttentionShape {
+        scale,
+        causal,
+        n_kv,
+    };
     let o = ops::attention(&mut b, &gq, &gk, &gv, how).unwrap();
     let out = b.read(&[&o]).unwrap().remove(0);
-    let reference = cpu::attention(&q, &k, &v, n_q, n_kv, heads, kv_heads, d_qk, d_v, scale, causal);
+    let reference = cpu::attention(
+        &q, &k, &v, n_q, n_kv, heads, kv_heads, d_qk, d_v, scale, causal,
+    );
     // Scores: a d_qk reduction of terms <= 1, scaled: error c·sqrt(d_qk)·u·sqrt(d_qk)·scale = c·sqrt(d_qk)·u.
     // That moves each probability by the same relative amount (times exp's few ULP), and the
     // weighted sum over n_kv values <= 1 adds c·sqrt(n_kv)·u; |o| <= 1. Absolute tol with c = 8.
     let tol = 8.0 * ((d_qk as f64).sqrt() + (n_kv as f64).sqrt() + 8.0) * U;
     assert_close(
-        &format!("attention q{n_q} kv{n_kv}/{cap} h{heads}/{kv_heads} d{d_qk}/{d_v} causal {causal}"),
+        &format!(
+            "attention q{n_q} kv{n_kv}/{cap} h{heads}/{kv_heads} d{d_qk}/{d_v} causal {causal}"
+        ),
         &out,
         &reference,
         tol,

@@ -33,7 +33,9 @@ fn external_check(tool: &str, args: &[&str], file: &Path, what: &str) {
             String::from_utf8_lossy(&out.stderr)
         ),
         Err(_) if !require_tools() => eprintln!("{tool} not installed: {what} not checked"),
-        Err(e) => panic!("{tool} is required (LATENTGPU_REQUIRE_SHADER_TOOLS) but failed to run: {e}"),
+        Err(e) => {
+            panic!("{tool} is required (LATENTGPU_REQUIRE_SHADER_TOOLS) but failed to run: {e}")
+        }
     }
 }
 
@@ -48,10 +50,16 @@ fn shader_list_covers_every_file_in_shaders_dir() {
     on_disk.sort();
     let mut listed: Vec<String> = shaders::ALL.iter().map(|(n, _)| n.to_string()).collect();
     listed.sort();
-    assert_eq!(on_disk, listed, "shaders::ALL must list every file in shaders/");
+    assert_eq!(
+        on_disk, listed,
+        "shaders::ALL must list every file in shaders/"
+    );
     for (name, source) in shaders::ALL {
         let on_disk = std::fs::read_to_string(dir.join(name)).unwrap();
-        assert_eq!(&on_disk, source, "{name}: embedded source differs from the file");
+        assert_eq!(
+            &on_disk, source,
+            "{name}: embedded source differs from the file"
+        );
     }
 }
 
@@ -72,7 +80,12 @@ fn every_shader_translates_to_every_backend_language() {
             .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
         let spv_path = tmp.join(format!("{name}.spv"));
         std::fs::write(&spv_path, bytemuck::cast_slice::<u32, u8>(&spv)).unwrap();
-        external_check("spirv-val", &["--target-env", "vulkan1.1"], &spv_path, &format!("{name} SPIR-V"));
+        external_check(
+            "spirv-val",
+            &["--target-env", "vulkan1.1"],
+            &spv_path,
+            &format!("{name} SPIR-V"),
+        );
 
         // MSL (Metal).
         let msl_options = naga::back::msl::Options {
@@ -116,7 +129,12 @@ fn every_shader_translates_to_every_backend_language() {
             .unwrap_or_else(|e| panic!("{name}::{}: GLSL: {e}", ep.name));
             let path = tmp.join(format!("{name}.{}.comp", ep.name));
             std::fs::write(&path, glsl).unwrap();
-            external_check("glslangValidator", &[], &path, &format!("{name}::{} GLSL", ep.name));
+            external_check(
+                "glslangValidator",
+                &[],
+                &path,
+                &format!("{name}::{} GLSL", ep.name),
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
@@ -125,14 +143,15 @@ fn every_shader_translates_to_every_backend_language() {
 /// The byte size of the WGSL struct `name` in `source`.
 fn wgsl_struct_size(source: &str, name: &str) -> u32 {
     let (module, _) = parse(name, source);
-    module
+    let size = module
         .types
         .iter()
         .find_map(|(_, ty)| match (&ty.name, &ty.inner) {
             (Some(n), naga::TypeInner::Struct { span, .. }) if n == name => Some(*span),
             _ => None,
         })
-        .unwrap_or_else(|| panic!("struct {name} not found"))
+        .unwrap_or_else(|| panic!("struct {name} not found"));
+    size
 }
 
 #[test]
@@ -142,16 +161,36 @@ fn params_structs_match_their_wgsl_twins() {
     let cases: &[(&str, &str, usize)] = &[
         (shaders::ELEMENTWISE, "EwParams", size_of::<EwParams>()),
         (shaders::NORM, "NormParams", size_of::<NormParams>()),
-        (shaders::SOFTMAX, "SoftmaxParams", size_of::<SoftmaxParams>()),
+        (
+            shaders::SOFTMAX,
+            "SoftmaxParams",
+            size_of::<SoftmaxParams>(),
+        ),
         (shaders::ROPE, "RopeParams", size_of::<RopeParams>()),
-        (shaders::EMBEDDING, "EmbeddingParams", size_of::<EmbeddingParams>()),
+        (
+            shaders::EMBEDDING,
+            "EmbeddingParams",
+            size_of::<EmbeddingParams>(),
+        ),
         (shaders::MATMUL, "MatmulParams", size_of::<MatmulParams>()),
-        (shaders::ATTENTION, "AttentionParams", size_of::<AttentionParams>()),
-        (shaders::BENCH, "BenchParams", size_of::<latentgpu::bench::BenchParams>()),
+        (
+            shaders::ATTENTION,
+            "AttentionParams",
+            size_of::<AttentionParams>(),
+        ),
+        (
+            shaders::BENCH,
+            "BenchParams",
+            size_of::<latentgpu::bench::BenchParams>(),
+        ),
     ];
     for &(source, name, rust) in cases {
         let wgsl = wgsl_struct_size(source, name) as usize;
         assert_eq!(rust, wgsl, "{name}: Rust {rust} bytes, WGSL {wgsl} bytes");
-        assert_eq!(wgsl % 16, 0, "{name}: uniform structs are padded to 16 bytes");
+        assert_eq!(
+            wgsl % 16,
+            0,
+            "{name}: uniform structs are padded to 16 bytes"
+        );
     }
 }

@@ -55,7 +55,13 @@ pub fn default_cases(d: usize) -> Vec<(String, usize, usize, usize, bool)> {
     }
     cases.push((format!("decode 1x{d}·({d}x{d})ᵀ"), 1, d, d, true));
     cases.push((format!("decode 1x{d}·({}x{d})ᵀ", 4 * d), 1, 4 * d, d, true));
-    cases.push((format!("prefill 256x{d}·({}x{d})ᵀ", 4 * d), 256, 4 * d, d, true));
+    cases.push((
+        format!("prefill 256x{d}·({}x{d})ᵀ", 4 * d),
+        256,
+        4 * d,
+        d,
+        true,
+    ));
     cases
 }
 

@@ -26,7 +26,11 @@ pub fn attention(
             let scores: Vec<f64> = (0..visible)
                 .map(|j| {
                     let krow = &k[(j * kv_heads + g) * d_qk..][..d_qk];
-                    let dot: f64 = qrow.iter().zip(krow).map(|(&a, &b)| a as f64 * b as f64).sum();
+                    let dot: f64 = qrow
+                        .iter()
+                        .zip(krow)
+                        .map(|(&a, &b)| a as f64 * b as f64)
+                        .sum();
                     dot * scale as f64
                 })
                 .collect();

@@ -162,6 +162,10 @@ pub fn rope(
 /// `table[ids[t]]` rows.
 pub fn embedding(table: &[f32], d: usize, ids: &[u32]) -> Vec<f64> {
     ids.iter()
-        .flat_map(|&id| table[id as usize * d..(id as usize + 1) * d].iter().map(|&v| v as f64))
+        .flat_map(|&id| {
+            table[id as usize * d..(id as usize + 1) * d]
+                .iter()
+                .map(|&v| v as f64)
+        })
         .collect()
 }

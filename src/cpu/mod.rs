@@ -5,6 +5,4 @@ mod attention;
 mod basic;
 
 pub use attention::attention;
-pub use basic::{
-    embedding, gelu, gelu_tanh, layernorm, matmul, rmsnorm, rope, silu, softmax,
-};
+pub use basic::{embedding, gelu, gelu_tanh, layernorm, matmul, rmsnorm, rope, silu, softmax};

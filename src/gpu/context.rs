@@ -79,7 +79,11 @@ pub struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GpuContext({} / {})", self.adapter.name, self.adapter.backend)
+        write!(
+            f,
+            "GpuContext({} / {})",
+            self.adapter.name, self.adapter.backend
+        )
     }
 }
 

@@ -41,7 +41,10 @@ fn padded_bytes(bytes: u64) -> u64 {
 /// Checks a buffer size against the adapter's limits.
 pub(crate) fn check_size(ctx: &GpuContext, label: &str, bytes: u64) -> Result<()> {
     let limits = [
-        ("max storage buffer binding size", ctx.limits.max_storage_buffer_binding_size),
+        (
+            "max storage buffer binding size",
+            ctx.limits.max_storage_buffer_binding_size,
+        ),
         ("max buffer size", ctx.limits.max_buffer_size),
     ];
     for (name, limit) in limits {

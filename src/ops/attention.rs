@@ -102,19 +102,39 @@ pub fn attention_into(
     expect_shape(OP, "v", v, &[cap, kv_heads, d_v])?;
     expect_shape(OP, "o", o, &[n_q, heads, d_v])?;
     if heads % kv_heads != 0 {
-        return Err(shape_err(OP, "kv heads", format!("a divisor of {heads}"), kv_heads));
+        return Err(shape_err(
+            OP,
+            "kv heads",
+            format!("a divisor of {heads}"),
+            kv_heads,
+        ));
     }
     if how.n_kv == 0 || how.n_kv > cap {
         return Err(shape_err(OP, "valid keys", format!("1..={cap}"), how.n_kv));
     }
     if how.causal && n_q > how.n_kv {
-        return Err(shape_err(OP, "causal queries", format!("<= keys ({})", how.n_kv), n_q));
+        return Err(shape_err(
+            OP,
+            "causal queries",
+            format!("<= keys ({})", how.n_kv),
+            n_q,
+        ));
     }
     if d_qk > MAX_D_QK {
-        return Err(shape_err(OP, "query/key head width", format!("<= {MAX_D_QK}"), d_qk));
+        return Err(shape_err(
+            OP,
+            "query/key head width",
+            format!("<= {MAX_D_QK}"),
+            d_qk,
+        ));
     }
     if d_v > MAX_D_V {
-        return Err(shape_err(OP, "value head width", format!("<= {MAX_D_V}"), d_v));
+        return Err(shape_err(
+            OP,
+            "value head width",
+            format!("<= {MAX_D_V}"),
+            d_v,
+        ));
     }
     let u = |what: &str, v: usize| as_u32(OP, what, v);
     let params = AttentionParams {

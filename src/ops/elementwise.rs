@@ -51,7 +51,11 @@ fn launch(
     out: &GpuTensor,
 ) -> Result<()> {
     let n = super::as_u32("elementwise", "elements", a.numel())?;
-    let params = EwParams { n, op, _pad: [0; 2] };
+    let params = EwParams {
+        n,
+        op,
+        _pad: [0; 2],
+    };
     let wg = grid(batch.ctx(), "elementwise", (n as u64).div_ceil(WG as u64))?;
     batch.dispatch(
         kernel,

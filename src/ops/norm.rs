@@ -29,7 +29,11 @@ fn launch(
     eps: f32,
 ) -> Result<GpuTensor> {
     let op = kernel.entry;
-    let op: &'static str = if op == "rmsnorm" { "rmsnorm" } else { "layernorm" };
+    let op: &'static str = if op == "rmsnorm" {
+        "rmsnorm"
+    } else {
+        "layernorm"
+    };
     expect_rank(op, "x", x, 1..=3)?;
     let d = *x.shape.last().unwrap_or(&0);
     expect_shape(op, "weight", w, &[d])?;

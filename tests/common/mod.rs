@@ -80,12 +80,7 @@ pub fn max_abs(x: &[f64]) -> f64 {
 
 /// Asserts `|gpu[i] − reference[i]| <= tol(i)` everywhere, reporting how many elements fail, the
 /// worst one and where.
-pub fn assert_close_by(
-    what: &str,
-    gpu: &[f32],
-    reference: &[f64],
-    tol: impl Fn(usize) -> f64,
-) {
+pub fn assert_close_by(what: &str, gpu: &[f32], reference: &[f64], tol: impl Fn(usize) -> f64) {
     assert_eq!(gpu.len(), reference.len(), "{what}: length");
     let mut bad = 0;
     let mut worst = (0usize, 0.0f64, 0.0f64);

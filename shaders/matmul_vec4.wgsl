@@ -1,0 +1,150 @@
+// Matrix products for aligned shapes, reading A and B as vec4s (K % 4 == 0; for matmul_nn_v4 also
+// N % 4 == 0). Same contracts as matmul.wgsl. Wide loads matter: on software rasterisers such as
+// llvmpipe every storage load is a per-invocation loop, so four values per load cost about one.
+//   matmul_nt_v4: C = A·Bᵀ   A [batch, M, K], B [batch, N, K], C [batch, M, N]
+//   matmul_nn_v4: C = A·B    A [batch, M, K], B [batch, K, N], C [batch, M, N]
+//   matvec_nt_v4: C = A·Bᵀ with M = 1 (decode), one output per invocation.
+
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_stride: u32,
+    b_stride: u32,
+    c_stride: u32,
+    _pad: u32,
+}
+
+override WG_X: u32 = 8u;
+override WG_Y: u32 = 8u;
+const TM: u32 = 8u;
+const TN: u32 = 8u;
+
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_nt_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n0 = gid.x * TN;
+    let m0 = gid.y * TM;
+    if (m0 >= p.m || n0 >= p.n) {
+        return;
+    }
+    let k4 = p.k / 4u;
+    let a_base = gid.z * p.a_stride / 4u;
+    let b_base = gid.z * p.b_stride / 4u;
+    var a_row: array<u32, TM>;
+    var b_row: array<u32, TN>;
+    for (var r = 0u; r < TM; r++) {
+        a_row[r] = a_base + min(m0 + r, p.m - 1u) * k4;
+    }
+    for (var j = 0u; j < TN; j++) {
+        b_row[j] = b_base + min(n0 + j, p.n - 1u) * k4;
+    }
+    var acc: array<f32, TM * TN>;
+    for (var k = 0u; k < k4; k++) {
+        var av: array<vec4<f32>, TM>;
+        for (var r = 0u; r < TM; r++) {
+            av[r] = a[a_row[r] + k];
+        }
+        for (var j = 0u; j < TN; j++) {
+            let bv = b[b_row[j] + k];
+            for (var r = 0u; r < TM; r++) {
+                let i = r * TN + j;
+                acc[i] = fma(av[r].x, bv.x, acc[i]);
+                acc[i] = fma(av[r].y, bv.y, acc[i]);
+                acc[i] = fma(av[r].z, bv.z, acc[i]);
+                acc[i] = fma(av[r].w, bv.w, acc[i]);
+            }
+        }
+    }
+    let c_base = gid.z * p.c_stride;
+    for (var r = 0u; r < TM; r++) {
+        if (m0 + r < p.m) {
+            for (var j = 0u; j < TN; j++) {
+                if (n0 + j < p.n) {
+                    c[c_base + (m0 + r) * p.n + n0 + j] = acc[r * TN + j];
+                }
+            }
+        }
+    }
+}
+
+const NN_TV: u32 = 4u; // vec4 columns per invocation in matmul_nn_v4
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_nn_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n4 = p.n / 4u;
+    let v0 = gid.x * NN_TV;
+    let m0 = gid.y * TM;
+    if (m0 >= p.m || v0 >= n4) {
+        return;
+    }
+    let k4 = p.k / 4u;
+    let a_base = gid.z * p.a_stride / 4u;
+    let b_base = gid.z * p.b_stride / 4u;
+    var a_row: array<u32, TM>;
+    for (var r = 0u; r < TM; r++) {
+        a_row[r] = a_base + min(m0 + r, p.m - 1u) * k4;
+    }
+    var cols: array<u32, NN_TV>;
+    for (var j = 0u; j < NN_TV; j++) {
+        cols[j] = min(v0 + j, n4 - 1u);
+    }
+    var acc: array<vec4<f32>, TM * NN_TV>;
+    for (var k = 0u; k < k4; k++) {
+        var bv: array<vec4<f32>, 4 * NN_TV>;
+        for (var kk = 0u; kk < 4u; kk++) {
+            let row = b_base + (4u * k + kk) * n4;
+            for (var j = 0u; j < NN_TV; j++) {
+                bv[kk * NN_TV + j] = b[row + cols[j]];
+            }
+        }
+        for (var r = 0u; r < TM; r++) {
+            let av = a[a_row[r] + k];
+            for (var j = 0u; j < NN_TV; j++) {
+                let i = r * NN_TV + j;
+                acc[i] = fma(vec4<f32>(av.x), bv[j], acc[i]);
+                acc[i] = fma(vec4<f32>(av.y), bv[NN_TV + j], acc[i]);
+                acc[i] = fma(vec4<f32>(av.z), bv[2u * NN_TV + j], acc[i]);
+                acc[i] = fma(vec4<f32>(av.w), bv[3u * NN_TV + j], acc[i]);
+            }
+        }
+    }
+    let c_base = gid.z * p.c_stride;
+    for (var r = 0u; r < TM; r++) {
+        if (m0 + r < p.m) {
+            for (var j = 0u; j < NN_TV; j++) {
+                if (v0 + j < n4) {
+                    let o = c_base + (m0 + r) * p.n + 4u * (v0 + j);
+                    let v = acc[r * NN_TV + j];
+                    c[o] = v.x;
+                    c[o + 1u] = v.y;
+                    c[o + 2u] = v.z;
+                    c[o + 3u] = v.w;
+                }
+            }
+        }
+    }
+}
+
+override MV_WG: u32 = 64u;
+
+@compute @workgroup_size(MV_WG, 1, 1)
+fn matvec_nt_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    if (n >= p.n) {
+        return;
+    }
+    let k4 = p.k / 4u;
+    let a_base = gid.z * p.a_stride / 4u;
+    let b_base = gid.z * p.b_stride / 4u + n * k4;
+    var acc = vec4<f32>(0.0);
+    for (var k = 0u; k < k4; k++) {
+        acc = fma(a[a_base + k], b[b_base + k], acc);
+    }
+    c[gid.z * p.c_stride + n] = dot(acc, vec4<f32>(1.0));
+}
