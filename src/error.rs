@@ -89,6 +89,26 @@ pub enum Error {
         /// wgpu's message.
         reason: String,
     },
+    /// A file could not be read.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS's reason.
+        reason: String,
+    },
+    /// A weights file is malformed, truncated, or lacks or mis-shapes a tensor.
+    #[error("weights {file}: {what}: expected {expected}, found {found}")]
+    Weights {
+        /// The file.
+        file: String,
+        /// The tensor (or the file's header).
+        what: String,
+        /// What the config needs.
+        expected: String,
+        /// What the file holds.
+        found: String,
+    },
     /// An invalid argument that is not a shape.
     #[error("{what}: expected {expected}, found {found}")]
     Invalid {
@@ -99,6 +119,16 @@ pub enum Error {
         /// What was given.
         found: String,
     },
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path, e: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    }
 }
 
 /// The library's result type.

@@ -114,6 +114,36 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
+    /// Copies `count` elements of `src` starting at element `src_at` into `dst` at element `dst_at`.
+    pub fn copy_elements(
+        &mut self,
+        src: &GpuTensor,
+        src_at: usize,
+        dst: &GpuTensor,
+        dst_at: usize,
+        count: usize,
+    ) -> Result<()> {
+        if src_at + count > src.numel() || dst_at + count > dst.numel() {
+            return Err(crate::error::shape_err(
+                "copy",
+                format!("{count} elements '{}'[{src_at}..] -> '{}'[{dst_at}..]", src.label, dst.label),
+                format!("within {} and {} elements", src.numel(), dst.numel()),
+                format!("end {} and {}", src_at + count, dst_at + count),
+            ));
+        }
+        let size = (count * src.dtype.size()) as u64;
+        if size > 0 {
+            self.encoder.copy_buffer_to_buffer(
+                &src.buffer,
+                (src_at * src.dtype.size()) as u64,
+                &dst.buffer,
+                (dst_at * dst.dtype.size()) as u64,
+                size,
+            );
+        }
+        Ok(())
+    }
+
     /// Submits the work and waits for it to finish.
     pub fn submit(self) -> Result<()> {
         let Batch {

@@ -117,3 +117,65 @@ pub fn assert_close(what: &str, gpu: &[f32], reference: &[f64], tol: f64) {
 pub fn reduction_tol(k: usize, scale: f64, c: f64) -> f64 {
     c * (k as f64).sqrt() * U * scale
 }
+
+/// A golden file written by `reference/export_fixtures.py`.
+pub struct Golden {
+    bytes: Vec<u8>,
+}
+
+impl Golden {
+    /// Reads `path`.
+    pub fn open(path: &std::path::Path) -> Self {
+        Golden {
+            bytes: std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        }
+    }
+
+    fn view(&self, name: &str) -> safetensors::tensor::TensorView<'_> {
+        safetensors::SafeTensors::deserialize(&self.bytes)
+            .unwrap()
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("golden has no '{name}'"))
+    }
+
+    /// An F64 tensor's values and shape.
+    pub fn f64(&self, name: &str) -> (Vec<f64>, Vec<usize>) {
+        let v = self.view(name);
+        assert_eq!(v.dtype(), safetensors::Dtype::F64, "{name}");
+        let data = v
+            .data()
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        (data, v.shape().to_vec())
+    }
+
+    /// An I64 tensor as token ids.
+    pub fn tokens(&self, name: &str) -> Vec<u32> {
+        let v = self.view(name);
+        assert_eq!(v.dtype(), safetensors::Dtype::I64, "{name}");
+        v.data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as u32)
+            .collect()
+    }
+}
+
+/// Largest |a − b|.
+pub fn max_diff(a: &[f32], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .fold(0.0, |m, (&x, &y)| m.max((x as f64 - y).abs()))
+}
+
+/// Largest |a − b| of two f64 slices.
+pub fn max_diff64(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// The committed fixture directory `name`.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}

@@ -1,0 +1,205 @@
+//! Model configuration (`config.json` of a model directory), with validation that names the field.
+
+use crate::error::{Error, Result};
+use crate::ops::RopeMode;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Feed-forward kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FfnKind {
+    /// `down(silu(gate(x)) * up(x))`.
+    Swiglu,
+    /// `fc2(gelu(fc1(x)))` (erf GELU).
+    Gelu,
+}
+
+/// Normalisation kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormKind {
+    /// RMSNorm with a weight.
+    Rmsnorm,
+    /// LayerNorm with a weight and a bias.
+    Layernorm,
+}
+
+/// RoPE settings of the token-side attention.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RopeConfig {
+    /// Frequency base (10000 in most models).
+    #[serde(default = "default_rope_base")]
+    pub base: f32,
+    /// Pair convention.
+    #[serde(default = "default_rope_mode")]
+    pub mode: RopeMode,
+}
+
+fn default_rope_base() -> f32 {
+    10000.0
+}
+fn default_rope_mode() -> RopeMode {
+    RopeMode::HalfSplit
+}
+
+impl Default for RopeConfig {
+    fn default() -> Self {
+        RopeConfig {
+            base: default_rope_base(),
+            mode: default_rope_mode(),
+        }
+    }
+}
+
+/// Which attention every layer uses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AttentionConfig {
+    /// Standard causal multi-head attention with a KV cache (grouped-query when
+    /// `n_kv_heads < n_heads`).
+    Mha {
+        /// Key/value heads (defaults to `n_heads`).
+        #[serde(default)]
+        n_kv_heads: Option<usize>,
+    },
+}
+
+/// A model's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Vocabulary size (256 for the byte-level tokenizer).
+    pub vocab_size: usize,
+    /// Model width d.
+    pub d_model: usize,
+    /// Transformer blocks.
+    pub n_layers: usize,
+    /// Attention heads.
+    pub n_heads: usize,
+    /// Feed-forward kind.
+    pub ffn_kind: FfnKind,
+    /// Feed-forward hidden width.
+    pub ffn_hidden: usize,
+    /// Normalisation kind.
+    pub norm_kind: NormKind,
+    /// Normalisation epsilon.
+    pub norm_eps: f32,
+    /// Longest context (prompt plus generated tokens).
+    pub max_context: usize,
+    /// RoPE settings.
+    #[serde(default)]
+    pub rope: RopeConfig,
+    /// Whether the LM head reuses the token embedding.
+    #[serde(default)]
+    pub tie_embeddings: bool,
+    /// The attention of every layer.
+    pub attention: AttentionConfig,
+}
+
+fn invalid(field: &str, expected: impl Into<String>, found: impl std::fmt::Display) -> Error {
+    Error::Invalid {
+        what: format!("config field '{field}'"),
+        expected: expected.into(),
+        found: found.to_string(),
+    }
+}
+
+impl ModelConfig {
+    /// Parses and validates a config from JSON text.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let cfg: ModelConfig = serde_json::from_str(text).map_err(|e| Error::Invalid {
+            what: "config JSON".into(),
+            expected: "a valid model config".into(),
+            found: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_json(&text).map_err(|e| match e {
+            Error::Invalid {
+                what,
+                expected,
+                found,
+            } => Error::Invalid {
+                what: format!("{} in {}", what, path.display()),
+                expected,
+                found,
+            },
+            other => other,
+        })
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+
+    /// Key/value heads of MHA/GQA.
+    pub fn n_kv_heads(&self) -> usize {
+        match &self.attention {
+            AttentionConfig::Mha { n_kv_heads } => n_kv_heads.unwrap_or(self.n_heads),
+        }
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("d_model", self.d_model),
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+            ("ffn_hidden", self.ffn_hidden),
+            ("max_context", self.max_context),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(invalid(field, "a positive integer", v));
+            }
+        }
+        if self.vocab_size > u32::MAX as usize {
+            return Err(invalid("vocab_size", "< 2^32", self.vocab_size));
+        }
+        if self.d_model % self.n_heads != 0 {
+            return Err(invalid(
+                "n_heads",
+                format!("a divisor of d_model ({})", self.d_model),
+                self.n_heads,
+            ));
+        }
+        if !(self.norm_eps > 0.0 && self.norm_eps < 1.0) {
+            return Err(invalid("norm_eps", "in (0, 1)", self.norm_eps));
+        }
+        if !(self.rope.base > 1.0 && self.rope.base.is_finite()) {
+            return Err(invalid("rope.base", "a finite number > 1", self.rope.base));
+        }
+        match &self.attention {
+            AttentionConfig::Mha { n_kv_heads } => {
+                let kv = n_kv_heads.unwrap_or(self.n_heads);
+                if kv == 0 || self.n_heads % kv != 0 {
+                    return Err(invalid(
+                        "attention.n_kv_heads",
+                        format!("a positive divisor of n_heads ({})", self.n_heads),
+                        kv,
+                    ));
+                }
+                if self.head_dim() % 2 != 0 {
+                    return Err(invalid(
+                        "n_heads",
+                        "a head width (d_model / n_heads) that is even, for RoPE",
+                        self.head_dim(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! Text generation: prefill the prompt, then decode token by token, streaming as it goes.
+
+use super::sampling::{Sampler, SamplingConfig};
+use super::transformer::{Logits, Model};
+use crate::error::Result;
+use crate::gpu::GpuContext;
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct GenerateConfig {
+    /// New tokens at most.
+    pub max_tokens: usize,
+    /// Stop once the generated tokens end with this sequence (it is kept in the output).
+    pub stop: Option<Vec<u32>>,
+    /// Sampling settings.
+    pub sampling: SamplingConfig,
+}
+
+/// Generates after `prompt`, calling `on_token` with each new token as it is chosen; returns the
+/// new tokens. Stops at `max_tokens`, the stop sequence, or the end of the context.
+pub fn generate(
+    ctx: &GpuContext,
+    model: &Model,
+    prompt: &[u32],
+    cfg: &GenerateConfig,
+    mut on_token: impl FnMut(u32),
+) -> Result<Vec<u32>> {
+    let mut cache = model.new_cache(ctx)?;
+    let mut sampler = Sampler::new(cfg.sampling.clone());
+    let mut history = prompt.to_vec();
+    let mut logits = model.forward(ctx, prompt, &mut cache, Logits::Last)?;
+    let mut out = Vec::new();
+    while out.len() < cfg.max_tokens {
+        let token = sampler.sample(&logits, &history);
+        out.push(token);
+        history.push(token);
+        on_token(token);
+        if let Some(stop) = &cfg.stop {
+            if !stop.is_empty() && out.ends_with(stop) {
+                break;
+            }
+        }
+        if cache.len >= cache.capacity || out.len() >= cfg.max_tokens {
+            break;
+        }
+        logits = model.forward(ctx, &[token], &mut cache, Logits::Last)?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,122 @@
+//! The pieces of a block other than attention: norms and feed-forward networks.
+
+use super::config::{FfnKind, ModelConfig, NormKind};
+use super::weights::WeightFile;
+use crate::error::Result;
+use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::ops::{self, BinaryOp, UnaryOp};
+
+/// Uploads tensor `name` of `shape` from the file.
+pub(crate) fn load(
+    ctx: &GpuContext,
+    file: &mut WeightFile,
+    name: &str,
+    shape: &[usize],
+) -> Result<GpuTensor> {
+    let data = file.take(name, shape)?;
+    GpuTensor::from_f32(ctx, name, shape, &data)
+}
+
+/// RMSNorm or LayerNorm over the model width.
+pub struct Norm {
+    kind: NormKind,
+    eps: f32,
+    /// Weight `[d]`.
+    weight: GpuTensor,
+    /// Bias `[d]` (LayerNorm only).
+    bias: Option<GpuTensor>,
+}
+
+impl Norm {
+    /// Loads `{prefix}.weight` (and `{prefix}.bias` for LayerNorm).
+    pub fn load(
+        ctx: &GpuContext,
+        file: &mut WeightFile,
+        cfg: &ModelConfig,
+        prefix: &str,
+    ) -> Result<Self> {
+        let d = cfg.d_model;
+        let weight = load(ctx, file, &format!("{prefix}.weight"), &[d])?;
+        let bias = match cfg.norm_kind {
+            NormKind::Layernorm => Some(load(ctx, file, &format!("{prefix}.bias"), &[d])?),
+            NormKind::Rmsnorm => None,
+        };
+        Ok(Norm {
+            kind: cfg.norm_kind,
+            eps: cfg.norm_eps,
+            weight,
+            bias,
+        })
+    }
+
+    /// Normalises rows of `x` `[n, d]`.
+    pub fn forward(&self, b: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
+        match (self.kind, &self.bias) {
+            (NormKind::Layernorm, Some(bias)) => {
+                ops::layernorm(b, x, &self.weight, bias, self.eps)
+            }
+            _ => ops::rmsnorm(b, x, &self.weight, self.eps),
+        }
+    }
+}
+
+/// The feed-forward network of a block.
+pub enum Ffn {
+    /// `down(silu(gate(x)) · up(x))`: gate, up `[hidden, d]`, down `[d, hidden]`.
+    Swiglu {
+        /// `[hidden, d]`.
+        gate: GpuTensor,
+        /// `[hidden, d]`.
+        up: GpuTensor,
+        /// `[d, hidden]`.
+        down: GpuTensor,
+    },
+    /// `fc2(gelu(fc1(x)))`: fc1 `[hidden, d]`, fc2 `[d, hidden]`.
+    Gelu {
+        /// `[hidden, d]`.
+        fc1: GpuTensor,
+        /// `[d, hidden]`.
+        fc2: GpuTensor,
+    },
+}
+
+impl Ffn {
+    /// Loads `{prefix}.gate_proj/up_proj/down_proj` or `{prefix}.fc1/fc2` weights.
+    pub fn load(
+        ctx: &GpuContext,
+        file: &mut WeightFile,
+        cfg: &ModelConfig,
+        prefix: &str,
+    ) -> Result<Self> {
+        let (d, h) = (cfg.d_model, cfg.ffn_hidden);
+        let mut w = |name: &str, shape: &[usize]| load(ctx, file, &format!("{prefix}.{name}.weight"), shape);
+        Ok(match cfg.ffn_kind {
+            FfnKind::Swiglu => Ffn::Swiglu {
+                gate: w("gate_proj", &[h, d])?,
+                up: w("up_proj", &[h, d])?,
+                down: w("down_proj", &[d, h])?,
+            },
+            FfnKind::Gelu => Ffn::Gelu {
+                fc1: w("fc1", &[h, d])?,
+                fc2: w("fc2", &[d, h])?,
+            },
+        })
+    }
+
+    /// `x` `[n, d]` -> `[n, d]`.
+    pub fn forward(&self, b: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
+        match self {
+            Ffn::Swiglu { gate, up, down } => {
+                let g = ops::matmul(b, x, gate, true)?;
+                let u = ops::matmul(b, x, up, true)?;
+                let a = ops::binary(b, BinaryOp::SwiGlu, &g, &u)?;
+                ops::matmul(b, &a, down, true)
+            }
+            Ffn::Gelu { fc1, fc2 } => {
+                let h = ops::matmul(b, x, fc1, true)?;
+                let a = ops::unary(b, UnaryOp::Gelu, &h)?;
+                ops::matmul(b, &a, fc2, true)
+            }
+        }
+    }
+}

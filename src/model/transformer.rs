@@ -1,0 +1,228 @@
+//! The transformer: embedding, pre-norm blocks, final norm, LM head; prefill and decode.
+
+use super::config::{AttentionConfig, ModelConfig};
+use super::layers::{load, Ffn, Norm};
+use super::mha::{KvCache, MhaLayer};
+use super::weights::WeightFile;
+use crate::error::{Error, Result};
+use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::ops::{self, BinaryOp, RopeTable};
+use std::path::Path;
+
+/// The attention of one block.
+pub enum Attention {
+    /// Multi-head (grouped-query) attention.
+    Mha(MhaLayer),
+}
+
+/// One pre-norm block: `x + attn(norm(x))`, then `x + ffn(norm(x))`.
+pub struct Block {
+    attn_norm: Norm,
+    attn: Attention,
+    ffn_norm: Norm,
+    ffn: Ffn,
+}
+
+/// The per-layer state carried between forward calls.
+pub enum LayerCache {
+    /// K and V of every past token.
+    Kv(KvCache),
+}
+
+/// The decode state of a whole model: one cache per layer and the tokens it holds.
+pub struct Cache {
+    /// Per-layer caches.
+    pub layers: Vec<LayerCache>,
+    /// Tokens processed so far (the next token's position).
+    pub len: usize,
+    /// Capacity in tokens.
+    pub capacity: usize,
+}
+
+impl Cache {
+    /// Bytes held on the GPU by all layers.
+    pub fn bytes(&self) -> u64 {
+        self.layers
+            .iter()
+            .map(|l| match l {
+                LayerCache::Kv(kv) => kv.bytes(),
+            })
+            .sum()
+    }
+}
+
+/// Which rows of logits a forward pass returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// Every position's (`[n, vocab]`).
+    All,
+    /// Only the last position's (`[1, vocab]`), all that sampling needs.
+    Last,
+}
+
+/// A loaded model on one GPU.
+pub struct Model {
+    /// Its configuration.
+    pub config: ModelConfig,
+    /// Token embedding `[vocab, d]`.
+    embed: GpuTensor,
+    blocks: Vec<Block>,
+    norm: Norm,
+    /// LM head `[vocab, d]` (the embedding when tied).
+    lm_head: GpuTensor,
+    rope: RopeTable,
+}
+
+impl Model {
+    /// Loads `config.json` and `model.safetensors` from a model directory.
+    pub fn load_dir(ctx: &GpuContext, dir: &Path) -> Result<Self> {
+        let config = ModelConfig::load(&dir.join("config.json"))?;
+        let mut file = WeightFile::open(&dir.join("model.safetensors"))?;
+        Self::load(ctx, config, &mut file, |_| {})
+    }
+
+    /// Builds the model from a config and an open weights file; every tensor the file holds must
+    /// be used. `progress` is told each block as it is uploaded.
+    pub fn load(
+        ctx: &GpuContext,
+        config: ModelConfig,
+        file: &mut WeightFile,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Self> {
+        config.validate()?;
+        let cfg = &config;
+        let (v, d) = (cfg.vocab_size, cfg.d_model);
+        let embed = load(ctx, file, "embed_tokens.weight", &[v, d])?;
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for i in 0..cfg.n_layers {
+            let p = format!("layers.{i}");
+            let attn = match &cfg.attention {
+                AttentionConfig::Mha { .. } => {
+                    Attention::Mha(MhaLayer::load(ctx, file, cfg, &format!("{p}.attn"))?)
+                }
+            };
+            blocks.push(Block {
+                attn_norm: Norm::load(ctx, file, cfg, &format!("{p}.attn_norm"))?,
+                attn,
+                ffn_norm: Norm::load(ctx, file, cfg, &format!("{p}.ffn_norm"))?,
+                ffn: Ffn::load(ctx, file, cfg, &format!("{p}.ffn"))?,
+            });
+            progress(i);
+        }
+        let norm = Norm::load(ctx, file, cfg, "norm")?;
+        let lm_head = if cfg.tie_embeddings {
+            embed.clone()
+        } else {
+            load(ctx, file, "lm_head.weight", &[v, d])?
+        };
+        let rope = RopeTable::new(ctx, cfg.head_dim(), cfg.rope.base, cfg.max_context)?;
+        Ok(Model {
+            config,
+            embed,
+            blocks,
+            norm,
+            lm_head,
+            rope,
+        })
+    }
+
+    /// An empty decode state for up to `max_context` tokens.
+    pub fn new_cache(&self, ctx: &GpuContext) -> Result<Cache> {
+        let cap = self.config.max_context;
+        let layers = self
+            .blocks
+            .iter()
+            .map(|b| match &b.attn {
+                Attention::Mha(l) => l.new_cache(ctx, cap).map(LayerCache::Kv),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Cache {
+            layers,
+            len: 0,
+            capacity: cap,
+        })
+    }
+
+    /// Checks tokens are in the vocabulary and fit the context left in `cache`.
+    fn check_tokens(&self, ids: &[u32], cache: &Cache) -> Result<()> {
+        if ids.is_empty() {
+            return Err(Error::Invalid {
+                what: "tokens".into(),
+                expected: "at least one".into(),
+                found: "none".into(),
+            });
+        }
+        if cache.len + ids.len() > cache.capacity {
+            return Err(Error::Invalid {
+                what: "context".into(),
+                expected: format!("at most {} tokens (max_context)", cache.capacity),
+                found: format!("{} cached + {} new", cache.len, ids.len()),
+            });
+        }
+        let vocab = self.config.vocab_size;
+        if let Some((i, &id)) = ids.iter().enumerate().find(|(_, &t)| t as usize >= vocab) {
+            return Err(Error::OutOfRange {
+                what: format!("token id at position {}", cache.len + i),
+                found: id as u64,
+                bound: vocab as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records the forward pass of `ids` (at positions `cache.len..`) into `b`, updating `cache`;
+    /// returns the logits and every block's output `[n, d]` (for layer-by-layer comparison).
+    pub fn record_forward(
+        &self,
+        b: &mut Batch,
+        ids: &[u32],
+        cache: &mut Cache,
+        which: Logits,
+    ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
+        self.check_tokens(ids, cache)?;
+        let n = ids.len();
+        let pos = cache.len;
+        let d = self.config.d_model;
+        let mut x = ops::embedding(b, &self.embed, ids)?;
+        let mut outputs = Vec::with_capacity(self.blocks.len());
+        for (block, layer_cache) in self.blocks.iter().zip(&cache.layers) {
+            let h = block.attn_norm.forward(b, &x)?;
+            let a = match (&block.attn, layer_cache) {
+                (Attention::Mha(l), LayerCache::Kv(kv)) => {
+                    l.forward(b, &h, pos, kv, &self.rope, self.config.rope.mode)?
+                }
+            };
+            x = ops::binary(b, BinaryOp::Add, &x, &a)?;
+            let h = block.ffn_norm.forward(b, &x)?;
+            let f = block.ffn.forward(b, &h)?;
+            x = ops::binary(b, BinaryOp::Add, &x, &f)?;
+            outputs.push(x.clone());
+        }
+        let x = match which {
+            Logits::All => x,
+            Logits::Last => {
+                let last = GpuTensor::zeros(b.ctx(), "last hidden", &[1, d])?;
+                b.copy_elements(&x, (n - 1) * d, &last, 0, d)?;
+                last
+            }
+        };
+        let h = self.norm.forward(b, &x)?;
+        let logits = ops::matmul(b, &h, &self.lm_head, true)?;
+        cache.len += n;
+        Ok((logits, outputs))
+    }
+
+    /// Runs `ids` through the model (one command encoder, one readback) and returns the logits,
+    /// `[n or 1, vocab]` row-major.
+    pub fn forward(
+        &self,
+        ctx: &GpuContext,
+        ids: &[u32],
+        cache: &mut Cache,
+        which: Logits,
+    ) -> Result<Vec<f32>> {
+        let mut b = Batch::new(ctx);
+        let (logits, _) = self.record_forward(&mut b, ids, cache, which)?;
+        Ok(b.read(&[&logits])?.remove(0))
+    }
+}
