@@ -91,15 +91,15 @@ def apply_rope(x, cos, sin, mode):
 
 
 def causal_attention(q, k, v, scale):
-    """q [n, H, dq], k [m, Hkv, dq], v [m, Hkv, dv]; query i is position m - n + i."""
-    n, h = q.shape[:2]
-    m, hkv = k.shape[:2]
-    k = k.repeat_interleave(h // hkv, dim=1)
-    v = v.repeat_interleave(h // hkv, dim=1)
-    scores = torch.einsum("nhd,mhd->hnm", q, k) * scale
+    """q [.., n, H, dq], k [.., m, Hkv, dq], v [.., m, Hkv, dv]; query i is position m - n + i."""
+    n, h = q.shape[-3:-1]
+    m, hkv = k.shape[-3:-1]
+    k = k.repeat_interleave(h // hkv, dim=-2)
+    v = v.repeat_interleave(h // hkv, dim=-2)
+    scores = torch.einsum("...nhd,...mhd->...hnm", q, k) * scale
     mask = torch.arange(m, device=q.device)[None, :] > (torch.arange(n, device=q.device)[:, None] + m - n)
     scores = scores.masked_fill(mask, float("-inf"))
-    return torch.einsum("hnm,mhd->nhd", scores.softmax(-1), v)
+    return torch.einsum("...hnm,...mhd->...nhd", scores.softmax(-1), v)
 
 
 class Mha(nn.Module):
@@ -115,12 +115,12 @@ class Mha(nn.Module):
         self.mode = cfg.rope.get("mode", "half_split")
 
     def forward(self, x, cos, sin):
-        n = x.shape[0]
-        q = apply_rope(self.q_proj(x).view(n, self.h, self.dh), cos, sin, self.mode)
-        k = apply_rope(self.k_proj(x).view(n, self.kv, self.dh), cos, sin, self.mode)
-        v = self.v_proj(x).view(n, self.kv, self.dh)
+        lead = x.shape[:-1]  # [.., n]
+        q = apply_rope(self.q_proj(x).view(*lead, self.h, self.dh), cos, sin, self.mode)
+        k = apply_rope(self.k_proj(x).view(*lead, self.kv, self.dh), cos, sin, self.mode)
+        v = self.v_proj(x).view(*lead, self.kv, self.dh)
         o = causal_attention(q, k, v, 1.0 / math.sqrt(self.dh))
-        return self.o_proj(o.reshape(n, self.h * self.dh))
+        return self.o_proj(o.reshape(*lead, self.h * self.dh))
 
 
 def make_attention(cfg: Config):
@@ -156,9 +156,20 @@ class Model(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 
+    def init_weights(self, std=0.02):
+        """GPT-2 style initialisation (used by the trainer): N(0, std) matrices, unit norms."""
+        for name, p in self.named_parameters():
+            if p.dim() > 1:
+                nn.init.normal_(p, std=std)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+            else:
+                nn.init.ones_(p)
+        return self
+
     def forward(self, ids, return_hidden=False):
-        """ids [n] -> logits [n, V] (and each block's output [n, d])."""
-        n = ids.shape[0]
+        """ids [.., n] -> logits [.., n, V] (and each block's output [.., n, d])."""
+        n = ids.shape[-1]
         cos, sin = self.rope_cos[:n], self.rope_sin[:n]
         x = self.embed_tokens(ids)
         hidden = []

@@ -4,7 +4,12 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use latentgpu::bench;
 use latentgpu::gpu::{list_adapters, BackendChoice, GpuContext};
-use std::path::PathBuf;
+use latentgpu::model::{self, tokenizer, GenerateConfig, Model, SamplingConfig};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The model `generate` uses when no `--model` is given (shipped in the repository).
+const DEFAULT_MODEL: &str = "models/tiny-random";
 
 #[derive(Parser)]
 #[command(
@@ -28,11 +33,44 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Generate text from a prompt, streaming tokens to stdout.
+    Generate(GenerateArgs),
     /// Run a benchmark.
     Bench {
         #[command(subcommand)]
         which: BenchCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Model directory (config.json + model.safetensors).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The prompt.
+    #[arg(long, default_value = "ROMEO:")]
+    prompt: String,
+    /// New tokens at most.
+    #[arg(long, default_value_t = 200)]
+    max_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    /// Keep the k most likely tokens (0 = all).
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    /// Nucleus sampling threshold (1 = off).
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    /// Penalty on tokens already seen (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    /// Seed: the same seed on the same adapter gives the same text.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop after generating this text.
+    #[arg(long)]
+    stop: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -139,11 +177,73 @@ fn bench_matmul(choice: BackendChoice, width: usize, sizes: &[usize], out: &Path
     write_json(out, &report)
 }
 
+/// The model directory: the argument, or the shipped default (found from the working directory or
+/// next to the crate's sources).
+fn model_dir(arg: &Option<PathBuf>) -> PathBuf {
+    match arg {
+        Some(p) => p.clone(),
+        None => {
+            let local = Path::new(DEFAULT_MODEL);
+            if local.exists() {
+                local.to_path_buf()
+            } else {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL)
+            }
+        }
+    }
+}
+
+fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
+    let config = model::ModelConfig::load(&dir.join("config.json"))?;
+    let mut file = model::WeightFile::open(&dir.join("model.safetensors"))?;
+    let bar = indicatif::ProgressBar::new(config.n_layers as u64).with_style(
+        indicatif::ProgressStyle::with_template("loading {msg} [{bar:30}] {pos}/{len} blocks")
+            .expect("static template"),
+    );
+    bar.set_message(dir.display().to_string());
+    let model = Model::load(ctx, config, &mut file, |i| bar.set_position(i as u64 + 1))?;
+    file.finish()?;
+    bar.finish_and_clear();
+    Ok(model)
+}
+
+fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    let dir = model_dir(&args.model);
+    let model = load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+    log::info!("generating on {}", ctx.name());
+    let prompt = tokenizer::encode(&args.prompt);
+    let cfg = GenerateConfig {
+        max_tokens: args.max_tokens,
+        stop: args.stop.as_deref().map(tokenizer::encode),
+        sampling: SamplingConfig {
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            repetition_penalty: args.repetition_penalty,
+            seed: args.seed,
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", args.prompt)?;
+    let mut decoder = tokenizer::ByteDecoder::default();
+    let start = std::time::Instant::now();
+    let tokens = model::generate(&ctx, &model, &prompt, &cfg, |t| {
+        let _ = write!(out, "{}", decoder.push(t));
+        let _ = out.flush();
+    })?;
+    writeln!(out, "{}", decoder.finish())?;
+    let secs = start.elapsed().as_secs_f64();
+    log::info!("{} tokens in {secs:.2} s ({:.1} tokens/s)", tokens.len(), tokens.len() as f64 / secs);
+    Ok(())
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let result = backend(&cli).and_then(|choice| match &cli.command {
         Command::Info { json } => info(choice, *json),
+        Command::Generate(args) => generate(choice, args),
         Command::Bench { which } => match which {
             BenchCommand::Matmul { width, sizes, out } => bench_matmul(choice, *width, sizes, out),
         },
