@@ -108,9 +108,10 @@ def main():
         if time.time() - start > args.time_limit:
             break
 
-    model = model.cpu().eval()
-    val_ppl = perplexity(model, val, args.seq, "cpu")
-    test_ppl = perplexity(model, test, args.seq, "cpu")
+    model.eval()
+    val_ppl = perplexity(model, val, args.seq, device)
+    test_ppl = perplexity(model, test, args.seq, device)
+    model = model.cpu()
     print(f"final: val ppl {val_ppl:.4f}, test ppl {test_ppl:.4f} ({params} parameters)")
     os.makedirs(args.out, exist_ok=True)
     from safetensors.torch import save_file
