@@ -194,15 +194,15 @@ fn model_dir(arg: &Option<PathBuf>) -> PathBuf {
 }
 
 fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
-    let config = model::ModelConfig::load(&dir.join("config.json"))?;
-    let mut file = model::WeightFile::open(&dir.join("model.safetensors"))?;
-    let bar = indicatif::ProgressBar::new(config.n_layers as u64).with_style(
+    let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("loading {msg} [{bar:30}] {pos}/{len} blocks")
             .expect("static template"),
     );
     bar.set_message(dir.display().to_string());
-    let model = Model::load(ctx, config, &mut file, |i| bar.set_position(i as u64 + 1))?;
-    file.finish()?;
+    let model = Model::load_dir_with_progress(ctx, dir, |i, n| {
+        bar.set_length(n as u64);
+        bar.set_position(i as u64);
+    })?;
     bar.finish_and_clear();
     Ok(model)
 }
@@ -210,7 +210,8 @@ fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
 fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
     let ctx = GpuContext::new(choice)?;
     let dir = model_dir(&args.model);
-    let model = load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+    let model =
+        load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
     log::info!("generating on {}", ctx.name());
     let prompt = tokenizer::encode(&args.prompt);
     let cfg = GenerateConfig {
@@ -234,7 +235,11 @@ fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
     })?;
     writeln!(out, "{}", decoder.finish())?;
     let secs = start.elapsed().as_secs_f64();
-    log::info!("{} tokens in {secs:.2} s ({:.1} tokens/s)", tokens.len(), tokens.len() as f64 / secs);
+    log::info!(
+        "{} tokens in {secs:.2} s ({:.1} tokens/s)",
+        tokens.len(),
+        tokens.len() as f64 / secs
+    );
     Ok(())
 }
 

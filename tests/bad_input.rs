@@ -24,14 +24,29 @@ fn matmul_rejects_mismatched_shapes() {
     on_every_adapter(|ctx| {
         let mut b = Batch::new(ctx);
         let a = t(ctx, "A", &[3, 5]);
-        expect_err(ops::matmul(&mut b, &a, &t(ctx, "W", &[4, 6]), true), &["matmul", "W", "expected 5", "found 6"]);
-        expect_err(ops::matmul(&mut b, &a, &t(ctx, "B", &[6, 4]), false), &["expected 5", "found 6"]);
+        expect_err(
+            ops::matmul(&mut b, &a, &t(ctx, "W", &[4, 6]), true),
+            &["matmul", "W", "expected 5", "found 6"],
+        );
+        expect_err(
+            ops::matmul(&mut b, &a, &t(ctx, "B", &[6, 4]), false),
+            &["expected 5", "found 6"],
+        );
         let a3 = t(ctx, "A3", &[2, 3, 5]);
-        expect_err(ops::matmul(&mut b, &a3, &t(ctx, "B3", &[3, 5, 4]), false), &["batch", "1 or 2", "found 3"]);
+        expect_err(
+            ops::matmul(&mut b, &a3, &t(ctx, "B3", &[3, 5, 4]), false),
+            &["batch", "1 or 2", "found 3"],
+        );
         expect_err(ops::matmul(&mut b, &t(ctx, "v", &[5]), &a, true), &["rank"]);
-        expect_err(ops::matmul(&mut b, &t(ctx, "z", &[0, 5]), &a, true), &["no zero dimension"]);
+        expect_err(
+            ops::matmul(&mut b, &t(ctx, "z", &[0, 5]), &a, true),
+            &["no zero dimension"],
+        );
         let c = t(ctx, "C", &[3, 3]);
-        expect_err(ops::matmul_into(&mut b, &a, &t(ctx, "W", &[4, 5]), true, &c), &["C", "[3, 4]", "[3, 3]"]);
+        expect_err(
+            ops::matmul_into(&mut b, &a, &t(ctx, "W", &[4, 5]), true, &c),
+            &["C", "[3, 4]", "[3, 3]"],
+        );
         b.submit().unwrap();
     });
 }
@@ -43,14 +58,30 @@ fn attention_rejects_bad_heads_and_lengths() {
         let q = t(ctx, "q", &[4, 6, 8]);
         let k = t(ctx, "k", &[10, 4, 8]);
         let v = t(ctx, "v", &[10, 4, 8]);
-        let how = AttentionShape { scale: 1.0, causal: true, n_kv: 10 };
-        expect_err(ops::attention(&mut b, &q, &k, &v, how), &["kv heads", "divisor of 6", "found 4"]);
+        let how = AttentionShape {
+            scale: 1.0,
+            causal: true,
+            n_kv: 10,
+        };
+        expect_err(
+            ops::attention(&mut b, &q, &k, &v, how),
+            &["kv heads", "divisor of 6", "found 4"],
+        );
         let k = t(ctx, "k", &[10, 3, 8]);
         let v = t(ctx, "v", &[10, 3, 8]);
-        expect_err(ops::attention(&mut b, &q, &k, &v, AttentionShape { n_kv: 11, ..how }), &["valid keys", "1..=10", "found 11"]);
-        expect_err(ops::attention(&mut b, &q, &k, &v, AttentionShape { n_kv: 3, ..how }), &["causal queries"]);
+        expect_err(
+            ops::attention(&mut b, &q, &k, &v, AttentionShape { n_kv: 11, ..how }),
+            &["valid keys", "1..=10", "found 11"],
+        );
+        expect_err(
+            ops::attention(&mut b, &q, &k, &v, AttentionShape { n_kv: 3, ..how }),
+            &["causal queries"],
+        );
         let k7 = t(ctx, "k7", &[10, 3, 7]);
-        expect_err(ops::attention(&mut b, &q, &k7, &v, how), &["k7", "[10, 3, 8]", "[10, 3, 7]"]);
+        expect_err(
+            ops::attention(&mut b, &q, &k7, &v, how),
+            &["k7", "[10, 3, 8]", "[10, 3, 7]"],
+        );
         b.submit().unwrap();
     });
 }
@@ -61,12 +92,33 @@ fn rope_norm_softmax_embedding_reject_bad_input() {
         let mut b = Batch::new(ctx);
         let table = RopeTable::new(ctx, 8, 10000.0, 16).unwrap();
         let x = t(ctx, "x", &[4, 2, 8]);
-        expect_err(ops::rope_inplace(&mut b, &x, &table, 13, RopeMode::Interleaved), &["rope position", "out of range", "16"]);
-        expect_err(ops::rope_inplace(&mut b, &t(ctx, "x4", &[4, 2, 4]), &table, 0, RopeMode::HalfSplit), &["rotated width", "<= head width 4"]);
-        expect_err(ops::rmsnorm(&mut b, &t(ctx, "h", &[3, 8]), &t(ctx, "g", &[7]), 1e-5), &["weight", "[8]", "[7]"]);
-        expect_err(ops::softmax(&mut b, &t(ctx, "s", &[5, 4]), Some(0)), &["causal", "<= columns (4)"]);
+        expect_err(
+            ops::rope_inplace(&mut b, &x, &table, 13, RopeMode::Interleaved),
+            &["rope position", "out of range", "16"],
+        );
+        expect_err(
+            ops::rope_inplace(
+                &mut b,
+                &t(ctx, "x4", &[4, 2, 4]),
+                &table,
+                0,
+                RopeMode::HalfSplit,
+            ),
+            &["rotated width", "<= head width 4"],
+        );
+        expect_err(
+            ops::rmsnorm(&mut b, &t(ctx, "h", &[3, 8]), &t(ctx, "g", &[7]), 1e-5),
+            &["weight", "[8]", "[7]"],
+        );
+        expect_err(
+            ops::softmax(&mut b, &t(ctx, "s", &[5, 4]), Some(0)),
+            &["causal", "<= columns (4)"],
+        );
         let emb = t(ctx, "emb", &[10, 4]);
-        expect_err(ops::embedding(&mut b, &emb, &[1, 10]), &["token id at position 1", "10", "< 10"]);
+        expect_err(
+            ops::embedding(&mut b, &emb, &[1, 10]),
+            &["token id at position 1", "10", "< 10"],
+        );
         expect_err(ops::embedding(&mut b, &emb, &[]), &["token ids"]);
         b.submit().unwrap();
     });
@@ -76,8 +128,14 @@ fn rope_norm_softmax_embedding_reject_bad_input() {
 fn buffers_over_the_adapters_limits_are_errors() {
     on_every_adapter(|ctx| {
         let too_many = (ctx.limits.max_storage_buffer_binding_size / 4 + 1) as usize;
-        expect_err(GpuTensor::zeros(ctx, "huge", &[too_many]), &["huge", "max storage buffer binding size"]);
-        expect_err(GpuTensor::from_f32(ctx, "short", &[2, 3], &[1.0; 5]), &["short", "6 elements", "5 elements"]);
+        expect_err(
+            GpuTensor::zeros(ctx, "huge", &[too_many]),
+            &["huge", "max storage buffer binding size"],
+        );
+        expect_err(
+            GpuTensor::from_f32(ctx, "short", &[2, 3], &[1.0; 5]),
+            &["short", "6 elements", "5 elements"],
+        );
     });
 }
 
@@ -86,7 +144,10 @@ fn unknown_backend_is_an_error() {
     let e = "metl".parse::<BackendChoice>().unwrap_err();
     assert!(matches!(e, Error::UnknownBackend { .. }));
     assert!(e.to_string().contains("'metl'") && e.to_string().contains("vulkan, metal, dx12, gl"));
-    assert_eq!("VULKAN".parse::<BackendChoice>().unwrap(), BackendChoice::Vulkan);
+    assert_eq!(
+        "VULKAN".parse::<BackendChoice>().unwrap(),
+        BackendChoice::Vulkan
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ fn upload(ctx: &GpuContext, label: &str, shape: &[usize], data: &[f32]) -> GpuTe
     GpuTensor::from_f32(ctx, label, shape, data).expect("upload")
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_matmul(
     ctx: &GpuContext,
     rng: &mut Rng,

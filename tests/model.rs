@@ -25,12 +25,20 @@ fn logits_match_pytorch_twin() {
             let (torch32, _) = golden.f64("logits_f32");
             let model = Model::load_dir(ctx, &dir).unwrap();
             let mut cache = model.new_cache(ctx).unwrap();
-            let ours = model.forward(ctx, &tokens, &mut cache, Logits::All).unwrap();
+            let ours = model
+                .forward(ctx, &tokens, &mut cache, Logits::All)
+                .unwrap();
             let torch_err = max_diff64(&torch32, &ref64);
             let our_err = max_diff(&ours, &ref64);
             let tol = tolerance(torch_err);
-            eprintln!("{name} on {}: ours {our_err:.3e}, torch fp32 {torch_err:.3e}, tol {tol:.3e}", ctx.name());
-            assert!(our_err <= tol, "{name}: logits error {our_err:.3e} > tol {tol:.3e} (torch fp32 {torch_err:.3e})");
+            eprintln!(
+                "{name} on {}: ours {our_err:.3e}, torch fp32 {torch_err:.3e}, tol {tol:.3e}",
+                ctx.name()
+            );
+            assert!(
+                our_err <= tol,
+                "{name}: logits error {our_err:.3e} > tol {tol:.3e} (torch fp32 {torch_err:.3e})"
+            );
         }
     });
 }
@@ -49,15 +57,23 @@ fn prefill_then_decode_equals_full_forward() {
             let v = model.config.vocab_size;
             let prefill = 5;
             let mut cache = model.new_cache(ctx).unwrap();
-            let mut logits = model.forward(ctx, &tokens[..prefill], &mut cache, Logits::All).unwrap();
+            let mut logits = model
+                .forward(ctx, &tokens[..prefill], &mut cache, Logits::All)
+                .unwrap();
             for &t in &tokens[prefill..] {
                 logits.extend(model.forward(ctx, &[t], &mut cache, Logits::Last).unwrap());
             }
             assert_eq!(cache.len, tokens.len());
             // Both paths are measured against the same float64 logits at every position.
             for pos in 0..tokens.len() {
-                let err = max_diff(&logits[pos * v..(pos + 1) * v], &ref64[pos * v..(pos + 1) * v]);
-                assert!(err <= tol, "{name}: position {pos}: error {err:.3e} > {tol:.3e}");
+                let err = max_diff(
+                    &logits[pos * v..(pos + 1) * v],
+                    &ref64[pos * v..(pos + 1) * v],
+                );
+                assert!(
+                    err <= tol,
+                    "{name}: position {pos}: error {err:.3e} > {tol:.3e}"
+                );
             }
         }
     });
@@ -70,14 +86,26 @@ fn same_seed_gives_the_same_tokens() {
         let cfg = GenerateConfig {
             max_tokens: 20,
             stop: None,
-            sampling: SamplingConfig { temperature: 1.0, top_k: 0, top_p: 0.9, repetition_penalty: 1.1, seed: 7 },
+            sampling: SamplingConfig {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 0.9,
+                repetition_penalty: 1.1,
+                seed: 7,
+            },
         };
         let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
         let a = generate(ctx, &model, &prompt, &cfg, |_| {}).unwrap();
         let b = generate(ctx, &model, &prompt, &cfg, |_| {}).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.len(), 20);
-        let other = GenerateConfig { sampling: SamplingConfig { seed: 8, ..cfg.sampling.clone() }, ..cfg.clone() };
+        let other = GenerateConfig {
+            sampling: SamplingConfig {
+                seed: 8,
+                ..cfg.sampling.clone()
+            },
+            ..cfg.clone()
+        };
         let c = generate(ctx, &model, &prompt, &other, |_| {}).unwrap();
         assert_ne!(a, c, "a different seed should change a 20-token sample");
     });

@@ -131,6 +131,7 @@ fn erf(x: f64) -> f64 {
 
 /// RoPE of `x` `[tokens, heads, head_dim]`, first `cos.len()/positions*2` values of each head,
 /// from the same cos/sin tables the GPU reads (`[positions, rot/2]`).
+#[allow(clippy::too_many_arguments)]
 pub fn rope(
     x: &[f32],
     heads: usize,

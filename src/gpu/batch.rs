@@ -126,7 +126,10 @@ impl<'a> Batch<'a> {
         if src_at + count > src.numel() || dst_at + count > dst.numel() {
             return Err(crate::error::shape_err(
                 "copy",
-                format!("{count} elements '{}'[{src_at}..] -> '{}'[{dst_at}..]", src.label, dst.label),
+                format!(
+                    "{count} elements '{}'[{src_at}..] -> '{}'[{dst_at}..]",
+                    src.label, dst.label
+                ),
                 format!("within {} and {} elements", src.numel(), dst.numel()),
                 format!("end {} and {}", src_at + count, dst_at + count),
             ));

@@ -168,7 +168,7 @@ impl ModelConfig {
         if self.vocab_size > u32::MAX as usize {
             return Err(invalid("vocab_size", "< 2^32", self.vocab_size));
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(invalid(
                 "n_heads",
                 format!("a divisor of d_model ({})", self.d_model),
@@ -184,14 +184,14 @@ impl ModelConfig {
         match &self.attention {
             AttentionConfig::Mha { n_kv_heads } => {
                 let kv = n_kv_heads.unwrap_or(self.n_heads);
-                if kv == 0 || self.n_heads % kv != 0 {
+                if kv == 0 || !self.n_heads.is_multiple_of(kv) {
                     return Err(invalid(
                         "attention.n_kv_heads",
                         format!("a positive divisor of n_heads ({})", self.n_heads),
                         kv,
                     ));
                 }
-                if self.head_dim() % 2 != 0 {
+                if !self.head_dim().is_multiple_of(2) {
                     return Err(invalid(
                         "n_heads",
                         "a head width (d_model / n_heads) that is even, for RoPE",

@@ -52,9 +52,7 @@ impl Norm {
     /// Normalises rows of `x` `[n, d]`.
     pub fn forward(&self, b: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
         match (self.kind, &self.bias) {
-            (NormKind::Layernorm, Some(bias)) => {
-                ops::layernorm(b, x, &self.weight, bias, self.eps)
-            }
+            (NormKind::Layernorm, Some(bias)) => ops::layernorm(b, x, &self.weight, bias, self.eps),
             _ => ops::rmsnorm(b, x, &self.weight, self.eps),
         }
     }
@@ -89,7 +87,9 @@ impl Ffn {
         prefix: &str,
     ) -> Result<Self> {
         let (d, h) = (cfg.d_model, cfg.ffn_hidden);
-        let mut w = |name: &str, shape: &[usize]| load(ctx, file, &format!("{prefix}.{name}.weight"), shape);
+        let mut w = |name: &str, shape: &[usize]| {
+            load(ctx, file, &format!("{prefix}.{name}.weight"), shape)
+        };
         Ok(match cfg.ffn_kind {
             FfnKind::Swiglu => Ffn::Swiglu {
                 gate: w("gate_proj", &[h, d])?,

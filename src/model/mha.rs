@@ -46,7 +46,9 @@ impl MhaLayer {
         prefix: &str,
     ) -> Result<Self> {
         let (d, h, kv, dh) = (cfg.d_model, cfg.n_heads, cfg.n_kv_heads(), cfg.head_dim());
-        let mut w = |name: &str, shape: &[usize]| load(ctx, file, &format!("{prefix}.{name}.weight"), shape);
+        let mut w = |name: &str, shape: &[usize]| {
+            load(ctx, file, &format!("{prefix}.{name}.weight"), shape)
+        };
         Ok(MhaLayer {
             q_proj: w("q_proj", &[h * dh, d])?,
             k_proj: w("k_proj", &[kv * dh, d])?,

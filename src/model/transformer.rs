@@ -74,11 +74,24 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads `config.json` and `model.safetensors` from a model directory.
+    /// Loads `config.json` and `model.safetensors` from a model directory; every tensor in the
+    /// file must be used.
     pub fn load_dir(ctx: &GpuContext, dir: &Path) -> Result<Self> {
+        Self::load_dir_with_progress(ctx, dir, |_, _| {})
+    }
+
+    /// As [`Model::load_dir`], calling `progress(block, blocks)` as each block is uploaded.
+    pub fn load_dir_with_progress(
+        ctx: &GpuContext,
+        dir: &Path,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Self> {
         let config = ModelConfig::load(&dir.join("config.json"))?;
+        let blocks = config.n_layers;
         let mut file = WeightFile::open(&dir.join("model.safetensors"))?;
-        Self::load(ctx, config, &mut file, |_| {})
+        let model = Self::load(ctx, config, &mut file, |i| progress(i + 1, blocks))?;
+        file.finish()?;
+        Ok(model)
     }
 
     /// Builds the model from a config and an open weights file; every tensor the file holds must

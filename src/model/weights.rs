@@ -50,15 +50,24 @@ impl WeightFile {
 
     /// Every tensor name in the file.
     pub fn names(&self) -> Result<Vec<String>> {
-        Ok(self.tensors()?.names().into_iter().map(String::from).collect())
+        Ok(self
+            .tensors()?
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect())
     }
 
     /// The tensor `name` as f32, checked to have `shape`.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let st = self.tensors()?;
-        let view = st
-            .tensor(name)
-            .map_err(|_| self.err(name, format!("a tensor of shape {shape:?}"), "no such tensor"))?;
+        let view = st.tensor(name).map_err(|_| {
+            self.err(
+                name,
+                format!("a tensor of shape {shape:?}"),
+                "no such tensor",
+            )
+        })?;
         if view.shape() != shape {
             return Err(self.err(
                 name,

@@ -43,7 +43,7 @@ struct Variant {
 fn variant(m: usize, n: usize, k: usize, transpose_b: bool) -> Variant {
     const WG8: &[(&str, f64)] = &[("WG_X", 8.0), ("WG_Y", 8.0)];
     const WG16: &[(&str, f64)] = &[("WG_X", 16.0), ("WG_Y", 16.0)];
-    let aligned_k = k % 4 == 0;
+    let aligned_k = k.is_multiple_of(4);
     match (m, transpose_b) {
         (1, true) if aligned_k => Variant {
             kernel: &shaders::MATVEC_NT_V4,
@@ -63,7 +63,7 @@ fn variant(m: usize, n: usize, k: usize, transpose_b: bool) -> Variant {
             cols_per_workgroup: 8 * 8,
             constants: WG8,
         },
-        (_, false) if aligned_k && n % 4 == 0 => Variant {
+        (_, false) if aligned_k && n.is_multiple_of(4) => Variant {
             kernel: &shaders::MATMUL_NN_V4,
             rows_per_workgroup: 8 * 8,
             cols_per_workgroup: 8 * 4 * 4,

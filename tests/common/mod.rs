@@ -83,15 +83,26 @@ pub fn max_abs(x: &[f64]) -> f64 {
 pub fn assert_close_by(what: &str, gpu: &[f32], reference: &[f64], tol: impl Fn(usize) -> f64) {
     assert_eq!(gpu.len(), reference.len(), "{what}: length");
     let mut bad = 0;
-    let mut worst = (0usize, 0.0f64, 0.0f64);
+    // (index, error, tolerance, error / tolerance) of the worst element; NaN counts as worst.
+    let mut worst = (0usize, 0.0f64, tol(0), f64::NEG_INFINITY);
     for (i, (&g, &r)) in gpu.iter().zip(reference).enumerate() {
         let err = (g as f64 - r).abs();
         let t = tol(i);
-        if !(err <= t) {
+        let within = err <= t;
+        if !within {
             bad += 1;
         }
-        if !(err / t <= worst.1 / worst.2.max(f64::MIN_POSITIVE)) || i == 0 {
-            worst = (i, err, t);
+        let ratio = if err.is_nan() {
+            f64::INFINITY
+        } else if t > 0.0 {
+            err / t
+        } else if err > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        if ratio > worst.3 {
+            worst = (i, err, t, ratio);
         }
     }
     assert!(

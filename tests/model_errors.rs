@@ -1,0 +1,261 @@
+//! Bad model files and configs: each gives an error that names the thing, expected and found;
+//! the command line exits non-zero with that message, never a panic.
+
+mod common;
+
+use common::{contexts, fixture};
+use latentgpu::model::{Cache, Logits, Model, ModelConfig};
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A scratch copy of the `mha-tiny` fixture whose files a test may break.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("latentgpu-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture("mha-tiny").join(f), dir.join(f)).unwrap();
+    }
+    dir
+}
+
+/// Rewrites the weights with `edit` applied to the list of (name, dtype, shape, bytes).
+fn rewrite(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>)) {
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    edit(&mut tensors);
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(
+        dir.join("model.safetensors"),
+        safetensors::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+}
+
+fn load_err(dir: &Path) -> String {
+    let ctx = &contexts()[0];
+    let config = match ModelConfig::load(&dir.join("config.json")) {
+        Ok(c) => c,
+        Err(e) => return e.to_string(),
+    };
+    let mut file = match latentgpu::model::WeightFile::open(&dir.join("model.safetensors")) {
+        Ok(f) => f,
+        Err(e) => return e.to_string(),
+    };
+    match Model::load(ctx, config, &mut file, |_| {}).and_then(|_| file.finish()) {
+        Ok(()) => panic!("{} loaded without error", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_mentions(msg: &str, fragments: &[&str]) {
+    for f in fragments {
+        assert!(msg.contains(f), "error '{msg}' should mention '{f}'");
+    }
+}
+
+#[test]
+fn truncated_weights_are_an_error() {
+    let dir = scratch("truncated");
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+    assert_mentions(
+        &load_err(&dir),
+        &["model.safetensors", "complete safetensors file"],
+    );
+    std::fs::write(&path, b"not a safetensors file").unwrap();
+    assert_mentions(&load_err(&dir), &["model.safetensors"]);
+}
+
+#[test]
+fn missing_misshaped_wrong_dtype_and_extra_tensors_are_errors() {
+    let dir = scratch("missing");
+    rewrite(&dir, |t| {
+        t.retain(|(n, ..)| n != "layers.1.attn.k_proj.weight")
+    });
+    assert_mentions(
+        &load_err(&dir),
+        &["layers.1.attn.k_proj.weight", "[64, 64]", "no such tensor"],
+    );
+
+    let dir = scratch("misshaped");
+    rewrite(&dir, |t| {
+        let e = t.iter_mut().find(|(n, ..)| n == "norm.weight").unwrap();
+        e.2 = vec![32];
+        e.3.truncate(32 * 4);
+    });
+    assert_mentions(
+        &load_err(&dir),
+        &["norm.weight", "expected shape [64]", "found shape [32]"],
+    );
+
+    let dir = scratch("dtype");
+    rewrite(&dir, |t| {
+        let e = t.iter_mut().find(|(n, ..)| n == "norm.weight").unwrap();
+        e.1 = Dtype::I32;
+    });
+    assert_mentions(&load_err(&dir), &["norm.weight", "F32, F16 or BF16", "I32"]);
+
+    let dir = scratch("extra");
+    rewrite(&dir, |t| {
+        t.push((
+            "layers.9.attn.q_proj.weight".into(),
+            Dtype::F32,
+            vec![1],
+            vec![0; 4],
+        ))
+    });
+    assert_mentions(&load_err(&dir), &["layers.9.attn.q_proj.weight", "unused"]);
+}
+
+#[test]
+fn f16_and_bf16_weights_load_as_f32() {
+    for dtype in [Dtype::F16, Dtype::BF16] {
+        let dir = scratch(&format!("{dtype:?}"));
+        rewrite(&dir, |t| {
+            for (_, d, _, b) in t.iter_mut() {
+                let vals: Vec<f32> = b
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                *b = match dtype {
+                    Dtype::F16 => vals
+                        .iter()
+                        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                        .collect(),
+                    _ => vals
+                        .iter()
+                        .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                        .collect(),
+                };
+                *d = dtype;
+            }
+        });
+        let ctx = &contexts()[0];
+        let model = Model::load_dir(ctx, &dir).unwrap();
+        let mut cache = model.new_cache(ctx).unwrap();
+        let logits = model
+            .forward(ctx, &[1, 2, 3], &mut cache, Logits::Last)
+            .unwrap();
+        assert!(logits.iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn invalid_configs_name_the_field() {
+    let base: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("mha-tiny").join("config.json")).unwrap(),
+    )
+    .unwrap();
+    let cases: &[(&str, serde_json::Value, &[&str])] = &[
+        ("n_heads", 0.into(), &["n_heads", "positive"]),
+        (
+            "n_heads",
+            5.into(),
+            &["n_heads", "divisor of d_model (64)", "5"],
+        ),
+        ("norm_eps", (-1.0).into(), &["norm_eps"]),
+        ("vocab_size", 0.into(), &["vocab_size"]),
+        (
+            "attention",
+            serde_json::json!({"kind": "mha", "n_kv_heads": 3}),
+            &["n_kv_heads", "3"],
+        ),
+        (
+            "attention",
+            serde_json::json!({"kind": "sparse"}),
+            &["unknown variant", "sparse"],
+        ),
+        ("ffn_kind", "relu".into(), &["relu"]),
+    ];
+    for (field, value, fragments) in cases {
+        let mut cfg = base.clone();
+        cfg[*field] = value.clone();
+        let e = ModelConfig::from_json(&cfg.to_string())
+            .unwrap_err()
+            .to_string();
+        assert_mentions(&e, fragments);
+    }
+    let e = ModelConfig::from_json("{\"vocab_size\": 256,")
+        .unwrap_err()
+        .to_string();
+    assert_mentions(&e, &["config JSON", "EOF"]);
+}
+
+#[test]
+fn prompts_past_the_context_and_unknown_tokens_are_errors() {
+    let ctx = &contexts()[0];
+    let model = Model::load_dir(ctx, &fixture("mha-tiny")).unwrap();
+    let mut cache: Cache = model.new_cache(ctx).unwrap();
+    let long = vec![65u32; model.config.max_context + 1];
+    let e = model
+        .forward(ctx, &long, &mut cache, Logits::Last)
+        .unwrap_err()
+        .to_string();
+    assert_mentions(&e, &["context", "at most 64 tokens", "65 new"]);
+    let e = model
+        .forward(ctx, &[1, 300], &mut cache, Logits::Last)
+        .unwrap_err()
+        .to_string();
+    assert_mentions(&e, &["token id at position 1", "300", "256"]);
+    assert_eq!(cache.len, 0, "a rejected call leaves the cache untouched");
+}
+
+fn cli(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_latentgpu"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_exits_non_zero_with_a_named_error() {
+    let dir = scratch("cli");
+    let d = dir.to_str().unwrap();
+    let (code, err) = cli(&["--backend", "metl", "info"]);
+    assert_eq!(code, 1, "{err}");
+    assert_mentions(&err, &["unknown backend 'metl'"]);
+
+    let long = "x".repeat(100);
+    let (code, err) = cli(&[
+        "generate",
+        "--model",
+        d,
+        "--prompt",
+        &long,
+        "--max-tokens",
+        "1",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_mentions(&err, &["context", "at most 64 tokens"]);
+
+    let (code, err) = cli(&[
+        "generate",
+        "--model",
+        "/nonexistent/model",
+        "--max-tokens",
+        "1",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_mentions(&err, &["/nonexistent/model/config.json"]);
+
+    std::fs::write(dir.join("config.json"), "{ not json").unwrap();
+    let (code, err) = cli(&["generate", "--model", d, "--max-tokens", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert_mentions(&err, &["config JSON", "config.json"]);
+    assert!(!err.contains("panicked"), "{err}");
+}
