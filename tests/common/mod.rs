@@ -28,6 +28,10 @@ pub fn contexts() -> &'static [GpuContext] {
                 all.iter().map(|c| c.name()).collect::<Vec<_>>()
             );
         }
+        // Record which adapters the tests ran on, so CI can show it (one line per adapter).
+        let record = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("gpu-test-adapters.txt");
+        let lines: String = all.iter().map(|c| format!("{}\n", c.name())).collect();
+        let _ = std::fs::write(record, lines);
         for c in &all {
             eprintln!("GPU test adapter: {}", c.name());
         }
