@@ -28,6 +28,12 @@ MODELS = {
         attention={"kind": "mha", "n_kv_heads": 2}, ffn_kind="gelu", norm_kind="layernorm",
         rope={"base": 10000.0, "mode": "interleaved"}, tie_embeddings=True,
     ),
+    # 57 tokens: three full chunks of 16 and a partial one; M = 5 latents, odd on purpose.
+    "latent-tiny": dict(attention={"kind": "latent", "latents": 5, "chunk": 16, "synthesis": True}),
+    "latent-tiny-nosynth": dict(
+        attention={"kind": "latent", "latents": 3, "chunk": 7, "synthesis": False, "rope_dim": 4},
+        rope={"base": 10000.0, "mode": "interleaved"},
+    ),
 }
 
 

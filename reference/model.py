@@ -123,10 +123,116 @@ class Mha(nn.Module):
         return self.o_proj(o.reshape(*lead, self.h * self.dh))
 
 
+class Projections(nn.Module):
+    """The four [d, d] projections of one latent-attention phase."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.q_proj = nn.Linear(d, d, bias=False)
+        self.k_proj = nn.Linear(d, d, bias=False)
+        self.v_proj = nn.Linear(d, d, bias=False)
+        self.o_proj = nn.Linear(d, d, bias=False)
+
+
+def full_attention(q, k, v, scale):
+    """Non-causal attention: q [.., n, H, dh], k/v [.., m, H, dh] -> [.., n, H, dh]."""
+    scores = torch.einsum("...nhd,...mhd->...hnm", q, k) * scale
+    return torch.einsum("...hnm,...mhd->...nhd", scores.softmax(-1), v)
+
+
+class LatentAttention(nn.Module):
+    """Three-phase latent attention, causal by chunks (docs/latent-attention.md).
+
+    Token t in chunk c = t // C attends, in one softmax, to the M latents' keys/values built from
+    the tokens of chunks < c, and to the tokens of chunk c up to t. RoPE rotates the first r values
+    of each head of the token queries and local keys; the latents' keys are zero there.
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        a = cfg.attention
+        d = cfg.d_model
+        self.h, self.dh = cfg.n_heads, cfg.head_dim
+        self.M, self.C = a["latents"], a["chunk"]
+        self.r = rope_dim(cfg)
+        self.mode = cfg.rope.get("mode", "half_split")
+        self.latents = nn.Parameter(torch.randn(self.M, d) * 0.02)
+        self.gather = Projections(d)
+        self.synth = Projections(d) if a.get("synthesis", True) else None
+        self.broadcast = Projections(d)
+        mask = torch.ones(self.dh)
+        mask[: self.r] = 0
+        self.register_buffer("key_mask", mask, persistent=False)
+
+    def heads(self, x):
+        return x.view(*x.shape[:-1], self.h, self.dh)
+
+    def rope(self, x, cos, sin):
+        return torch.cat((apply_rope(x[..., : self.r], cos, sin, self.mode), x[..., self.r:]), dim=-1)
+
+    def latent_kv(self, g):
+        """Phases 2 and 3's latent side from the gathered summary g [.., M, d]."""
+        l1 = self.latents + self.gather.o_proj(g)
+        l2 = l1
+        if self.synth is not None:
+            p = self.synth
+            a = full_attention(self.heads(p.q_proj(l1)), self.heads(p.k_proj(l1)), self.heads(p.v_proj(l1)), self.dh ** -0.5)
+            l2 = l1 + p.o_proj(a.flatten(-2))
+        k3 = self.heads(self.broadcast.k_proj(l2)) * self.key_mask
+        v3 = self.heads(self.broadcast.v_proj(l2))
+        return k3, v3
+
+    def forward(self, x, cos, sin):
+        """x [.., n, d] at positions 0..n -> [.., n, d]."""
+        n = x.shape[-2]
+        scale = self.dh ** -0.5
+        q3 = self.rope(self.heads(self.broadcast.q_proj(x)), cos, sin)
+        k1 = self.heads(self.gather.k_proj(x))
+        v1 = self.heads(self.gather.v_proj(x))
+        k1r = self.rope(k1, cos, sin)
+        q1 = self.heads(self.gather.q_proj(self.latents)).expand(*x.shape[:-2], self.M, self.h, self.dh)
+        g = torch.zeros(*x.shape[:-2], self.M, x.shape[-1], dtype=x.dtype, device=x.device)
+        outs = []
+        for c0 in range(0, n, self.C):
+            c1 = min(c0 + self.C, n)
+            k3, v3 = self.latent_kv(g)
+            keys = torch.cat((k3, k1r[..., c0:c1, :, :]), dim=-3)
+            values = torch.cat((v3, v1[..., c0:c1, :, :]), dim=-3)
+            outs.append(causal_attention(q3[..., c0:c1, :, :], keys, values, scale))
+            if c1 - c0 == self.C:
+                # The gather over every token of chunks 0..c: exact softmax (the GPU keeps it online).
+                g = full_attention(q1, k1[..., :c1, :, :], v1[..., :c1, :, :], scale).flatten(-2)
+        return self.broadcast.o_proj(torch.cat(outs, dim=-3).flatten(-2))
+
+    def forward_bidirectional(self, x):
+        """The seeds' three equations, no position: x [n, d] -> [n, d]."""
+        scale = self.dh ** -0.5
+        q1 = self.heads(self.gather.q_proj(self.latents))
+        g = full_attention(q1, self.heads(self.gather.k_proj(x)), self.heads(self.gather.v_proj(x)), scale)
+        l1 = self.latents + self.gather.o_proj(g.flatten(-2))
+        l2 = l1
+        if self.synth is not None:
+            p = self.synth
+            a = full_attention(self.heads(p.q_proj(l1)), self.heads(p.k_proj(l1)), self.heads(p.v_proj(l1)), scale)
+            l2 = l1 + p.o_proj(a.flatten(-2))
+        y = full_attention(self.heads(self.broadcast.q_proj(x)), self.heads(self.broadcast.k_proj(l2)),
+                           self.heads(self.broadcast.v_proj(l2)), scale)
+        return self.broadcast.o_proj(y.flatten(-2))
+
+
+def rope_dim(cfg: Config):
+    """Rotated values per head: the whole head for MHA, `rope_dim` (default half) for latent."""
+    if cfg.attention["kind"] == "latent":
+        return cfg.attention.get("rope_dim") or (cfg.head_dim // 2 // 2 * 2)
+    return cfg.head_dim
+
+
 def make_attention(cfg: Config):
     kind = cfg.attention["kind"]
     if kind == "mha":
         return Mha(cfg)
+    if kind == "latent":
+        return LatentAttention(cfg)
     raise ValueError(f"unknown attention kind {kind!r}")
 
 
@@ -152,7 +258,7 @@ class Model(nn.Module):
         self.norm = Norm(cfg)
         if not cfg.tie_embeddings:
             self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        cos, sin = rope_tables(cfg.head_dim, cfg.rope.get("base", 10000.0), cfg.max_context)
+        cos, sin = rope_tables(rope_dim(cfg), cfg.rope.get("base", 10000.0), cfg.max_context)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 

@@ -9,6 +9,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("bench.wgsl", BENCH),
     ("elementwise.wgsl", ELEMENTWISE),
     ("embedding.wgsl", EMBEDDING),
+    ("latent.wgsl", LATENT),
     ("matmul.wgsl", MATMUL),
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("norm.wgsl", NORM),
@@ -24,6 +25,8 @@ pub const BENCH: &str = include_str!("../shaders/bench.wgsl");
 pub const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
 /// Embedding lookup.
 pub const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
+/// The gather phase of causal latent attention.
+pub const LATENT: &str = include_str!("../shaders/latent.wgsl");
 /// Matrix products.
 pub const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
 /// Matrix products for shapes aligned to 4 (vec4 loads).
@@ -102,6 +105,13 @@ pub const MATVEC_NT_V4: Kernel = trusted(kernel(
 ));
 /// Fused attention.
 pub const ATTENTION_FUSED: Kernel = kernel("attention.wgsl", ATTENTION, "attention", U_RRR_W);
+/// Latent gather state update.
+pub const GATHER_UPDATE: Kernel = kernel(
+    "latent.wgsl",
+    LATENT,
+    "gather_update",
+    &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite],
+);
 /// FMA roof probe.
 pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);
 /// Copy roof probe.

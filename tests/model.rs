@@ -6,7 +6,12 @@ mod common;
 use common::{fixture, max_diff, max_diff64, on_every_adapter, Golden};
 use latentgpu::model::{generate, GenerateConfig, Logits, Model, SamplingConfig};
 
-const FIXTURES: &[&str] = &["mha-tiny", "gqa-tiny-gelu-layernorm"];
+const FIXTURES: &[&str] = &[
+    "mha-tiny",
+    "gqa-tiny-gelu-layernorm",
+    "latent-tiny",
+    "latent-tiny-nosynth",
+];
 
 /// math.md §6 (FlashAttention's rule): our error against the float64 reference may be at most
 /// twice PyTorch fp32's own error against it, both measured on the same logits.

@@ -64,6 +64,25 @@ pub enum AttentionConfig {
         #[serde(default)]
         n_kv_heads: Option<usize>,
     },
+    /// Causal three-phase latent attention (docs/latent-attention.md): `latents` learnable
+    /// latents gather from past chunks of `chunk` tokens, talk to each other (`synthesis`), and
+    /// are read by every token together with the earlier tokens of its own chunk.
+    Latent {
+        /// Latents M.
+        latents: usize,
+        /// Chunk length C.
+        chunk: usize,
+        /// Phase 2 (latent self-attention) on or off (off: seed 004's phases 1 + 3).
+        #[serde(default = "default_true")]
+        synthesis: bool,
+        /// Rotated values per head for the local attention (default: half the head width).
+        #[serde(default)]
+        rope_dim: Option<usize>,
+    },
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A model's configuration.
@@ -143,10 +162,21 @@ impl ModelConfig {
         self.d_model / self.n_heads
     }
 
+    /// Rotated values per head: the whole head for MHA, `rope_dim` for latent attention.
+    pub fn rope_dim(&self) -> usize {
+        match &self.attention {
+            AttentionConfig::Latent { rope_dim, .. } => {
+                rope_dim.unwrap_or(self.head_dim() / 2 / 2 * 2)
+            }
+            _ => self.head_dim(),
+        }
+    }
+
     /// Key/value heads of MHA/GQA.
     pub fn n_kv_heads(&self) -> usize {
         match &self.attention {
             AttentionConfig::Mha { n_kv_heads } => n_kv_heads.unwrap_or(self.n_heads),
+            _ => self.n_heads,
         }
     }
 
@@ -196,6 +226,27 @@ impl ModelConfig {
                         "n_heads",
                         "a head width (d_model / n_heads) that is even, for RoPE",
                         self.head_dim(),
+                    ));
+                }
+            }
+            AttentionConfig::Latent {
+                latents,
+                chunk,
+                rope_dim,
+                ..
+            } => {
+                if *latents == 0 {
+                    return Err(invalid("attention.latents", "a positive integer", latents));
+                }
+                if *chunk == 0 {
+                    return Err(invalid("attention.chunk", "a positive integer", chunk));
+                }
+                let r = rope_dim.unwrap_or(self.head_dim() / 2 / 2 * 2);
+                if r == 0 || r % 2 != 0 || r > self.head_dim() {
+                    return Err(invalid(
+                        "attention.rope_dim",
+                        format!("an even number in 2..={}", self.head_dim()),
+                        r,
                     ));
                 }
             }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod generate;
+pub mod latent;
 pub mod layers;
 pub mod mha;
 pub mod sampling;

@@ -1,6 +1,7 @@
 //! The transformer: embedding, pre-norm blocks, final norm, LM head; prefill and decode.
 
 use super::config::{AttentionConfig, ModelConfig};
+use super::latent::{LatentLayer, LatentShape, LatentState};
 use super::layers::{load, Ffn, Norm};
 use super::mha::{KvCache, MhaLayer};
 use super::weights::WeightFile;
@@ -13,6 +14,8 @@ use std::path::Path;
 pub enum Attention {
     /// Multi-head (grouped-query) attention.
     Mha(MhaLayer),
+    /// Causal three-phase latent attention.
+    Latent(LatentLayer),
 }
 
 /// One pre-norm block: `x + attn(norm(x))`, then `x + ffn(norm(x))`.
@@ -27,6 +30,8 @@ pub struct Block {
 pub enum LayerCache {
     /// K and V of every past token.
     Kv(KvCache),
+    /// The latent layer's constant-size state.
+    Latent(LatentState),
 }
 
 /// The decode state of a whole model: one cache per layer and the tokens it holds.
@@ -46,6 +51,7 @@ impl Cache {
             .iter()
             .map(|l| match l {
                 LayerCache::Kv(kv) => kv.bytes(),
+                LayerCache::Latent(s) => s.bytes(),
             })
             .sum()
     }
@@ -113,6 +119,22 @@ impl Model {
                 AttentionConfig::Mha { .. } => {
                     Attention::Mha(MhaLayer::load(ctx, file, cfg, &format!("{p}.attn"))?)
                 }
+                AttentionConfig::Latent {
+                    latents,
+                    chunk,
+                    synthesis,
+                    ..
+                } => {
+                    let shape = LatentShape {
+                        d: cfg.d_model,
+                        heads: cfg.n_heads,
+                        latents: *latents,
+                        chunk: *chunk,
+                        rope_dim: cfg.rope_dim(),
+                        synthesis: *synthesis,
+                    };
+                    Attention::Latent(LatentLayer::load(ctx, file, shape, &format!("{p}.attn"))?)
+                }
             };
             blocks.push(Block {
                 attn_norm: Norm::load(ctx, file, cfg, &format!("{p}.attn_norm"))?,
@@ -128,7 +150,7 @@ impl Model {
         } else {
             load(ctx, file, "lm_head.weight", &[v, d])?
         };
-        let rope = RopeTable::new(ctx, cfg.head_dim(), cfg.rope.base, cfg.max_context)?;
+        let rope = RopeTable::new(ctx, cfg.rope_dim(), cfg.rope.base, cfg.max_context)?;
         Ok(Model {
             config,
             embed,
@@ -147,6 +169,7 @@ impl Model {
             .iter()
             .map(|b| match &b.attn {
                 Attention::Mha(l) => l.new_cache(ctx, cap).map(LayerCache::Kv),
+                Attention::Latent(l) => l.new_state(ctx).map(LayerCache::Latent),
             })
             .collect::<Result<_>>()?;
         Ok(Cache {
@@ -204,6 +227,10 @@ impl Model {
                 (Attention::Mha(l), LayerCache::Kv(kv)) => {
                     l.forward(b, &h, pos, kv, &self.rope, self.config.rope.mode)?
                 }
+                (Attention::Latent(l), LayerCache::Latent(s)) => {
+                    l.forward(b, &h, pos, s, &self.rope, self.config.rope.mode)?
+                }
+                _ => unreachable!("caches are made by new_cache for the same blocks"),
             };
             x = ops::binary(b, BinaryOp::Add, &x, &a)?;
             let h = block.ffn_norm.forward(b, &x)?;

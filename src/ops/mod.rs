@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod elementwise;
 pub mod embedding;
+pub mod latent;
 pub mod matmul;
 pub mod norm;
 pub mod rope;
@@ -13,6 +14,7 @@ pub mod softmax;
 pub use attention::{attention, attention_into, AttentionParams, AttentionShape};
 pub use elementwise::{binary, unary, BinaryOp, EwParams, UnaryOp};
 pub use embedding::{embedding, EmbeddingParams};
+pub use latent::{gather_update, GatherParams, GatherState};
 pub use matmul::{matmul, matmul_into, MatmulParams};
 pub use norm::{layernorm, rmsnorm, NormParams};
 pub use rope::{rope_inplace, RopeMode, RopeParams, RopeTable};

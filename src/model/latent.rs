@@ -1,0 +1,285 @@
+//! Three-phase latent attention as a model layer: causal (chunked, constant-size decode state)
+//! and bidirectional (the seeds' three equations). The equations are in docs/latent-attention.md.
+
+use super::layers::load;
+use super::weights::WeightFile;
+use crate::error::Result;
+use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::ops::{self, AttentionShape, BinaryOp, GatherState, RopeMode, RopeTable};
+
+/// The four `[d, d]` projections of one phase.
+pub struct Projections {
+    /// Query projection `[d, d]`.
+    pub q: GpuTensor,
+    /// Key projection `[d, d]`.
+    pub k: GpuTensor,
+    /// Value projection `[d, d]`.
+    pub v: GpuTensor,
+    /// Output projection `[d, d]`.
+    pub o: GpuTensor,
+}
+
+impl Projections {
+    fn load(ctx: &GpuContext, file: &mut WeightFile, prefix: &str, d: usize) -> Result<Self> {
+        let mut w = |n: &str| load(ctx, file, &format!("{prefix}.{n}.weight"), &[d, d]);
+        Ok(Projections {
+            q: w("q_proj")?,
+            k: w("k_proj")?,
+            v: w("v_proj")?,
+            o: w("o_proj")?,
+        })
+    }
+}
+
+/// Sizes of a latent attention layer.
+#[derive(Clone, Copy, Debug)]
+pub struct LatentShape {
+    /// Model width d.
+    pub d: usize,
+    /// Heads h.
+    pub heads: usize,
+    /// Latents M.
+    pub latents: usize,
+    /// Chunk length C.
+    pub chunk: usize,
+    /// Rotated values per head in the local attention.
+    pub rope_dim: usize,
+    /// Whether phase 2 runs.
+    pub synthesis: bool,
+}
+
+impl LatentShape {
+    /// Head width d/h.
+    pub fn dh(&self) -> usize {
+        self.d / self.heads
+    }
+}
+
+/// Weights of one latent attention layer.
+pub struct LatentLayer {
+    /// Sizes.
+    pub shape: LatentShape,
+    /// Learnable latents `[M, d]`.
+    latents: GpuTensor,
+    /// Phase 1: latent queries, token keys and values (also the local keys/values), output.
+    gather: Projections,
+    /// Phase 2: latent self-attention.
+    synth: Option<Projections>,
+    /// Phase 3: token queries, latent keys and values, output.
+    broadcast: Projections,
+    /// `latents · gather.qᵀ` `[M, h, dh]`, constant.
+    q1: GpuTensor,
+    /// 0 on the first `rope_dim` values of each head, 1 elsewhere `[M, h, dh]`: keeps latent
+    /// keys out of the rotated subspace, so scores against latents carry no position.
+    key_mask: GpuTensor,
+}
+
+/// The constant-size decode state of one causal latent layer:
+/// O(M·d + C·d) numbers whatever the context length.
+pub struct LatentState {
+    /// Keys `[M + C, h, dh]`: rows `0..M` the latents' keys, rows `M..` the current chunk's
+    /// tokens' rotated keys.
+    pub keys: GpuTensor,
+    /// Values `[M + C, h, dh]`, laid out as `keys`.
+    pub values: GpuTensor,
+    /// The current chunk's unrotated token keys `[C, h, dh]` (what the gather reads).
+    pub chunk_keys: GpuTensor,
+    /// The current chunk's token values `[C, h, dh]`.
+    pub chunk_values: GpuTensor,
+    /// The gather's running online-softmax state over all completed chunks.
+    pub gather: GatherState,
+}
+
+impl LatentState {
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.keys.bytes()
+            + self.values.bytes()
+            + self.chunk_keys.bytes()
+            + self.chunk_values.bytes()
+            + self.gather.bytes()
+    }
+}
+
+impl LatentLayer {
+    /// Loads `{prefix}.latents`, `{prefix}.gather.*`, `{prefix}.synth.*` (when synthesis is on) and
+    /// `{prefix}.broadcast.*`.
+    pub fn load(
+        ctx: &GpuContext,
+        file: &mut WeightFile,
+        shape: LatentShape,
+        prefix: &str,
+    ) -> Result<Self> {
+        let d = shape.d;
+        let latents = load(ctx, file, &format!("{prefix}.latents"), &[shape.latents, d])?;
+        let gather = Projections::load(ctx, file, &format!("{prefix}.gather"), d)?;
+        let synth = if shape.synthesis {
+            Some(Projections::load(ctx, file, &format!("{prefix}.synth"), d)?)
+        } else {
+            None
+        };
+        let broadcast = Projections::load(ctx, file, &format!("{prefix}.broadcast"), d)?;
+        let (m, h, dh) = (shape.latents, shape.heads, shape.dh());
+        let mut b = Batch::new(ctx);
+        let q1 = ops::matmul(&mut b, &latents, &gather.q, true)?.reshape(&[m, h, dh])?;
+        b.submit()?;
+        let mask: Vec<f32> = (0..m * h * dh)
+            .map(|i| if i % dh < shape.rope_dim { 0.0 } else { 1.0 })
+            .collect();
+        let key_mask = GpuTensor::from_f32(ctx, "latent key mask", &[m, h, dh], &mask)?;
+        Ok(LatentLayer {
+            shape,
+            latents,
+            gather,
+            synth,
+            broadcast,
+            q1,
+            key_mask,
+        })
+    }
+
+    fn scale(&self) -> f32 {
+        1.0 / (self.shape.dh() as f32).sqrt()
+    }
+
+    /// Phases 2 and 3's latent side: from the gathered summary `g` `[M, h, dh]` to the latents'
+    /// keys and values `[M, h, dh]` (keys masked out of the rotated subspace).
+    /// `L1 = L + g·Wo1ᵀ`; `L2 = L1 + Attn(L1·Wq2ᵀ, L1·Wk2ᵀ, L1·Wv2ᵀ)·Wo2ᵀ`;
+    /// `K3 = L2·Wk3ᵀ ⊙ mask`, `V3 = L2·Wv3ᵀ`.
+    fn latent_keys_values(
+        &self,
+        b: &mut Batch,
+        g: &GpuTensor,
+    ) -> Result<(GpuTensor, GpuTensor)> {
+        let (m, h, dh, d) = (self.shape.latents, self.shape.heads, self.shape.dh(), self.shape.d);
+        let g = g.reshape(&[m, d])?;
+        let gathered = ops::matmul(b, &g, &self.gather.o, true)?;
+        let l1 = ops::binary(b, BinaryOp::Add, &self.latents, &gathered)?;
+        let l2 = self.synthesis(b, &l1)?;
+        let k3 = ops::matmul(b, &l2, &self.broadcast.k, true)?.reshape(&[m, h, dh])?;
+        let k3 = ops::binary(b, BinaryOp::Mul, &k3, &self.key_mask)?;
+        let v3 = ops::matmul(b, &l2, &self.broadcast.v, true)?.reshape(&[m, h, dh])?;
+        Ok((k3, v3))
+    }
+
+    /// Phase 2 on `l1` `[M, d]` (identity when synthesis is off).
+    fn synthesis(&self, b: &mut Batch, l1: &GpuTensor) -> Result<GpuTensor> {
+        let Some(p) = &self.synth else {
+            return Ok(l1.clone());
+        };
+        let (m, h, dh, d) = (self.shape.latents, self.shape.heads, self.shape.dh(), self.shape.d);
+        let q = ops::matmul(b, l1, &p.q, true)?.reshape(&[m, h, dh])?;
+        let k = ops::matmul(b, l1, &p.k, true)?.reshape(&[m, h, dh])?;
+        let v = ops::matmul(b, l1, &p.v, true)?.reshape(&[m, h, dh])?;
+        let how = AttentionShape { scale: self.scale(), causal: false, n_kv: m };
+        let a = ops::attention(b, &q, &k, &v, how)?.reshape(&[m, d])?;
+        let o = ops::matmul(b, &a, &p.o, true)?;
+        ops::binary(b, BinaryOp::Add, l1, &o)
+    }
+
+    /// An empty decode state (no token seen: the latents are the learned ones, refreshed by
+    /// phase 2).
+    pub fn new_state(&self, ctx: &GpuContext) -> Result<LatentState> {
+        let (m, c, h, dh) = (self.shape.latents, self.shape.chunk, self.shape.heads, self.shape.dh());
+        let state = LatentState {
+            keys: GpuTensor::zeros(ctx, "latent state keys", &[m + c, h, dh])?,
+            values: GpuTensor::zeros(ctx, "latent state values", &[m + c, h, dh])?,
+            chunk_keys: GpuTensor::zeros(ctx, "chunk keys", &[c, h, dh])?,
+            chunk_values: GpuTensor::zeros(ctx, "chunk values", &[c, h, dh])?,
+            gather: GatherState::new(ctx, m, h, dh)?,
+        };
+        let mut b = Batch::new(ctx);
+        self.refresh(&mut b, &state)?;
+        b.submit()?;
+        Ok(state)
+    }
+
+    /// Recomputes the latents' keys and values from the gather state into rows `0..M`.
+    fn refresh(&self, b: &mut Batch, state: &LatentState) -> Result<()> {
+        let (k3, v3) = self.latent_keys_values(b, &state.gather.g)?;
+        b.copy_elements(&k3, 0, &state.keys, 0, k3.numel())?;
+        b.copy_elements(&v3, 0, &state.values, 0, v3.numel())
+    }
+
+    /// Causal forward of `x` `[n, d]` at positions `pos..pos+n`, updating `state`.
+    /// Token t in chunk c attends, in one softmax, to the M latents gathered from chunks `< c`
+    /// and to the tokens of chunk c up to t (rotated by RoPE on the first `rope_dim` values).
+    pub fn forward(
+        &self,
+        b: &mut Batch,
+        x: &GpuTensor,
+        pos: usize,
+        state: &LatentState,
+        rope: &RopeTable,
+        mode: RopeMode,
+    ) -> Result<GpuTensor> {
+        let (m, c, h, dh, d) = (
+            self.shape.latents,
+            self.shape.chunk,
+            self.shape.heads,
+            self.shape.dh(),
+            self.shape.d,
+        );
+        let n = x.shape[0];
+        let row = h * dh;
+        let q3 = ops::matmul(b, x, &self.broadcast.q, true)?.reshape(&[n, h, dh])?;
+        let k1 = ops::matmul(b, x, &self.gather.k, true)?.reshape(&[n, h, dh])?;
+        let v1 = ops::matmul(b, x, &self.gather.v, true)?.reshape(&[n, h, dh])?;
+        let k1r = GpuTensor::zeros(b.ctx(), "rotated keys", &[n, h, dh])?;
+        b.copy(&k1, &k1r)?;
+        ops::rope_inplace(b, &q3, rope, pos, mode)?;
+        ops::rope_inplace(b, &k1r, rope, pos, mode)?;
+        let out = GpuTensor::zeros(b.ctx(), "latent attention", &[n, h, dh])?;
+        let mut t0 = 0;
+        while t0 < n {
+            let cpos = (pos + t0) % c;
+            let seg = (n - t0).min(c - cpos);
+            b.copy_elements(&k1r, t0 * row, &state.keys, (m + cpos) * row, seg * row)?;
+            b.copy_elements(&v1, t0 * row, &state.values, (m + cpos) * row, seg * row)?;
+            b.copy_elements(&k1, t0 * row, &state.chunk_keys, cpos * row, seg * row)?;
+            b.copy_elements(&v1, t0 * row, &state.chunk_values, cpos * row, seg * row)?;
+            let q = if seg == n {
+                q3.clone()
+            } else {
+                let q = GpuTensor::zeros(b.ctx(), "query segment", &[seg, h, dh])?;
+                b.copy_elements(&q3, t0 * row, &q, 0, seg * row)?;
+                q
+            };
+            let how = AttentionShape { scale: self.scale(), causal: true, n_kv: m + cpos + seg };
+            let o = ops::attention(b, &q, &state.keys, &state.values, how)?;
+            if seg == n {
+                b.copy(&o, &out)?;
+            } else {
+                b.copy_elements(&o, 0, &out, t0 * row, seg * row)?;
+            }
+            if cpos + seg == c {
+                let s = &state.gather;
+                ops::gather_update(b, &self.q1, &state.chunk_keys, &state.chunk_values, c, s, self.scale())?;
+                self.refresh(b, state)?;
+            }
+            t0 += seg;
+        }
+        ops::matmul(b, &out.reshape(&[n, d])?, &self.broadcast.o, true)
+    }
+
+    /// Bidirectional forward of `x` `[n, d]`, the seeds' three equations with no position:
+    /// `L1 = L + Attn(L·Wq1ᵀ, X·Wk1ᵀ, X·Wv1ᵀ)·Wo1ᵀ`, `L2 = L1 + Attn(L1·Wq2ᵀ, L1·Wk2ᵀ, L1·Wv2ᵀ)·Wo2ᵀ`,
+    /// `Y = Attn(X·Wq3ᵀ, L2·Wk3ᵀ, L2·Wv3ᵀ)·Wo3ᵀ`.
+    pub fn forward_bidirectional(&self, b: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
+        let (m, h, dh, d) = (self.shape.latents, self.shape.heads, self.shape.dh(), self.shape.d);
+        let n = x.shape[0];
+        let k1 = ops::matmul(b, x, &self.gather.k, true)?.reshape(&[n, h, dh])?;
+        let v1 = ops::matmul(b, x, &self.gather.v, true)?.reshape(&[n, h, dh])?;
+        let gather = AttentionShape { scale: self.scale(), causal: false, n_kv: n };
+        let g = ops::attention(b, &self.q1, &k1, &v1, gather)?.reshape(&[m, d])?;
+        let gathered = ops::matmul(b, &g, &self.gather.o, true)?;
+        let l1 = ops::binary(b, BinaryOp::Add, &self.latents, &gathered)?;
+        let l2 = self.synthesis(b, &l1)?;
+        let q3 = ops::matmul(b, x, &self.broadcast.q, true)?.reshape(&[n, h, dh])?;
+        let k3 = ops::matmul(b, &l2, &self.broadcast.k, true)?.reshape(&[m, h, dh])?;
+        let v3 = ops::matmul(b, &l2, &self.broadcast.v, true)?.reshape(&[m, h, dh])?;
+        let broadcast = AttentionShape { scale: self.scale(), causal: false, n_kv: m };
+        let y = ops::attention(b, &q3, &k3, &v3, broadcast)?.reshape(&[n, d])?;
+        ops::matmul(b, &y, &self.broadcast.o, true)
+    }
+}
