@@ -110,7 +110,9 @@ pub const GATHER_UPDATE: Kernel = kernel(
     "latent.wgsl",
     LATENT,
     "gather_update",
-    &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite],
+    &[
+        Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
+    ],
 );
 /// FMA roof probe.
 pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);

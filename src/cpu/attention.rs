@@ -3,10 +3,10 @@
 /// q `[n_q, heads, d_qk]`, k `[≥n_kv, kv_heads, d_qk]`, v `[≥n_kv, kv_heads, d_v]` -> o
 /// `[n_q, heads, d_v]`. Causal: query `i` sees keys `j <= n_kv − n_q + i`.
 #[allow(clippy::too_many_arguments)]
-pub fn attention(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+pub fn attention<T: Copy + Into<f64>>(
+    q: &[T],
+    k: &[T],
+    v: &[T],
     n_q: usize,
     n_kv: usize,
     heads: usize,
@@ -29,7 +29,7 @@ pub fn attention(
                     let dot: f64 = qrow
                         .iter()
                         .zip(krow)
-                        .map(|(&a, &b)| a as f64 * b as f64)
+                        .map(|(&a, &b)| a.into() * b.into())
                         .sum();
                     dot * scale as f64
                 })
@@ -41,7 +41,7 @@ pub fn attention(
             for (j, p) in e.iter().enumerate() {
                 let vrow = &v[(j * kv_heads + g) * d_v..][..d_v];
                 for (acc, &vv) in out.iter_mut().zip(vrow) {
-                    *acc += p / sum * vv as f64;
+                    *acc += p / sum * vv.into();
                 }
             }
         }

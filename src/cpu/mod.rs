@@ -3,6 +3,8 @@
 
 mod attention;
 mod basic;
+mod latent;
 
 pub use attention::attention;
 pub use basic::{embedding, gelu, gelu_tanh, layernorm, matmul, rmsnorm, rope, silu, softmax};
+pub use latent::LatentWeights;

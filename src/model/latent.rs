@@ -146,12 +146,13 @@ impl LatentLayer {
     /// keys and values `[M, h, dh]` (keys masked out of the rotated subspace).
     /// `L1 = L + g·Wo1ᵀ`; `L2 = L1 + Attn(L1·Wq2ᵀ, L1·Wk2ᵀ, L1·Wv2ᵀ)·Wo2ᵀ`;
     /// `K3 = L2·Wk3ᵀ ⊙ mask`, `V3 = L2·Wv3ᵀ`.
-    fn latent_keys_values(
-        &self,
-        b: &mut Batch,
-        g: &GpuTensor,
-    ) -> Result<(GpuTensor, GpuTensor)> {
-        let (m, h, dh, d) = (self.shape.latents, self.shape.heads, self.shape.dh(), self.shape.d);
+    fn latent_keys_values(&self, b: &mut Batch, g: &GpuTensor) -> Result<(GpuTensor, GpuTensor)> {
+        let (m, h, dh, d) = (
+            self.shape.latents,
+            self.shape.heads,
+            self.shape.dh(),
+            self.shape.d,
+        );
         let g = g.reshape(&[m, d])?;
         let gathered = ops::matmul(b, &g, &self.gather.o, true)?;
         let l1 = ops::binary(b, BinaryOp::Add, &self.latents, &gathered)?;
@@ -167,11 +168,20 @@ impl LatentLayer {
         let Some(p) = &self.synth else {
             return Ok(l1.clone());
         };
-        let (m, h, dh, d) = (self.shape.latents, self.shape.heads, self.shape.dh(), self.shape.d);
+        let (m, h, dh, d) = (
+            self.shape.latents,
+            self.shape.heads,
+            self.shape.dh(),
+            self.shape.d,
+        );
         let q = ops::matmul(b, l1, &p.q, true)?.reshape(&[m, h, dh])?;
         let k = ops::matmul(b, l1, &p.k, true)?.reshape(&[m, h, dh])?;
         let v = ops::matmul(b, l1, &p.v, true)?.reshape(&[m, h, dh])?;
-        let how = AttentionShape { scale: self.scale(), causal: false, n_kv: m };
+        let how = AttentionShape {
+            scale: self.scale(),
+            causal: false,
+            n_kv: m,
+        };
         let a = ops::attention(b, &q, &k, &v, how)?.reshape(&[m, d])?;
         let o = ops::matmul(b, &a, &p.o, true)?;
         ops::binary(b, BinaryOp::Add, l1, &o)
@@ -180,7 +190,12 @@ impl LatentLayer {
     /// An empty decode state (no token seen: the latents are the learned ones, refreshed by
     /// phase 2).
     pub fn new_state(&self, ctx: &GpuContext) -> Result<LatentState> {
-        let (m, c, h, dh) = (self.shape.latents, self.shape.chunk, self.shape.heads, self.shape.dh());
+        let (m, c, h, dh) = (
+            self.shape.latents,
+            self.shape.chunk,
+            self.shape.heads,
+            self.shape.dh(),
+        );
         let state = LatentState {
             keys: GpuTensor::zeros(ctx, "latent state keys", &[m + c, h, dh])?,
             values: GpuTensor::zeros(ctx, "latent state values", &[m + c, h, dh])?,
@@ -245,7 +260,11 @@ impl LatentLayer {
                 b.copy_elements(&q3, t0 * row, &q, 0, seg * row)?;
                 q
             };
-            let how = AttentionShape { scale: self.scale(), causal: true, n_kv: m + cpos + seg };
+            let how = AttentionShape {
+                scale: self.scale(),
+                causal: true,
+                n_kv: m + cpos + seg,
+            };
             let o = ops::attention(b, &q, &state.keys, &state.values, how)?;
             if seg == n {
                 b.copy(&o, &out)?;
@@ -254,7 +273,15 @@ impl LatentLayer {
             }
             if cpos + seg == c {
                 let s = &state.gather;
-                ops::gather_update(b, &self.q1, &state.chunk_keys, &state.chunk_values, c, s, self.scale())?;
+                ops::gather_update(
+                    b,
+                    &self.q1,
+                    &state.chunk_keys,
+                    &state.chunk_values,
+                    c,
+                    s,
+                    self.scale(),
+                )?;
                 self.refresh(b, state)?;
             }
             t0 += seg;
@@ -266,11 +293,20 @@ impl LatentLayer {
     /// `L1 = L + Attn(L·Wq1ᵀ, X·Wk1ᵀ, X·Wv1ᵀ)·Wo1ᵀ`, `L2 = L1 + Attn(L1·Wq2ᵀ, L1·Wk2ᵀ, L1·Wv2ᵀ)·Wo2ᵀ`,
     /// `Y = Attn(X·Wq3ᵀ, L2·Wk3ᵀ, L2·Wv3ᵀ)·Wo3ᵀ`.
     pub fn forward_bidirectional(&self, b: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
-        let (m, h, dh, d) = (self.shape.latents, self.shape.heads, self.shape.dh(), self.shape.d);
+        let (m, h, dh, d) = (
+            self.shape.latents,
+            self.shape.heads,
+            self.shape.dh(),
+            self.shape.d,
+        );
         let n = x.shape[0];
         let k1 = ops::matmul(b, x, &self.gather.k, true)?.reshape(&[n, h, dh])?;
         let v1 = ops::matmul(b, x, &self.gather.v, true)?.reshape(&[n, h, dh])?;
-        let gather = AttentionShape { scale: self.scale(), causal: false, n_kv: n };
+        let gather = AttentionShape {
+            scale: self.scale(),
+            causal: false,
+            n_kv: n,
+        };
         let g = ops::attention(b, &self.q1, &k1, &v1, gather)?.reshape(&[m, d])?;
         let gathered = ops::matmul(b, &g, &self.gather.o, true)?;
         let l1 = ops::binary(b, BinaryOp::Add, &self.latents, &gathered)?;
@@ -278,7 +314,11 @@ impl LatentLayer {
         let q3 = ops::matmul(b, x, &self.broadcast.q, true)?.reshape(&[n, h, dh])?;
         let k3 = ops::matmul(b, &l2, &self.broadcast.k, true)?.reshape(&[m, h, dh])?;
         let v3 = ops::matmul(b, &l2, &self.broadcast.v, true)?.reshape(&[m, h, dh])?;
-        let broadcast = AttentionShape { scale: self.scale(), causal: false, n_kv: m };
+        let broadcast = AttentionShape {
+            scale: self.scale(),
+            causal: false,
+            n_kv: m,
+        };
         let y = ops::attention(b, &q3, &k3, &v3, broadcast)?.reshape(&[n, d])?;
         ops::matmul(b, &y, &self.broadcast.o, true)
     }

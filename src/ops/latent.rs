@@ -77,7 +77,12 @@ pub fn gather_update(
     expect_rank(OP, "keys", k, 3..=3)?;
     expect_shape(OP, "values", v, &k.shape)?;
     if k.shape[1..] != [h, dh] {
-        return Err(shape_err(OP, format!("keys '{}'", k.label), format!("[_, {h}, {dh}]"), format!("{:?}", k.shape)));
+        return Err(shape_err(
+            OP,
+            format!("keys '{}'", k.label),
+            format!("[_, {h}, {dh}]"),
+            format!("{:?}", k.shape),
+        ));
     }
     if n == 0 || n > k.shape[0] {
         return Err(shape_err(OP, "tokens", format!("1..={}", k.shape[0]), n));

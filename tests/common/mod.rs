@@ -109,6 +109,12 @@ pub fn assert_close_by(what: &str, gpu: &[f32], reference: &[f64], tol: impl Fn(
             worst = (i, err, t, ratio);
         }
     }
+    if std::env::var_os("LATENTGPU_TEST_VERBOSE").is_some() {
+        eprintln!(
+            "{what}: worst error {:.3e} = {:.3} of its tolerance",
+            worst.1, worst.3
+        );
+    }
     assert!(
         bad == 0,
         "{what}: {bad} of {} elements out of tolerance; worst at {}: gpu {} ref {} err {:.3e} tol {:.3e}",
