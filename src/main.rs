@@ -87,6 +87,31 @@ enum BenchCommand {
         #[arg(long, default_value = "bench-results/matmul.json")]
         out: PathBuf,
     },
+    /// Causal latent attention against full causal attention: prefill scaling and decode.
+    Attention {
+        /// Model width.
+        #[arg(long, default_value_t = 256)]
+        width: usize,
+        /// Heads.
+        #[arg(long, default_value_t = 4)]
+        heads: usize,
+        /// Latents M.
+        #[arg(long, default_value_t = 64)]
+        latents: usize,
+        /// Chunk length C.
+        #[arg(long, default_value_t = 64)]
+        chunk: usize,
+        /// Context lengths.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "256,512,1024,2048,4096,8192,16384"
+        )]
+        sizes: Vec<usize>,
+        /// Where to write the JSON results.
+        #[arg(long, default_value = "bench-results/attention.json")]
+        out: PathBuf,
+    },
 }
 
 fn backend(cli: &Cli) -> Result<BackendChoice> {
@@ -177,6 +202,46 @@ fn bench_matmul(choice: BackendChoice, width: usize, sizes: &[usize], out: &Path
     write_json(out, &report)
 }
 
+fn bench_attention(
+    choice: BackendChoice,
+    shape: latentgpu::model::latent::LatentShape,
+    sizes: &[usize],
+    out: &PathBuf,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    println!("adapter: {}", ctx.name());
+    println!(
+        "d {} heads {} latents {} chunk {}; prefill = one layer's forward over N tokens",
+        shape.d, shape.heads, shape.latents, shape.chunk
+    );
+    println!(
+        "{:>6} {:>12} {:>12} {:>8} {:>13} {:>13} {:>12} {:>12}",
+        "N", "latent s", "full s", "full/lat", "lat dec ms", "full dec ms", "state B", "KV cache B"
+    );
+    let report = bench::attention::run(&ctx, shape, sizes, |f| {
+        println!(
+            "{:>6} {:>12.4} {:>12.4} {:>8.2} {:>13.3} {:>13.3} {:>12} {:>12}",
+            f.n,
+            f.latent_prefill_s,
+            f.full_prefill_s,
+            f.prefill_speedup,
+            1e3 * f.latent_decode_s,
+            1e3 * f.full_decode_s,
+            f.latent_state_bytes,
+            f.kv_cache_bytes
+        );
+    })?;
+    println!(
+        "scaling exponent (log-log slope of prefill time): latent {:.3}, full {:.3}",
+        report.latent_exponent, report.full_exponent
+    );
+    match report.crossover_n {
+        Some(n) => println!("latent attention is faster from N = {n} on"),
+        None => println!("latent attention was not faster at the largest N measured"),
+    }
+    write_json(out, &report)
+}
+
 /// The model directory: the argument, or the shipped default (found from the working directory or
 /// next to the crate's sources).
 fn model_dir(arg: &Option<PathBuf>) -> PathBuf {
@@ -251,6 +316,24 @@ fn main() {
         Command::Generate(args) => generate(choice, args),
         Command::Bench { which } => match which {
             BenchCommand::Matmul { width, sizes, out } => bench_matmul(choice, *width, sizes, out),
+            BenchCommand::Attention {
+                width,
+                heads,
+                latents,
+                chunk,
+                sizes,
+                out,
+            } => {
+                let shape = latentgpu::model::latent::LatentShape {
+                    d: *width,
+                    heads: *heads,
+                    latents: *latents,
+                    chunk: *chunk,
+                    rope_dim: (*width / *heads / 2).max(2) / 2 * 2,
+                    synthesis: true,
+                };
+                bench_attention(choice, shape, sizes, out)
+            }
         },
     });
     if let Err(e) = result {

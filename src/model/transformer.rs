@@ -13,9 +13,9 @@ use std::path::Path;
 /// The attention of one block.
 pub enum Attention {
     /// Multi-head (grouped-query) attention.
-    Mha(MhaLayer),
+    Mha(Box<MhaLayer>),
     /// Causal three-phase latent attention.
-    Latent(LatentLayer),
+    Latent(Box<LatentLayer>),
 }
 
 /// One pre-norm block: `x + attn(norm(x))`, then `x + ffn(norm(x))`.
@@ -31,7 +31,7 @@ pub enum LayerCache {
     /// K and V of every past token.
     Kv(KvCache),
     /// The latent layer's constant-size state.
-    Latent(LatentState),
+    Latent(Box<LatentState>),
 }
 
 /// The decode state of a whole model: one cache per layer and the tokens it holds.
@@ -116,9 +116,12 @@ impl Model {
         for i in 0..cfg.n_layers {
             let p = format!("layers.{i}");
             let attn = match &cfg.attention {
-                AttentionConfig::Mha { .. } => {
-                    Attention::Mha(MhaLayer::load(ctx, file, cfg, &format!("{p}.attn"))?)
-                }
+                AttentionConfig::Mha { .. } => Attention::Mha(Box::new(MhaLayer::load(
+                    ctx,
+                    file,
+                    cfg,
+                    &format!("{p}.attn"),
+                )?)),
                 AttentionConfig::Latent {
                     latents,
                     chunk,
@@ -133,7 +136,12 @@ impl Model {
                         rope_dim: cfg.rope_dim(),
                         synthesis: *synthesis,
                     };
-                    Attention::Latent(LatentLayer::load(ctx, file, shape, &format!("{p}.attn"))?)
+                    Attention::Latent(Box::new(LatentLayer::load(
+                        ctx,
+                        file,
+                        shape,
+                        &format!("{p}.attn"),
+                    )?))
                 }
             };
             blocks.push(Block {
@@ -169,7 +177,7 @@ impl Model {
             .iter()
             .map(|b| match &b.attn {
                 Attention::Mha(l) => l.new_cache(ctx, cap).map(LayerCache::Kv),
-                Attention::Latent(l) => l.new_state(ctx).map(LayerCache::Latent),
+                Attention::Latent(l) => l.new_state(ctx).map(|s| LayerCache::Latent(Box::new(s))),
             })
             .collect::<Result<_>>()?;
         Ok(Cache {
