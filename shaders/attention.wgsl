@@ -1,10 +1,15 @@
 // Fused multi-head attention with online softmax (FlashAttention-2 recurrence), for prefill and
 // for decode over a KV cache. One workgroup per (query row, head); its invocations score one key
 // each per tile, then each accumulates its own slice of the output's dimensions.
-//   q[t, h, :]  at q[q_off + t * q_row + h * d_qk + j]     (d_qk values)
-//   k[s, g, :]  at k[k_off + s * k_row + g * d_qk + j]     (g = h / (heads / kv_heads): GQA/MQA)
-//   v[s, g, :]  at v[v_off + s * v_row + g * d_v + j]      (d_v values)
-//   o[t, h, :]  at o[o_off + t * o_row + h * d_v + j]
+// Every operand is a strided view (offset, row stride, head stride), and a key may come in two
+// parts from two buffers (its first d_a values from ka, the rest from kb), which is how MLA reads
+// [k_nope; k_pe] and its compressed cache [c_kv; k_pe] without copies:
+//   q[t, h, j]            at q[q_off + t * q_row + h * q_head + j]          j < d_qk
+//   k[s, g, j], j < d_a   at ka[ka_off + s * ka_row + g * ka_head + j]      (g = h / (heads / kv_heads))
+//   k[s, g, j], j >= d_a  at kb[kb_off + s * kb_row + g * kb_head + j - d_a]
+//   v[s, g, j]            at v[v_off + s * v_row + g * v_head + j]          j < d_v
+//   o[t, h, j]            at o[o_off + t * o_row + h * o_head + j]
+// A head stride of 0 shares one key/value head among all heads (MQA).
 // Causal: query t sees keys s <= t + offset (offset = keys already cached before this block).
 // Masked keys are skipped by loop bounds; -1e30 is a finite "empty" sentinel, never an infinity.
 
@@ -14,18 +19,26 @@ struct AttentionParams {
     heads: u32,
     kv_heads: u32,
     d_qk: u32,
+    d_a: u32,
     d_v: u32,
     causal: u32,
     offset: u32,
     scale: f32,
-    q_row: u32,
-    k_row: u32,
-    v_row: u32,
-    o_row: u32,
     q_off: u32,
-    k_off: u32,
+    q_row: u32,
+    q_head: u32,
+    ka_off: u32,
+    ka_row: u32,
+    ka_head: u32,
+    kb_off: u32,
+    kb_row: u32,
+    kb_head: u32,
     v_off: u32,
+    v_row: u32,
+    v_head: u32,
     o_off: u32,
+    o_row: u32,
+    o_head: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -38,9 +51,10 @@ const EMPTY: f32 = -1.0e30;
 
 @group(0) @binding(0) var<uniform> p: AttentionParams;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
+@group(0) @binding(2) var<storage, read> ka: array<f32>;
+@group(0) @binding(3) var<storage, read> kb: array<f32>;
+@group(0) @binding(4) var<storage, read> v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> o: array<f32>;
 
 var<workgroup> q_sh: array<f32, MAX_D_QK>;
 var<workgroup> score_sh: array<f32, WG>;
@@ -60,7 +74,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if (p.causal != 0u) {
         n_valid = min(p.n_kv, t + p.offset + 1u);
     }
-    let q_base = p.q_off + t * p.q_row + h * p.d_qk;
+    let q_base = p.q_off + t * p.q_row + h * p.q_head;
     for (var j = lid; j < p.d_qk; j += WG) {
         q_sh[j] = q[q_base + j];
     }
@@ -74,17 +88,21 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         let s = s0 + lid;
         var score = EMPTY;
         if (lid < count) {
-            let k_base = p.k_off + s * p.k_row + g * p.d_qk;
+            let a_base = p.ka_off + s * p.ka_row + g * p.ka_head;
             var dot4 = vec4<f32>(0.0);
-            let d4 = p.d_qk & ~3u;
+            let d4 = p.d_a & ~3u;
             for (var j = 0u; j < d4; j += 4u) {
-                let kv = vec4<f32>(k[k_base + j], k[k_base + j + 1u], k[k_base + j + 2u], k[k_base + j + 3u]);
+                let kv = vec4<f32>(ka[a_base + j], ka[a_base + j + 1u], ka[a_base + j + 2u], ka[a_base + j + 3u]);
                 let qv = vec4<f32>(q_sh[j], q_sh[j + 1u], q_sh[j + 2u], q_sh[j + 3u]);
                 dot4 = fma(qv, kv, dot4);
             }
             var d = dot(dot4, vec4<f32>(1.0));
-            for (var j = d4; j < p.d_qk; j++) {
-                d = fma(q_sh[j], k[k_base + j], d);
+            for (var j = d4; j < p.d_a; j++) {
+                d = fma(q_sh[j], ka[a_base + j], d);
+            }
+            let b_base = p.kb_off + s * p.kb_row + g * p.kb_head;
+            for (var j = p.d_a; j < p.d_qk; j++) {
+                d = fma(q_sh[j], kb[b_base + j - p.d_a], d);
             }
             score = d * p.scale;
         }
@@ -111,7 +129,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             let dim = lid + i * WG;
             if (dim < p.d_v) {
                 var sum = acc[i] * alpha;
-                let v_base = p.v_off + s0 * p.v_row + g * p.d_v + dim;
+                let v_base = p.v_off + s0 * p.v_row + g * p.v_head + dim;
                 for (var j = 0u; j < count; j++) {
                     sum = fma(prob_sh[j], v[v_base + j * p.v_row], sum);
                 }
@@ -122,7 +140,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         workgroupBarrier();
     }
     let inv = 1.0 / l;
-    let o_base = p.o_off + t * p.o_row + h * p.d_v;
+    let o_base = p.o_off + t * p.o_row + h * p.o_head;
     for (var i = 0u; i < OUT_PER_INVOCATION; i++) {
         let dim = lid + i * WG;
         if (dim < p.d_v) {

@@ -1,5 +1,5 @@
-// Rotary position embedding, in place on x [tokens, heads, head_dim]: the first rot_dim values of
-// every head are rotated by the angle (offset + token) * theta_i, read from host-built tables
+// Rotary position embedding, in place on x [tokens, heads, head_dim]: values
+// [rot_start, rot_start + rot_dim) of every head are rotated by the angle (offset + token) * theta_i, read from host-built tables
 // cos/sin [positions, rot_dim / 2].
 //   mode 0, interleaved pairs (x[2i], x[2i+1]);  mode 1, half-split pairs (x[i], x[i + rot_dim/2]).
 
@@ -11,7 +11,7 @@ struct RopeParams {
     offset: u32,
     mode: u32,
     positions: u32,
-    _pad: u32,
+    rot_start: u32,
 }
 
 override WG: u32 = 256u;
@@ -35,7 +35,7 @@ fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let pos = p.offset + token;
     let c = cos_t[pos * half + i];
     let s = sin_t[pos * half + i];
-    let base = head_row * p.head_dim;
+    let base = head_row * p.head_dim + p.rot_start;
     var i0 = base + 2u * i;
     var i1 = i0 + 1u;
     if (p.mode == 1u) {

@@ -104,7 +104,12 @@ pub const MATVEC_NT_V4: Kernel = trusted(kernel(
     U_RR_W,
 ));
 /// Fused attention.
-pub const ATTENTION_FUSED: Kernel = kernel("attention.wgsl", ATTENTION, "attention", U_RRR_W);
+pub const ATTENTION_FUSED: Kernel = kernel(
+    "attention.wgsl",
+    ATTENTION,
+    "attention",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
 /// Latent gather state update.
 pub const GATHER_UPDATE: Kernel = kernel(
     "latent.wgsl",

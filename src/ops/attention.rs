@@ -20,6 +20,8 @@ pub struct AttentionParams {
     pub kv_heads: u32,
     /// Query/key head width.
     pub d_qk: u32,
+    /// Key values read from `ka` (the rest from `kb`).
+    pub d_a: u32,
     /// Value head width.
     pub d_v: u32,
     /// 1 for causal.
@@ -28,24 +30,87 @@ pub struct AttentionParams {
     pub offset: u32,
     /// Score scale.
     pub scale: f32,
-    /// Elements between query rows.
-    pub q_row: u32,
-    /// Elements between key rows.
-    pub k_row: u32,
-    /// Elements between value rows.
-    pub v_row: u32,
-    /// Elements between output rows.
-    pub o_row: u32,
-    /// First query element.
-    pub q_off: u32,
-    /// First key element.
-    pub k_off: u32,
-    /// First value element.
-    pub v_off: u32,
-    /// First output element.
-    pub o_off: u32,
+    /// Query view: first element, row stride, head stride.
+    pub q: [u32; 3],
+    /// First key part's view.
+    pub ka: [u32; 3],
+    /// Second key part's view.
+    pub kb: [u32; 3],
+    /// Value view.
+    pub v: [u32; 3],
+    /// Output view.
+    pub o: [u32; 3],
     /// Padding.
     pub _pad: [u32; 3],
+}
+
+/// A strided view of an attention operand: element `[row, head, j]` is at
+/// `offset + row·row_stride + head·head_stride + j`. A head stride of 0 shares one head.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    /// The buffer.
+    pub tensor: &'a GpuTensor,
+    /// First element.
+    pub offset: usize,
+    /// Elements between rows.
+    pub row_stride: usize,
+    /// Elements between heads.
+    pub head_stride: usize,
+}
+
+impl<'a> View<'a> {
+    /// A contiguous `[rows, heads, width]` tensor.
+    pub fn contiguous(tensor: &'a GpuTensor) -> Self {
+        let (heads, width) = (tensor.shape[1], tensor.shape[2]);
+        View {
+            tensor,
+            offset: 0,
+            row_stride: heads * width,
+            head_stride: width,
+        }
+    }
+
+    /// The largest element index this view reads for `rows` rows, `heads` heads, `width` values.
+    fn last(&self, rows: usize, heads: usize, width: usize) -> usize {
+        self.offset + (rows - 1) * self.row_stride + (heads - 1) * self.head_stride + width - 1
+    }
+
+    fn packed(&self, op: &'static str, what: &str) -> Result<[u32; 3]> {
+        Ok([
+            as_u32(op, what, self.offset)?,
+            as_u32(op, what, self.row_stride)?,
+            as_u32(op, what, self.head_stride)?,
+        ])
+    }
+}
+
+/// Attention over strided views: `o = softmax(q·[ka; kb]ᵀ·scale [+ causal mask]) · v`.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionViews<'a> {
+    /// Queries `[n_q, heads, d_qk]`.
+    pub q: View<'a>,
+    /// First `d_a` values of each key `[n_kv, kv_heads, d_a]`.
+    pub ka: View<'a>,
+    /// The other `d_qk − d_a` values of each key, if any.
+    pub kb: Option<View<'a>>,
+    /// Values `[n_kv, kv_heads, d_v]`.
+    pub v: View<'a>,
+    /// Output `[n_q, heads, d_v]`.
+    pub o: View<'a>,
+    /// Query rows.
+    pub n_q: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Query/key width.
+    pub d_qk: usize,
+    /// Key values from `ka`.
+    pub d_a: usize,
+    /// Value width.
+    pub d_v: usize,
+    /// Scale, causality and valid keys.
+    pub how: AttentionShape,
 }
 
 /// Invocations per workgroup; each holds up to 16 output values, so `d_v <= 16 * WG`.
@@ -101,64 +166,104 @@ pub fn attention_into(
     expect_shape(OP, "k", k, &[cap, kv_heads, d_qk])?;
     expect_shape(OP, "v", v, &[cap, kv_heads, d_v])?;
     expect_shape(OP, "o", o, &[n_q, heads, d_v])?;
-    if heads % kv_heads != 0 {
-        return Err(shape_err(
-            OP,
-            "kv heads",
-            format!("a divisor of {heads}"),
-            kv_heads,
-        ));
-    }
-    if how.n_kv == 0 || how.n_kv > cap {
+    if how.n_kv > cap {
         return Err(shape_err(OP, "valid keys", format!("1..={cap}"), how.n_kv));
     }
-    if how.causal && n_q > how.n_kv {
-        return Err(shape_err(
-            OP,
-            "causal queries",
-            format!("<= keys ({})", how.n_kv),
+    attention_views(
+        batch,
+        &AttentionViews {
+            q: View::contiguous(q),
+            ka: View::contiguous(k),
+            kb: None,
+            v: View::contiguous(v),
+            o: View::contiguous(o),
             n_q,
-        ));
-    }
-    if d_qk > MAX_D_QK {
-        return Err(shape_err(
-            OP,
-            "query/key head width",
-            format!("<= {MAX_D_QK}"),
+            heads,
+            kv_heads,
             d_qk,
-        ));
-    }
-    if d_v > MAX_D_V {
-        return Err(shape_err(
-            OP,
-            "value head width",
-            format!("<= {MAX_D_V}"),
+            d_a: d_qk,
             d_v,
-        ));
+            how,
+        },
+    )
+}
+
+/// Attention over strided views (see [`AttentionViews`]); checks every view stays inside its
+/// buffer.
+pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
+    const OP: &str = "attention";
+    let (n_q, heads, kv_heads, n_kv) = (a.n_q, a.heads, a.kv_heads, a.how.n_kv);
+    if n_q == 0 || heads == 0 || kv_heads == 0 || a.d_qk == 0 || a.d_v == 0 {
+        return Err(shape_err(OP, "sizes", "all positive", format!("{a:?}")));
+    }
+    if heads % kv_heads != 0 {
+        return Err(shape_err(OP, "kv heads", format!("a divisor of {heads}"), kv_heads));
+    }
+    if n_kv == 0 {
+        return Err(shape_err(OP, "valid keys", "at least 1", n_kv));
+    }
+    if a.how.causal && n_q > n_kv {
+        return Err(shape_err(OP, "causal queries", format!("<= keys ({n_kv})"), n_q));
+    }
+    if a.d_qk > MAX_D_QK {
+        return Err(shape_err(OP, "query/key head width", format!("<= {MAX_D_QK}"), a.d_qk));
+    }
+    if a.d_v > MAX_D_V {
+        return Err(shape_err(OP, "value head width", format!("<= {MAX_D_V}"), a.d_v));
+    }
+    if a.d_a > a.d_qk || (a.d_a < a.d_qk && a.kb.is_none()) {
+        return Err(shape_err(OP, "key split", format!("d_a <= d_qk ({}) and a second key part when less", a.d_qk), a.d_a));
+    }
+    let kb = a.kb.unwrap_or(a.ka);
+    let checks = [
+        ("q", &a.q, n_q, heads, a.d_qk),
+        ("k", &a.ka, n_kv, kv_heads, a.d_a.max(1)),
+        ("k (second part)", &kb, n_kv, kv_heads, (a.d_qk - a.d_a).max(1)),
+        ("v", &a.v, n_kv, kv_heads, a.d_v),
+        ("o", &a.o, n_q, heads, a.d_v),
+    ];
+    for (what, view, rows, hs, width) in checks {
+        let last = view.last(rows, hs, width);
+        if last >= view.tensor.numel() {
+            return Err(shape_err(
+                OP,
+                format!("{what} view of '{}'", view.tensor.label),
+                format!("indices below {}", view.tensor.numel()),
+                format!("index {last}"),
+            ));
+        }
     }
     let u = |what: &str, v: usize| as_u32(OP, what, v);
     let params = AttentionParams {
         n_q: u("queries", n_q)?,
-        n_kv: u("keys", how.n_kv)?,
+        n_kv: u("keys", n_kv)?,
         heads: u("heads", heads)?,
         kv_heads: u("kv heads", kv_heads)?,
-        d_qk: u("d_qk", d_qk)?,
-        d_v: u("d_v", d_v)?,
-        causal: how.causal as u32,
-        offset: u("offset", how.n_kv - n_q.min(how.n_kv))?,
-        scale: how.scale,
-        q_row: u("q row", heads * d_qk)?,
-        k_row: u("k row", kv_heads * d_qk)?,
-        v_row: u("v row", kv_heads * d_v)?,
-        o_row: u("o row", heads * d_v)?,
-        ..Default::default()
+        d_qk: u("d_qk", a.d_qk)?,
+        d_a: u("d_a", a.d_a)?,
+        d_v: u("d_v", a.d_v)?,
+        causal: a.how.causal as u32,
+        offset: u("offset", n_kv - n_q.min(n_kv))?,
+        scale: a.how.scale,
+        q: a.q.packed(OP, "q view")?,
+        ka: a.ka.packed(OP, "k view")?,
+        kb: kb.packed(OP, "k view")?,
+        v: a.v.packed(OP, "v view")?,
+        o: a.o.packed(OP, "o view")?,
+        _pad: [0; 3],
     };
     let wg = grid(batch.ctx(), OP, (n_q * heads) as u64)?;
     batch.dispatch(
         &shaders::ATTENTION_FUSED,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&q.buffer, &k.buffer, &v.buffer, &o.buffer],
+        &[
+            &a.q.tensor.buffer,
+            &a.ka.tensor.buffer,
+            &kb.tensor.buffer,
+            &a.v.tensor.buffer,
+            &a.o.tensor.buffer,
+        ],
         wg,
     );
     Ok(())

@@ -11,13 +11,15 @@ pub mod norm;
 pub mod rope;
 pub mod softmax;
 
-pub use attention::{attention, attention_into, AttentionParams, AttentionShape};
+pub use attention::{
+    attention, attention_into, attention_views, AttentionParams, AttentionShape, AttentionViews, View,
+};
 pub use elementwise::{binary, unary, BinaryOp, EwParams, UnaryOp};
 pub use embedding::{embedding, EmbeddingParams};
 pub use latent::{gather_update, GatherParams, GatherState};
 pub use matmul::{matmul, matmul_into, MatmulParams};
 pub use norm::{layernorm, rmsnorm, NormParams};
-pub use rope::{rope_inplace, RopeMode, RopeParams, RopeTable};
+pub use rope::{rope_inplace, rope_inplace_at, RopeMode, RopeParams, RopeTable};
 pub use softmax::{softmax, SoftmaxParams};
 
 use crate::error::{shape_err, Result};

@@ -24,8 +24,8 @@ pub struct RopeParams {
     pub mode: u32,
     /// Rows of the tables.
     pub positions: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// First rotated value of each head.
+    pub rot_start: u32,
 }
 
 /// Which values form a rotated pair.
@@ -118,14 +118,27 @@ pub fn rope_inplace(
     offset: usize,
     mode: RopeMode,
 ) -> Result<()> {
+    rope_inplace_at(batch, x, table, offset, mode, 0)
+}
+
+/// As [`rope_inplace`], rotating values `start..start + table.rot_dim` of every head (e.g. the
+/// `q_pe` part after `q_nope` in MLA's queries).
+pub fn rope_inplace_at(
+    batch: &mut Batch,
+    x: &GpuTensor,
+    table: &RopeTable,
+    offset: usize,
+    mode: RopeMode,
+    start: usize,
+) -> Result<()> {
     expect_rank("rope", "x", x, 3..=3)?;
     let (tokens, heads, head_dim) = (x.shape[0], x.shape[1], x.shape[2]);
-    if table.rot_dim > head_dim {
+    if start + table.rot_dim > head_dim {
         return Err(shape_err(
             "rope",
             "rotated width",
             format!("<= head width {head_dim}"),
-            table.rot_dim,
+            start + table.rot_dim,
         ));
     }
     if offset + tokens > table.positions {
@@ -143,7 +156,7 @@ pub fn rope_inplace(
         offset: as_u32("rope", "offset", offset)?,
         mode: mode as u32,
         positions: table.positions as u32,
-        _pad: 0,
+        rot_start: as_u32("rope", "start", start)?,
     };
     let pairs = (tokens * heads * table.rot_dim / 2) as u64;
     let wg = grid(batch.ctx(), "rope", pairs.div_ceil(256))?;
