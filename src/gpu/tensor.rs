@@ -163,6 +163,25 @@ impl GpuTensor {
         Ok(batch.read(&[self])?.remove(0))
     }
 
+    /// The first `rows` rows (outermost dimension) of this tensor, sharing its buffer.
+    pub fn rows(&self, rows: usize) -> Result<Self> {
+        let have = self.shape.first().copied().unwrap_or(0);
+        if rows == 0 || rows > have {
+            return Err(Error::Shape {
+                op: "rows",
+                what: format!("'{}'", self.label),
+                expected: format!("1..={have} rows"),
+                found: rows.to_string(),
+            });
+        }
+        let mut shape = self.shape.clone();
+        shape[0] = rows;
+        Ok(GpuTensor {
+            shape,
+            ..self.clone()
+        })
+    }
+
     /// The same buffer seen with another shape of the same element count.
     pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
         let numel: usize = shape.iter().product();

@@ -5,6 +5,7 @@ pub mod generate;
 pub mod latent;
 pub mod layers;
 pub mod mha;
+pub mod mla;
 pub mod sampling;
 pub mod tokenizer;
 pub mod transformer;

@@ -197,28 +197,59 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         return Err(shape_err(OP, "sizes", "all positive", format!("{a:?}")));
     }
     if heads % kv_heads != 0 {
-        return Err(shape_err(OP, "kv heads", format!("a divisor of {heads}"), kv_heads));
+        return Err(shape_err(
+            OP,
+            "kv heads",
+            format!("a divisor of {heads}"),
+            kv_heads,
+        ));
     }
     if n_kv == 0 {
         return Err(shape_err(OP, "valid keys", "at least 1", n_kv));
     }
     if a.how.causal && n_q > n_kv {
-        return Err(shape_err(OP, "causal queries", format!("<= keys ({n_kv})"), n_q));
+        return Err(shape_err(
+            OP,
+            "causal queries",
+            format!("<= keys ({n_kv})"),
+            n_q,
+        ));
     }
     if a.d_qk > MAX_D_QK {
-        return Err(shape_err(OP, "query/key head width", format!("<= {MAX_D_QK}"), a.d_qk));
+        return Err(shape_err(
+            OP,
+            "query/key head width",
+            format!("<= {MAX_D_QK}"),
+            a.d_qk,
+        ));
     }
     if a.d_v > MAX_D_V {
-        return Err(shape_err(OP, "value head width", format!("<= {MAX_D_V}"), a.d_v));
+        return Err(shape_err(
+            OP,
+            "value head width",
+            format!("<= {MAX_D_V}"),
+            a.d_v,
+        ));
     }
     if a.d_a > a.d_qk || (a.d_a < a.d_qk && a.kb.is_none()) {
-        return Err(shape_err(OP, "key split", format!("d_a <= d_qk ({}) and a second key part when less", a.d_qk), a.d_a));
+        return Err(shape_err(
+            OP,
+            "key split",
+            format!("d_a <= d_qk ({}) and a second key part when less", a.d_qk),
+            a.d_a,
+        ));
     }
     let kb = a.kb.unwrap_or(a.ka);
     let checks = [
         ("q", &a.q, n_q, heads, a.d_qk),
         ("k", &a.ka, n_kv, kv_heads, a.d_a.max(1)),
-        ("k (second part)", &kb, n_kv, kv_heads, (a.d_qk - a.d_a).max(1)),
+        (
+            "k (second part)",
+            &kb,
+            n_kv,
+            kv_heads,
+            (a.d_qk - a.d_a).max(1),
+        ),
         ("v", &a.v, n_kv, kv_heads, a.d_v),
         ("o", &a.o, n_q, heads, a.d_v),
     ];

@@ -12,7 +12,8 @@ pub mod rope;
 pub mod softmax;
 
 pub use attention::{
-    attention, attention_into, attention_views, AttentionParams, AttentionShape, AttentionViews, View,
+    attention, attention_into, attention_views, AttentionParams, AttentionShape, AttentionViews,
+    View,
 };
 pub use elementwise::{binary, unary, BinaryOp, EwParams, UnaryOp};
 pub use embedding::{embedding, EmbeddingParams};

@@ -1,0 +1,533 @@
+//! DeepSeek Multi-head Latent Attention (math.md §3) with the Hugging Face DeepseekV2/V3 weight
+//! names: a compressed cache of `c_kv` and the rotated `k_pe` only, a naive path (up-project K
+//! and V; prefill) and an absorbed path (score and aggregate in the latent space; decode).
+//!
+//! RoPE pairs: DeepSeek checkpoints rotate interleaved pairs `(x[2i], x[2i+1])`. HF DeepseekV2
+//! rotates them in place (complex multiply); HF DeepseekV3 (`rope_interleave`) rotates the same
+//! pairs but writes the result de-interleaved. Both give the same dot products, so the loader
+//! keeps the checkpoint's weights as they are and rotates interleaved pairs in place.
+
+use super::layers::load;
+use super::weights::WeightFile;
+use crate::error::{Error, Result};
+use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::ops::{self, AttentionShape, AttentionViews, RopeMode, RopeTable, View};
+use serde::{Deserialize, Serialize};
+
+/// YaRN RoPE scaling (`rope_type: yarn`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Yarn {
+    /// Context extension factor.
+    pub factor: f64,
+    /// Context length of pre-training.
+    pub original_max_position_embeddings: usize,
+    /// Rotations at which extrapolation stops.
+    #[serde(default = "default_beta_fast")]
+    pub beta_fast: f64,
+    /// Rotations at which interpolation starts.
+    #[serde(default = "default_beta_slow")]
+    pub beta_slow: f64,
+    /// Magnitude scale numerator (0 = none).
+    #[serde(default)]
+    pub mscale: f64,
+    /// Magnitude scale denominator, and the softmax-scale correction (0 = none).
+    #[serde(default)]
+    pub mscale_all_dim: f64,
+}
+
+fn default_beta_fast() -> f64 {
+    32.0
+}
+fn default_beta_slow() -> f64 {
+    1.0
+}
+
+/// YaRN's magnitude factor `0.1·m·ln(s) + 1` (1 when `s <= 1`).
+fn yarn_mscale(scale: f64, m: f64) -> f64 {
+    if scale <= 1.0 {
+        1.0
+    } else {
+        0.1 * m * scale.ln() + 1.0
+    }
+}
+
+/// The sizes and RoPE settings of one MLA layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MlaShape {
+    /// Model width.
+    pub d: usize,
+    /// Heads.
+    pub heads: usize,
+    /// Rank of the query compression (`None`: a plain `q_proj`).
+    pub q_lora_rank: Option<usize>,
+    /// Rank of the KV compression (the cached `c_kv` width).
+    pub kv_lora_rank: usize,
+    /// Per-head query/key width without position.
+    pub qk_nope_head_dim: usize,
+    /// Per-head query/key width with RoPE (the cached `k_pe` width).
+    pub qk_rope_head_dim: usize,
+    /// Per-head value width.
+    pub v_head_dim: usize,
+    /// Epsilon of `q_a_layernorm` and `kv_a_layernorm`.
+    pub norm_eps: f32,
+    /// RoPE base.
+    pub rope_base: f64,
+    /// YaRN scaling, if any.
+    pub yarn: Option<Yarn>,
+}
+
+impl MlaShape {
+    /// Query/key head width `nope + rope`.
+    pub fn qk_head_dim(&self) -> usize {
+        self.qk_nope_head_dim + self.qk_rope_head_dim
+    }
+
+    /// Numbers cached per token per layer: `kv_lora_rank + qk_rope_head_dim`.
+    pub fn cache_numbers_per_token(&self) -> usize {
+        self.kv_lora_rank + self.qk_rope_head_dim
+    }
+
+    /// Softmax scale `(nope+rope)^-1/2`, times `m²` with YaRN's `mscale_all_dim` (as HF).
+    pub fn softmax_scale(&self) -> f32 {
+        let mut s = (self.qk_head_dim() as f64).powf(-0.5);
+        if let Some(y) = &self.yarn {
+            if y.mscale_all_dim != 0.0 {
+                let m = yarn_mscale(y.factor, y.mscale_all_dim);
+                s *= m * m;
+            }
+        }
+        s as f32
+    }
+
+    /// RoPE inverse frequencies (fp32, as HF computes them) and the cos/sin magnitude factor.
+    pub fn inv_freq(&self) -> (Vec<f32>, f32) {
+        let dim = self.qk_rope_head_dim;
+        let base = self.rope_base as f32;
+        let pos_freqs: Vec<f32> = (0..dim / 2)
+            .map(|i| ((base as f64).powf(((2 * i) as f32 / dim as f32) as f64)) as f32)
+            .collect();
+        let Some(y) = &self.yarn else {
+            return (pos_freqs.iter().map(|p| 1.0 / p).collect(), 1.0);
+        };
+        let correction = |rot: f64| {
+            dim as f64
+                * (y.original_max_position_embeddings as f64 / (rot * 2.0 * std::f64::consts::PI))
+                    .ln()
+                / (2.0 * (self.rope_base).ln())
+        };
+        let low = correction(y.beta_fast).floor().max(0.0);
+        let high = correction(y.beta_slow).ceil().min(dim as f64 - 1.0);
+        let high = if low == high { high + 0.001 } else { high };
+        let factor = y.factor as f32;
+        let inv: Vec<f32> = pos_freqs
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let ramp = (((i as f32) - low as f32) / (high - low) as f32).clamp(0.0, 1.0);
+                let extrapolation = 1.0 - ramp;
+                let (inter, extra) = (1.0 / (factor * p), 1.0 / p);
+                inter * (1.0 - extrapolation) + extra * extrapolation
+            })
+            .collect();
+        let attention_factor = if y.mscale != 0.0 && y.mscale_all_dim != 0.0 {
+            yarn_mscale(y.factor, y.mscale) / yarn_mscale(y.factor, y.mscale_all_dim)
+        } else {
+            yarn_mscale(y.factor, 1.0)
+        };
+        (inv, attention_factor as f32)
+    }
+
+    /// Reads the MLA fields of a Hugging Face DeepseekV2/V3 `config.json` (RoPE settings from
+    /// `rope_parameters` (transformers 5) or `rope_scaling` and `rope_theta` (older files)).
+    pub fn from_hf_config(json: &serde_json::Value) -> Result<Self> {
+        let field = |name: &str| -> Result<&serde_json::Value> {
+            json.get(name)
+                .filter(|v| !v.is_null())
+                .ok_or_else(|| Error::Invalid {
+                    what: format!("Hugging Face config field '{name}'"),
+                    expected: "present".into(),
+                    found: "missing".into(),
+                })
+        };
+        let usize_of = |name: &str| -> Result<usize> {
+            field(name)?
+                .as_u64()
+                .map(|v| v as usize)
+                .ok_or_else(|| Error::Invalid {
+                    what: format!("Hugging Face config field '{name}'"),
+                    expected: "a non-negative integer".into(),
+                    found: json[name].to_string(),
+                })
+        };
+        let rope = json
+            .get("rope_parameters")
+            .filter(|v| v.is_object())
+            .or_else(|| json.get("rope_scaling").filter(|v| v.is_object()));
+        let rope_type = rope
+            .and_then(|r| r.get("rope_type").or_else(|| r.get("type")))
+            .and_then(|t| t.as_str())
+            .unwrap_or("default");
+        let rope_base = rope
+            .and_then(|r| r.get("rope_theta"))
+            .or_else(|| json.get("rope_theta"))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(10000.0);
+        let yarn = match rope_type {
+            "yarn" => {
+                let r = rope.cloned().unwrap_or_default();
+                Some(serde_json::from_value::<Yarn>(r).map_err(|e| Error::Invalid {
+                    what: "Hugging Face config field 'rope_parameters' (yarn)".into(),
+                    expected: "factor, original_max_position_embeddings, beta_fast, beta_slow, mscale, mscale_all_dim".into(),
+                    found: e.to_string(),
+                })?)
+            }
+            "default" => None,
+            other => {
+                return Err(Error::Invalid {
+                    what: "Hugging Face config RoPE type".into(),
+                    expected: "default or yarn".into(),
+                    found: other.to_string(),
+                })
+            }
+        };
+        let shape = MlaShape {
+            d: usize_of("hidden_size")?,
+            heads: usize_of("num_attention_heads")?,
+            q_lora_rank: json
+                .get("q_lora_rank")
+                .and_then(|v| v.as_u64())
+                .map(|v| v as usize),
+            kv_lora_rank: usize_of("kv_lora_rank")?,
+            qk_nope_head_dim: usize_of("qk_nope_head_dim")?,
+            qk_rope_head_dim: usize_of("qk_rope_head_dim")?,
+            v_head_dim: usize_of("v_head_dim")?,
+            norm_eps: json
+                .get("rms_norm_eps")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(1e-6) as f32,
+            rope_base,
+            yarn,
+        };
+        shape.validate()?;
+        Ok(shape)
+    }
+
+    /// Checks the sizes; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        let fields = [
+            ("hidden_size", self.d),
+            ("num_attention_heads", self.heads),
+            ("kv_lora_rank", self.kv_lora_rank),
+            ("qk_nope_head_dim", self.qk_nope_head_dim),
+            ("qk_rope_head_dim", self.qk_rope_head_dim),
+            ("v_head_dim", self.v_head_dim),
+        ];
+        for (name, v) in fields {
+            if v == 0 {
+                return Err(Error::Invalid {
+                    what: format!("MLA field '{name}'"),
+                    expected: "a positive integer".into(),
+                    found: v.to_string(),
+                });
+            }
+        }
+        if self.qk_rope_head_dim % 2 != 0 {
+            return Err(Error::Invalid {
+                what: "MLA field 'qk_rope_head_dim'".into(),
+                expected: "an even number (RoPE rotates pairs)".into(),
+                found: self.qk_rope_head_dim.to_string(),
+            });
+        }
+        if self.q_lora_rank == Some(0) {
+            return Err(Error::Invalid {
+                what: "MLA field 'q_lora_rank'".into(),
+                expected: "a positive integer or null".into(),
+                found: "0".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The compressed cache of one MLA layer: per token only `c_kv` and the rotated `k_pe`.
+pub struct MlaCache {
+    /// Normalised `c_kv` `[capacity, kv_lora_rank]`.
+    pub c_kv: GpuTensor,
+    /// Rotated `k_pe` `[capacity, qk_rope_head_dim]`.
+    pub k_pe: GpuTensor,
+}
+
+impl MlaCache {
+    /// Bytes held: `capacity · (kv_lora_rank + qk_rope_head_dim) · 4`.
+    pub fn bytes(&self) -> u64 {
+        self.c_kv.bytes() + self.k_pe.bytes()
+    }
+}
+
+/// Which attention path a forward call takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MlaPath {
+    /// Up-project K and V for every cached token (prefill).
+    Naive,
+    /// Score and aggregate in the latent space (decode).
+    Absorbed,
+}
+
+/// Weights of one MLA layer, plus the absorbed matrices derived from them at load.
+pub struct MlaLayer {
+    /// Sizes.
+    pub shape: MlaShape,
+    /// `q_a_proj` `[q_lora, d]` and `q_a_layernorm` `[q_lora]`, with `q_lora_rank`.
+    q_a: Option<(GpuTensor, GpuTensor)>,
+    /// `q_proj` or `q_b_proj`: `[h·(nope+rope), d or q_lora]`.
+    q: GpuTensor,
+    /// The `c_kv` rows of `kv_a_proj_with_mqa`: `[kv_lora, d]`.
+    w_ckv: GpuTensor,
+    /// The `k_pe` rows of `kv_a_proj_with_mqa`: `[rope, d]`.
+    w_kpe: GpuTensor,
+    /// `kv_a_layernorm` `[kv_lora]`.
+    kv_norm: GpuTensor,
+    /// `kv_b_proj` `[h·(nope+v), kv_lora]`.
+    kv_b: GpuTensor,
+    /// `o_proj` `[d, h·v]`.
+    o: GpuTensor,
+    /// Absorbed query: per head `[W_UKᵀ·Wq_nope ; Wq_pe]`: `[h·(kv_lora+rope), d or q_lora]`.
+    q_absorbed: GpuTensor,
+    /// Absorbed output: per head `Wo_h·W_UV`: `[d, h·kv_lora]`.
+    o_absorbed: GpuTensor,
+    rope: RopeTable,
+}
+
+/// `a [r, k] · b [k, c]` in f64, rounded to f32 (`a`, `b` row-major).
+fn matmul_f64(a: &[f32], b: &[f32], r: usize, k: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            let s: f64 = (0..k)
+                .map(|t| a[i * k + t] as f64 * b[t * c + j] as f64)
+                .sum();
+            out[i * c + j] = s as f32;
+        }
+    }
+    out
+}
+
+impl MlaLayer {
+    /// Loads the layer's tensors by their Hugging Face names under `prefix` (e.g.
+    /// `layers.0.attn` or `model.layers.0.self_attn`) and derives the absorbed matrices.
+    pub fn load(
+        ctx: &GpuContext,
+        file: &mut WeightFile,
+        shape: MlaShape,
+        prefix: &str,
+        max_positions: usize,
+    ) -> Result<Self> {
+        shape.validate()?;
+        let (d, h) = (shape.d, shape.heads);
+        let (nope, rope, v, r) = (
+            shape.qk_nope_head_dim,
+            shape.qk_rope_head_dim,
+            shape.v_head_dim,
+            shape.kv_lora_rank,
+        );
+        let qk = nope + rope;
+        let name = |n: &str| {
+            if prefix.is_empty() {
+                n.to_string()
+            } else {
+                format!("{prefix}.{n}")
+            }
+        };
+        let (q_a, q_host, q_in) = match shape.q_lora_rank {
+            Some(ql) => {
+                let a = load(ctx, file, &name("q_a_proj.weight"), &[ql, d])?;
+                let norm = load(ctx, file, &name("q_a_layernorm.weight"), &[ql])?;
+                (
+                    Some((a, norm)),
+                    file.take(&name("q_b_proj.weight"), &[h * qk, ql])?,
+                    ql,
+                )
+            }
+            None => (None, file.take(&name("q_proj.weight"), &[h * qk, d])?, d),
+        };
+        let kv_a = file.take(&name("kv_a_proj_with_mqa.weight"), &[r + rope, d])?;
+        let kv_b = file.take(&name("kv_b_proj.weight"), &[h * (nope + v), r])?;
+        let o_host = file.take(&name("o_proj.weight"), &[d, h * v])?;
+        // Absorbed query rows, head by head: W_UK[h]ᵀ [r, nope] · Wq_nope[h] [nope, in], then Wq_pe[h].
+        let mut q_abs = Vec::with_capacity(h * (r + rope) * q_in);
+        for hd in 0..h {
+            let uk = &kv_b[hd * (nope + v) * r..(hd * (nope + v) + nope) * r]; // [nope, r]
+            let uk_t: Vec<f32> = (0..r * nope)
+                .map(|i| uk[(i % nope) * r + i / nope])
+                .collect();
+            let wq_nope = &q_host[hd * qk * q_in..(hd * qk + nope) * q_in];
+            q_abs.extend(matmul_f64(&uk_t, wq_nope, r, nope, q_in));
+            q_abs.extend_from_slice(&q_host[(hd * qk + nope) * q_in..(hd + 1) * qk * q_in]);
+        }
+        // Absorbed output columns, head by head: Wo[:, h·v..] [d, v] · W_UV[h] [v, r].
+        let mut o_abs = vec![0.0f32; d * h * r];
+        for hd in 0..h {
+            let wo_h: Vec<f32> = (0..d * v)
+                .map(|i| o_host[(i / v) * h * v + hd * v + i % v])
+                .collect();
+            let uv = &kv_b[(hd * (nope + v) + nope) * r..(hd + 1) * (nope + v) * r];
+            let block = matmul_f64(&wo_h, uv, d, v, r);
+            for row in 0..d {
+                o_abs[row * h * r + hd * r..row * h * r + (hd + 1) * r]
+                    .copy_from_slice(&block[row * r..(row + 1) * r]);
+            }
+        }
+        let (inv_freq, mscale) = shape.inv_freq();
+        let up =
+            |label: &str, dims: &[usize], data: &[f32]| GpuTensor::from_f32(ctx, label, dims, data);
+        Ok(MlaLayer {
+            q_a,
+            q: up(&name("q"), &[h * qk, q_in], &q_host)?,
+            w_ckv: up(
+                &name("kv_a_proj_with_mqa (c_kv rows)"),
+                &[r, d],
+                &kv_a[..r * d],
+            )?,
+            w_kpe: up(
+                &name("kv_a_proj_with_mqa (k_pe rows)"),
+                &[rope, d],
+                &kv_a[r * d..],
+            )?,
+            kv_norm: load(ctx, file, &name("kv_a_layernorm.weight"), &[r])?,
+            kv_b: up(&name("kv_b_proj.weight"), &[h * (nope + v), r], &kv_b)?,
+            o: up(&name("o_proj.weight"), &[d, h * v], &o_host)?,
+            q_absorbed: up(&name("absorbed q"), &[h * (r + rope), q_in], &q_abs)?,
+            o_absorbed: up(&name("absorbed o"), &[d, h * r], &o_abs)?,
+            rope: RopeTable::from_inv_freq(ctx, &inv_freq, max_positions, mscale)?,
+            shape,
+        })
+    }
+
+    /// An empty compressed cache for `capacity` tokens.
+    pub fn new_cache(&self, ctx: &GpuContext, capacity: usize) -> Result<MlaCache> {
+        Ok(MlaCache {
+            c_kv: GpuTensor::zeros(ctx, "mla c_kv cache", &[capacity, self.shape.kv_lora_rank])?,
+            k_pe: GpuTensor::zeros(
+                ctx,
+                "mla k_pe cache",
+                &[capacity, self.shape.qk_rope_head_dim],
+            )?,
+        })
+    }
+
+    /// `x` `[n, d]` at positions `pos..pos+n` -> `[n, d]`; appends `c_kv` and `k_pe` to `cache`.
+    pub fn forward(
+        &self,
+        b: &mut Batch,
+        x: &GpuTensor,
+        pos: usize,
+        cache: &MlaCache,
+        path: MlaPath,
+    ) -> Result<GpuTensor> {
+        let s = &self.shape;
+        let (n, h) = (x.shape[0], s.heads);
+        let (nope, rope, v, r) = (
+            s.qk_nope_head_dim,
+            s.qk_rope_head_dim,
+            s.v_head_dim,
+            s.kv_lora_rank,
+        );
+        let t = pos + n;
+        if t > cache.c_kv.shape[0] {
+            return Err(Error::Invalid {
+                what: "MLA context".into(),
+                expected: format!("at most {} tokens", cache.c_kv.shape[0]),
+                found: format!("{pos} cached + {n} new"),
+            });
+        }
+        let q_in = match &self.q_a {
+            Some((a, norm)) => {
+                let c = ops::matmul(b, x, a, true)?;
+                ops::rmsnorm(b, &c, norm, s.norm_eps)?
+            }
+            None => x.clone(),
+        };
+        // The compressed KV of the new tokens, normalised and rotated, into the cache.
+        let c = ops::matmul(b, x, &self.w_ckv, true)?;
+        let c = ops::rmsnorm(b, &c, &self.kv_norm, s.norm_eps)?;
+        let kpe = ops::matmul(b, x, &self.w_kpe, true)?.reshape(&[n, 1, rope])?;
+        ops::rope_inplace(b, &kpe, &self.rope, pos, RopeMode::Interleaved)?;
+        b.copy_elements(&c, 0, &cache.c_kv, pos * r, n * r)?;
+        b.copy_elements(&kpe, 0, &cache.k_pe, pos * rope, n * rope)?;
+        let how = AttentionShape {
+            scale: s.softmax_scale(),
+            causal: true,
+            n_kv: t,
+        };
+        let pe = View {
+            tensor: &cache.k_pe,
+            offset: 0,
+            row_stride: rope,
+            head_stride: 0,
+        };
+        match path {
+            MlaPath::Naive => {
+                let q = ops::matmul(b, &q_in, &self.q, true)?.reshape(&[n, h, nope + rope])?;
+                ops::rope_inplace_at(b, &q, &self.rope, pos, RopeMode::Interleaved, nope)?;
+                let c_all = cache.c_kv.rows(t)?;
+                let kv = ops::matmul(b, &c_all, &self.kv_b, true)?; // [t, h·(nope+v)]
+                let o = GpuTensor::zeros(b.ctx(), "mla attention", &[n, h, v])?;
+                let stride = h * (nope + v);
+                let up = |offset| View {
+                    tensor: &kv,
+                    offset,
+                    row_stride: stride,
+                    head_stride: nope + v,
+                };
+                ops::attention_views(
+                    b,
+                    &AttentionViews {
+                        q: View::contiguous(&q),
+                        ka: up(0),
+                        kb: Some(pe),
+                        v: up(nope),
+                        o: View::contiguous(&o),
+                        n_q: n,
+                        heads: h,
+                        kv_heads: h,
+                        d_qk: nope + rope,
+                        d_a: nope,
+                        d_v: v,
+                        how,
+                    },
+                )?;
+                ops::matmul(b, &o.reshape(&[n, h * v])?, &self.o, true)
+            }
+            MlaPath::Absorbed => {
+                let q =
+                    ops::matmul(b, &q_in, &self.q_absorbed, true)?.reshape(&[n, h, r + rope])?;
+                ops::rope_inplace_at(b, &q, &self.rope, pos, RopeMode::Interleaved, r)?;
+                let o = GpuTensor::zeros(b.ctx(), "mla latent attention", &[n, h, r])?;
+                let latent = View {
+                    tensor: &cache.c_kv,
+                    offset: 0,
+                    row_stride: r,
+                    head_stride: 0,
+                };
+                ops::attention_views(
+                    b,
+                    &AttentionViews {
+                        q: View::contiguous(&q),
+                        ka: latent,
+                        kb: Some(pe),
+                        v: latent,
+                        o: View::contiguous(&o),
+                        n_q: n,
+                        heads: h,
+                        kv_heads: 1,
+                        d_qk: r + rope,
+                        d_a: r,
+                        d_v: r,
+                        how,
+                    },
+                )?;
+                ops::matmul(b, &o.reshape(&[n, h * r])?, &self.o_absorbed, true)
+            }
+        }
+    }
+}
