@@ -35,6 +35,24 @@ enum Command {
     },
     /// Generate text from a prompt, streaming tokens to stdout.
     Generate(GenerateArgs),
+    /// KV-cache bytes per token and at a context length: MLA against MHA, GQA and MQA.
+    KvCache {
+        /// A Hugging Face DeepseekV2/V3 config.json.
+        #[arg(long, conflicts_with = "preset")]
+        config: Option<PathBuf>,
+        /// A published shape: v2-lite, v2 or v3.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Context length in tokens.
+        #[arg(long, default_value_t = 32768)]
+        context: usize,
+        /// Bytes per cached number (2 for bf16/f16, 4 for f32).
+        #[arg(long, default_value_t = 2)]
+        bytes: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a benchmark.
     Bench {
         #[command(subcommand)]
@@ -202,6 +220,58 @@ fn bench_matmul(choice: BackendChoice, width: usize, sizes: &[usize], out: &Path
     write_json(out, &report)
 }
 
+fn kv_cache(
+    config: &Option<PathBuf>,
+    preset: &Option<String>,
+    context: usize,
+    bytes: usize,
+    json: bool,
+) -> Result<()> {
+    use latentgpu::model::kv_cache;
+    let (name, layers, shape) = match (config, preset) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            let shape = latentgpu::model::mla::MlaShape::from_hf_config(&value)
+                .with_context(|| format!("reading the MLA fields of {}", path.display()))?;
+            let layers = value
+                .get("num_hidden_layers")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(1) as usize;
+            (path.display().to_string(), layers, shape)
+        }
+        (None, Some(p)) => kv_cache::preset(p)?,
+        (None, None) => kv_cache::preset("v3")?,
+    };
+    let report = kv_cache::mla_report(&name, layers, &shape, context, bytes);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("{name}: {layers} layers, context {context} tokens, {bytes} bytes per number");
+    println!(
+        "{:<36} {:>14} {:>16} {:>18} {:>8}",
+        "layout", "numbers/token", "bytes/token", "bytes at context", "vs MLA"
+    );
+    println!(
+        "{:<36} {:>14} {:>16} {:>18} {:>8}",
+        "", "per layer", "all layers", "", ""
+    );
+    for r in &report.rows {
+        println!(
+            "{:<36} {:>14} {:>16} {:>18} {:>7.1}x",
+            r.layout,
+            r.numbers_per_token_per_layer,
+            r.bytes_per_token,
+            r.bytes_at_context,
+            r.ratio_to_mla
+        );
+    }
+    Ok(())
+}
+
 fn bench_attention(
     choice: BackendChoice,
     shape: latentgpu::model::latent::LatentShape,
@@ -314,6 +384,13 @@ fn main() {
     let result = backend(&cli).and_then(|choice| match &cli.command {
         Command::Info { json } => info(choice, *json),
         Command::Generate(args) => generate(choice, args),
+        Command::KvCache {
+            config,
+            preset,
+            context,
+            bytes,
+            json,
+        } => kv_cache(config, preset, *context, *bytes, *json),
         Command::Bench { which } => match which {
             BenchCommand::Matmul { width, sizes, out } => bench_matmul(choice, *width, sizes, out),
             BenchCommand::Attention {

@@ -151,3 +151,61 @@ fn cache_holds_exactly_the_compressed_numbers() {
         assert_eq!(cache.bytes(), cap as u64 * per_token, "{name}");
     }
 }
+
+#[test]
+fn cpu_reference_matches_hugging_face_and_the_gpu_naive_path() {
+    on_every_adapter(|ctx| {
+        for name in CASES {
+            let c = case(name);
+            let mut file =
+                WeightFile::open(&fixture("hf").join(name).join("weights.safetensors")).unwrap();
+            let s = &c.shape;
+            let (h, qk, r, d) = (s.heads, s.qk_head_dim(), s.kv_lora_rank, s.d);
+            let q_a = s.q_lora_rank.map(|ql| {
+                (
+                    file.take("q_a_proj.weight", &[ql, d]).unwrap(),
+                    file.take("q_a_layernorm.weight", &[ql]).unwrap(),
+                )
+            });
+            let q = match s.q_lora_rank {
+                Some(ql) => file.take("q_b_proj.weight", &[h * qk, ql]).unwrap(),
+                None => file.take("q_proj.weight", &[h * qk, d]).unwrap(),
+            };
+            let kv_a = file
+                .take("kv_a_proj_with_mqa.weight", &[r + s.qk_rope_head_dim, d])
+                .unwrap();
+            let kv_norm = file.take("kv_a_layernorm.weight", &[r]).unwrap();
+            let kv_b = file
+                .take(
+                    "kv_b_proj.weight",
+                    &[h * (s.qk_nope_head_dim + s.v_head_dim), r],
+                )
+                .unwrap();
+            let o = file.take("o_proj.weight", &[d, h * s.v_head_dim]).unwrap();
+            let w = latentgpu::cpu::MlaWeights {
+                q_a: q_a.as_ref().map(|(a, n)| (&a[..], &n[..])),
+                q: &q,
+                kv_a: &kv_a,
+                kv_norm: &kv_norm,
+                kv_b: &kv_b,
+                o: &o,
+            };
+            let cpu = latentgpu::cpu::mla_naive(s, &w, &c.x, c.n);
+            // The f64 reference differs from transformers' float64 only by the f32 rounding of
+            // the RoPE tables (both build them in fp32): far below the fp32 errors.
+            let cpu_vs_hf = common::max_diff64(&cpu, &c.ref64);
+            assert!(
+                cpu_vs_hf <= c.hf32_err,
+                "{name}: CPU reference vs transformers float64 {cpu_vs_hf:.3e}"
+            );
+            let l = layer(ctx, name, s);
+            let gpu = run(ctx, &l, &c, c.n, MlaPath::Naive, MlaPath::Naive);
+            let e = max_diff(&gpu, &cpu);
+            assert!(
+                e <= tol(&c),
+                "{name}: GPU naive vs CPU reference {e:.3e} > {:.3e}",
+                tol(&c)
+            );
+        }
+    });
+}

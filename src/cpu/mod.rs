@@ -4,7 +4,9 @@
 mod attention;
 mod basic;
 mod latent;
+mod mla;
 
 pub use attention::attention;
 pub use basic::{embedding, gelu, gelu_tanh, layernorm, matmul, rmsnorm, rope, silu, softmax};
 pub use latent::LatentWeights;
+pub use mla::{mla_naive, MlaWeights};

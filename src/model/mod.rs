@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod generate;
+pub mod kv_cache;
 pub mod latent;
 pub mod layers;
 pub mod mha;
