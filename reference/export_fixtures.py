@@ -34,6 +34,12 @@ MODELS = {
         attention={"kind": "latent", "latents": 3, "chunk": 7, "synthesis": False, "rope_dim": 4},
         rope={"base": 10000.0, "mode": "interleaved"},
     ),
+    "mla-tiny": dict(attention={"kind": "mla", "kv_lora_rank": 24, "qk_nope_head_dim": 12,
+                                "qk_rope_head_dim": 8, "v_head_dim": 10}),
+    "mla-tiny-qlora-yarn": dict(attention={
+        "kind": "mla", "q_lora_rank": 20, "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 6,
+        "v_head_dim": 9, "yarn": {"factor": 4.0, "original_max_position_embeddings": 16, "beta_fast": 32,
+                                  "beta_slow": 1, "mscale": 0.707, "mscale_all_dim": 0.707}}),
 }
 
 

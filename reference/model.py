@@ -220,11 +220,92 @@ class LatentAttention(nn.Module):
         return self.broadcast.o_proj(y.flatten(-2))
 
 
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def yarn_mscale(scale, m):
+    return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+
+def mla_rope(a, base, positions):
+    """inv_freq (fp32, as Hugging Face, YaRN when a["yarn"]) -> cos, sin [positions, rope/2]."""
+    dim = a["qk_rope_head_dim"]
+    pos_freqs = base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim)
+    inv_freq, scale = 1.0 / pos_freqs, 1.0
+    y = a.get("yarn")
+    if y:
+        def corr(rot):
+            return dim * math.log(y["original_max_position_embeddings"] / (rot * 2 * math.pi)) / (2 * math.log(base))
+        low = max(math.floor(corr(y.get("beta_fast", 32))), 0)
+        high = min(math.ceil(corr(y.get("beta_slow", 1))), dim - 1)
+        if low == high:
+            high += 0.001
+        ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
+        extra = 1 - ramp
+        inv_freq = (1.0 / (y["factor"] * pos_freqs)) * (1 - extra) + (1.0 / pos_freqs) * extra
+        m, m_all = y.get("mscale", 0), y.get("mscale_all_dim", 0)
+        scale = yarn_mscale(y["factor"], m) / yarn_mscale(y["factor"], m_all) if m and m_all else yarn_mscale(y["factor"], 1)
+    angles = torch.outer(torch.arange(positions).float(), inv_freq)
+    return angles.cos() * scale, angles.sin() * scale
+
+
+class Mla(nn.Module):
+    """DeepSeek MLA, naive form, Hugging Face DeepseekV2/V3 weight names and semantics:
+    RoPE on interleaved pairs of the rope part, softmax scale (nope+rope)^-1/2 (times YaRN's m²)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        a = cfg.attention
+        d, self.h = cfg.d_model, cfg.n_heads
+        self.nope, self.rope, self.v, self.r = a["qk_nope_head_dim"], a["qk_rope_head_dim"], a["v_head_dim"], a["kv_lora_rank"]
+        eps = a.get("norm_eps", 1e-6)
+        qk = self.nope + self.rope
+        self.q_lora = a.get("q_lora_rank")
+        if self.q_lora:
+            self.q_a_proj = nn.Linear(d, self.q_lora, bias=False)
+            self.q_a_layernorm = RMSNorm(self.q_lora, eps)
+            self.q_b_proj = nn.Linear(self.q_lora, self.h * qk, bias=False)
+        else:
+            self.q_proj = nn.Linear(d, self.h * qk, bias=False)
+        self.kv_a_proj_with_mqa = nn.Linear(d, self.r + self.rope, bias=False)
+        self.kv_a_layernorm = RMSNorm(self.r, eps)
+        self.kv_b_proj = nn.Linear(self.r, self.h * (self.nope + self.v), bias=False)
+        self.o_proj = nn.Linear(self.h * self.v, d, bias=False)
+        self.scale = qk ** -0.5
+        y = a.get("yarn")
+        if y and y.get("mscale_all_dim"):
+            self.scale *= yarn_mscale(y["factor"], y["mscale_all_dim"]) ** 2
+        cos, sin = mla_rope(a, cfg.rope.get("base", 10000.0), cfg.max_context)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def forward(self, x, cos_unused=None, sin_unused=None):
+        lead, n = x.shape[:-1], x.shape[-2]
+        q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))) if self.q_lora else self.q_proj(x)
+        q = q.view(*lead, self.h, self.nope + self.rope)
+        cos, sin = self.cos[:n], self.sin[:n]
+        q = torch.cat((q[..., : self.nope], apply_rope(q[..., self.nope:], cos, sin, "interleaved")), dim=-1)
+        kv_a = self.kv_a_proj_with_mqa(x)
+        c = self.kv_a_layernorm(kv_a[..., : self.r])
+        k_pe = apply_rope(kv_a[..., self.r:].unsqueeze(-2), cos, sin, "interleaved")  # [.., n, 1, rope]
+        kv = self.kv_b_proj(c).view(*lead, self.h, self.nope + self.v)
+        k = torch.cat((kv[..., : self.nope], k_pe.expand(*lead, self.h, self.rope)), dim=-1)
+        o = causal_attention(q, k, kv[..., self.nope:], self.scale)
+        return self.o_proj(o.reshape(*lead, self.h * self.v))
+
+
 def rope_dim(cfg: Config):
     """Rotated values per head: the whole head for MHA, `rope_dim` (default half) for latent."""
     if cfg.attention["kind"] == "latent":
         return cfg.attention.get("rope_dim") or (cfg.head_dim // 2 // 2 * 2)
-    return cfg.head_dim
+    return cfg.head_dim  # (MLA keeps its own tables)
 
 
 def make_attention(cfg: Config):
@@ -233,6 +314,8 @@ def make_attention(cfg: Config):
         return Mha(cfg)
     if kind == "latent":
         return LatentAttention(cfg)
+    if kind == "mla":
+        return Mla(cfg)
     raise ValueError(f"unknown attention kind {kind!r}")
 
 

@@ -11,6 +11,8 @@ const FIXTURES: &[&str] = &[
     "gqa-tiny-gelu-layernorm",
     "latent-tiny",
     "latent-tiny-nosynth",
+    "mla-tiny",
+    "mla-tiny-qlora-yarn",
 ];
 
 /// math.md §6 (FlashAttention's rule): our error against the float64 reference may be at most

@@ -79,6 +79,31 @@ pub enum AttentionConfig {
         #[serde(default)]
         rope_dim: Option<usize>,
     },
+    /// DeepSeek Multi-head Latent Attention (Hugging Face DeepseekV2/V3 weight names); RoPE on
+    /// interleaved pairs of the rope part, base `rope.base`.
+    Mla {
+        /// Query compression rank (`None`: plain `q_proj`).
+        #[serde(default)]
+        q_lora_rank: Option<usize>,
+        /// KV compression rank (cached `c_kv` width).
+        kv_lora_rank: usize,
+        /// Per-head query/key width without position.
+        qk_nope_head_dim: usize,
+        /// Per-head query/key width with RoPE.
+        qk_rope_head_dim: usize,
+        /// Per-head value width.
+        v_head_dim: usize,
+        /// Epsilon of the `q_a`/`kv_a` RMSNorms.
+        #[serde(default = "default_mla_eps")]
+        norm_eps: f32,
+        /// YaRN scaling, if any.
+        #[serde(default)]
+        yarn: Option<crate::model::mla::Yarn>,
+    },
+}
+
+fn default_mla_eps() -> f32 {
+    1e-6
 }
 
 fn default_true() -> bool {
@@ -172,6 +197,33 @@ impl ModelConfig {
         }
     }
 
+    /// The MLA layer shape, for `mla` attention.
+    pub fn mla_shape(&self) -> Option<crate::model::mla::MlaShape> {
+        match &self.attention {
+            AttentionConfig::Mla {
+                q_lora_rank,
+                kv_lora_rank,
+                qk_nope_head_dim,
+                qk_rope_head_dim,
+                v_head_dim,
+                norm_eps,
+                yarn,
+            } => Some(crate::model::mla::MlaShape {
+                d: self.d_model,
+                heads: self.n_heads,
+                q_lora_rank: *q_lora_rank,
+                kv_lora_rank: *kv_lora_rank,
+                qk_nope_head_dim: *qk_nope_head_dim,
+                qk_rope_head_dim: *qk_rope_head_dim,
+                v_head_dim: *v_head_dim,
+                norm_eps: *norm_eps,
+                rope_base: self.rope.base as f64,
+                yarn: *yarn,
+            }),
+            _ => None,
+        }
+    }
+
     /// Key/value heads of MHA/GQA.
     pub fn n_kv_heads(&self) -> usize {
         match &self.attention {
@@ -248,6 +300,22 @@ impl ModelConfig {
                         format!("an even number in 2..={}", self.head_dim()),
                         r,
                     ));
+                }
+            }
+            AttentionConfig::Mla { .. } => {
+                if let Some(shape) = self.mla_shape() {
+                    shape.validate().map_err(|e| match e {
+                        Error::Invalid {
+                            what,
+                            expected,
+                            found,
+                        } => Error::Invalid {
+                            what: format!("config attention: {what}"),
+                            expected,
+                            found,
+                        },
+                        other => other,
+                    })?;
                 }
             }
         }

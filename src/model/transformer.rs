@@ -4,6 +4,7 @@ use super::config::{AttentionConfig, ModelConfig};
 use super::latent::{LatentLayer, LatentShape, LatentState};
 use super::layers::{load, Ffn, Norm};
 use super::mha::{KvCache, MhaLayer};
+use super::mla::{MlaCache, MlaLayer, MlaPath};
 use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
@@ -16,6 +17,8 @@ pub enum Attention {
     Mha(Box<MhaLayer>),
     /// Causal three-phase latent attention.
     Latent(Box<LatentLayer>),
+    /// DeepSeek Multi-head Latent Attention.
+    Mla(Box<MlaLayer>),
 }
 
 /// One pre-norm block: `x + attn(norm(x))`, then `x + ffn(norm(x))`.
@@ -32,6 +35,8 @@ pub enum LayerCache {
     Kv(KvCache),
     /// The latent layer's constant-size state.
     Latent(Box<LatentState>),
+    /// MLA's compressed cache (`c_kv` and `k_pe` of every past token).
+    Mla(MlaCache),
 }
 
 /// The decode state of a whole model: one cache per layer and the tokens it holds.
@@ -52,6 +57,7 @@ impl Cache {
             .map(|l| match l {
                 LayerCache::Kv(kv) => kv.bytes(),
                 LayerCache::Latent(s) => s.bytes(),
+                LayerCache::Mla(c) => c.bytes(),
             })
             .sum()
     }
@@ -143,6 +149,16 @@ impl Model {
                         &format!("{p}.attn"),
                     )?))
                 }
+                AttentionConfig::Mla { .. } => {
+                    let shape = cfg.mla_shape().expect("mla attention has an MLA shape");
+                    Attention::Mla(Box::new(MlaLayer::load(
+                        ctx,
+                        file,
+                        shape,
+                        &format!("{p}.attn"),
+                        cfg.max_context,
+                    )?))
+                }
             };
             blocks.push(Block {
                 attn_norm: Norm::load(ctx, file, cfg, &format!("{p}.attn_norm"))?,
@@ -178,6 +194,7 @@ impl Model {
             .map(|b| match &b.attn {
                 Attention::Mha(l) => l.new_cache(ctx, cap).map(LayerCache::Kv),
                 Attention::Latent(l) => l.new_state(ctx).map(|s| LayerCache::Latent(Box::new(s))),
+                Attention::Mla(l) => l.new_cache(ctx, cap).map(LayerCache::Mla),
             })
             .collect::<Result<_>>()?;
         Ok(Cache {
@@ -237,6 +254,15 @@ impl Model {
                 }
                 (Attention::Latent(l), LayerCache::Latent(s)) => {
                     l.forward(b, &h, pos, s, &self.rope, self.config.rope.mode)?
+                }
+                (Attention::Mla(l), LayerCache::Mla(c)) => {
+                    // Prefill up-projects K and V; decoding one token scores in the latent space.
+                    let path = if n == 1 {
+                        MlaPath::Absorbed
+                    } else {
+                        MlaPath::Naive
+                    };
+                    l.forward(b, &h, pos, c, path)?
                 }
                 _ => unreachable!("caches are made by new_cache for the same blocks"),
             };
