@@ -105,6 +105,24 @@ enum BenchCommand {
         #[arg(long, default_value = "bench-results/matmul.json")]
         out: PathBuf,
     },
+    /// MLA decode (naive and absorbed) against MHA of the same width: time and bytes per token.
+    Mla {
+        /// Model width.
+        #[arg(long, default_value_t = 1024)]
+        width: usize,
+        /// Heads.
+        #[arg(long, default_value_t = 8)]
+        heads: usize,
+        /// KV compression rank.
+        #[arg(long, default_value_t = 256)]
+        kv_lora_rank: usize,
+        /// Context lengths.
+        #[arg(long, value_delimiter = ',', default_value = "256,1024,4096,16384")]
+        sizes: Vec<usize>,
+        /// Where to write the JSON results.
+        #[arg(long, default_value = "bench-results/mla.json")]
+        out: PathBuf,
+    },
     /// Causal latent attention against full causal attention: prefill scaling and decode.
     Attention {
         /// Model width.
@@ -217,6 +235,57 @@ fn bench_matmul(choice: BackendChoice, width: usize, sizes: &[usize], out: &Path
         "roofs (same run): FMA {:.2} GFLOP/s, copy {:.2} GB/s",
         report.fma_roof_gflops, report.copy_roof_gbps
     );
+    write_json(out, &report)
+}
+
+fn bench_mla(
+    choice: BackendChoice,
+    width: usize,
+    heads: usize,
+    kv_lora_rank: usize,
+    sizes: &[usize],
+    out: &PathBuf,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    let dh = width / heads;
+    let shape = latentgpu::model::mla::MlaShape {
+        d: width,
+        heads,
+        q_lora_rank: None,
+        kv_lora_rank,
+        qk_nope_head_dim: dh / 2,
+        qk_rope_head_dim: dh / 4,
+        v_head_dim: dh / 2,
+        norm_eps: 1e-6,
+        rope_base: 10000.0,
+        yarn: None,
+    };
+    shape.validate()?;
+    println!("adapter: {}", ctx.name());
+    println!(
+        "MLA: d {width}, {heads} heads, kv_lora {kv_lora_rank}, nope/rope/v {}/{}/{}; MHA: {heads} heads of {dh}",
+        shape.qk_nope_head_dim, shape.qk_rope_head_dim, shape.v_head_dim
+    );
+    println!(
+        "{:>8} {:>14} {:>16} {:>10} {:>16} {:>16}",
+        "context",
+        "naive ms/tok",
+        "absorbed ms/tok",
+        "MHA ms/tok",
+        "MLA cache B read",
+        "MHA cache B read"
+    );
+    let report = bench::mla::run(&ctx, shape, sizes, |f| {
+        println!(
+            "{:>8} {:>14.3} {:>16.3} {:>10.3} {:>16} {:>16}",
+            f.context,
+            1e3 * f.mla_naive_s,
+            1e3 * f.mla_absorbed_s,
+            1e3 * f.mha_s,
+            f.mla_cache_bytes_read,
+            f.mha_cache_bytes_read
+        );
+    })?;
     write_json(out, &report)
 }
 
@@ -393,6 +462,13 @@ fn main() {
         } => kv_cache(config, preset, *context, *bytes, *json),
         Command::Bench { which } => match which {
             BenchCommand::Matmul { width, sizes, out } => bench_matmul(choice, *width, sizes, out),
+            BenchCommand::Mla {
+                width,
+                heads,
+                kv_lora_rank,
+                sizes,
+                out,
+            } => bench_mla(choice, *width, *heads, *kv_lora_rank, sizes, out),
             BenchCommand::Attention {
                 width,
                 heads,

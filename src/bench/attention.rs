@@ -70,7 +70,7 @@ pub fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
 }
 
 /// Writes random `[out, in]` weights (uniform ±1/sqrt(in)) to a temporary safetensors file.
-fn random_weights(names: &[(String, Vec<usize>)], seed: u64) -> Result<PathBuf> {
+pub(crate) fn random_weights(names: &[(String, Vec<usize>)], seed: u64) -> Result<PathBuf> {
     let mut state = seed;
     let mut next = move || {
         state = state
@@ -113,7 +113,7 @@ fn random_weights(names: &[(String, Vec<usize>)], seed: u64) -> Result<PathBuf> 
     Ok(path)
 }
 
-fn square(names: &mut Vec<(String, Vec<usize>)>, prefix: &str, d: usize) {
+pub(crate) fn square(names: &mut Vec<(String, Vec<usize>)>, prefix: &str, d: usize) {
     for p in ["q_proj", "k_proj", "v_proj", "o_proj"] {
         names.push((format!("{prefix}.{p}.weight"), vec![d, d]));
     }

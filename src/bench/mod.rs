@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod matmul;
+pub mod mla;
 
 use crate::error::Result;
 use crate::gpu::batch::grid;

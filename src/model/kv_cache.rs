@@ -89,7 +89,7 @@ pub fn mla_report(
             s.heads * (s.qk_head_dim() + s.v_head_dim),
         ),
     ];
-    if s.heads > 8 && s.heads % 8 == 0 {
+    if s.heads > 8 && s.heads.is_multiple_of(8) {
         layouts.push((format!("GQA, 8 groups × K,V of {dh}"), 2 * 8 * dh));
     }
     layouts.push((format!("MQA, 1 group × K,V of {dh}"), 2 * dh));

@@ -231,7 +231,7 @@ impl MlaShape {
                 });
             }
         }
-        if self.qk_rope_head_dim % 2 != 0 {
+        if !self.qk_rope_head_dim.is_multiple_of(2) {
             return Err(Error::Invalid {
                 what: "MLA field 'qk_rope_head_dim'".into(),
                 expected: "an even number (RoPE rotates pairs)".into(),

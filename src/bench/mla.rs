@@ -1,0 +1,125 @@
+//! `latentgpu bench mla`: decode time per token against context length for MLA (naive and
+//! absorbed paths) and MHA of the same width and heads, with the cache bytes each reads.
+
+use super::attention::{random_weights, square};
+use super::seconds_per_rep;
+use crate::error::Result;
+use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::model::mha::MhaLayer;
+use crate::model::mla::{MlaLayer, MlaPath, MlaShape};
+use crate::model::{AttentionConfig, FfnKind, ModelConfig, NormKind, WeightFile};
+use crate::ops::{RopeMode, RopeTable};
+
+/// Decode at one context length.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MlaFigure {
+    /// Context (tokens in the cache, the new one included).
+    pub context: usize,
+    /// MLA, naive path (up-projects every cached token), seconds per token.
+    pub mla_naive_s: f64,
+    /// MLA, absorbed path, seconds per token.
+    pub mla_absorbed_s: f64,
+    /// MHA, seconds per token.
+    pub mha_s: f64,
+    /// Cache bytes MLA reads per token (both paths read the compressed cache).
+    pub mla_cache_bytes_read: u64,
+    /// Extra bytes the naive path writes and reads again (the up-projected K and V).
+    pub mla_naive_upprojected_bytes: u64,
+    /// Cache bytes MHA reads per token.
+    pub mha_cache_bytes_read: u64,
+}
+
+/// The benchmark's result.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MlaReport {
+    /// Adapter name.
+    pub adapter: String,
+    /// Backend.
+    pub backend: String,
+    /// The MLA layer measured.
+    pub shape: MlaShape,
+    /// MHA head width (d / heads).
+    pub mha_head_dim: usize,
+    /// Per context.
+    pub figures: Vec<MlaFigure>,
+}
+
+/// Measures decode per token for each context in `contexts`.
+pub fn run(
+    ctx: &GpuContext,
+    shape: MlaShape,
+    contexts: &[usize],
+    mut progress: impl FnMut(&MlaFigure),
+) -> Result<MlaReport> {
+    let (d, h) = (shape.d, shape.heads);
+    let (nope, rope, v, r) = (
+        shape.qk_nope_head_dim,
+        shape.qk_rope_head_dim,
+        shape.v_head_dim,
+        shape.kv_lora_rank,
+    );
+    let max_n = contexts.iter().copied().max().unwrap_or(1);
+    let mut names = vec![
+        (format!("mla.q_proj.weight"), vec![h * (nope + rope), d]),
+        ("mla.kv_a_proj_with_mqa.weight".into(), vec![r + rope, d]),
+        ("mla.kv_a_layernorm.weight".into(), vec![r]),
+        ("mla.kv_b_proj.weight".into(), vec![h * (nope + v), r]),
+        ("mla.o_proj.weight".into(), vec![d, h * v]),
+    ];
+    square(&mut names, "mha", d);
+    let path = random_weights(&names, 3)?;
+    let mut file = WeightFile::open(&path)?;
+    let mla = MlaLayer::load(ctx, &mut file, shape.clone(), "mla", max_n)?;
+    let cfg = ModelConfig {
+        vocab_size: 1,
+        d_model: d,
+        n_layers: 1,
+        n_heads: h,
+        ffn_kind: FfnKind::Swiglu,
+        ffn_hidden: 1,
+        norm_kind: NormKind::Rmsnorm,
+        norm_eps: 1e-5,
+        max_context: max_n,
+        rope: Default::default(),
+        tie_embeddings: true,
+        attention: AttentionConfig::Mha { n_kv_heads: None },
+    };
+    let mha = MhaLayer::load(ctx, &mut file, &cfg, "mha")?;
+    let _ = std::fs::remove_file(path);
+    let rope_table = RopeTable::new(ctx, d / h, 10000.0, max_n)?;
+    let one = GpuTensor::from_f32(ctx, "x", &[1, d], &vec![0.01; d])?;
+    let mut figures = Vec::new();
+    for &n in contexts {
+        let mla_cache = mla.new_cache(ctx, n)?;
+        let mha_cache = mha.new_cache(ctx, n)?;
+        let time = |path: MlaPath| {
+            seconds_per_rep(ctx, 0.2, |b: &mut Batch| {
+                mla.forward(b, &one, n - 1, &mla_cache, path).map(|_| ())
+            })
+        };
+        let mla_naive_s = time(MlaPath::Naive)?;
+        let mla_absorbed_s = time(MlaPath::Absorbed)?;
+        let mha_s = seconds_per_rep(ctx, 0.2, |b: &mut Batch| {
+            mha.forward(b, &one, n - 1, &mha_cache, &rope_table, RopeMode::HalfSplit)
+                .map(|_| ())
+        })?;
+        let fig = MlaFigure {
+            context: n,
+            mla_naive_s,
+            mla_absorbed_s,
+            mha_s,
+            mla_cache_bytes_read: (n * (r + rope) * 4) as u64,
+            mla_naive_upprojected_bytes: (2 * n * h * (nope + v) * 4) as u64,
+            mha_cache_bytes_read: (2 * n * d * 4) as u64,
+        };
+        progress(&fig);
+        figures.push(fig);
+    }
+    Ok(MlaReport {
+        adapter: ctx.adapter.name.clone(),
+        backend: ctx.adapter.backend.clone(),
+        shape,
+        mha_head_dim: d / h,
+        figures,
+    })
+}
