@@ -1,6 +1,7 @@
 //! The language-model runtime: config, weights, blocks, caches, sampling, generation.
 
 pub mod config;
+pub mod eval;
 pub mod generate;
 pub mod kv_cache;
 pub mod latent;
