@@ -50,7 +50,7 @@ def perplexity(model, data, seq, device, max_windows=None):
         if len(chunk) < 2:
             continue
         logits = model(chunk[:-1])
-        total += F.cross_entropy(logits.float(), chunk[1:], reduction="sum").item()
+        total += F.cross_entropy(logits.double(), chunk[1:], reduction="sum").item()
         count += len(chunk) - 1
     model.train()
     return math.exp(total / count)

@@ -35,6 +35,33 @@ enum Command {
     },
     /// Generate text from a prompt, streaming tokens to stdout.
     Generate(GenerateArgs),
+    /// Perplexity of a model on a text file (byte tokens), windowed as reference/train.py.
+    Eval {
+        /// Model directory.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// UTF-8 text file.
+        #[arg(long)]
+        text: PathBuf,
+        /// Tokens per window (each window starts from an empty cache).
+        #[arg(long, default_value_t = 256)]
+        window: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare every layer and the logits with a golden file from reference/export_golden.py.
+    Compare {
+        /// Model directory.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Golden safetensors file.
+        #[arg(long)]
+        golden: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// KV-cache bytes per token and at a context length: MLA against MHA, GQA and MQA.
     KvCache {
         /// A Hugging Face DeepseekV2/V3 config.json.
@@ -236,6 +263,101 @@ fn bench_matmul(choice: BackendChoice, width: usize, sizes: &[usize], out: &Path
         report.fma_roof_gflops, report.copy_roof_gbps
     );
     write_json(out, &report)
+}
+
+fn eval(
+    choice: BackendChoice,
+    model: &Option<PathBuf>,
+    text: &Path,
+    window: usize,
+    json: bool,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    let dir = model_dir(model);
+    let model =
+        load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+    let bytes = std::fs::read(text).with_context(|| format!("reading {}", text.display()))?;
+    let tokens: Vec<u32> = bytes.iter().map(|&b| b as u32).collect();
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} windows {eta}")
+            .expect("static template"),
+    );
+    let nll = latentgpu::model::eval::evaluate(&ctx, &model, &tokens, window, |i, n| {
+        bar.set_length(n as u64);
+        bar.set_position(i as u64);
+    })?;
+    bar.finish_and_clear();
+    if json {
+        let v = serde_json::json!({"model": dir.display().to_string(), "text": text.display().to_string(),
+            "window": window, "tokens_scored": nll.count, "nll_nats": nll.total, "perplexity": nll.perplexity(),
+            "adapter": ctx.name()});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "perplexity {:.4} over {} tokens ({} on {})",
+            nll.perplexity(),
+            nll.count,
+            dir.display(),
+            ctx.name()
+        );
+    }
+    Ok(())
+}
+
+fn compare(
+    choice: BackendChoice,
+    model: &Option<PathBuf>,
+    golden: &Path,
+    json: bool,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    let dir = model_dir(model);
+    let model =
+        load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+    let golden = latentgpu::model::compare::Golden::open(golden)?;
+    let report = latentgpu::model::compare::compare(&ctx, &model, &golden)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("golden: {} ({})", report.golden_device, report.golden_torch);
+        println!("ours:   {}", report.adapter);
+        println!(
+            "{:<10} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}  {}",
+            "layer",
+            "max abs",
+            "max rel",
+            "cosine",
+            "ours vs f64",
+            "theirs f64",
+            "tolerance",
+            "top-1"
+        );
+        for r in &report.rows {
+            println!(
+                "{:<10} {:>12.3e} {:>12.3e} {:>10.7} {:>12.3e} {:>12.3e} {:>12.3e}  {}{}",
+                r.name,
+                r.max_abs,
+                r.max_rel,
+                r.cosine,
+                r.ours_vs_f64,
+                r.theirs_vs_f64,
+                r.tolerance,
+                r.top1_agreement
+                    .map(|a| format!("{:.2}%", 100.0 * a))
+                    .unwrap_or_default(),
+                if r.pass { "" } else { "  <-- past tolerance" }
+            );
+        }
+    }
+    match &report.first_failure {
+        None => {
+            if !json {
+                println!("PASS: every layer within tolerance");
+            }
+            Ok(())
+        }
+        Some(layer) => anyhow::bail!("first layer past tolerance: {layer}"),
+    }
 }
 
 fn bench_mla(
@@ -453,6 +575,17 @@ fn main() {
     let result = backend(&cli).and_then(|choice| match &cli.command {
         Command::Info { json } => info(choice, *json),
         Command::Generate(args) => generate(choice, args),
+        Command::Eval {
+            model,
+            text,
+            window,
+            json,
+        } => eval(choice, model, text, *window, *json),
+        Command::Compare {
+            model,
+            golden,
+            json,
+        } => compare(choice, model, golden, *json),
         Command::KvCache {
             config,
             preset,

@@ -23,7 +23,11 @@ impl Nll {
 /// −log softmax(logits)[target] in f64.
 fn nll_of(logits: &[f32], target: u32) -> f64 {
     let m = logits.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
-    let lse = m + logits.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+    let lse = m + logits
+        .iter()
+        .map(|&v| (v as f64 - m).exp())
+        .sum::<f64>()
+        .ln();
     lse - logits[target as usize] as f64
 }
 

@@ -1,5 +1,6 @@
 //! The language-model runtime: config, weights, blocks, caches, sampling, generation.
 
+pub mod compare;
 pub mod config;
 pub mod eval;
 pub mod generate;
