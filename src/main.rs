@@ -132,6 +132,21 @@ enum BenchCommand {
         #[arg(long, default_value = "bench-results/matmul.json")]
         out: PathBuf,
     },
+    /// Prefill and decode tokens/s of whole models on the same adapter.
+    Model {
+        /// Model directories (default: every model shipped in models/).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<PathBuf>,
+        /// Prompt tokens.
+        #[arg(long, default_value_t = 256)]
+        prompt: usize,
+        /// Decoded tokens.
+        #[arg(long, default_value_t = 64)]
+        decode: usize,
+        /// Where to write the JSON results.
+        #[arg(long, default_value = "bench-results/model.json")]
+        out: PathBuf,
+    },
     /// MLA decode (naive and absorbed) against MHA of the same width: time and bytes per token.
     Mla {
         /// Model width.
@@ -322,15 +337,8 @@ fn compare(
         println!("golden: {} ({})", report.golden_device, report.golden_torch);
         println!("ours:   {}", report.adapter);
         println!(
-            "{:<10} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}  {}",
-            "layer",
-            "max abs",
-            "max rel",
-            "cosine",
-            "ours vs f64",
-            "theirs f64",
-            "tolerance",
-            "top-1"
+            "{:<10} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}  top-1",
+            "layer", "max abs", "max rel", "cosine", "ours vs f64", "theirs f64", "tolerance"
         );
         for r in &report.rows {
             println!(
@@ -358,6 +366,54 @@ fn compare(
         }
         Some(layer) => anyhow::bail!("first layer past tolerance: {layer}"),
     }
+}
+
+fn bench_model(
+    choice: BackendChoice,
+    models: &[PathBuf],
+    prompt: usize,
+    decode: usize,
+    out: &PathBuf,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    println!("adapter: {}", ctx.name());
+    let dirs: Vec<PathBuf> = if models.is_empty() {
+        let root = model_dir(&None)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut d: Vec<PathBuf> = std::fs::read_dir(&root)
+            .with_context(|| format!("listing {}", root.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("config.json").exists())
+            .collect();
+        d.sort();
+        d
+    } else {
+        models.to_vec()
+    };
+    println!(
+        "{:<32} {:<8} {:>16} {:>16} {:>12}",
+        "model", "kind", "prefill tok/s", "decode tok/s", "cache B"
+    );
+    let mut figures = Vec::new();
+    for dir in dirs {
+        let model =
+            load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+        let p = prompt
+            .min(model.config.max_context.saturating_sub(decode))
+            .max(1);
+        let f = bench::model::run(&ctx, &model, &dir.display().to_string(), p, decode, 2)?;
+        println!(
+            "{:<32} {:<8} {:>16.1} {:>16.1} {:>12}",
+            f.model, f.attention, f.prefill_tokens_per_s, f.decode_tokens_per_s, f.cache_bytes
+        );
+        figures.push(f);
+    }
+    write_json(
+        out,
+        &serde_json::json!({"adapter": ctx.name(), "figures": figures}),
+    )
 }
 
 fn bench_mla(
@@ -595,6 +651,12 @@ fn main() {
         } => kv_cache(config, preset, *context, *bytes, *json),
         Command::Bench { which } => match which {
             BenchCommand::Matmul { width, sizes, out } => bench_matmul(choice, *width, sizes, out),
+            BenchCommand::Model {
+                models,
+                prompt,
+                decode,
+                out,
+            } => bench_model(choice, models, *prompt, *decode, out),
             BenchCommand::Mla {
                 width,
                 heads,

@@ -60,7 +60,7 @@ pub fn run(
     );
     let max_n = contexts.iter().copied().max().unwrap_or(1);
     let mut names = vec![
-        (format!("mla.q_proj.weight"), vec![h * (nope + rope), d]),
+        ("mla.q_proj.weight".to_string(), vec![h * (nope + rope), d]),
         ("mla.kv_a_proj_with_mqa.weight".into(), vec![r + rope, d]),
         ("mla.kv_a_layernorm.weight".into(), vec![r]),
         ("mla.kv_b_proj.weight".into(), vec![h * (nope + v), r]),

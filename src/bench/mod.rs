@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod matmul;
 pub mod mla;
+pub mod model;
 
 use crate::error::Result;
 use crate::gpu::batch::grid;
