@@ -21,6 +21,9 @@ struct Cli {
     /// Backend: vulkan, metal, dx12, gl, browser or any (default: $LATENTGPU_BACKEND, else any).
     #[arg(long, global = true, env = "LATENTGPU_BACKEND")]
     backend: Option<String>,
+    /// Keep weight matrices in f16 on the GPU (adapters with shader-f16; f32 accumulation).
+    #[arg(long, global = true)]
+    f16_weights: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -575,13 +578,17 @@ fn model_dir(arg: &Option<PathBuf>) -> PathBuf {
     }
 }
 
+/// `--f16-weights`, set once from the command line.
+static F16_WEIGHTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("loading {msg} [{bar:30}] {pos}/{len} blocks")
             .expect("static template"),
     );
     bar.set_message(dir.display().to_string());
-    let model = Model::load_dir_with_progress(ctx, dir, |i, n| {
+    let f16 = F16_WEIGHTS.load(std::sync::atomic::Ordering::Relaxed);
+    let model = Model::load_dir_with(ctx, dir, f16, |i, n| {
         bar.set_length(n as u64);
         bar.set_position(i as u64);
     })?;
@@ -628,6 +635,7 @@ fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
+    F16_WEIGHTS.store(cli.f16_weights, std::sync::atomic::Ordering::Relaxed);
     let result = backend(&cli).and_then(|choice| match &cli.command {
         Command::Info { json } => info(choice, *json),
         Command::Generate(args) => generate(choice, args),

@@ -11,6 +11,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("embedding.wgsl", EMBEDDING),
     ("latent.wgsl", LATENT),
     ("matmul.wgsl", MATMUL),
+    ("matmul_f16w.wgsl", MATMUL_F16W),
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("norm.wgsl", NORM),
     ("rope.wgsl", ROPE),
@@ -29,6 +30,8 @@ pub const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
 pub const LATENT: &str = include_str!("../shaders/latent.wgsl");
 /// Matrix products.
 pub const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
+/// `A·Bᵀ` with f16 weights (shader-f16 adapters).
+pub const MATMUL_F16W: &str = include_str!("../shaders/matmul_f16w.wgsl");
 /// Matrix products for shapes aligned to 4 (vec4 loads).
 pub const MATMUL_VEC4: &str = include_str!("../shaders/matmul_vec4.wgsl");
 /// RMSNorm and LayerNorm.
@@ -101,6 +104,20 @@ pub const MATVEC_NT_V4: Kernel = trusted(kernel(
     "matmul_vec4.wgsl",
     MATMUL_VEC4,
     "matvec_nt_v4",
+    U_RR_W,
+));
+/// `C = A·Bᵀ` with f16 `B`.
+pub const MATMUL_NT_F16W: Kernel = trusted(kernel(
+    "matmul_f16w.wgsl",
+    MATMUL_F16W,
+    "matmul_nt_f16w",
+    U_RR_W,
+));
+/// `c = a·Bᵀ` for one row, f16 `B`.
+pub const MATVEC_NT_F16W: Kernel = trusted(kernel(
+    "matmul_f16w.wgsl",
+    MATMUL_F16W,
+    "matvec_nt_f16w",
     U_RR_W,
 ));
 /// Fused attention.

@@ -56,8 +56,16 @@ fn config_loader_never_panics() {
 fn weight_loader_never_panics() {
     let base = std::fs::read(fixture("mha-tiny").join("model.safetensors")).unwrap();
     let cfg = ModelConfig::load(&fixture("mha-tiny").join("config.json")).unwrap();
-    let names = ["embed_tokens.weight", "layers.0.attn.q_proj.weight", "norm.weight"];
-    let shapes: [&[usize]; 3] = [&[cfg.vocab_size, cfg.d_model], &[cfg.d_model, cfg.d_model], &[cfg.d_model]];
+    let names = [
+        "embed_tokens.weight",
+        "layers.0.attn.q_proj.weight",
+        "norm.weight",
+    ];
+    let shapes: [&[usize]; 3] = [
+        &[cfg.vocab_size, cfg.d_model],
+        &[cfg.d_model, cfg.d_model],
+        &[cfg.d_model],
+    ];
     let path = std::env::temp_dir().join(format!("fuzz-{}.safetensors", std::process::id()));
     let mut rng = Rng::new(78);
     for _ in 0..3_000 {
@@ -71,6 +79,10 @@ fn weight_loader_never_panics() {
                 let _ = f.finish();
             }
         });
-        assert!(r.is_ok(), "weight loader panicked on a {}-byte input", input.len());
+        assert!(
+            r.is_ok(),
+            "weight loader panicked on a {}-byte input",
+            input.len()
+        );
     }
 }

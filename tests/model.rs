@@ -117,3 +117,56 @@ fn same_seed_gives_the_same_tokens() {
         assert_ne!(a, c, "a different seed should change a 20-token sample");
     });
 }
+
+#[test]
+fn f16_weights_stay_within_an_f16_tolerance_of_f32() {
+    let mut ran = false;
+    on_every_adapter(|ctx| {
+        if !ctx.has_f16() {
+            // wgpu's GL backend and some browsers have no shader-f16; the loader refuses there.
+            let e = Model::load_dir_with(ctx, &fixture("mha-tiny"), true, |_, _| {})
+                .err()
+                .unwrap();
+            assert!(e.to_string().contains("shader-f16"), "{e}");
+            return;
+        }
+        ran = true;
+        for name in FIXTURES {
+            let dir = fixture(name);
+            let tokens = Golden::open(&dir.join("golden.safetensors")).tokens("tokens");
+            let run = |f16| {
+                let model = Model::load_dir_with(ctx, &dir, f16, |_, _| {}).unwrap();
+                let mut cache = model.new_cache(ctx).unwrap();
+                let prefill = model
+                    .forward(ctx, &tokens[..40], &mut cache, Logits::All)
+                    .unwrap();
+                let decode = model
+                    .forward(ctx, &tokens[40..41], &mut cache, Logits::Last)
+                    .unwrap();
+                (prefill, decode, model.config.n_layers)
+            };
+            let (p32, d32, layers) = run(false);
+            let (p16, d16, _) = run(true);
+            // Rounding a weight to f16 perturbs it by at most 2^-11 relative; a product of
+            // length K with such weights moves by about 2^-11 of its size (the perturbations
+            // are independent), and a logit sits behind 2 + 4·layers products in sequence
+            // whose errors add in quadrature: 4·2^-11·sqrt(2 + 4·layers)·max|logit|, c = 4.
+            let scale = p32.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+            let tol = 4.0 * 2f64.powi(-11) * ((2 + 4 * layers) as f64).sqrt() * scale;
+            let err = p32
+                .iter()
+                .zip(&p16)
+                .chain(d32.iter().zip(&d16))
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+            eprintln!("{name}: f16 weights vs f32 {err:.3e} (tol {tol:.3e})");
+            assert!(
+                err <= tol,
+                "{name}: f16 weights moved logits by {err:.3e} > {tol:.3e}"
+            );
+        }
+    });
+    assert!(
+        ran || std::env::var("LATENTGPU_REQUIRE_BACKENDS").map_or(true, |b| !b.contains("vulkan")),
+        "lavapipe has shader-f16: the f16 path must run in CI"
+    );
+}

@@ -172,6 +172,13 @@ impl<'a> Batch<'a> {
 
     /// Submits the work and reads the given f32 tensors back with one map.
     pub fn read(mut self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>> {
+        if let Some(t) = tensors.iter().find(|t| t.dtype != super::DType::F32) {
+            return Err(Error::Invalid {
+                what: format!("reading back '{}'", t.label),
+                expected: "an F32 tensor".into(),
+                found: format!("{:?}", t.dtype),
+            });
+        }
         let total: u64 = tensors.iter().map(|t| t.bytes()).sum();
         let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),

@@ -11,12 +11,17 @@ pub enum DType {
     F32,
     /// 32-bit unsigned integer (token ids).
     U32,
+    /// 16-bit float (weights on adapters with shader-f16).
+    F16,
 }
 
 impl DType {
     /// Bytes per element.
     pub fn size(self) -> usize {
-        4
+        match self {
+            DType::F16 => 2,
+            _ => 4,
+        }
     }
 }
 
@@ -135,6 +140,27 @@ impl GpuTensor {
     /// Uploads f32 data of the given shape.
     pub fn from_f32(ctx: &GpuContext, label: &str, shape: &[usize], data: &[f32]) -> Result<Self> {
         Self::from_bytes(ctx, label, shape, DType::F32, bytemuck::cast_slice(data))
+    }
+
+    /// Uploads f32 data rounded to f16 (round to nearest even). Needs a device with shader-f16.
+    pub fn from_f32_as_f16(
+        ctx: &GpuContext,
+        label: &str,
+        shape: &[usize],
+        data: &[f32],
+    ) -> Result<Self> {
+        if !ctx.has_f16() {
+            return Err(Error::Invalid {
+                what: format!("f16 tensor '{label}'"),
+                expected: "an adapter with shader-f16".into(),
+                found: format!("{} without it", ctx.name()),
+            });
+        }
+        let halves: Vec<u16> = data
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_bits())
+            .collect();
+        Self::from_bytes(ctx, label, shape, DType::F16, bytemuck::cast_slice(&halves))
     }
 
     /// Uploads u32 data (token ids) of the given shape.

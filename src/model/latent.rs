@@ -1,7 +1,7 @@
 //! Three-phase latent attention as a model layer: causal (chunked, constant-size decode state)
 //! and bidirectional (the seeds' three equations). The equations are in docs/latent-attention.md.
 
-use super::layers::load;
+use super::layers::{load, load_matrix};
 use super::weights::WeightFile;
 use crate::error::Result;
 use crate::gpu::{Batch, GpuContext, GpuTensor};
@@ -21,7 +21,7 @@ pub struct Projections {
 
 impl Projections {
     fn load(ctx: &GpuContext, file: &mut WeightFile, prefix: &str, d: usize) -> Result<Self> {
-        let mut w = |n: &str| load(ctx, file, &format!("{prefix}.{n}.weight"), &[d, d]);
+        let mut w = |n: &str| load_matrix(ctx, file, &format!("{prefix}.{n}.weight"), &[d, d]);
         Ok(Projections {
             q: w("q_proj")?,
             k: w("k_proj")?,

@@ -17,6 +17,32 @@ pub(crate) fn load(
     GpuTensor::from_f32(ctx, name, shape, &data)
 }
 
+/// Uploads matrix `name` of `shape`, in f16 when the file asks for f16 matrices.
+pub(crate) fn load_matrix(
+    ctx: &GpuContext,
+    file: &mut WeightFile,
+    name: &str,
+    shape: &[usize],
+) -> Result<GpuTensor> {
+    let data = file.take(name, shape)?;
+    upload_matrix(ctx, file.f16_matrices, name, shape, &data)
+}
+
+/// Uploads a matrix in f16 (when `f16`) or f32.
+pub(crate) fn upload_matrix(
+    ctx: &GpuContext,
+    f16: bool,
+    name: &str,
+    shape: &[usize],
+    data: &[f32],
+) -> Result<GpuTensor> {
+    if f16 {
+        GpuTensor::from_f32_as_f16(ctx, name, shape, data)
+    } else {
+        GpuTensor::from_f32(ctx, name, shape, data)
+    }
+}
+
 /// RMSNorm or LayerNorm over the model width.
 pub struct Norm {
     kind: NormKind,
@@ -88,7 +114,7 @@ impl Ffn {
     ) -> Result<Self> {
         let (d, h) = (cfg.d_model, cfg.ffn_hidden);
         let mut w = |name: &str, shape: &[usize]| {
-            load(ctx, file, &format!("{prefix}.{name}.weight"), shape)
+            load_matrix(ctx, file, &format!("{prefix}.{name}.weight"), shape)
         };
         Ok(match cfg.ffn_kind {
             FfnKind::Swiglu => Ffn::Swiglu {

@@ -1,7 +1,7 @@
 //! Baseline causal multi-head (grouped-query) attention with a KV cache.
 
 use super::config::ModelConfig;
-use super::layers::load;
+use super::layers::load_matrix;
 use super::weights::WeightFile;
 use crate::error::Result;
 use crate::gpu::{Batch, GpuContext, GpuTensor};
@@ -47,7 +47,7 @@ impl MhaLayer {
     ) -> Result<Self> {
         let (d, h, kv, dh) = (cfg.d_model, cfg.n_heads, cfg.n_kv_heads(), cfg.head_dim());
         let mut w = |name: &str, shape: &[usize]| {
-            load(ctx, file, &format!("{prefix}.{name}.weight"), shape)
+            load_matrix(ctx, file, &format!("{prefix}.{name}.weight"), shape)
         };
         Ok(MhaLayer {
             q_proj: w("q_proj", &[h * dh, d])?,

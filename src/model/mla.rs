@@ -7,7 +7,7 @@
 //! pairs but writes the result de-interleaved. Both give the same dot products, so the loader
 //! keeps the checkpoint's weights as they are and rotates interleaved pairs in place.
 
-use super::layers::load;
+use super::layers::{load, load_matrix, upload_matrix};
 use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
@@ -340,7 +340,7 @@ impl MlaLayer {
         };
         let (q_a, q_host, q_in) = match shape.q_lora_rank {
             Some(ql) => {
-                let a = load(ctx, file, &name("q_a_proj.weight"), &[ql, d])?;
+                let a = load_matrix(ctx, file, &name("q_a_proj.weight"), &[ql, d])?;
                 let norm = load(ctx, file, &name("q_a_layernorm.weight"), &[ql])?;
                 (
                     Some((a, norm)),
@@ -378,8 +378,9 @@ impl MlaLayer {
             }
         }
         let (inv_freq, mscale) = shape.inv_freq();
+        let f16 = file.f16_matrices;
         let up =
-            |label: &str, dims: &[usize], data: &[f32]| GpuTensor::from_f32(ctx, label, dims, data);
+            |label: &str, dims: &[usize], data: &[f32]| upload_matrix(ctx, f16, label, dims, data);
         Ok(MlaLayer {
             q_a,
             q: up(&name("q"), &[h * qk, q_in], &q_host)?,

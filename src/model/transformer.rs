@@ -2,7 +2,7 @@
 
 use super::config::{AttentionConfig, ModelConfig};
 use super::latent::{LatentLayer, LatentShape, LatentState};
-use super::layers::{load, Ffn, Norm};
+use super::layers::{load, load_matrix, Ffn, Norm};
 use super::mha::{KvCache, MhaLayer};
 use super::mla::{MlaCache, MlaLayer, MlaPath};
 use super::weights::WeightFile;
@@ -89,18 +89,29 @@ impl Model {
     /// Loads `config.json` and `model.safetensors` from a model directory; every tensor in the
     /// file must be used.
     pub fn load_dir(ctx: &GpuContext, dir: &Path) -> Result<Self> {
-        Self::load_dir_with_progress(ctx, dir, |_, _| {})
+        Self::load_dir_with(ctx, dir, false, |_, _| {})
     }
 
-    /// As [`Model::load_dir`], calling `progress(block, blocks)` as each block is uploaded.
-    pub fn load_dir_with_progress(
+    /// As [`Model::load_dir`], keeping matrices in f16 on the GPU when `f16_matrices` (the
+    /// adapter must have shader-f16), and calling `progress(block, blocks)` as each block is
+    /// uploaded.
+    pub fn load_dir_with(
         ctx: &GpuContext,
         dir: &Path,
+        f16_matrices: bool,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Self> {
         let config = ModelConfig::load(&dir.join("config.json"))?;
         let blocks = config.n_layers;
         let mut file = WeightFile::open(&dir.join("model.safetensors"))?;
+        if f16_matrices && !ctx.has_f16() {
+            return Err(Error::Invalid {
+                what: "f16 weights".into(),
+                expected: "an adapter with shader-f16".into(),
+                found: format!("{} without it", ctx.name()),
+            });
+        }
+        file.f16_matrices = f16_matrices;
         let model = Self::load(ctx, config, &mut file, |i| progress(i + 1, blocks))?;
         file.finish()?;
         Ok(model)
@@ -172,7 +183,7 @@ impl Model {
         let lm_head = if cfg.tie_embeddings {
             embed.clone()
         } else {
-            load(ctx, file, "lm_head.weight", &[v, d])?
+            load_matrix(ctx, file, "lm_head.weight", &[v, d])?
         };
         let rope = RopeTable::new(ctx, cfg.rope_dim(), cfg.rope.base, cfg.max_context)?;
         Ok(Model {

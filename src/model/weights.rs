@@ -11,6 +11,9 @@ pub struct WeightFile {
     path: PathBuf,
     map: memmap2::Mmap,
     taken: BTreeSet<String>,
+    /// Keep matrices (the `B` of `x·Bᵀ` products) in f16 on the GPU (needs shader-f16);
+    /// norms, embeddings and latents stay f32.
+    pub f16_matrices: bool,
 }
 
 impl WeightFile {
@@ -24,6 +27,7 @@ impl WeightFile {
             path: path.to_path_buf(),
             map,
             taken: BTreeSet::new(),
+            f16_matrices: false,
         };
         wf.tensors()?;
         Ok(wf)

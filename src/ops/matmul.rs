@@ -1,8 +1,8 @@
 //! Batched matrix products `C = A·B` and `C = A·Bᵀ`, with a matrix-vector path for decode.
 
-use super::{as_u32, expect_rank, expect_shape};
+use super::{as_u32, expect_rank, expect_rank_any_dtype, expect_shape};
 use crate::error::{shape_err, Error, Result};
-use crate::gpu::{Batch, GpuTensor, Kernel};
+use crate::gpu::{Batch, DType, GpuTensor, Kernel};
 use crate::shaders;
 
 /// Mirrors `MatmulParams` in `matmul.wgsl`.
@@ -40,10 +40,27 @@ struct Variant {
 /// Tiles: workgroup (x, y) invocations times outputs per invocation (see the shaders' TM/TN).
 /// The vec4 tile sizes were chosen with `latentgpu bench matmul` on lavapipe (8x8 outputs per
 /// invocation, 8x8 invocations: 33% of the FMA roof at 1024³ against 15-20% for 4x4 and 8x4).
-fn variant(m: usize, n: usize, k: usize, transpose_b: bool) -> Variant {
+fn variant(m: usize, n: usize, k: usize, transpose_b: bool, b_dtype: DType) -> Variant {
     const WG8: &[(&str, f64)] = &[("WG_X", 8.0), ("WG_Y", 8.0)];
     const WG16: &[(&str, f64)] = &[("WG_X", 16.0), ("WG_Y", 16.0)];
     let aligned_k = k.is_multiple_of(4);
+    if b_dtype == DType::F16 {
+        return if m == 1 {
+            Variant {
+                kernel: &shaders::MATVEC_NT_F16W,
+                rows_per_workgroup: 1,
+                cols_per_workgroup: 64,
+                constants: &[],
+            }
+        } else {
+            Variant {
+                kernel: &shaders::MATMUL_NT_F16W,
+                rows_per_workgroup: 16 * 4,
+                cols_per_workgroup: 16 * 4,
+                constants: WG16,
+            }
+        };
+    }
     match (m, transpose_b) {
         (1, true) if aligned_k => Variant {
             kernel: &shaders::MATVEC_NT_V4,
@@ -90,7 +107,23 @@ fn output_shape(
 ) -> Result<(Vec<usize>, usize, usize, usize, usize)> {
     const OP: &str = "matmul";
     expect_rank(OP, "A", a, 2..=3)?;
-    expect_rank(OP, "B", b, 2..=3)?;
+    expect_rank_any_dtype(OP, "B", b, 2..=3)?;
+    if b.dtype == DType::F16 && !transpose_b {
+        return Err(shape_err(
+            OP,
+            format!("B '{}'", b.label),
+            "f16 weights only as A·Bᵀ",
+            "A·B",
+        ));
+    }
+    if b.dtype == DType::U32 {
+        return Err(shape_err(
+            OP,
+            format!("B '{}' dtype", b.label),
+            "F32 or F16",
+            "U32",
+        ));
+    }
     let (batch, m, k) = match a.shape[..] {
         [m, k] => (1, m, k),
         [bt, m, k] => (bt, m, k),
@@ -164,7 +197,7 @@ pub fn matmul_into(
         _pad: 0,
     };
     let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
-    let v = variant(m, n, k, transpose_b);
+    let v = variant(m, n, k, transpose_b, b.dtype);
     let wg = [
         (n as u64).div_ceil(v.cols_per_workgroup),
         (m as u64).div_ceil(v.rows_per_workgroup),

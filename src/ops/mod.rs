@@ -44,8 +44,27 @@ pub(crate) fn expect_shape(
     Ok(())
 }
 
-/// Checks that no dimension of `t` is zero and its rank is in `ranks`.
+/// Checks that `t` is f32, no dimension of it is zero and its rank is in `ranks`.
 pub(crate) fn expect_rank(
+    op: &'static str,
+    what: &str,
+    t: &GpuTensor,
+    ranks: std::ops::RangeInclusive<usize>,
+) -> Result<()> {
+    expect_rank_any_dtype(op, what, t, ranks)?;
+    if t.dtype != crate::gpu::DType::F32 {
+        return Err(shape_err(
+            op,
+            format!("{what} '{}' dtype", t.label),
+            "F32",
+            format!("{:?}", t.dtype),
+        ));
+    }
+    Ok(())
+}
+
+/// As [`expect_rank`] without the dtype check.
+pub(crate) fn expect_rank_any_dtype(
     op: &'static str,
     what: &str,
     t: &GpuTensor,

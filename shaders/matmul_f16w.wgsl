@@ -1,0 +1,85 @@
+// C = A·Bᵀ with the weights B stored as f16 (adapters with shader-f16), A and C f32; f32
+// accumulation, so only B's storage is half precision. Same contracts as matmul.wgsl:
+//   matmul_nt_f16w: A [batch, M, K], B [batch, N, K], C [batch, M, N], any shape
+//   matvec_nt_f16w: the M = 1 decode path, one output per invocation
+enable f16;
+
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_stride: u32,
+    b_stride: u32,
+    c_stride: u32,
+    _pad: u32,
+}
+
+override WG_X: u32 = 16u;
+override WG_Y: u32 = 16u;
+const TM: u32 = 4u;
+const TN: u32 = 4u;
+
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f16>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_nt_f16w(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n0 = gid.x * TN;
+    let m0 = gid.y * TM;
+    if (m0 >= p.m || n0 >= p.n) {
+        return;
+    }
+    let a_base = gid.z * p.a_stride;
+    let b_base = gid.z * p.b_stride;
+    var a_row: array<u32, TM>;
+    var b_row: array<u32, TN>;
+    for (var r = 0u; r < TM; r++) {
+        a_row[r] = a_base + min(m0 + r, p.m - 1u) * p.k;
+    }
+    for (var j = 0u; j < TN; j++) {
+        b_row[j] = b_base + min(n0 + j, p.n - 1u) * p.k;
+    }
+    var acc: array<f32, TM * TN>;
+    for (var k = 0u; k < p.k; k++) {
+        var bv: array<f32, TN>;
+        for (var j = 0u; j < TN; j++) {
+            bv[j] = f32(b[b_row[j] + k]);
+        }
+        for (var r = 0u; r < TM; r++) {
+            let av = a[a_row[r] + k];
+            for (var j = 0u; j < TN; j++) {
+                acc[r * TN + j] = fma(av, bv[j], acc[r * TN + j]);
+            }
+        }
+    }
+    let c_base = gid.z * p.c_stride;
+    for (var r = 0u; r < TM; r++) {
+        if (m0 + r < p.m) {
+            for (var j = 0u; j < TN; j++) {
+                if (n0 + j < p.n) {
+                    c[c_base + (m0 + r) * p.n + n0 + j] = acc[r * TN + j];
+                }
+            }
+        }
+    }
+}
+
+override MV_WG: u32 = 64u;
+
+@compute @workgroup_size(MV_WG, 1, 1)
+fn matvec_nt_f16w(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    if (n >= p.n) {
+        return;
+    }
+    let a_base = gid.z * p.a_stride;
+    let b_base = gid.z * p.b_stride + n * p.k;
+    var s = 0.0;
+    for (var k = 0u; k < p.k; k++) {
+        s = fma(a[a_base + k], f32(b[b_base + k]), s);
+    }
+    c[gid.z * p.c_stride + n] = s;
+}
