@@ -295,7 +295,11 @@ fn eval(
     let model =
         load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
     let bytes = std::fs::read(text).with_context(|| format!("reading {}", text.display()))?;
-    let tokens: Vec<u32> = bytes.iter().map(|&b| b as u32).collect();
+    let tokens: Vec<u32> = match tokenizer::Tokenizer::for_model(&dir)? {
+        // Byte-level: the file's bytes as they are (what reference/eval.py scores).
+        tokenizer::Tokenizer::Bytes => bytes.iter().map(|&b| b as u32).collect(),
+        tok => tok.encode(&String::from_utf8_lossy(&bytes))?,
+    };
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} windows {eta}")
             .expect("static template"),
@@ -602,10 +606,12 @@ fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
     let model =
         load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
     log::info!("generating on {}", ctx.name());
-    let prompt = tokenizer::encode(&args.prompt);
+    let tok = tokenizer::Tokenizer::for_model(&dir)?;
+    let prompt = tok.encode(&args.prompt)?;
+    let stop = args.stop.as_deref().map(|s| tok.encode(s)).transpose()?;
     let cfg = GenerateConfig {
         max_tokens: args.max_tokens,
-        stop: args.stop.as_deref().map(tokenizer::encode),
+        stop,
         sampling: SamplingConfig {
             temperature: args.temperature,
             top_k: args.top_k,
@@ -616,7 +622,7 @@ fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
     };
     let mut out = std::io::stdout().lock();
     write!(out, "{}", args.prompt)?;
-    let mut decoder = tokenizer::ByteDecoder::default();
+    let mut decoder = tok.decoder();
     let start = std::time::Instant::now();
     let tokens = model::generate(&ctx, &model, &prompt, &cfg, |t| {
         let _ = write!(out, "{}", decoder.push(t));

@@ -21,7 +21,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
         }
         2 => {
             // Corrupt the safetensors header length or the JSON's first bytes.
-            let i = (rng.next_u64() as usize) % out.len().min(16).max(1);
+            let i = (rng.next_u64() as usize) % out.len().clamp(1, 16);
             if let Some(b) = out.get_mut(i) {
                 *b = rng.next_u64() as u8;
             }

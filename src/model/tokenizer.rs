@@ -52,3 +52,100 @@ pub fn decode(tokens: &[u32]) -> String {
     s.push_str(&d.finish());
     s
 }
+
+/// A model's tokenizer: byte-level (the shipped models), or a Hugging Face `tokenizer.json`
+/// when the model directory has one.
+pub enum Tokenizer {
+    /// Token id = UTF-8 byte.
+    Bytes,
+    /// A Hugging Face tokenizer.
+    HuggingFace(Box<tokenizers::Tokenizer>),
+}
+
+impl Tokenizer {
+    /// `dir/tokenizer.json` if it exists, else byte-level.
+    pub fn for_model(dir: &std::path::Path) -> crate::Result<Self> {
+        let path = dir.join("tokenizer.json");
+        if !path.exists() {
+            return Ok(Tokenizer::Bytes);
+        }
+        tokenizers::Tokenizer::from_file(&path)
+            .map(|t| Tokenizer::HuggingFace(Box::new(t)))
+            .map_err(|e| crate::Error::Invalid {
+                what: format!("tokenizer {}", path.display()),
+                expected: "a Hugging Face tokenizer.json".into(),
+                found: e.to_string(),
+            })
+    }
+
+    /// Token ids of `text`.
+    pub fn encode(&self, text: &str) -> crate::Result<Vec<u32>> {
+        match self {
+            Tokenizer::Bytes => Ok(encode(text)),
+            Tokenizer::HuggingFace(t) => t
+                .encode(text, false)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| crate::Error::Invalid {
+                    what: "text to encode".into(),
+                    expected: "text the tokenizer accepts".into(),
+                    found: e.to_string(),
+                }),
+        }
+    }
+
+    /// A streaming decoder for this tokenizer.
+    pub fn decoder(&self) -> StreamDecoder<'_> {
+        StreamDecoder {
+            tokenizer: self,
+            bytes: ByteDecoder::default(),
+            ids: Vec::new(),
+            shown: 0,
+        }
+    }
+}
+
+/// Turns generated tokens into text as they arrive.
+pub struct StreamDecoder<'a> {
+    tokenizer: &'a Tokenizer,
+    bytes: ByteDecoder,
+    ids: Vec<u32>,
+    shown: usize,
+}
+
+impl StreamDecoder<'_> {
+    /// Adds a token; returns the new text it completes.
+    pub fn push(&mut self, token: u32) -> String {
+        match self.tokenizer {
+            Tokenizer::Bytes => self.bytes.push(token),
+            Tokenizer::HuggingFace(t) => {
+                // Decode everything so far and show the new suffix: merges and byte-fallback
+                // tokens are handled by the tokenizer itself; a suffix ending in an incomplete
+                // character (U+FFFD) waits for the next token.
+                self.ids.push(token);
+                let text = t.decode(&self.ids, true).unwrap_or_default();
+                if text.ends_with('\u{FFFD}')
+                    || text.len() < self.shown
+                    || !text.is_char_boundary(self.shown)
+                {
+                    return String::new();
+                }
+                let new = text[self.shown..].to_string();
+                self.shown = text.len();
+                new
+            }
+        }
+    }
+
+    /// Whatever is held back.
+    pub fn finish(&mut self) -> String {
+        match self.tokenizer {
+            Tokenizer::Bytes => self.bytes.finish(),
+            Tokenizer::HuggingFace(t) => {
+                let text = t.decode(&self.ids, true).unwrap_or_default();
+                let rest = text.get(self.shown..).unwrap_or("").to_string();
+                self.shown = text.len();
+                rest
+            }
+        }
+    }
+}
