@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The model `generate` uses when no `--model` is given (shipped in the repository).
-const DEFAULT_MODEL: &str = "models/shakespeare-mha";
+const DEFAULT_MODEL: &str = "models/shakespeare-latent";
 
 #[derive(Parser)]
 #[command(

@@ -14,7 +14,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-const SHIPPED: &[&str] = &["shakespeare-mha"];
+const SHIPPED: &[&str] = &["shakespeare-latent", "shakespeare-mla", "shakespeare-mha"];
 
 #[test]
 fn compare_passes_on_the_committed_goldens() {
