@@ -119,6 +119,24 @@ pub(crate) fn square(names: &mut Vec<(String, Vec<usize>)>, prefix: &str, d: usi
     }
 }
 
+/// A one-layer MHA config of width `d` and `heads` heads (the full-attention baseline).
+pub(crate) fn mha_config(d: usize, heads: usize, max_context: usize) -> ModelConfig {
+    ModelConfig {
+        vocab_size: 1,
+        d_model: d,
+        n_layers: 1,
+        n_heads: heads,
+        ffn_kind: FfnKind::Swiglu,
+        ffn_hidden: 1,
+        norm_kind: NormKind::Rmsnorm,
+        norm_eps: 1e-5,
+        max_context,
+        rope: Default::default(),
+        tie_embeddings: true,
+        attention: AttentionConfig::Mha { n_kv_heads: None },
+    }
+}
+
 /// Runs the benchmark for each context length in `ns`; `progress` sees each figure.
 pub fn run(
     ctx: &GpuContext,
@@ -129,20 +147,7 @@ pub fn run(
     let (d, h) = (shape.d, shape.heads);
     let max_n = ns.iter().copied().max().unwrap_or(1);
     // Full attention: an MHA layer of the same width and heads.
-    let cfg = ModelConfig {
-        vocab_size: 1,
-        d_model: d,
-        n_layers: 1,
-        n_heads: h,
-        ffn_kind: FfnKind::Swiglu,
-        ffn_hidden: 1,
-        norm_kind: NormKind::Rmsnorm,
-        norm_eps: 1e-5,
-        max_context: max_n,
-        rope: Default::default(),
-        tie_embeddings: true,
-        attention: AttentionConfig::Mha { n_kv_heads: None },
-    };
+    let cfg = mha_config(d, h, max_n);
     let mut names = Vec::new();
     square(&mut names, "mha", d);
     let path = random_weights(&names, 1)?;

@@ -1,13 +1,13 @@
 //! `latentgpu bench mla`: decode time per token against context length for MLA (naive and
 //! absorbed paths) and MHA of the same width and heads, with the cache bytes each reads.
 
-use super::attention::{random_weights, square};
+use super::attention::{mha_config, random_weights, square};
 use super::seconds_per_rep;
 use crate::error::Result;
 use crate::gpu::{Batch, GpuContext, GpuTensor};
 use crate::model::mha::MhaLayer;
 use crate::model::mla::{MlaLayer, MlaPath, MlaShape};
-use crate::model::{AttentionConfig, FfnKind, ModelConfig, NormKind, WeightFile};
+use crate::model::WeightFile;
 use crate::ops::{RopeMode, RopeTable};
 
 /// Decode at one context length.
@@ -70,20 +70,7 @@ pub fn run(
     let path = random_weights(&names, 3)?;
     let mut file = WeightFile::open(&path)?;
     let mla = MlaLayer::load(ctx, &mut file, shape.clone(), "mla", max_n)?;
-    let cfg = ModelConfig {
-        vocab_size: 1,
-        d_model: d,
-        n_layers: 1,
-        n_heads: h,
-        ffn_kind: FfnKind::Swiglu,
-        ffn_hidden: 1,
-        norm_kind: NormKind::Rmsnorm,
-        norm_eps: 1e-5,
-        max_context: max_n,
-        rope: Default::default(),
-        tie_embeddings: true,
-        attention: AttentionConfig::Mha { n_kv_heads: None },
-    };
+    let cfg = mha_config(d, h, max_n);
     let mha = MhaLayer::load(ctx, &mut file, &cfg, "mha")?;
     let _ = std::fs::remove_file(path);
     let rope_table = RopeTable::new(ctx, d / h, 10000.0, max_n)?;

@@ -2,6 +2,7 @@
 //! in f64 from the f32 weights.
 
 use super::attention::attention;
+use super::linear;
 use crate::ops::RopeMode;
 
 /// The weights of one latent layer as the GPU sees them (each projection `[d, d]`, `[out, in]`).
@@ -20,21 +21,6 @@ pub struct LatentWeights<'a> {
     pub d: usize,
     /// Heads h.
     pub heads: usize,
-}
-
-/// `y = x·wᵀ` for `x` `[n, d_in]` (f64) and `w` `[d_out, d_in]`.
-fn linear(x: &[f64], w: &[f32], d_in: usize) -> Vec<f64> {
-    let d_out = w.len() / d_in;
-    x.chunks(d_in)
-        .flat_map(|row| {
-            (0..d_out).map(move |o| {
-                row.iter()
-                    .zip(&w[o * d_in..(o + 1) * d_in])
-                    .map(|(&a, &b)| a * b as f64)
-                    .sum::<f64>()
-            })
-        })
-        .collect()
 }
 
 fn add(a: &[f64], b: &[f64]) -> Vec<f64> {

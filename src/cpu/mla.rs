@@ -1,6 +1,7 @@
 //! Reference MLA, naive form (up-projected keys and values), f64 from the f32 weights.
 
 use super::attention::attention;
+use super::linear;
 use crate::model::mla::MlaShape;
 
 /// One MLA layer's weights by their Hugging Face names (row-major `[out, in]`).
@@ -17,20 +18,6 @@ pub struct MlaWeights<'a> {
     pub kv_b: &'a [f32],
     /// `o_proj` `[d, h·v]`.
     pub o: &'a [f32],
-}
-
-fn linear(x: &[f64], w: &[f32], d_in: usize) -> Vec<f64> {
-    let d_out = w.len() / d_in;
-    x.chunks(d_in)
-        .flat_map(|row| {
-            (0..d_out).map(move |o| {
-                row.iter()
-                    .zip(&w[o * d_in..(o + 1) * d_in])
-                    .map(|(&a, &b)| a * b as f64)
-                    .sum::<f64>()
-            })
-        })
-        .collect()
 }
 
 fn rmsnorm(x: &[f64], w: &[f32], eps: f32) -> Vec<f64> {
