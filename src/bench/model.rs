@@ -54,11 +54,7 @@ pub fn run(
     }
     Ok(ModelFigure {
         model: name.to_string(),
-        attention: format!("{:?}", model.config.attention)
-            .split([' ', '{'])
-            .next()
-            .unwrap_or("")
-            .to_string(),
+        attention: model.config.attention_kind().to_string(),
         prompt_tokens: prompt,
         prefill_tokens_per_s: prompt as f64 / best_prefill,
         decode_tokens: decode,

@@ -187,6 +187,15 @@ impl ModelConfig {
         self.d_model / self.n_heads
     }
 
+    /// The attention kind's name as written in config.json: `mha`, `latent` or `mla`.
+    pub fn attention_kind(&self) -> &'static str {
+        match &self.attention {
+            AttentionConfig::Mha { .. } => "mha",
+            AttentionConfig::Latent { .. } => "latent",
+            AttentionConfig::Mla { .. } => "mla",
+        }
+    }
+
     /// Rotated values per head: the whole head for MHA, `rope_dim` for latent attention.
     pub fn rope_dim(&self) -> usize {
         match &self.attention {
