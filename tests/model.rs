@@ -21,21 +21,26 @@ fn tolerance(torch_err: f64) -> f64 {
     2.0 * torch_err
 }
 
+/// A fixture's tokens, its float64 logits, and PyTorch fp32's own error against them.
+fn reference(dir: &std::path::Path) -> (Vec<u32>, Vec<f64>, f64) {
+    let golden = Golden::open(&dir.join("golden.safetensors"));
+    let (ref64, _) = golden.f64("logits_f64");
+    let (torch32, _) = golden.f64("logits_f32");
+    let torch_err = max_diff64(&torch32, &ref64);
+    (golden.tokens("tokens"), ref64, torch_err)
+}
+
 #[test]
 fn logits_match_pytorch_twin() {
     on_every_adapter(|ctx| {
         for name in FIXTURES {
             let dir = fixture(name);
-            let golden = Golden::open(&dir.join("golden.safetensors"));
-            let tokens = golden.tokens("tokens");
-            let (ref64, _) = golden.f64("logits_f64");
-            let (torch32, _) = golden.f64("logits_f32");
+            let (tokens, ref64, torch_err) = reference(&dir);
             let model = Model::load_dir(ctx, &dir).unwrap();
             let mut cache = model.new_cache(ctx).unwrap();
             let ours = model
                 .forward(ctx, &tokens, &mut cache, Logits::All)
                 .unwrap();
-            let torch_err = max_diff64(&torch32, &ref64);
             let our_err = max_diff(&ours, &ref64);
             let tol = tolerance(torch_err);
             eprintln!(
@@ -55,11 +60,8 @@ fn prefill_then_decode_equals_full_forward() {
     on_every_adapter(|ctx| {
         for name in FIXTURES {
             let dir = fixture(name);
-            let golden = Golden::open(&dir.join("golden.safetensors"));
-            let tokens = golden.tokens("tokens");
-            let (ref64, _) = golden.f64("logits_f64");
-            let (torch32, _) = golden.f64("logits_f32");
-            let tol = tolerance(max_diff64(&torch32, &ref64));
+            let (tokens, ref64, torch_err) = reference(&dir);
+            let tol = tolerance(torch_err);
             let model = Model::load_dir(ctx, &dir).unwrap();
             let v = model.config.vocab_size;
             let prefill = 5;
