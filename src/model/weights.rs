@@ -2,6 +2,7 @@
 //! tensor looked up by name and checked against the shape the config implies.
 
 use crate::error::{Error, Result};
+use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub struct WeightFile {
     path: PathBuf,
     map: memmap2::Mmap,
+    /// The header, parsed and validated once: byte length and tensor table.
+    header: (usize, Metadata),
     taken: BTreeSet<String>,
     /// Keep matrices (the `B` of `x·Bᵀ` products) in f16 on the GPU (needs shader-f16);
     /// norms, embeddings and latents stay f32.
@@ -23,14 +26,19 @@ impl WeightFile {
         // SAFETY: the file is only read, and the mapping lives as long as this struct; a file
         // changed underneath a running model is outside what we can defend against.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let wf = WeightFile {
+        let header = SafeTensors::read_metadata(&map).map_err(|e| Error::Weights {
+            file: path.display().to_string(),
+            what: "file".into(),
+            expected: "a complete safetensors file".into(),
+            found: format!("{e} ({} bytes)", map.len()),
+        })?;
+        Ok(WeightFile {
             path: path.to_path_buf(),
             map,
+            header,
             taken: BTreeSet::new(),
             f16_matrices: false,
-        };
-        wf.tensors()?;
-        Ok(wf)
+        })
     }
 
     fn err(&self, what: &str, expected: impl Into<String>, found: impl Into<String>) -> Error {
@@ -42,45 +50,33 @@ impl WeightFile {
         }
     }
 
-    fn tensors(&self) -> Result<SafeTensors<'_>> {
-        SafeTensors::deserialize(&self.map).map_err(|e| {
-            self.err(
-                "file",
-                "a complete safetensors file",
-                format!("{e} ({} bytes)", self.map.len()),
-            )
-        })
-    }
-
     /// Every tensor name in the file.
     pub fn names(&self) -> Result<Vec<String>> {
-        Ok(self
-            .tensors()?
-            .names()
-            .into_iter()
-            .map(String::from)
-            .collect())
+        Ok(self.header.1.tensors().into_keys().collect())
     }
 
     /// The tensor `name` as f32, checked to have `shape`.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let st = self.tensors()?;
-        let view = st.tensor(name).map_err(|_| {
+        let (header_len, meta) = &self.header;
+        let info = meta.info(name).ok_or_else(|| {
             self.err(
                 name,
                 format!("a tensor of shape {shape:?}"),
                 "no such tensor",
             )
         })?;
-        if view.shape() != shape {
+        if info.shape != shape {
             return Err(self.err(
                 name,
                 format!("shape {shape:?}"),
-                format!("shape {:?}", view.shape()),
+                format!("shape {:?}", info.shape),
             ));
         }
-        let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
+        // read_metadata checked every tensor's offsets against the file's length.
+        let (start, end) = info.data_offsets;
+        let data = &self.map[8 + header_len + start..8 + header_len + end];
+        let dtype = info.dtype;
+        let values: Vec<f32> = match dtype {
             Dtype::F32 => data
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -105,8 +101,8 @@ impl WeightFile {
     }
 
     /// Whether the file holds `name`.
-    pub fn contains(&self, name: &str) -> Result<bool> {
-        Ok(self.tensors()?.tensor(name).is_ok())
+    pub fn contains(&self, name: &str) -> bool {
+        self.header.1.info(name).is_some()
     }
 
     /// Errors if the file holds tensors the model did not use (a config/weights mismatch).
