@@ -4,6 +4,7 @@
 //! cached pipeline, dispatch), [`cpu`] the f64 reference of every kernel, [`gpu`] the runtime.
 #![warn(missing_docs)]
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod cpu;
 pub mod error;

@@ -1,273 +1,48 @@
 //! Every kernel against its f64 CPU reference, on every adapter present, on awkward shapes.
+//! The checks themselves are in `common/kernel_checks.rs`, shared with the browser tests.
 
 mod common;
 
-use common::{assert_close, assert_close_by, max_abs, on_every_adapter, reduction_tol, Rng, U};
+use common::kernel_checks::{self as checks, upload};
+use common::{assert_close, max_abs, on_every_adapter, reduction_tol, Rng};
 use latentgpu::cpu;
-use latentgpu::ops::{self, AttentionShape, BinaryOp, RopeMode, RopeTable, UnaryOp};
-use latentgpu::{Batch, GpuContext, GpuTensor};
-
-fn upload(ctx: &GpuContext, label: &str, shape: &[usize], data: &[f32]) -> GpuTensor {
-    GpuTensor::from_f32(ctx, label, shape, data).expect("upload")
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_matmul(
-    ctx: &GpuContext,
-    rng: &mut Rng,
-    batch: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    t: bool,
-    b_batched: bool,
-) {
-    let a = rng.vec(batch * m * k, -1.0, 1.0);
-    let b = rng.vec(if b_batched { batch } else { 1 } * n * k, -1.0, 1.0);
-    let a_shape = if batch == 1 {
-        vec![m, k]
-    } else {
-        vec![batch, m, k]
-    };
-    let (r, c) = if t { (n, k) } else { (k, n) };
-    let b_shape = if b_batched {
-        vec![batch, r, c]
-    } else {
-        vec![r, c]
-    };
-    let ga = upload(ctx, "A", &a_shape, &a);
-    let gb = upload(ctx, "B", &b_shape, &b);
-    let mut bt = Batch::new(ctx);
-    let gc = ops::matmul(&mut bt, &ga, &gb, t).expect("matmul");
-    let out = bt.read(&[&gc]).expect("read").remove(0);
-    let reference = cpu::matmul(&a, &b, batch, m, n, k, t, b_batched);
-    // Inputs in [-1, 1]: every product is at most 1, so the reduction's scale is 1 per term and
-    // the sum's rounding error is c·sqrt(K)·u·1 times sqrt(K) terms' magnitude... bounded by
-    // c·sqrt(K)·u·max(|C|, sqrt(K)) with c = 8 (Gaussian tail over <= 10^6 outputs is < 5σ, and
-    // each product's own rounding adds one more u per term).
-    let scale = max_abs(&reference).max((k as f64).sqrt());
-    let tol = reduction_tol(k, scale, 8.0);
-    assert_close(
-        &format!("matmul b{batch} m{m} n{n} k{k} t{t} bb{b_batched}"),
-        &out,
-        &reference,
-        tol,
-    );
-}
+use latentgpu::ops;
+use latentgpu::{Batch, GpuTensor};
+use pollster::block_on;
 
 #[test]
 fn matmul_matches_reference_on_awkward_shapes() {
-    on_every_adapter(|ctx| {
-        let mut rng = Rng::new(1);
-        for &(m, n, k) in &[
-            (1, 1, 1),
-            (3, 5, 7),
-            (17, 63, 65),
-            (64, 64, 64),
-            (65, 63, 17),
-            (1, 257, 1000),
-            (2, 1003, 3),
-            (129, 66, 257),
-            // K % 4 == 0 (and for A·B, N % 4 == 0): the vec4 kernels, at and past their
-            // 64-row, 64/128-column workgroup tiles.
-            (1, 4, 4),
-            (3, 12, 4),
-            (65, 129, 68),
-            (64, 128, 1024),
-            (130, 260, 36),
-            (17, 1000, 252),
-        ] {
-            for t in [false, true] {
-                run_matmul(ctx, &mut rng, 1, m, n, k, t, false);
-            }
-        }
-    });
+    on_every_adapter(|ctx| block_on(checks::matmul_on_awkward_shapes(ctx)));
 }
 
 #[test]
 fn batched_matmul_matches_reference() {
-    on_every_adapter(|ctx| {
-        let mut rng = Rng::new(2);
-        for t in [false, true] {
-            run_matmul(ctx, &mut rng, 3, 17, 33, 65, t, true);
-            run_matmul(ctx, &mut rng, 5, 1, 63, 257, t, true);
-            run_matmul(ctx, &mut rng, 4, 9, 7, 5, t, false);
-        }
-    });
+    on_every_adapter(|ctx| block_on(checks::batched_matmul(ctx)));
 }
 
 #[test]
 fn matvec_decode_path_matches_reference() {
-    on_every_adapter(|ctx| {
-        let mut rng = Rng::new(3);
-        for &(n, k) in &[(1, 1), (3, 17), (1000, 63), (4099, 257), (65, 1024)] {
-            run_matmul(ctx, &mut rng, 1, 1, n, k, true, false);
-        }
-    });
+    on_every_adapter(|ctx| block_on(checks::matvec_decode_path(ctx)));
 }
 
 #[test]
 fn softmax_matches_reference() {
-    on_every_adapter(|ctx| {
-        let mut rng = Rng::new(4);
-        for &(rows, cols, causal) in &[
-            (1, 1, None),
-            (3, 17, None),
-            (17, 1000, None),
-            (5, 257, Some(0)),
-            (63, 63, Some(0)),
-            (4, 65, Some(61)),
-        ] {
-            let x = rng.vec(rows * cols, -8.0, 8.0);
-            let gx = upload(ctx, "x", &[rows, cols], &x);
-            let mut b = Batch::new(ctx);
-            let y = ops::softmax(&mut b, &gx, causal).unwrap();
-            let out = b.read(&[&y]).unwrap().remove(0);
-            let reference = cpu::softmax(&x, cols, rows, causal);
-            // Each output is exp(x - m)/s: exp is within (3 + 2|x - m|) ULP (WGSL spec, |x - m| <= 16
-            // here), the sum adds sqrt(cols)·u relative, the division 2.5 ULP: relative tol
-            // (3 + 2·16 + 2.5 + 4·sqrt(cols))·u, plus 1e-30 absolute for underflowed tails.
-            let rel = (37.5 + 4.0 * (cols as f64).sqrt()) * U;
-            assert_close_by(
-                &format!("softmax {rows}x{cols} {causal:?}"),
-                &out,
-                &reference,
-                |i| rel * reference[i].abs() + 1e-30,
-            );
-        }
-    });
+    on_every_adapter(|ctx| block_on(checks::softmax(ctx)));
 }
 
 #[test]
 fn norms_match_reference() {
-    on_every_adapter(|ctx| {
-        let mut rng = Rng::new(5);
-        for &(rows, d) in &[(1, 1), (3, 17), (7, 1000), (2, 4099), (65, 64)] {
-            let x = rng.vec(rows * d, -3.0, 3.0);
-            let w = rng.vec(d, 0.5, 1.5);
-            let bias = rng.vec(d, -1.0, 1.0);
-            let gx = upload(ctx, "x", &[rows, d], &x);
-            let gw = upload(ctx, "w", &[d], &w);
-            let gbias = upload(ctx, "b", &[d], &bias);
-            let mut b = Batch::new(ctx);
-            let rms = ops::rmsnorm(&mut b, &gx, &gw, 1e-6).unwrap();
-            let ln = ops::layernorm(&mut b, &gx, &gw, &gbias, 1e-5).unwrap();
-            let out = b.read(&[&rms, &ln]).unwrap();
-            // The row statistic is a length-d reduction (relative error c·sqrt(d)·u), then an
-            // inverse square root (2 ULP) and two products: relative tol (8·sqrt(d) + 6)·u of
-            // each output's own magnitude; LayerNorm's centring adds the mean's error times
-            // w/σ, covered by the absolute term scaled by max|y|.
-            let rms_ref = cpu::rmsnorm(&x, &w, 1e-6);
-            let rel = (8.0 * (d as f64).sqrt() + 6.0) * U;
-            assert_close_by(&format!("rmsnorm {rows}x{d}"), &out[0], &rms_ref, |i| {
-                rel * rms_ref[i].abs() + U
-            });
-            let ln_ref = cpu::layernorm(&x, &w, &bias, 1e-5);
-            let scale = max_abs(&ln_ref);
-            assert_close_by(&format!("layernorm {rows}x{d}"), &out[1], &ln_ref, |i| {
-                rel * ln_ref[i].abs() + rel * scale
-            });
-        }
-    });
+    on_every_adapter(|ctx| block_on(checks::norms(ctx)));
 }
 
 #[test]
 fn elementwise_ops_match_reference() {
-    on_every_adapter(|ctx| {
-        let mut rng = Rng::new(6);
-        for &n in &[1usize, 3, 257, 1000, 65537] {
-            let a = rng.vec(n, -10.0, 10.0);
-            let bv = rng.vec(n, -2.0, 2.0);
-            let ga = upload(ctx, "a", &[n], &a);
-            let gb = upload(ctx, "b", &[n], &bv);
-            let mut b = Batch::new(ctx);
-            let outs = [
-                ops::binary(&mut b, BinaryOp::Add, &ga, &gb).unwrap(),
-                ops::binary(&mut b, BinaryOp::Mul, &ga, &gb).unwrap(),
-                ops::binary(&mut b, BinaryOp::SwiGlu, &ga, &gb).unwrap(),
-                ops::unary(&mut b, UnaryOp::Silu, &ga).unwrap(),
-                ops::unary(&mut b, UnaryOp::Gelu, &ga).unwrap(),
-                ops::unary(&mut b, UnaryOp::GeluTanh, &ga).unwrap(),
-            ];
-            let out = b.read(&outs.iter().collect::<Vec<_>>()).unwrap();
-            let add: Vec<f64> = a
-                .iter()
-                .zip(&bv)
-                .map(|(&x, &y)| x as f64 + y as f64)
-                .collect();
-            let mul: Vec<f64> = a
-                .iter()
-                .zip(&bv)
-                .map(|(&x, &y)| x as f64 * y as f64)
-                .collect();
-            let swi: Vec<f64> = a
-                .iter()
-                .zip(&bv)
-                .map(|(&x, &y)| cpu::silu(x) * y as f64)
-                .collect();
-            let silu: Vec<f64> = a.iter().map(|&x| cpu::silu(x)).collect();
-            let gelu: Vec<f64> = a.iter().map(|&x| cpu::gelu(x)).collect();
-            let gelu_t: Vec<f64> = a.iter().map(|&x| cpu::gelu_tanh(x)).collect();
-            // add and mul are correctly rounded: half an ULP of the result.
-            assert_close_by("add", &out[0], &add, |i| 0.5 * U * 2.0 * add[i].abs());
-            assert_close_by("mul", &out[1], &mul, |i| 0.5 * U * 2.0 * mul[i].abs());
-            // exp(-x) is within (3 + 2|x|) ULP (WGSL spec), then one add, one division (2.5 ULP)
-            // and for swiglu one product: relative (8 + 2|x|)·2u, with |x| the input.
-            let act = |x: f32| (8.0 + 2.0 * x.abs() as f64) * 2.0 * U;
-            assert_close_by("swiglu", &out[2], &swi, |i| {
-                act(a[i]) * swi[i].abs() + 1e-37
-            });
-            assert_close_by("silu", &out[3], &silu, |i| {
-                act(a[i]) * silu[i].abs() + 1e-37
-            });
-            // GELU (erf form) also carries the erfc fit's 1.2e-7 relative error, which for
-            // x > 0 is scaled by erfc/(2 - erfc) <= 1 and is absolute relative to x/2.
-            assert_close_by("gelu", &out[4], &gelu, |i| {
-                act(a[i]) * gelu[i].abs() + 1.2e-7 * a[i].abs() as f64 + 1e-37
-            });
-            // tanh form: x·sigmoid(2z), the cubic adds 3 ULP to z, which moves exp by |2z|·3u.
-            assert_close_by("gelu_tanh", &out[5], &gelu_t, |i| {
-                let z = 0.8 * (a[i].abs() as f64 + 0.045 * (a[i] as f64).powi(3).abs());
-                (act(a[i]) + 2.0 * z * 6.0 * U + 4.0 * z * U) * gelu_t[i].abs() + 1e-37
-            });
-        }
-    });
+    on_every_adapter(|ctx| block_on(checks::elementwise_ops(ctx)));
 }
 
 #[test]
 fn rope_matches_reference_in_both_conventions() {
-    on_every_adapter(|ctx| {
-        let mut rng = Rng::new(7);
-        for &(tokens, heads, head_dim, rot, offset) in &[
-            (1, 1, 2, 2, 0),
-            (3, 5, 16, 16, 7),
-            (17, 3, 64, 32, 0),
-            (65, 2, 66, 66, 100),
-        ] {
-            let table = RopeTable::new(ctx, rot, 10000.0, 200).unwrap();
-            let (cos, sin) = latentgpu::ops::rope::rope_tables(
-                &latentgpu::ops::rope::inv_freq(rot, 10000.0),
-                200,
-                1.0,
-            );
-            for mode in [RopeMode::Interleaved, RopeMode::HalfSplit] {
-                let x = rng.vec(tokens * heads * head_dim, -2.0, 2.0);
-                let gx = upload(ctx, "x", &[tokens, heads, head_dim], &x);
-                let mut b = Batch::new(ctx);
-                ops::rope_inplace(&mut b, &gx, &table, offset, mode).unwrap();
-                let out = b.read(&[&gx]).unwrap().remove(0);
-                let reference = cpu::rope(&x, heads, head_dim, &cos, &sin, rot, offset, mode);
-                // Two products and a sum of the same f32 table values: 3 roundings of terms of
-                // size <= |x0|+|x1| <= 4, so 3·u·4 absolute (a fused fma only helps).
-                assert_close(
-                    &format!("rope {tokens}x{heads}x{head_dim} r{rot} {mode:?}"),
-                    &out,
-                    &reference,
-                    3.0 * U * 4.0,
-                );
-            }
-        }
-    });
+    on_every_adapter(|ctx| block_on(checks::rope_in_both_conventions(ctx)));
 }
 
 #[test]
@@ -281,89 +56,17 @@ fn rope_table_matches_pytorch_fp32_construction() {
 
 #[test]
 fn embedding_matches_reference() {
-    on_every_adapter(|ctx| {
-        let mut rng = Rng::new(8);
-        for &(vocab, d, tokens) in &[(1, 1, 1), (17, 3, 5), (257, 63, 100), (1000, 65, 3)] {
-            let table = rng.vec(vocab * d, -1.0, 1.0);
-            let ids: Vec<u32> = (0..tokens)
-                .map(|_| (rng.next_u64() % vocab as u64) as u32)
-                .collect();
-            let gt = upload(ctx, "table", &[vocab, d], &table);
-            let mut b = Batch::new(ctx);
-            let out = ops::embedding(&mut b, &gt, &ids).unwrap();
-            let out = b.read(&[&out]).unwrap().remove(0);
-            // A copy: exact.
-            assert_close("embedding", &out, &cpu::embedding(&table, d, &ids), 0.0);
-        }
-    });
-}
-
-#[allow(clippy::too_many_arguments)]
-fn check_attention(
-    ctx: &GpuContext,
-    rng: &mut Rng,
-    n_q: usize,
-    n_kv: usize,
-    cap: usize,
-    heads: usize,
-    kv_heads: usize,
-    d_qk: usize,
-    d_v: usize,
-    causal: bool,
-) {
-    let q = rng.vec(n_q * heads * d_qk, -1.0, 1.0);
-    let k = rng.vec(cap * kv_heads * d_qk, -1.0, 1.0);
-    let v = rng.vec(cap * kv_heads * d_v, -1.0, 1.0);
-    let scale = 1.0 / (d_qk as f32).sqrt();
-    let gq = upload(ctx, "q", &[n_q, heads, d_qk], &q);
-    let gk = upload(ctx, "k", &[cap, kv_heads, d_qk], &k);
-    let gv = upload(ctx, "v", &[cap, kv_heads, d_v], &v);
-    let mut b = Batch::new(ctx);
-    let how = AttentionShape {
-        scale,
-        causal,
-        n_kv,
-    };
-    let o = ops::attention(&mut b, &gq, &gk, &gv, how).unwrap();
-    let out = b.read(&[&o]).unwrap().remove(0);
-    let reference = cpu::attention(
-        &q, &k, &v, n_q, n_kv, heads, kv_heads, d_qk, d_v, scale, causal,
-    );
-    // Scores: a d_qk reduction of terms <= 1, scaled: error c·sqrt(d_qk)·u·sqrt(d_qk)·scale = c·sqrt(d_qk)·u.
-    // That moves each probability by the same relative amount (times exp's few ULP), and the
-    // weighted sum over n_kv values <= 1 adds c·sqrt(n_kv)·u; |o| <= 1. Absolute tol with c = 8.
-    let tol = 8.0 * ((d_qk as f64).sqrt() + (n_kv as f64).sqrt() + 8.0) * U;
-    assert_close(
-        &format!(
-            "attention q{n_q} kv{n_kv}/{cap} h{heads}/{kv_heads} d{d_qk}/{d_v} causal {causal}"
-        ),
-        &out,
-        &reference,
-        tol,
-    );
+    on_every_adapter(|ctx| block_on(checks::embedding(ctx)));
 }
 
 #[test]
 fn attention_matches_reference() {
-    on_every_adapter(|ctx| {
-        let mut rng = Rng::new(9);
-        check_attention(ctx, &mut rng, 1, 1, 1, 1, 1, 1, 1, true);
-        check_attention(ctx, &mut rng, 17, 17, 17, 3, 3, 16, 16, true);
-        check_attention(ctx, &mut rng, 65, 65, 65, 2, 1, 63, 17, true);
-        check_attention(ctx, &mut rng, 13, 257, 257, 4, 2, 32, 32, false);
-        check_attention(ctx, &mut rng, 3, 100, 128, 2, 2, 192, 128, true);
-    });
+    on_every_adapter(|ctx| block_on(checks::attention(ctx)));
 }
 
 #[test]
 fn attention_decode_over_kv_cache_matches_reference() {
-    on_every_adapter(|ctx| {
-        let mut rng = Rng::new(10);
-        // One query reading a partly filled cache; MQA with DeepSeek-like absorbed widths.
-        check_attention(ctx, &mut rng, 1, 1000, 1024, 4, 4, 64, 64, true);
-        check_attention(ctx, &mut rng, 1, 257, 300, 8, 1, 576, 512, true);
-        check_attention(ctx, &mut rng, 1, 63, 63, 6, 3, 17, 5, true);
-    });
+    on_every_adapter(|ctx| block_on(checks::attention_decode_over_kv_cache(ctx)));
 }
 
 #[test]

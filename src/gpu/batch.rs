@@ -147,7 +147,16 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
-    /// Submits the work and waits for it to finish.
+    /// Submits the work and waits for it to finish, returning any validation error (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn submit(self) -> Result<()> {
+        pollster::block_on(self.submit_async())
+    }
+
+    /// Submits the work without waiting (browser): the queue keeps the order of submissions,
+    /// so later batches see its results. The browser reports validation errors asynchronously;
+    /// they are logged when they arrive. Use [`Batch::submit_async`] to await them.
+    #[cfg(target_arch = "wasm32")]
     pub fn submit(self) -> Result<()> {
         let Batch {
             ctx,
@@ -155,23 +164,43 @@ impl<'a> Batch<'a> {
             scope,
         } = self;
         ctx.queue.submit([encoder.finish()]);
-        if let Some(err) = pollster::block_on(scope.pop()) {
+        let error = scope.pop();
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Some(err) = error.await {
+                log::error!("GPU validation error in a batch: {err}");
+            }
+        });
+        Ok(())
+    }
+
+    /// Submits the work, returns any validation error in it, and (native) waits for the GPU
+    /// to finish it. In the browser the work may still be running when this returns; the queue
+    /// keeps order, and a readback waits for it.
+    pub async fn submit_async(self) -> Result<()> {
+        let Batch {
+            ctx,
+            encoder,
+            scope,
+        } = self;
+        ctx.queue.submit([encoder.finish()]);
+        if let Some(err) = scope.pop().await {
             return Err(Error::Gpu {
                 during: "batch".into(),
                 reason: err.to_string(),
             });
         }
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                during: "wait".into(),
-                reason: e.to_string(),
-            })?;
-        Ok(())
+        wait_idle(ctx, "wait")
     }
 
-    /// Submits the work and reads the given f32 tensors back with one map.
-    pub fn read(mut self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>> {
+    /// Submits the work and reads the given f32 tensors back with one map (native: blocks).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read(self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>> {
+        pollster::block_on(self.read_async(tensors))
+    }
+
+    /// Submits the work and reads the given f32 tensors back with one map, awaiting the GPU
+    /// (in the browser the page stays responsive meanwhile).
+    pub async fn read_async(mut self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>> {
         if let Some(t) = tensors.iter().find(|t| t.dtype != super::DType::F32) {
             return Err(Error::Invalid {
                 what: format!("reading back '{}'", t.label),
@@ -195,35 +224,27 @@ impl<'a> Batch<'a> {
             offset += t.bytes();
         }
         let ctx = self.ctx;
-        self.submit()?;
-        let (tx, rx) = std::sync::mpsc::channel();
+        self.submit_async().await?;
+        let (tx, rx) = futures_channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                during: "readback".into(),
-                reason: e.to_string(),
-            })?;
+        wait_idle(ctx, "readback")?;
         let label = tensors
             .iter()
             .map(|t| t.label.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        rx.recv()
-            .map_err(|e| Error::Readback {
-                label: label.clone(),
-                reason: e.to_string(),
-            })?
-            .map_err(|e| Error::Readback {
-                label: label.clone(),
-                reason: e.to_string(),
-            })?;
-        let view = staging.get_mapped_range(..).map_err(|e| Error::Readback {
-            label,
-            reason: e.to_string(),
-        })?;
+        let readback_err = |reason: String| Error::Readback {
+            label: label.clone(),
+            reason,
+        };
+        rx.await
+            .map_err(|e| readback_err(e.to_string()))?
+            .map_err(|e| readback_err(e.to_string()))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| readback_err(e.to_string()))?;
         let all: &[f32] = bytemuck::cast_slice(&view[..total as usize]);
         let mut out = Vec::with_capacity(tensors.len());
         let mut start = 0;
@@ -233,4 +254,16 @@ impl<'a> Batch<'a> {
         }
         Ok(out)
     }
+}
+
+/// Waits for the device's submitted work (native); the browser polls by itself, so there it
+/// returns at once and callbacks fire from the event loop.
+fn wait_idle(ctx: &GpuContext, during: &str) -> Result<()> {
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu {
+            during: during.into(),
+            reason: e.to_string(),
+        })?;
+    Ok(())
 }

@@ -110,7 +110,8 @@ fn no_adapter(choice: BackendChoice) -> Error {
     }
 }
 
-/// Lists every adapter the backends in `choice` expose.
+/// Lists every adapter the backends in `choice` expose (native).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn list_adapters(choice: BackendChoice) -> Vec<AdapterSummary> {
     let instance = new_instance(choice);
     pollster::block_on(instance.enumerate_adapters(choice.backends()))
@@ -141,11 +142,14 @@ impl GpuContext {
     }
 
     /// Blocking form of [`GpuContext::new_async`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(choice: BackendChoice) -> Result<Self> {
         pollster::block_on(Self::new_async(choice))
     }
 
-    /// Opens one context per adapter present (every backend), for tests that run everywhere.
+    /// Opens one context per adapter present (every backend), for tests that run everywhere
+    /// (native: the browser exposes one adapter, through [`GpuContext::new_async`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn all() -> Result<Vec<Self>> {
         let instance = new_instance(BackendChoice::Any);
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));

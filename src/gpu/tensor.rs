@@ -183,10 +183,16 @@ impl GpuTensor {
         Ok(())
     }
 
-    /// Reads the tensor back (one submission, one map).
+    /// Reads the tensor back (one submission, one map; native: blocks).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_async(ctx))
+    }
+
+    /// Reads the tensor back, awaiting the GPU.
+    pub async fn read_async(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
         let batch = super::batch::Batch::new(ctx);
-        Ok(batch.read(&[self])?.remove(0))
+        Ok(batch.read_async(&[self]).await?.remove(0))
     }
 
     /// The first `rows` rows (outermost dimension) of this tensor, sharing its buffer.

@@ -17,8 +17,22 @@ pub struct GenerateConfig {
 }
 
 /// Generates after `prompt`, calling `on_token` with each new token as it is chosen; returns the
-/// new tokens. Stops at `max_tokens`, the stop sequence, or the end of the context.
+/// new tokens. Stops at `max_tokens`, the stop sequence, or the end of the context (native:
+/// blocks).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn generate(
+    ctx: &GpuContext,
+    model: &Model,
+    prompt: &[u32],
+    cfg: &GenerateConfig,
+    on_token: impl FnMut(u32),
+) -> Result<Vec<u32>> {
+    pollster::block_on(generate_async(ctx, model, prompt, cfg, on_token))
+}
+
+/// As [`generate`], awaiting each token's logits: in the browser the page keeps drawing the
+/// tokens `on_token` shows while the next one is computed.
+pub async fn generate_async(
     ctx: &GpuContext,
     model: &Model,
     prompt: &[u32],
@@ -28,7 +42,9 @@ pub fn generate(
     let mut cache = model.new_cache(ctx)?;
     let mut sampler = Sampler::new(cfg.sampling.clone());
     let mut history = prompt.to_vec();
-    let mut logits = model.forward(ctx, prompt, &mut cache, Logits::Last)?;
+    let mut logits = model
+        .forward_async(ctx, prompt, &mut cache, Logits::Last)
+        .await?;
     let mut out = Vec::new();
     while out.len() < cfg.max_tokens {
         let token = sampler.sample(&logits, &history);
@@ -43,7 +59,9 @@ pub fn generate(
         if cache.len >= cache.capacity || out.len() >= cfg.max_tokens {
             break;
         }
-        logits = model.forward(ctx, &[token], &mut cache, Logits::Last)?;
+        logits = model
+            .forward_async(ctx, &[token], &mut cache, Logits::Last)
+            .await?;
     }
     Ok(out)
 }

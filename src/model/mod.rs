@@ -1,7 +1,9 @@
 //! The language-model runtime: config, weights, blocks, caches, sampling, generation.
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod compare;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
 pub mod generate;
 pub mod kv_cache;
@@ -15,7 +17,9 @@ pub mod transformer;
 pub mod weights;
 
 pub use config::{AttentionConfig, FfnKind, ModelConfig, NormKind, RopeConfig};
-pub use generate::{generate, GenerateConfig};
+#[cfg(not(target_arch = "wasm32"))]
+pub use generate::generate;
+pub use generate::{generate_async, GenerateConfig};
 pub use sampling::{Sampler, SamplingConfig};
 pub use transformer::{Cache, Logits, Model};
 pub use weights::WeightFile;

@@ -58,12 +58,14 @@ pub fn decode(tokens: &[u32]) -> String {
 pub enum Tokenizer {
     /// Token id = UTF-8 byte.
     Bytes,
-    /// A Hugging Face tokenizer.
+    /// A Hugging Face tokenizer (native; in the browser models are byte-level).
+    #[cfg(not(target_arch = "wasm32"))]
     HuggingFace(Box<tokenizers::Tokenizer>),
 }
 
 impl Tokenizer {
-    /// `dir/tokenizer.json` if it exists, else byte-level.
+    /// `dir/tokenizer.json` if it exists, else byte-level (native).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn for_model(dir: &std::path::Path) -> crate::Result<Self> {
         let path = dir.join("tokenizer.json");
         if !path.exists() {
@@ -82,6 +84,7 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> crate::Result<Vec<u32>> {
         match self {
             Tokenizer::Bytes => Ok(encode(text)),
+            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::HuggingFace(t) => t
                 .encode(text, false)
                 .map(|e| e.get_ids().to_vec())
@@ -117,6 +120,7 @@ impl StreamDecoder<'_> {
     pub fn push(&mut self, token: u32) -> String {
         match self.tokenizer {
             Tokenizer::Bytes => self.bytes.push(token),
+            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::HuggingFace(t) => {
                 // Decode everything so far and show the new suffix: merges and byte-fallback
                 // tokens are handled by the tokenizer itself; a suffix ending in an incomplete
@@ -140,6 +144,7 @@ impl StreamDecoder<'_> {
     pub fn finish(&mut self) -> String {
         match self.tokenizer {
             Tokenizer::Bytes => self.bytes.finish(),
+            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::HuggingFace(t) => {
                 let text = t.decode(&self.ids, true).unwrap_or_default();
                 let rest = text.get(self.shown..).unwrap_or("").to_string();

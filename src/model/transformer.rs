@@ -9,7 +9,6 @@ use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
 use crate::ops::{self, BinaryOp, RopeTable};
-use std::path::Path;
 
 /// The attention of one block.
 pub enum Attention {
@@ -87,23 +86,50 @@ pub struct Model {
 
 impl Model {
     /// Loads `config.json` and `model.safetensors` from a model directory; every tensor in the
-    /// file must be used.
-    pub fn load_dir(ctx: &GpuContext, dir: &Path) -> Result<Self> {
+    /// file must be used (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_dir(ctx: &GpuContext, dir: &std::path::Path) -> Result<Self> {
         Self::load_dir_with(ctx, dir, false, |_, _| {})
     }
 
     /// As [`Model::load_dir`], keeping matrices in f16 on the GPU when `f16_matrices` (the
     /// adapter must have shader-f16), and calling `progress(block, blocks)` as each block is
     /// uploaded.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load_dir_with(
         ctx: &GpuContext,
-        dir: &Path,
+        dir: &std::path::Path,
+        f16_matrices: bool,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Self> {
+        let config = ModelConfig::load(&dir.join("config.json"))?;
+        let file = WeightFile::open(&dir.join("model.safetensors"))?;
+        Self::load_file(ctx, config, file, f16_matrices, progress)
+    }
+
+    /// Builds a model from the text of its `config.json` and the bytes of its
+    /// `model.safetensors` (what a web page fetches); every tensor in the file must be used.
+    pub fn from_bytes(
+        ctx: &GpuContext,
+        config_json: &str,
+        weights: Vec<u8>,
+        f16_matrices: bool,
+    ) -> Result<Self> {
+        let config = ModelConfig::from_json(config_json)?;
+        let file = WeightFile::from_bytes("model.safetensors", weights)?;
+        Self::load_file(ctx, config, file, f16_matrices, |_, _| {})
+    }
+
+    /// Uploads every tensor of `file` for `config` (matrices in f16 when `f16_matrices`),
+    /// telling `progress(block, blocks)`; errors if the file holds tensors the model does not use.
+    fn load_file(
+        ctx: &GpuContext,
+        config: ModelConfig,
+        mut file: WeightFile,
         f16_matrices: bool,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Self> {
-        let config = ModelConfig::load(&dir.join("config.json"))?;
         let blocks = config.n_layers;
-        let mut file = WeightFile::open(&dir.join("model.safetensors"))?;
         if f16_matrices && !ctx.has_f16() {
             return Err(Error::Invalid {
                 what: "f16 weights".into(),
@@ -298,8 +324,20 @@ impl Model {
     }
 
     /// Runs `ids` through the model (one command encoder, one readback) and returns the logits,
-    /// `[n or 1, vocab]` row-major.
+    /// `[n or 1, vocab]` row-major (native: blocks).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(
+        &self,
+        ctx: &GpuContext,
+        ids: &[u32],
+        cache: &mut Cache,
+        which: Logits,
+    ) -> Result<Vec<f32>> {
+        pollster::block_on(self.forward_async(ctx, ids, cache, which))
+    }
+
+    /// As [`Model::forward`], awaiting the readback (the browser's event loop runs meanwhile).
+    pub async fn forward_async(
         &self,
         ctx: &GpuContext,
         ids: &[u32],
@@ -308,6 +346,6 @@ impl Model {
     ) -> Result<Vec<f32>> {
         let mut b = Batch::new(ctx);
         let (logits, _) = self.record_forward(&mut b, ids, cache, which)?;
-        Ok(b.read(&[&logits])?.remove(0))
+        Ok(b.read_async(&[&logits]).await?.remove(0))
     }
 }

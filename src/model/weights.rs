@@ -1,16 +1,18 @@
-//! Weights from a safetensors file: memory-mapped, f32/f16/bf16 converted to f32 on load, every
-//! tensor looked up by name and checked against the shape the config implies.
+//! Weights from a safetensors file (memory-mapped natively, or bytes fetched by a web page):
+//! f32/f16/bf16 converted to f32 on load, every tensor looked up by name and checked against the
+//! shape the config implies.
 
 use crate::error::{Error, Result};
 use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 /// An open safetensors file whose tensors are taken one by one; `finish` reports any left over.
 pub struct WeightFile {
-    path: PathBuf,
-    map: memmap2::Mmap,
+    /// The file's name in error messages.
+    name: String,
+    /// The whole file: a memory map or an owned buffer.
+    map: Box<dyn AsRef<[u8]>>,
     /// The header, parsed and validated once: byte length and tensor table.
     header: (usize, Metadata),
     taken: BTreeSet<String>,
@@ -20,20 +22,32 @@ pub struct WeightFile {
 }
 
 impl WeightFile {
-    /// Maps `path` and checks its header is well formed and its data complete.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Maps `path` and checks its header is well formed and its data complete (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open(path: &std::path::Path) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the file is only read, and the mapping lives as long as this struct; a file
         // changed underneath a running model is outside what we can defend against.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let header = SafeTensors::read_metadata(&map).map_err(|e| Error::Weights {
-            file: path.display().to_string(),
+        Self::new(path.display().to_string(), Box::new(map))
+    }
+
+    /// A safetensors file already in memory (e.g. fetched by a web page); `name` names it in
+    /// errors. Checks its header is well formed and its data complete.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self> {
+        Self::new(name.to_string(), Box::new(bytes))
+    }
+
+    fn new(name: String, map: Box<dyn AsRef<[u8]>>) -> Result<Self> {
+        let bytes = (*map).as_ref();
+        let header = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights {
+            file: name.clone(),
             what: "file".into(),
             expected: "a complete safetensors file".into(),
-            found: format!("{e} ({} bytes)", map.len()),
+            found: format!("{e} ({} bytes)", bytes.len()),
         })?;
         Ok(WeightFile {
-            path: path.to_path_buf(),
+            name,
             map,
             header,
             taken: BTreeSet::new(),
@@ -43,7 +57,7 @@ impl WeightFile {
 
     fn err(&self, what: &str, expected: impl Into<String>, found: impl Into<String>) -> Error {
         Error::Weights {
-            file: self.path.display().to_string(),
+            file: self.name.clone(),
             what: what.to_string(),
             expected: expected.into(),
             found: found.into(),
@@ -74,7 +88,7 @@ impl WeightFile {
         }
         // read_metadata checked every tensor's offsets against the file's length.
         let (start, end) = info.data_offsets;
-        let data = &self.map[8 + header_len + start..8 + header_len + end];
+        let data = &(*self.map).as_ref()[8 + header_len + start..8 + header_len + end];
         let dtype = info.dtype;
         let values: Vec<f32> = match dtype {
             Dtype::F32 => data

@@ -1,0 +1,101 @@
+// The page: fetches a shipped model's files, loads them onto the browser's WebGPU adapter
+// through the wasm module built by scripts/build-web.sh, and streams generated text.
+// `?model=NAME&prompt=TEXT&tokens=N&temperature=T&seed=S&autorun=1` fill the form (and start);
+// every run ends with a console line "latentgpu-web: done ..." or "latentgpu-web: error ...".
+import init, { WebModel, GenerateOptions } from "./pkg/latentgpu_web.js";
+
+const $ = (id) => document.getElementById(id);
+const status = (text, error = false) => {
+  $("status").textContent = text;
+  $("status").className = error ? "error" : "";
+};
+
+// Models are served from the repository's models/ directory (serve the repository root).
+const modelUrl = (name, file) => new URL(`../../models/${name}/${file}`, import.meta.url);
+
+async function fetchOk(url, as) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`fetching ${url}: HTTP ${r.status}`);
+  return as === "text" ? r.text() : new Uint8Array(await r.arrayBuffer());
+}
+
+const loaded = new Map(); // model name -> WebModel
+
+async function model(name) {
+  if (!loaded.has(name)) {
+    status(`Loading ${name}…`);
+    const [config, weights] = await Promise.all([
+      fetchOk(modelUrl(name, "config.json"), "text"),
+      fetchOk(modelUrl(name, "model.safetensors"), "bytes"),
+    ]);
+    const m = await WebModel.load(config, weights);
+    loaded.set(name, m);
+    const a = JSON.parse(m.adapter());
+    $("adapter").textContent =
+      `adapter: ${a.name || "(unnamed)"}\nbackend: ${a.backend}, ${a.device_type}, driver ${a.driver || "-"} ${a.driver_info || ""}\n` +
+      `features: shader-f16 ${a.shader_f16}, subgroups ${a.subgroups}\n` +
+      `limits: storage binding ${(a.max_storage_buffer_binding_size / 2 ** 20).toFixed(0)} MiB, ` +
+      `${a.max_compute_invocations_per_workgroup} invocations/workgroup, ${a.max_storage_buffers_per_shader_stage} storage buffers/stage\n` +
+      `model: ${name}: ${m.describe()}`;
+    console.log(`latentgpu-web: adapter ${a.name} (${a.backend})`);
+  }
+  return loaded.get(name);
+}
+
+async function run() {
+  $("generate").disabled = true;
+  const name = $("model").value;
+  const prompt = $("prompt").value;
+  try {
+    const m = await model(name);
+    const options = new GenerateOptions();
+    options.max_tokens = Number($("tokens").value);
+    options.temperature = Number($("temperature").value);
+    options.top_k = Number($("top_k").value);
+    options.top_p = Number($("top_p").value);
+    options.seed = Number($("seed").value);
+    const out = $("output");
+    out.replaceChildren();
+    const p = document.createElement("span");
+    p.className = "prompt";
+    p.textContent = prompt;
+    out.append(p);
+    const text = document.createTextNode("");
+    out.append(text);
+    status(`Generating with ${name}…`);
+    const start = performance.now();
+    const n = await m.generate(prompt, options, (piece) => { text.data += piece; });
+    const secs = (performance.now() - start) / 1000;
+    status(`${n} tokens in ${secs.toFixed(2)} s (${(n / secs).toFixed(1)} tokens/s, prefill included)`);
+    console.log(`latentgpu-web: done ${n} tokens in ${secs.toFixed(2)} s: ${JSON.stringify(prompt + text.data)}`);
+  } catch (e) {
+    status(String(e.message || e), true);
+    console.log(`latentgpu-web: error ${e.message || e}`);
+  } finally {
+    $("generate").disabled = false;
+  }
+}
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  for (const key of ["model", "prompt", "tokens", "temperature", "top_k", "top_p", "seed"]) {
+    if (params.has(key)) $(key).value = params.get(key);
+  }
+  if (!navigator.gpu) {
+    const msg = "This browser has no WebGPU (navigator.gpu). Use Chrome/Edge 113+, Safari 26+ or Firefox 141+; " +
+      "on Linux, Chromium needs --enable-unsafe-webgpu (and --enable-features=Vulkan for a real GPU).";
+    $("adapter").textContent = msg;
+    console.log(`latentgpu-web: error ${msg}`);
+    return;
+  }
+  await init();
+  $("adapter").textContent = "WebGPU available; the adapter is opened with the first model.";
+  $("generate").disabled = false;
+  $("generate").addEventListener("click", run);
+  if (params.get("autorun") === "1") await run();
+}
+
+main().catch((e) => {
+  status(String(e.message || e), true);
+  console.log(`latentgpu-web: error ${e.message || e}`);
+});

@@ -1,0 +1,144 @@
+//! latentgpu in the browser: the bindings `index.html` calls to load a model from fetched bytes
+//! and generate text on the browser's WebGPU adapter, streaming tokens to the page.
+//!
+//! Built by `scripts/build-web.sh` (cargo for `wasm32-unknown-unknown`, then `wasm-bindgen
+//! --target web` into `examples/web/pkg/`). On other targets this crate is empty.
+#![cfg(target_arch = "wasm32")]
+
+use latentgpu::gpu::{BackendChoice, GpuContext};
+use latentgpu::model::tokenizer::ByteDecoder;
+use latentgpu::model::{generate_async, GenerateConfig, Model, SamplingConfig};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+/// Sends Rust panics and `log` records to the browser console (once, when the module loads).
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let _ = console_log::init_with_level(log::Level::Info);
+}
+
+fn js_err(e: latentgpu::Error) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// A model on the browser's WebGPU adapter.
+#[wasm_bindgen]
+pub struct WebModel {
+    inner: Rc<Loaded>,
+}
+
+struct Loaded {
+    ctx: GpuContext,
+    model: Model,
+}
+
+/// How to generate: the CLI's `generate` options.
+#[wasm_bindgen]
+#[derive(Clone, Copy)]
+pub struct GenerateOptions {
+    /// New tokens at most.
+    pub max_tokens: usize,
+    /// 0 is greedy.
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0 = all).
+    pub top_k: usize,
+    /// Nucleus probability (1 = all).
+    pub top_p: f32,
+    /// Seed of the sampler (the same seed gives the same text on the same adapter).
+    pub seed: u32,
+}
+
+#[wasm_bindgen]
+impl GenerateOptions {
+    /// The CLI's defaults: 200 tokens, temperature 0.8, top-k 40, top-p 0.95, seed 0.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> GenerateOptions {
+        let s = SamplingConfig::default();
+        GenerateOptions {
+            max_tokens: 200,
+            temperature: s.temperature,
+            top_k: s.top_k,
+            top_p: s.top_p,
+            seed: 0,
+        }
+    }
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[wasm_bindgen]
+impl WebModel {
+    /// Opens the browser's WebGPU adapter and uploads the model from the text of its
+    /// `config.json` and the bytes of its `model.safetensors`.
+    pub async fn load(config_json: String, weights: Vec<u8>) -> Result<WebModel, JsError> {
+        let ctx = GpuContext::new_async(BackendChoice::Browser)
+            .await
+            .map_err(js_err)?;
+        let model = Model::from_bytes(&ctx, &config_json, weights, false).map_err(js_err)?;
+        log::info!("model loaded on {}", ctx.name());
+        Ok(WebModel {
+            inner: Rc::new(Loaded { ctx, model }),
+        })
+    }
+
+    /// The adapter it runs on: name, backend, driver, features and limits, as JSON.
+    pub fn adapter(&self) -> String {
+        serde_json::to_string(&self.inner.ctx.adapter).unwrap_or_default()
+    }
+
+    /// The model's attention kind (`mha`, `latent` or `mla`), layers and width, in words.
+    pub fn describe(&self) -> String {
+        let c = &self.inner.model.config;
+        format!(
+            "{} attention, {} layers, d_model {}, {} heads, context {}",
+            c.attention_kind(),
+            c.n_layers,
+            c.d_model,
+            c.n_heads,
+            c.max_context
+        )
+    }
+
+    /// Generates after `prompt` (byte-level tokens), calling `on_text(piece)` with the text of
+    /// each new token as it is chosen; resolves to the number of tokens generated.
+    pub fn generate(
+        &self,
+        prompt: String,
+        options: &GenerateOptions,
+        on_text: js_sys::Function,
+    ) -> js_sys::Promise {
+        let loaded = self.inner.clone();
+        let cfg = GenerateConfig {
+            max_tokens: options.max_tokens,
+            stop: None,
+            sampling: SamplingConfig {
+                temperature: options.temperature,
+                top_k: options.top_k,
+                top_p: options.top_p,
+                repetition_penalty: 1.0,
+                seed: options.seed as u64,
+            },
+        };
+        wasm_bindgen_futures::future_to_promise(async move {
+            let ids = latentgpu::model::tokenizer::encode(&prompt);
+            let mut decoder = ByteDecoder::default();
+            let show = |text: String| {
+                if !text.is_empty() {
+                    let _ = on_text.call1(&JsValue::NULL, &JsValue::from_str(&text));
+                }
+            };
+            let tokens = generate_async(&loaded.ctx, &loaded.model, &ids, &cfg, |t| {
+                show(decoder.push(t))
+            })
+            .await
+            .map_err(|e| JsValue::from(js_err(e)))?;
+            show(decoder.finish());
+            Ok(JsValue::from(tokens.len() as u32))
+        })
+    }
+}

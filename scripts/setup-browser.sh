@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Makes sure the browser tests and the web page can be built and run: the wasm32 target,
+# wasm-bindgen's CLI at the version Cargo.lock pins, and (on Linux) a Chromium with its
+# ChromeDriver. Installs what is missing: Debian's chromium and chromium-driver via apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    echo "Adding the Rust target wasm32-unknown-unknown..." >&2
+    rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-bindgen's CLI must be the exact version of the wasm-bindgen crate in Cargo.lock.
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)
+if [ "$have" != "$want" ]; then
+    echo "Installing wasm-bindgen-cli $want (found: ${have:-none})..." >&2
+    # Not --locked: one of its locked dependencies is not served by every registry mirror.
+    cargo install wasm-bindgen-cli --version "$want"
+fi
+
+[ "$(uname -s)" = "Linux" ] || exit 0
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "No chromium/chromedriver and no apt-get: install Chromium (or Chrome) and a matching ChromeDriver." >&2
+    exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "Installing Chromium and ChromeDriver..." >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq chromium chromium-driver >/dev/null

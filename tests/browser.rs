@@ -1,0 +1,96 @@
+//! The kernels and the shipped models in the browser, on its WebGPU adapter: the same
+//! CPU-reference checks as `tests/kernels.rs` and the same greedy tokens as the native run
+//! (`tests/fixtures/generate/greedy.json`). Runs in headless Chromium with wasm-bindgen-test:
+//! `scripts/test-browser.sh`. A browser without a WebGPU adapter fails every test.
+#![cfg(target_arch = "wasm32")]
+
+#[path = "common/greedy.rs"]
+mod greedy;
+#[path = "common/kernel_checks.rs"]
+mod kernel_checks;
+#[path = "common/numeric.rs"]
+mod numeric;
+
+use latentgpu::gpu::{BackendChoice, GpuContext};
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// A device on the browser's adapter; none is a failure, never a skip.
+async fn browser_gpu() -> GpuContext {
+    GpuContext::new_async(BackendChoice::Browser)
+        .await
+        .expect("a WebGPU adapter in the browser (Chromium needs --enable-unsafe-webgpu)")
+}
+
+#[wasm_bindgen_test]
+async fn the_adapter_is_the_browsers_webgpu() {
+    let ctx = browser_gpu().await;
+    assert_eq!(ctx.adapter.backend, "browser", "{}", ctx.name());
+    wasm_bindgen_test::console_log!("browser test adapter: {}", ctx.name());
+}
+
+#[wasm_bindgen_test]
+async fn matmul_matches_reference_on_awkward_shapes() {
+    kernel_checks::matmul_on_awkward_shapes(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn batched_matmul_matches_reference() {
+    kernel_checks::batched_matmul(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn matvec_decode_path_matches_reference() {
+    kernel_checks::matvec_decode_path(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn softmax_matches_reference() {
+    kernel_checks::softmax(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn norms_match_reference() {
+    kernel_checks::norms(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn elementwise_ops_match_reference() {
+    kernel_checks::elementwise_ops(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn rope_matches_reference_in_both_conventions() {
+    kernel_checks::rope_in_both_conventions(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn embedding_matches_reference() {
+    kernel_checks::embedding(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn attention_matches_reference() {
+    kernel_checks::attention(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn attention_decode_over_kv_cache_matches_reference() {
+    kernel_checks::attention_decode_over_kv_cache(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn greedy_tokens_of_the_latent_model_match_the_native_run() {
+    greedy::check_greedy(&browser_gpu().await, "shakespeare-latent").await;
+}
+
+#[wasm_bindgen_test]
+async fn greedy_tokens_of_the_mha_model_match_the_native_run() {
+    greedy::check_greedy(&browser_gpu().await, "shakespeare-mha").await;
+}
+
+#[wasm_bindgen_test]
+async fn greedy_tokens_of_the_mla_model_match_the_native_run() {
+    greedy::check_greedy(&browser_gpu().await, "shakespeare-mla").await;
+}
