@@ -27,7 +27,18 @@ async fn browser_gpu() -> GpuContext {
 async fn the_adapter_is_the_browsers_webgpu() {
     let ctx = browser_gpu().await;
     assert_eq!(ctx.adapter.backend, "browser", "{}", ctx.name());
-    wasm_bindgen_test::console_log!("browser test adapter: {}", ctx.name());
+    // Browsers keep the adapter's description to themselves unless asked (it is often empty).
+    let a = &ctx.adapter;
+    wasm_bindgen_test::console_log!(
+        "browser test adapter: '{}' ({}, {}), subgroups {}, shader-f16 {}, {} invocations/workgroup, storage binding {} MiB",
+        a.name,
+        a.backend,
+        a.device_type,
+        a.subgroups,
+        a.shader_f16,
+        a.max_compute_invocations_per_workgroup,
+        a.max_storage_buffer_binding_size >> 20
+    );
 }
 
 #[wasm_bindgen_test]

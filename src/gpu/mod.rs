@@ -8,6 +8,8 @@ pub mod tensor;
 
 pub use backend::{BackendChoice, BACKEND_ENV};
 pub use batch::Batch;
-pub use context::{list_adapters, AdapterSummary, GpuContext};
+#[cfg(not(target_arch = "wasm32"))]
+pub use context::list_adapters;
+pub use context::{AdapterSummary, GpuContext};
 pub use pipeline::{Binding, Kernel};
 pub use tensor::{DType, GpuTensor};

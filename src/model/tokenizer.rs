@@ -111,7 +111,10 @@ impl Tokenizer {
 pub struct StreamDecoder<'a> {
     tokenizer: &'a Tokenizer,
     bytes: ByteDecoder,
+    /// Tokens so far and bytes of their text shown (Hugging Face tokenizers only).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     ids: Vec<u32>,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     shown: usize,
 }
 
