@@ -19,9 +19,11 @@ if [ "$have" != "$want" ]; then
     cargo install wasm-bindgen-cli --version "$want"
 fi
 
-[ "$(uname -s)" = "Linux" ] || exit 0
-if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
-    exit 0
+source scripts/browser-env.sh
+[ -n "$LATENTGPU_CHROME" ] && [ -n "$CHROMEDRIVER" ] && exit 0
+if [ "$(uname -s)" != "Linux" ]; then
+    echo "No Chrome/Chromium with ChromeDriver found: install both (or set LATENTGPU_CHROME and CHROMEDRIVER)." >&2
+    exit 1
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "No chromium/chromedriver and no apt-get: install Chromium (or Chrome) and a matching ChromeDriver." >&2

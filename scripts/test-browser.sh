@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-browser.sh
 
-browser=${LATENTGPU_CHROME:-$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)}
-driver=${CHROMEDRIVER:-$(command -v chromedriver || true)}
+source scripts/browser-env.sh
+browser=$LATENTGPU_CHROME
+driver=$CHROMEDRIVER
 if [ -z "$browser" ] || [ -z "$driver" ]; then
     echo "Need Chromium or Chrome and ChromeDriver (set LATENTGPU_CHROME and CHROMEDRIVER)." >&2
     exit 1
@@ -28,7 +29,6 @@ cat > target/webdriver.json <<JSON
 }
 JSON
 
-export CHROMEDRIVER="$driver"
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/target/webdriver.json"
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-900}
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner

@@ -21,6 +21,16 @@ async function fetchOk(url, as) {
 
 const loaded = new Map(); // model name -> WebModel
 
+// What the browser says of its adapter (wgpu sees only the often empty description).
+let browserAdapter = "";
+async function describeBrowserAdapter() {
+  const a = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!a) return "";
+  const i = a.info || {};
+  const parts = [i.vendor, i.architecture, i.device, i.description].filter((x) => x);
+  return (parts.join(" / ") || "(unnamed)") + (i.isFallbackAdapter ? " (fallback, software)" : "");
+}
+
 async function model(name) {
   if (!loaded.has(name)) {
     status(`Loading ${name}…`);
@@ -32,12 +42,12 @@ async function model(name) {
     loaded.set(name, m);
     const a = JSON.parse(m.adapter());
     $("adapter").textContent =
-      `adapter: ${a.name || "(unnamed)"}\nbackend: ${a.backend}, ${a.device_type}, driver ${a.driver || "-"} ${a.driver_info || ""}\n` +
+      `adapter: ${a.name || browserAdapter || "(unnamed)"}\nbackend: ${a.backend}, ${a.device_type}, driver ${a.driver || "-"} ${a.driver_info || ""}\n` +
       `features: shader-f16 ${a.shader_f16}, subgroups ${a.subgroups}\n` +
       `limits: storage binding ${(a.max_storage_buffer_binding_size / 2 ** 20).toFixed(0)} MiB, ` +
       `${a.max_compute_invocations_per_workgroup} invocations/workgroup, ${a.max_storage_buffers_per_shader_stage} storage buffers/stage\n` +
       `model: ${name}: ${m.describe()}`;
-    console.log(`latentgpu-web: adapter ${a.name} (${a.backend})`);
+    console.log(`latentgpu-web: adapter ${a.name || browserAdapter} (${a.backend})`);
   }
   return loaded.get(name);
 }
@@ -89,7 +99,10 @@ async function main() {
     return;
   }
   await init();
-  $("adapter").textContent = "WebGPU available; the adapter is opened with the first model.";
+  browserAdapter = await describeBrowserAdapter();
+  $("adapter").textContent = browserAdapter
+    ? `WebGPU adapter: ${browserAdapter}; opened with the first model.`
+    : "WebGPU is present but offers no adapter (on Linux, Chromium needs --enable-unsafe-webgpu).";
   $("generate").disabled = false;
   $("generate").addEventListener("click", run);
   if (params.get("autorun") === "1") await run();

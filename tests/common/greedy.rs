@@ -63,7 +63,12 @@ pub fn load_shipped(ctx: &GpuContext, name: &str) -> Model {
 /// Generates `max_tokens` greedily after `prompt` with the shipped model `model`; returns the
 /// tokens and the smallest top-1/top-2 logit gap over them, after checking that one prefill of
 /// prompt + tokens picks the same tokens as decoding did.
-pub async fn greedy_run(ctx: &GpuContext, model: &str, prompt: &str, max_tokens: usize) -> GreedyRun {
+pub async fn greedy_run(
+    ctx: &GpuContext,
+    model: &str,
+    prompt: &str,
+    max_tokens: usize,
+) -> GreedyRun {
     let m = load_shipped(ctx, model);
     let ids = latentgpu::model::tokenizer::encode(prompt);
     let cfg = GenerateConfig {
@@ -90,17 +95,19 @@ pub async fn greedy_run(ctx: &GpuContext, model: &str, prompt: &str, max_tokens:
     let mut min_margin = f32::INFINITY;
     for (i, &token) in tokens.iter().enumerate() {
         let row = &logits[(ids.len() - 1 + i) * vocab..][..vocab];
-        let (best, top1) = row
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
+        let (best, top1) =
+            row.iter().enumerate().fold(
+                (0, f32::NEG_INFINITY),
+                |b, (j, &v)| if v > b.1 { (j, v) } else { b },
+            );
         let top2 = row
             .iter()
             .enumerate()
             .filter(|&(j, _)| j != best)
             .fold(f32::NEG_INFINITY, |m, (_, &v)| m.max(v));
         assert_eq!(
-            best as u32, token,
+            best as u32,
+            token,
             "{model} on {}: prefill and decode disagree at generated token {i}",
             ctx.name()
         );

@@ -225,7 +225,10 @@ pub async fn elementwise_ops(ctx: &GpuContext) {
             ops::unary(&mut b, UnaryOp::Gelu, &ga).unwrap(),
             ops::unary(&mut b, UnaryOp::GeluTanh, &ga).unwrap(),
         ];
-        let out = b.read_async(&outs.iter().collect::<Vec<_>>()).await.unwrap();
+        let out = b
+            .read_async(&outs.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
         let add: Vec<f64> = a
             .iter()
             .zip(&bv)

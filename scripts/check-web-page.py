@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""End-to-end check of the web page (examples/web, built by scripts/build-web.sh): serves the
+repository on localhost, opens the page in headless Chromium through ChromeDriver, lets it
+generate greedily with each shipped model, and checks the text it shows is the prompt followed by
+the native run's tokens (tests/fixtures/generate/greedy.json). Saves a screenshot of the last
+page to target/web-page.png. Standard library only; exits 1 on any mismatch or error."""
+
+import base64
+import functools
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS = [
+    "--headless", "--no-sandbox", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
+    "--enable-unsafe-webgpu", "--window-size=1000,900",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(port):
+    handler = functools.partial(QuietHandler, directory=ROOT)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm"}
+
+    def log_message(self, *args):
+        pass
+
+
+def call(base, method, path, body=None, timeout=60):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())["value"]
+
+
+def main():
+    fixture = json.load(open(os.path.join(ROOT, "tests/fixtures/generate/greedy.json")))
+    if not os.path.exists(os.path.join(ROOT, "examples/web/pkg/latentgpu_web.js")):
+        sys.exit("examples/web/pkg is missing: run scripts/build-web.sh first")
+    # scripts/browser-env.sh finds them (scripts/test.sh sources it).
+    browser = os.environ.get("LATENTGPU_CHROME") or shutil.which("chromium")
+    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    if not browser or not driver:
+        sys.exit("need Chromium (or Chrome) and ChromeDriver: run scripts/setup-browser.sh")
+    http_port, driver_port = free_port(), free_port()
+    server = serve(http_port)
+    proc = subprocess.Popen([driver, f"--port={driver_port}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{driver_port}"
+    failures = 0
+    try:
+        for _ in range(100):
+            try:
+                call(base, "GET", "/status", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.1)
+        caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": browser, "args": FLAGS + [f"--user-data-dir=/tmp/latentgpu-web-{os.getpid()}"]}}}}
+        session = call(base, "POST", "/session", caps)["sessionId"]
+        s = f"/session/{session}"
+        for run in fixture["runs"]:
+            query = urllib.parse.urlencode({
+                "model": run["model"], "prompt": run["prompt"], "tokens": len(run["tokens"]),
+                "temperature": 0, "autorun": 1})
+            call(base, "POST", s + "/url", {"url": f"http://127.0.0.1:{http_port}/examples/web/?{query}"})
+            deadline = time.time() + 300
+            status = ""
+            while time.time() < deadline:
+                status = call(base, "POST", s + "/execute/sync", {
+                    "script": "return document.getElementById('status').textContent", "args": []})
+                if "tokens in" in status or "error" in status.lower() or "no webgpu" in status.lower():
+                    break
+                time.sleep(0.5)
+            shown = call(base, "POST", s + "/execute/sync", {
+                "script": "return document.getElementById('output').textContent", "args": []})
+            adapter = call(base, "POST", s + "/execute/sync", {
+                "script": "return document.getElementById('adapter').textContent", "args": []})
+            want = run["prompt"] + bytes(run["tokens"]).decode("utf-8", "replace")
+            ok = shown == want
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} {run['model']}: {status}")
+            if not ok:
+                print(f"     shown:    {shown!r}\n     expected: {want!r}\n     adapter: {adapter}")
+        print("adapter: " + adapter.replace("\n", "\n         "))
+        shot = call(base, "GET", s + "/screenshot")
+        os.makedirs(os.path.join(ROOT, "target"), exist_ok=True)
+        with open(os.path.join(ROOT, "target/web-page.png"), "wb") as f:
+            f.write(base64.b64decode(shot))
+        call(base, "DELETE", s)
+    finally:
+        proc.terminate()
+        server.shutdown()
+    print(f"{len(fixture['runs']) - failures} passed, {failures} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
