@@ -78,6 +78,36 @@ fn truncated_weights_are_an_error() {
 }
 
 #[test]
+fn models_from_bytes_check_as_much_as_models_from_files() {
+    // What the web page does: config text and weights bytes fetched over HTTP.
+    let ctx = &contexts()[0];
+    let dir = fixture("mha-tiny");
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let from_bytes = Model::from_bytes(ctx, &config, weights.clone(), false).unwrap();
+    let from_dir = Model::load_dir(ctx, &dir).unwrap();
+    let logits = |m: &Model| {
+        let mut cache = m.new_cache(ctx).unwrap();
+        m.forward(ctx, &[1, 2, 3], &mut cache, Logits::All).unwrap()
+    };
+    assert_eq!(logits(&from_bytes), logits(&from_dir));
+    let err = |config: &str, weights: Vec<u8>| match Model::from_bytes(ctx, config, weights, false)
+    {
+        Ok(_) => panic!("loaded without error"),
+        Err(e) => e.to_string(),
+    };
+    let truncated = weights[..weights.len() - 100].to_vec();
+    assert_mentions(
+        &err(&config, truncated),
+        &["model.safetensors", "complete safetensors file"],
+    );
+    assert_mentions(&err("{", weights.clone()), &["config JSON"]);
+    let wrong_width = config.replace("\"d_model\": 64", "\"d_model\": 96");
+    assert_ne!(wrong_width, config, "the fixture's config has d_model 64");
+    assert_mentions(&err(&wrong_width, weights), &["model.safetensors", "shape"]);
+}
+
+#[test]
 fn missing_misshaped_wrong_dtype_and_extra_tensors_are_errors() {
     let dir = scratch("missing");
     rewrite(&dir, |t| {
