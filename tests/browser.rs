@@ -92,6 +92,11 @@ async fn attention_decode_over_kv_cache_matches_reference() {
 }
 
 #[wasm_bindgen_test]
+async fn latent_gather_state_absorbs_tokens_in_pieces_exactly() {
+    kernel_checks::latent_gather_in_pieces(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn greedy_tokens_of_the_latent_model_match_the_native_run() {
     greedy::check_greedy(&browser_gpu().await, "shakespeare-latent").await;
 }

@@ -4,10 +4,10 @@
 mod common;
 
 use common::{assert_close, contexts, fixture, max_abs, on_every_adapter, Golden, Rng, U};
-use latentgpu::cpu::{self, LatentWeights};
+use latentgpu::cpu::LatentWeights;
 use latentgpu::model::latent::{LatentLayer, LatentShape};
 use latentgpu::model::{Logits, Model, ModelConfig, WeightFile};
-use latentgpu::ops::{self, GatherState, RopeMode, RopeTable};
+use latentgpu::ops::{self, RopeMode, RopeTable};
 use latentgpu::{Batch, GpuContext, GpuTensor};
 use safetensors::tensor::TensorView;
 
@@ -63,12 +63,6 @@ impl Weights {
     }
 
     fn layer(&self, ctx: &GpuContext, s: LatentShape) -> LatentLayer {
-        static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let unique = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "latent-{}-{unique}.safetensors",
-            std::process::id()
-        ));
         let bytes: Vec<Vec<u8>> = self
             .tensors
             .iter()
@@ -85,8 +79,8 @@ impl Weights {
                 )
             })
             .collect();
-        std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
-        let mut file = WeightFile::open(&path).unwrap();
+        let bytes = safetensors::serialize(views, None).unwrap();
+        let mut file = WeightFile::from_bytes("latent layer weights", bytes).unwrap();
         let layer = LatentLayer::load(ctx, &mut file, s, "attn").unwrap();
         file.finish().unwrap();
         layer
@@ -219,52 +213,7 @@ fn bidirectional_layer_matches_the_seed_equations() {
 
 #[test]
 fn gather_state_absorbs_tokens_in_pieces_exactly() {
-    on_every_adapter(|ctx| {
-        let mut rng = Rng::new(33);
-        for &(m, h, dh, pieces) in &[
-            (1, 1, 1, &[1usize][..]),
-            (5, 3, 7, &[4, 9, 1][..]),
-            (64, 2, 64, &[65, 63, 130][..]),
-        ] {
-            let n: usize = pieces.iter().sum();
-            let q1 = rng.vec(m * h * dh, -1.0, 1.0);
-            let k = rng.vec(n * h * dh, -1.0, 1.0);
-            let v = rng.vec(n * h * dh, -1.0, 1.0);
-            let scale = 1.0 / (dh as f32).sqrt();
-            let gq = GpuTensor::from_f32(ctx, "q1", &[m, h, dh], &q1).unwrap();
-            let state = GatherState::new(ctx, m, h, dh).unwrap();
-            let mut start = 0;
-            let mut b = Batch::new(ctx);
-            for &p in pieces {
-                let gk = GpuTensor::from_f32(
-                    ctx,
-                    "k",
-                    &[p, h, dh],
-                    &k[start * h * dh..(start + p) * h * dh],
-                )
-                .unwrap();
-                let gv = GpuTensor::from_f32(
-                    ctx,
-                    "v",
-                    &[p, h, dh],
-                    &v[start * h * dh..(start + p) * h * dh],
-                )
-                .unwrap();
-                ops::gather_update(&mut b, &gq, &gk, &gv, p, &state, scale).unwrap();
-                start += p;
-            }
-            let g = b.read(&[&state.g]).unwrap().remove(0);
-            let reference = cpu::attention(&q1, &k, &v, m, n, h, h, dh, dh, scale, false);
-            // As the attention kernel: scores are dh-long reductions, the weighted sum n-long.
-            let tol = 8.0 * ((dh as f64).sqrt() + (n as f64).sqrt() + 8.0) * U;
-            assert_close(
-                &format!("gather m{m} h{h} dh{dh} {pieces:?}"),
-                &g,
-                &reference,
-                tol,
-            );
-        }
-    });
+    on_every_adapter(|ctx| pollster::block_on(common::kernel_checks::latent_gather_in_pieces(ctx)));
 }
 
 #[test]

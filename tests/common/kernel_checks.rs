@@ -4,7 +4,7 @@
 
 use super::numeric::{assert_close, assert_close_by, max_abs, reduction_tol, Rng, U};
 use latentgpu::cpu;
-use latentgpu::ops::{self, AttentionShape, BinaryOp, RopeMode, RopeTable, UnaryOp};
+use latentgpu::ops::{self, AttentionShape, BinaryOp, GatherState, RopeMode, RopeTable, UnaryOp};
 use latentgpu::{Batch, GpuContext, GpuTensor};
 
 /// Uploads f32 data.
@@ -340,4 +340,53 @@ pub async fn attention_decode_over_kv_cache(ctx: &GpuContext) {
     check_attention(ctx, &mut rng, 1, 1000, 1024, 4, 4, 64, 64, true).await;
     check_attention(ctx, &mut rng, 1, 257, 300, 8, 1, 576, 512, true).await;
     check_attention(ctx, &mut rng, 1, 63, 63, 6, 3, 17, 5, true).await;
+}
+
+/// The latent gather state (phase 1's online softmax over chunks) fed in pieces equals one
+/// attention of the latent queries over all tokens.
+pub async fn latent_gather_in_pieces(ctx: &GpuContext) {
+    let mut rng = Rng::new(33);
+    for &(m, h, dh, pieces) in &[
+        (1, 1, 1, &[1usize][..]),
+        (5, 3, 7, &[4, 9, 1][..]),
+        (64, 2, 64, &[65, 63, 130][..]),
+    ] {
+        let n: usize = pieces.iter().sum();
+        let q1 = rng.vec(m * h * dh, -1.0, 1.0);
+        let k = rng.vec(n * h * dh, -1.0, 1.0);
+        let v = rng.vec(n * h * dh, -1.0, 1.0);
+        let scale = 1.0 / (dh as f32).sqrt();
+        let gq = GpuTensor::from_f32(ctx, "q1", &[m, h, dh], &q1).unwrap();
+        let state = GatherState::new(ctx, m, h, dh).unwrap();
+        let mut start = 0;
+        let mut b = Batch::new(ctx);
+        for &p in pieces {
+            let gk = GpuTensor::from_f32(
+                ctx,
+                "k",
+                &[p, h, dh],
+                &k[start * h * dh..(start + p) * h * dh],
+            )
+            .unwrap();
+            let gv = GpuTensor::from_f32(
+                ctx,
+                "v",
+                &[p, h, dh],
+                &v[start * h * dh..(start + p) * h * dh],
+            )
+            .unwrap();
+            ops::gather_update(&mut b, &gq, &gk, &gv, p, &state, scale).unwrap();
+            start += p;
+        }
+        let g = b.read_async(&[&state.g]).await.unwrap().remove(0);
+        let reference = cpu::attention(&q1, &k, &v, m, n, h, h, dh, dh, scale, false);
+        // As the attention kernel: scores are dh-long reductions, the weighted sum n-long.
+        let tol = 8.0 * ((dh as f64).sqrt() + (n as f64).sqrt() + 8.0) * U;
+        assert_close(
+            &format!("gather m{m} h{h} dh{dh} {pieces:?}"),
+            &g,
+            &reference,
+            tol,
+        );
+    }
 }
