@@ -3,7 +3,8 @@
 repository on localhost, opens the page in headless Chromium through ChromeDriver, lets it
 generate greedily with each shipped model, and checks the text it shows is the prompt followed by
 the native run's tokens (tests/fixtures/generate/greedy.json). Saves a screenshot of the last
-page to target/web-page.png. Standard library only; exits 1 on any mismatch or error."""
+page to target/web-page.png and the page's tokens/s to bench-results/web-page.json (figures, not
+assertions). Standard library only; exits 1 on any mismatch or error."""
 
 import base64
 import functools
@@ -55,6 +56,34 @@ def call(base, method, path, body=None, timeout=60):
         return json.loads(r.read())["value"]
 
 
+def page_text(base, s, element):
+    return call(base, "POST", s + "/execute/sync", {
+        "script": f"return document.getElementById('{element}').textContent", "args": []})
+
+
+def check_stop_button(base, s, http_port):
+    """Starts a 500-token generation, presses Stop once some text is shown, and checks the
+    page reports fewer tokens than asked for."""
+    query = urllib.parse.urlencode({"model": "shakespeare-mha", "prompt": "ROMEO:", "tokens": 500,
+                                    "temperature": 0.8, "autorun": 1})
+    call(base, "POST", s + "/url", {"url": f"http://127.0.0.1:{http_port}/examples/web/?{query}"})
+    deadline = time.time() + 120
+    while time.time() < deadline and len(page_text(base, s, "output")) < len("ROMEO:") + 10:
+        time.sleep(0.1)
+    stop = call(base, "POST", s + "/element", {"using": "css selector", "value": "#stop"})
+    call(base, "POST", s + f"/element/{list(stop.values())[0]}/click", {})
+    status = ""
+    while time.time() < deadline:
+        status = page_text(base, s, "status")
+        if "tokens in" in status or "error" in status.lower():
+            break
+        time.sleep(0.2)
+    words = status.split()
+    ok = bool(words) and words[0].isdigit() and int(words[0]) < 500
+    print(f"{'ok  ' if ok else 'FAIL'} stop button: {status}")
+    return ok
+
+
 def main():
     fixture = json.load(open(os.path.join(ROOT, "tests/fixtures/generate/greedy.json")))
     if not os.path.exists(os.path.join(ROOT, "examples/web/pkg/latentgpu_web.js")):
@@ -70,6 +99,7 @@ def main():
                             stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{driver_port}"
     failures = 0
+    figures = []
     try:
         for _ in range(100):
             try:
@@ -98,6 +128,8 @@ def main():
                 "script": "return document.getElementById('output').textContent", "args": []})
             adapter = call(base, "POST", s + "/execute/sync", {
                 "script": "return document.getElementById('adapter').textContent", "args": []})
+            figures.append(call(base, "POST", s + "/execute/sync", {
+                "script": "return window.latentgpuLastRun || null", "args": []}))
             want = run["prompt"] + bytes(run["tokens"]).decode("utf-8", "replace")
             ok = shown == want
             failures += not ok
@@ -105,6 +137,8 @@ def main():
             if not ok:
                 print(f"     shown:    {shown!r}\n     expected: {want!r}\n     adapter: {adapter}")
         print("adapter: " + adapter.replace("\n", "\n         "))
+        stopped = check_stop_button(base, s, http_port)
+        failures += not stopped
         shot = call(base, "GET", s + "/screenshot")
         os.makedirs(os.path.join(ROOT, "target"), exist_ok=True)
         with open(os.path.join(ROOT, "target/web-page.png"), "wb") as f:
@@ -113,7 +147,12 @@ def main():
     finally:
         proc.terminate()
         server.shutdown()
-    print(f"{len(fixture['runs']) - failures} passed, {failures} failed")
+    runs = [dict(f, tokens_per_second=f["tokens"] / f["seconds"]) for f in figures if f]
+    os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench-results/web-page.json"), "w") as f:
+        json.dump({"what": "greedy generation in the web page, prefill included", "runs": runs}, f, indent=2)
+    checks = len(fixture["runs"]) + 1
+    print(f"{checks - failures} passed, {failures} failed")
     sys.exit(1 if failures else 0)
 
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixture, max_diff, max_diff64, on_every_adapter, Golden};
+use common::{contexts, fixture, max_diff, max_diff64, on_every_adapter, Golden};
 use latentgpu::model::{generate, GenerateConfig, Logits, Model, SamplingConfig};
 
 const FIXTURES: &[&str] = &[
@@ -102,6 +102,7 @@ fn same_seed_gives_the_same_tokens() {
                 repetition_penalty: 1.1,
                 seed: 7,
             },
+            cancel: None,
         };
         let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
         let a = generate(ctx, &model, &prompt, &cfg, |_| {}).unwrap();
@@ -118,6 +119,28 @@ fn same_seed_gives_the_same_tokens() {
         let c = generate(ctx, &model, &prompt, &other, |_| {}).unwrap();
         assert_ne!(a, c, "a different seed should change a 20-token sample");
     });
+}
+
+#[test]
+fn cancelling_ends_generation_after_the_current_token() {
+    let ctx = &contexts()[0];
+    let model = Model::load_dir(ctx, &fixture("mha-tiny")).unwrap();
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cfg = GenerateConfig {
+        max_tokens: 20,
+        stop: None,
+        sampling: SamplingConfig::default(),
+        cancel: Some(cancel.clone()),
+    };
+    let mut seen = 0;
+    let out = generate(ctx, &model, &[1, 2, 3], &cfg, |_| {
+        seen += 1;
+        if seen == 3 {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .unwrap();
+    assert_eq!(out.len(), 3, "tokens after cancelling at the third");
 }
 
 #[test]

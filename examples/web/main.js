@@ -13,10 +13,30 @@ const status = (text, error = false) => {
 // Models are served from the repository's models/ directory (serve the repository root).
 const modelUrl = (name, file) => new URL(`../../models/${name}/${file}`, import.meta.url);
 
-async function fetchOk(url, as) {
+async function fetchText(url) {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`fetching ${url}: HTTP ${r.status}`);
-  return as === "text" ? r.text() : new Uint8Array(await r.arrayBuffer());
+  return r.text();
+}
+
+// The bytes of `url`, reporting progress(received, total) as they arrive.
+async function fetchBytes(url, progress) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`fetching ${url}: HTTP ${r.status}`);
+  const total = Number(r.headers.get("Content-Length")) || 0;
+  const chunks = [];
+  let received = 0;
+  for (const reader = r.body.getReader(); ;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    progress(received, total);
+  }
+  const bytes = new Uint8Array(received);
+  let at = 0;
+  for (const c of chunks) { bytes.set(c, at); at += c.length; }
+  return bytes;
 }
 
 const loaded = new Map(); // model name -> WebModel
@@ -34,10 +54,13 @@ async function describeBrowserAdapter() {
 async function model(name) {
   if (!loaded.has(name)) {
     status(`Loading ${name}…`);
+    const mib = (n) => (n / 2 ** 20).toFixed(1);
     const [config, weights] = await Promise.all([
-      fetchOk(modelUrl(name, "config.json"), "text"),
-      fetchOk(modelUrl(name, "model.safetensors"), "bytes"),
+      fetchText(modelUrl(name, "config.json")),
+      fetchBytes(modelUrl(name, "model.safetensors"), (got, total) =>
+        status(`Loading ${name}: ${mib(got)}${total ? ` of ${mib(total)}` : ""} MiB…`)),
     ]);
+    status(`Uploading ${name} to the GPU…`);
     const m = await WebModel.load(config, weights);
     loaded.set(name, m);
     const a = JSON.parse(m.adapter());
@@ -51,6 +74,8 @@ async function model(name) {
   }
   return loaded.get(name);
 }
+
+let running = null; // the WebModel generating now
 
 async function run() {
   $("generate").disabled = true;
@@ -73,15 +98,21 @@ async function run() {
     const text = document.createTextNode("");
     out.append(text);
     status(`Generating with ${name}…`);
+    running = m;
+    $("stop").disabled = false;
     const start = performance.now();
     const n = await m.generate(prompt, options, (piece) => { text.data += piece; });
     const secs = (performance.now() - start) / 1000;
     status(`${n} tokens in ${secs.toFixed(2)} s (${(n / secs).toFixed(1)} tokens/s, prefill included)`);
+    // For scripts/check-web-page.py, which records the figures in bench-results/.
+    window.latentgpuLastRun = { model: name, tokens: n, seconds: secs, adapter: browserAdapter };
     console.log(`latentgpu-web: done ${n} tokens in ${secs.toFixed(2)} s: ${JSON.stringify(prompt + text.data)}`);
   } catch (e) {
     status(String(e.message || e), true);
     console.log(`latentgpu-web: error ${e.message || e}`);
   } finally {
+    running = null;
+    $("stop").disabled = true;
     $("generate").disabled = false;
   }
 }
@@ -105,6 +136,7 @@ async function main() {
     : "WebGPU is present but offers no adapter (on Linux, Chromium needs --enable-unsafe-webgpu).";
   $("generate").disabled = false;
   $("generate").addEventListener("click", run);
+  $("stop").addEventListener("click", () => running && running.stop());
   if (params.get("autorun") === "1") await run();
 }
 

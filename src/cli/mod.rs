@@ -619,6 +619,7 @@ fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
             repetition_penalty: args.repetition_penalty,
             seed: args.seed,
         },
+        cancel: None,
     };
     let mut out = std::io::stdout().lock();
     write!(out, "{}", args.prompt)?;

@@ -4,6 +4,8 @@ use super::sampling::{Sampler, SamplingConfig};
 use super::transformer::{Logits, Model};
 use crate::error::Result;
 use crate::gpu::GpuContext;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -14,11 +16,14 @@ pub struct GenerateConfig {
     pub stop: Option<Vec<u32>>,
     /// Sampling settings.
     pub sampling: SamplingConfig,
+    /// When set to true (by `on_token`, a stop button, a signal handler), generation ends after
+    /// the token being chosen.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// Generates after `prompt`, calling `on_token` with each new token as it is chosen; returns the
-/// new tokens. Stops at `max_tokens`, the stop sequence, or the end of the context (native:
-/// blocks).
+/// new tokens. Stops at `max_tokens`, the stop sequence, the end of the context, or when
+/// `cfg.cancel` is set (native: blocks).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn generate(
     ctx: &GpuContext,
@@ -56,7 +61,11 @@ pub async fn generate_async(
                 break;
             }
         }
-        if cache.len >= cache.capacity || out.len() >= cfg.max_tokens {
+        let cancelled = cfg
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed));
+        if cancelled || cache.len >= cache.capacity || out.len() >= cfg.max_tokens {
             break;
         }
         logits = model

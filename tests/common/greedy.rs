@@ -78,6 +78,7 @@ pub async fn greedy_run(
             temperature: 0.0,
             ..SamplingConfig::default()
         },
+        cancel: None,
     };
     let tokens = generate_async(ctx, &m, &ids, &cfg, |_| {})
         .await

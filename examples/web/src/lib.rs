@@ -9,6 +9,8 @@ use latentgpu::gpu::{BackendChoice, GpuContext};
 use latentgpu::model::tokenizer::ByteDecoder;
 use latentgpu::model::{generate_async, GenerateConfig, Model, SamplingConfig};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use wasm_bindgen::prelude::*;
 
 /// Sends Rust panics and `log` records to the browser console (once, when the module loads).
@@ -31,6 +33,8 @@ pub struct WebModel {
 struct Loaded {
     ctx: GpuContext,
     model: Model,
+    /// Set by [`WebModel::stop`]; cleared when a generation starts.
+    cancel: Arc<AtomicBool>,
 }
 
 /// How to generate: the CLI's `generate` options.
@@ -82,7 +86,11 @@ impl WebModel {
         let model = Model::from_bytes(&ctx, &config_json, weights, false).map_err(js_err)?;
         log::info!("model loaded on {}", ctx.name());
         Ok(WebModel {
-            inner: Rc::new(Loaded { ctx, model }),
+            inner: Rc::new(Loaded {
+                ctx,
+                model,
+                cancel: Arc::new(AtomicBool::new(false)),
+            }),
         })
     }
 
@@ -104,6 +112,11 @@ impl WebModel {
         )
     }
 
+    /// Ends a running generation after the token being chosen.
+    pub fn stop(&self) {
+        self.inner.cancel.store(true, Ordering::Relaxed);
+    }
+
     /// Generates after `prompt` (byte-level tokens), calling `on_text(piece)` with the text of
     /// each new token as it is chosen; resolves to the number of tokens generated.
     pub fn generate(
@@ -123,7 +136,9 @@ impl WebModel {
                 repetition_penalty: 1.0,
                 seed: options.seed as u64,
             },
+            cancel: Some(loaded.cancel.clone()),
         };
+        loaded.cancel.store(false, Ordering::Relaxed);
         wasm_bindgen_futures::future_to_promise(async move {
             let ids = latentgpu::model::tokenizer::encode(&prompt);
             let mut decoder = ByteDecoder::default();
