@@ -1,0 +1,188 @@
+//! The command line's arguments (clap).
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "latentgpu",
+    version,
+    about = "Transformer language models with latent attention on any GPU through WebGPU"
+)]
+pub struct Cli {
+    /// Backend: vulkan, metal, dx12, gl, browser or any (default: $LATENTGPU_BACKEND, else any).
+    #[arg(long, global = true, env = "LATENTGPU_BACKEND")]
+    pub backend: Option<String>,
+    /// Keep weight matrices in f16 on the GPU (adapters with shader-f16; f32 accumulation).
+    #[arg(long, global = true)]
+    pub f16_weights: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List every adapter with its backend, type, driver, features and limits.
+    Info {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate text from a prompt, streaming tokens to stdout.
+    Generate(GenerateArgs),
+    /// Perplexity of a model on a text file (byte tokens), windowed as reference/train.py.
+    Eval {
+        /// Model directory.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// UTF-8 text file.
+        #[arg(long)]
+        text: PathBuf,
+        /// Tokens per window (each window starts from an empty cache).
+        #[arg(long, default_value_t = 256)]
+        window: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare every layer and the logits with a golden file from reference/export_golden.py.
+    Compare {
+        /// Model directory.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Golden safetensors file.
+        #[arg(long)]
+        golden: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// KV-cache bytes per token and at a context length: MLA against MHA, GQA and MQA.
+    KvCache {
+        /// A Hugging Face DeepseekV2/V3 config.json.
+        #[arg(long, conflicts_with = "preset")]
+        config: Option<PathBuf>,
+        /// A published shape: v2-lite, v2 or v3.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Context length in tokens.
+        #[arg(long, default_value_t = 32768)]
+        context: usize,
+        /// Bytes per cached number (2 for bf16/f16, 4 for f32).
+        #[arg(long, default_value_t = 2)]
+        bytes: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a benchmark.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    /// Model directory (config.json + model.safetensors).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// The prompt.
+    #[arg(long, default_value = "ROMEO:")]
+    pub prompt: String,
+    /// New tokens at most.
+    #[arg(long, default_value_t = 200)]
+    pub max_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0 = all).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Nucleus sampling threshold (1 = off).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Penalty on tokens already seen (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    /// Seed: the same seed on the same adapter gives the same text.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop after generating this text.
+    #[arg(long)]
+    pub stop: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Matrix products against the FMA and copy roofs of the same adapter.
+    Matmul {
+        /// Model width for the transformer-shaped products.
+        #[arg(long, default_value_t = 1024)]
+        width: usize,
+        /// Only the square products of these sizes (e.g. --sizes 1024).
+        #[arg(long, value_delimiter = ',')]
+        sizes: Vec<usize>,
+        /// Where to write the JSON results.
+        #[arg(long, default_value = "bench-results/matmul.json")]
+        out: PathBuf,
+    },
+    /// Prefill and decode tokens/s of whole models on the same adapter.
+    Model {
+        /// Model directories (default: every model shipped in models/).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<PathBuf>,
+        /// Prompt tokens.
+        #[arg(long, default_value_t = 256)]
+        prompt: usize,
+        /// Decoded tokens.
+        #[arg(long, default_value_t = 64)]
+        decode: usize,
+        /// Where to write the JSON results.
+        #[arg(long, default_value = "bench-results/model.json")]
+        out: PathBuf,
+    },
+    /// MLA decode (naive and absorbed) against MHA of the same width: time and bytes per token.
+    Mla {
+        /// Model width.
+        #[arg(long, default_value_t = 1024)]
+        width: usize,
+        /// Heads.
+        #[arg(long, default_value_t = 8)]
+        heads: usize,
+        /// KV compression rank.
+        #[arg(long, default_value_t = 256)]
+        kv_lora_rank: usize,
+        /// Context lengths.
+        #[arg(long, value_delimiter = ',', default_value = "256,1024,4096,16384")]
+        sizes: Vec<usize>,
+        /// Where to write the JSON results.
+        #[arg(long, default_value = "bench-results/mla.json")]
+        out: PathBuf,
+    },
+    /// Causal latent attention against full causal attention: prefill scaling and decode.
+    Attention {
+        /// Model width.
+        #[arg(long, default_value_t = 256)]
+        width: usize,
+        /// Heads.
+        #[arg(long, default_value_t = 4)]
+        heads: usize,
+        /// Latents M.
+        #[arg(long, default_value_t = 64)]
+        latents: usize,
+        /// Chunk length C.
+        #[arg(long, default_value_t = 64)]
+        chunk: usize,
+        /// Context lengths.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "256,512,1024,2048,4096,8192,16384"
+        )]
+        sizes: Vec<usize>,
+        /// Where to write the JSON results.
+        #[arg(long, default_value = "bench-results/attention.json")]
+        out: PathBuf,
+    },
+}

@@ -1,0 +1,191 @@
+//! `latentgpu bench`: matrix products, latent and full attention, MLA decode, whole models.
+
+use super::{load_model, model_dir, write_json};
+use anyhow::{Context, Result};
+use latentgpu::bench;
+use latentgpu::gpu::{BackendChoice, GpuContext};
+use std::path::{Path, PathBuf};
+
+pub fn bench_matmul(
+    choice: BackendChoice,
+    width: usize,
+    sizes: &[usize],
+    out: &PathBuf,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    println!("adapter: {}", ctx.name());
+    let cases = if sizes.is_empty() {
+        bench::matmul::default_cases(width)
+    } else {
+        sizes
+            .iter()
+            .flat_map(|&s| {
+                [
+                    ("square A·Bᵀ".to_string(), s, s, s, true),
+                    ("square A·B".to_string(), s, s, s, false),
+                ]
+            })
+            .collect()
+    };
+    println!(
+        "{:<32} {:>6} {:>6} {:>6} {:>10} {:>8} {:>9} {:>8}",
+        "product", "M", "N", "K", "GFLOP/s", "% FMA", "GB/s", "% copy"
+    );
+    let report = bench::matmul::run(&ctx, &cases, |f| {
+        println!(
+            "{:<32} {:>6} {:>6} {:>6} {:>10.2} {:>7.1}% {:>9.2} {:>7.1}%",
+            f.name,
+            f.m,
+            f.n,
+            f.k,
+            f.gflops,
+            100.0 * f.fraction_of_fma_roof,
+            f.gbps,
+            100.0 * f.fraction_of_copy_roof
+        );
+    })?;
+    println!(
+        "roofs (same run): FMA {:.2} GFLOP/s, copy {:.2} GB/s",
+        report.fma_roof_gflops, report.copy_roof_gbps
+    );
+    write_json(out, &report)
+}
+
+pub fn bench_model(
+    choice: BackendChoice,
+    models: &[PathBuf],
+    prompt: usize,
+    decode: usize,
+    out: &PathBuf,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    println!("adapter: {}", ctx.name());
+    let dirs: Vec<PathBuf> = if models.is_empty() {
+        let root = model_dir(&None)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut d: Vec<PathBuf> = std::fs::read_dir(&root)
+            .with_context(|| format!("listing {}", root.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("config.json").exists())
+            .collect();
+        d.sort();
+        d
+    } else {
+        models.to_vec()
+    };
+    println!(
+        "{:<32} {:<8} {:>16} {:>16} {:>12}",
+        "model", "kind", "prefill tok/s", "decode tok/s", "cache B"
+    );
+    let mut figures = Vec::new();
+    for dir in dirs {
+        let model =
+            load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+        let p = prompt
+            .min(model.config.max_context.saturating_sub(decode))
+            .max(1);
+        let f = bench::model::run(&ctx, &model, &dir.display().to_string(), p, decode, 2)?;
+        println!(
+            "{:<32} {:<8} {:>16.1} {:>16.1} {:>12}",
+            f.model, f.attention, f.prefill_tokens_per_s, f.decode_tokens_per_s, f.cache_bytes
+        );
+        figures.push(f);
+    }
+    write_json(
+        out,
+        &serde_json::json!({"adapter": ctx.name(), "figures": figures}),
+    )
+}
+
+pub fn bench_mla(
+    choice: BackendChoice,
+    width: usize,
+    heads: usize,
+    kv_lora_rank: usize,
+    sizes: &[usize],
+    out: &PathBuf,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    let dh = width / heads;
+    let shape = latentgpu::model::mla::MlaShape {
+        d: width,
+        heads,
+        q_lora_rank: None,
+        kv_lora_rank,
+        qk_nope_head_dim: dh / 2,
+        qk_rope_head_dim: dh / 4,
+        v_head_dim: dh / 2,
+        norm_eps: 1e-6,
+        rope_base: 10000.0,
+        yarn: None,
+    };
+    shape.validate()?;
+    println!("adapter: {}", ctx.name());
+    println!(
+        "MLA: d {width}, {heads} heads, kv_lora {kv_lora_rank}, nope/rope/v {}/{}/{}; MHA: {heads} heads of {dh}",
+        shape.qk_nope_head_dim, shape.qk_rope_head_dim, shape.v_head_dim
+    );
+    println!(
+        "{:>8} {:>14} {:>16} {:>10} {:>16} {:>16}",
+        "context",
+        "naive ms/tok",
+        "absorbed ms/tok",
+        "MHA ms/tok",
+        "MLA cache B read",
+        "MHA cache B read"
+    );
+    let report = bench::mla::run(&ctx, shape, sizes, |f| {
+        println!(
+            "{:>8} {:>14.3} {:>16.3} {:>10.3} {:>16} {:>16}",
+            f.context,
+            1e3 * f.mla_naive_s,
+            1e3 * f.mla_absorbed_s,
+            1e3 * f.mha_s,
+            f.mla_cache_bytes_read,
+            f.mha_cache_bytes_read
+        );
+    })?;
+    write_json(out, &report)
+}
+
+pub fn bench_attention(
+    choice: BackendChoice,
+    shape: latentgpu::model::latent::LatentShape,
+    sizes: &[usize],
+    out: &PathBuf,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    println!("adapter: {}", ctx.name());
+    println!(
+        "d {} heads {} latents {} chunk {}; prefill = one layer's forward over N tokens",
+        shape.d, shape.heads, shape.latents, shape.chunk
+    );
+    println!(
+        "{:>6} {:>12} {:>12} {:>8} {:>13} {:>13} {:>12} {:>12}",
+        "N", "latent s", "full s", "full/lat", "lat dec ms", "full dec ms", "state B", "KV cache B"
+    );
+    let report = bench::attention::run(&ctx, shape, sizes, |f| {
+        println!(
+            "{:>6} {:>12.4} {:>12.4} {:>8.2} {:>13.3} {:>13.3} {:>12} {:>12}",
+            f.n,
+            f.latent_prefill_s,
+            f.full_prefill_s,
+            f.prefill_speedup,
+            1e3 * f.latent_decode_s,
+            1e3 * f.full_decode_s,
+            f.latent_state_bytes,
+            f.kv_cache_bytes
+        );
+    })?;
+    println!(
+        "scaling exponent (log-log slope of prefill time): latent {:.3}, full {:.3}",
+        report.latent_exponent, report.full_exponent
+    );
+    match report.crossover_n {
+        Some(n) => println!("latent attention is faster from N = {n} on"),
+        None => println!("latent attention was not faster at the largest N measured"),
+    }
+    write_json(out, &report)
+}

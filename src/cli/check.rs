@@ -1,0 +1,99 @@
+//! `latentgpu eval` (perplexity) and `latentgpu compare` (every layer against a PyTorch golden).
+
+use super::{load_model, model_dir};
+use anyhow::{Context, Result};
+use latentgpu::gpu::{BackendChoice, GpuContext};
+use latentgpu::model::tokenizer;
+use std::path::{Path, PathBuf};
+
+pub fn eval(
+    choice: BackendChoice,
+    model: &Option<PathBuf>,
+    text: &Path,
+    window: usize,
+    json: bool,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    let dir = model_dir(model);
+    let model =
+        load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+    let bytes = std::fs::read(text).with_context(|| format!("reading {}", text.display()))?;
+    let tokens: Vec<u32> = match tokenizer::Tokenizer::for_model(&dir)? {
+        // Byte-level: the file's bytes as they are (what reference/eval.py scores).
+        tokenizer::Tokenizer::Bytes => bytes.iter().map(|&b| b as u32).collect(),
+        tok => tok.encode(&String::from_utf8_lossy(&bytes))?,
+    };
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} windows {eta}")
+            .expect("static template"),
+    );
+    let nll = latentgpu::model::eval::evaluate(&ctx, &model, &tokens, window, |i, n| {
+        bar.set_length(n as u64);
+        bar.set_position(i as u64);
+    })?;
+    bar.finish_and_clear();
+    if json {
+        let v = serde_json::json!({"model": dir.display().to_string(), "text": text.display().to_string(),
+            "window": window, "tokens_scored": nll.count, "nll_nats": nll.total, "perplexity": nll.perplexity(),
+            "adapter": ctx.name()});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "perplexity {:.4} over {} tokens ({} on {})",
+            nll.perplexity(),
+            nll.count,
+            dir.display(),
+            ctx.name()
+        );
+    }
+    Ok(())
+}
+
+pub fn compare(
+    choice: BackendChoice,
+    model: &Option<PathBuf>,
+    golden: &Path,
+    json: bool,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    let dir = model_dir(model);
+    let model =
+        load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+    let golden = latentgpu::model::compare::Golden::open(golden)?;
+    let report = latentgpu::model::compare::compare(&ctx, &model, &golden)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("golden: {} ({})", report.golden_device, report.golden_torch);
+        println!("ours:   {}", report.adapter);
+        println!(
+            "{:<10} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}  top-1",
+            "layer", "max abs", "max rel", "cosine", "ours vs f64", "theirs f64", "tolerance"
+        );
+        for r in &report.rows {
+            println!(
+                "{:<10} {:>12.3e} {:>12.3e} {:>10.7} {:>12.3e} {:>12.3e} {:>12.3e}  {}{}",
+                r.name,
+                r.max_abs,
+                r.max_rel,
+                r.cosine,
+                r.ours_vs_f64,
+                r.theirs_vs_f64,
+                r.tolerance,
+                r.top1_agreement
+                    .map(|a| format!("{:.2}%", 100.0 * a))
+                    .unwrap_or_default(),
+                if r.pass { "" } else { "  <-- past tolerance" }
+            );
+        }
+    }
+    match &report.first_failure {
+        None => {
+            if !json {
+                println!("PASS: every layer within tolerance");
+            }
+            Ok(())
+        }
+        Some(layer) => anyhow::bail!("first layer past tolerance: {layer}"),
+    }
+}
