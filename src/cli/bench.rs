@@ -6,6 +6,7 @@ use latentgpu::bench;
 use latentgpu::gpu::{BackendChoice, GpuContext};
 use std::path::{Path, PathBuf};
 
+/// Matrix products against the FMA and copy roofs measured in the same run.
 pub fn bench_matmul(
     choice: BackendChoice,
     width: usize,
@@ -51,6 +52,7 @@ pub fn bench_matmul(
     write_json(out, &report)
 }
 
+/// Prefill and decode tokens/s of whole models.
 pub fn bench_model(
     choice: BackendChoice,
     models: &[PathBuf],
@@ -99,6 +101,7 @@ pub fn bench_model(
     )
 }
 
+/// MLA decode per token, naive and absorbed, against MHA.
 pub fn bench_mla(
     choice: BackendChoice,
     width: usize,
@@ -150,6 +153,7 @@ pub fn bench_mla(
     write_json(out, &report)
 }
 
+/// Causal latent attention against full causal attention: prefill scaling and decode.
 pub fn bench_attention(
     choice: BackendChoice,
     shape: latentgpu::model::latent::LatentShape,

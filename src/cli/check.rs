@@ -1,11 +1,12 @@
 //! `latentgpu eval` (perplexity) and `latentgpu compare` (every layer against a PyTorch golden).
 
-use super::{load_model, model_dir};
+use super::open_model;
 use anyhow::{Context, Result};
-use latentgpu::gpu::{BackendChoice, GpuContext};
+use latentgpu::gpu::BackendChoice;
 use latentgpu::model::tokenizer;
 use std::path::{Path, PathBuf};
 
+/// Perplexity of the model on a text file, windowed as the PyTorch reference.
 pub fn eval(
     choice: BackendChoice,
     model: &Option<PathBuf>,
@@ -13,10 +14,7 @@ pub fn eval(
     window: usize,
     json: bool,
 ) -> Result<()> {
-    let ctx = GpuContext::new(choice)?;
-    let dir = model_dir(model);
-    let model =
-        load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+    let (ctx, dir, model) = open_model(choice, model)?;
     let bytes = std::fs::read(text).with_context(|| format!("reading {}", text.display()))?;
     let tokens: Vec<u32> = match tokenizer::Tokenizer::for_model(&dir)? {
         // Byte-level: the file's bytes as they are (what reference/eval.py scores).
@@ -49,16 +47,15 @@ pub fn eval(
     Ok(())
 }
 
+/// Every layer and the logits against a golden file; an error names the first layer past
+/// tolerance.
 pub fn compare(
     choice: BackendChoice,
     model: &Option<PathBuf>,
     golden: &Path,
     json: bool,
 ) -> Result<()> {
-    let ctx = GpuContext::new(choice)?;
-    let dir = model_dir(model);
-    let model =
-        load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+    let (ctx, _, model) = open_model(choice, model)?;
     let golden = latentgpu::model::compare::Golden::open(golden)?;
     let report = latentgpu::model::compare::compare(&ctx, &model, &golden)?;
     if json {

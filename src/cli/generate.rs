@@ -1,17 +1,15 @@
 //! `latentgpu generate`: prefill and decode with the model's cache, streaming to stdout.
 
 use super::args::GenerateArgs;
-use super::{load_model, model_dir};
-use anyhow::{Context, Result};
-use latentgpu::gpu::{BackendChoice, GpuContext};
+use super::open_model;
+use anyhow::Result;
+use latentgpu::gpu::BackendChoice;
 use latentgpu::model::{self, tokenizer, GenerateConfig, SamplingConfig};
 use std::io::Write;
 
+/// Generates after the prompt, streaming text to stdout.
 pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
-    let ctx = GpuContext::new(choice)?;
-    let dir = model_dir(&args.model);
-    let model =
-        load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+    let (ctx, dir, model) = open_model(choice, &args.model)?;
     log::info!("generating on {}", ctx.name());
     let tok = tokenizer::Tokenizer::for_model(&dir)?;
     let prompt = tok.encode(&args.prompt)?;

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use latentgpu::gpu::{list_adapters, BackendChoice, GpuContext};
 
+/// Prints every adapter of the chosen backends (text or JSON).
 pub fn info(choice: BackendChoice, json: bool) -> Result<()> {
     let adapters = list_adapters(choice);
     if adapters.is_empty() {

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
+/// Prints MLA's cache size against MHA, GQA and MQA for a preset or a Hugging Face config.
 pub fn kv_cache(
     config: &Option<PathBuf>,
     preset: &Option<String>,

@@ -50,6 +50,18 @@ fn model_dir(arg: &Option<PathBuf>) -> PathBuf {
     }
 }
 
+/// Opens the chosen adapter and loads the model directory `arg` (or the shipped default).
+fn open_model(
+    choice: BackendChoice,
+    arg: &Option<PathBuf>,
+) -> Result<(GpuContext, PathBuf, Model)> {
+    let ctx = GpuContext::new(choice)?;
+    let dir = model_dir(arg);
+    let model =
+        load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+    Ok((ctx, dir, model))
+}
+
 /// `--f16-weights`, set once from the command line.
 static F16_WEIGHTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

@@ -147,6 +147,18 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
+    /// Submits the recorded commands; returns the context and the batch's error scope, still to
+    /// be popped.
+    fn submit_commands(self) -> (&'a GpuContext, wgpu::ErrorScopeGuard) {
+        let Batch {
+            ctx,
+            encoder,
+            scope,
+        } = self;
+        ctx.queue.submit([encoder.finish()]);
+        (ctx, scope)
+    }
+
     /// Submits the work and waits for it to finish, returning any validation error (native).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn submit(self) -> Result<()> {
@@ -158,12 +170,7 @@ impl<'a> Batch<'a> {
     /// they are logged when they arrive. Use [`Batch::submit_async`] to await them.
     #[cfg(target_arch = "wasm32")]
     pub fn submit(self) -> Result<()> {
-        let Batch {
-            ctx,
-            encoder,
-            scope,
-        } = self;
-        ctx.queue.submit([encoder.finish()]);
+        let (_, scope) = self.submit_commands();
         let error = scope.pop();
         wasm_bindgen_futures::spawn_local(async move {
             if let Some(err) = error.await {
@@ -177,12 +184,7 @@ impl<'a> Batch<'a> {
     /// to finish it. In the browser the work may still be running when this returns; the queue
     /// keeps order, and a readback waits for it.
     pub async fn submit_async(self) -> Result<()> {
-        let Batch {
-            ctx,
-            encoder,
-            scope,
-        } = self;
-        ctx.queue.submit([encoder.finish()]);
+        let (ctx, scope) = self.submit_commands();
         if let Some(err) = scope.pop().await {
             return Err(Error::Gpu {
                 during: "batch".into(),
