@@ -25,13 +25,4 @@ if [ "$(uname -s)" != "Linux" ]; then
     echo "No Chrome/Chromium with ChromeDriver found: install both (or set LATENTGPU_CHROME and CHROMEDRIVER)." >&2
     exit 1
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "No chromium/chromedriver and no apt-get: install Chromium (or Chrome) and a matching ChromeDriver." >&2
-    exit 1
-fi
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "Installing Chromium and ChromeDriver..." >&2
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+scripts/apt-install.sh "No Chromium with ChromeDriver found" chromium chromium-driver

@@ -22,14 +22,5 @@ if has_vulkan_driver && has_egl; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "No Vulkan driver found and no apt-get: install Mesa's Vulkan drivers (lavapipe) or your GPU's driver." >&2
-    exit 1
-fi
-
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "No GPU driver found: installing Mesa's software Vulkan (lavapipe) and GL (llvmpipe)..." >&2
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq mesa-vulkan-drivers libegl1 libegl-mesa0 libgl1-mesa-dri >/dev/null
+"$(dirname "$0")/apt-install.sh" "No GPU driver found (Vulkan or EGL)" \
+    mesa-vulkan-drivers libegl1 libegl-mesa0 libgl1-mesa-dri

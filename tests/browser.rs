@@ -92,6 +92,13 @@ async fn attention_decode_over_kv_cache_matches_reference() {
 }
 
 #[wasm_bindgen_test]
+async fn f16_weight_matmul_matches_reference_where_the_browser_has_shader_f16() {
+    if !kernel_checks::f16_weight_matmul(&browser_gpu().await).await {
+        wasm_bindgen_test::console_log!("no shader-f16 on this adapter: f16 weights not checked");
+    }
+}
+
+#[wasm_bindgen_test]
 async fn latent_gather_state_absorbs_tokens_in_pieces_exactly() {
     kernel_checks::latent_gather_in_pieces(&browser_gpu().await).await;
 }

@@ -390,3 +390,35 @@ pub async fn latent_gather_in_pieces(ctx: &GpuContext) {
         );
     }
 }
+
+/// `A·Bᵀ` with `B` stored in f16 (adapters with shader-f16) against the reference on the
+/// f16-rounded weights; returns whether the adapter has shader-f16 (false: nothing checked; the
+/// model tests check the loader refuses f16 weights there).
+pub async fn f16_weight_matmul(ctx: &GpuContext) -> bool {
+    if !ctx.has_f16() {
+        return false;
+    }
+    let mut rng = Rng::new(11);
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (1, 257, 1000),
+        (3, 17, 65),
+        (65, 63, 128),
+        (130, 9, 7),
+    ] {
+        let a = rng.vec(m * k, -1.0, 1.0);
+        let b = rng.vec(n * k, -1.0, 1.0);
+        // The reference sees exactly the f16 values the GPU stores.
+        let b16: Vec<f32> = b.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+        let ga = upload(ctx, "A", &[m, k], &a);
+        let gb = GpuTensor::from_f32_as_f16(ctx, "B16", &[n, k], &b).unwrap();
+        let mut bt = Batch::new(ctx);
+        let gc = ops::matmul(&mut bt, &ga, &gb, true).unwrap();
+        let out = bt.read_async(&[&gc]).await.unwrap().remove(0);
+        let reference = cpu::matmul(&a, &b16, 1, m, n, k, true, false);
+        // As the f32 matmul: f16 -> f32 conversion is exact, accumulation is f32.
+        let tol = reduction_tol(k, max_abs(&reference).max((k as f64).sqrt()), 8.0);
+        assert_close(&format!("f16 matmul m{m} n{n} k{k}"), &out, &reference, tol);
+    }
+    true
+}
