@@ -2,7 +2,8 @@
 """End-to-end check of the web page (examples/web, built by scripts/build-web.sh): serves the
 repository on localhost, opens the page in headless Chromium through ChromeDriver, lets it
 generate greedily with each shipped model, and checks the text it shows is the prompt followed by
-the native run's tokens (tests/fixtures/generate/greedy.json). Saves a screenshot of the last
+the native run's tokens (tests/fixtures/generate/greedy.json); presses Stop during a long run;
+loads a model from files picked in the page, and a mismatched pair that must fail. Saves a screenshot of the last
 page to target/web-page.png and the page's tokens/s to bench-results/web-page.json (figures, not
 assertions). Standard library only; exits 1 on any mismatch or error."""
 
@@ -70,8 +71,7 @@ def check_stop_button(base, s, http_port):
     deadline = time.time() + 120
     while time.time() < deadline and len(page_text(base, s, "output")) < len("ROMEO:") + 10:
         time.sleep(0.1)
-    stop = call(base, "POST", s + "/element", {"using": "css selector", "value": "#stop"})
-    call(base, "POST", s + f"/element/{list(stop.values())[0]}/click", {})
+    call(base, "POST", element(base, s, "#stop") + "/click", {})
     status = ""
     while time.time() < deadline:
         status = page_text(base, s, "status")
@@ -81,6 +81,39 @@ def check_stop_button(base, s, http_port):
     words = status.split()
     ok = bool(words) and words[0].isdigit() and int(words[0]) < 500
     print(f"{'ok  ' if ok else 'FAIL'} stop button: {status}")
+    return ok
+
+
+def element(base, s, css):
+    found = call(base, "POST", s + "/element", {"using": "css selector", "value": css})
+    return f"{s}/element/{list(found.values())[0]}"
+
+
+def load_own_model(base, s, config, weights):
+    """Picks two files in the page's "Your own model" inputs, presses Load; returns the status."""
+    call(base, "POST", s + "/execute/sync", {
+        "script": "document.querySelector('details').open = true;"
+                  "document.getElementById('status').textContent = ''", "args": []})
+    for css, path in (("#own_config", config), ("#own_weights", weights)):
+        call(base, "POST", element(base, s, css) + "/value", {"text": os.path.join(ROOT, path)})
+    call(base, "POST", element(base, s, "#own_load") + "/click", {})
+    deadline = time.time() + 60
+    status = ""
+    while time.time() < deadline and not status:
+        status = page_text(base, s, "status")
+        time.sleep(0.2)
+    return status
+
+
+def check_own_model(base, s):
+    """Loads a model from the user's files, then a mismatched pair, whose error must name the
+    weights file and what it expected."""
+    good = load_own_model(base, s, "tests/fixtures/mha-tiny/config.json",
+                          "tests/fixtures/mha-tiny/model.safetensors")
+    bad = load_own_model(base, s, "models/shakespeare-latent/config.json",
+                         "tests/fixtures/mha-tiny/model.safetensors")
+    ok = good.startswith("Loaded") and "model.safetensors" in bad and "expected" in bad
+    print(f"{'ok  ' if ok else 'FAIL'} own model files: {good} / mismatched: {bad}")
     return ok
 
 
@@ -137,8 +170,8 @@ def main():
             if not ok:
                 print(f"     shown:    {shown!r}\n     expected: {want!r}\n     adapter: {adapter}")
         print("adapter: " + adapter.replace("\n", "\n         "))
-        stopped = check_stop_button(base, s, http_port)
-        failures += not stopped
+        failures += not check_stop_button(base, s, http_port)
+        failures += not check_own_model(base, s)
         shot = call(base, "GET", s + "/screenshot")
         os.makedirs(os.path.join(ROOT, "target"), exist_ok=True)
         with open(os.path.join(ROOT, "target/web-page.png"), "wb") as f:
@@ -151,7 +184,7 @@ def main():
     os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench-results/web-page.json"), "w") as f:
         json.dump({"what": "greedy generation in the web page, prefill included", "runs": runs}, f, indent=2)
-    checks = len(fixture["runs"]) + 1
+    checks = len(fixture["runs"]) + 2
     print(f"{checks - failures} passed, {failures} failed")
     sys.exit(1 if failures else 0)
 

@@ -1,16 +1,19 @@
-// The page: fetches a shipped model's files, loads them onto the browser's WebGPU adapter
-// through the wasm module built by scripts/build-web.sh, and streams generated text.
-// `?model=NAME&prompt=TEXT&tokens=N&temperature=T&seed=S&autorun=1` fill the form (and start);
-// every run ends with a console line "latentgpu-web: done ..." or "latentgpu-web: error ...".
-import init, { WebModel, GenerateOptions } from "./pkg/latentgpu_web.js";
+// The page: opens the browser's WebGPU adapter through the wasm module built by
+// scripts/build-web.sh, fetches a shipped model's files (or takes the user's own), and streams
+// generated text.
+// `?model=NAME&prompt=TEXT&tokens=N&temperature=T&top_k=K&top_p=P&seed=S&autorun=1` fill the
+// form (and start); every run ends with a console line "latentgpu-web: done ..." or
+// "latentgpu-web: error ...", and leaves its figures in `window.latentgpuLastRun`.
+import init, { WebGpu, GenerateOptions } from "./pkg/latentgpu_web.js";
 
 const $ = (id) => document.getElementById(id);
 const status = (text, error = false) => {
   $("status").textContent = text;
   $("status").className = error ? "error" : "";
 };
+const mib = (n) => (n / 2 ** 20).toFixed(1);
 
-// Models are served from the repository's models/ directory (serve the repository root).
+// Shipped models are served from the repository's models/ directory (serve the repository root).
 const modelUrl = (name, file) => new URL(`../../models/${name}/${file}`, import.meta.url);
 
 async function fetchText(url) {
@@ -39,10 +42,12 @@ async function fetchBytes(url, progress) {
   return bytes;
 }
 
-const loaded = new Map(); // model name -> WebModel
+let gpu = null; // the WebGpu: one device for every model
+let adapterText = ""; // what the adapter box shows before the model line
+const loaded = new Map(); // "name|f16" -> WebModel
+const ownFiles = new Map(); // name of a user's model -> { config, weights }
 
 // What the browser says of its adapter (wgpu sees only the often empty description).
-let browserAdapter = "";
 async function describeBrowserAdapter() {
   const a = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!a) return "";
@@ -51,28 +56,43 @@ async function describeBrowserAdapter() {
   return (parts.join(" / ") || "(unnamed)") + (i.isFallbackAdapter ? " (fallback, software)" : "");
 }
 
-async function model(name) {
-  if (!loaded.has(name)) {
-    status(`Loading ${name}…`);
-    const mib = (n) => (n / 2 ** 20).toFixed(1);
-    const [config, weights] = await Promise.all([
-      fetchText(modelUrl(name, "config.json")),
-      fetchBytes(modelUrl(name, "model.safetensors"), (got, total) =>
-        status(`Loading ${name}: ${mib(got)}${total ? ` of ${mib(total)}` : ""} MiB…`)),
-    ]);
-    status(`Uploading ${name} to the GPU…`);
-    const m = await WebModel.load(config, weights);
-    loaded.set(name, m);
-    const a = JSON.parse(m.adapter());
-    $("adapter").textContent =
-      `adapter: ${a.name || browserAdapter || "(unnamed)"}\nbackend: ${a.backend}, ${a.device_type}, driver ${a.driver || "-"} ${a.driver_info || ""}\n` +
-      `features: shader-f16 ${a.shader_f16}, subgroups ${a.subgroups}\n` +
-      `limits: storage binding ${(a.max_storage_buffer_binding_size / 2 ** 20).toFixed(0)} MiB, ` +
-      `${a.max_compute_invocations_per_workgroup} invocations/workgroup, ${a.max_storage_buffers_per_shader_stage} storage buffers/stage\n` +
-      `model: ${name}: ${m.describe()}`;
-    console.log(`latentgpu-web: adapter ${a.name || browserAdapter} (${a.backend})`);
+async function openGpu() {
+  const browserAdapter = await describeBrowserAdapter();
+  gpu = await WebGpu.open();
+  const a = JSON.parse(gpu.adapter());
+  adapterText =
+    `adapter: ${a.name || browserAdapter || "(unnamed)"}\n` +
+    `backend: ${a.backend}, ${a.device_type}\n` +
+    `features: shader-f16 ${a.shader_f16}, subgroups ${a.subgroups}\n` +
+    `limits: storage binding ${(a.max_storage_buffer_binding_size / 2 ** 20).toFixed(0)} MiB, ` +
+    `${a.max_compute_invocations_per_workgroup} invocations/workgroup, ` +
+    `${a.max_storage_buffers_per_shader_stage} storage buffers/stage`;
+  $("adapter").textContent = adapterText;
+  $("f16").disabled = !gpu.has_f16();
+  console.log(`latentgpu-web: adapter ${a.name || browserAdapter} (${a.backend})`);
+}
+
+async function model(name, f16) {
+  const key = `${name}|${f16}`;
+  if (!loaded.has(key)) {
+    let files = ownFiles.get(name);
+    if (!files) {
+      status(`Loading ${name}…`);
+      const [config, weights] = await Promise.all([
+        fetchText(modelUrl(name, "config.json")),
+        fetchBytes(modelUrl(name, "model.safetensors"), (got, total) =>
+          status(`Loading ${name}: ${mib(got)}${total ? ` of ${mib(total)}` : ""} MiB…`)),
+      ]);
+      files = { config, weights };
+    }
+    status(`Uploading ${name} to the GPU${f16 ? " (f16 weights)" : ""}…`);
+    // Give the status a frame to show: the upload itself runs without yielding.
+    await new Promise(requestAnimationFrame);
+    loaded.set(key, gpu.load(files.config, files.weights, f16));
   }
-  return loaded.get(name);
+  const m = loaded.get(key);
+  $("adapter").textContent = `${adapterText}\nmodel: ${name}: ${m.describe()}${f16 ? ", f16 weights" : ""}`;
+  return m;
 }
 
 let running = null; // the WebModel generating now
@@ -82,7 +102,7 @@ async function run() {
   const name = $("model").value;
   const prompt = $("prompt").value;
   try {
-    const m = await model(name);
+    const m = await model(name, $("f16").checked);
     const options = new GenerateOptions();
     options.max_tokens = Number($("tokens").value);
     options.temperature = Number($("temperature").value);
@@ -105,7 +125,7 @@ async function run() {
     const secs = (performance.now() - start) / 1000;
     status(`${n} tokens in ${secs.toFixed(2)} s (${(n / secs).toFixed(1)} tokens/s, prefill included)`);
     // For scripts/check-web-page.py, which records the figures in bench-results/.
-    window.latentgpuLastRun = { model: name, tokens: n, seconds: secs, adapter: browserAdapter };
+    window.latentgpuLastRun = { model: name, tokens: n, seconds: secs, adapter: adapterText.split("\n")[0] };
     console.log(`latentgpu-web: done ${n} tokens in ${secs.toFixed(2)} s: ${JSON.stringify(prompt + text.data)}`);
   } catch (e) {
     status(String(e.message || e), true);
@@ -117,30 +137,55 @@ async function run() {
   }
 }
 
+// The user's own model: read both files, load to check them, and add it to the list.
+async function loadOwn() {
+  const [configFile, weightsFile] = [$("own_config").files[0], $("own_weights").files[0]];
+  if (!configFile || !weightsFile) {
+    status("Choose both a config.json and a model.safetensors.", true);
+    return;
+  }
+  const name = `yours ${ownFiles.size + 1}: ${weightsFile.name} (${mib(weightsFile.size)} MiB)`;
+  try {
+    ownFiles.set(name, {
+      config: await configFile.text(),
+      weights: new Uint8Array(await weightsFile.arrayBuffer()),
+    });
+    await model(name, $("f16").checked);
+    $("model").add(new Option(name, name));
+    $("model").value = name;
+    status(`Loaded ${name}.`);
+  } catch (e) {
+    ownFiles.delete(name);
+    status(String(e.message || e), true);
+    console.log(`latentgpu-web: error ${e.message || e}`);
+  }
+}
+
 async function main() {
   const params = new URLSearchParams(location.search);
   for (const key of ["model", "prompt", "tokens", "temperature", "top_k", "top_p", "seed"]) {
     if (params.has(key)) $(key).value = params.get(key);
   }
   if (!navigator.gpu) {
-    const msg = "This browser has no WebGPU (navigator.gpu). Use Chrome/Edge 113+, Safari 26+ or Firefox 141+; " +
-      "on Linux, Chromium needs --enable-unsafe-webgpu (and --enable-features=Vulkan for a real GPU).";
+    const msg = "This browser has no WebGPU (navigator.gpu). Use Chrome/Edge 113+, Safari 26+ or Firefox 141+ " +
+      "(Windows); on Linux, Chromium needs --enable-unsafe-webgpu (and --enable-features=Vulkan for a real GPU).";
     $("adapter").textContent = msg;
     console.log(`latentgpu-web: error ${msg}`);
     return;
   }
   await init();
-  browserAdapter = await describeBrowserAdapter();
-  $("adapter").textContent = browserAdapter
-    ? `WebGPU adapter: ${browserAdapter}; opened with the first model.`
-    : "WebGPU is present but offers no adapter (on Linux, Chromium needs --enable-unsafe-webgpu).";
+  await openGpu();
   $("generate").disabled = false;
   $("generate").addEventListener("click", run);
   $("stop").addEventListener("click", () => running && running.stop());
+  $("own_load").addEventListener("click", loadOwn);
   if (params.get("autorun") === "1") await run();
 }
 
 main().catch((e) => {
-  status(String(e.message || e), true);
-  console.log(`latentgpu-web: error ${e.message || e}`);
+  const msg = String(e.message || e);
+  $("adapter").textContent = msg.includes("adapter") ?
+    `${msg} (on Linux, Chromium needs --enable-unsafe-webgpu)` : msg;
+  status(msg, true);
+  console.log(`latentgpu-web: error ${msg}`);
 });

@@ -24,6 +24,54 @@ fn js_err(e: latentgpu::Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// The browser's WebGPU adapter, opened once; models loaded on it share its device.
+#[wasm_bindgen]
+pub struct WebGpu {
+    ctx: Rc<GpuContext>,
+}
+
+#[wasm_bindgen]
+impl WebGpu {
+    /// Opens the browser's WebGPU adapter (an error says so when there is none).
+    pub async fn open() -> Result<WebGpu, JsError> {
+        let ctx = GpuContext::new_async(BackendChoice::Browser)
+            .await
+            .map_err(js_err)?;
+        log::info!("opened {}", ctx.name());
+        Ok(WebGpu { ctx: Rc::new(ctx) })
+    }
+
+    /// The adapter: name, backend, features and limits, as JSON.
+    pub fn adapter(&self) -> String {
+        serde_json::to_string(&self.ctx.adapter).unwrap_or_default()
+    }
+
+    /// Whether the device has shader-f16 (weights can then be kept in f16).
+    pub fn has_f16(&self) -> bool {
+        self.ctx.has_f16()
+    }
+
+    /// Uploads a model from the text of its `config.json` and the bytes of its
+    /// `model.safetensors`, keeping weight matrices in f16 when `f16_weights` (needs shader-f16).
+    /// Errors name the file, tensor or field, what was expected and what was found.
+    pub fn load(
+        &self,
+        config_json: &str,
+        weights: Vec<u8>,
+        f16_weights: bool,
+    ) -> Result<WebModel, JsError> {
+        let model =
+            Model::from_bytes(&self.ctx, config_json, weights, f16_weights).map_err(js_err)?;
+        Ok(WebModel {
+            inner: Rc::new(Loaded {
+                ctx: self.ctx.clone(),
+                model,
+                cancel: Arc::new(AtomicBool::new(false)),
+            }),
+        })
+    }
+}
+
 /// A model on the browser's WebGPU adapter.
 #[wasm_bindgen]
 pub struct WebModel {
@@ -31,7 +79,7 @@ pub struct WebModel {
 }
 
 struct Loaded {
-    ctx: GpuContext,
+    ctx: Rc<GpuContext>,
     model: Model,
     /// Set by [`WebModel::stop`]; cleared when a generation starts.
     cancel: Arc<AtomicBool>,
@@ -77,28 +125,6 @@ impl Default for GenerateOptions {
 
 #[wasm_bindgen]
 impl WebModel {
-    /// Opens the browser's WebGPU adapter and uploads the model from the text of its
-    /// `config.json` and the bytes of its `model.safetensors`.
-    pub async fn load(config_json: String, weights: Vec<u8>) -> Result<WebModel, JsError> {
-        let ctx = GpuContext::new_async(BackendChoice::Browser)
-            .await
-            .map_err(js_err)?;
-        let model = Model::from_bytes(&ctx, &config_json, weights, false).map_err(js_err)?;
-        log::info!("model loaded on {}", ctx.name());
-        Ok(WebModel {
-            inner: Rc::new(Loaded {
-                ctx,
-                model,
-                cancel: Arc::new(AtomicBool::new(false)),
-            }),
-        })
-    }
-
-    /// The adapter it runs on: name, backend, driver, features and limits, as JSON.
-    pub fn adapter(&self) -> String {
-        serde_json::to_string(&self.inner.ctx.adapter).unwrap_or_default()
-    }
-
     /// The model's attention kind (`mha`, `latent` or `mla`), layers and width, in words.
     pub fn describe(&self) -> String {
         let c = &self.inner.model.config;
