@@ -184,8 +184,7 @@ async function main() {
 
 main().catch((e) => {
   const msg = String(e.message || e);
-  $("adapter").textContent = msg.includes("adapter") ?
-    `${msg} (on Linux, Chromium needs --enable-unsafe-webgpu)` : msg;
+  $("adapter").textContent = msg;
   status(msg, true);
   console.log(`latentgpu-web: error ${msg}`);
 });

@@ -94,7 +94,10 @@ fn new_instance(choice: BackendChoice) -> wgpu::Instance {
 }
 
 fn no_adapter(choice: BackendChoice) -> Error {
-    let hint = if cfg!(target_os = "linux") {
+    let hint = if cfg!(target_arch = "wasm32") {
+        " The browser offers no WebGPU adapter: WebGPU may be off (Chromium and Chrome on Linux \
+         need --enable-unsafe-webgpu), blocked for this GPU, or not in this browser."
+    } else if cfg!(target_os = "linux") {
         " On Linux without a GPU, install Mesa's software Vulkan (lavapipe) and GL (llvmpipe): \
          `sudo apt-get install -y mesa-vulkan-drivers libegl1` (Debian/Ubuntu), or run `scripts/setup-gpu.sh`."
     } else {
