@@ -57,27 +57,57 @@ def call(base, method, path, body=None, timeout=60):
         return json.loads(r.read())["value"]
 
 
+def script(base, s, js):
+    return call(base, "POST", s + "/execute/sync", {"script": js, "args": []})
+
+
 def page_text(base, s, element):
-    return call(base, "POST", s + "/execute/sync", {
-        "script": f"return document.getElementById('{element}').textContent", "args": []})
+    return script(base, s, f"return document.getElementById('{element}').textContent")
 
 
-def check_stop_button(base, s, http_port):
-    """Starts a 500-token generation, presses Stop once some text is shown, and checks the
-    page reports fewer tokens than asked for."""
-    query = urllib.parse.urlencode({"model": "shakespeare-mha", "prompt": "ROMEO:", "tokens": 500,
-                                    "temperature": 0.8, "autorun": 1})
+def open_page(base, s, http_port, **params):
+    """Opens the page with `params` in its query (autorun starts a generation)."""
+    query = urllib.parse.urlencode(dict(params, autorun=1))
     call(base, "POST", s + "/url", {"url": f"http://127.0.0.1:{http_port}/examples/web/?{query}"})
-    deadline = time.time() + 120
-    while time.time() < deadline and len(page_text(base, s, "output")) < len("ROMEO:") + 10:
-        time.sleep(0.1)
-    call(base, "POST", element(base, s, "#stop") + "/click", {})
+
+
+def wait_for_run(base, s, seconds):
+    """Waits until the page reports a finished generation or an error; returns its status."""
+    deadline = time.time() + seconds
     status = ""
     while time.time() < deadline:
         status = page_text(base, s, "status")
         if "tokens in" in status or "error" in status.lower():
             break
         time.sleep(0.2)
+    return status
+
+
+def check_greedy_run(base, s, http_port, run, figures):
+    """Generates greedily with the run's model and prompt; the page must show the fixture's text."""
+    open_page(base, s, http_port, model=run["model"], prompt=run["prompt"],
+              tokens=len(run["tokens"]), temperature=0)
+    status = wait_for_run(base, s, 300)
+    shown = page_text(base, s, "output")
+    figures.append(script(base, s, "return window.latentgpuLastRun || null"))
+    want = run["prompt"] + bytes(run["tokens"]).decode("utf-8", "replace")
+    ok = shown == want
+    print(f"{'ok  ' if ok else 'FAIL'} {run['model']}: {status}")
+    if not ok:
+        print(f"     shown:    {shown!r}\n     expected: {want!r}")
+    return ok
+
+
+def check_stop_button(base, s, http_port):
+    """Starts a 500-token generation, presses Stop once some text is shown, and checks the
+    page reports fewer tokens than asked for."""
+    open_page(base, s, http_port, model="shakespeare-mha", prompt="ROMEO:", tokens=500,
+              temperature=0.8)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(page_text(base, s, "output")) < len("ROMEO:") + 10:
+        time.sleep(0.1)
+    call(base, "POST", element(base, s, "#stop") + "/click", {})
+    status = wait_for_run(base, s, 120)
     words = status.split()
     ok = bool(words) and words[0].isdigit() and int(words[0]) < 500
     print(f"{'ok  ' if ok else 'FAIL'} stop button: {status}")
@@ -91,17 +121,18 @@ def element(base, s, css):
 
 def load_own_model(base, s, config, weights):
     """Picks two files in the page's "Your own model" inputs, presses Load; returns the status."""
-    call(base, "POST", s + "/execute/sync", {
-        "script": "document.querySelector('details').open = true;"
-                  "document.getElementById('status').textContent = ''", "args": []})
+    script(base, s, "document.querySelector('details').open = true;"
+                    "document.getElementById('status').textContent = ''")
     for css, path in (("#own_config", config), ("#own_weights", weights)):
         call(base, "POST", element(base, s, css) + "/value", {"text": os.path.join(ROOT, path)})
     call(base, "POST", element(base, s, "#own_load") + "/click", {})
+    # Loading shows progress first: wait for "Loaded ..." or an error.
     deadline = time.time() + 60
-    status = ""
-    while time.time() < deadline and not status:
-        status = page_text(base, s, "status")
+    status, error = "", False
+    while time.time() < deadline and not (status.startswith("Loaded") or error):
         time.sleep(0.2)
+        status, error = script(base, s, "const e = document.getElementById('status');"
+                                        "return [e.textContent, e.className === 'error']")
     return status
 
 
@@ -145,30 +176,8 @@ def main():
         session = call(base, "POST", "/session", caps)["sessionId"]
         s = f"/session/{session}"
         for run in fixture["runs"]:
-            query = urllib.parse.urlencode({
-                "model": run["model"], "prompt": run["prompt"], "tokens": len(run["tokens"]),
-                "temperature": 0, "autorun": 1})
-            call(base, "POST", s + "/url", {"url": f"http://127.0.0.1:{http_port}/examples/web/?{query}"})
-            deadline = time.time() + 300
-            status = ""
-            while time.time() < deadline:
-                status = call(base, "POST", s + "/execute/sync", {
-                    "script": "return document.getElementById('status').textContent", "args": []})
-                if "tokens in" in status or "error" in status.lower() or "no webgpu" in status.lower():
-                    break
-                time.sleep(0.5)
-            shown = call(base, "POST", s + "/execute/sync", {
-                "script": "return document.getElementById('output').textContent", "args": []})
-            adapter = call(base, "POST", s + "/execute/sync", {
-                "script": "return document.getElementById('adapter').textContent", "args": []})
-            figures.append(call(base, "POST", s + "/execute/sync", {
-                "script": "return window.latentgpuLastRun || null", "args": []}))
-            want = run["prompt"] + bytes(run["tokens"]).decode("utf-8", "replace")
-            ok = shown == want
-            failures += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} {run['model']}: {status}")
-            if not ok:
-                print(f"     shown:    {shown!r}\n     expected: {want!r}\n     adapter: {adapter}")
+            failures += not check_greedy_run(base, s, http_port, run, figures)
+        adapter = page_text(base, s, "adapter")
         print("adapter: " + adapter.replace("\n", "\n         "))
         failures += not check_stop_button(base, s, http_port)
         failures += not check_own_model(base, s)
