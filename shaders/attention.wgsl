@@ -10,7 +10,8 @@
 //   v[s, g, j]            at v[v_off + s * v_row + g * v_head + j]          j < d_v
 //   o[t, h, j]            at o[o_off + t * o_row + h * o_head + j]
 // A head stride of 0 shares one key/value head among all heads (MQA).
-// Causal: query t sees keys s <= t + offset (offset = keys already cached before this block).
+// Causal: query t sees keys s <= t + offset (offset = keys already cached before this block);
+// with a sliding window W > 0 also only keys s > t + offset - W (the last W positions).
 // Masked keys are skipped by loop bounds; -1e30 is a finite "empty" sentinel, never an infinity.
 
 struct AttentionParams {
@@ -39,7 +40,7 @@ struct AttentionParams {
     o_off: u32,
     o_row: u32,
     o_head: u32,
-    _pad0: u32,
+    window: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -71,8 +72,12 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let h = row % p.heads;
     let g = h / (p.heads / p.kv_heads);
     var n_valid = p.n_kv;
+    var first = 0u;
     if (p.causal != 0u) {
         n_valid = min(p.n_kv, t + p.offset + 1u);
+        if (p.window != 0u && n_valid > p.window) {
+            first = n_valid - p.window;
+        }
     }
     let q_base = p.q_off + t * p.q_row + h * p.q_head;
     for (var j = lid; j < p.d_qk; j += WG) {
@@ -83,7 +88,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     var m = EMPTY;
     var l = 0.0;
     var acc: array<f32, OUT_PER_INVOCATION>;
-    for (var s0 = 0u; s0 < n_valid; s0 += WG) {
+    for (var s0 = first; s0 < n_valid; s0 += WG) {
         let count = min(WG, n_valid - s0);
         let s = s0 + lid;
         var score = EMPTY;

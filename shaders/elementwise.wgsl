@@ -1,12 +1,14 @@
 // Elementwise ops over n f32 values.
-//   binary: out[i] = f(a[i], b[i])   op 0 add, 1 mul, 2 swiglu = silu(a) * b
+//   binary: out[i] = f(a[i], b[i])   op 0 add, 1 mul, 2 swiglu = silu(a) * b,
+//                                    4 geglu = gelu(a) * b (erf form), 5 the same in tanh form
+//           out[i] = a[i] + b[i % cols]   op 3: a bias row broadcast over the rows of a
 //   unary:  out[i] = f(a[i])         op 0 silu, 1 gelu (erf form), 2 gelu (tanh form)
 // The unary entry binds `a` twice (bindings 1 and 2), so both entries share one layout.
 
 struct EwParams {
     n: u32,
     op: u32,
-    _pad0: u32,
+    cols: u32,
     _pad1: u32,
 }
 
@@ -56,12 +58,14 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         return;
     }
     let x = a[i];
-    let y = b[i];
     var r: f32;
     switch p.op {
-        case 0u: { r = x + y; }
-        case 1u: { r = x * y; }
-        default: { r = silu(x) * y; }
+        case 0u: { r = x + b[i]; }
+        case 1u: { r = x * b[i]; }
+        case 3u: { r = x + b[i % p.cols]; }
+        case 4u: { r = gelu_erf(x) * b[i]; }
+        case 5u: { r = gelu_tanh(x) * b[i]; }
+        default: { r = silu(x) * b[i]; }
     }
     out[i] = r;
 }

@@ -62,6 +62,7 @@ fn attention_rejects_bad_heads_and_lengths() {
             scale: 1.0,
             causal: true,
             n_kv: 10,
+            window: 0,
         };
         expect_err(
             ops::attention(&mut b, &q, &k, &v, how),

@@ -87,6 +87,16 @@ async fn attention_matches_reference() {
 }
 
 #[wasm_bindgen_test]
+async fn bias_and_geglu_match_reference() {
+    kernel_checks::bias_and_geglu(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn attention_sliding_window_matches_reference() {
+    kernel_checks::attention_sliding_window(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn attention_decode_over_kv_cache_matches_reference() {
     kernel_checks::attention_decode_over_kv_cache(&browser_gpu().await).await;
 }

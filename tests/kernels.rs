@@ -62,6 +62,16 @@ fn attention_matches_reference() {
 }
 
 #[test]
+fn bias_and_geglu_match_reference() {
+    on_every_adapter(|ctx| block_on(checks::bias_and_geglu(ctx)));
+}
+
+#[test]
+fn attention_sliding_window_matches_reference() {
+    on_every_adapter(|ctx| block_on(checks::attention_sliding_window(ctx)));
+}
+
+#[test]
 fn attention_decode_over_kv_cache_matches_reference() {
     on_every_adapter(|ctx| block_on(checks::attention_decode_over_kv_cache(ctx)));
 }

@@ -126,6 +126,7 @@ pub(crate) fn mha_config(d: usize, heads: usize, max_context: usize) -> ModelCon
         d_model: d,
         n_layers: 1,
         n_heads: heads,
+        head_dim: None,
         ffn_kind: FfnKind::Swiglu,
         ffn_hidden: 1,
         norm_kind: NormKind::Rmsnorm,
@@ -133,7 +134,13 @@ pub(crate) fn mha_config(d: usize, heads: usize, max_context: usize) -> ModelCon
         max_context,
         rope: Default::default(),
         tie_embeddings: true,
-        attention: AttentionConfig::Mha { n_kv_heads: None },
+        attention: AttentionConfig::Mha {
+            n_kv_heads: None,
+            qkv_bias: false,
+            o_bias: false,
+            qk_norm: false,
+            sliding_window: Vec::new(),
+        },
     }
 }
 
@@ -152,7 +159,7 @@ pub fn run(
     square(&mut names, "mha", d);
     let path = random_weights(&names, 1)?;
     let mut file = WeightFile::open(&path)?;
-    let mha = MhaLayer::load(ctx, &mut file, &cfg, "mha")?;
+    let mha = MhaLayer::load(ctx, &mut file, &cfg, "mha", 0)?;
     let mut names = vec![("lat.latents".to_string(), vec![shape.latents, d])];
     for phase in ["gather", "synth", "broadcast"] {
         if phase != "synth" || shape.synthesis {

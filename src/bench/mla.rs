@@ -71,7 +71,7 @@ pub fn run(
     let mut file = WeightFile::open(&path)?;
     let mla = MlaLayer::load(ctx, &mut file, shape.clone(), "mla", max_n)?;
     let cfg = mha_config(d, h, max_n);
-    let mha = MhaLayer::load(ctx, &mut file, &cfg, "mha")?;
+    let mha = MhaLayer::load(ctx, &mut file, &cfg, "mha", 0)?;
     let _ = std::fs::remove_file(path);
     let rope_table = RopeTable::new(ctx, d / h, 10000.0, max_n)?;
     let one = GpuTensor::from_f32(ctx, "x", &[1, d], &vec![0.01; d])?;

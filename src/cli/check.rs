@@ -61,15 +61,23 @@ pub fn compare(
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("golden: {} ({})", report.golden_device, report.golden_torch);
-        println!("ours:   {}", report.adapter);
         println!(
-            "{:<10} {:>12} {:>12} {:>10} {:>12} {:>12} {:>12}  top-1",
-            "layer", "max abs", "max rel", "cosine", "ours vs f64", "theirs f64", "tolerance"
+            "golden: {} ({}, {})",
+            report.golden_device, report.golden_torch, report.golden_dtype
+        );
+        println!("ours:   {}", report.adapter);
+        println!("vs theirs: max abs, max rel, cosine; vs float64: normwise relative error ‖·−f64‖/‖f64‖");
+        println!(
+            "{:<10} {:>10} {:>10} {:>10} {:>11} {:>11} {:>10}  top-1 / max KL",
+            "layer", "max abs", "max rel", "cosine", "ours f64", "theirs f64", "tolerance"
         );
         for r in &report.rows {
+            let logits = match (r.top1_agreement, r.kl_max) {
+                (Some(a), Some(kl)) => format!("{:.2}% / {kl:.1e}", 100.0 * a),
+                _ => String::new(),
+            };
             println!(
-                "{:<10} {:>12.3e} {:>12.3e} {:>10.7} {:>12.3e} {:>12.3e} {:>12.3e}  {}{}",
+                "{:<10} {:>10.3e} {:>10.3e} {:>10.7} {:>11.3e} {:>11.3e} {:>10.3e}  {logits}{}",
                 r.name,
                 r.max_abs,
                 r.max_rel,
@@ -77,9 +85,6 @@ pub fn compare(
                 r.ours_vs_f64,
                 r.theirs_vs_f64,
                 r.tolerance,
-                r.top1_agreement
-                    .map(|a| format!("{:.2}%", 100.0 * a))
-                    .unwrap_or_default(),
                 if r.pass { "" } else { "  <-- past tolerance" }
             );
         }

@@ -13,6 +13,10 @@ pub enum FfnKind {
     Swiglu,
     /// `fc2(gelu(fc1(x)))` (erf GELU).
     Gelu,
+    /// `down(gelu(gate(x)) * up(x))` (GeGLU, erf GELU; Hugging Face `hidden_act: gelu`).
+    Geglu,
+    /// GeGLU with the tanh approximation of GELU (`gelu_pytorch_tanh`, `gelu_new`, `gelu_fast`).
+    GegluTanh,
 }
 
 /// Normalisation kind.
@@ -35,6 +39,68 @@ pub struct RopeConfig {
     /// Pair convention.
     #[serde(default = "default_rope_mode")]
     pub mode: RopeMode,
+    /// Frequency scaling for contexts past the trained one, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<RopeScaling>,
+}
+
+/// RoPE frequency scaling (Hugging Face `rope_type`), applied to the inverse frequencies exactly
+/// as transformers computes them in fp32.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RopeScaling {
+    /// Position interpolation: every frequency divided by `factor`.
+    Linear {
+        /// Divisor of every frequency.
+        factor: f32,
+    },
+    /// Llama 3.1: low frequencies divided by `factor`, high ones kept, a smooth blend between.
+    Llama3 {
+        /// Divisor of the low frequencies.
+        factor: f32,
+        /// Wavelengths above `original_max_position_embeddings / low_freq_factor` are scaled.
+        low_freq_factor: f32,
+        /// Wavelengths below `original_max_position_embeddings / high_freq_factor` are kept.
+        high_freq_factor: f32,
+        /// The context the model was pretrained with.
+        original_max_position_embeddings: usize,
+    },
+}
+
+impl RopeConfig {
+    /// The inverse frequencies of `rot_dim` rotated values, scaled as configured (fp32, in
+    /// transformers' order of operations).
+    pub fn inv_freq(&self, rot_dim: usize) -> Vec<f32> {
+        let plain = crate::ops::rope::inv_freq(rot_dim, self.base);
+        match self.scaling {
+            None => plain,
+            Some(RopeScaling::Linear { factor }) => plain.iter().map(|f| f / factor).collect(),
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => {
+                let old = original_max_position_embeddings as f32;
+                let (low_wavelen, high_wavelen) = (old / low_freq_factor, old / high_freq_factor);
+                plain
+                    .iter()
+                    .map(|&f| {
+                        let wavelen = 2.0 * std::f32::consts::PI / f;
+                        if wavelen < high_wavelen {
+                            f
+                        } else if wavelen > low_wavelen {
+                            f / factor
+                        } else {
+                            let smooth = (old / wavelen - low_freq_factor)
+                                / (high_freq_factor - low_freq_factor);
+                            (1.0 - smooth) * f / factor + smooth * f
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 fn default_rope_base() -> f32 {
@@ -49,6 +115,7 @@ impl Default for RopeConfig {
         RopeConfig {
             base: default_rope_base(),
             mode: default_rope_mode(),
+            scaling: None,
         }
     }
 }
@@ -63,6 +130,19 @@ pub enum AttentionConfig {
         /// Key/value heads (defaults to `n_heads`).
         #[serde(default)]
         n_kv_heads: Option<usize>,
+        /// Biases on the q, k and v projections (Qwen2; Llama's `attention_bias`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        qkv_bias: bool,
+        /// A bias on the output projection (Llama's `attention_bias`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        o_bias: bool,
+        /// RMSNorm over each head's query and key before RoPE (Qwen3's `q_norm`, `k_norm`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        qk_norm: bool,
+        /// Per layer, a causal sliding window in tokens (`None`: full attention). Empty means
+        /// full attention in every layer.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        sliding_window: Vec<Option<usize>>,
     },
     /// Causal three-phase latent attention (docs/latent-attention.md): `latents` learnable
     /// latents gather from past chunks of `chunk` tokens, talk to each other (`synthesis`), and
@@ -110,6 +190,10 @@ fn default_true() -> bool {
     true
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// A model's configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,6 +206,9 @@ pub struct ModelConfig {
     pub n_layers: usize,
     /// Attention heads.
     pub n_heads: usize,
+    /// Width of one attention head, when not `d_model / n_heads` (Qwen3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
     /// Feed-forward kind.
     pub ffn_kind: FfnKind,
     /// Feed-forward hidden width.
@@ -184,7 +271,17 @@ impl ModelConfig {
 
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
-        self.d_model / self.n_heads
+        self.head_dim.unwrap_or(self.d_model / self.n_heads)
+    }
+
+    /// The sliding window of layer `layer` (`None`: full attention).
+    pub fn sliding_window(&self, layer: usize) -> Option<usize> {
+        match &self.attention {
+            AttentionConfig::Mha { sliding_window, .. } => {
+                sliding_window.get(layer).copied().flatten()
+            }
+            _ => None,
+        }
     }
 
     /// The attention kind's name as written in config.json: `mha`, `latent` or `mla`.
@@ -236,7 +333,7 @@ impl ModelConfig {
     /// Key/value heads of MHA/GQA.
     pub fn n_kv_heads(&self) -> usize {
         match &self.attention {
-            AttentionConfig::Mha { n_kv_heads } => n_kv_heads.unwrap_or(self.n_heads),
+            AttentionConfig::Mha { n_kv_heads, .. } => n_kv_heads.unwrap_or(self.n_heads),
             _ => self.n_heads,
         }
     }
@@ -259,7 +356,17 @@ impl ModelConfig {
         if self.vocab_size > u32::MAX as usize {
             return Err(invalid("vocab_size", "< 2^32", self.vocab_size));
         }
-        if !self.d_model.is_multiple_of(self.n_heads) {
+        if self.head_dim == Some(0) {
+            return Err(invalid("head_dim", "a positive integer", 0));
+        }
+        if self.head_dim.is_some() && !matches!(self.attention, AttentionConfig::Mha { .. }) {
+            return Err(invalid(
+                "head_dim",
+                "absent for latent and MLA attention (their widths are their own)",
+                format!("{:?}", self.head_dim),
+            ));
+        }
+        if self.head_dim.is_none() && !self.d_model.is_multiple_of(self.n_heads) {
             return Err(invalid(
                 "n_heads",
                 format!("a divisor of d_model ({})", self.d_model),
@@ -272,9 +379,65 @@ impl ModelConfig {
         if !(self.rope.base > 1.0 && self.rope.base.is_finite()) {
             return Err(invalid("rope.base", "a finite number > 1", self.rope.base));
         }
+        match self.rope.scaling {
+            Some(RopeScaling::Linear { factor }) if !(factor >= 1.0 && factor.is_finite()) => {
+                return Err(invalid(
+                    "rope.scaling.factor",
+                    "a finite number >= 1",
+                    factor,
+                ));
+            }
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => {
+                if !(factor >= 1.0 && factor.is_finite()) {
+                    return Err(invalid(
+                        "rope.scaling.factor",
+                        "a finite number >= 1",
+                        factor,
+                    ));
+                }
+                if !(low_freq_factor > 0.0 && high_freq_factor > low_freq_factor) {
+                    return Err(invalid(
+                        "rope.scaling.high_freq_factor",
+                        format!("> low_freq_factor ({low_freq_factor}) > 0"),
+                        high_freq_factor,
+                    ));
+                }
+                if original_max_position_embeddings == 0 {
+                    return Err(invalid(
+                        "rope.scaling.original_max_position_embeddings",
+                        "a positive integer",
+                        0,
+                    ));
+                }
+            }
+            _ => {}
+        }
         match &self.attention {
-            AttentionConfig::Mha { n_kv_heads } => {
+            AttentionConfig::Mha {
+                n_kv_heads,
+                sliding_window,
+                ..
+            } => {
                 let kv = n_kv_heads.unwrap_or(self.n_heads);
+                if !sliding_window.is_empty() && sliding_window.len() != self.n_layers {
+                    return Err(invalid(
+                        "attention.sliding_window",
+                        format!("one entry per layer ({})", self.n_layers),
+                        sliding_window.len(),
+                    ));
+                }
+                if sliding_window.contains(&Some(0)) {
+                    return Err(invalid(
+                        "attention.sliding_window",
+                        "positive windows or null",
+                        0,
+                    ));
+                }
                 if kv == 0 || !self.n_heads.is_multiple_of(kv) {
                     return Err(invalid(
                         "attention.n_kv_heads",

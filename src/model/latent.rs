@@ -181,6 +181,7 @@ impl LatentLayer {
             scale: self.scale(),
             causal: false,
             n_kv: m,
+            window: 0,
         };
         let a = ops::attention(b, &q, &k, &v, how)?.reshape(&[m, d])?;
         let o = ops::matmul(b, &a, &p.o, true)?;
@@ -264,6 +265,7 @@ impl LatentLayer {
                 scale: self.scale(),
                 causal: true,
                 n_kv: m + cpos + seg,
+                window: 0,
             };
             let o = ops::attention(b, &q, &state.keys, &state.values, how)?;
             if seg == n {
@@ -306,6 +308,7 @@ impl LatentLayer {
             scale: self.scale(),
             causal: false,
             n_kv: n,
+            window: 0,
         };
         let g = ops::attention(b, &self.q1, &k1, &v1, gather)?.reshape(&[m, d])?;
         let gathered = ops::matmul(b, &g, &self.gather.o, true)?;
@@ -318,6 +321,7 @@ impl LatentLayer {
             scale: self.scale(),
             causal: false,
             n_kv: m,
+            window: 0,
         };
         let y = ops::attention(b, &q3, &k3, &v3, broadcast)?.reshape(&[n, d])?;
         ops::matmul(b, &y, &self.broadcast.o, true)

@@ -86,8 +86,10 @@ impl Norm {
 
 /// The feed-forward network of a block.
 pub enum Ffn {
-    /// `down(silu(gate(x)) · up(x))`: gate, up `[hidden, d]`, down `[d, hidden]`.
-    Swiglu {
+    /// `down(act(gate(x)) · up(x))` (SwiGLU, GeGLU): gate, up `[hidden, d]`, down `[d, hidden]`.
+    Gated {
+        /// `act(gate) · up` as one elementwise op.
+        act: BinaryOp,
         /// `[hidden, d]`.
         gate: GpuTensor,
         /// `[hidden, d]`.
@@ -117,7 +119,12 @@ impl Ffn {
             load_matrix(ctx, file, &format!("{prefix}.{name}.weight"), shape)
         };
         Ok(match cfg.ffn_kind {
-            FfnKind::Swiglu => Ffn::Swiglu {
+            FfnKind::Swiglu | FfnKind::Geglu | FfnKind::GegluTanh => Ffn::Gated {
+                act: match cfg.ffn_kind {
+                    FfnKind::Geglu => BinaryOp::GeGlu,
+                    FfnKind::GegluTanh => BinaryOp::GeGluTanh,
+                    _ => BinaryOp::SwiGlu,
+                },
                 gate: w("gate_proj", &[h, d])?,
                 up: w("up_proj", &[h, d])?,
                 down: w("down_proj", &[d, h])?,
@@ -132,10 +139,15 @@ impl Ffn {
     /// `x` `[n, d]` -> `[n, d]`.
     pub fn forward(&self, b: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
         match self {
-            Ffn::Swiglu { gate, up, down } => {
+            Ffn::Gated {
+                act,
+                gate,
+                up,
+                down,
+            } => {
                 let g = ops::matmul(b, x, gate, true)?;
                 let u = ops::matmul(b, x, up, true)?;
-                let a = ops::binary(b, BinaryOp::SwiGlu, &g, &u)?;
+                let a = ops::binary(b, *act, &g, &u)?;
                 ops::matmul(b, &a, down, true)
             }
             Ffn::Gelu { fc1, fc2 } => {

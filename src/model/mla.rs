@@ -459,6 +459,7 @@ impl MlaLayer {
             scale: s.softmax_scale(),
             causal: true,
             n_kv: t,
+            window: 0,
         };
         let pe = View {
             tensor: &cache.k_pe,

@@ -6,6 +6,7 @@ pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
 pub mod generate;
+pub mod hf;
 pub mod kv_cache;
 pub mod latent;
 pub mod layers;
@@ -20,6 +21,7 @@ pub use config::{AttentionConfig, FfnKind, ModelConfig, NormKind, RopeConfig};
 #[cfg(not(target_arch = "wasm32"))]
 pub use generate::generate;
 pub use generate::{generate_async, GenerateConfig};
+pub use hf::{GenerationDefaults, HfConfig};
 pub use sampling::{Sampler, SamplingConfig};
 pub use transformer::{Cache, Logits, Model};
-pub use weights::WeightFile;
+pub use weights::{TensorNames, WeightFile};

@@ -5,10 +5,42 @@ use super::latent::{LatentLayer, LatentShape, LatentState};
 use super::layers::{load, load_matrix, Ffn, Norm};
 use super::mha::{KvCache, MhaLayer};
 use super::mla::{MlaCache, MlaLayer, MlaPath};
-use super::weights::WeightFile;
+use super::weights::{TensorNames, WeightFile};
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
 use crate::ops::{self, BinaryOp, RopeTable};
+
+/// The config and opened weights of a model directory, own or Hugging Face (native); nothing is
+/// uploaded yet.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn open_dir(dir: &std::path::Path) -> Result<(ModelConfig, WeightFile)> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
+        what: format!("config JSON in {}", path.display()),
+        expected: "a JSON object".into(),
+        found: e.to_string(),
+    })?;
+    if !super::hf::is_hf_config(&json) {
+        let config = ModelConfig::load(&path)?;
+        return Ok((config, WeightFile::open(&dir.join("model.safetensors"))?));
+    }
+    let hf = super::hf::HfConfig::from_json(&json).map_err(|e| match e {
+        Error::Invalid {
+            what,
+            expected,
+            found,
+        } => Error::Invalid {
+            what: format!("{what} in {}", path.display()),
+            expected,
+            found,
+        },
+        other => other,
+    })?;
+    let mut file = WeightFile::open_dir(dir)?;
+    file.names = TensorNames::HuggingFace;
+    Ok((hf.config, file))
+}
 
 /// The attention of one block.
 pub enum Attention {
@@ -85,8 +117,10 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads `config.json` and `model.safetensors` from a model directory; every tensor in the
-    /// file must be used (native).
+    /// Loads a model directory (native): this project's own (`config.json` and
+    /// `model.safetensors`, every tensor of which must be used) or a Hugging Face one as
+    /// transformers saves it (its `config.json` names a `model_type`; one `model.safetensors` or
+    /// the shards of `model.safetensors.index.json`; tensors the model does not use are logged).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load_dir(ctx: &GpuContext, dir: &std::path::Path) -> Result<Self> {
         Self::load_dir_with(ctx, dir, false, |_, _| {})
@@ -102,8 +136,7 @@ impl Model {
         f16_matrices: bool,
         progress: impl FnMut(usize, usize),
     ) -> Result<Self> {
-        let config = ModelConfig::load(&dir.join("config.json"))?;
-        let file = WeightFile::open(&dir.join("model.safetensors"))?;
+        let (config, file) = open_dir(dir)?;
         Self::load_file(ctx, config, file, f16_matrices, progress)
     }
 
@@ -139,7 +172,15 @@ impl Model {
         }
         file.f16_matrices = f16_matrices;
         let model = Self::load(ctx, config, &mut file, |i| progress(i + 1, blocks))?;
-        file.finish()?;
+        match file.names {
+            TensorNames::Native => file.finish()?,
+            // Checkpoints carry extras (a tied `lm_head.weight`, old `rotary_emb.inv_freq`).
+            TensorNames::HuggingFace => {
+                for name in file.unused() {
+                    log::warn!("tensor '{name}' is not used by the model");
+                }
+            }
+        }
         Ok(model)
     }
 
@@ -164,6 +205,7 @@ impl Model {
                     file,
                     cfg,
                     &format!("{p}.attn"),
+                    i,
                 )?)),
                 AttentionConfig::Latent {
                     latents,
@@ -211,7 +253,12 @@ impl Model {
         } else {
             load_matrix(ctx, file, "lm_head.weight", &[v, d])?
         };
-        let rope = RopeTable::new(ctx, cfg.rope_dim(), cfg.rope.base, cfg.max_context)?;
+        let rope = RopeTable::from_inv_freq(
+            ctx,
+            &cfg.rope.inv_freq(cfg.rope_dim()),
+            cfg.max_context,
+            1.0,
+        )?;
         Ok(Model {
             config,
             embed,

@@ -1,21 +1,99 @@
-//! Weights from a safetensors file (memory-mapped natively, or bytes fetched by a web page):
-//! f32/f16/bf16 converted to f32 on load, every tensor looked up by name and checked against the
-//! shape the config implies.
+//! Weights from safetensors files (memory-mapped natively, or bytes fetched by a web page):
+//! one file or the shards of a Hugging Face `model.safetensors.index.json`; f32/f16/bf16
+//! converted to f32 on load; every tensor looked up by name and checked against the shape the
+//! config implies.
 
 use crate::error::{Error, Result};
 use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// An open safetensors file whose tensors are taken one by one; `finish` reports any left over.
-pub struct WeightFile {
+/// How the model's tensor names (`layers.3.attn.q_proj.weight`) are spelled in the files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TensorNames {
+    /// This project's own names, as they are.
+    Native,
+    /// Hugging Face transformers' names: `model.layers.3.self_attn.q_proj.weight`,
+    /// `input_layernorm`, `post_attention_layernorm`, `mlp`, `model.embed_tokens`, `model.norm`.
+    HuggingFace,
+}
+
+impl TensorNames {
+    /// The name a tensor of the model has in the files.
+    pub fn file_name(self, name: &str) -> String {
+        if self == TensorNames::Native || name.starts_with("lm_head.") {
+            return name.to_string();
+        }
+        let Some(rest) = name.strip_prefix("layers.") else {
+            return format!("model.{name}");
+        };
+        let (index, inner) = rest.split_once('.').unwrap_or((rest, ""));
+        let inner = [
+            ("attn_norm.", "input_layernorm."),
+            ("ffn_norm.", "post_attention_layernorm."),
+            ("attn.", "self_attn."),
+            ("ffn.", "mlp."),
+        ]
+        .iter()
+        .find_map(|(ours, theirs)| inner.strip_prefix(ours).map(|r| format!("{theirs}{r}")))
+        .unwrap_or_else(|| inner.to_string());
+        format!("model.layers.{index}.{inner}")
+    }
+}
+
+/// One safetensors file.
+struct Shard {
     /// The file's name in error messages.
     name: String,
     /// The whole file: a memory map or an owned buffer.
     map: Box<dyn AsRef<[u8]>>,
     /// The header, parsed and validated once: byte length and tensor table.
     header: (usize, Metadata),
+}
+
+impl Shard {
+    fn new(name: String, map: Box<dyn AsRef<[u8]>>) -> Result<Self> {
+        let bytes = (*map).as_ref();
+        let header = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights {
+            file: name.clone(),
+            what: "file".into(),
+            expected: "a complete safetensors file".into(),
+            found: format!("{e} ({} bytes)", bytes.len()),
+        })?;
+        Ok(Shard { name, map, header })
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn open(path: &std::path::Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the file is only read, and the mapping lives as long as this struct; a file
+        // changed underneath a running model is outside what we can defend against.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        Self::new(path.display().to_string(), Box::new(map))
+    }
+}
+
+/// What the files say about one tensor, before any of it is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// Its name in the files.
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its dtype on disk.
+    pub dtype: Dtype,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+/// Open safetensors files whose tensors are taken one by one; `finish` reports any left over.
+pub struct WeightFile {
+    shards: Vec<Shard>,
+    /// Which shard holds each tensor.
+    index: BTreeMap<String, usize>,
     taken: BTreeSet<String>,
+    /// How the model's names are spelled in the files.
+    pub names: TensorNames,
     /// Keep matrices (the `B` of `x·Bᵀ` products) in f16 on the GPU (needs shader-f16);
     /// norms, embeddings and latents stay f32.
     pub f16_matrices: bool,
@@ -25,60 +103,157 @@ impl WeightFile {
     /// Maps `path` and checks its header is well formed and its data complete (native).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: &std::path::Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: the file is only read, and the mapping lives as long as this struct; a file
-        // changed underneath a running model is outside what we can defend against.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        Self::new(path.display().to_string(), Box::new(map))
+        Self::from_shards(vec![Shard::open(path)?])
     }
 
     /// A safetensors file already in memory (e.g. fetched by a web page); `name` names it in
     /// errors. Checks its header is well formed and its data complete.
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self> {
-        Self::new(name.to_string(), Box::new(bytes))
+        Self::from_shards(vec![Shard::new(name.to_string(), Box::new(bytes))?])
     }
 
-    fn new(name: String, map: Box<dyn AsRef<[u8]>>) -> Result<Self> {
-        let bytes = (*map).as_ref();
-        let header = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights {
-            file: name.clone(),
-            what: "file".into(),
-            expected: "a complete safetensors file".into(),
-            found: format!("{e} ({} bytes)", bytes.len()),
-        })?;
+    /// The weights of a Hugging Face model directory: `model.safetensors`, or the shards that
+    /// `model.safetensors.index.json` lists. A missing shard, or an index entry whose shard does
+    /// not hold the tensor, is an error naming it (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_dir(dir: &std::path::Path) -> Result<Self> {
+        let index_path = dir.join("model.safetensors.index.json");
+        if !index_path.exists() {
+            return Self::open(&dir.join("model.safetensors"));
+        }
+        let text = std::fs::read_to_string(&index_path).map_err(|e| Error::io(&index_path, e))?;
+        let bad_index = |found: String| Error::Weights {
+            file: index_path.display().to_string(),
+            what: "weight_map".into(),
+            expected: "an object mapping tensor names to shard file names".into(),
+            found,
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad_index(e.to_string()))?;
+        let map = json
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| bad_index("no weight_map object".into()))?;
+        let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+        for (tensor, file) in map {
+            let file = file
+                .as_str()
+                .filter(|f| !f.contains('/') && !f.contains('\\') && !f.is_empty())
+                .ok_or_else(|| bad_index(format!("{tensor} -> {file}")))?;
+            wanted.insert(tensor.clone(), file.to_string());
+        }
+        let files: BTreeSet<&String> = wanted.values().collect();
+        let shards = files
+            .iter()
+            .map(|f| {
+                let path = dir.join(f);
+                if !path.exists() {
+                    return Err(Error::Weights {
+                        file: path.display().to_string(),
+                        what: "shard".into(),
+                        expected: format!("the shard {} lists", index_path.display()),
+                        found: "no such file".into(),
+                    });
+                }
+                Shard::open(&path)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let loaded = Self::from_shards(shards)?;
+        for (tensor, file) in &wanted {
+            let holder = loaded.index.get(tensor).map(|&i| &loaded.shards[i].name);
+            if !holder.is_some_and(|h| h.ends_with(file.as_str())) {
+                return Err(Error::Weights {
+                    file: dir.join(file).display().to_string(),
+                    what: tensor.clone(),
+                    expected: format!("the tensor {} places in this shard", index_path.display()),
+                    found: match holder {
+                        Some(h) => format!("it in {h}"),
+                        None => "it in no shard".into(),
+                    },
+                });
+            }
+        }
+        Ok(loaded)
+    }
+
+    fn from_shards(shards: Vec<Shard>) -> Result<Self> {
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, shard) in shards.iter().enumerate() {
+            for name in shard.header.1.tensors().into_keys() {
+                if let Some(&other) = index.get(&name) {
+                    return Err(Error::Weights {
+                        file: shard.name.clone(),
+                        what: name,
+                        expected: "each tensor in one file".into(),
+                        found: format!("it in {} too", shards[other].name),
+                    });
+                }
+                index.insert(name, i);
+            }
+        }
         Ok(WeightFile {
-            name,
-            map,
-            header,
+            shards,
+            index,
             taken: BTreeSet::new(),
+            names: TensorNames::Native,
             f16_matrices: false,
         })
     }
 
     fn err(&self, what: &str, expected: impl Into<String>, found: impl Into<String>) -> Error {
+        let file = match self.index.get(what) {
+            Some(&i) => self.shards[i].name.clone(),
+            None => self
+                .shards
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
         Error::Weights {
-            file: self.name.clone(),
+            file,
             what: what.to_string(),
             expected: expected.into(),
             found: found.into(),
         }
     }
 
-    /// Every tensor name in the file.
+    /// Every tensor name in the files.
     pub fn names(&self) -> Result<Vec<String>> {
-        Ok(self.header.1.tensors().into_keys().collect())
+        Ok(self.index.keys().cloned().collect())
     }
 
-    /// The tensor `name` as f32, checked to have `shape`.
+    /// What the files say of every tensor (name, shape, dtype, bytes), sorted by name.
+    pub fn infos(&self) -> Vec<TensorInfo> {
+        self.index
+            .iter()
+            .filter_map(|(name, &i)| {
+                let info = self.shards[i].header.1.info(name)?;
+                Some(TensorInfo {
+                    name: name.clone(),
+                    shape: info.shape.clone(),
+                    dtype: info.dtype,
+                    bytes: (info.data_offsets.1 - info.data_offsets.0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// The tensor the model calls `name` (spelled in the files as [`WeightFile::names`] says)
+    /// as f32, checked to have `shape`.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let (header_len, meta) = &self.header;
-        let info = meta.info(name).ok_or_else(|| {
+        let name = self.names.file_name(name);
+        let name = name.as_str();
+        let missing = || {
             self.err(
                 name,
                 format!("a tensor of shape {shape:?}"),
                 "no such tensor",
             )
-        })?;
+        };
+        let shard = &self.shards[*self.index.get(name).ok_or_else(missing)?];
+        let (header_len, meta) = &shard.header;
+        let info = meta.info(name).ok_or_else(missing)?;
         if info.shape != shape {
             return Err(self.err(
                 name,
@@ -88,7 +263,7 @@ impl WeightFile {
         }
         // read_metadata checked every tensor's offsets against the file's length.
         let (start, end) = info.data_offsets;
-        let data = &(*self.map).as_ref()[8 + header_len + start..8 + header_len + end];
+        let data = &(*shard.map).as_ref()[8 + header_len + start..8 + header_len + end];
         let dtype = info.dtype;
         let values: Vec<f32> = match dtype {
             Dtype::F32 => data
@@ -114,18 +289,23 @@ impl WeightFile {
         Ok(values)
     }
 
-    /// Whether the file holds `name`.
+    /// Whether the files hold the tensor the model calls `name`.
     pub fn contains(&self, name: &str) -> bool {
-        self.header.1.info(name).is_some()
+        self.index.contains_key(&self.names.file_name(name))
     }
 
-    /// Errors if the file holds tensors the model did not use (a config/weights mismatch).
+    /// The tensors the files hold that the model did not take.
+    pub fn unused(&self) -> Vec<String> {
+        self.index
+            .keys()
+            .filter(|n| !self.taken.contains(*n))
+            .cloned()
+            .collect()
+    }
+
+    /// Errors if the files hold tensors the model did not use (a config/weights mismatch).
     pub fn finish(self) -> Result<()> {
-        let unused: Vec<String> = self
-            .names()?
-            .into_iter()
-            .filter(|n| !self.taken.contains(n))
-            .collect();
+        let unused = self.unused();
         if let Some(first) = unused.first() {
             return Err(self.err(
                 first,

@@ -40,8 +40,10 @@ pub struct AttentionParams {
     pub v: [u32; 3],
     /// Output view.
     pub o: [u32; 3],
+    /// Sliding window in keys (0: none).
+    pub window: u32,
     /// Padding.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 /// A strided view of an attention operand: element `[row, head, j]` is at
@@ -127,6 +129,9 @@ pub struct AttentionShape {
     pub causal: bool,
     /// Valid key rows (a KV cache may be larger than what is filled).
     pub n_kv: usize,
+    /// Causal sliding window: query `i` at position `p` sees only keys `j > p − window`
+    /// (the last `window` positions, itself included); 0 means no window.
+    pub window: usize,
 }
 
 /// `o = softmax(q·kᵀ·scale [+ causal mask]) · v` per head.
@@ -207,6 +212,14 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
     if n_kv == 0 {
         return Err(shape_err(OP, "valid keys", "at least 1", n_kv));
     }
+    if a.how.window > 0 && !a.how.causal {
+        return Err(shape_err(
+            OP,
+            "sliding window",
+            "causal attention (or window 0)",
+            format!("window {} without causal", a.how.window),
+        ));
+    }
     if a.how.causal && n_q > n_kv {
         return Err(shape_err(
             OP,
@@ -281,7 +294,8 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         kb: kb.packed(OP, "k view")?,
         v: a.v.packed(OP, "v view")?,
         o: a.o.packed(OP, "o view")?,
-        _pad: [0; 3],
+        window: u("window", a.how.window)?,
+        _pad: [0; 2],
     };
     let wg = grid(batch.ctx(), OP, (n_q * heads) as u64)?;
     batch.dispatch(

@@ -14,8 +14,10 @@ pub struct EwParams {
     pub n: u32,
     /// Op code.
     pub op: u32,
+    /// Row width of a broadcast bias (op `AddBias`).
+    pub cols: u32,
     /// Padding.
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
 
 const WG: u32 = 256;
@@ -29,7 +31,14 @@ pub enum BinaryOp {
     Mul = 1,
     /// `silu(a) * b` (SwiGLU with `a` the gate).
     SwiGlu = 2,
+    /// `gelu(a) * b` (GeGLU, erf GELU, `a` the gate).
+    GeGlu = 4,
+    /// `gelu_tanh(a) * b` (GeGLU with the tanh approximation).
+    GeGluTanh = 5,
 }
+
+/// Op code of [`add_bias`] in `elementwise.wgsl`.
+const ADD_BIAS: u32 = 3;
 
 /// One-input elementwise ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,10 +60,12 @@ fn launch(
     out: &GpuTensor,
 ) -> Result<()> {
     let n = super::as_u32("elementwise", "elements", a.numel())?;
+    let cols = super::as_u32("elementwise", "bias width", b.numel())?;
     let params = EwParams {
         n,
         op,
-        _pad: [0; 2],
+        cols,
+        _pad: 0,
     };
     let wg = grid(batch.ctx(), "elementwise", (n as u64).div_ceil(WG as u64))?;
     batch.dispatch(
@@ -73,6 +84,17 @@ pub fn binary(batch: &mut Batch, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> 
     expect_shape("binary", "b", b, &a.shape)?;
     let out = GpuTensor::zeros(batch.ctx(), &format!("{op:?}"), &a.shape)?;
     launch(batch, &shaders::EW_BINARY, op as u32, a, b, &out)?;
+    Ok(out)
+}
+
+/// `out = x + bias` with the bias row `[cols]` added to every row of `x` `[.., cols]` (the bias of
+/// a linear layer).
+pub fn add_bias(batch: &mut Batch, x: &GpuTensor, bias: &GpuTensor) -> Result<GpuTensor> {
+    super::expect_rank("add_bias", "x", x, 1..=4)?;
+    let cols = *x.shape.last().unwrap_or(&0);
+    expect_shape("add_bias", "bias", bias, &[cols])?;
+    let out = GpuTensor::zeros(batch.ctx(), "add_bias", &x.shape)?;
+    launch(batch, &shaders::EW_BINARY, ADD_BIAS, x, bias, &out)?;
     Ok(out)
 }
 

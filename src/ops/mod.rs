@@ -15,7 +15,7 @@ pub use attention::{
     attention, attention_into, attention_views, AttentionParams, AttentionShape, AttentionViews,
     View,
 };
-pub use elementwise::{binary, unary, BinaryOp, EwParams, UnaryOp};
+pub use elementwise::{add_bias, binary, unary, BinaryOp, EwParams, UnaryOp};
 pub use embedding::{embedding, EmbeddingParams};
 pub use latent::{gather_update, GatherParams, GatherState};
 pub use matmul::{matmul, matmul_into, MatmulParams};

@@ -69,6 +69,7 @@ async fn check_attention(
     d_qk: usize,
     d_v: usize,
     causal: bool,
+    window: usize,
 ) {
     let q = rng.vec(n_q * heads * d_qk, -1.0, 1.0);
     let k = rng.vec(cap * kv_heads * d_qk, -1.0, 1.0);
@@ -82,11 +83,12 @@ async fn check_attention(
         scale,
         causal,
         n_kv,
+        window,
     };
     let o = ops::attention(&mut b, &gq, &gk, &gv, how).unwrap();
     let out = b.read_async(&[&o]).await.unwrap().remove(0);
-    let reference = cpu::attention(
-        &q, &k, &v, n_q, n_kv, heads, kv_heads, d_qk, d_v, scale, causal,
+    let reference = cpu::attention_windowed(
+        &q, &k, &v, n_q, n_kv, heads, kv_heads, d_qk, d_v, scale, causal, window,
     );
     // Scores: a d_qk reduction of terms <= 1, scaled: error c·sqrt(d_qk)·u·sqrt(d_qk)·scale = c·sqrt(d_qk)·u.
     // That moves each probability by the same relative amount (times exp's few ULP), and the
@@ -94,7 +96,7 @@ async fn check_attention(
     let tol = 8.0 * ((d_qk as f64).sqrt() + (n_kv as f64).sqrt() + 8.0) * U;
     assert_close(
         &format!(
-            "attention q{n_q} kv{n_kv}/{cap} h{heads}/{kv_heads} d{d_qk}/{d_v} causal {causal}"
+            "attention q{n_q} kv{n_kv}/{cap} h{heads}/{kv_heads} d{d_qk}/{d_v} causal {causal} window {window}"
         ),
         &out,
         &reference,
@@ -272,6 +274,56 @@ pub async fn elementwise_ops(ctx: &GpuContext) {
     }
 }
 
+/// A linear layer's bias row broadcast over rows, and GeGLU (both GELU forms) as a gated FFN's
+/// activation.
+pub async fn bias_and_geglu(ctx: &GpuContext) {
+    let mut rng = Rng::new(12);
+    for &(rows, cols) in &[(1usize, 1usize), (3, 17), (7, 257), (65, 64)] {
+        let a = rng.vec(rows * cols, -10.0, 10.0);
+        let bv = rng.vec(rows * cols, -2.0, 2.0);
+        let bias = rng.vec(cols, -2.0, 2.0);
+        let ga = upload(ctx, "a", &[rows, cols], &a);
+        let gb = upload(ctx, "b", &[rows, cols], &bv);
+        let gbias = upload(ctx, "bias", &[cols], &bias);
+        let mut b = Batch::new(ctx);
+        let outs = [
+            ops::add_bias(&mut b, &ga, &gbias).unwrap(),
+            ops::binary(&mut b, BinaryOp::GeGlu, &ga, &gb).unwrap(),
+            ops::binary(&mut b, BinaryOp::GeGluTanh, &ga, &gb).unwrap(),
+        ];
+        let out = b
+            .read_async(&outs.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let biased: Vec<f64> = (0..rows * cols)
+            .map(|i| a[i] as f64 + bias[i % cols] as f64)
+            .collect();
+        let geglu: Vec<f64> = a
+            .iter()
+            .zip(&bv)
+            .map(|(&x, &y)| cpu::gelu(x) * y as f64)
+            .collect();
+        let geglu_t: Vec<f64> = a
+            .iter()
+            .zip(&bv)
+            .map(|(&x, &y)| cpu::gelu_tanh(x) * y as f64)
+            .collect();
+        // One correctly rounded add: half an ULP of the result.
+        assert_close_by(&format!("add_bias {rows}x{cols}"), &out[0], &biased, |i| {
+            0.5 * U * 2.0 * biased[i].abs()
+        });
+        // The GELU bounds of `elementwise_ops`, plus one rounded product (2u relative).
+        let act = |x: f32| (8.0 + 2.0 * x.abs() as f64) * 2.0 * U + 2.0 * U;
+        assert_close_by("geglu", &out[1], &geglu, |i| {
+            act(a[i]) * geglu[i].abs() + 1.2e-7 * (a[i] as f64 * bv[i] as f64).abs() + 1e-37
+        });
+        assert_close_by("geglu_tanh", &out[2], &geglu_t, |i| {
+            let z = 0.8 * (a[i].abs() as f64 + 0.045 * (a[i] as f64).powi(3).abs());
+            (act(a[i]) + 2.0 * z * 6.0 * U + 4.0 * z * U) * geglu_t[i].abs() + 1e-37
+        });
+    }
+}
+
 /// RoPE, interleaved and half-split, with offsets and partial rotation.
 pub async fn rope_in_both_conventions(ctx: &GpuContext) {
     let mut rng = Rng::new(7);
@@ -326,20 +378,32 @@ pub async fn embedding(ctx: &GpuContext) {
 /// Fused attention: causal and not, GQA/MQA, d_qk ≠ d_v.
 pub async fn attention(ctx: &GpuContext) {
     let mut rng = Rng::new(9);
-    check_attention(ctx, &mut rng, 1, 1, 1, 1, 1, 1, 1, true).await;
-    check_attention(ctx, &mut rng, 17, 17, 17, 3, 3, 16, 16, true).await;
-    check_attention(ctx, &mut rng, 65, 65, 65, 2, 1, 63, 17, true).await;
-    check_attention(ctx, &mut rng, 13, 257, 257, 4, 2, 32, 32, false).await;
-    check_attention(ctx, &mut rng, 3, 100, 128, 2, 2, 192, 128, true).await;
+    check_attention(ctx, &mut rng, 1, 1, 1, 1, 1, 1, 1, true, 0).await;
+    check_attention(ctx, &mut rng, 17, 17, 17, 3, 3, 16, 16, true, 0).await;
+    check_attention(ctx, &mut rng, 65, 65, 65, 2, 1, 63, 17, true, 0).await;
+    check_attention(ctx, &mut rng, 13, 257, 257, 4, 2, 32, 32, false, 0).await;
+    check_attention(ctx, &mut rng, 3, 100, 128, 2, 2, 192, 128, true, 0).await;
+}
+
+/// Causal sliding-window attention (Mistral): windows of 1, shorter than a tile, just past a
+/// tile (65 > 64 keys per tile), longer than the sequence; prefill and decode over a cache.
+pub async fn attention_sliding_window(ctx: &GpuContext) {
+    let mut rng = Rng::new(11);
+    check_attention(ctx, &mut rng, 17, 17, 17, 3, 3, 16, 16, true, 1).await;
+    check_attention(ctx, &mut rng, 70, 70, 70, 6, 2, 17, 17, true, 5).await;
+    check_attention(ctx, &mut rng, 200, 200, 256, 2, 1, 32, 24, true, 65).await;
+    check_attention(ctx, &mut rng, 9, 9, 9, 2, 2, 8, 8, true, 100).await;
+    check_attention(ctx, &mut rng, 3, 300, 320, 4, 2, 64, 64, true, 129).await;
+    check_attention(ctx, &mut rng, 1, 1000, 1024, 3, 1, 64, 64, true, 257).await;
 }
 
 /// One query over a partly filled KV cache (decode), MQA with absorbed-MLA widths.
 pub async fn attention_decode_over_kv_cache(ctx: &GpuContext) {
     let mut rng = Rng::new(10);
     // One query reading a partly filled cache; MQA with DeepSeek-like absorbed widths.
-    check_attention(ctx, &mut rng, 1, 1000, 1024, 4, 4, 64, 64, true).await;
-    check_attention(ctx, &mut rng, 1, 257, 300, 8, 1, 576, 512, true).await;
-    check_attention(ctx, &mut rng, 1, 63, 63, 6, 3, 17, 5, true).await;
+    check_attention(ctx, &mut rng, 1, 1000, 1024, 4, 4, 64, 64, true, 0).await;
+    check_attention(ctx, &mut rng, 1, 257, 300, 8, 1, 576, 512, true, 0).await;
+    check_attention(ctx, &mut rng, 1, 63, 63, 6, 3, 17, 5, true, 0).await;
 }
 
 /// The latent gather state (phase 1's online softmax over chunks) fed in pieces equals one

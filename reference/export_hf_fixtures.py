@@ -1,0 +1,209 @@
+"""Tiny seeded random Hugging Face checkpoints of the dense families, saved by transformers'
+own `save_pretrained`, with transformers' outputs for `tests/hf_models.rs`.
+
+    python reference/export_hf_fixtures.py                      # tests/fixtures/hf-dense/
+    python reference/export_hf_fixtures.py --real-shape /tmp/smollm2-shaped   # not committed
+
+Each fixture directory holds:
+  model/               the checkpoint exactly as save_pretrained wrote it (config.json,
+                       generation_config.json, model.safetensors or shards + index, tokenizer)
+  golden.safetensors   the format of export_golden.py: `tokens`, `hidden.<i>` (each decoder
+                       layer's output) and `logits` in fp32, `hidden_f64.<i>` and `logits_f64` in
+                       float64, all on the CPU
+  expected.json        prompt ids and transformers' greedy continuation (generate(), KV cache)
+
+Shapes are awkward on purpose: GQA ratio 3, MQA, odd vocabularies, tied and untied heads, a
+bf16 checkpoint, a sharded one, a Mistral window shorter than the sequence, llama3 RoPE over a
+context past original_max_position_embeddings, Qwen2 biases, Qwen3 head_dim != hidden/heads.
+--real-shape writes a Llama with SmolLM2-135M's shapes (30 layers, d 576, 9/3 heads, vocab
+49152, tied) and random weights, and a golden for it.
+"""
+import argparse
+import json
+import os
+import shutil
+
+import torch
+from safetensors.torch import save_file
+from transformers import (AutoModelForCausalLM, LlamaConfig, MistralConfig, PreTrainedTokenizerFast,
+                          Qwen2Config, Qwen3Config)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "tests", "fixtures", "hf-dense")
+PROMPT = 8
+NEW = 24
+SEQ = 40
+
+FIXTURES = {
+    # GQA ratio 3, untied, a tokenizer that adds BOS, and a generation_config that stops early.
+    "llama-gqa3": (LlamaConfig, dict(vocab_size=131, hidden_size=36, intermediate_size=70, num_hidden_layers=2,
+                                     num_attention_heads=6, num_key_value_heads=2, tie_word_embeddings=False)),
+    # MQA, tied, llama3 RoPE past its original context, saved in bf16.
+    "llama3-mqa-bf16": (LlamaConfig, dict(vocab_size=97, hidden_size=40, intermediate_size=56, num_hidden_layers=2,
+                                          num_attention_heads=5, num_key_value_heads=1, tie_word_embeddings=True,
+                                          max_position_embeddings=128,
+                                          rope_parameters=dict(rope_type="llama3", rope_theta=10000.0, factor=8.0,
+                                                               low_freq_factor=1.0, high_freq_factor=4.0,
+                                                               original_max_position_embeddings=16))),
+    # Linear RoPE scaling, GeGLU, q/k/v/o biases.
+    "llama-linear-gelu-bias": (LlamaConfig, dict(vocab_size=67, hidden_size=24, intermediate_size=40,
+                                                 num_hidden_layers=3, num_attention_heads=3, num_key_value_heads=3,
+                                                 hidden_act="gelu", attention_bias=True,
+                                                 rope_parameters=dict(rope_type="linear", rope_theta=500.0, factor=2.0))),
+    # A window of 7 over 40 tokens, saved in shards.
+    "mistral-window-sharded": (MistralConfig, dict(vocab_size=89, hidden_size=32, intermediate_size=48,
+                                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                                   sliding_window=7, max_position_embeddings=256)),
+    # q/k/v biases, tied.
+    "qwen2-bias": (Qwen2Config, dict(vocab_size=113, hidden_size=32, intermediate_size=44, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                                     max_position_embeddings=256)),
+    # head_dim 12 with hidden 32 / 4 heads, q_norm and k_norm.
+    "qwen3-head-dim": (Qwen3Config, dict(vocab_size=101, hidden_size=32, intermediate_size=40, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, head_dim=12,
+                                         tie_word_embeddings=False, max_position_embeddings=256)),
+}
+
+
+def randomize(model, seed):
+    """Weights large enough that logits have clear top-1 gaps; norms and biases not trivial."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype)
+            if "norm" in name:
+                p.copy_(1.0 + 0.2 * noise)
+            elif name.endswith("bias"):
+                p.copy_(0.3 * noise)
+            else:
+                p.copy_(noise / p.shape[-1] ** 0.5 * 1.5)
+
+
+def layer_outputs(model, ids):
+    """Logits and the output of every decoder layer for ids [1, n]."""
+    outs = []
+    hooks = [layer.register_forward_hook(lambda m, i, o: outs.append((o[0] if isinstance(o, tuple) else o)[0]))
+             for layer in model.model.layers]
+    with torch.no_grad():
+        logits = model(ids).logits[0]
+    for h in hooks:
+        h.remove()
+    return logits, outs
+
+
+def golden(model_dir, tokens, out_path, device="cpu", dtype=torch.float32):
+    """export_golden.py's format, transformers on `device` in `dtype` beside float64 on the CPU."""
+    ids = torch.tensor([tokens])
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="eager").to(device).eval()
+    logits, hidden = layer_outputs(model, ids.to(device))
+    ref = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64, attn_implementation="eager").eval()
+    logits64, hidden64 = layer_outputs(ref, ids)
+    out = {"tokens": ids[0].to(torch.int64), "logits": logits.float().cpu(), "logits_f64": logits64}
+    for i, (h, h64) in enumerate(zip(hidden, hidden64)):
+        out[f"hidden.{i}"] = h.float().cpu()
+        out[f"hidden_f64.{i}"] = h64
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else device
+    meta = {"device": name, "torch": torch.__version__, "dtype": str(dtype).removeprefix("torch."),
+            "model": os.path.basename(os.path.normpath(model_dir))}
+    save_file({k: v.contiguous() for k, v in out.items()}, out_path, metadata=meta)
+    return (logits.double().cpu() - logits64).abs().max().item()
+
+
+def word_tokenizer(vocab_size):
+    """A word-level tokenizer whose post-processor adds BOS (`<s>`), as Llama's does."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, decoders
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    vocab.update({f"w{i}": i for i in range(3, vocab_size)})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tok.decoder = decoders.WordPiece(prefix="##")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+def make(name, cls, kwargs, seed):
+    root = os.path.join(OUT, name)
+    model_dir = os.path.join(root, "model")
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(model_dir)
+    torch.manual_seed(seed)
+    config = cls(**kwargs)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    randomize(model, seed)
+    if name.endswith("bf16"):
+        model = model.to(torch.bfloat16)
+    shard = "12KB" if "sharded" in name else "50MB"
+    model.config.eos_token_id = None
+    model.generation_config.eos_token_id = None
+    model.generation_config.bos_token_id = None
+    model.save_pretrained(model_dir, max_shard_size=shard)
+
+    g = torch.Generator().manual_seed(seed + 1)
+    tokens = torch.randint(3, config.vocab_size, (SEQ,), generator=g).tolist()
+    prompt = tokens[:PROMPT]
+    fp32 = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    with torch.no_grad():
+        out = fp32.generate(torch.tensor([prompt]), max_new_tokens=NEW, do_sample=False, pad_token_id=0)
+        greedy = out[0, PROMPT:].tolist()
+        # The smallest top-1/top-2 gap along the way: how far exact token equality is from a tie.
+        logits = fp32(out).logits[0, PROMPT - 1:-1]
+        top2 = logits.topk(2, dim=-1).values
+        gap = (top2[:, 0] - top2[:, 1]).min().item()
+    expected = {"prompt_ids": prompt, "greedy_ids": greedy, "min_top2_gap": gap,
+                "generator": "transformers generate(do_sample=False), KV cache, fp32 CPU"}
+
+    if name == "llama-gqa3":
+        tok = word_tokenizer(config.vocab_size)
+        tok.save_pretrained(model_dir)
+        text = " ".join(f"w{t}" for t in prompt)
+        expected["tokenizer_text"] = text
+        expected["tokenizer_ids"] = tok(text).input_ids
+        # Stop at the first new occurrence of the 6th generated token: generation_config's
+        # eos_token_id as a list, and transformers' own stopping with it.
+        stop = next(t for i, t in enumerate(greedy) if i >= 5 and t not in greedy[:i])
+        fp32.generation_config.eos_token_id = [2, stop]
+        fp32.generation_config.do_sample = False
+        fp32.generation_config.save_pretrained(model_dir)
+        with torch.no_grad():
+            out = fp32.generate(torch.tensor([prompt]), max_new_tokens=NEW, pad_token_id=0)
+        expected["eos_token_ids"] = [2, stop]
+        expected["greedy_ids_with_eos"] = out[0, PROMPT:].tolist()
+
+    err = golden(model_dir, tokens, os.path.join(root, "golden.safetensors"))
+    with open(os.path.join(root, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+    size = sum(os.path.getsize(os.path.join(d, x)) for d, _, xs in os.walk(root) for x in xs)
+    print(f"{name}: {size / 1024:.0f} KB, fp32 logits error vs f64 {err:.2e}, min top-2 gap {gap:.3f}")
+
+
+def real_shape(out_dir, tokens):
+    """SmolLM2-135M's shapes, random weights (transformers' own init), and a CPU golden."""
+    from transformers import LlamaForCausalLM
+    shutil.rmtree(out_dir, ignore_errors=True)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                         num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
+                         rms_norm_eps=1e-5, tie_word_embeddings=True,
+                         rope_parameters=dict(rope_type="default", rope_theta=100000.0))
+    LlamaForCausalLM(config).save_pretrained(out_dir)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, config.vocab_size, (tokens,), generator=g).tolist()
+    err = golden(out_dir, ids, os.path.join(out_dir, "..", os.path.basename(out_dir) + "-golden.safetensors"))
+    print(f"{out_dir}: fp32 logits error vs f64 {err:.2e}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--real-shape", help="write the SmolLM2-135M-shaped Llama here instead")
+    ap.add_argument("--tokens", type=int, default=64, help="golden length for --real-shape")
+    args = ap.parse_args()
+    torch.set_float32_matmul_precision("highest")
+    if args.real_shape:
+        real_shape(args.real_shape, args.tokens)
+        return
+    for i, (name, (cls, kwargs)) in enumerate(FIXTURES.items()):
+        make(name, cls, kwargs, seed=100 + i)
+
+
+if __name__ == "__main__":
+    main()
