@@ -93,6 +93,7 @@ fn same_seed_gives_the_same_tokens() {
     on_every_adapter(|ctx| {
         let model = Model::load_dir(ctx, &fixture("mha-tiny")).unwrap();
         let cfg = GenerateConfig {
+            eos_token_ids: Vec::new(),
             max_tokens: 20,
             stop: None,
             sampling: SamplingConfig {
@@ -110,6 +111,7 @@ fn same_seed_gives_the_same_tokens() {
         assert_eq!(a, b);
         assert_eq!(a.len(), 20);
         let other = GenerateConfig {
+            eos_token_ids: Vec::new(),
             sampling: SamplingConfig {
                 seed: 8,
                 ..cfg.sampling.clone()
@@ -127,6 +129,7 @@ fn cancelling_ends_generation_after_the_current_token() {
     let model = Model::load_dir(ctx, &fixture("mha-tiny")).unwrap();
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let cfg = GenerateConfig {
+        eos_token_ids: Vec::new(),
         max_tokens: 20,
         stop: None,
         sampling: SamplingConfig::default(),

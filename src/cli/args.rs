@@ -22,8 +22,13 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// List every adapter with its backend, type, driver, features and limits.
+    /// List every adapter with its backend, type, driver, features and limits; with --model,
+    /// what a model directory holds (read before anything is uploaded).
     Info {
+        /// Model directory to summarise: family, parameters, dtypes, weight and cache bytes,
+        /// and whether each tensor fits the adapter's binding limit.
+        #[arg(long)]
+        model: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -84,33 +89,45 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct GenerateArgs {
-    /// Model directory (config.json + model.safetensors).
+    /// Model directory: this project's own, or a Hugging Face one as transformers saves it.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// The prompt.
-    #[arg(long, default_value = "ROMEO:")]
+    /// The prompt (tokenized by the model's tokenizer.json, with BOS where it adds one).
+    #[arg(long, default_value = "ROMEO:", conflicts_with = "prompt_ids")]
     pub prompt: String,
+    /// The prompt as token ids, e.g. 1,2,3 (bypasses the tokenizer).
+    #[arg(long, value_delimiter = ',')]
+    pub prompt_ids: Option<Vec<u32>>,
     /// New tokens at most.
     #[arg(long, default_value_t = 200)]
     pub max_tokens: usize,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.8)]
-    pub temperature: f32,
-    /// Keep the k most likely tokens (0 = all).
-    #[arg(long, default_value_t = 40)]
-    pub top_k: usize,
-    /// Nucleus sampling threshold (1 = off).
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Penalty on tokens already seen (1 = off).
-    #[arg(long, default_value_t = 1.0)]
-    pub repetition_penalty: f32,
+    /// Sampling temperature; 0 is greedy (default: generation_config.json's, else 0.8).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Keep the k most likely tokens, 0 = all (default: generation_config.json's, else 40).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Nucleus sampling threshold, 1 = off (default: generation_config.json's, else 0.95).
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Penalty on tokens already seen, 1 = off (default: generation_config.json's, else 1).
+    #[arg(long)]
+    pub repetition_penalty: Option<f32>,
     /// Seed: the same seed on the same adapter gives the same text.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Stop after generating this text.
     #[arg(long)]
     pub stop: Option<String>,
+    /// Keep going past the model's end-of-sequence tokens.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// After the text, print the prompt's and the generated token ids.
+    #[arg(long)]
+    pub print_ids: bool,
+    /// Print one JSON object (prompt and generated ids, text) instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]

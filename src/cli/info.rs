@@ -1,7 +1,67 @@
-//! `latentgpu info`: every adapter with its backend, driver, features and limits.
+//! `latentgpu info`: every adapter with its backend, driver, features and limits, or what a
+//! model directory holds.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use latentgpu::gpu::{list_adapters, BackendChoice, GpuContext};
+use std::path::Path;
+
+fn mib(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+/// Prints what the model directory `dir` holds, from its headers: nothing is uploaded.
+pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
+    let adapter = list_adapters(choice)
+        .into_iter()
+        .next()
+        .map_or_else(|| GpuContext::new(choice).map(|c| c.adapter), Ok)?;
+    let f16 = super::F16_WEIGHTS.load(std::sync::atomic::Ordering::Relaxed);
+    let s = latentgpu::model::summary::summarize(dir, adapter.max_storage_buffer_binding_size, f16)
+        .with_context(|| format!("reading model {}", dir.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("model:        {}", dir.display());
+    println!("family:       {}", s.family);
+    println!(
+        "parameters:   {} ({:.1}M)",
+        s.parameters,
+        s.parameters as f64 / 1e6
+    );
+    println!(
+        "dtype:        {} on disk, {} on the GPU",
+        s.dtype_on_disk, s.dtype_on_gpu
+    );
+    println!(
+        "weights:      {} on disk, {} on the GPU",
+        mib(s.weight_bytes_on_disk),
+        mib(s.weight_bytes_on_gpu)
+    );
+    println!(
+        "cache:        {} bytes per token, {} at the context of {} tokens",
+        s.cache_bytes_per_token,
+        mib(s.cache_bytes_at_context),
+        s.context
+    );
+    let too_big: Vec<_> = s.tensors.iter().filter(|t| !t.fits_binding).collect();
+    println!(
+        "binding:      {} of {} tensors fit {}'s binding limit of {}",
+        s.tensors.len() - too_big.len(),
+        s.tensors.len(),
+        adapter.name,
+        mib(s.binding_limit)
+    );
+    for t in too_big {
+        println!(
+            "  too large:  {} {:?} needs {}",
+            t.name,
+            t.shape,
+            mib(t.gpu_bytes)
+        );
+    }
+    Ok(())
+}
 
 /// Prints every adapter of the chosen backends (text or JSON).
 pub fn info(choice: BackendChoice, json: bool) -> Result<()> {

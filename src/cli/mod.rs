@@ -86,7 +86,10 @@ pub fn main() {
     let cli = Cli::parse();
     F16_WEIGHTS.store(cli.f16_weights, std::sync::atomic::Ordering::Relaxed);
     let result = backend(&cli).and_then(|choice| match &cli.command {
-        Command::Info { json } => info::info(choice, *json),
+        Command::Info { model, json } => match model {
+            Some(dir) => info::model_info(choice, dir, *json),
+            None => info::info(choice, *json),
+        },
         Command::Generate(args) => generate::generate(choice, args),
         Command::Eval {
             model,

@@ -6,7 +6,7 @@ mod basic;
 mod latent;
 mod mla;
 
-pub use attention::attention;
+pub use attention::{attention, attention_windowed};
 pub use basic::{embedding, gelu, gelu_tanh, layernorm, matmul, rmsnorm, rope, silu, softmax};
 pub use latent::LatentWeights;
 pub use mla::{mla_naive, MlaWeights};

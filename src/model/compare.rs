@@ -275,7 +275,25 @@ fn row(
 /// Runs the golden's tokens through `model` (one batch, one readback) and compares.
 pub fn compare(ctx: &GpuContext, model: &Model, golden: &Golden) -> Result<CompareReport> {
     let tokens = golden.tokens()?;
-    let (n, d, v) = (tokens.len(), model.config.d_model, model.config.vocab_size);
+    let mut cache = model.new_cache(ctx)?;
+    let mut b = Batch::new(ctx);
+    let (logits, hidden) = model.record_forward(&mut b, &tokens, &mut cache, Logits::All)?;
+    let mut all: Vec<_> = hidden.iter().collect();
+    all.push(&logits);
+    let mut outs = b.read(&all)?;
+    let logits = outs.pop().unwrap_or_default();
+    compare_outputs(&ctx.name(), golden, &outs, &logits)
+}
+
+/// Compares outputs already computed for the golden's tokens: every block's output `[n, d]`
+/// and the logits `[n, vocab]`, row-major, as [`Model::record_forward`] returns them.
+pub fn compare_outputs(
+    adapter: &str,
+    golden: &Golden,
+    hidden: &[Vec<f32>],
+    logits: &[f32],
+) -> Result<CompareReport> {
+    let n = golden.tokens()?.len();
     let golden_dtype = golden.meta("dtype");
     let u_golden = unit_roundoff(&golden_dtype).ok_or_else(|| {
         golden.err(
@@ -284,35 +302,35 @@ pub fn compare(ctx: &GpuContext, model: &Model, golden: &Golden) -> Result<Compa
             golden_dtype.clone(),
         )
     })?;
-    let mut cache = model.new_cache(ctx)?;
-    let mut b = Batch::new(ctx);
-    let (logits, hidden) = model.record_forward(&mut b, &tokens, &mut cache, Logits::All)?;
-    let mut all: Vec<_> = hidden.iter().collect();
-    all.push(&logits);
-    let outs = b.read(&all)?;
+    let widen = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64).collect() };
     let mut rows = Vec::new();
-    for (i, out) in outs.iter().enumerate() {
-        let ours: Vec<f64> = out.iter().map(|&x| x as f64).collect();
-        let (name, theirs, exact, vocab) = if i < hidden.len() {
-            (
-                format!("block {i}"),
-                golden.values(&format!("hidden.{i}"), &[n, d])?,
-                golden.values(&format!("hidden_f64.{i}"), &[n, d])?,
-                None,
-            )
-        } else {
-            (
-                "logits".to_string(),
-                golden.values("logits", &[n, v])?,
-                golden.values("logits_f64", &[n, v])?,
-                Some(v),
-            )
-        };
-        rows.push(row(name, &ours, &theirs, &exact, vocab, u_golden));
+    for (i, out) in hidden.iter().enumerate() {
+        let d = out.len() / n.max(1);
+        let theirs = golden.values(&format!("hidden.{i}"), &[n, d])?;
+        let exact = golden.values(&format!("hidden_f64.{i}"), &[n, d])?;
+        rows.push(row(
+            format!("block {i}"),
+            &widen(out),
+            &theirs,
+            &exact,
+            None,
+            u_golden,
+        ));
     }
+    let v = logits.len() / n.max(1);
+    let theirs = golden.values("logits", &[n, v])?;
+    let exact = golden.values("logits_f64", &[n, v])?;
+    rows.push(row(
+        "logits".into(),
+        &widen(logits),
+        &theirs,
+        &exact,
+        Some(v),
+        u_golden,
+    ));
     let first_failure = rows.iter().find(|r| !r.pass).map(|r| r.name.clone());
     Ok(CompareReport {
-        adapter: ctx.name(),
+        adapter: adapter.to_string(),
         golden_device: golden.meta("device"),
         golden_torch: golden.meta("torch"),
         golden_dtype,

@@ -14,6 +14,8 @@ pub struct GenerateConfig {
     pub max_tokens: usize,
     /// Stop once the generated tokens end with this sequence (it is kept in the output).
     pub stop: Option<Vec<u32>>,
+    /// Stop after any of these tokens (the model's `eos_token_id`; kept in the output).
+    pub eos_token_ids: Vec<u32>,
     /// Sampling settings.
     pub sampling: SamplingConfig,
     /// When set to true (by `on_token`, a stop button, a signal handler), generation ends after
@@ -22,7 +24,7 @@ pub struct GenerateConfig {
 }
 
 /// Generates after `prompt`, calling `on_token` with each new token as it is chosen; returns the
-/// new tokens. Stops at `max_tokens`, the stop sequence, the end of the context, or when
+/// new tokens. Stops at `max_tokens`, an end-of-sequence token, the stop sequence, the end of the context, or when
 /// `cfg.cancel` is set (native: blocks).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn generate(
@@ -56,6 +58,9 @@ pub async fn generate_async(
         out.push(token);
         history.push(token);
         on_token(token);
+        if cfg.eos_token_ids.contains(&token) {
+            break;
+        }
         if let Some(stop) = &cfg.stop {
             if !stop.is_empty() && out.ends_with(stop) {
                 break;

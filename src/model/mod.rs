@@ -13,6 +13,8 @@ pub mod layers;
 pub mod mha;
 pub mod mla;
 pub mod sampling;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod summary;
 pub mod tokenizer;
 pub mod transformer;
 pub mod weights;

@@ -80,13 +80,34 @@ impl Tokenizer {
             })
     }
 
-    /// Token ids of `text`.
+    /// Token ids of a prompt: special tokens (BOS) added exactly as the tokenizer's
+    /// post-processor defines them, as transformers' `tokenizer(text)` does.
     pub fn encode(&self, text: &str) -> crate::Result<Vec<u32>> {
+        self.encode_with(text, true)
+    }
+
+    /// Token ids of `text` alone, without special tokens (e.g. a stop sequence).
+    pub fn encode_plain(&self, text: &str) -> crate::Result<Vec<u32>> {
+        self.encode_with(text, false)
+    }
+
+    /// The text of `ids`, special tokens skipped.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        match self {
+            Tokenizer::Bytes => decode(ids),
+            #[cfg(not(target_arch = "wasm32"))]
+            Tokenizer::HuggingFace(t) => t.decode(ids, true).unwrap_or_default(),
+        }
+    }
+
+    fn encode_with(&self, text: &str, special: bool) -> crate::Result<Vec<u32>> {
+        #[cfg(target_arch = "wasm32")]
+        let _ = special;
         match self {
             Tokenizer::Bytes => Ok(encode(text)),
             #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::HuggingFace(t) => t
-                .encode(text, false)
+                .encode(text, special)
                 .map(|e| e.get_ids().to_vec())
                 .map_err(|e| crate::Error::Invalid {
                     what: "text to encode".into(),

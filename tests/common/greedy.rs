@@ -72,6 +72,7 @@ pub async fn greedy_run(
     let m = load_shipped(ctx, model);
     let ids = latentgpu::model::tokenizer::encode(prompt);
     let cfg = GenerateConfig {
+        eos_token_ids: Vec::new(),
         max_tokens,
         stop: None,
         sampling: SamplingConfig {

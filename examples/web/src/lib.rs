@@ -153,6 +153,7 @@ impl WebModel {
     ) -> js_sys::Promise {
         let loaded = self.inner.clone();
         let cfg = GenerateConfig {
+            eos_token_ids: Vec::new(),
             max_tokens: options.max_tokens,
             stop: None,
             sampling: SamplingConfig {

@@ -1,0 +1,132 @@
+//! What a model directory holds, read from its headers before anything is uploaded: family,
+//! parameters, dtypes, weight and cache bytes, and which tensors fit the adapter's binding limit.
+
+use super::config::{AttentionConfig, ModelConfig};
+use super::transformer::open_dir;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::path::Path;
+
+/// One tensor of the summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorSummary {
+    /// Its name in the files.
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its dtype on disk.
+    pub dtype: String,
+    /// Bytes it takes on the GPU.
+    pub gpu_bytes: u64,
+    /// Whether it fits one storage binding of the adapter.
+    pub fits_binding: bool,
+}
+
+/// A model directory, summarised.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelSummary {
+    /// Hugging Face `model_type`, or `latentgpu-<attention kind>` for this project's own format.
+    pub family: String,
+    /// Parameters (elements of every tensor in the files).
+    pub parameters: u64,
+    /// The dtypes on disk, e.g. `BF16`, comma separated.
+    pub dtype_on_disk: String,
+    /// The dtype of weight matrices on the GPU (`F32`, or `F16` with f16 weights).
+    pub dtype_on_gpu: String,
+    /// Bytes of the weights on disk.
+    pub weight_bytes_on_disk: u64,
+    /// Bytes of the weights on the GPU.
+    pub weight_bytes_on_gpu: u64,
+    /// Cache bytes added by each token (0 for latent attention, whose state is constant).
+    pub cache_bytes_per_token: u64,
+    /// Cache bytes at the full context.
+    pub cache_bytes_at_context: u64,
+    /// The context the cache is allocated for.
+    pub context: usize,
+    /// The adapter's largest storage binding, in bytes.
+    pub binding_limit: u64,
+    /// Every tensor.
+    pub tensors: Vec<TensorSummary>,
+}
+
+/// Cache bytes per token and at the full context of `cfg` (f32 caches).
+fn cache_bytes(cfg: &ModelConfig) -> (u64, u64) {
+    let layers = cfg.n_layers as u64;
+    let context = cfg.max_context as u64;
+    match &cfg.attention {
+        AttentionConfig::Mha { .. } => {
+            let per = layers * 2 * (cfg.n_kv_heads() * cfg.head_dim()) as u64 * 4;
+            (per, per * context)
+        }
+        AttentionConfig::Mla {
+            kv_lora_rank,
+            qk_rope_head_dim,
+            ..
+        } => {
+            let per = layers * (kv_lora_rank + qk_rope_head_dim) as u64 * 4;
+            (per, per * context)
+        }
+        AttentionConfig::Latent { latents, chunk, .. } => {
+            // Keys and values of every latent and of one chunk, plus the gather state.
+            let d = cfg.d_model as u64;
+            let state = layers * 4 * (2 * (*latents as u64) * d + 2 * (*chunk as u64) * d);
+            (0, state)
+        }
+    }
+}
+
+/// Summarises the model directory `dir` for an adapter whose largest storage binding is
+/// `binding_limit` bytes, with matrices in f16 when `f16_matrices` (native).
+pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<ModelSummary> {
+    let (config, file) = open_dir(dir)?;
+    let path = dir.join("config.json");
+    let json: serde_json::Value = std::fs::read_to_string(&path)
+        .map_err(|e| Error::io(&path, e))
+        .and_then(|t| {
+            serde_json::from_str(&t).map_err(|e| Error::Invalid {
+                what: path.display().to_string(),
+                expected: "JSON".into(),
+                found: e.to_string(),
+            })
+        })?;
+    let family = match json.get("model_type").and_then(|m| m.as_str()) {
+        Some(m) => m.to_string(),
+        None => format!("latentgpu-{}", config.attention_kind()),
+    };
+    let infos = file.infos();
+    let mut dtypes: Vec<String> = infos.iter().map(|t| format!("{:?}", t.dtype)).collect();
+    dtypes.sort();
+    dtypes.dedup();
+    let tensors: Vec<TensorSummary> = infos
+        .iter()
+        .map(|t| {
+            let numel: u64 = t.shape.iter().map(|&s| s as u64).product();
+            let matrix = t.shape.len() == 2 && !t.name.contains("embed_tokens");
+            let gpu_bytes = numel * if f16_matrices && matrix { 2 } else { 4 };
+            TensorSummary {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                dtype: format!("{:?}", t.dtype),
+                gpu_bytes,
+                fits_binding: gpu_bytes <= binding_limit,
+            }
+        })
+        .collect();
+    let (per_token, at_context) = cache_bytes(&config);
+    Ok(ModelSummary {
+        family,
+        parameters: infos
+            .iter()
+            .map(|t| t.shape.iter().map(|&s| s as u64).product::<u64>())
+            .sum(),
+        dtype_on_disk: dtypes.join(", "),
+        dtype_on_gpu: if f16_matrices { "F16" } else { "F32" }.into(),
+        weight_bytes_on_disk: infos.iter().map(|t| t.bytes).sum(),
+        weight_bytes_on_gpu: tensors.iter().map(|t| t.gpu_bytes).sum(),
+        cache_bytes_per_token: per_token,
+        cache_bytes_at_context: at_context,
+        context: config.max_context,
+        binding_limit,
+        tensors,
+    })
+}
