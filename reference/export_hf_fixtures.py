@@ -10,6 +10,7 @@ Each fixture directory holds:
   golden.safetensors   the format of export_golden.py: `tokens`, `hidden.<i>` (each decoder
                        layer's output) and `logits` in fp32, `hidden_f64.<i>` and `logits_f64` in
                        float64, all on the CPU
+  golden-bf16.safetensors   (qwen2-bias only) the same with transformers in bfloat16
   expected.json        prompt ids and transformers' greedy continuation (generate(), KV cache)
 
 Shapes are awkward on purpose: GQA ratio 3, MQA, odd vocabularies, tied and untied heads, a
@@ -66,12 +67,17 @@ FIXTURES = {
 
 
 def randomize(model, seed):
-    """Weights large enough that logits have clear top-1 gaps; norms and biases not trivial."""
+    """Weights large enough that logits have clear top-1 gaps; norms and biases not trivial.
+    Untied embeddings get std 0.02, as real checkpoints' (small first-layer activations are where
+    a wrong norm epsilon shows)."""
     g = torch.Generator().manual_seed(seed)
+    tied = model.config.tie_word_embeddings
     with torch.no_grad():
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype)
-            if "norm" in name:
+            if "embed_tokens" in name and not tied:
+                p.copy_(0.02 * noise)
+            elif "norm" in name:
                 p.copy_(1.0 + 0.2 * noise)
             elif name.endswith("bias"):
                 p.copy_(0.3 * noise)
@@ -170,6 +176,9 @@ def make(name, cls, kwargs, seed):
         expected["greedy_ids_with_eos"] = out[0, PROMPT:].tolist()
 
     err = golden(model_dir, tokens, os.path.join(root, "golden.safetensors"))
+    if name == "qwen2-bias":
+        # A golden computed in bf16, as a user checking a bf16 run on CUDA would export one.
+        golden(model_dir, tokens, os.path.join(root, "golden-bf16.safetensors"), dtype=torch.bfloat16)
     with open(os.path.join(root, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
     size = sum(os.path.getsize(os.path.join(d, x)) for d, _, xs in os.walk(root) for x in xs)
