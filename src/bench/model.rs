@@ -33,7 +33,10 @@ pub fn run(
     decode: usize,
     reps: usize,
 ) -> Result<ModelFigure> {
-    let ids: Vec<u32> = (0..prompt + decode).map(|i| (32 + i % 90) as u32).collect();
+    let vocab = model.config.vocab_size;
+    let ids: Vec<u32> = (0..prompt + decode)
+        .map(|i| ((32 + i % 90) % vocab) as u32)
+        .collect();
     let (mut best_prefill, mut best_decode, mut bytes) = (f64::MAX, f64::MAX, 0);
     for _ in 0..reps.max(1) + 1 {
         let mut cache = model.new_cache(ctx)?;
