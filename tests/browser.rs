@@ -23,6 +23,45 @@ async fn browser_gpu() -> GpuContext {
         .expect("a WebGPU adapter in the browser (Chromium needs --enable-unsafe-webgpu)")
 }
 
+/// A Hugging Face checkpoint (Qwen2 with q/k/v biases, saved by transformers) loaded from
+/// bytes gives exactly transformers' greedy tokens in the browser too.
+#[wasm_bindgen_test]
+async fn a_hugging_face_checkpoint_decodes_transformers_tokens() {
+    let ctx = browser_gpu().await;
+    let model = latentgpu::model::Model::from_bytes(
+        &ctx,
+        include_str!("fixtures/hf-dense/qwen2-bias/model/config.json"),
+        include_bytes!("fixtures/hf-dense/qwen2-bias/model/model.safetensors").to_vec(),
+        false,
+    )
+    .unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/hf-dense/qwen2-bias/expected.json")).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let want = ids(&expected["greedy_ids"]);
+    let cfg = latentgpu::model::GenerateConfig {
+        max_tokens: want.len(),
+        stop: None,
+        eos_token_ids: Vec::new(),
+        sampling: latentgpu::model::SamplingConfig {
+            temperature: 0.0,
+            ..Default::default()
+        },
+        cancel: None,
+    };
+    let got =
+        latentgpu::model::generate_async(&ctx, &model, &ids(&expected["prompt_ids"]), &cfg, |_| {})
+            .await
+            .unwrap();
+    assert_eq!(got, want);
+}
+
 #[wasm_bindgen_test]
 async fn the_adapter_is_the_browsers_webgpu() {
     let ctx = browser_gpu().await;

@@ -83,6 +83,23 @@ fn greedy_decoding_with_the_cache_gives_transformers_tokens() {
 }
 
 #[test]
+fn shards_from_bytes_load_as_the_directory_does() {
+    // What a web page does with the files a user picks: config text and shard bytes.
+    let ctx = &contexts()[0];
+    let model_dir = dir("mistral-window-sharded").join("model");
+    let shards: Vec<(String, Vec<u8>)> = std::fs::read_dir(&model_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    let config = std::fs::read_to_string(model_dir.join("config.json")).unwrap();
+    let model = Model::from_shards_bytes(ctx, &config, shards, false).unwrap();
+    let golden = Golden::open(&dir("mistral-window-sharded").join("golden.safetensors")).unwrap();
+    assert_eq!(compare(ctx, &model, &golden).unwrap().first_failure, None);
+}
+
+#[test]
 fn the_tokenizer_adds_bos_as_transformers_does() {
     let e = expected("llama-gqa3");
     let tok = Tokenizer::for_model(&dir("llama-gqa3").join("model")).unwrap();

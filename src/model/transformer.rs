@@ -141,15 +141,43 @@ impl Model {
     }
 
     /// Builds a model from the text of its `config.json` and the bytes of its
-    /// `model.safetensors` (what a web page fetches); every tensor in the file must be used.
+    /// `model.safetensors` (what a web page fetches): this project's own format, every tensor of
+    /// which must be used, or a Hugging Face one (its config names a `model_type`).
     pub fn from_bytes(
         ctx: &GpuContext,
         config_json: &str,
         weights: Vec<u8>,
         f16_matrices: bool,
     ) -> Result<Self> {
-        let config = ModelConfig::from_json(config_json)?;
-        let file = WeightFile::from_bytes("model.safetensors", weights)?;
+        Self::from_shards_bytes(
+            ctx,
+            config_json,
+            vec![("model.safetensors".into(), weights)],
+            f16_matrices,
+        )
+    }
+
+    /// As [`Model::from_bytes`], with the weights in several safetensors files `(name, bytes)`
+    /// (the shards of a Hugging Face checkpoint).
+    pub fn from_shards_bytes(
+        ctx: &GpuContext,
+        config_json: &str,
+        shards: Vec<(String, Vec<u8>)>,
+        f16_matrices: bool,
+    ) -> Result<Self> {
+        let json: serde_json::Value =
+            serde_json::from_str(config_json).map_err(|e| Error::Invalid {
+                what: "config JSON".into(),
+                expected: "a JSON object".into(),
+                found: e.to_string(),
+            })?;
+        let mut file = WeightFile::from_shards_bytes(shards)?;
+        let config = if super::hf::is_hf_config(&json) {
+            file.names = TensorNames::HuggingFace;
+            super::hf::HfConfig::from_json(&json)?.config
+        } else {
+            ModelConfig::from_json(config_json)?
+        };
         Self::load_file(ctx, config, file, f16_matrices, |_, _| {})
     }
 

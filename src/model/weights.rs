@@ -112,6 +112,16 @@ impl WeightFile {
         Self::from_shards(vec![Shard::new(name.to_string(), Box::new(bytes))?])
     }
 
+    /// Several safetensors files already in memory, as `(name, bytes)` (the shards of a Hugging
+    /// Face checkpoint a web page fetched); each tensor is looked up in whichever file holds it.
+    pub fn from_shards_bytes(files: Vec<(String, Vec<u8>)>) -> Result<Self> {
+        let shards = files
+            .into_iter()
+            .map(|(name, bytes)| Shard::new(name, Box::new(bytes)))
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_shards(shards)
+    }
+
     /// The weights of a Hugging Face model directory: `model.safetensors`, or the shards that
     /// `model.safetensors.index.json` lists. A missing shard, or an index entry whose shard does
     /// not hold the tensor, is an error naming it (native).
