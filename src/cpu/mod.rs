@@ -4,11 +4,13 @@
 mod attention;
 mod basic;
 mod latent;
+mod llama;
 mod mla;
 
 pub use attention::{attention, attention_windowed};
 pub use basic::{embedding, gelu, gelu_tanh, layernorm, matmul, rmsnorm, rope, silu, softmax};
 pub use latent::LatentWeights;
+pub use llama::{llama_forward, LlamaLayer, LlamaShape, LlamaWeights};
 pub use mla::{mla_naive, MlaWeights};
 
 /// `y = x·wᵀ` for `x` `[n, d_in]` (f64) and `w` `[d_out, d_in]`.
