@@ -66,7 +66,10 @@ pub fn compare(
             report.golden_device, report.golden_torch, report.golden_dtype
         );
         println!("ours:   {}", report.adapter);
-        println!("vs theirs: max abs, max rel, cosine; vs float64: normwise relative error ‖·−f64‖/‖f64‖");
+        println!(
+            "against float64: max abs, max rel and normwise ‖·−f64‖/‖f64‖ errors (ours, theirs);"
+        );
+        println!("against theirs: cosine and top-1 agreement; KL of ours from float64");
         println!(
             "{:<10} {:>10} {:>10} {:>10} {:>11} {:>11} {:>10}  top-1 / max KL",
             "layer", "max abs", "max rel", "cosine", "ours f64", "theirs f64", "tolerance"

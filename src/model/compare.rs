@@ -1,9 +1,9 @@
 //! Layer-by-layer comparison with a golden file written by `reference/export_golden.py` (PyTorch
-//! or transformers on CUDA, MPS or CPU, in fp32, bf16 or fp16): per block output and for the
-//! logits, the max abs and relative error against the golden device's result, cosine
-//! similarity, top-1 agreement and KL divergence, and a pass/fail of our normwise error against
-//! the float64 result in the same file, with a bound derived from the golden's own error and
-//! dtype ([`tolerance`]).
+//! or transformers on CUDA, MPS or CPU, in fp32, bf16 or fp16). Per block output and for the
+//! logits: our max abs, max relative and normwise errors against the float64 result in the same
+//! file beside the golden device's own, cosine similarity and top-1 agreement with the golden
+//! device, the KL divergence of next-token distributions, and a pass/fail of our normwise error
+//! with a bound derived from the golden's own error and dtype ([`tolerance`]).
 
 use super::transformer::{Logits, Model};
 use crate::error::{Error, Result};
@@ -112,11 +112,11 @@ impl Golden {
 pub struct CompareRow {
     /// `block 0` … or `logits`.
     pub name: String,
-    /// max |ours − theirs| (theirs: the golden device's result).
+    /// max |ours − float64|.
     pub max_abs: f64,
-    /// max |ours − theirs| / max |theirs|.
+    /// max |ours − float64| / max |float64|.
     pub max_rel: f64,
-    /// Cosine similarity of ours and theirs, flattened.
+    /// Cosine similarity of ours and theirs (the golden device's result), flattened.
     pub cosine: f64,
     /// ‖ours − float64‖₂ / ‖float64‖₂: our normwise relative error.
     pub ours_vs_f64: f64,
@@ -234,8 +234,8 @@ fn row(
     vocab: Option<usize>,
     u_golden: f64,
 ) -> CompareRow {
-    let max_abs = max_abs_diff(ours, theirs);
-    let scale = theirs.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let max_abs = max_abs_diff(ours, exact);
+    let scale = exact.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let dot: f64 = ours.iter().zip(theirs).map(|(a, b)| a * b).sum();
     let norms = ours.iter().map(|a| a * a).sum::<f64>().sqrt()
         * theirs.iter().map(|b| b * b).sum::<f64>().sqrt();
