@@ -164,6 +164,13 @@ def make(name, cls, kwargs, seed):
         text = " ".join(f"w{t}" for t in prompt)
         expected["tokenizer_text"] = text
         expected["tokenizer_ids"] = tok(text).input_ids
+        # Greedy from the tokenized prompt (BOS first), and its text, for the web page's check.
+        with torch.no_grad():
+            out = fp32.generate(torch.tensor([expected["tokenizer_ids"]]), max_new_tokens=12, do_sample=False,
+                                pad_token_id=0)
+        new = out[0, len(expected["tokenizer_ids"]):].tolist()
+        expected["tokenizer_greedy_ids"] = new
+        expected["tokenizer_greedy_text"] = tok.decode(new)
         # Stop at the first new occurrence of the 6th generated token: generation_config's
         # eos_token_id as a list, and transformers' own stopping with it.
         stop = next(t for i, t in enumerate(greedy) if i >= 5 and t not in greedy[:i])

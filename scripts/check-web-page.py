@@ -119,12 +119,20 @@ def element(base, s, css):
     return f"{s}/element/{list(found.values())[0]}"
 
 
-def load_own_model(base, s, config, weights):
-    """Picks two files in the page's "Your own model" inputs, presses Load; returns the status."""
+def load_own_model(base, s, config, weights, tokenizer=None):
+    """Picks files in the page's "Your own model" inputs (`weights`: one path or a list of
+    shards), presses Load; returns the status."""
     script(base, s, "document.querySelector('details').open = true;"
-                    "document.getElementById('status').textContent = ''")
-    for css, path in (("#own_config", config), ("#own_weights", weights)):
-        call(base, "POST", element(base, s, css) + "/value", {"text": os.path.join(ROOT, path)})
+                    "document.getElementById('status').textContent = '';"
+                    "for (const id of ['own_config', 'own_tokenizer', 'own_weights'])"
+                    "  document.getElementById(id).value = ''")
+    weights = [weights] if isinstance(weights, str) else weights
+    picks = [("#own_config", [config]), ("#own_weights", weights)]
+    if tokenizer:
+        picks.append(("#own_tokenizer", [tokenizer]))
+    for css, paths in picks:
+        text = "\n".join(os.path.join(ROOT, p) for p in paths)
+        call(base, "POST", element(base, s, css) + "/value", {"text": text})
     call(base, "POST", element(base, s, "#own_load") + "/click", {})
     # Loading shows progress first: wait for "Loaded ..." or an error.
     deadline = time.time() + 60
@@ -145,6 +153,36 @@ def check_own_model(base, s):
                          "tests/fixtures/mha-tiny/model.safetensors")
     ok = good.startswith("Loaded") and "model.safetensors" in bad and "expected" in bad
     print(f"{'ok  ' if ok else 'FAIL'} own model files: {good} / mismatched: {bad}")
+    return ok
+
+
+def check_hugging_face_checkpoint(base, s):
+    """Loads a Hugging Face checkpoint with its tokenizer.json and generates greedily: the page
+    must show transformers' continuation (tests/fixtures/hf-dense/llama-gqa3/expected.json);
+    then a sharded checkpoint, all its shards picked at once, must load."""
+    fixture = "tests/fixtures/hf-dense/llama-gqa3"
+    expected = json.load(open(os.path.join(ROOT, fixture, "expected.json")))
+    loaded = load_own_model(base, s, f"{fixture}/model/config.json",
+                            f"{fixture}/model/model.safetensors",
+                            tokenizer=f"{fixture}/model/tokenizer.json")
+    prompt = expected["tokenizer_text"]
+    tokens = len(expected["tokenizer_greedy_ids"])
+    script(base, s, f"document.getElementById('prompt').value = {json.dumps(prompt)};"
+                    f"document.getElementById('tokens').value = {tokens};"
+                    "document.getElementById('temperature').value = 0;"
+                    "document.getElementById('output').textContent = '';"
+                    "document.getElementById('status').textContent = ''")
+    call(base, "POST", element(base, s, "#generate") + "/click", {})
+    status = wait_for_run(base, s, 120)
+    shown = page_text(base, s, "output")
+    want = prompt + expected["tokenizer_greedy_text"]
+    sharded = "tests/fixtures/hf-dense/mistral-window-sharded/model"
+    shards = sorted(f"{sharded}/{f}" for f in os.listdir(os.path.join(ROOT, sharded)) if f.endswith(".safetensors"))
+    shard_status = load_own_model(base, s, f"{sharded}/config.json", shards)
+    ok = loaded.startswith("Loaded") and shown == want and shard_status.startswith("Loaded")
+    print(f"{'ok  ' if ok else 'FAIL'} Hugging Face checkpoint: {loaded} {status} / sharded: {shard_status}")
+    if shown != want:
+        print(f"     shown:    {shown!r}\n     expected: {want!r}")
     return ok
 
 
@@ -181,6 +219,7 @@ def main():
         print("adapter: " + adapter.replace("\n", "\n         "))
         failures += not check_stop_button(base, s, http_port)
         failures += not check_own_model(base, s)
+        failures += not check_hugging_face_checkpoint(base, s)
         shot = call(base, "GET", s + "/screenshot")
         os.makedirs(os.path.join(ROOT, "target"), exist_ok=True)
         with open(os.path.join(ROOT, "target/web-page.png"), "wb") as f:
@@ -193,7 +232,7 @@ def main():
     os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench-results/web-page.json"), "w") as f:
         json.dump({"what": "greedy generation in the web page, prefill included", "runs": runs}, f, indent=2)
-    checks = len(fixture["runs"]) + 2
+    checks = len(fixture["runs"]) + 3
     print(f"{checks - failures} passed, {failures} failed")
     sys.exit(1 if failures else 0)
 

@@ -45,7 +45,7 @@ async function fetchBytes(url, progress) {
 let gpu = null; // the WebGpu: one device for every model
 let adapterText = ""; // what the adapter box shows before the model line
 const loaded = new Map(); // "name|f16" -> WebModel
-const ownFiles = new Map(); // name of a user's model -> { config, weights }
+const ownFiles = new Map(); // name of a user's model -> { config, tokenizer, files: [[name, bytes]] }
 
 // What the browser says of its adapter (wgpu sees only the often empty description).
 async function describeBrowserAdapter() {
@@ -75,7 +75,8 @@ async function openGpu() {
 async function model(name, f16) {
   const key = `${name}|${f16}`;
   if (!loaded.has(key)) {
-    let files = ownFiles.get(name);
+    const own = ownFiles.get(name);
+    let files = own;
     if (!files) {
       status(`Loading ${name}…`);
       const [config, weights] = await Promise.all([
@@ -88,7 +89,9 @@ async function model(name, f16) {
     status(`Uploading ${name} to the GPU${f16 ? " (f16 weights)" : ""}…`);
     // Give the status a frame to show: the upload itself runs without yielding.
     await new Promise(requestAnimationFrame);
-    loaded.set(key, gpu.load(files.config, files.weights, f16));
+    loaded.set(key, own
+      ? gpu.load_checkpoint(own.config, own.tokenizer, own.files, f16)
+      : gpu.load(files.config, files.weights, f16));
   }
   const m = loaded.get(key);
   $("adapter").textContent = `${adapterText}\nmodel: ${name}: ${m.describe()}${f16 ? ", f16 weights" : ""}`;
@@ -137,18 +140,23 @@ async function run() {
   }
 }
 
-// The user's own model: read both files, load to check them, and add it to the list.
+// The user's own model: read the files, load to check them, and add it to the list.
 async function loadOwn() {
-  const [configFile, weightsFile] = [$("own_config").files[0], $("own_weights").files[0]];
-  if (!configFile || !weightsFile) {
-    status("Choose both a config.json and a model.safetensors.", true);
+  const configFile = $("own_config").files[0];
+  const tokenizerFile = $("own_tokenizer").files[0];
+  const weightFiles = [...$("own_weights").files];
+  if (!configFile || weightFiles.length === 0) {
+    status("Choose a config.json and its safetensors file(s).", true);
     return;
   }
-  const name = `yours ${ownFiles.size + 1}: ${weightsFile.name} (${mib(weightsFile.size)} MiB)`;
+  const bytes = weightFiles.reduce((sum, f) => sum + f.size, 0);
+  const shown = weightFiles.length === 1 ? weightFiles[0].name : `${weightFiles.length} files`;
+  const name = `yours ${ownFiles.size + 1}: ${shown} (${mib(bytes)} MiB)`;
   try {
     ownFiles.set(name, {
       config: await configFile.text(),
-      weights: new Uint8Array(await weightsFile.arrayBuffer()),
+      tokenizer: tokenizerFile ? await tokenizerFile.text() : undefined,
+      files: await Promise.all(weightFiles.map(async (f) => [f.name, new Uint8Array(await f.arrayBuffer())])),
     });
     await model(name, $("f16").checked);
     $("model").add(new Option(name, name));

@@ -1,4 +1,5 @@
-//! The byte-level tokenizer of the shipped models: token id = byte value.
+//! Tokenizers: the byte-level one of the shipped models (token id = byte value), and Hugging Face
+//! `tokenizer.json` (native and in the browser).
 
 /// Encodes text as its UTF-8 bytes.
 pub fn encode(text: &str) -> Vec<u32> {
@@ -58,8 +59,7 @@ pub fn decode(tokens: &[u32]) -> String {
 pub enum Tokenizer {
     /// Token id = UTF-8 byte.
     Bytes,
-    /// A Hugging Face tokenizer (native; in the browser models are byte-level).
-    #[cfg(not(target_arch = "wasm32"))]
+    /// A Hugging Face tokenizer (`tokenizer.json`).
     HuggingFace(Box<tokenizers::Tokenizer>),
 }
 
@@ -80,6 +80,18 @@ impl Tokenizer {
             })
     }
 
+    /// A Hugging Face tokenizer from the text of its `tokenizer.json` (e.g. a file a web page
+    /// was given).
+    pub fn from_json(json: &str) -> crate::Result<Self> {
+        tokenizers::Tokenizer::from_bytes(json.as_bytes())
+            .map(|t| Tokenizer::HuggingFace(Box::new(t)))
+            .map_err(|e| crate::Error::Invalid {
+                what: "tokenizer.json".into(),
+                expected: "a Hugging Face tokenizer.json".into(),
+                found: e.to_string(),
+            })
+    }
+
     /// Token ids of a prompt: special tokens (BOS) added exactly as the tokenizer's
     /// post-processor defines them, as transformers' `tokenizer(text)` does.
     pub fn encode(&self, text: &str) -> crate::Result<Vec<u32>> {
@@ -95,17 +107,13 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32]) -> String {
         match self {
             Tokenizer::Bytes => decode(ids),
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::HuggingFace(t) => t.decode(ids, true).unwrap_or_default(),
         }
     }
 
     fn encode_with(&self, text: &str, special: bool) -> crate::Result<Vec<u32>> {
-        #[cfg(target_arch = "wasm32")]
-        let _ = special;
         match self {
             Tokenizer::Bytes => Ok(encode(text)),
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::HuggingFace(t) => t
                 .encode(text, special)
                 .map(|e| e.get_ids().to_vec())
@@ -133,9 +141,7 @@ pub struct StreamDecoder<'a> {
     tokenizer: &'a Tokenizer,
     bytes: ByteDecoder,
     /// Tokens so far and bytes of their text shown (Hugging Face tokenizers only).
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     ids: Vec<u32>,
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     shown: usize,
 }
 
@@ -144,7 +150,6 @@ impl StreamDecoder<'_> {
     pub fn push(&mut self, token: u32) -> String {
         match self.tokenizer {
             Tokenizer::Bytes => self.bytes.push(token),
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::HuggingFace(t) => {
                 // Decode everything so far and show the new suffix: merges and byte-fallback
                 // tokens are handled by the tokenizer itself; a suffix ending in an incomplete
@@ -168,7 +173,6 @@ impl StreamDecoder<'_> {
     pub fn finish(&mut self) -> String {
         match self.tokenizer {
             Tokenizer::Bytes => self.bytes.finish(),
-            #[cfg(not(target_arch = "wasm32"))]
             Tokenizer::HuggingFace(t) => {
                 let text = t.decode(&self.ids, true).unwrap_or_default();
                 let rest = text.get(self.shown..).unwrap_or("").to_string();

@@ -6,7 +6,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use latentgpu::gpu::{BackendChoice, GpuContext};
-use latentgpu::model::tokenizer::ByteDecoder;
+use latentgpu::model::tokenizer::Tokenizer;
 use latentgpu::model::{generate_async, GenerateConfig, Model, SamplingConfig};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,13 +62,50 @@ impl WebGpu {
     ) -> Result<WebModel, JsError> {
         let model =
             Model::from_bytes(&self.ctx, config_json, weights, f16_weights).map_err(js_err)?;
-        Ok(WebModel {
+        Ok(self.loaded(model, Tokenizer::Bytes, Vec::new()))
+    }
+
+    /// Uploads a checkpoint a user picked: the text of its `config.json` (this project's or a
+    /// Hugging Face one), of its `tokenizer.json` if any (else byte-level tokens), and its
+    /// safetensors files as `[name, Uint8Array]` pairs (one file, or every shard). Generation
+    /// stops at the config's `eos_token_id`.
+    pub fn load_checkpoint(
+        &self,
+        config_json: &str,
+        tokenizer_json: Option<String>,
+        files: js_sys::Array,
+        f16_weights: bool,
+    ) -> Result<WebModel, JsError> {
+        let shards = files
+            .iter()
+            .map(|pair| {
+                let pair = js_sys::Array::from(&pair);
+                let name = pair.get(0).as_string().unwrap_or_default();
+                (name, js_sys::Uint8Array::new(&pair.get(1)).to_vec())
+            })
+            .collect();
+        let model = Model::from_shards_bytes(&self.ctx, config_json, shards, f16_weights)
+            .map_err(js_err)?;
+        let tokenizer = match tokenizer_json {
+            Some(json) => Tokenizer::from_json(&json).map_err(js_err)?,
+            None => Tokenizer::Bytes,
+        };
+        let config: serde_json::Value = serde_json::from_str(config_json).unwrap_or_default();
+        let eos = latentgpu::model::hf::token_ids("eos_token_id", config.get("eos_token_id"))
+            .map_err(js_err)?;
+        Ok(self.loaded(model, tokenizer, eos))
+    }
+
+    fn loaded(&self, model: Model, tokenizer: Tokenizer, eos_token_ids: Vec<u32>) -> WebModel {
+        WebModel {
             inner: Rc::new(Loaded {
                 ctx: self.ctx.clone(),
                 model,
+                tokenizer,
+                eos_token_ids,
                 cancel: Arc::new(AtomicBool::new(false)),
             }),
-        })
+        }
     }
 }
 
@@ -81,6 +118,9 @@ pub struct WebModel {
 struct Loaded {
     ctx: Rc<GpuContext>,
     model: Model,
+    tokenizer: Tokenizer,
+    /// Generation stops after any of these.
+    eos_token_ids: Vec<u32>,
     /// Set by [`WebModel::stop`]; cleared when a generation starts.
     cancel: Arc<AtomicBool>,
 }
@@ -143,7 +183,7 @@ impl WebModel {
         self.inner.cancel.store(true, Ordering::Relaxed);
     }
 
-    /// Generates after `prompt` (byte-level tokens), calling `on_text(piece)` with the text of
+    /// Generates after `prompt` (tokenized by the model's tokenizer), calling `on_text(piece)` with the text of
     /// each new token as it is chosen; resolves to the number of tokens generated.
     pub fn generate(
         &self,
@@ -153,7 +193,7 @@ impl WebModel {
     ) -> js_sys::Promise {
         let loaded = self.inner.clone();
         let cfg = GenerateConfig {
-            eos_token_ids: Vec::new(),
+            eos_token_ids: loaded.eos_token_ids.clone(),
             max_tokens: options.max_tokens,
             stop: None,
             sampling: SamplingConfig {
@@ -167,8 +207,11 @@ impl WebModel {
         };
         loaded.cancel.store(false, Ordering::Relaxed);
         wasm_bindgen_futures::future_to_promise(async move {
-            let ids = latentgpu::model::tokenizer::encode(&prompt);
-            let mut decoder = ByteDecoder::default();
+            let ids = loaded
+                .tokenizer
+                .encode(&prompt)
+                .map_err(|e| JsValue::from(js_err(e)))?;
+            let mut decoder = loaded.tokenizer.decoder();
             let show = |text: String| {
                 if !text.is_empty() {
                     let _ = on_text.call1(&JsValue::NULL, &JsValue::from_str(&text));
