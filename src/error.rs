@@ -122,6 +122,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// This error with the `what` of an [`Error::Invalid`] rewritten by `f` (to say where the
+    /// value came from); other errors as they are.
+    pub(crate) fn in_context(self, f: impl FnOnce(&str) -> String) -> Self {
+        match self {
+            Error::Invalid {
+                what,
+                expected,
+                found,
+            } => Error::Invalid {
+                what: f(&what),
+                expected,
+                found,
+            },
+            other => other,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: &std::path::Path, e: std::io::Error) -> Self {
         Error::Io {

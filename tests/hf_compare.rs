@@ -96,6 +96,19 @@ fn a_wrong_norm_epsilon_fails() {
 }
 
 #[test]
+fn a_golden_with_more_layers_than_the_model_is_an_error() {
+    let ctx = &contexts()[0];
+    let model = load_with(ctx, "llama-gqa3", |c| c.n_layers = 1);
+    let err = compare(ctx, &model, &golden("llama-gqa3"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("hidden.1") && err.contains("more layers"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_bf16_golden_scales_the_bound_by_its_unit_roundoff() {
     let ctx = &contexts()[0];
     let model = Model::load_dir(ctx, &fixture("hf-dense/qwen2-bias/model")).unwrap();

@@ -88,6 +88,11 @@ impl Golden {
         })
     }
 
+    /// Whether the file holds tensor `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors().is_ok_and(|st| st.tensor(name).is_ok())
+    }
+
     /// The token ids.
     pub fn tokens(&self) -> Result<Vec<u32>> {
         let st = self.tensors()?;
@@ -250,9 +255,16 @@ fn row(
         agree as f64 / (ours.len() / v) as f64
     });
     let kl_max = vocab.map(|v| {
+        // NaN-propagating max: a NaN row shows as NaN, not as the largest finite value.
         rows(v)
             .map(|r| kl(&exact[r.clone()], &ours[r]))
-            .fold(0.0, f64::max)
+            .fold(0.0, |m: f64, k| {
+                if m.is_nan() || k.is_nan() {
+                    f64::NAN
+                } else {
+                    m.max(k)
+                }
+            })
     });
     CompareRow {
         name,
@@ -302,6 +314,13 @@ pub fn compare_outputs(
             golden_dtype.clone(),
         )
     })?;
+    if golden.has(&format!("hidden.{}", hidden.len())) {
+        return Err(golden.err(
+            &format!("hidden.{}", hidden.len()),
+            format!("{} layers, as the model has", hidden.len()),
+            "more layers in the golden",
+        ));
+    }
     let widen = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64).collect() };
     let mut rows = Vec::new();
     for (i, out) in hidden.iter().enumerate() {

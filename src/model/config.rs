@@ -255,18 +255,8 @@ impl ModelConfig {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::from_json(&text).map_err(|e| match e {
-            Error::Invalid {
-                what,
-                expected,
-                found,
-            } => Error::Invalid {
-                what: format!("{} in {}", what, path.display()),
-                expected,
-                found,
-            },
-            other => other,
-        })
+        Self::from_json(&text)
+            .map_err(|e| e.in_context(|what| format!("{} in {}", what, path.display())))
     }
 
     /// Width of one attention head.
@@ -476,18 +466,9 @@ impl ModelConfig {
             }
             AttentionConfig::Mla { .. } => {
                 if let Some(shape) = self.mla_shape() {
-                    shape.validate().map_err(|e| match e {
-                        Error::Invalid {
-                            what,
-                            expected,
-                            found,
-                        } => Error::Invalid {
-                            what: format!("config attention: {what}"),
-                            expected,
-                            found,
-                        },
-                        other => other,
-                    })?;
+                    shape
+                        .validate()
+                        .map_err(|e| e.in_context(|what| format!("config attention: {what}")))?;
                 }
             }
         }

@@ -323,18 +323,9 @@ impl HfConfig {
                 sliding_window: sliding_windows(&f, &family, layers)?,
             },
         };
-        config.validate().map_err(|e| match e {
-            Error::Invalid {
-                what,
-                expected,
-                found,
-            } => Error::Invalid {
-                what: format!("{what} (from the Hugging Face config)"),
-                expected,
-                found,
-            },
-            other => other,
-        })?;
+        config
+            .validate()
+            .map_err(|e| e.in_context(|what| format!("{what} (from the Hugging Face config)")))?;
         let dtype = f
             .get("dtype")
             .or_else(|| f.get("torch_dtype"))

@@ -25,18 +25,8 @@ pub fn open_dir(dir: &std::path::Path) -> Result<(ModelConfig, WeightFile)> {
         let config = ModelConfig::load(&path)?;
         return Ok((config, WeightFile::open(&dir.join("model.safetensors"))?));
     }
-    let hf = super::hf::HfConfig::from_json(&json).map_err(|e| match e {
-        Error::Invalid {
-            what,
-            expected,
-            found,
-        } => Error::Invalid {
-            what: format!("{what} in {}", path.display()),
-            expected,
-            found,
-        },
-        other => other,
-    })?;
+    let hf = super::hf::HfConfig::from_json(&json)
+        .map_err(|e| e.in_context(|what| format!("{what} in {}", path.display())))?;
     let mut file = WeightFile::open_dir(dir)?;
     file.names = TensorNames::HuggingFace;
     Ok((hf.config, file))
