@@ -109,6 +109,19 @@ fn a_golden_with_more_layers_than_the_model_is_an_error() {
 }
 
 #[test]
+fn short_or_ragged_outputs_are_an_error_not_a_partial_match() {
+    let g = golden("llama-gqa3");
+    let n = g.tokens().unwrap().len();
+    let (d, v) = (36, 131);
+    let hidden = vec![vec![0.0; n * d]; 2];
+    let err = compare_outputs("test", &g, &hidden, &vec![0.0; n * v - 1]).unwrap_err();
+    assert!(err.to_string().contains("logits"), "{err}");
+    let short = vec![vec![0.0; n * d], vec![0.0; n * d - 3]];
+    let err = compare_outputs("test", &g, &short, &vec![0.0; n * v]).unwrap_err();
+    assert!(err.to_string().contains("hidden.1"), "{err}");
+}
+
+#[test]
 fn a_bf16_golden_scales_the_bound_by_its_unit_roundoff() {
     let ctx = &contexts()[0];
     let model = Model::load_dir(ctx, &fixture("hf-dense/qwen2-bias/model")).unwrap();

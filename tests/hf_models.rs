@@ -194,6 +194,31 @@ fn info_reports_the_model_before_uploading_it() {
         .all(|t| t["fits_binding"] == true));
 }
 
+#[test]
+fn info_cache_bytes_are_those_the_model_allocates() {
+    let ctx = &contexts()[0];
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dirs = [
+        root.join("models/shakespeare-latent"),
+        root.join("models/shakespeare-mha"),
+        root.join("models/shakespeare-mla"),
+        dir("qwen3-head-dim").join("model"),
+        dir("mistral-window-sharded").join("model"),
+    ];
+    for d in dirs {
+        let summary = latentgpu::model::summary::summarize(&d, u64::MAX, false).unwrap();
+        let model = Model::load_dir(ctx, &d).unwrap();
+        let cache = model.new_cache(ctx).unwrap();
+        assert_eq!(
+            summary.cache_bytes_at_context,
+            cache.bytes(),
+            "{}",
+            d.display()
+        );
+        assert_eq!(summary.context, cache.capacity, "{}", d.display());
+    }
+}
+
 /// A scratch copy of fixture `name`'s checkpoint directory.
 fn scratch(name: &str, tag: &str) -> PathBuf {
     let out = std::env::temp_dir().join(format!("latentgpu-hf-{tag}-{}", std::process::id()));

@@ -44,6 +44,12 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
         mib(s.cache_bytes_at_context),
         s.context
     );
+    if let Some(max) = s.max_position_embeddings.filter(|&m| m > s.context) {
+        println!(
+            "              (max_position_embeddings {max}: the cache holds the first {})",
+            s.context
+        );
+    }
     let too_big: Vec<_> = s.tensors.iter().filter(|t| !t.fits_binding).collect();
     println!(
         "binding:      {} of {} tensors fit {}'s binding limit of {}",

@@ -321,6 +321,21 @@ pub fn compare_outputs(
             "more layers in the golden",
         ));
     }
+    // Every output must be whole rows: a short or ragged one is an error, never a partial match.
+    for (what, len) in hidden
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (format!("hidden.{i}"), h.len()))
+        .chain([("logits".to_string(), logits.len())])
+    {
+        if n == 0 || len == 0 || len % n != 0 {
+            return Err(Error::Invalid {
+                what: format!("our {what}"),
+                expected: format!("{n} whole rows"),
+                found: format!("{len} values"),
+            });
+        }
+    }
     let widen = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64).collect() };
     let mut rows = Vec::new();
     for (i, out) in hidden.iter().enumerate() {

@@ -36,10 +36,6 @@ pub struct HfConfig {
     pub config: ModelConfig,
     /// `max_position_embeddings` as written.
     pub max_position_embeddings: usize,
-    /// `dtype` (or the older `torch_dtype`), e.g. `bfloat16`, if given.
-    pub dtype: Option<String>,
-    /// `eos_token_id` of `config.json` (single or list).
-    pub eos_token_ids: Vec<u32>,
 }
 
 fn invalid(field: &str, expected: impl Into<String>, found: impl std::fmt::Display) -> Error {
@@ -326,17 +322,10 @@ impl HfConfig {
         config
             .validate()
             .map_err(|e| e.in_context(|what| format!("{what} (from the Hugging Face config)")))?;
-        let dtype = f
-            .get("dtype")
-            .or_else(|| f.get("torch_dtype"))
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
         Ok(HfConfig {
             family,
             config,
             max_position_embeddings,
-            dtype,
-            eos_token_ids: token_ids("eos_token_id", f.get("eos_token_id"))?,
         })
     }
 }

@@ -53,6 +53,15 @@ impl LatentShape {
     pub fn dh(&self) -> usize {
         self.d / self.heads
     }
+
+    /// Bytes of one layer's decode state ([`LatentLayer::new_state`]): keys and values of the
+    /// latents and a chunk `[M + C, h, dh]`, the chunk's own `[C, h, dh]`, and the gather state
+    /// (max and sum `[M, h]`, accumulator and summary `[M, h, dh]`), all f32.
+    pub fn state_bytes(&self) -> u64 {
+        let (m, c, h, dh) = (self.latents, self.chunk, self.heads, self.dh());
+        let floats = 2 * (m + c) * h * dh + 2 * c * h * dh + 2 * m * h + 2 * m * h * dh;
+        4 * floats as u64
+    }
 }
 
 /// Weights of one latent attention layer.

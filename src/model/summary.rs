@@ -2,6 +2,7 @@
 //! parameters, dtypes, weight and cache bytes, and which tensors fit the adapter's binding limit.
 
 use super::config::{AttentionConfig, ModelConfig};
+use super::hf::{is_hf_config, HfConfig};
 use super::transformer::open_dir;
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -43,6 +44,8 @@ pub struct ModelSummary {
     pub cache_bytes_at_context: u64,
     /// The context the cache is allocated for.
     pub context: usize,
+    /// A Hugging Face config's `max_position_embeddings` (the context is capped at 4096).
+    pub max_position_embeddings: Option<usize>,
     /// The adapter's largest storage binding, in bytes.
     pub binding_limit: u64,
     /// Every tensor.
@@ -66,11 +69,22 @@ fn cache_bytes(cfg: &ModelConfig) -> (u64, u64) {
             let per = layers * (kv_lora_rank + qk_rope_head_dim) as u64 * 4;
             (per, per * context)
         }
-        AttentionConfig::Latent { latents, chunk, .. } => {
-            // Keys and values of every latent and of one chunk, plus the gather state.
-            let d = cfg.d_model as u64;
-            let state = layers * 4 * (2 * (*latents as u64) * d + 2 * (*chunk as u64) * d);
-            (0, state)
+        AttentionConfig::Latent {
+            latents,
+            chunk,
+            synthesis,
+            ..
+        } => {
+            // A constant-size state, whatever the context.
+            let shape = crate::model::latent::LatentShape {
+                d: cfg.d_model,
+                heads: cfg.n_heads,
+                latents: *latents,
+                chunk: *chunk,
+                rope_dim: cfg.rope_dim(),
+                synthesis: *synthesis,
+            };
+            (0, layers * shape.state_bytes())
         }
     }
 }
@@ -80,17 +94,18 @@ fn cache_bytes(cfg: &ModelConfig) -> (u64, u64) {
 pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<ModelSummary> {
     let (config, file) = open_dir(dir)?;
     let path = dir.join("config.json");
-    let json: serde_json::Value = std::fs::read_to_string(&path)
-        .map_err(|e| Error::io(&path, e))
-        .and_then(|t| {
-            serde_json::from_str(&t).map_err(|e| Error::Invalid {
-                what: path.display().to_string(),
-                expected: "JSON".into(),
-                found: e.to_string(),
-            })
-        })?;
-    let family = match json.get("model_type").and_then(|m| m.as_str()) {
-        Some(m) => m.to_string(),
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
+        what: path.display().to_string(),
+        expected: "JSON".into(),
+        found: e.to_string(),
+    })?;
+    let hf = match is_hf_config(&json) {
+        true => Some(HfConfig::from_json(&json)?),
+        false => None,
+    };
+    let family = match &hf {
+        Some(hf) => hf.family.clone(),
         None => format!("latentgpu-{}", config.attention_kind()),
     };
     let infos = file.infos();
@@ -126,6 +141,7 @@ pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<M
         cache_bytes_per_token: per_token,
         cache_bytes_at_context: at_context,
         context: config.max_context,
+        max_position_embeddings: hf.map(|h| h.max_position_embeddings),
         binding_limit,
         tensors,
     })

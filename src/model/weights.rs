@@ -171,7 +171,8 @@ impl WeightFile {
         let loaded = Self::from_shards(shards)?;
         for (tensor, file) in &wanted {
             let holder = loaded.index.get(tensor).map(|&i| &loaded.shards[i].name);
-            if !holder.is_some_and(|h| h.ends_with(file.as_str())) {
+            let holder_file = holder.and_then(|h| std::path::Path::new(h).file_name());
+            if holder_file != Some(std::ffi::OsStr::new(file)) {
                 return Err(Error::Weights {
                     file: dir.join(file).display().to_string(),
                     what: tensor.clone(),
