@@ -15,6 +15,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("norm.wgsl", NORM),
     ("rope.wgsl", ROPE),
+    ("sample.wgsl", SAMPLE),
     ("softmax.wgsl", SOFTMAX),
 ];
 
@@ -38,6 +39,8 @@ pub const MATMUL_VEC4: &str = include_str!("../shaders/matmul_vec4.wgsl");
 pub const NORM: &str = include_str!("../shaders/norm.wgsl");
 /// Rotary position embedding.
 pub const ROPE: &str = include_str!("../shaders/rope.wgsl");
+/// Token choice from logits.
+pub const SAMPLE: &str = include_str!("../shaders/sample.wgsl");
 /// Row softmax.
 pub const SOFTMAX: &str = include_str!("../shaders/softmax.wgsl");
 
@@ -140,3 +143,10 @@ pub const GATHER_UPDATE: Kernel = kernel(
 pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);
 /// Copy roof probe.
 pub const COPY_ROOF: Kernel = kernel("bench.wgsl", BENCH, "copy_roof", U_R_W);
+/// Next-token choice on the GPU.
+pub const SAMPLE_TOKEN: Kernel = kernel(
+    "sample.wgsl",
+    SAMPLE,
+    "sample",
+    &[Uniform, Read, ReadWrite, ReadWrite, ReadWrite],
+);

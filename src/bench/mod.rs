@@ -75,9 +75,9 @@ pub fn fma_roof_gflops(ctx: &GpuContext) -> Result<f64> {
             &shaders::FMA_ROOF,
             &[],
             Some(bytemuck::bytes_of(&params)),
-            &[&src.buffer, &out.buffer],
+            &[&src, &out],
             wg,
-        );
+        )?;
         Ok(())
     })?;
     let flops = invocations as f64 * ITERS as f64 * 8.0 * 4.0 * 2.0;
@@ -101,9 +101,9 @@ pub fn copy_roof_gbps(ctx: &GpuContext) -> Result<f64> {
             &shaders::COPY_ROOF,
             &[],
             Some(bytemuck::bytes_of(&params)),
-            &[&src.buffer, &dst.buffer],
+            &[&src, &dst],
             wg,
-        );
+        )?;
         Ok(())
     })?;
     Ok(2.0 * (vec4s * 16) as f64 / secs / 1e9)

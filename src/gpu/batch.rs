@@ -1,16 +1,35 @@
-//! A batch of GPU work: one command encoder, many dispatches, one submission, one readback.
+//! A batch of GPU work: one command encoder, one compute pass, many dispatches, one submission,
+//! one readback.
+//!
+//! Nothing is allocated per dispatch once the model is warm:
+//! - params go into a CPU copy of the context's uniform ring, bound with a dynamic offset and
+//!   written with one `write_buffer` at submission;
+//! - small uploads (token ids) go into the same ring, bound at a static offset;
+//! - bind groups come from the context's cache, keyed by layout and buffer ranges;
+//! - outputs come from the scratch pool, readbacks go through one kept staging buffer.
 
 use super::context::GpuContext;
-use super::pipeline::{Constants, Kernel};
-use super::tensor::GpuTensor;
+use super::pipeline::{Binding, Constants, Kernel};
+use super::resources::Counters;
+use super::tensor::{DType, GpuTensor};
 use crate::error::{Error, Result};
-use wgpu::util::DeviceExt;
+
+/// Bytes bound for a kernel's params struct (every params struct fits).
+pub const UNIFORM_SLOT: u64 = 256;
 
 /// Records dispatches into one command encoder; `submit` or `read` ends it.
 pub struct Batch<'a> {
     ctx: &'a GpuContext,
+    // Declared before the encoder it records into, so it is dropped first.
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: wgpu::CommandEncoder,
     scope: wgpu::ErrorScopeGuard,
+    /// The ring being filled (the context's, or an overflow one) and its contents so far.
+    ring: GpuTensor,
+    ring_data: Vec<u8>,
+    /// Rings already filled in this batch, with their contents.
+    full_rings: Vec<(GpuTensor, Vec<u8>)>,
+    profiler: Option<super::profile::PassTimer>,
 }
 
 /// Splits `n` workgroups into an (x, y) grid within the per-dimension limit.
@@ -41,8 +60,22 @@ impl<'a> Batch<'a> {
             });
         Batch {
             ctx,
+            pass: None,
             encoder,
             scope,
+            ring: ctx.ring.clone(),
+            ring_data: Vec::new(),
+            full_rings: Vec::new(),
+            profiler: None,
+        }
+    }
+
+    /// As [`Batch::new`], timing every dispatch (one compute pass each, with timestamp queries
+    /// where the adapter has them); `submit` then fills `timer`.
+    pub(crate) fn profiled(ctx: &'a GpuContext, timer: super::profile::PassTimer) -> Self {
+        Batch {
+            profiler: Some(timer),
+            ..Self::new(ctx)
         }
     }
 
@@ -51,67 +84,165 @@ impl<'a> Batch<'a> {
         self.ctx
     }
 
-    /// Records one dispatch of `kernel`. `params` (if any) is bound at binding 0 as a uniform,
-    /// `buffers` follow in binding order.
+    /// Reserves `bytes` in the uniform ring (a new overflow ring when it is full) and returns
+    /// the ring and the byte offset; `data` is written there at submission.
+    fn push_ring(&mut self, data: &[u8]) -> Result<(GpuTensor, u64)> {
+        let align = self.ctx.ring_alignment();
+        let size = (data.len() as u64).max(4).div_ceil(align) * align;
+        let capacity = self.ring.bytes();
+        let at = self.ring_data.len() as u64;
+        if at + size > capacity {
+            let bytes = size.max(self.ctx.ring.bytes());
+            let ring = self.ctx.new_ring(bytes)?;
+            let full = std::mem::replace(&mut self.ring, ring);
+            let data = std::mem::take(&mut self.ring_data);
+            self.full_rings.push((full, data));
+        }
+        let at = self.ring_data.len();
+        self.ring_data.extend_from_slice(data);
+        self.ring_data.resize(at + size as usize, 0);
+        Ok((self.ring.clone(), at as u64))
+    }
+
+    /// Uploads `data` with the batch's params (no buffer of its own): a `[len]` u32 tensor that
+    /// kernels recorded in this batch can read.
+    pub fn upload_u32(&mut self, label: &str, data: &[u32]) -> Result<GpuTensor> {
+        let (ring, at) = self.push_ring(bytemuck::cast_slice(data))?;
+        ring.view_bytes(at, &[data.len()], DType::U32, label)
+    }
+
+    /// Records one dispatch of `kernel`. `params` (if the kernel has a uniform) is bound at
+    /// binding 0, `tensors` follow in binding order. Each tensor view must start at a multiple
+    /// of the adapter's storage offset alignment (kernels take element offsets otherwise).
     pub fn dispatch(
         &mut self,
         kernel: &Kernel,
-        constants: Constants<'_>,
+        constants: Constants,
         params: Option<&[u8]>,
-        buffers: &[&wgpu::Buffer],
+        tensors: &[&GpuTensor],
         workgroups: [u32; 3],
-    ) {
-        let cached = self.ctx.pipelines.get(&self.ctx.device, kernel, constants);
-        let uniform = params.map(|bytes| {
-            self.ctx
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(kernel.entry),
-                    contents: bytes,
-                    usage: wgpu::BufferUsages::UNIFORM,
-                })
-        });
-        let all: Vec<&wgpu::Buffer> = uniform.iter().chain(buffers.iter().copied()).collect();
-        let entries: Vec<wgpu::BindGroupEntry> = all
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        let bind_group = self
+    ) -> Result<()> {
+        let has_uniform = kernel.bindings.first() == Some(&Binding::Uniform);
+        if kernel.bindings.len() != tensors.len() + has_uniform as usize
+            || has_uniform != params.is_some()
+        {
+            return Err(Error::Invalid {
+                what: format!("bindings of kernel {}", kernel.entry),
+                expected: format!("{:?}", kernel.bindings),
+                found: format!(
+                    "{} params and {} tensors",
+                    if params.is_some() { "with" } else { "no" },
+                    tensors.len()
+                ),
+            });
+        }
+        let align = self.ctx.limits.min_storage_buffer_offset_alignment as u64;
+        if let Some(t) = tensors.iter().find(|t| t.byte_offset() % align != 0) {
+            return Err(Error::Invalid {
+                what: format!("view '{}' bound by {}", t.label(), kernel.entry),
+                expected: format!("a byte offset that is a multiple of {align}"),
+                found: t.byte_offset().to_string(),
+            });
+        }
+        let mut dynamic_offset = None;
+        let mut ranges = Vec::with_capacity(tensors.len() + 1);
+        if let Some(bytes) = params {
+            if bytes.len() as u64 > UNIFORM_SLOT {
+                return Err(Error::Invalid {
+                    what: format!("params of kernel {}", kernel.entry),
+                    expected: format!("at most {UNIFORM_SLOT} bytes"),
+                    found: bytes.len().to_string(),
+                });
+            }
+            let (ring, at) = self.push_ring(bytes)?;
+            dynamic_offset = Some(at as u32);
+            ranges.push((ring.buffer().clone(), 0, UNIFORM_SLOT));
+        }
+        for t in tensors {
+            let (offset, size) = t.binding_range();
+            ranges.push((t.buffer().clone(), offset, size));
+        }
+        let cached = self
+            .ctx
+            .pipelines
+            .get(&self.ctx.device, &self.ctx.res, kernel, constants);
+        let bind_group = self.ctx.bind_group(&cached.layout, ranges, kernel.entry);
+        let pass = match self.pass.take() {
+            Some(pass) => pass,
+            None => self.begin_pass(kernel.entry),
+        };
+        let pass = self.pass.insert(pass);
+        pass.set_pipeline(&cached.pipeline);
+        pass.set_bind_group(0, &bind_group, dynamic_offset.as_slice());
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        Counters::bump(&self.ctx.res.counters.dispatches);
+        if let Some(timer) = &mut self.profiler {
+            timer.record(kernel.entry);
+            // One pass per dispatch, so each has its own timestamps.
+            self.pass = None;
+            if timer.waits_each() {
+                self.submit_and_time()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// CPU timing: submits what is recorded so far on its own and times it to completion.
+    fn submit_and_time(&mut self) -> Result<()> {
+        let next = self
             .ctx
             .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(kernel.entry),
-                layout: &cached.layout,
-                entries: &entries,
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("latentgpu batch"),
             });
-        let mut pass = self
-            .encoder
+        let encoder = std::mem::replace(&mut self.encoder, next);
+        if let Some(timer) = &mut self.profiler {
+            timer.start_wait();
+        }
+        {
+            let _lock = self
+                .ctx
+                .submit_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for (ring, data) in self.full_rings.iter() {
+                self.ctx.queue.write_buffer(ring.buffer(), 0, data);
+            }
+            if !self.ring_data.is_empty() {
+                self.ctx
+                    .queue
+                    .write_buffer(self.ring.buffer(), 0, &self.ring_data);
+            }
+            self.ctx.queue.submit([encoder.finish()]);
+        }
+        wait_idle(self.ctx, "profile")?;
+        if let Some(timer) = &mut self.profiler {
+            timer.end_wait();
+        }
+        Ok(())
+    }
+
+    fn begin_pass(&mut self, label: &str) -> wgpu::ComputePass<'static> {
+        let timestamp_writes = self.profiler.as_ref().and_then(|t| t.writes());
+        self.encoder
             .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(kernel.entry),
-                timestamp_writes: None,
-            });
-        pass.set_pipeline(&cached.pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+                label: Some(label),
+                timestamp_writes,
+            })
+            .forget_lifetime()
     }
 
     /// Copies `src` into `dst` (same byte size).
     pub fn copy(&mut self, src: &GpuTensor, dst: &GpuTensor) -> Result<()> {
-        if src.bytes() != dst.bytes() {
+        if src.bytes() != dst.bytes() || src.dtype() != dst.dtype() {
             return Err(crate::error::shape_err(
                 "copy",
-                format!("'{}' -> '{}'", src.label, dst.label),
-                format!("{} bytes", dst.bytes()),
-                format!("{} bytes", src.bytes()),
+                format!("'{}' -> '{}'", src.label(), dst.label()),
+                format!("{} bytes of {:?}", dst.bytes(), dst.dtype()),
+                format!("{} bytes of {:?}", src.bytes(), src.dtype()),
             ));
         }
-        self.encoder
-            .copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, src.buffer.size());
-        Ok(())
+        self.copy_elements(src, 0, dst, 0, src.numel())
     }
 
     /// Copies `count` elements of `src` starting at element `src_at` into `dst` at element `dst_at`.
@@ -123,40 +254,84 @@ impl<'a> Batch<'a> {
         dst_at: usize,
         count: usize,
     ) -> Result<()> {
-        if src_at + count > src.numel() || dst_at + count > dst.numel() {
+        let within =
+            |at: usize, t: &GpuTensor| at.checked_add(count).is_some_and(|e| e <= t.numel());
+        if !within(src_at, src) || !within(dst_at, dst) || src.dtype() != dst.dtype() {
             return Err(crate::error::shape_err(
                 "copy",
                 format!(
                     "{count} elements '{}'[{src_at}..] -> '{}'[{dst_at}..]",
-                    src.label, dst.label
+                    src.label(),
+                    dst.label()
                 ),
-                format!("within {} and {} elements", src.numel(), dst.numel()),
-                format!("end {} and {}", src_at + count, dst_at + count),
+                format!(
+                    "within {} and {} elements of one dtype",
+                    src.numel(),
+                    dst.numel()
+                ),
+                format!(
+                    "end {} and {} ({:?}, {:?})",
+                    src_at.saturating_add(count),
+                    dst_at.saturating_add(count),
+                    src.dtype(),
+                    dst.dtype()
+                ),
             ));
         }
-        let size = (count * src.dtype.size()) as u64;
+        let es = src.dtype().size() as u64;
+        let (from, to, size) = (
+            src.byte_offset() + src_at as u64 * es,
+            dst.byte_offset() + dst_at as u64 * es,
+            count as u64 * es,
+        );
+        if from % 4 != 0 || to % 4 != 0 || size % 4 != 0 {
+            return Err(crate::error::shape_err(
+                "copy",
+                format!("bytes of '{}' -> '{}'", src.label(), dst.label()),
+                "offsets and size in whole 4-byte words",
+                format!("from {from}, to {to}, {size} bytes"),
+            ));
+        }
         if size > 0 {
-            self.encoder.copy_buffer_to_buffer(
-                &src.buffer,
-                (src_at * src.dtype.size()) as u64,
-                &dst.buffer,
-                (dst_at * dst.dtype.size()) as u64,
-                size,
-            );
+            self.pass = None;
+            self.encoder
+                .copy_buffer_to_buffer(src.buffer(), from, dst.buffer(), to, size);
         }
         Ok(())
     }
 
-    /// Submits the recorded commands; returns the context and the batch's error scope, still to
-    /// be popped.
-    fn submit_commands(self) -> (&'a GpuContext, wgpu::ErrorScopeGuard) {
+    /// Ends the pass, writes the batch's uniform rings and submits the recorded commands under
+    /// the context's submission lock (so another thread's ring contents cannot land in
+    /// between); returns the context, the error scope (still to be popped) and the profiler.
+    fn submit_commands(
+        mut self,
+    ) -> (
+        &'a GpuContext,
+        wgpu::ErrorScopeGuard,
+        Option<super::profile::PassTimer>,
+    ) {
+        self.pass = None;
+        if let Some(timer) = &mut self.profiler {
+            timer.resolve(&mut self.encoder);
+        }
         let Batch {
             ctx,
+            pass: _,
             encoder,
             scope,
+            ring,
+            ring_data,
+            full_rings,
+            profiler,
         } = self;
+        let _lock = ctx.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        for (ring, data) in full_rings.iter().chain([(ring, ring_data)].iter()) {
+            if !data.is_empty() {
+                ctx.queue.write_buffer(ring.buffer(), 0, data);
+            }
+        }
         ctx.queue.submit([encoder.finish()]);
-        (ctx, scope)
+        (ctx, scope, profiler)
     }
 
     /// Submits the work and waits for it to finish, returning any validation error (native).
@@ -170,7 +345,7 @@ impl<'a> Batch<'a> {
     /// they are logged when they arrive. Use [`Batch::submit_async`] to await them.
     #[cfg(target_arch = "wasm32")]
     pub fn submit(self) -> Result<()> {
-        let (_, scope) = self.submit_commands();
+        let (_, scope, _) = self.submit_commands();
         let error = scope.pop();
         wasm_bindgen_futures::spawn_local(async move {
             if let Some(err) = error.await {
@@ -184,14 +359,13 @@ impl<'a> Batch<'a> {
     /// to finish it. In the browser the work may still be running when this returns; the queue
     /// keeps order, and a readback waits for it.
     pub async fn submit_async(self) -> Result<()> {
-        let (ctx, scope) = self.submit_commands();
-        if let Some(err) = scope.pop().await {
-            return Err(Error::Gpu {
-                during: "batch".into(),
-                reason: err.to_string(),
-            });
+        let (ctx, scope, profiler) = self.submit_commands();
+        pop_scope(scope).await?;
+        wait_idle(ctx, "wait")?;
+        if let Some(timer) = profiler {
+            timer.finish(ctx).await?;
         }
-        wait_idle(ctx, "wait")
+        Ok(())
     }
 
     /// Submits the work and reads the given f32 tensors back with one map (native: blocks).
@@ -202,65 +376,108 @@ impl<'a> Batch<'a> {
 
     /// Submits the work and reads the given f32 tensors back with one map, awaiting the GPU
     /// (in the browser the page stays responsive meanwhile).
-    pub async fn read_async(mut self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>> {
-        if let Some(t) = tensors.iter().find(|t| t.dtype != super::DType::F32) {
+    pub async fn read_async(self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>> {
+        if let Some(t) = tensors.iter().find(|t| t.dtype() != DType::F32) {
             return Err(Error::Invalid {
-                what: format!("reading back '{}'", t.label),
+                what: format!("reading back '{}'", t.label()),
                 expected: "an F32 tensor".into(),
-                found: format!("{:?}", t.dtype),
+                found: format!("{:?}", t.dtype()),
             });
         }
+        let words = self.read_words_async(tensors).await?;
+        Ok(words
+            .into_iter()
+            .map(|w| w.into_iter().map(f32::from_bits).collect())
+            .collect())
+    }
+
+    /// Submits the work and reads the given u32 tensors back with one map (token ids).
+    pub async fn read_u32_async(self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<u32>>> {
+        if let Some(t) = tensors.iter().find(|t| t.dtype() != DType::U32) {
+            return Err(Error::Invalid {
+                what: format!("reading back '{}'", t.label()),
+                expected: "a U32 tensor".into(),
+                found: format!("{:?}", t.dtype()),
+            });
+        }
+        self.read_words_async(tensors).await
+    }
+
+    /// Copies the tensors into the context's staging buffer, submits, waits once, and returns
+    /// each tensor's 32-bit words.
+    async fn read_words_async(mut self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<u32>>> {
         let total: u64 = tensors.iter().map(|t| t.bytes()).sum();
-        let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: total.max(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = self.ctx.take_staging(total)?;
+        self.pass = None;
         let mut offset = 0;
         for t in tensors {
             if t.bytes() > 0 {
-                self.encoder
-                    .copy_buffer_to_buffer(&t.buffer, 0, &staging, offset, t.bytes());
+                self.encoder.copy_buffer_to_buffer(
+                    t.buffer(),
+                    t.byte_offset(),
+                    &staging,
+                    offset,
+                    t.bytes(),
+                );
             }
             offset += t.bytes();
         }
-        let ctx = self.ctx;
-        self.submit_async().await?;
+        let (ctx, scope, profiler) = self.submit_commands();
+        pop_scope(scope).await?;
+        let label = || {
+            tensors
+                .iter()
+                .map(|t| t.label())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let readback_err = |reason: String| Error::Readback {
+            label: label(),
+            reason,
+        };
         let (tx, rx) = futures_channel::oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        staging.map_async(wgpu::MapMode::Read, ..total.max(4), move |r| {
             let _ = tx.send(r);
         });
         wait_idle(ctx, "readback")?;
-        let label = tensors
-            .iter()
-            .map(|t| t.label.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let readback_err = |reason: String| Error::Readback {
-            label: label.clone(),
-            reason,
-        };
         rx.await
             .map_err(|e| readback_err(e.to_string()))?
             .map_err(|e| readback_err(e.to_string()))?;
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| readback_err(e.to_string()))?;
-        let all: &[f32] = bytemuck::cast_slice(&view[..total as usize]);
         let mut out = Vec::with_capacity(tensors.len());
-        let mut start = 0;
-        for t in tensors {
-            out.push(all[start..start + t.numel()].to_vec());
-            start += t.numel();
+        {
+            let view = staging
+                .get_mapped_range(..total.max(4))
+                .map_err(|e| readback_err(e.to_string()))?;
+            let all: &[u32] = bytemuck::cast_slice(&view[..total as usize]);
+            let mut start = 0;
+            for t in tensors {
+                out.push(all[start..start + t.numel()].to_vec());
+                start += t.numel();
+            }
+        }
+        staging.unmap();
+        ctx.give_back_staging(staging);
+        if let Some(timer) = profiler {
+            timer.finish(ctx).await?;
         }
         Ok(out)
     }
 }
 
+/// Awaits a batch's error scope: a validation error in it becomes [`Error::Gpu`].
+async fn pop_scope(scope: wgpu::ErrorScopeGuard) -> Result<()> {
+    match scope.pop().await {
+        Some(err) => Err(Error::Gpu {
+            during: "batch".into(),
+            reason: err.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Waits for the device's submitted work (native); the browser polls by itself, so there it
 /// returns at once and callbacks fire from the event loop.
-fn wait_idle(ctx: &GpuContext, during: &str) -> Result<()> {
+pub(crate) fn wait_idle(ctx: &GpuContext, during: &str) -> Result<()> {
     ctx.device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| Error::Gpu {

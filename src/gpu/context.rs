@@ -2,7 +2,10 @@
 
 use super::backend::BackendChoice;
 use super::pipeline::PipelineCache;
+use super::resources::{Counters, EngineCounters, RangeKey, Resources};
+use super::tensor::{DType, GpuTensor};
 use crate::error::{Error, Result};
+use std::sync::{Arc, Mutex};
 
 /// What `latentgpu info` shows about one adapter.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -75,7 +78,24 @@ pub struct GpuContext {
     /// The features the device was created with.
     pub features: wgpu::Features,
     pub(crate) pipelines: PipelineCache,
+    /// The scratch pool, bind group cache and counters its tensors share.
+    pub(crate) res: Arc<Resources>,
+    /// The uniform ring: every batch's params (and small uploads) at aligned offsets.
+    pub(crate) ring: GpuTensor,
+    /// Held while a batch writes the ring and submits.
+    pub(crate) submit_lock: Mutex<()>,
+    /// The kept readback buffer (taken while a readback uses it).
+    staging: Mutex<Option<wgpu::Buffer>>,
 }
+
+/// Bytes of the uniform ring: 4096 params slots, enough for a decoded token of a model with
+/// a few hundred layers; a batch that needs more gets an overflow ring.
+const RING_BYTES: u64 = 1 << 20;
+
+/// Usage of the uniform ring: params (uniform), uploads (storage), written from the host.
+const RING_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::UNIFORM
+    .union(wgpu::BufferUsages::STORAGE)
+    .union(wgpu::BufferUsages::COPY_DST);
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -182,6 +202,15 @@ impl GpuContext {
                 reason: e.to_string(),
             })?;
         log::info!("opened {} on {}", summary.name, summary.backend);
+        let res = Arc::new(Resources::default());
+        let ring = GpuTensor::with_usage(
+            &device,
+            &res,
+            "uniform ring",
+            &[RING_BYTES as usize / 4],
+            DType::U32,
+            RING_USAGE,
+        );
         Ok(GpuContext {
             device,
             queue,
@@ -189,7 +218,113 @@ impl GpuContext {
             limits,
             features,
             pipelines: PipelineCache::default(),
+            res,
+            ring,
+            submit_lock: Mutex::new(()),
+            staging: Mutex::new(None),
         })
+    }
+
+    /// Alignment of params slots and uploads in the uniform ring.
+    pub(crate) fn ring_alignment(&self) -> u64 {
+        (self.limits.min_uniform_buffer_offset_alignment as u64)
+            .max(self.limits.min_storage_buffer_offset_alignment as u64)
+            .max(super::batch::UNIFORM_SLOT)
+    }
+
+    /// An overflow ring of `bytes` for a batch that filled the context's.
+    pub(crate) fn new_ring(&self, bytes: u64) -> Result<GpuTensor> {
+        super::tensor::check_size(self, "uniform ring", bytes)?;
+        Ok(GpuTensor::with_usage(
+            &self.device,
+            &self.res,
+            "uniform ring",
+            &[bytes.div_ceil(4) as usize],
+            DType::U32,
+            RING_USAGE,
+        ))
+    }
+
+    /// The bind group of `layout` over `ranges` (buffer, offset, size), from the cache or
+    /// created and cached.
+    pub(crate) fn bind_group(
+        &self,
+        layout: &wgpu::BindGroupLayout,
+        ranges: Vec<RangeKey>,
+        label: &str,
+    ) -> wgpu::BindGroup {
+        let key = (layout.clone(), ranges);
+        let mut cache = self
+            .res
+            .bind_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(bg) = cache.get(&key) {
+            return bg;
+        }
+        let entries: Vec<wgpu::BindGroupEntry> = key
+            .1
+            .iter()
+            .enumerate()
+            .map(|(i, (buffer, offset, size))| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset: *offset,
+                    size: std::num::NonZeroU64::new(*size),
+                }),
+            })
+            .collect();
+        let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout,
+            entries: &entries,
+        });
+        Counters::bump(&self.res.counters.bind_groups);
+        cache.insert(key, bg.clone());
+        bg
+    }
+
+    /// The kept staging buffer if it holds `bytes`, else a new one (kept after use).
+    pub(crate) fn take_staging(&self, bytes: u64) -> Result<wgpu::Buffer> {
+        let kept = self
+            .staging
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(buffer) = kept.filter(|b| b.size() >= bytes.max(4)) {
+            return Ok(buffer);
+        }
+        super::tensor::check_size(self, "readback", bytes)?;
+        Counters::bump(&self.res.counters.buffers);
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.max(4).next_power_of_two(),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// Keeps `buffer` (unmapped) for the next readback, if it is larger than the one kept.
+    pub(crate) fn give_back_staging(&self, buffer: wgpu::Buffer) {
+        let mut kept = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.as_ref().is_none_or(|k| k.size() < buffer.size()) {
+            *kept = Some(buffer);
+        }
+    }
+
+    /// What the engine has created since this context was opened.
+    pub fn counters(&self) -> EngineCounters {
+        self.res.counters.snapshot()
+    }
+
+    /// Bytes held by free buffers of the scratch pool.
+    pub fn scratch_free_bytes(&self) -> u64 {
+        self.res
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .free_bytes()
     }
 
     /// Whether the device was created with `shader-f16`.

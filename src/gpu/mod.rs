@@ -4,6 +4,8 @@ pub mod backend;
 pub mod batch;
 pub mod context;
 pub mod pipeline;
+pub mod profile;
+pub(crate) mod resources;
 pub mod tensor;
 
 pub use backend::{BackendChoice, BACKEND_ENV};
@@ -12,4 +14,6 @@ pub use batch::Batch;
 pub use context::list_adapters;
 pub use context::{AdapterSummary, GpuContext};
 pub use pipeline::{Binding, Kernel};
+pub use profile::{DispatchTime, DispatchTimes, TimingSource};
+pub use resources::EngineCounters;
 pub use tensor::{DType, GpuTensor};

@@ -1,12 +1,17 @@
-//! Compute pipelines with explicit bind group layouts, cached by (shader, entry point, constants).
+//! Compute pipelines with explicit bind group layouts, cached by (shader, entry point, checks,
+//! constants). A hit takes one lock and allocates nothing; a miss compiles once, however many
+//! threads ask at the same time.
 
+use super::resources::{Counters, Resources};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// How one binding of a kernel is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Binding {
-    /// A uniform buffer (the kernel's params struct).
+    /// A uniform buffer (the kernel's params struct), bound with a dynamic offset into the
+    /// context's uniform ring.
     Uniform,
     /// A read-only storage buffer.
     Read,
@@ -31,10 +36,39 @@ pub struct Kernel {
     pub trusted: bool,
 }
 
-/// Pipeline-override constants, e.g. tile sizes: `[("WG", 64.0)]`.
-pub type Constants<'a> = &'a [(&'a str, f64)];
+/// Pipeline-override constants, e.g. tile sizes: `&[("WG", 64.0)]`.
+pub type Constants = &'static [(&'static str, f64)];
 
-type Key = (&'static str, &'static str, Vec<(String, u64)>);
+/// Constants compared and hashed by value (two equal tables from different places are one key).
+#[derive(Clone, Copy, Debug)]
+struct ConstantsKey(Constants);
+
+impl PartialEq for ConstantsKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(other.0)
+                .all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits())
+    }
+}
+
+impl Eq for ConstantsKey {}
+
+impl Hash for ConstantsKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for (name, value) in self.0 {
+            name.hash(state);
+            value.to_bits().hash(state);
+        }
+    }
+}
+
+/// A shader module is one per (file, checks): the same file compiled with and without bounds
+/// checks is two modules.
+type ModuleKey = (&'static str, bool);
+type PipelineKey = (&'static str, &'static str, bool, ConstantsKey);
 
 /// A compiled pipeline and the layout its bind groups use.
 pub(crate) struct CachedPipeline {
@@ -45,79 +79,115 @@ pub(crate) struct CachedPipeline {
 /// The cache of shader modules and pipelines of one device.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
-    pipelines: Mutex<HashMap<Key, Arc<CachedPipeline>>>,
+    modules: Mutex<HashMap<ModuleKey, Arc<OnceLock<wgpu::ShaderModule>>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<OnceLock<Arc<CachedPipeline>>>>>,
 }
 
 fn layout_entry(index: usize, binding: Binding) -> wgpu::BindGroupLayoutEntry {
-    let ty = match binding {
-        Binding::Uniform => wgpu::BufferBindingType::Uniform,
-        Binding::Read => wgpu::BufferBindingType::Storage { read_only: true },
-        Binding::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+    let (ty, has_dynamic_offset, min_binding_size) = match binding {
+        Binding::Uniform => (
+            wgpu::BufferBindingType::Uniform,
+            true,
+            std::num::NonZeroU64::new(super::batch::UNIFORM_SLOT),
+        ),
+        Binding::Read => (
+            wgpu::BufferBindingType::Storage { read_only: true },
+            false,
+            None,
+        ),
+        Binding::ReadWrite => (
+            wgpu::BufferBindingType::Storage { read_only: false },
+            false,
+            None,
+        ),
     };
     wgpu::BindGroupLayoutEntry {
         binding: index as u32,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
             ty,
-            has_dynamic_offset: false,
-            min_binding_size: None,
+            has_dynamic_offset,
+            min_binding_size,
         },
         count: None,
     }
 }
 
+/// The cell of `key` in `map`, inserted empty if missing (the map's lock is held only for this).
+fn cell<K: Hash + Eq, V>(map: &Mutex<HashMap<K, Arc<OnceLock<V>>>>, key: K) -> Arc<OnceLock<V>> {
+    map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_default()
+        .clone()
+}
+
 impl PipelineCache {
-    fn module(&self, device: &wgpu::Device, kernel: &Kernel) -> Arc<wgpu::ShaderModule> {
-        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-        modules
-            .entry(kernel.shader)
-            .or_insert_with(|| {
-                let desc = wgpu::ShaderModuleDescriptor {
-                    label: Some(kernel.shader),
-                    source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
-                };
-                Arc::new(if kernel.trusted {
-                    // SAFETY: a trusted shader clamps every index it reads to its buffer's
-                    // extent and guards every store, and its launcher checks each buffer holds
-                    // the shape it is given (see `Kernel::trusted`).
-                    unsafe {
-                        device.create_shader_module_trusted(
-                            desc,
-                            wgpu::ShaderRuntimeChecks::unchecked(),
-                        )
-                    }
-                } else {
-                    device.create_shader_module(desc)
-                })
-            })
-            .clone()
+    fn module(
+        &self,
+        device: &wgpu::Device,
+        res: &Resources,
+        kernel: &Kernel,
+    ) -> wgpu::ShaderModule {
+        let cell = cell(&self.modules, (kernel.shader, kernel.trusted));
+        cell.get_or_init(|| {
+            Counters::bump(&res.counters.shader_modules);
+            let desc = wgpu::ShaderModuleDescriptor {
+                label: Some(kernel.shader),
+                source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
+            };
+            if kernel.trusted {
+                // SAFETY: a trusted shader clamps every index it reads to its buffer's
+                // extent and guards every store, and its launcher checks each buffer holds
+                // the shape it is given (see `Kernel::trusted`); tensors' shapes cannot be
+                // changed from outside the crate.
+                unsafe {
+                    device
+                        .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+                }
+            } else {
+                device.create_shader_module(desc)
+            }
+        })
+        .clone()
     }
 
-    /// The pipeline of `kernel` with `constants`, compiled on first use.
+    /// The pipeline of `kernel` with `constants`, compiled on first use (once, even when
+    /// several threads ask at once: the others wait for it).
     pub fn get(
         &self,
         device: &wgpu::Device,
+        res: &Resources,
         kernel: &Kernel,
-        constants: Constants<'_>,
+        constants: Constants,
     ) -> Arc<CachedPipeline> {
-        let key: Key = (
+        let key = (
             kernel.shader,
             kernel.entry,
-            constants
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_bits()))
-                .collect(),
+            kernel.trusted,
+            ConstantsKey(constants),
         );
-        if let Some(p) = self
-            .pipelines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
         {
-            return p.clone();
+            // The hit path: one lock, one lookup, no allocation.
+            let map = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(p) = map.get(&key).and_then(|c| c.get()) {
+                return p.clone();
+            }
         }
-        let module = self.module(device, kernel);
+        cell(&self.pipelines, key)
+            .get_or_init(|| Arc::new(self.compile(device, res, kernel, constants)))
+            .clone()
+    }
+
+    fn compile(
+        &self,
+        device: &wgpu::Device,
+        res: &Resources,
+        kernel: &Kernel,
+        constants: Constants,
+    ) -> CachedPipeline {
+        Counters::bump(&res.counters.pipelines);
+        let module = self.module(device, res, kernel);
         let label = format!("{}::{}", kernel.shader, kernel.entry);
         let entries: Vec<_> = kernel
             .bindings
@@ -145,11 +215,6 @@ impl PipelineCache {
             },
             cache: None,
         });
-        let cached = Arc::new(CachedPipeline { pipeline, layout });
-        self.pipelines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, cached.clone());
-        cached
+        CachedPipeline { pipeline, layout }
     }
 }

@@ -1,7 +1,9 @@
 //! A GPU tensor: one storage buffer and its row-major shape.
 
 use super::context::GpuContext;
+use super::resources::{Counters, Resources, ScratchPool};
 use crate::error::{Error, Result};
+use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
 /// Element type of a GPU tensor.
@@ -25,17 +27,50 @@ impl DType {
     }
 }
 
-/// A row-major tensor in one GPU storage buffer.
+/// A row-major tensor: a view of `shape` elements from element `offset` of a GPU storage buffer.
+/// The buffer and shape are private, so a tensor always lies within its buffer: kernels compiled
+/// without bounds checks rely on it.
 #[derive(Clone, Debug)]
 pub struct GpuTensor {
-    /// The buffer (its size is rounded up to 16 bytes so vec4 views are always valid).
-    pub buffer: wgpu::Buffer,
-    /// Shape, outermost first.
-    pub shape: Vec<usize>,
-    /// Element type.
-    pub dtype: DType,
-    /// Label (shows in validation errors).
-    pub label: String,
+    storage: Arc<Storage>,
+    offset: usize,
+    shape: Vec<usize>,
+    dtype: DType,
+    label: String,
+}
+
+/// A buffer and where it goes when its last tensor is dropped: back to the scratch pool, or
+/// freed (then the bind groups that bind it are dropped too).
+pub(crate) struct Storage {
+    buffer: wgpu::Buffer,
+    serial: u64,
+    pooled: bool,
+    res: Arc<Resources>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({} bytes)", self.buffer.size())
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let freed = if self.pooled {
+            let mut pool = self.res.pool.lock().unwrap_or_else(|e| e.into_inner());
+            pool.give_back(self.serial, self.buffer.clone())
+        } else {
+            Some(self.buffer.clone())
+        };
+        if let Some(buffer) = freed {
+            let mut cache = self
+                .res
+                .bind_groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            cache.forget(&buffer);
+        }
+    }
 }
 
 /// Rounds a byte count up to a whole number of vec4s (at least one).
@@ -70,6 +105,31 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 impl GpuTensor {
+    /// Shape, outermost first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Label (shows in errors and validation messages).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// First element of the view in its buffer.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The buffer the view lies in.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.storage.buffer
+    }
+
     /// Number of elements.
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
@@ -80,12 +140,106 @@ impl GpuTensor {
         (self.numel() * self.dtype.size()) as u64
     }
 
-    /// An uninitialised (zero-filled) f32 tensor.
+    /// Byte offset of the view in its buffer.
+    pub fn byte_offset(&self) -> u64 {
+        (self.offset * self.dtype.size()) as u64
+    }
+
+    /// Whether both tensors lie in the same buffer.
+    pub fn same_buffer(&self, other: &GpuTensor) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    /// The `(offset, size)` in bytes this view binds: its elements rounded up to whole vec4s
+    /// (buffers are padded so this stays inside them).
+    pub(crate) fn binding_range(&self) -> (u64, u64) {
+        (self.byte_offset(), padded_bytes(self.bytes()))
+    }
+
+    fn new_storage(
+        ctx: &GpuContext,
+        buffer: wgpu::Buffer,
+        pooled: bool,
+        serial: u64,
+    ) -> Arc<Storage> {
+        Counters::bump(&ctx.res.counters.buffers);
+        Arc::new(Storage {
+            buffer,
+            serial,
+            pooled,
+            res: ctx.res.clone(),
+        })
+    }
+
+    fn whole(storage: Arc<Storage>, label: &str, shape: &[usize], dtype: DType) -> Self {
+        GpuTensor {
+            storage,
+            offset: 0,
+            shape: shape.to_vec(),
+            dtype,
+            label: label.to_string(),
+        }
+    }
+
+    /// A zero-filled tensor in a new buffer of the given usage (the context's uniform ring).
+    pub(crate) fn with_usage(
+        device: &wgpu::Device,
+        res: &Arc<Resources>,
+        label: &str,
+        shape: &[usize],
+        dtype: DType,
+        usage: wgpu::BufferUsages,
+    ) -> Self {
+        let bytes = (shape.iter().product::<usize>() * dtype.size()) as u64;
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: padded_bytes(bytes),
+            usage,
+            mapped_at_creation: false,
+        });
+        Counters::bump(&res.counters.buffers);
+        let storage = Arc::new(Storage {
+            buffer,
+            serial: res.serial(),
+            pooled: false,
+            res: res.clone(),
+        });
+        Self::whole(storage, label, shape, dtype)
+    }
+
+    /// A view of `shape` elements of `dtype` starting `at` bytes into this tensor's buffer
+    /// (within it; `at` a multiple of the element size).
+    pub(crate) fn view_bytes(
+        &self,
+        at: u64,
+        shape: &[usize],
+        dtype: DType,
+        label: &str,
+    ) -> Result<Self> {
+        let bytes = (shape.iter().product::<usize>() * dtype.size()) as u64;
+        if at % dtype.size() as u64 != 0 || at + bytes > self.buffer().size() {
+            return Err(Error::Shape {
+                op: "view",
+                what: format!("{label} in '{}'", self.label),
+                expected: format!("within its {} bytes", self.buffer().size()),
+                found: format!("{bytes} bytes at {at}"),
+            });
+        }
+        Ok(GpuTensor {
+            storage: self.storage.clone(),
+            offset: (at / dtype.size() as u64) as usize,
+            shape: shape.to_vec(),
+            dtype,
+            label: label.to_string(),
+        })
+    }
+
+    /// A zero-filled f32 tensor in a buffer of its own.
     pub fn zeros(ctx: &GpuContext, label: &str, shape: &[usize]) -> Result<Self> {
         Self::empty(ctx, label, shape, DType::F32)
     }
 
-    /// A zero-filled tensor of any dtype.
+    /// A zero-filled tensor of any dtype in a buffer of its own.
     pub fn empty(ctx: &GpuContext, label: &str, shape: &[usize], dtype: DType) -> Result<Self> {
         let bytes = (shape.iter().product::<usize>() * dtype.size()) as u64;
         check_size(ctx, label, bytes)?;
@@ -95,12 +249,42 @@ impl GpuTensor {
             usage: USAGE,
             mapped_at_creation: false,
         });
-        Ok(GpuTensor {
-            buffer,
-            shape: shape.to_vec(),
-            dtype,
-            label: label.to_string(),
-        })
+        let storage = Self::new_storage(ctx, buffer, false, ctx.res.serial());
+        Ok(Self::whole(storage, label, shape, dtype))
+    }
+
+    /// A tensor whose contents are unspecified, in a buffer from the context's scratch pool:
+    /// the buffer goes back to the pool when the last view of it is dropped, and the next
+    /// scratch tensor of its size class reuses it. For kernel outputs that every element of is
+    /// written.
+    pub fn scratch(ctx: &GpuContext, label: &str, shape: &[usize], dtype: DType) -> Result<Self> {
+        let bytes = (shape.iter().product::<usize>() * dtype.size()) as u64;
+        check_size(ctx, label, bytes)?;
+        let class = ScratchPool::class(bytes);
+        let kept = ctx
+            .res
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(class);
+        let storage = match kept {
+            Some((serial, buffer)) => Arc::new(Storage {
+                buffer,
+                serial,
+                pooled: true,
+                res: ctx.res.clone(),
+            }),
+            None => {
+                let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("scratch"),
+                    size: class.min(ctx.limits.max_buffer_size.max(padded_bytes(bytes))),
+                    usage: USAGE,
+                    mapped_at_creation: false,
+                });
+                Self::new_storage(ctx, buffer, true, ctx.res.serial())
+            }
+        };
+        Ok(Self::whole(storage, label, shape, dtype))
     }
 
     fn from_bytes(
@@ -129,12 +313,8 @@ impl GpuTensor {
                 contents: &padded,
                 usage: USAGE,
             });
-        Ok(GpuTensor {
-            buffer,
-            shape: shape.to_vec(),
-            dtype,
-            label: label.to_string(),
-        })
+        let storage = Self::new_storage(ctx, buffer, false, ctx.res.serial());
+        Ok(Self::whole(storage, label, shape, dtype))
     }
 
     /// Uploads f32 data of the given shape.
@@ -168,18 +348,29 @@ impl GpuTensor {
         Self::from_bytes(ctx, label, shape, DType::U32, bytemuck::cast_slice(data))
     }
 
-    /// Overwrites the tensor's contents from the host (queued before the next submission).
+    /// Overwrites the view's elements from the host (queued before the next submission).
     pub fn write_f32(&self, ctx: &GpuContext, data: &[f32]) -> Result<()> {
-        if data.len() != self.numel() {
+        self.write_bytes(ctx, DType::F32, bytemuck::cast_slice(data), data.len())
+    }
+
+    /// Overwrites the view's u32 elements from the host (queued before the next submission).
+    pub fn write_u32(&self, ctx: &GpuContext, data: &[u32]) -> Result<()> {
+        self.write_bytes(ctx, DType::U32, bytemuck::cast_slice(data), data.len())
+    }
+
+    fn write_bytes(&self, ctx: &GpuContext, dtype: DType, bytes: &[u8], len: usize) -> Result<()> {
+        if len != self.numel() || dtype != self.dtype {
             return Err(Error::Shape {
                 op: "write",
                 what: format!("data for '{}'", self.label),
-                expected: format!("{} elements", self.numel()),
-                found: format!("{} elements", data.len()),
+                expected: format!("{} {:?} elements", self.numel(), self.dtype),
+                found: format!("{len} {dtype:?} elements"),
             });
         }
-        ctx.queue
-            .write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+        if !bytes.is_empty() {
+            ctx.queue
+                .write_buffer(self.buffer(), self.byte_offset(), bytes);
+        }
         Ok(())
     }
 
@@ -197,24 +388,31 @@ impl GpuTensor {
 
     /// The first `rows` rows (outermost dimension) of this tensor, sharing its buffer.
     pub fn rows(&self, rows: usize) -> Result<Self> {
+        self.row_range(0, rows)
+    }
+
+    /// Rows `start..start + rows` (outermost dimension) of this tensor, sharing its buffer.
+    pub fn row_range(&self, start: usize, rows: usize) -> Result<Self> {
         let have = self.shape.first().copied().unwrap_or(0);
-        if rows == 0 || rows > have {
+        if rows == 0 || start.checked_add(rows).is_none_or(|end| end > have) {
             return Err(Error::Shape {
                 op: "rows",
                 what: format!("'{}'", self.label),
-                expected: format!("1..={have} rows"),
-                found: rows.to_string(),
+                expected: format!("a non-empty range within 0..{have}"),
+                found: format!("{start}..{}", start.saturating_add(rows)),
             });
         }
+        let row: usize = self.shape[1..].iter().product();
         let mut shape = self.shape.clone();
         shape[0] = rows;
         Ok(GpuTensor {
+            offset: self.offset + start * row,
             shape,
             ..self.clone()
         })
     }
 
-    /// The same buffer seen with another shape of the same element count.
+    /// The same elements seen with another shape of the same element count.
     pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
         let numel: usize = shape.iter().product();
         if numel != self.numel() {
@@ -229,5 +427,11 @@ impl GpuTensor {
             shape: shape.to_vec(),
             ..self.clone()
         })
+    }
+
+    /// The same view under another label.
+    pub fn labelled(mut self, label: &str) -> Self {
+        self.label = label.to_string();
+        self
     }
 }

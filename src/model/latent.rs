@@ -4,7 +4,7 @@
 use super::layers::{load, load_matrix};
 use super::weights::WeightFile;
 use crate::error::Result;
-use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::ops::{self, AttentionShape, BinaryOp, GatherState, RopeMode, RopeTable};
 
 /// The four `[d, d]` projections of one phase.
@@ -245,16 +245,16 @@ impl LatentLayer {
             self.shape.dh(),
             self.shape.d,
         );
-        let n = x.shape[0];
+        let n = x.shape()[0];
         let row = h * dh;
         let q3 = ops::matmul(b, x, &self.broadcast.q, true)?.reshape(&[n, h, dh])?;
         let k1 = ops::matmul(b, x, &self.gather.k, true)?.reshape(&[n, h, dh])?;
         let v1 = ops::matmul(b, x, &self.gather.v, true)?.reshape(&[n, h, dh])?;
-        let k1r = GpuTensor::zeros(b.ctx(), "rotated keys", &[n, h, dh])?;
+        let k1r = GpuTensor::scratch(b.ctx(), "rotated keys", &[n, h, dh], DType::F32)?;
         b.copy(&k1, &k1r)?;
         ops::rope_inplace(b, &q3, rope, pos, mode)?;
         ops::rope_inplace(b, &k1r, rope, pos, mode)?;
-        let out = GpuTensor::zeros(b.ctx(), "latent attention", &[n, h, dh])?;
+        let out = GpuTensor::scratch(b.ctx(), "latent attention", &[n, h, dh], DType::F32)?;
         let mut t0 = 0;
         while t0 < n {
             let cpos = (pos + t0) % c;
@@ -266,7 +266,7 @@ impl LatentLayer {
             let q = if seg == n {
                 q3.clone()
             } else {
-                let q = GpuTensor::zeros(b.ctx(), "query segment", &[seg, h, dh])?;
+                let q = GpuTensor::scratch(b.ctx(), "query segment", &[seg, h, dh], DType::F32)?;
                 b.copy_elements(&q3, t0 * row, &q, 0, seg * row)?;
                 q
             };
@@ -310,7 +310,7 @@ impl LatentLayer {
             self.shape.dh(),
             self.shape.d,
         );
-        let n = x.shape[0];
+        let n = x.shape()[0];
         let k1 = ops::matmul(b, x, &self.gather.k, true)?.reshape(&[n, h, dh])?;
         let v1 = ops::matmul(b, x, &self.gather.v, true)?.reshape(&[n, h, dh])?;
         let gather = AttentionShape {

@@ -147,7 +147,7 @@ impl MhaLayer {
         rope: &RopeTable,
         mode: RopeMode,
     ) -> Result<GpuTensor> {
-        let n = x.shape[0];
+        let n = x.shape()[0];
         let (h, kv, dh) = (self.heads, self.kv_heads, self.head_dim);
         let mut q = self.q_proj.forward(b, x)?.reshape(&[n, h, dh])?;
         let mut k = self.k_proj.forward(b, x)?.reshape(&[n, kv, dh])?;

@@ -10,7 +10,7 @@
 use super::layers::{load, load_matrix, upload_matrix};
 use super::weights::WeightFile;
 use crate::error::{Error, Result};
-use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::ops::{self, AttentionShape, AttentionViews, RopeMode, RopeTable, View};
 use serde::{Deserialize, Serialize};
 
@@ -426,7 +426,7 @@ impl MlaLayer {
         path: MlaPath,
     ) -> Result<GpuTensor> {
         let s = &self.shape;
-        let (n, h) = (x.shape[0], s.heads);
+        let (n, h) = (x.shape()[0], s.heads);
         let (nope, rope, v, r) = (
             s.qk_nope_head_dim,
             s.qk_rope_head_dim,
@@ -434,10 +434,10 @@ impl MlaLayer {
             s.kv_lora_rank,
         );
         let t = pos + n;
-        if t > cache.c_kv.shape[0] {
+        if t > cache.c_kv.shape()[0] {
             return Err(Error::Invalid {
                 what: "MLA context".into(),
-                expected: format!("at most {} tokens", cache.c_kv.shape[0]),
+                expected: format!("at most {} tokens", cache.c_kv.shape()[0]),
                 found: format!("{pos} cached + {n} new"),
             });
         }
@@ -473,7 +473,7 @@ impl MlaLayer {
                 ops::rope_inplace_at(b, &q, &self.rope, pos, RopeMode::Interleaved, nope)?;
                 let c_all = cache.c_kv.rows(t)?;
                 let kv = ops::matmul(b, &c_all, &self.kv_b, true)?; // [t, h·(nope+v)]
-                let o = GpuTensor::zeros(b.ctx(), "mla attention", &[n, h, v])?;
+                let o = GpuTensor::scratch(b.ctx(), "mla attention", &[n, h, v], DType::F32)?;
                 let stride = h * (nope + v);
                 let up = |offset| View {
                     tensor: &kv,
@@ -504,7 +504,8 @@ impl MlaLayer {
                 let q =
                     ops::matmul(b, &q_in, &self.q_absorbed, true)?.reshape(&[n, h, r + rope])?;
                 ops::rope_inplace_at(b, &q, &self.rope, pos, RopeMode::Interleaved, r)?;
-                let o = GpuTensor::zeros(b.ctx(), "mla latent attention", &[n, h, r])?;
+                let o =
+                    GpuTensor::scratch(b.ctx(), "mla latent attention", &[n, h, r], DType::F32)?;
                 let latent = View {
                     tensor: &cache.c_kv,
                     offset: 0,

@@ -7,7 +7,7 @@ use super::mha::{KvCache, MhaLayer};
 use super::mla::{MlaCache, MlaLayer, MlaPath};
 use super::weights::{TensorNames, WeightFile};
 use crate::error::{Error, Result};
-use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::ops::{self, BinaryOp, RopeTable};
 
 /// The config and opened weights of a model directory, own or Hugging Face (native); nothing is
@@ -377,7 +377,7 @@ impl Model {
         let x = match which {
             Logits::All => x,
             Logits::Last => {
-                let last = GpuTensor::zeros(b.ctx(), "last hidden", &[1, d])?;
+                let last = GpuTensor::scratch(b.ctx(), "last hidden", &[1, d], DType::F32)?;
                 b.copy_elements(&x, (n - 1) * d, &last, 0, d)?;
                 last
             }

@@ -3,7 +3,7 @@
 use super::{as_u32, expect_rank, expect_shape};
 use crate::error::{shape_err, Result};
 use crate::gpu::batch::grid;
-use crate::gpu::{Batch, GpuTensor};
+use crate::gpu::{Batch, DType, GpuTensor};
 use crate::shaders;
 
 /// Mirrors `AttentionParams` in `attention.wgsl`.
@@ -63,7 +63,7 @@ pub struct View<'a> {
 impl<'a> View<'a> {
     /// A contiguous `[rows, heads, width]` tensor.
     pub fn contiguous(tensor: &'a GpuTensor) -> Self {
-        let (heads, width) = (tensor.shape[1], tensor.shape[2]);
+        let (heads, width) = (tensor.shape()[1], tensor.shape()[2]);
         View {
             tensor,
             offset: 0,
@@ -146,8 +146,8 @@ pub fn attention(
 ) -> Result<GpuTensor> {
     expect_rank("attention", "q", q, 3..=3)?;
     expect_rank("attention", "v", v, 3..=3)?;
-    let shape = [q.shape[0], q.shape[1], v.shape[2]];
-    let o = GpuTensor::zeros(batch.ctx(), "attention", &shape)?;
+    let shape = [q.shape()[0], q.shape()[1], v.shape()[2]];
+    let o = GpuTensor::scratch(batch.ctx(), "attention", &shape, DType::F32)?;
     attention_into(batch, q, k, v, &o, how)?;
     Ok(o)
 }
@@ -165,9 +165,9 @@ pub fn attention_into(
     expect_rank(OP, "q", q, 3..=3)?;
     expect_rank(OP, "k", k, 3..=3)?;
     expect_rank(OP, "v", v, 3..=3)?;
-    let (n_q, heads, d_qk) = (q.shape[0], q.shape[1], q.shape[2]);
-    let (cap, kv_heads) = (k.shape[0], k.shape[1]);
-    let d_v = v.shape[2];
+    let (n_q, heads, d_qk) = (q.shape()[0], q.shape()[1], q.shape()[2]);
+    let (cap, kv_heads) = (k.shape()[0], k.shape()[1]);
+    let d_v = v.shape()[2];
     expect_shape(OP, "k", k, &[cap, kv_heads, d_qk])?;
     expect_shape(OP, "v", v, &[cap, kv_heads, d_v])?;
     expect_shape(OP, "o", o, &[n_q, heads, d_v])?;
@@ -271,7 +271,7 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         if last >= view.tensor.numel() {
             return Err(shape_err(
                 OP,
-                format!("{what} view of '{}'", view.tensor.label),
+                format!("{what} view of '{}'", view.tensor.label()),
                 format!("indices below {}", view.tensor.numel()),
                 format!("index {last}"),
             ));
@@ -303,13 +303,13 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         &[],
         Some(bytemuck::bytes_of(&params)),
         &[
-            &a.q.tensor.buffer,
-            &a.ka.tensor.buffer,
-            &kb.tensor.buffer,
-            &a.v.tensor.buffer,
-            &a.o.tensor.buffer,
+            &a.q.tensor,
+            &a.ka.tensor,
+            &kb.tensor,
+            &a.v.tensor,
+            &a.o.tensor,
         ],
         wg,
-    );
+    )?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use super::{as_u32, expect_rank};
 use crate::error::{Error, Result};
 use crate::gpu::batch::grid;
-use crate::gpu::{Batch, GpuTensor};
+use crate::gpu::{Batch, DType, GpuTensor};
 use crate::shaders;
 
 /// Mirrors `EmbeddingParams` in `embedding.wgsl`.
@@ -24,7 +24,7 @@ pub struct EmbeddingParams {
 /// Every id must be `< vocab`.
 pub fn embedding(batch: &mut Batch, table: &GpuTensor, ids: &[u32]) -> Result<GpuTensor> {
     expect_rank("embedding", "table", table, 2..=2)?;
-    let (vocab, d) = (table.shape[0], table.shape[1]);
+    let (vocab, d) = (table.shape()[0], table.shape()[1]);
     if ids.is_empty() {
         return Err(crate::error::shape_err(
             "embedding",
@@ -40,9 +40,9 @@ pub fn embedding(batch: &mut Batch, table: &GpuTensor, ids: &[u32]) -> Result<Gp
             bound: vocab as u64,
         });
     }
+    let ids_t = batch.upload_u32("token ids", ids)?;
     let ctx = batch.ctx();
-    let ids_t = GpuTensor::from_u32(ctx, "token ids", &[ids.len()], ids)?;
-    let out = GpuTensor::zeros(ctx, "embedding", &[ids.len(), d])?;
+    let out = GpuTensor::scratch(ctx, "embedding", &[ids.len(), d], DType::F32)?;
     let params = EmbeddingParams {
         tokens: as_u32("embedding", "tokens", ids.len())?,
         d: as_u32("embedding", "width", d)?,
@@ -54,8 +54,8 @@ pub fn embedding(batch: &mut Batch, table: &GpuTensor, ids: &[u32]) -> Result<Gp
         &shaders::EMBEDDING_LOOKUP,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&table.buffer, &ids_t.buffer, &out.buffer],
+        &[&table, &ids_t, &out],
         wg,
-    );
+    )?;
     Ok(out)
 }

@@ -73,19 +73,19 @@ pub fn gather_update(
 ) -> Result<()> {
     const OP: &str = "gather";
     expect_rank(OP, "latent queries", q1, 3..=3)?;
-    let (m, h, dh) = (q1.shape[0], q1.shape[1], q1.shape[2]);
+    let (m, h, dh) = (q1.shape()[0], q1.shape()[1], q1.shape()[2]);
     expect_rank(OP, "keys", k, 3..=3)?;
-    expect_shape(OP, "values", v, &k.shape)?;
-    if k.shape[1..] != [h, dh] {
+    expect_shape(OP, "values", v, &k.shape())?;
+    if k.shape()[1..] != [h, dh] {
         return Err(shape_err(
             OP,
-            format!("keys '{}'", k.label),
+            format!("keys '{}'", k.label()),
             format!("[_, {h}, {dh}]"),
-            format!("{:?}", k.shape),
+            format!("{:?}", k.shape()),
         ));
     }
-    if n == 0 || n > k.shape[0] {
-        return Err(shape_err(OP, "tokens", format!("1..={}", k.shape[0]), n));
+    if n == 0 || n > k.shape()[0] {
+        return Err(shape_err(OP, "tokens", format!("1..={}", k.shape()[0]), n));
     }
     if dh > 1024 {
         return Err(shape_err(OP, "head width", "<= 1024", dh));
@@ -107,16 +107,8 @@ pub fn gather_update(
         &shaders::GATHER_UPDATE,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[
-            &q1.buffer,
-            &k.buffer,
-            &v.buffer,
-            &state.m.buffer,
-            &state.l.buffer,
-            &state.o.buffer,
-            &state.g.buffer,
-        ],
+        &[&q1, &k, &v, &state.m, &state.l, &state.o, &state.g],
         wg,
-    );
+    )?;
     Ok(())
 }

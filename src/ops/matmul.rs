@@ -108,28 +108,28 @@ fn output_shape(
     const OP: &str = "matmul";
     expect_rank(OP, "A", a, 2..=3)?;
     expect_rank_any_dtype(OP, "B", b, 2..=3)?;
-    if b.dtype == DType::F16 && !transpose_b {
+    if b.dtype() == DType::F16 && !transpose_b {
         return Err(shape_err(
             OP,
-            format!("B '{}'", b.label),
+            format!("B '{}'", b.label()),
             "f16 weights only as A·Bᵀ",
             "A·B",
         ));
     }
-    if b.dtype == DType::U32 {
+    if b.dtype() == DType::U32 {
         return Err(shape_err(
             OP,
-            format!("B '{}' dtype", b.label),
+            format!("B '{}' dtype", b.label()),
             "F32 or F16",
             "U32",
         ));
     }
-    let (batch, m, k) = match a.shape[..] {
+    let (batch, m, k) = match a.shape()[..] {
         [m, k] => (1, m, k),
         [bt, m, k] => (bt, m, k),
         _ => unreachable!("rank checked above"),
     };
-    let (b_batch, bk, n) = match (b.shape.as_slice(), transpose_b) {
+    let (b_batch, bk, n) = match (b.shape(), transpose_b) {
         ([n, k], true) => (1, *k, *n),
         ([k, n], false) => (1, *k, *n),
         ([bt, n, k], true) => (*bt, *k, *n),
@@ -141,7 +141,7 @@ fn output_shape(
             OP,
             format!(
                 "B '{}' reduction dimension ({})",
-                b.label,
+                b.label(),
                 if transpose_b { "last" } else { "first" }
             ),
             k,
@@ -151,12 +151,12 @@ fn output_shape(
     if b_batch != 1 && b_batch != batch {
         return Err(shape_err(
             OP,
-            format!("B '{}' batch", b.label),
+            format!("B '{}' batch", b.label()),
             format!("1 or {batch}"),
             b_batch,
         ));
     }
-    let mut shape = a.shape.clone();
+    let mut shape = a.shape().to_vec();
     *shape.last_mut().unwrap_or(&mut 0) = n;
     Ok((shape, batch, m, n, k))
 }
@@ -170,7 +170,7 @@ pub fn matmul(
     transpose_b: bool,
 ) -> Result<GpuTensor> {
     let (shape, ..) = output_shape(a, b, transpose_b)?;
-    let c = GpuTensor::zeros(batch.ctx(), "matmul", &shape)?;
+    let c = GpuTensor::scratch(batch.ctx(), "matmul", &shape, DType::F32)?;
     matmul_into(batch, a, b, transpose_b, &c)?;
     Ok(c)
 }
@@ -185,7 +185,7 @@ pub fn matmul_into(
 ) -> Result<()> {
     let (shape, bt, m, n, k) = output_shape(a, b, transpose_b)?;
     expect_shape("matmul", "C", c, &shape)?;
-    let b_stride = if b.shape.len() == 3 { n * k } else { 0 };
+    let b_stride = if b.shape().len() == 3 { n * k } else { 0 };
     let params = MatmulParams {
         m: as_u32("matmul", "M", m)?,
         n: as_u32("matmul", "N", n)?,
@@ -197,7 +197,7 @@ pub fn matmul_into(
         _pad: 0,
     };
     let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
-    let v = variant(m, n, k, transpose_b, b.dtype);
+    let v = variant(m, n, k, transpose_b, b.dtype());
     let wg = [
         (n as u64).div_ceil(v.cols_per_workgroup),
         (m as u64).div_ceil(v.rows_per_workgroup),
@@ -219,8 +219,8 @@ pub fn matmul_into(
         kernel,
         constants,
         Some(bytemuck::bytes_of(&params)),
-        &[&a.buffer, &b.buffer, &c.buffer],
+        &[&a, &b, &c],
         [wg[0] as u32, wg[1] as u32, wg[2] as u32],
-    );
+    )?;
     Ok(())
 }

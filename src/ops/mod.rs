@@ -9,6 +9,7 @@ pub mod latent;
 pub mod matmul;
 pub mod norm;
 pub mod rope;
+pub mod sample;
 pub mod softmax;
 
 pub use attention::{
@@ -21,6 +22,7 @@ pub use latent::{gather_update, GatherParams, GatherState};
 pub use matmul::{matmul, matmul_into, MatmulParams};
 pub use norm::{layernorm, rmsnorm, NormParams};
 pub use rope::{rope_inplace, rope_inplace_at, RopeMode, RopeParams, RopeTable};
+pub use sample::{sample, SampleParams, SampleState};
 pub use softmax::{softmax, SoftmaxParams};
 
 use crate::error::{shape_err, Result};
@@ -33,12 +35,12 @@ pub(crate) fn expect_shape(
     t: &GpuTensor,
     shape: &[usize],
 ) -> Result<()> {
-    if t.shape != shape {
+    if t.shape() != shape {
         return Err(shape_err(
             op,
-            format!("{what} '{}'", t.label),
+            format!("{what} '{}'", t.label()),
             format!("{shape:?}"),
-            format!("{:?}", t.shape),
+            format!("{:?}", t.shape()),
         ));
     }
     Ok(())
@@ -52,12 +54,12 @@ pub(crate) fn expect_rank(
     ranks: std::ops::RangeInclusive<usize>,
 ) -> Result<()> {
     expect_rank_any_dtype(op, what, t, ranks)?;
-    if t.dtype != crate::gpu::DType::F32 {
+    if t.dtype() != crate::gpu::DType::F32 {
         return Err(shape_err(
             op,
-            format!("{what} '{}' dtype", t.label),
+            format!("{what} '{}' dtype", t.label()),
             "F32",
-            format!("{:?}", t.dtype),
+            format!("{:?}", t.dtype()),
         ));
     }
     Ok(())
@@ -70,16 +72,16 @@ pub(crate) fn expect_rank_any_dtype(
     t: &GpuTensor,
     ranks: std::ops::RangeInclusive<usize>,
 ) -> Result<()> {
-    if !ranks.contains(&t.shape.len()) || t.shape.contains(&0) {
+    if !ranks.contains(&t.shape().len()) || t.shape().contains(&0) {
         return Err(shape_err(
             op,
-            format!("{what} '{}'", t.label),
+            format!("{what} '{}'", t.label()),
             format!(
                 "rank {}..={} with no zero dimension",
                 ranks.start(),
                 ranks.end()
             ),
-            format!("{:?}", t.shape),
+            format!("{:?}", t.shape()),
         ));
     }
     Ok(())

@@ -3,7 +3,7 @@
 use super::{as_u32, expect_rank, expect_shape};
 use crate::error::Result;
 use crate::gpu::batch::grid;
-use crate::gpu::{Batch, GpuTensor, Kernel};
+use crate::gpu::{Batch, DType, GpuTensor, Kernel};
 use crate::shaders;
 
 /// Mirrors `NormParams` in `norm.wgsl`.
@@ -35,7 +35,7 @@ fn launch(
         "layernorm"
     };
     expect_rank(op, "x", x, 1..=3)?;
-    let d = *x.shape.last().unwrap_or(&0);
+    let d = *x.shape().last().unwrap_or(&0);
     expect_shape(op, "weight", w, &[d])?;
     expect_shape(op, "bias", b, &[d])?;
     let rows = x.numel() / d;
@@ -45,15 +45,15 @@ fn launch(
         eps,
         _pad: 0,
     };
-    let y = GpuTensor::zeros(batch.ctx(), op, &x.shape)?;
+    let y = GpuTensor::scratch(batch.ctx(), op, &x.shape(), DType::F32)?;
     let wg = grid(batch.ctx(), op, rows as u64)?;
     batch.dispatch(
         kernel,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&x.buffer, &w.buffer, &b.buffer, &y.buffer],
+        &[&x, &w, &b, &y],
         wg,
-    );
+    )?;
     Ok(y)
 }
 

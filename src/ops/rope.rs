@@ -132,7 +132,7 @@ pub fn rope_inplace_at(
     start: usize,
 ) -> Result<()> {
     expect_rank("rope", "x", x, 3..=3)?;
-    let (tokens, heads, head_dim) = (x.shape[0], x.shape[1], x.shape[2]);
+    let (tokens, heads, head_dim) = (x.shape()[0], x.shape()[1], x.shape()[2]);
     if start + table.rot_dim > head_dim {
         return Err(shape_err(
             "rope",
@@ -164,8 +164,8 @@ pub fn rope_inplace_at(
         &shaders::ROPE_INPLACE,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&table.cos.buffer, &table.sin.buffer, &x.buffer],
+        &[&table.cos, &table.sin, &x],
         wg,
-    );
+    )?;
     Ok(())
 }

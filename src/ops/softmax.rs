@@ -3,7 +3,7 @@
 use super::{as_u32, expect_rank};
 use crate::error::{shape_err, Result};
 use crate::gpu::batch::grid;
-use crate::gpu::{Batch, GpuTensor};
+use crate::gpu::{Batch, DType, GpuTensor};
 use crate::shaders;
 
 /// Mirrors `SoftmaxParams` in `softmax.wgsl`.
@@ -30,9 +30,9 @@ pub struct SoftmaxParams {
 /// and the rest are 0.
 pub fn softmax(batch: &mut Batch, x: &GpuTensor, causal: Option<usize>) -> Result<GpuTensor> {
     expect_rank("softmax", "x", x, 1..=4)?;
-    let cols = *x.shape.last().unwrap_or(&1);
-    let q_len = if x.shape.len() >= 2 {
-        x.shape[x.shape.len() - 2]
+    let cols = *x.shape().last().unwrap_or(&1);
+    let q_len = if x.shape().len() >= 2 {
+        x.shape()[x.shape().len() - 2]
     } else {
         1
     };
@@ -54,14 +54,14 @@ pub fn softmax(batch: &mut Batch, x: &GpuTensor, causal: Option<usize>) -> Resul
         offset: as_u32("softmax", "offset", offset)?,
         _pad: [0; 3],
     };
-    let y = GpuTensor::zeros(batch.ctx(), "softmax", &x.shape)?;
+    let y = GpuTensor::scratch(batch.ctx(), "softmax", &x.shape(), DType::F32)?;
     let wg = grid(batch.ctx(), "softmax", rows as u64)?;
     batch.dispatch(
         &shaders::SOFTMAX_ROWS,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&x.buffer, &y.buffer],
+        &[&x, &y],
         wg,
-    );
+    )?;
     Ok(y)
 }

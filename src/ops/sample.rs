@@ -1,0 +1,97 @@
+//! Choosing the next token on the GPU from one row of logits (see `sample.wgsl`): only the
+//! token id comes back to the host.
+
+use super::{as_u32, expect_rank};
+use crate::error::{shape_err, Result};
+use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
+use crate::shaders;
+
+/// Mirrors `SampleParams` in `sample.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SampleParams {
+    /// Vocabulary size (the logits row's length).
+    pub vocab: u32,
+    /// Keep the tokens scoring at least the k-th largest (0: off).
+    pub top_k: u32,
+    /// Keep tokens while the kept mass above them is below this (1: off).
+    pub top_p: f32,
+    /// 1 / temperature; 0 for greedy.
+    pub inv_temperature: f32,
+    /// Repetition penalty (1: off): multiplies the negative scores of seen tokens.
+    pub penalty: f32,
+    /// 1 / penalty: multiplies the other scores of seen tokens.
+    pub inv_penalty: f32,
+    /// The uniform draw in [0, 1).
+    pub u: f32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// The GPU state of a sampler: which tokens were seen, the processed scores, the chosen token.
+pub struct SampleState {
+    /// One bit per token already in the sequence `[ceil(vocab / 32)]` (u32).
+    pub seen: GpuTensor,
+    /// The scores after penalty and temperature `[vocab]`.
+    pub scores: GpuTensor,
+    /// The chosen token `[1]` (u32); the next forward pass can read it as its input id.
+    pub token: GpuTensor,
+}
+
+impl SampleState {
+    /// State for a vocabulary of `vocab` tokens, nothing seen yet.
+    pub fn new(ctx: &GpuContext, vocab: usize) -> Result<Self> {
+        Ok(SampleState {
+            seen: GpuTensor::empty(ctx, "seen tokens", &[vocab.div_ceil(32)], DType::U32)?,
+            scores: GpuTensor::zeros(ctx, "sampler scores", &[vocab])?,
+            token: GpuTensor::empty(ctx, "sampled token", &[1], DType::U32)?,
+        })
+    }
+
+    /// Marks exactly `tokens` as seen (queued before the next submission); ids past the
+    /// vocabulary are an error.
+    pub fn set_seen(&self, ctx: &GpuContext, tokens: &[u32]) -> Result<()> {
+        let vocab = self.scores.numel();
+        let mut bits = vec![0u32; self.seen.numel()];
+        for &t in tokens {
+            if t as usize >= vocab {
+                return Err(crate::error::Error::OutOfRange {
+                    what: "seen token id".into(),
+                    found: t as u64,
+                    bound: vocab as u64,
+                });
+            }
+            bits[t as usize / 32] |= 1 << (t % 32);
+        }
+        self.seen.write_u32(ctx, &bits)
+    }
+}
+
+/// Records the choice of the next token from `logits` (`[vocab]` or `[1, vocab]`) into
+/// `state.token`, marking it seen.
+pub fn sample(
+    batch: &mut Batch,
+    logits: &GpuTensor,
+    state: &SampleState,
+    params: SampleParams,
+) -> Result<()> {
+    expect_rank("sample", "logits", logits, 1..=2)?;
+    let vocab = state.scores.numel();
+    if logits.numel() != vocab || params.vocab as usize != vocab {
+        return Err(shape_err(
+            "sample",
+            format!("logits '{}'", logits.label()),
+            format!("one row of {vocab}"),
+            format!("{:?} (params say {})", logits.shape(), params.vocab),
+        ));
+    }
+    as_u32("sample", "vocab", vocab)?;
+    let row = logits.reshape(&[vocab])?;
+    batch.dispatch(
+        &shaders::SAMPLE_TOKEN,
+        &[],
+        Some(bytemuck::bytes_of(&params)),
+        &[&row, &state.seen, &state.scores, &state.token],
+        [1, 1, 1],
+    )
+}
