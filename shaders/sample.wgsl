@@ -2,8 +2,8 @@
 // applies its logits processors: repetition penalty, temperature, top-k, top-p; then a draw.
 //   logits [vocab]        the model's last row
 //   seen   [vocab / 32]   bit per token already in the sequence; the chosen token's bit is set
-//   scores [vocab]        out: the processed scores (penalty and temperature applied, before
-//                         top-k/top-p; what the kept set is drawn from)
+//   scores [vocab]        out: the processed scores (penalty and temperature applied; when
+//                         sampling, -inf where top-k or top-p removed the token)
 //   token  [1]            out: the chosen token id
 // Greedy (inv_temperature == 0) takes the argmax of the penalised logits, lowest id on ties.
 // Sampling keeps the tokens whose score is at least the k-th largest (ties at the k-th value are
@@ -158,34 +158,34 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
         // Top-p: keep a token when the kept mass strictly above it is below top_p of the
         // kept total; the smallest such key is one past the largest key that fails.
         if (p.top_p < 1.0) {
-            let target = p.top_p * mass_above(0u, floor, m, lid);
+            let goal = p.top_p * mass_above(0u, floor, m, lid);
             var fails = 0u;
             for (var bit = 31i; bit >= 0i; bit--) {
                 let cand = fails | (1u << u32(bit));
-                if (mass_above(cand, floor, m, lid) >= target) {
+                if (mass_above(cand, floor, m, lid) >= goal) {
                     fails = cand;
                 }
             }
-            if (mass_above(0u, floor, m, lid) >= target) {
+            if (mass_above(0u, floor, m, lid) >= goal) {
                 floor = max(floor, fails + 1u);
             }
         }
         // Draw: the first kept id whose running mass (in id order) passes u·Z. Each
-        // invocation sums a contiguous chunk; the one whose chunk holds the target walks it.
+        // invocation sums a contiguous chunk; the one whose chunk holds the goal walks it.
         let chunk = (p.vocab + WG - 1u) / WG;
         let start = min(lid * chunk, p.vocab);
         let end = min(start + chunk, p.vocab);
-        var local = 0.0;
+        var part = 0.0;
         var last_kept = 0u;
         var has_kept = 0u;
         for (var i = start; i < end; i++) {
             if (key_of(scores[i]) >= floor) {
-                local += exp(scores[i] - m);
+                part += exp(scores[i] - m);
                 last_kept = i;
                 has_kept = 1u;
             }
         }
-        red_f[lid] = local;
+        red_f[lid] = part;
         workgroupBarrier();
         if (lid == 0u) {
             var acc = 0.0;
@@ -201,26 +201,32 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
         }
         workgroupBarrier();
         let total = bitcast<f32>(red_u[0]);
-        let target = p.u * total;
-        let from = red_f[lid];
-        var to = total;
+        let goal = p.u * total;
+        let lo = red_f[lid];
+        var hi = total;
         if (lid + 1u < WG) {
-            to = red_f[lid + 1u];
+            hi = red_f[lid + 1u];
         }
         workgroupBarrier();
-        if (has_kept == 1u && from <= target && target < to) {
-            var acc = from;
+        if (has_kept == 1u && lo <= goal && goal < hi) {
+            var acc = lo;
             var pick = last_kept;
             for (var i = start; i < end; i++) {
                 if (key_of(scores[i]) >= floor) {
                     acc += exp(scores[i] - m);
-                    if (target < acc) {
+                    if (goal < acc) {
                         pick = i;
                         break;
                     }
                 }
             }
             chosen = pick;
+        }
+        // What transformers' processors return: the removed tokens' scores are -inf.
+        for (var i = start; i < end; i++) {
+            if (key_of(scores[i]) < floor) {
+                scores[i] = bitcast<f32>(0xff800000u);
+            }
         }
         let last = argmax(select(0u, last_kept + 1u, has_kept == 1u), 0u, lid);
         if (lid == 0u && chosen == 0xffffffffu) {

@@ -232,6 +232,18 @@ impl<'a> Batch<'a> {
             .forget_lifetime()
     }
 
+    /// `view` itself when kernels can bind it (its byte offset is a multiple of the adapter's
+    /// storage offset alignment), else a scratch copy of it.
+    pub fn bindable(&mut self, view: &GpuTensor) -> Result<GpuTensor> {
+        let align = self.ctx.limits.min_storage_buffer_offset_alignment as u64;
+        if view.byte_offset() % align == 0 {
+            return Ok(view.clone());
+        }
+        let copy = GpuTensor::scratch(self.ctx, view.label(), view.shape(), view.dtype())?;
+        self.copy(view, &copy)?;
+        Ok(copy)
+    }
+
     /// Copies `src` into `dst` (same byte size).
     pub fn copy(&mut self, src: &GpuTensor, dst: &GpuTensor) -> Result<()> {
         if src.bytes() != dst.bytes() || src.dtype() != dst.dtype() {

@@ -3,7 +3,9 @@
 use super::sampling::{Sampler, SamplingConfig};
 use super::transformer::{Logits, Model};
 use crate::error::Result;
+use crate::gpu::Batch;
 use crate::gpu::GpuContext;
+use crate::ops::{self, SampleState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -37,8 +39,11 @@ pub fn generate(
     pollster::block_on(generate_async(ctx, model, prompt, cfg, on_token))
 }
 
-/// As [`generate`], awaiting each token's logits: in the browser the page keeps drawing the
-/// tokens `on_token` shows while the next one is computed.
+/// As [`generate`], awaiting each token: in the browser the page keeps drawing the tokens
+/// `on_token` shows while the next one is computed.
+///
+/// Each token is one batch (the forward pass, then the sampler on the GPU) and one readback of
+/// the token id; the next forward pass reads the id where the sampler wrote it.
 pub async fn generate_async(
     ctx: &GpuContext,
     model: &Model,
@@ -46,17 +51,23 @@ pub async fn generate_async(
     cfg: &GenerateConfig,
     mut on_token: impl FnMut(u32),
 ) -> Result<Vec<u32>> {
+    cfg.sampling.validate()?;
+    if cfg.max_tokens == 0 {
+        return Ok(Vec::new());
+    }
+    let vocab = model.config.vocab_size;
     let mut cache = model.new_cache(ctx)?;
     let mut sampler = Sampler::new(cfg.sampling.clone());
-    let mut history = prompt.to_vec();
-    let mut logits = model
-        .forward_async(ctx, prompt, &mut cache, Logits::Last)
-        .await?;
+    let state = SampleState::new(ctx, vocab)?;
+    let mut b = Batch::new(ctx);
+    let (logits, _) = model.record_forward(&mut b, prompt, &cache, Logits::Last)?;
+    state.set_seen(ctx, prompt)?;
+    ops::sample(&mut b, &logits, &state, sampler.next_params(vocab))?;
+    let mut token = b.read_u32_async(&[&state.token]).await?[0][0];
+    cache.len += prompt.len();
     let mut out = Vec::new();
-    while out.len() < cfg.max_tokens {
-        let token = sampler.sample(&logits, &history);
+    loop {
         out.push(token);
-        history.push(token);
         on_token(token);
         if cfg.eos_token_ids.contains(&token) {
             break;
@@ -73,9 +84,11 @@ pub async fn generate_async(
         if cancelled || cache.len >= cache.capacity || out.len() >= cfg.max_tokens {
             break;
         }
-        logits = model
-            .forward_async(ctx, &[token], &mut cache, Logits::Last)
-            .await?;
+        let mut b = Batch::new(ctx);
+        let logits = model.record_decode(&mut b, &state.token, &cache)?;
+        ops::sample(&mut b, &logits, &state, sampler.next_params(vocab))?;
+        token = b.read_u32_async(&[&state.token]).await?[0][0];
+        cache.len += 1;
     }
     Ok(out)
 }

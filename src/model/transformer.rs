@@ -7,7 +7,7 @@ use super::mha::{KvCache, MhaLayer};
 use super::mla::{MlaCache, MlaLayer, MlaPath};
 use super::weights::{TensorNames, WeightFile};
 use crate::error::{Error, Result};
-use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
+use crate::gpu::{Batch, GpuContext, GpuTensor};
 use crate::ops::{self, BinaryOp, RopeTable};
 
 /// The config and opened weights of a model directory, own or Hugging Face (native); nothing is
@@ -333,22 +333,58 @@ impl Model {
         Ok(())
     }
 
-    /// Records the forward pass of `ids` (at positions `cache.len..`) into `b`, updating `cache`;
-    /// returns the logits and every block's output `[n, d]` (for layer-by-layer comparison).
+    /// Records the forward pass of `ids` (at positions `cache.len..`) into `b`; returns the
+    /// logits and every block's output `[n, d]` (for layer-by-layer comparison). The layer
+    /// caches take the tokens when the batch runs; `cache.len` is the caller's to advance once
+    /// it has run.
     pub fn record_forward(
         &self,
         b: &mut Batch,
         ids: &[u32],
-        cache: &mut Cache,
+        cache: &Cache,
         which: Logits,
     ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
         self.check_tokens(ids, cache)?;
-        let n = ids.len();
+        let x = ops::embedding(b, &self.embed, ids)?;
+        self.record_blocks(b, x, cache, which)
+    }
+
+    /// As [`Model::record_forward`] for one token whose id is already on the GPU (`[1]` u32,
+    /// the sampler's output): decoding without a round trip of the id.
+    pub fn record_decode(&self, b: &mut Batch, id: &GpuTensor, cache: &Cache) -> Result<GpuTensor> {
+        if cache.len >= cache.capacity {
+            return Err(Error::Invalid {
+                what: "context".into(),
+                expected: format!("at most {} tokens (max_context)", cache.capacity),
+                found: format!("{} cached + 1 new", cache.len),
+            });
+        }
+        let x = ops::embedding_ids(b, &self.embed, id)?;
+        Ok(self.record_blocks(b, x, cache, Logits::Last)?.0)
+    }
+
+    /// The blocks, final norm and LM head over the embedded tokens `x` `[n, d]`.
+    fn record_blocks(
+        &self,
+        b: &mut Batch,
+        mut x: GpuTensor,
+        cache: &Cache,
+        which: Logits,
+    ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
+        let n = x.shape()[0];
         let pos = cache.len;
-        let d = self.config.d_model;
-        let mut x = ops::embedding(b, &self.embed, ids)?;
+        if cache.layers.len() != self.blocks.len() {
+            return Err(Error::Invalid {
+                what: "cache".into(),
+                expected: format!(
+                    "one made by this model's new_cache ({} layers)",
+                    self.blocks.len()
+                ),
+                found: format!("{} layers", cache.layers.len()),
+            });
+        }
         let mut outputs = Vec::with_capacity(self.blocks.len());
-        for (block, layer_cache) in self.blocks.iter().zip(&cache.layers) {
+        for (i, (block, layer_cache)) in self.blocks.iter().zip(&cache.layers).enumerate() {
             let h = block.attn_norm.forward(b, &x)?;
             let a = match (&block.attn, layer_cache) {
                 (Attention::Mha(l), LayerCache::Kv(kv)) => {
@@ -366,7 +402,13 @@ impl Model {
                     };
                     l.forward(b, &h, pos, c, path)?
                 }
-                _ => unreachable!("caches are made by new_cache for the same blocks"),
+                _ => {
+                    return Err(Error::Invalid {
+                        what: format!("cache of layer {i}"),
+                        expected: "one made by this model's new_cache".into(),
+                        found: "a cache of another attention kind".into(),
+                    })
+                }
             };
             x = ops::binary(b, BinaryOp::Add, &x, &a)?;
             let h = block.ffn_norm.forward(b, &x)?;
@@ -376,15 +418,10 @@ impl Model {
         }
         let x = match which {
             Logits::All => x,
-            Logits::Last => {
-                let last = GpuTensor::scratch(b.ctx(), "last hidden", &[1, d], DType::F32)?;
-                b.copy_elements(&x, (n - 1) * d, &last, 0, d)?;
-                last
-            }
+            Logits::Last => b.bindable(&x.row_range(n - 1, 1)?)?,
         };
         let h = self.norm.forward(b, &x)?;
         let logits = ops::matmul(b, &h, &self.lm_head, true)?;
-        cache.len += n;
         Ok((logits, outputs))
     }
 
@@ -411,6 +448,8 @@ impl Model {
     ) -> Result<Vec<f32>> {
         let mut b = Batch::new(ctx);
         let (logits, _) = self.record_forward(&mut b, ids, cache, which)?;
-        Ok(b.read_async(&[&logits]).await?.remove(0))
+        let logits = b.read_async(&[&logits]).await?.remove(0);
+        cache.len += ids.len();
+        Ok(logits)
     }
 }

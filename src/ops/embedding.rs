@@ -24,7 +24,7 @@ pub struct EmbeddingParams {
 /// Every id must be `< vocab`.
 pub fn embedding(batch: &mut Batch, table: &GpuTensor, ids: &[u32]) -> Result<GpuTensor> {
     expect_rank("embedding", "table", table, 2..=2)?;
-    let (vocab, d) = (table.shape()[0], table.shape()[1]);
+    let vocab = table.shape()[0];
     if ids.is_empty() {
         return Err(crate::error::shape_err(
             "embedding",
@@ -41,20 +41,37 @@ pub fn embedding(batch: &mut Batch, table: &GpuTensor, ids: &[u32]) -> Result<Gp
         });
     }
     let ids_t = batch.upload_u32("token ids", ids)?;
+    embedding_ids(batch, table, &ids_t)
+}
+
+/// As [`embedding`] with the ids already on the GPU (`[tokens]` u32, e.g. the sampler's
+/// output); an id past the vocabulary reads the last row (the kernel clamps it).
+pub fn embedding_ids(batch: &mut Batch, table: &GpuTensor, ids_t: &GpuTensor) -> Result<GpuTensor> {
+    expect_rank("embedding", "table", table, 2..=2)?;
+    if ids_t.dtype() != DType::U32 || ids_t.shape().len() != 1 || ids_t.numel() == 0 {
+        return Err(crate::error::shape_err(
+            "embedding",
+            format!("ids '{}'", ids_t.label()),
+            "a non-empty [tokens] u32 tensor",
+            format!("{:?} {:?}", ids_t.shape(), ids_t.dtype()),
+        ));
+    }
+    let (vocab, d) = (table.shape()[0], table.shape()[1]);
+    let n = ids_t.numel();
     let ctx = batch.ctx();
-    let out = GpuTensor::scratch(ctx, "embedding", &[ids.len(), d], DType::F32)?;
+    let out = GpuTensor::scratch(ctx, "embedding", &[n, d], DType::F32)?;
     let params = EmbeddingParams {
-        tokens: as_u32("embedding", "tokens", ids.len())?,
+        tokens: as_u32("embedding", "tokens", n)?,
         d: as_u32("embedding", "width", d)?,
         vocab: as_u32("embedding", "vocab", vocab)?,
         _pad: 0,
     };
-    let wg = grid(ctx, "embedding", ((ids.len() * d) as u64).div_ceil(256))?;
+    let wg = grid(ctx, "embedding", ((n * d) as u64).div_ceil(256))?;
     batch.dispatch(
         &shaders::EMBEDDING_LOOKUP,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&table, &ids_t, &out],
+        &[table, ids_t, &out],
         wg,
     )?;
     Ok(out)

@@ -17,7 +17,7 @@ pub use attention::{
     View,
 };
 pub use elementwise::{add_bias, binary, unary, BinaryOp, EwParams, UnaryOp};
-pub use embedding::{embedding, EmbeddingParams};
+pub use embedding::{embedding, embedding_ids, EmbeddingParams};
 pub use latent::{gather_update, GatherParams, GatherState};
 pub use matmul::{matmul, matmul_into, MatmulParams};
 pub use norm::{layernorm, rmsnorm, NormParams};
