@@ -139,7 +139,10 @@ fn cpu_reference_matches_transformers_logits_processors() {
 fn the_fixtures_catch_a_top_k_keeping_one_more_and_a_penalty_multiplying_positive_logits() {
     let cases = cases();
     // A top-k that keeps k+1 tokens (where the (k+1)-th is not tied with the k-th).
-    for case in cases.iter().filter(|c| ["top_k", "all"].contains(&c.name.as_str())) {
+    for case in cases
+        .iter()
+        .filter(|c| ["top_k", "all"].contains(&c.name.as_str()))
+    {
         let buggy = SamplingConfig {
             top_k: case.cfg.top_k + 1,
             ..case.cfg.clone()

@@ -158,43 +158,124 @@ fn wgsl_struct_size(source: &str, name: &str) -> u32 {
     size
 }
 
+/// A WGSL struct's members: (name, byte offset), and its size.
+fn wgsl_struct_layout(source: &str, name: &str) -> (Vec<(String, u32)>, u32) {
+    let module = naga::front::wgsl::parse_str(source).expect("shader parses");
+    let layout = module
+        .types
+        .iter()
+        .find_map(|(_, ty)| match (&ty.name, &ty.inner) {
+            (Some(n), naga::TypeInner::Struct { members, span }) if n == name => Some((
+                members
+                    .iter()
+                    .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
+                    .collect(),
+                *span,
+            )),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("struct {name} not found"));
+    layout
+}
+
+/// `(field name, byte offset)` of each named field of a `#[repr(C)]` params struct.
+macro_rules! offsets {
+    ($t:ty: $($f:ident),+) => {
+        (std::mem::size_of::<$t>(), vec![$((stringify!($f), std::mem::offset_of!($t, $f))),+])
+    };
+}
+
 #[test]
 fn params_structs_match_their_wgsl_twins() {
+    use latentgpu::bench::BenchParams;
     use latentgpu::ops::*;
-    use std::mem::size_of;
-    let cases: &[(&str, &str, usize)] = &[
-        (shaders::ELEMENTWISE, "EwParams", size_of::<EwParams>()),
-        (shaders::NORM, "NormParams", size_of::<NormParams>()),
+    let cases: Vec<(&str, &str, (usize, Vec<(&str, usize)>))> = vec![
+        (
+            shaders::ELEMENTWISE,
+            "EwParams",
+            offsets!(EwParams: n, op, cols, _pad),
+        ),
+        (
+            shaders::NORM,
+            "NormParams",
+            offsets!(NormParams: rows, d, eps, _pad),
+        ),
         (
             shaders::SOFTMAX,
             "SoftmaxParams",
-            size_of::<SoftmaxParams>(),
+            offsets!(SoftmaxParams: rows, cols, causal, q_len, offset, _pad),
         ),
-        (shaders::ROPE, "RopeParams", size_of::<RopeParams>()),
+        (
+            shaders::ROPE,
+            "RopeParams",
+            offsets!(RopeParams: tokens, heads, head_dim, rot_dim, offset, mode, positions, rot_start),
+        ),
         (
             shaders::EMBEDDING,
             "EmbeddingParams",
-            size_of::<EmbeddingParams>(),
+            offsets!(EmbeddingParams: tokens, d, vocab, _pad),
         ),
-        (shaders::MATMUL, "MatmulParams", size_of::<MatmulParams>()),
+        (
+            shaders::MATMUL,
+            "MatmulParams",
+            offsets!(MatmulParams: m, n, k, batch, a_stride, b_stride, c_stride, _pad),
+        ),
         (
             shaders::ATTENTION,
             "AttentionParams",
-            size_of::<AttentionParams>(),
+            offsets!(AttentionParams: n_q, n_kv, heads, kv_heads, d_qk, d_a, d_v, causal, offset,
+                scale, q, ka, kb, v, o, window, _pad),
+        ),
+        (
+            shaders::LATENT,
+            "GatherParams",
+            offsets!(GatherParams: latents, heads, dh, n, scale, _pad),
+        ),
+        (
+            shaders::SAMPLE,
+            "SampleParams",
+            offsets!(SampleParams: vocab, top_k, top_p, inv_temperature, penalty, inv_penalty, u,
+                _pad),
         ),
         (
             shaders::BENCH,
             "BenchParams",
-            size_of::<latentgpu::bench::BenchParams>(),
+            offsets!(BenchParams: n, iters, _pad),
         ),
     ];
-    for &(source, name, rust) in cases {
-        let wgsl = wgsl_struct_size(source, name) as usize;
-        assert_eq!(rust, wgsl, "{name}: Rust {rust} bytes, WGSL {wgsl} bytes");
+    for (source, name, (rust_size, rust_fields)) in cases {
+        let (members, wgsl_size) = wgsl_struct_layout(source, name);
         assert_eq!(
-            wgsl % 16,
+            rust_size, wgsl_size as usize,
+            "{name}: Rust {rust_size} bytes, WGSL {wgsl_size} bytes"
+        );
+        assert_eq!(
+            wgsl_size % 16,
             0,
             "{name}: uniform structs are padded to 16 bytes"
         );
+        // Each WGSL member lies in the Rust field that covers its offset, and is that field or
+        // an element of it (`q` holds `q_off`, `q_row`, `q_head`; `_pad` holds `_pad0`, ...).
+        for (member, offset) in &members {
+            let (field, _) = rust_fields
+                .iter()
+                .rev()
+                .find(|(_, o)| *o <= *offset as usize)
+                .unwrap_or_else(|| panic!("{name}.{member}: no Rust field at offset {offset}"));
+            assert!(
+                member.starts_with(field),
+                "{name}: WGSL member {member} at byte {offset} falls in Rust field {field}"
+            );
+        }
+        let last = members.last().map_or(0, |(_, o)| *o as usize);
+        for (field, offset) in &rust_fields {
+            assert!(
+                members
+                    .iter()
+                    .any(|(m, o)| *o as usize == *offset && m.starts_with(field))
+                    || *offset > last,
+                "{name}: Rust field {field} at byte {offset} starts no WGSL member"
+            );
+        }
     }
 }

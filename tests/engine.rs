@@ -1,0 +1,114 @@
+//! The engine's steady state: no buffer, bind group or pipeline is created per decoded token
+//! once a model is warm, and a pipeline is compiled once however many threads ask for it.
+//! These tests open their own contexts, so other tests' work does not show in the counters.
+
+mod common;
+
+use latentgpu::gpu::{Batch, GpuContext, GpuTensor};
+use latentgpu::model::{generate, GenerateConfig, Model, SamplingConfig};
+use latentgpu::ops;
+
+const MODELS: &[&str] = &["shakespeare-mha", "shakespeare-mla", "shakespeare-latent"];
+
+fn fresh_contexts() -> Vec<GpuContext> {
+    let all = GpuContext::all().expect("a device on every adapter");
+    assert!(!all.is_empty(), "no GPU adapter found");
+    all
+}
+
+#[test]
+fn decoding_creates_no_buffer_bind_group_or_pipeline_per_token() {
+    // Tokens 40..=100 of a 6-token prompt: past the warm-up, and across the latent model's
+    // chunk boundaries (every 32 positions), whose extra dispatches were met once before 40.
+    const FROM: usize = 40;
+    const TO: usize = 100;
+    for ctx in fresh_contexts() {
+        for name in MODELS {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("models")
+                .join(name);
+            let model = Model::load_dir(&ctx, &dir).unwrap();
+            let cfg = GenerateConfig {
+                max_tokens: TO,
+                stop: None,
+                eos_token_ids: Vec::new(),
+                sampling: SamplingConfig {
+                    temperature: 0.9,
+                    top_k: 20,
+                    top_p: 0.9,
+                    repetition_penalty: 1.1,
+                    seed: 4,
+                },
+                cancel: None,
+            };
+            let mut seen = Vec::new();
+            generate(
+                &ctx,
+                &model,
+                b"ROMEO:".map(u32::from).as_slice(),
+                &cfg,
+                |_| seen.push(ctx.counters()),
+            )
+            .unwrap();
+            assert_eq!(seen.len(), TO, "{name}: generated {} tokens", seen.len());
+            let (a, b) = (seen[FROM - 1], seen[TO - 1]);
+            let per_token = |x: u64, y: u64| (y - x) as f64 / (TO - FROM) as f64;
+            eprintln!(
+                "{} {name}: {:.1} dispatches per token",
+                ctx.name(),
+                per_token(a.dispatches, b.dispatches)
+            );
+            assert_eq!(
+                a.buffers,
+                b.buffers,
+                "{name} on {}: buffers created while decoding",
+                ctx.name()
+            );
+            assert_eq!(
+                a.bind_groups,
+                b.bind_groups,
+                "{name} on {}: bind groups created while decoding",
+                ctx.name()
+            );
+            assert_eq!(
+                a.pipelines,
+                b.pipelines,
+                "{name} on {}: pipelines compiled while decoding",
+                ctx.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_pipeline_is_compiled_once_when_threads_ask_together() {
+    for ctx in fresh_contexts() {
+        let before = ctx.counters();
+        let x = GpuTensor::from_f32(&ctx, "x", &[3, 5], &[0.5; 15]).unwrap();
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    barrier.wait();
+                    let mut b = Batch::new(&ctx);
+                    let y = ops::softmax(&mut b, &x, None).unwrap();
+                    let rows = b.read(&[&y]).unwrap();
+                    assert!((rows[0][..5].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+                });
+            }
+        });
+        let after = ctx.counters();
+        assert_eq!(
+            after.pipelines - before.pipelines,
+            1,
+            "{}: softmax compiled more than once",
+            ctx.name()
+        );
+        assert_eq!(
+            after.shader_modules - before.shader_modules,
+            1,
+            "{}",
+            ctx.name()
+        );
+    }
+}
