@@ -5,6 +5,7 @@ pub mod attention;
 pub mod matmul;
 pub mod mla;
 pub mod model;
+pub mod profile;
 
 use crate::error::Result;
 use crate::gpu::batch::grid;

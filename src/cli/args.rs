@@ -155,6 +155,10 @@ pub enum BenchCommand {
         /// Decoded tokens.
         #[arg(long, default_value_t = 64)]
         decode: usize,
+        /// Also print where a decoded token's time goes: GPU time per kernel kind, CPU encode
+        /// time, and the products replayed alone on the model's shapes.
+        #[arg(long)]
+        profile: bool,
         /// Where to write the JSON results.
         #[arg(long, default_value = "bench-results/model.json")]
         out: PathBuf,

@@ -58,10 +58,18 @@ pub fn bench_model(
     models: &[PathBuf],
     prompt: usize,
     decode: usize,
+    profile: bool,
     out: &PathBuf,
 ) -> Result<()> {
     let ctx = GpuContext::new(choice)?;
     println!("adapter: {}", ctx.name());
+    let roofs = if profile {
+        let r = (bench::fma_roof_gflops(&ctx)?, bench::copy_roof_gbps(&ctx)?);
+        println!("roofs (same run): FMA {:.2} GFLOP/s, copy {:.2} GB/s", r.0, r.1);
+        Some(r)
+    } else {
+        None
+    };
     let dirs: Vec<PathBuf> = if models.is_empty() {
         let root = model_dir(&None)
             .parent()
@@ -77,11 +85,8 @@ pub fn bench_model(
     } else {
         models.to_vec()
     };
-    println!(
-        "{:<32} {:<8} {:>16} {:>16} {:>12}",
-        "model", "kind", "prefill tok/s", "decode tok/s", "cache B"
-    );
     let mut figures = Vec::new();
+    let mut profiles = Vec::new();
     for dir in dirs {
         let model =
             load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
@@ -90,15 +95,84 @@ pub fn bench_model(
             .max(1);
         let f = bench::model::run(&ctx, &model, &dir.display().to_string(), p, decode, 2)?;
         println!(
-            "{:<32} {:<8} {:>16.1} {:>16.1} {:>12}",
-            f.model, f.attention, f.prefill_tokens_per_s, f.decode_tokens_per_s, f.cache_bytes
+            "{}: {} attention{}, prompt {}: prefill {:.1} tok/s, decode {:.2} tok/s \
+             ({:.3} ms CPU encode per token), first run {:.2} s, cache {} B",
+            f.model,
+            f.attention,
+            if f.f16_weights { ", f16 matrices" } else { "" },
+            f.prompt_tokens,
+            f.prefill_tokens_per_s,
+            f.decode_tokens_per_s,
+            f.encode_ms_per_token,
+            f.first_run_s,
+            f.cache_bytes
         );
+        if let Some((fma, copy)) = roofs {
+            let wall = (
+                p as f64 / f.prefill_tokens_per_s,
+                1.0 / f.decode_tokens_per_s,
+                f.encode_ms_per_token / 1e3,
+            );
+            let prof = bench::profile::run(&ctx, &model, p, 4, wall)?;
+            print_profile(&prof, fma, copy);
+            profiles.push(prof);
+        }
         figures.push(f);
     }
+    let roofs = roofs.map(|(fma, copy)| serde_json::json!({"fma_gflops": fma, "copy_gbps": copy}));
     write_json(
         out,
-        &serde_json::json!({"adapter": ctx.name(), "figures": figures}),
+        &serde_json::json!({"adapter": ctx.name(), "roofs": roofs, "figures": figures, "profiles": profiles}),
     )
+}
+
+/// Prints a model's profile: decode and prefill per kernel kind, the products alone.
+fn print_profile(p: &bench::profile::ModelProfile, fma: f64, copy: f64) {
+    println!(
+        "  decode, per token ({:?} timing): wall {:.2} ms, GPU {:.2} ms in dispatches, CPU encode {:.3} ms",
+        p.timing, p.wall_ms_per_token, p.gpu_ms_per_token, p.encode_ms_per_token
+    );
+    let table = |kernels: &[bench::profile::KernelShare]| {
+        println!(
+            "    {:<22} {:>8} {:>10} {:>7} {:>12}",
+            "kernel", "count", "GPU ms", "share", "MB bound"
+        );
+        for k in kernels {
+            println!(
+                "    {:<22} {:>8.1} {:>10.3} {:>6.1}% {:>12.2}",
+                k.kernel,
+                k.dispatches,
+                k.gpu_ms,
+                100.0 * k.share,
+                k.bytes_bound / 1e6
+            );
+        }
+    };
+    table(&p.decode_kernels);
+    let d = &p.decode_products;
+    println!(
+        "    products: {} dispatches, {:.1} MB; alone {:.2} GB/s ({:.1}% of copy roof); in the \
+         token {:.2} GB/s = {:.1}% of alone",
+        d.dispatches,
+        d.bytes as f64 / 1e6,
+        d.alone_gbps,
+        100.0 * d.alone_gbps / copy,
+        d.pass_gbps,
+        100.0 * d.pass_vs_alone
+    );
+    println!("  prefill of {} tokens:", p.prefill_tokens);
+    table(&p.prefill_kernels);
+    let q = &p.prefill_products;
+    println!(
+        "    products: {} dispatches, {:.2} GFLOP; alone {:.2} GFLOP/s ({:.1}% of FMA roof); in \
+         the prefill {:.2} GFLOP/s = {:.1}% of alone",
+        q.dispatches,
+        q.flops / 1e9,
+        q.alone_gflops,
+        100.0 * q.alone_gflops / fma,
+        q.pass_gflops,
+        100.0 * q.pass_vs_alone
+    );
 }
 
 /// MLA decode per token, naive and absorbed, against MHA.

@@ -117,8 +117,9 @@ pub fn main() {
                 models,
                 prompt,
                 decode,
+                profile,
                 out,
-            } => bench::bench_model(choice, models, *prompt, *decode, out),
+            } => bench::bench_model(choice, models, *prompt, *decode, *profile, out),
             BenchCommand::Mla {
                 width,
                 heads,

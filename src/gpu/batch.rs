@@ -30,6 +30,30 @@ pub struct Batch<'a> {
     /// Rings already filled in this batch, with their contents.
     full_rings: Vec<(GpuTensor, Vec<u8>)>,
     profiler: Option<super::profile::PassTimer>,
+    /// Every dispatch recorded, when profiling (to replay kernels alone).
+    log: Option<Vec<RecordedDispatch>>,
+}
+
+/// One dispatch as recorded, to be replayed on its own ([`Batch::replay`]).
+#[derive(Clone)]
+pub struct RecordedDispatch {
+    /// The kernel.
+    pub kernel: Kernel,
+    /// Its pipeline constants.
+    pub constants: Constants,
+    /// Its params bytes.
+    pub params: Option<Vec<u8>>,
+    /// The tensors it bound.
+    pub tensors: Vec<GpuTensor>,
+    /// Its grid.
+    pub workgroups: [u32; 3],
+}
+
+impl RecordedDispatch {
+    /// Bytes of the tensors it binds (what it can read or write at most).
+    pub fn bytes_bound(&self) -> u64 {
+        self.tensors.iter().map(|t| t.bytes()).sum()
+    }
 }
 
 /// Splits `n` workgroups into an (x, y) grid within the per-dimension limit.
@@ -67,16 +91,31 @@ impl<'a> Batch<'a> {
             ring_data: Vec::new(),
             full_rings: Vec::new(),
             profiler: None,
+            log: None,
         }
     }
 
     /// As [`Batch::new`], timing every dispatch (one compute pass each, with timestamp queries
-    /// where the adapter has them); `submit` then fills `timer`.
-    pub(crate) fn profiled(ctx: &'a GpuContext, timer: super::profile::PassTimer) -> Self {
+    /// where the adapter has them, else one submission each) and logging it; `submit` or
+    /// `read` then appends the times to `times`.
+    pub fn profiled(ctx: &'a GpuContext, times: super::profile::DispatchTimes) -> Self {
+        let timer = super::profile::PassTimer::new(ctx, times);
         Batch {
             profiler: Some(timer),
+            log: Some(Vec::new()),
             ..Self::new(ctx)
         }
+    }
+
+    /// The dispatches recorded so far, when profiling.
+    pub fn recorded(&self) -> &[RecordedDispatch] {
+        self.log.as_deref().unwrap_or(&[])
+    }
+
+    /// Records `d` again.
+    pub fn replay(&mut self, d: &RecordedDispatch) -> Result<()> {
+        let tensors: Vec<&GpuTensor> = d.tensors.iter().collect();
+        self.dispatch(&d.kernel, d.constants, d.params.as_deref(), &tensors, d.workgroups)
     }
 
     /// The context this batch records for.
@@ -176,6 +215,15 @@ impl<'a> Batch<'a> {
         pass.set_bind_group(0, &bind_group, dynamic_offset.as_slice());
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         Counters::bump(&self.ctx.res.counters.dispatches);
+        if let Some(log) = &mut self.log {
+            log.push(RecordedDispatch {
+                kernel: *kernel,
+                constants,
+                params: params.map(<[u8]>::to_vec),
+                tensors: tensors.iter().map(|&t| t.clone()).collect(),
+                workgroups,
+            });
+        }
         if let Some(timer) = &mut self.profiler {
             timer.record(kernel.entry);
             // One pass per dispatch, so each has its own timestamps.
@@ -335,6 +383,7 @@ impl<'a> Batch<'a> {
             ring_data,
             full_rings,
             profiler,
+            log: _,
         } = self;
         let _lock = ctx.submit_lock.lock().unwrap_or_else(|e| e.into_inner());
         for (ring, data) in full_rings.iter().chain([(ring, ring_data)].iter()) {

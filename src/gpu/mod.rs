@@ -9,11 +9,11 @@ pub(crate) mod resources;
 pub mod tensor;
 
 pub use backend::{BackendChoice, BACKEND_ENV};
-pub use batch::Batch;
+pub use batch::{Batch, RecordedDispatch};
 #[cfg(not(target_arch = "wasm32"))]
 pub use context::list_adapters;
 pub use context::{AdapterSummary, GpuContext};
 pub use pipeline::{Binding, Kernel};
-pub use profile::{DispatchTime, DispatchTimes, TimingSource};
+pub use profile::{timing_source, DispatchTime, DispatchTimes, TimingSource};
 pub use resources::EngineCounters;
 pub use tensor::{DType, GpuTensor};

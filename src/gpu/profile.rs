@@ -28,8 +28,13 @@ pub struct DispatchTime {
 /// Dispatch times of profiled batches, shared between the batches and the caller.
 pub type DispatchTimes = Arc<Mutex<Vec<DispatchTime>>>;
 
+/// How dispatches are timed on `ctx`.
+pub fn timing_source(ctx: &GpuContext) -> TimingSource {
+    PassTimer::source(ctx)
+}
+
 /// Most dispatches one profiled batch times with timestamps.
-const MAX_TIMED: u32 = 4096;
+const MAX_TIMED: u32 = 2048;
 
 struct Queries {
     set: wgpu::QuerySet,

@@ -104,6 +104,7 @@ pub struct Model {
     /// LM head `[vocab, d]` (the embedding when tied).
     lm_head: GpuTensor,
     rope: RopeTable,
+    f16_matrices: bool,
 }
 
 impl Model {
@@ -284,7 +285,13 @@ impl Model {
             norm,
             lm_head,
             rope,
+            f16_matrices: file.f16_matrices,
         })
+    }
+
+    /// Whether the matrices were uploaded in f16.
+    pub fn has_f16_matrices(&self) -> bool {
+        self.f16_matrices
     }
 
     /// An empty decode state for up to `max_context` tokens.
