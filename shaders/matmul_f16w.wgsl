@@ -83,3 +83,75 @@ fn matvec_nt_f16w(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     c[gid.z * p.c_stride + n] = s;
 }
+
+// K % 4 == 0: A and B read four values at a time (B as vec4<f16>, 8 bytes per load).
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f16>>;
+
+const V_TM: u32 = 8u;
+const V_TN: u32 = 8u;
+
+//   matmul_nt_f16w_v4: as matmul_nt_f16w, 8x8 outputs per invocation (matmul_nt_v4's tiling)
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_nt_f16w_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n0 = gid.x * V_TN;
+    let m0 = gid.y * V_TM;
+    if (m0 >= p.m || n0 >= p.n) {
+        return;
+    }
+    let k4 = p.k / 4u;
+    let a_base = gid.z * p.a_stride / 4u;
+    let b_base = gid.z * p.b_stride / 4u;
+    var a_row: array<u32, V_TM>;
+    var b_row: array<u32, V_TN>;
+    for (var r = 0u; r < V_TM; r++) {
+        a_row[r] = a_base + min(m0 + r, p.m - 1u) * k4;
+    }
+    for (var j = 0u; j < V_TN; j++) {
+        b_row[j] = b_base + min(n0 + j, p.n - 1u) * k4;
+    }
+    var acc: array<f32, V_TM * V_TN>;
+    for (var k = 0u; k < k4; k++) {
+        var av: array<vec4<f32>, V_TM>;
+        for (var r = 0u; r < V_TM; r++) {
+            av[r] = a4[a_row[r] + k];
+        }
+        for (var j = 0u; j < V_TN; j++) {
+            let bv = vec4<f32>(b4[b_row[j] + k]);
+            for (var r = 0u; r < V_TM; r++) {
+                let i = r * V_TN + j;
+                acc[i] = fma(av[r].x, bv.x, acc[i]);
+                acc[i] = fma(av[r].y, bv.y, acc[i]);
+                acc[i] = fma(av[r].z, bv.z, acc[i]);
+                acc[i] = fma(av[r].w, bv.w, acc[i]);
+            }
+        }
+    }
+    let c_base = gid.z * p.c_stride;
+    for (var r = 0u; r < V_TM; r++) {
+        if (m0 + r < p.m) {
+            for (var j = 0u; j < V_TN; j++) {
+                if (n0 + j < p.n) {
+                    c[c_base + (m0 + r) * p.n + n0 + j] = acc[r * V_TN + j];
+                }
+            }
+        }
+    }
+}
+
+//   matvec_nt_f16w_v4: the M = 1 decode path, one output per invocation
+@compute @workgroup_size(64, 1, 1)
+fn matvec_nt_f16w_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    if (n >= p.n) {
+        return;
+    }
+    let k4 = p.k / 4u;
+    let a_base = gid.z * p.a_stride / 4u;
+    let b_base = gid.z * p.b_stride / 4u + n * k4;
+    var acc = vec4<f32>(0.0);
+    for (var k = 0u; k < k4; k++) {
+        acc = fma(a4[a_base + k], vec4<f32>(b4[b_base + k]), acc);
+    }
+    c[gid.z * p.c_stride + n] = dot(acc, vec4<f32>(1.0));
+}

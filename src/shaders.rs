@@ -150,3 +150,17 @@ pub const SAMPLE_TOKEN: Kernel = kernel(
     "sample",
     &[Uniform, Read, ReadWrite, ReadWrite, ReadWrite],
 );
+/// `C = A·Bᵀ` with f16 `B`, K % 4 == 0.
+pub const MATMUL_NT_F16W_V4: Kernel = trusted(kernel(
+    "matmul_f16w.wgsl",
+    MATMUL_F16W,
+    "matmul_nt_f16w_v4",
+    U_RR_W,
+));
+/// `c = a·Bᵀ` for one row, f16 `B`, K % 4 == 0.
+pub const MATVEC_NT_F16W_V4: Kernel = trusted(kernel(
+    "matmul_f16w.wgsl",
+    MATMUL_F16W,
+    "matvec_nt_f16w_v4",
+    U_RR_W,
+));

@@ -106,7 +106,11 @@ fn shares(times: &DispatchTimes, log: &[RecordedDispatch], passes: usize) -> Vec
 }
 
 /// The matrix products among one pass's dispatches, replayed alone.
-fn products_alone(ctx: &GpuContext, log: &[RecordedDispatch], pass_s: f64) -> Result<ProductsAlone> {
+fn products_alone(
+    ctx: &GpuContext,
+    log: &[RecordedDispatch],
+    pass_s: f64,
+) -> Result<ProductsAlone> {
     let products: Vec<&RecordedDispatch> = log
         .iter()
         .filter(|d| d.kernel.entry.starts_with("mat"))
@@ -118,9 +122,7 @@ fn products_alone(ctx: &GpuContext, log: &[RecordedDispatch], pass_s: f64) -> Re
         .map(|p| 2.0 * p.m as f64 * p.n as f64 * p.k as f64 * p.batch as f64)
         .sum();
     let bytes: u64 = products.iter().map(|d| d.bytes_bound()).sum();
-    let alone_s = seconds_per_rep(ctx, 0.3, |b| {
-        products.iter().try_for_each(|d| b.replay(d))
-    })?;
+    let alone_s = seconds_per_rep(ctx, 0.3, |b| products.iter().try_for_each(|d| b.replay(d)))?;
     Ok(ProductsAlone {
         dispatches: products.len(),
         bytes,

@@ -65,7 +65,10 @@ pub fn bench_model(
     println!("adapter: {}", ctx.name());
     let roofs = if profile {
         let r = (bench::fma_roof_gflops(&ctx)?, bench::copy_roof_gbps(&ctx)?);
-        println!("roofs (same run): FMA {:.2} GFLOP/s, copy {:.2} GB/s", r.0, r.1);
+        println!(
+            "roofs (same run): FMA {:.2} GFLOP/s, copy {:.2} GB/s",
+            r.0, r.1
+        );
         Some(r)
     } else {
         None

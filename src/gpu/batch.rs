@@ -115,7 +115,13 @@ impl<'a> Batch<'a> {
     /// Records `d` again.
     pub fn replay(&mut self, d: &RecordedDispatch) -> Result<()> {
         let tensors: Vec<&GpuTensor> = d.tensors.iter().collect();
-        self.dispatch(&d.kernel, d.constants, d.params.as_deref(), &tensors, d.workgroups)
+        self.dispatch(
+            &d.kernel,
+            d.constants,
+            d.params.as_deref(),
+            &tensors,
+            d.workgroups,
+        )
     }
 
     /// The context this batch records for.

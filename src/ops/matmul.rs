@@ -45,20 +45,31 @@ fn variant(m: usize, n: usize, k: usize, transpose_b: bool, b_dtype: DType) -> V
     const WG16: &[(&str, f64)] = &[("WG_X", 16.0), ("WG_Y", 16.0)];
     let aligned_k = k.is_multiple_of(4);
     if b_dtype == DType::F16 {
-        return if m == 1 {
-            Variant {
+        return match (m, aligned_k) {
+            (1, true) => Variant {
+                kernel: &shaders::MATVEC_NT_F16W_V4,
+                rows_per_workgroup: 1,
+                cols_per_workgroup: 64,
+                constants: &[],
+            },
+            (1, false) => Variant {
                 kernel: &shaders::MATVEC_NT_F16W,
                 rows_per_workgroup: 1,
                 cols_per_workgroup: 64,
                 constants: &[],
-            }
-        } else {
-            Variant {
+            },
+            (_, true) => Variant {
+                kernel: &shaders::MATMUL_NT_F16W_V4,
+                rows_per_workgroup: 8 * 8,
+                cols_per_workgroup: 8 * 8,
+                constants: WG8,
+            },
+            (_, false) => Variant {
                 kernel: &shaders::MATMUL_NT_F16W,
                 rows_per_workgroup: 16 * 4,
                 cols_per_workgroup: 16 * 4,
                 constants: WG16,
-            }
+            },
         };
     }
     match (m, transpose_b) {

@@ -469,6 +469,8 @@ pub async fn f16_weight_matmul(ctx: &GpuContext) -> bool {
         (3, 17, 65),
         (65, 63, 128),
         (130, 9, 7),
+        (1, 65, 4),
+        (67, 129, 12),
     ] {
         let a = rng.vec(m * k, -1.0, 1.0);
         let b = rng.vec(n * k, -1.0, 1.0);
