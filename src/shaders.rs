@@ -76,6 +76,20 @@ pub const EW_UNARY: Kernel = kernel("elementwise.wgsl", ELEMENTWISE, "unary", U_
 pub const RMSNORM: Kernel = kernel("norm.wgsl", NORM, "rmsnorm", U_RRR_W);
 /// LayerNorm rows.
 pub const LAYERNORM: Kernel = kernel("norm.wgsl", NORM, "layernorm", U_RRR_W);
+/// Residual add, then RMSNorm.
+pub const ADD_RMSNORM: Kernel = kernel(
+    "norm.wgsl",
+    NORM,
+    "add_rmsnorm",
+    &[Uniform, Read, Read, Read, ReadWrite, Read, ReadWrite],
+);
+/// Residual add, then LayerNorm.
+pub const ADD_LAYERNORM: Kernel = kernel(
+    "norm.wgsl",
+    NORM,
+    "add_layernorm",
+    &[Uniform, Read, Read, Read, ReadWrite, Read, ReadWrite],
+);
 /// Softmax rows.
 pub const SOFTMAX_ROWS: Kernel = kernel("softmax.wgsl", SOFTMAX, "softmax_rows", U_R_W);
 /// RoPE in place.

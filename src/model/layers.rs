@@ -82,6 +82,20 @@ impl Norm {
             _ => ops::rmsnorm(b, x, &self.weight, self.eps),
         }
     }
+
+    /// `x + r` and its norm, in one dispatch: `(x + r, norm(x + r))`.
+    pub fn add_forward(
+        &self,
+        b: &mut Batch,
+        x: &GpuTensor,
+        r: &GpuTensor,
+    ) -> Result<(GpuTensor, GpuTensor)> {
+        let bias = match self.kind {
+            NormKind::Layernorm => self.bias.as_ref(),
+            NormKind::Rmsnorm => None,
+        };
+        ops::add_norm(b, x, r, &self.weight, bias, self.eps)
+    }
 }
 
 /// The feed-forward network of a block.

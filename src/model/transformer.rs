@@ -8,7 +8,7 @@ use super::mla::{MlaCache, MlaLayer, MlaPath};
 use super::weights::{TensorNames, WeightFile};
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
-use crate::ops::{self, BinaryOp, RopeTable};
+use crate::ops::{self, RopeMode, RopeTable};
 
 /// The config and opened weights of a model directory, own or Hugging Face (native); nothing is
 /// uploaded yet.
@@ -42,12 +42,85 @@ pub enum Attention {
     Mla(Box<MlaLayer>),
 }
 
+impl Attention {
+    /// An empty cache (or state) for up to `capacity` tokens.
+    pub fn new_cache(&self, ctx: &GpuContext, capacity: usize) -> Result<LayerCache> {
+        match self {
+            Attention::Mha(l) => l.new_cache(ctx, capacity).map(LayerCache::Kv),
+            Attention::Latent(l) => l.new_state(ctx).map(|s| LayerCache::Latent(Box::new(s))),
+            Attention::Mla(l) => l.new_cache(ctx, capacity).map(LayerCache::Mla),
+        }
+    }
+
+    /// `h` `[n, d]` at positions `pos..pos+n` -> `[n, d]`, taking the tokens into `cache`.
+    /// MLA up-projects K and V for a prefill and scores in the latent space for one token.
+    pub fn forward(
+        &self,
+        b: &mut Batch,
+        h: &GpuTensor,
+        pos: usize,
+        cache: &LayerCache,
+        rope: (&RopeTable, RopeMode),
+    ) -> Result<GpuTensor> {
+        match (self, cache) {
+            (Attention::Mha(l), LayerCache::Kv(kv)) => l.forward(b, h, pos, kv, rope.0, rope.1),
+            (Attention::Latent(l), LayerCache::Latent(s)) => {
+                l.forward(b, h, pos, s, rope.0, rope.1)
+            }
+            (Attention::Mla(l), LayerCache::Mla(c)) => {
+                let path = match h.shape()[0] {
+                    1 => MlaPath::Absorbed,
+                    _ => MlaPath::Naive,
+                };
+                l.forward(b, h, pos, c, path)
+            }
+            _ => Err(Error::Invalid {
+                what: "layer cache".into(),
+                expected: format!("the cache of {} attention (from this model's new_cache)", self.kind()),
+                found: "the cache of another attention kind".into(),
+            }),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Attention::Mha(_) => "multi-head",
+            Attention::Latent(_) => "latent",
+            Attention::Mla(_) => "MLA",
+        }
+    }
+}
+
 /// One pre-norm block: `x + attn(norm(x))`, then `x + ffn(norm(x))`.
 pub struct Block {
     attn_norm: Norm,
     attn: Attention,
     ffn_norm: Norm,
     ffn: Ffn,
+}
+
+impl Block {
+    /// `reference/model.py`'s block:
+    /// ```text
+    /// x = x + attn(attn_norm(x))
+    /// x = x + ffn(ffn_norm(x))
+    /// ```
+    /// Each residual add runs fused with the norm that reads its sum, so the block takes
+    /// `h = attn_norm(x)` with `x`, and returns the new `x` with `next_norm(x)` (the next
+    /// block's `attn_norm`, or the final norm).
+    fn forward(
+        &self,
+        b: &mut Batch,
+        (x, h): (GpuTensor, GpuTensor),
+        cache: (&LayerCache, usize),
+        rope: (&RopeTable, RopeMode),
+        next_norm: &Norm,
+    ) -> Result<(GpuTensor, GpuTensor)> {
+        let a = self.attn.forward(b, &h, cache.1, cache.0, rope)?;
+        let (x, h) = self.ffn_norm.add_forward(b, &x, &a)?;
+        let f = self.ffn.forward(b, &h)?;
+        next_norm.add_forward(b, &x, &f)
+    }
 }
 
 /// The per-layer state carried between forward calls.
@@ -70,17 +143,21 @@ pub struct Cache {
     pub capacity: usize,
 }
 
+impl LayerCache {
+    /// Bytes held on the GPU.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            LayerCache::Kv(kv) => kv.bytes(),
+            LayerCache::Latent(s) => s.bytes(),
+            LayerCache::Mla(c) => c.bytes(),
+        }
+    }
+}
+
 impl Cache {
     /// Bytes held on the GPU by all layers.
     pub fn bytes(&self) -> u64 {
-        self.layers
-            .iter()
-            .map(|l| match l {
-                LayerCache::Kv(kv) => kv.bytes(),
-                LayerCache::Latent(s) => s.bytes(),
-                LayerCache::Mla(c) => c.bytes(),
-            })
-            .sum()
+        self.layers.iter().map(LayerCache::bytes).sum()
     }
 }
 
@@ -300,11 +377,7 @@ impl Model {
         let layers = self
             .blocks
             .iter()
-            .map(|b| match &b.attn {
-                Attention::Mha(l) => l.new_cache(ctx, cap).map(LayerCache::Kv),
-                Attention::Latent(l) => l.new_state(ctx).map(|s| LayerCache::Latent(Box::new(s))),
-                Attention::Mla(l) => l.new_cache(ctx, cap).map(LayerCache::Mla),
-            })
+            .map(|b| b.attn.new_cache(ctx, cap))
             .collect::<Result<_>>()?;
         Ok(Cache {
             layers,
@@ -374,7 +447,7 @@ impl Model {
     fn record_blocks(
         &self,
         b: &mut Batch,
-        mut x: GpuTensor,
+        x: GpuTensor,
         cache: &Cache,
         which: Logits,
     ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
@@ -391,43 +464,20 @@ impl Model {
             });
         }
         let mut outputs = Vec::with_capacity(self.blocks.len());
+        let rope = (&self.rope, self.config.rope.mode);
+        let first_norm = self.blocks.first().map_or(&self.norm, |b| &b.attn_norm);
+        let h = first_norm.forward(b, &x)?;
+        let mut state = (x, h);
         for (i, (block, layer_cache)) in self.blocks.iter().zip(&cache.layers).enumerate() {
-            let h = block.attn_norm.forward(b, &x)?;
-            let a = match (&block.attn, layer_cache) {
-                (Attention::Mha(l), LayerCache::Kv(kv)) => {
-                    l.forward(b, &h, pos, kv, &self.rope, self.config.rope.mode)?
-                }
-                (Attention::Latent(l), LayerCache::Latent(s)) => {
-                    l.forward(b, &h, pos, s, &self.rope, self.config.rope.mode)?
-                }
-                (Attention::Mla(l), LayerCache::Mla(c)) => {
-                    // Prefill up-projects K and V; decoding one token scores in the latent space.
-                    let path = if n == 1 {
-                        MlaPath::Absorbed
-                    } else {
-                        MlaPath::Naive
-                    };
-                    l.forward(b, &h, pos, c, path)?
-                }
-                _ => {
-                    return Err(Error::Invalid {
-                        what: format!("cache of layer {i}"),
-                        expected: "one made by this model's new_cache".into(),
-                        found: "a cache of another attention kind".into(),
-                    })
-                }
-            };
-            x = ops::binary(b, BinaryOp::Add, &x, &a)?;
-            let h = block.ffn_norm.forward(b, &x)?;
-            let f = block.ffn.forward(b, &h)?;
-            x = ops::binary(b, BinaryOp::Add, &x, &f)?;
-            outputs.push(x.clone());
+            let next_norm = self.blocks.get(i + 1).map_or(&self.norm, |b| &b.attn_norm);
+            state = block.forward(b, state, (layer_cache, pos), rope, next_norm)?;
+            outputs.push(state.0.clone());
         }
-        let x = match which {
-            Logits::All => x,
-            Logits::Last => b.bindable(&x.row_range(n - 1, 1)?)?,
+        // The final norm of every row is in `state.1`.
+        let h = match which {
+            Logits::All => state.1,
+            Logits::Last => b.bindable(&state.1.row_range(n - 1, 1)?)?,
         };
-        let h = self.norm.forward(b, &x)?;
         let logits = ops::matmul(b, &h, &self.lm_head, true)?;
         Ok((logits, outputs))
     }
