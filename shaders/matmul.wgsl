@@ -5,17 +5,6 @@
 // A batch stride of 0 broadcasts that operand (one weight matrix for the whole batch).
 // Each invocation computes a TM x TN block of C in registers; no workgroup memory, no barriers.
 
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_stride: u32,
-    b_stride: u32,
-    c_stride: u32,
-    _pad: u32,
-}
-
 override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 const TM: u32 = 4u;

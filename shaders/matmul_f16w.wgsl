@@ -2,18 +2,6 @@
 // accumulation, so only B's storage is half precision. Same contracts as matmul.wgsl:
 //   matmul_nt_f16w: A [batch, M, K], B [batch, N, K], C [batch, M, N], any shape
 //   matvec_nt_f16w: the M = 1 decode path, one output per invocation
-enable f16;
-
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_stride: u32,
-    b_stride: u32,
-    c_stride: u32,
-    _pad: u32,
-}
 
 override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
@@ -154,4 +142,36 @@ fn matvec_nt_f16w_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc = fma(a4[a_base + k], vec4<f32>(b4[b_base + k]), acc);
     }
     c[gid.z * p.c_stride + n] = dot(acc, vec4<f32>(1.0));
+}
+
+// As matmul_vec4.wgsl's matvec_glu_v4 with f16 G and U.
+override ACT: u32 = 0u;
+
+@group(0) @binding(3) var<storage, read> b4_up: array<vec4<f16>>;
+@group(0) @binding(4) var<storage, read_write> c_glu: array<f32>;
+
+fn gate_act(x: f32) -> f32 {
+    switch ACT {
+        case 1u: { return gelu_erf(x); }
+        case 2u: { return gelu_tanh(x); }
+        default: { return silu(x); }
+    }
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn matvec_glu_f16w_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    if (n >= p.n) {
+        return;
+    }
+    let k4 = p.k / 4u;
+    let b_base = n * k4;
+    var g = vec4<f32>(0.0);
+    var u = vec4<f32>(0.0);
+    for (var k = 0u; k < k4; k++) {
+        let av = a4[k];
+        g = fma(av, vec4<f32>(b4[b_base + k]), g);
+        u = fma(av, vec4<f32>(b4_up[b_base + k]), u);
+    }
+    c_glu[n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
 }

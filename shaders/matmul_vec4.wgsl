@@ -5,17 +5,6 @@
 //   matmul_nn_v4: C = A·B    A [batch, M, K], B [batch, K, N], C [batch, M, N]
 //   matvec_nt_v4: C = A·Bᵀ with M = 1 (decode), one output per invocation.
 
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_stride: u32,
-    b_stride: u32,
-    c_stride: u32,
-    _pad: u32,
-}
-
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
 const TM: u32 = 8u;
@@ -147,4 +136,39 @@ fn matvec_nt_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc = fma(a[a_base + k], b[b_base + k], acc);
     }
     c[gid.z * p.c_stride + n] = dot(acc, vec4<f32>(1.0));
+}
+
+// The gated feed-forward product of one row (decode): c = act(a·Gᵀ) · (a·Uᵀ), G and U
+// [N, K], K % 4 == 0, in one pass over a. Each product sums exactly as matvec_nt_v4 does, and
+// ACT is the elementwise op's activation (0 silu, 1 gelu erf, 2 gelu tanh), so the result is
+// the unfused one's.
+override ACT: u32 = 0u;
+
+@group(0) @binding(3) var<storage, read> b_up: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> c_glu: array<f32>;
+
+fn gate_act(x: f32) -> f32 {
+    switch ACT {
+        case 1u: { return gelu_erf(x); }
+        case 2u: { return gelu_tanh(x); }
+        default: { return silu(x); }
+    }
+}
+
+@compute @workgroup_size(MV_WG, 1, 1)
+fn matvec_glu_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    if (n >= p.n) {
+        return;
+    }
+    let k4 = p.k / 4u;
+    let b_base = n * k4;
+    var g = vec4<f32>(0.0);
+    var u = vec4<f32>(0.0);
+    for (var k = 0u; k < k4; k++) {
+        let av = a[k];
+        g = fma(av, b[b_base + k], g);
+        u = fma(av, b_up[b_base + k], u);
+    }
+    c_glu[n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
 }

@@ -1,4 +1,6 @@
 //! The WGSL sources in `shaders/`, embedded at compile time, and the kernels they define.
+//! What several shaders share (params structs, activations) is written once in
+//! `shaders/prelude/` and spliced in front of each shader that uses it.
 
 use crate::gpu::pipeline::Binding::{Read, ReadWrite, Uniform};
 use crate::gpu::Kernel;
@@ -24,17 +26,32 @@ pub const ATTENTION: &str = include_str!("../shaders/attention.wgsl");
 /// Roofline probes (FMA loop, copy).
 pub const BENCH: &str = include_str!("../shaders/bench.wgsl");
 /// Elementwise unary and binary ops.
-pub const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
+pub const ELEMENTWISE: &str = concat!(
+    include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/elementwise.wgsl")
+);
 /// Embedding lookup.
 pub const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
 /// The gather phase of causal latent attention.
 pub const LATENT: &str = include_str!("../shaders/latent.wgsl");
 /// Matrix products.
-pub const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
+pub const MATMUL: &str = concat!(
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/matmul.wgsl")
+);
 /// `A·Bᵀ` with f16 weights (shader-f16 adapters).
-pub const MATMUL_F16W: &str = include_str!("../shaders/matmul_f16w.wgsl");
+pub const MATMUL_F16W: &str = concat!(
+    "enable f16;\n",
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/matmul_f16w.wgsl")
+);
 /// Matrix products for shapes aligned to 4 (vec4 loads).
-pub const MATMUL_VEC4: &str = include_str!("../shaders/matmul_vec4.wgsl");
+pub const MATMUL_VEC4: &str = concat!(
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/matmul_vec4.wgsl")
+);
 /// RMSNorm and LayerNorm.
 pub const NORM: &str = include_str!("../shaders/norm.wgsl");
 /// Rotary position embedding.
@@ -177,4 +194,18 @@ pub const MATVEC_NT_F16W_V4: Kernel = trusted(kernel(
     MATMUL_F16W,
     "matvec_nt_f16w_v4",
     U_RR_W,
+));
+/// `c = act(a·Gᵀ)·(a·Uᵀ)` for one row, K % 4 == 0 (override `ACT`).
+pub const MATVEC_GLU_V4: Kernel = trusted(kernel(
+    "matmul_vec4.wgsl",
+    MATMUL_VEC4,
+    "matvec_glu_v4",
+    U_RRR_W,
+));
+/// As [`MATVEC_GLU_V4`] with f16 `G` and `U`.
+pub const MATVEC_GLU_F16W_V4: Kernel = trusted(kernel(
+    "matmul_f16w.wgsl",
+    MATMUL_F16W,
+    "matvec_glu_f16w_v4",
+    U_RRR_W,
 ));

@@ -148,6 +148,16 @@ async fn f16_weight_matmul_matches_reference_where_the_browser_has_shader_f16() 
 }
 
 #[wasm_bindgen_test]
+async fn fused_gated_matvec_equals_the_unfused_ops() {
+    kernel_checks::fused_gated_matvec(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn fused_add_norm_equals_the_add_then_the_norm() {
+    kernel_checks::fused_add_norm(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn latent_gather_state_absorbs_tokens_in_pieces_exactly() {
     kernel_checks::latent_gather_in_pieces(&browser_gpu().await).await;
 }

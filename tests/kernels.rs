@@ -83,3 +83,13 @@ fn f16_weight_matmul_matches_reference_on_rounded_weights() {
         block_on(checks::f16_weight_matmul(ctx));
     });
 }
+
+#[test]
+fn fused_gated_matvec_equals_the_unfused_ops() {
+    on_every_adapter(|ctx| block_on(checks::fused_gated_matvec(ctx)));
+}
+
+#[test]
+fn fused_add_norm_equals_the_add_then_the_norm() {
+    on_every_adapter(|ctx| block_on(checks::fused_add_norm(ctx)));
+}

@@ -4,7 +4,7 @@ use super::config::{FfnKind, ModelConfig, NormKind};
 use super::weights::WeightFile;
 use crate::error::Result;
 use crate::gpu::{Batch, GpuContext, GpuTensor};
-use crate::ops::{self, BinaryOp, UnaryOp};
+use crate::ops::{self, BinaryOp, GateAct, UnaryOp};
 
 /// Uploads tensor `name` of `shape` from the file.
 pub(crate) fn load(
@@ -159,6 +159,14 @@ impl Ffn {
                 up,
                 down,
             } => {
+                let fused_act = match act {
+                    BinaryOp::GeGlu => GateAct::Gelu,
+                    BinaryOp::GeGluTanh => GateAct::GeluTanh,
+                    _ => GateAct::Silu,
+                };
+                if let Some(a) = ops::matvec_glu(b, x, gate, up, fused_act)? {
+                    return ops::matmul(b, &a, down, true);
+                }
                 let g = ops::matmul(b, x, gate, true)?;
                 let u = ops::matmul(b, x, up, true)?;
                 let a = ops::binary(b, *act, &g, &u)?;

@@ -76,7 +76,10 @@ impl Attention {
             }
             _ => Err(Error::Invalid {
                 what: "layer cache".into(),
-                expected: format!("the cache of {} attention (from this model's new_cache)", self.kind()),
+                expected: format!(
+                    "the cache of {} attention (from this model's new_cache)",
+                    self.kind()
+                ),
                 found: "the cache of another attention kind".into(),
             }),
         }

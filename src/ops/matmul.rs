@@ -235,3 +235,81 @@ pub fn matmul_into(
     )?;
     Ok(())
 }
+
+/// The activation of a gated product (as the elementwise ops compute it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateAct {
+    /// `silu(g)` (SwiGLU).
+    Silu,
+    /// `gelu(g)`, erf form (GeGLU).
+    Gelu,
+    /// `gelu(g)`, tanh form.
+    GeluTanh,
+}
+
+/// `act(x·gateᵀ) · (x·upᵀ)` for one row `x` `[1, K]` with `gate`, `up` `[N, K]` (f32 or f16,
+/// K % 4 == 0) in one dispatch: the decode path of a gated feed-forward, the same values as
+/// two [`matmul`]s and the elementwise op. `None` when the shapes do not fit it.
+pub fn matvec_glu(
+    batch: &mut Batch,
+    x: &GpuTensor,
+    gate: &GpuTensor,
+    up: &GpuTensor,
+    act: GateAct,
+) -> Result<Option<GpuTensor>> {
+    const OP: &str = "matvec_glu";
+    let fits = x.shape().len() == 2
+        && x.shape()[0] == 1
+        && x.dtype() == DType::F32
+        && gate.shape().len() == 2
+        && gate.shape() == up.shape()
+        && gate.dtype() == up.dtype()
+        && gate.dtype() != DType::U32
+        && gate.shape()[1] == x.shape()[1]
+        && x.shape()[1].is_multiple_of(4);
+    if !fits {
+        return Ok(None);
+    }
+    let (n, k) = (gate.shape()[0], gate.shape()[1]);
+    let params = MatmulParams {
+        m: 1,
+        n: as_u32(OP, "N", n)?,
+        k: as_u32(OP, "K", k)?,
+        batch: 1,
+        a_stride: 0,
+        b_stride: 0,
+        c_stride: 0,
+        _pad: 0,
+    };
+    const SILU: &[(&str, f64)] = &[("ACT", 0.0)];
+    const GELU: &[(&str, f64)] = &[("ACT", 1.0)];
+    const GELU_TANH: &[(&str, f64)] = &[("ACT", 2.0)];
+    let constants = match act {
+        GateAct::Silu => SILU,
+        GateAct::Gelu => GELU,
+        GateAct::GeluTanh => GELU_TANH,
+    };
+    let kernel = match gate.dtype() {
+        DType::F16 => &shaders::MATVEC_GLU_F16W_V4,
+        _ => &shaders::MATVEC_GLU_V4,
+    };
+    let c = GpuTensor::scratch(batch.ctx(), OP, &[1, n], DType::F32)?;
+    let groups = (n as u64).div_ceil(64);
+    let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
+    if groups > max {
+        return Err(Error::DispatchTooLarge {
+            op: OP,
+            what: "columns",
+            found: groups,
+            limit: max,
+        });
+    }
+    batch.dispatch(
+        kernel,
+        constants,
+        Some(bytemuck::bytes_of(&params)),
+        &[x, gate, up, &c],
+        [groups as u32, 1, 1],
+    )?;
+    Ok(Some(c))
+}

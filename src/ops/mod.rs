@@ -19,7 +19,7 @@ pub use attention::{
 pub use elementwise::{add_bias, binary, unary, BinaryOp, EwParams, UnaryOp};
 pub use embedding::{embedding, embedding_ids, EmbeddingParams};
 pub use latent::{gather_update, GatherParams, GatherState};
-pub use matmul::{matmul, matmul_into, MatmulParams};
+pub use matmul::{matmul, matmul_into, matvec_glu, GateAct, MatmulParams};
 pub use norm::{add_norm, layernorm, rmsnorm, NormParams};
 pub use rope::{rope_inplace, rope_inplace_at, RopeMode, RopeParams, RopeTable};
 pub use sample::{sample, SampleParams, SampleState};

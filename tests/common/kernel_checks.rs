@@ -488,3 +488,90 @@ pub async fn f16_weight_matmul(ctx: &GpuContext) -> bool {
     }
     true
 }
+
+/// The fused gated product of one row (the decode feed-forward) gives exactly what its unfused
+/// ops give: both sum each product in the same order (`matvec_nt_v4`'s vec4 accumulators) and
+/// apply the same activation, so equality is bitwise, for f32 weights and (with shader-f16) f16.
+/// The unfused ops are checked against the f64 reference by the tests above.
+pub async fn fused_gated_matvec(ctx: &GpuContext) {
+    let mut rng = Rng::new(13);
+    let acts = [
+        (ops::GateAct::Silu, BinaryOp::SwiGlu),
+        (ops::GateAct::Gelu, BinaryOp::GeGlu),
+        (ops::GateAct::GeluTanh, BinaryOp::GeGluTanh),
+    ];
+    for &(n, k) in &[(1usize, 4usize), (63, 12), (65, 1000), (257, 64)] {
+        let x = rng.vec(k, -2.0, 2.0);
+        let g = rng.vec(n * k, -1.0, 1.0);
+        let u = rng.vec(n * k, -1.0, 1.0);
+        let gx = upload(ctx, "x", &[1, k], &x);
+        let mut weights = vec![(
+            upload(ctx, "gate", &[n, k], &g),
+            upload(ctx, "up", &[n, k], &u),
+        )];
+        if ctx.has_f16() {
+            weights.push((
+                GpuTensor::from_f32_as_f16(ctx, "gate16", &[n, k], &g).unwrap(),
+                GpuTensor::from_f32_as_f16(ctx, "up16", &[n, k], &u).unwrap(),
+            ));
+        }
+        for (gate, up) in &weights {
+            for &(act, op) in &acts {
+                let mut b = Batch::new(ctx);
+                let fused = ops::matvec_glu(&mut b, &gx, gate, up, act)
+                    .unwrap()
+                    .expect("a row with K % 4 == 0 takes the fused path");
+                let gg = ops::matmul(&mut b, &gx, gate, true).unwrap();
+                let uu = ops::matmul(&mut b, &gx, up, true).unwrap();
+                let unfused = ops::binary(&mut b, op, &gg, &uu).unwrap();
+                let out = b.read_async(&[&fused, &unfused]).await.unwrap();
+                let what = format!("{act:?} n{n} k{k} {:?}", gate.dtype());
+                assert_eq!(
+                    out[0].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    out[1].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "fused gated product {what} differs from the unfused ops"
+                );
+            }
+        }
+    }
+}
+
+/// The residual add fused with the next norm gives exactly the add and then the norm: the same
+/// float operations on the same values (RMSNorm and LayerNorm, awkward widths).
+pub async fn fused_add_norm(ctx: &GpuContext) {
+    let mut rng = Rng::new(14);
+    for &(rows, d) in &[(1usize, 1usize), (3, 17), (5, 160), (2, 1025)] {
+        let x = rng.vec(rows * d, -3.0, 3.0);
+        let r = rng.vec(rows * d, -3.0, 3.0);
+        let w = rng.vec(d, 0.5, 1.5);
+        let bias = rng.vec(d, -0.5, 0.5);
+        let (gx, gr) = (
+            upload(ctx, "x", &[rows, d], &x),
+            upload(ctx, "r", &[rows, d], &r),
+        );
+        let (gw, gbias) = (upload(ctx, "w", &[d], &w), upload(ctx, "bias", &[d], &bias));
+        for layer in [false, true] {
+            let mut b = Batch::new(ctx);
+            let bias_arg = layer.then_some(&gbias);
+            let (sum, y) = ops::add_norm(&mut b, &gx, &gr, &gw, bias_arg, 1e-5).unwrap();
+            let sum2 = ops::binary(&mut b, BinaryOp::Add, &gx, &gr).unwrap();
+            let y2 = match layer {
+                true => ops::layernorm(&mut b, &sum2, &gw, &gbias, 1e-5).unwrap(),
+                false => ops::rmsnorm(&mut b, &sum2, &gw, 1e-5).unwrap(),
+            };
+            let out = b.read_async(&[&sum, &y, &sum2, &y2]).await.unwrap();
+            let bits = |v: &Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let what = format!("{} {rows}x{d}", if layer { "layernorm" } else { "rmsnorm" });
+            assert_eq!(
+                bits(&out[0]),
+                bits(&out[2]),
+                "fused add {what}: sum differs"
+            );
+            assert_eq!(
+                bits(&out[1]),
+                bits(&out[3]),
+                "fused add {what}: norm differs"
+            );
+        }
+    }
+}
