@@ -16,6 +16,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("matmul_f16w.wgsl", MATMUL_F16W),
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("norm.wgsl", NORM),
+    ("qkv_rope.wgsl", QKV_ROPE_SRC),
     ("rope.wgsl", ROPE),
     ("sample.wgsl", SAMPLE),
     ("softmax.wgsl", SOFTMAX),
@@ -54,6 +55,8 @@ pub const MATMUL_VEC4: &str = concat!(
 );
 /// RMSNorm and LayerNorm.
 pub const NORM: &str = include_str!("../shaders/norm.wgsl");
+/// Bias, q/k norm, RoPE and cache writes after the fused q|k|v product.
+pub const QKV_ROPE_SRC: &str = include_str!("../shaders/qkv_rope.wgsl");
 /// Rotary position embedding.
 pub const ROPE: &str = include_str!("../shaders/rope.wgsl");
 /// Token choice from logits.
@@ -209,3 +212,10 @@ pub const MATVEC_GLU_F16W_V4: Kernel = trusted(kernel(
     "matvec_glu_f16w_v4",
     U_RRR_W,
 ));
+/// Bias, q/k norm, RoPE and cache writes after the fused q|k|v product.
+pub const QKV_ROPE: Kernel = kernel(
+    "qkv_rope.wgsl",
+    QKV_ROPE_SRC,
+    "qkv_rope",
+    &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+);

@@ -153,6 +153,11 @@ async fn fused_gated_matvec_equals_the_unfused_ops() {
 }
 
 #[wasm_bindgen_test]
+async fn qkv_step_matches_reference() {
+    kernel_checks::qkv_rope(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn fused_add_norm_equals_the_add_then_the_norm() {
     kernel_checks::fused_add_norm(&browser_gpu().await).await;
 }

@@ -93,3 +93,8 @@ fn fused_gated_matvec_equals_the_unfused_ops() {
 fn fused_add_norm_equals_the_add_then_the_norm() {
     on_every_adapter(|ctx| block_on(checks::fused_add_norm(ctx)));
 }
+
+#[test]
+fn qkv_step_matches_reference() {
+    on_every_adapter(|ctx| block_on(checks::qkv_rope(ctx)));
+}

@@ -2,11 +2,11 @@
 //! window), Qwen2 (q/k/v biases) and Qwen3 (per-head q/k RMSNorm) have it.
 
 use super::config::{AttentionConfig, ModelConfig};
-use super::layers::{load, load_matrix};
+use super::layers::{load, load_matrix, upload_matrix};
 use super::weights::WeightFile;
 use crate::error::Result;
 use crate::gpu::{Batch, GpuContext, GpuTensor};
-use crate::ops::{self, AttentionShape, RopeMode, RopeTable};
+use crate::ops::{self, AttentionShape, QkvExtras, RopeMode, RopeTable};
 
 /// A linear layer `y = x·Wᵀ (+ b)`.
 pub struct Linear {
@@ -45,20 +45,19 @@ impl Linear {
     }
 }
 
-/// Weights of one MHA layer: `{prefix}.q_proj` … `o_proj` (with biases where configured) and
-/// Qwen3's `q_norm`, `k_norm`.
+/// Weights of one MHA layer: `{prefix}.q_proj`, `k_proj`, `v_proj` (fused into one product),
+/// `o_proj` (with biases where configured) and Qwen3's `q_norm`, `k_norm`.
 pub struct MhaLayer {
-    /// `[H·dh, d]`.
-    q_proj: Linear,
-    /// `[Hkv·dh, d]`.
-    k_proj: Linear,
-    /// `[Hkv·dh, d]`.
-    v_proj: Linear,
+    /// `q_proj`, `k_proj`, `v_proj` stacked: `[(H + 2·Hkv)·dh, d]`.
+    qkv: GpuTensor,
+    /// Their biases `[(H + 2·Hkv)·dh]`, then the q and k norm weights `[2, dh]` (zeros when
+    /// the layer has none).
+    aux: GpuTensor,
+    qkv_bias: bool,
     /// `[d, H·dh]`.
     o_proj: Linear,
-    /// RMSNorm weights `[dh]` over each query and key head, before RoPE.
-    qk_norm: Option<(GpuTensor, GpuTensor)>,
-    norm_eps: f32,
+    /// The q/k norm's epsilon, when the layer has one.
+    qk_norm_eps: Option<f32>,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -100,27 +99,36 @@ impl MhaLayer {
             } => (*qkv_bias, *o_bias, *qk_norm),
             _ => (false, false, false),
         };
-        let mut linear = |name: &str, out: usize, inp: usize, bias: bool| {
-            Linear::load(ctx, file, &format!("{prefix}.{name}"), out, inp, bias)
-        };
-        let q_proj = linear("q_proj", h * dh, d, qkv_bias)?;
-        let k_proj = linear("k_proj", kv * dh, d, qkv_bias)?;
-        let v_proj = linear("v_proj", kv * dh, d, qkv_bias)?;
-        let o_proj = linear("o_proj", d, h * dh, o_bias)?;
-        let qk_norm = match qk_norm {
-            true => Some((
-                load(ctx, file, &format!("{prefix}.q_norm.weight"), &[dh])?,
-                load(ctx, file, &format!("{prefix}.k_norm.weight"), &[dh])?,
-            )),
-            false => None,
-        };
+        let slots = h + 2 * kv;
+        let mut weights = Vec::with_capacity(slots * dh * d);
+        let mut aux = vec![0.0f32; (slots + 2) * dh];
+        for (name, rows, at) in [("q_proj", h, 0), ("k_proj", kv, h), ("v_proj", kv, h + kv)] {
+            let prefix = format!("{prefix}.{name}");
+            weights.extend(file.take(&format!("{prefix}.weight"), &[rows * dh, d])?);
+            if qkv_bias {
+                let bias = file.take(&format!("{prefix}.bias"), &[rows * dh])?;
+                aux[at * dh..(at + rows) * dh].copy_from_slice(&bias);
+            }
+        }
+        if qk_norm {
+            for (i, name) in ["q_norm", "k_norm"].into_iter().enumerate() {
+                let w = file.take(&format!("{prefix}.{name}.weight"), &[dh])?;
+                aux[(slots + i) * dh..(slots + i + 1) * dh].copy_from_slice(&w);
+            }
+        }
+        let qkv = upload_matrix(
+            ctx,
+            file.f16_matrices,
+            &format!("{prefix}.qkv_proj"),
+            &[slots * dh, d],
+            &weights,
+        )?;
         Ok(MhaLayer {
-            q_proj,
-            k_proj,
-            v_proj,
-            o_proj,
-            qk_norm,
-            norm_eps: cfg.norm_eps,
+            qkv,
+            aux: GpuTensor::from_f32(ctx, &format!("{prefix}.qkv_aux"), &[(slots + 2) * dh], &aux)?,
+            qkv_bias,
+            o_proj: Linear::load(ctx, file, &format!("{prefix}.o_proj"), d, h * dh, o_bias)?,
+            qk_norm_eps: qk_norm.then_some(cfg.norm_eps),
             heads: h,
             kv_heads: kv,
             head_dim: dh,
@@ -149,17 +157,21 @@ impl MhaLayer {
     ) -> Result<GpuTensor> {
         let n = x.shape()[0];
         let (h, kv, dh) = (self.heads, self.kv_heads, self.head_dim);
-        let mut q = self.q_proj.forward(b, x)?.reshape(&[n, h, dh])?;
-        let mut k = self.k_proj.forward(b, x)?.reshape(&[n, kv, dh])?;
-        let v = self.v_proj.forward(b, x)?;
-        if let Some((q_norm, k_norm)) = &self.qk_norm {
-            q = ops::rmsnorm(b, &q, q_norm, self.norm_eps)?;
-            k = ops::rmsnorm(b, &k, k_norm, self.norm_eps)?;
-        }
-        ops::rope_inplace(b, &q, rope, pos, mode)?;
-        ops::rope_inplace(b, &k, rope, pos, mode)?;
-        b.copy_elements(&k, 0, &cache.k, pos * kv * dh, n * kv * dh)?;
-        b.copy_elements(&v, 0, &cache.v, pos * kv * dh, n * kv * dh)?;
+        let qkv = ops::matmul(b, x, &self.qkv, true)?;
+        let extras = QkvExtras {
+            aux: &self.aux,
+            bias: self.qkv_bias,
+            norm_eps: self.qk_norm_eps,
+        };
+        let q = ops::qkv_rope(
+            b,
+            &qkv,
+            (h, kv, dh),
+            &extras,
+            (rope, mode),
+            pos,
+            (&cache.k, &cache.v),
+        )?;
         let how = AttentionShape {
             scale: 1.0 / (dh as f32).sqrt(),
             causal: true,

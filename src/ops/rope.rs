@@ -60,6 +60,8 @@ pub struct RopeTable {
     pub cos: GpuTensor,
     /// sin(pos · θ_i), `[positions, rot_dim/2]`.
     pub sin: GpuTensor,
+    /// Both, `[2, positions, rot_dim/2]` (for kernels that bind one table).
+    pub both: GpuTensor,
 }
 
 /// cos and sin tables on the host: angle `pos · θ_i` in fp32 (as PyTorch), cos/sin rounded from f64,
@@ -105,6 +107,12 @@ impl RopeTable {
             positions,
             cos: GpuTensor::from_f32(ctx, "rope cos", &[positions, half], &cos)?,
             sin: GpuTensor::from_f32(ctx, "rope sin", &[positions, half], &sin)?,
+            both: GpuTensor::from_f32(
+                ctx,
+                "rope table",
+                &[2, positions, half],
+                &[cos, sin].concat(),
+            )?,
         })
     }
 }

@@ -575,3 +575,138 @@ pub async fn fused_add_norm(ctx: &GpuContext) {
         }
     }
 }
+
+/// Rotates one head (f64) as RoPE does at `pos`.
+fn rope_head(head: &mut [f64], cos: &[f32], sin: &[f32], rot: usize, pos: usize, mode: RopeMode) {
+    let half = rot / 2;
+    for i in 0..half {
+        let (i0, i1) = match mode {
+            RopeMode::Interleaved => (2 * i, 2 * i + 1),
+            RopeMode::HalfSplit => (i, i + half),
+        };
+        let (c, s) = (cos[pos * half + i] as f64, sin[pos * half + i] as f64);
+        let (x0, x1) = (head[i0], head[i1]);
+        head[i0] = x0 * c - x1 * s;
+        head[i1] = x0 * s + x1 * c;
+    }
+}
+
+/// The step after the fused q|k|v product: bias, per-head RMSNorm of q and k, RoPE, and the
+/// keys and values written into the cache at their rows, against an f64 reference.
+pub async fn qkv_rope(ctx: &GpuContext) {
+    let mut rng = Rng::new(15);
+    // (tokens, heads, kv heads, head width, rotated width, first position)
+    for &(n, h, kv, dh, rot, pos) in &[
+        (1, 1, 1, 2, 2, 0),
+        (3, 4, 2, 6, 6, 5),
+        (5, 3, 1, 66, 66, 60),
+        (2, 2, 2, 130, 64, 3),
+    ] {
+        let slots = h + 2 * kv;
+        let cap = pos + n + 3;
+        let table = RopeTable::new(ctx, rot, 10000.0, cap).unwrap();
+        let (cos, sin) = latentgpu::ops::rope::rope_tables(
+            &latentgpu::ops::rope::inv_freq(rot, 10000.0),
+            cap,
+            1.0,
+        );
+        for (bias, norm, mode) in [
+            (false, false, RopeMode::HalfSplit),
+            (true, false, RopeMode::Interleaved),
+            (true, true, RopeMode::HalfSplit),
+        ] {
+            let x = rng.vec(n * slots * dh, -2.0, 2.0);
+            let mut aux = rng.vec((slots + 2) * dh, -0.5, 0.5);
+            aux[slots * dh..].iter_mut().for_each(|w| *w += 1.0);
+            let gx = upload(ctx, "qkv", &[n, slots * dh], &x);
+            let gaux = upload(ctx, "aux", &[(slots + 2) * dh], &aux);
+            let kc = GpuTensor::zeros(ctx, "k cache", &[cap, kv, dh]).unwrap();
+            let vc = GpuTensor::zeros(ctx, "v cache", &[cap, kv, dh]).unwrap();
+            let extras = ops::QkvExtras {
+                aux: &gaux,
+                bias,
+                norm_eps: norm.then_some(1e-6),
+            };
+            let mut b = Batch::new(ctx);
+            let q = ops::qkv_rope(
+                &mut b,
+                &gx,
+                (h, kv, dh),
+                &extras,
+                (&table, mode),
+                pos,
+                (&kc, &vc),
+            )
+            .unwrap();
+            let out = b.read_async(&[&q, &kc, &vc]).await.unwrap();
+            let (mut q_ref, mut k_ref, mut v_ref) = (
+                vec![0.0; n * h * dh],
+                vec![0.0; cap * kv * dh],
+                vec![0.0; cap * kv * dh],
+            );
+            let mut q_tol = vec![0.0; n * h * dh];
+            let mut k_tol = vec![0.0; cap * kv * dh];
+            for t in 0..n {
+                for s in 0..slots {
+                    let src = &x[(t * slots + s) * dh..(t * slots + s + 1) * dh];
+                    let mut head: Vec<f64> = (0..dh)
+                        .map(|j| src[j] as f64 + if bias { aux[s * dh + j] as f64 } else { 0.0 })
+                        .collect();
+                    // Error of the rotated input: the bias add's rounding (u relative), and
+                    // with the norm its bound from `norms` ((8·sqrt(dh) + 6)·u relative).
+                    let input_rel = if norm {
+                        (8.0 * (dh as f64).sqrt() + 6.0) * U
+                    } else {
+                        0.0
+                    } + if bias { U } else { 0.0 };
+                    if norm && s < h + kv {
+                        let ms = head.iter().map(|v| v * v).sum::<f64>() / dh as f64;
+                        let inv = 1.0 / (ms + 1e-6).sqrt();
+                        let w = &aux[(slots + usize::from(s >= h)) * dh..];
+                        head.iter_mut()
+                            .enumerate()
+                            .for_each(|(j, v)| *v *= inv * w[j] as f64);
+                    }
+                    let mags = head.clone();
+                    if s < h + kv {
+                        rope_head(&mut head, &cos, &sin, rot, pos + t, mode);
+                    }
+                    // The rotation of each pair: rope's 3 roundings of terms <= |x0| + |x1|,
+                    // plus the input's error carried through (|cos|, |sin| <= 1).
+                    let tol = |j: usize| {
+                        let partner = if j >= rot {
+                            j
+                        } else {
+                            match mode {
+                                RopeMode::Interleaved => j ^ 1,
+                                RopeMode::HalfSplit => (j + rot / 2) % rot,
+                            }
+                        };
+                        let m = mags[j].abs() + mags[partner].abs();
+                        (3.0 * U + input_rel) * m + 1e-30
+                    };
+                    for j in 0..dh {
+                        if s < h {
+                            q_ref[(t * h + s) * dh + j] = head[j];
+                            q_tol[(t * h + s) * dh + j] = tol(j);
+                        } else if s < h + kv {
+                            let at = ((pos + t) * kv + s - h) * dh + j;
+                            k_ref[at] = head[j];
+                            k_tol[at] = tol(j);
+                        } else {
+                            v_ref[((pos + t) * kv + s - h - kv) * dh + j] = head[j];
+                        }
+                    }
+                }
+            }
+            let what =
+                format!("qkv_rope n{n} {h}/{kv}x{dh} r{rot} pos{pos} bias {bias} norm {norm}");
+            assert_close_by(&format!("{what} q"), &out[0], &q_ref, |i| q_tol[i]);
+            assert_close_by(&format!("{what} k"), &out[1], &k_ref, |i| k_tol[i]);
+            // Values: the bias add's rounding only (u relative).
+            assert_close_by(&format!("{what} v"), &out[2], &v_ref, |i| {
+                U * v_ref[i].abs()
+            });
+        }
+    }
+}
