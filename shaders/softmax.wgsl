@@ -1,4 +1,5 @@
-// Numerically stable softmax along rows of x [rows, cols] -> y [rows, cols], one workgroup per row.
+// Numerically stable softmax along rows of scale·x [rows, cols] -> y [rows, cols], one workgroup
+// per row (scale is applied to each value first, as attention scales its scores).
 // Causal mask (causal = 1): rows are grouped in blocks of q_len query rows; query row i of a block
 // sees columns j <= i + offset. Masked columns are skipped by loop bounds and written as 0
 // (no infinities: WGSL may assume none exist).
@@ -9,7 +10,7 @@ struct SoftmaxParams {
     causal: u32,
     q_len: u32,
     offset: u32,
-    _pad0: u32,
+    scale: f32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -68,20 +69,20 @@ fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     }
     // Every row has at least column 0 valid, so the max is over a non-empty set;
     // invocations with no column contribute the row's first value, which is in the set.
-    var m = x[base];
+    var m = x[base] * p.scale;
     for (var j = lid; j < valid; j += WG) {
-        m = max(m, x[base + j]);
+        m = max(m, x[base + j] * p.scale);
     }
     m = workgroup_max(m, lid);
     var s = 0.0;
     for (var j = lid; j < valid; j += WG) {
-        s += exp(x[base + j] - m);
+        s += exp(x[base + j] * p.scale - m);
     }
     let inv = 1.0 / workgroup_sum(s, lid);
     for (var j = lid; j < p.cols; j += WG) {
         var v = 0.0;
         if (j < valid) {
-            v = exp(x[base + j] - m) * inv;
+            v = exp(x[base + j] * p.scale - m) * inv;
         }
         y[base + j] = v;
     }

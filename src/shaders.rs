@@ -16,6 +16,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("matmul_f16w.wgsl", MATMUL_F16W),
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("norm.wgsl", NORM),
+    ("permute.wgsl", PERMUTE),
     ("qkv_rope.wgsl", QKV_ROPE_SRC),
     ("rope.wgsl", ROPE),
     ("sample.wgsl", SAMPLE),
@@ -55,6 +56,8 @@ pub const MATMUL_VEC4: &str = concat!(
 );
 /// RMSNorm and LayerNorm.
 pub const NORM: &str = include_str!("../shaders/norm.wgsl");
+/// Swapping the first two dimensions.
+pub const PERMUTE: &str = include_str!("../shaders/permute.wgsl");
 /// Bias, q/k norm, RoPE and cache writes after the fused q|k|v product.
 pub const QKV_ROPE_SRC: &str = include_str!("../shaders/qkv_rope.wgsl");
 /// Rotary position embedding.
@@ -219,3 +222,5 @@ pub const QKV_ROPE: Kernel = kernel(
     "qkv_rope",
     &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
 );
+/// `[A, B, C]` -> `[B, A, C]`.
+pub const PERMUTE01: Kernel = kernel("permute.wgsl", PERMUTE, "permute", U_R_W);

@@ -158,6 +158,11 @@ async fn qkv_step_matches_reference() {
 }
 
 #[wasm_bindgen_test]
+async fn permute_matches_reference() {
+    kernel_checks::permute(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn fused_add_norm_equals_the_add_then_the_norm() {
     kernel_checks::fused_add_norm(&browser_gpu().await).await;
 }

@@ -98,3 +98,8 @@ fn fused_add_norm_equals_the_add_then_the_norm() {
 fn qkv_step_matches_reference() {
     on_every_adapter(|ctx| block_on(checks::qkv_rope(ctx)));
 }
+
+#[test]
+fn permute_matches_reference() {
+    on_every_adapter(|ctx| block_on(checks::permute(ctx)));
+}

@@ -204,7 +204,7 @@ fn params_structs_match_their_wgsl_twins() {
         (
             shaders::SOFTMAX,
             "SoftmaxParams",
-            offsets!(SoftmaxParams: rows, cols, causal, q_len, offset, _pad),
+            offsets!(SoftmaxParams: rows, cols, causal, q_len, offset, scale, _pad),
         ),
         (
             shaders::ROPE,

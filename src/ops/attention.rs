@@ -147,9 +147,55 @@ pub fn attention(
     expect_rank("attention", "q", q, 3..=3)?;
     expect_rank("attention", "v", v, 3..=3)?;
     let shape = [q.shape()[0], q.shape()[1], v.shape()[2]];
+    if let Some(o) = attention_by_products(batch, q, k, v, how)? {
+        return Ok(o);
+    }
     let o = GpuTensor::scratch(batch.ctx(), "attention", &shape, DType::F32)?;
     attention_into(batch, q, k, v, &o, how)?;
     Ok(o)
+}
+
+/// Queries from which a prefill takes the products path.
+const PRODUCTS_MIN_QUERIES: usize = 16;
+/// Most bytes of scores the products path holds at once.
+const PRODUCTS_MAX_SCORE_BYTES: usize = 64 << 20;
+
+/// Prefill attention as transformers' eager attention computes it, on the tiled matrix
+/// kernels: `S = Q·Kᵀ` per head, `P = softmax(scale·S)` with the causal mask, `O = P·V`, with
+/// the heads moved to the front and back. `None` (the fused kernel's job) for few queries, a
+/// sliding window, or scores over [`PRODUCTS_MAX_SCORE_BYTES`].
+fn attention_by_products(
+    batch: &mut Batch,
+    q: &GpuTensor,
+    k: &GpuTensor,
+    v: &GpuTensor,
+    how: AttentionShape,
+) -> Result<Option<GpuTensor>> {
+    let (n, heads, d_qk) = (q.shape()[0], q.shape()[1], q.shape()[2]);
+    let (kv_heads, d_v) = (k.shape()[1], v.shape()[2]);
+    let n_kv = how.n_kv;
+    let fits = n >= PRODUCTS_MIN_QUERIES
+        && how.window == 0
+        && n_kv >= 1
+        && n_kv <= k.shape()[0]
+        && kv_heads > 0
+        && heads % kv_heads == 0
+        && heads * n * n_kv * 4 <= PRODUCTS_MAX_SCORE_BYTES
+        && (!how.causal || n <= n_kv);
+    if !fits {
+        return Ok(None);
+    }
+    let group = heads / kv_heads;
+    // Head-major: the `group` query heads of each key head are contiguous rows.
+    let qh = super::permute01(batch, q)?.reshape(&[kv_heads, group * n, d_qk])?;
+    let kh = super::permute01(batch, &k.rows(n_kv)?)?;
+    let vh = super::permute01(batch, &v.rows(n_kv)?)?;
+    let scores = super::matmul(batch, &qh, &kh, true)?.reshape(&[heads, n, n_kv])?;
+    let causal = how.causal.then(|| n_kv - n);
+    let probs = super::softmax_scaled(batch, &scores, causal, how.scale)?;
+    let probs = probs.reshape(&[kv_heads, group * n, n_kv])?;
+    let o = super::matmul(batch, &probs, &vh, false)?.reshape(&[heads, n, d_v])?;
+    Ok(Some(super::permute01(batch, &o)?))
 }
 
 /// As [`attention`], writing into `o`.

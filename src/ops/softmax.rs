@@ -20,8 +20,10 @@ pub struct SoftmaxParams {
     pub q_len: u32,
     /// Keys before the first query (decode offset).
     pub offset: u32,
+    /// Each value is multiplied by this first.
+    pub scale: f32,
     /// Padding.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 /// Softmax along the last dimension of `x` `[.., rows, cols]`.
@@ -29,6 +31,16 @@ pub struct SoftmaxParams {
 /// With `causal = Some(offset)`, row `i` of each `[rows, cols]` block keeps columns `j <= i + offset`
 /// and the rest are 0.
 pub fn softmax(batch: &mut Batch, x: &GpuTensor, causal: Option<usize>) -> Result<GpuTensor> {
+    softmax_scaled(batch, x, causal, 1.0)
+}
+
+/// As [`softmax`] of `scale · x` (the scaling done in the kernel, value by value).
+pub fn softmax_scaled(
+    batch: &mut Batch,
+    x: &GpuTensor,
+    causal: Option<usize>,
+    scale: f32,
+) -> Result<GpuTensor> {
     expect_rank("softmax", "x", x, 1..=4)?;
     let cols = *x.shape().last().unwrap_or(&1);
     let q_len = if x.shape().len() >= 2 {
@@ -52,7 +64,8 @@ pub fn softmax(batch: &mut Batch, x: &GpuTensor, causal: Option<usize>) -> Resul
         causal: causal.is_some() as u32,
         q_len: as_u32("softmax", "rows per block", q_len)?,
         offset: as_u32("softmax", "offset", offset)?,
-        _pad: [0; 3],
+        scale,
+        _pad: [0; 2],
     };
     let y = GpuTensor::scratch(batch.ctx(), "softmax", &x.shape(), DType::F32)?;
     let wg = grid(batch.ctx(), "softmax", rows as u64)?;

@@ -85,8 +85,12 @@ async fn check_attention(
         n_kv,
         window,
     };
+    // `attention` takes the products path for a prefill of 16 queries or more without a
+    // window; `attention_into` always runs the fused kernel. Both are checked.
     let o = ops::attention(&mut b, &gq, &gk, &gv, how).unwrap();
-    let out = b.read_async(&[&o]).await.unwrap().remove(0);
+    let fused = GpuTensor::zeros(ctx, "o", &[n_q, heads, d_v]).unwrap();
+    ops::attention_into(&mut b, &gq, &gk, &gv, &fused, how).unwrap();
+    let outs = b.read_async(&[&o, &fused]).await.unwrap();
     let reference = cpu::attention_windowed(
         &q, &k, &v, n_q, n_kv, heads, kv_heads, d_qk, d_v, scale, causal, window,
     );
@@ -94,14 +98,16 @@ async fn check_attention(
     // That moves each probability by the same relative amount (times exp's few ULP), and the
     // weighted sum over n_kv values <= 1 adds c·sqrt(n_kv)·u; |o| <= 1. Absolute tol with c = 8.
     let tol = 8.0 * ((d_qk as f64).sqrt() + (n_kv as f64).sqrt() + 8.0) * U;
-    assert_close(
-        &format!(
-            "attention q{n_q} kv{n_kv}/{cap} h{heads}/{kv_heads} d{d_qk}/{d_v} causal {causal} window {window}"
-        ),
-        &out,
-        &reference,
-        tol,
-    );
+    for (path, out) in ["attention", "fused kernel"].iter().zip(&outs) {
+        assert_close(
+            &format!(
+                "{path} q{n_q} kv{n_kv}/{cap} h{heads}/{kv_heads} d{d_qk}/{d_v} causal {causal} window {window}"
+            ),
+            out,
+            &reference,
+            tol,
+        );
+    }
 }
 
 /// `A·B` and `A·Bᵀ` on awkward shapes, scalar and vec4-tiled paths.
@@ -707,6 +713,23 @@ pub async fn qkv_rope(ctx: &GpuContext) {
             assert_close_by(&format!("{what} v"), &out[2], &v_ref, |i| {
                 U * v_ref[i].abs()
             });
+        }
+    }
+}
+
+/// Swapping the first two dimensions (a copy: exact).
+pub async fn permute(ctx: &GpuContext) {
+    let mut rng = Rng::new(16);
+    for &(a, b, c) in &[(1usize, 1usize, 1usize), (3, 5, 7), (17, 2, 65), (257, 3, 4)] {
+        let x = rng.vec(a * b * c, -1.0, 1.0);
+        let gx = upload(ctx, "x", &[a, b, c], &x);
+        let mut bt = Batch::new(ctx);
+        let y = ops::permute01(&mut bt, &gx).unwrap();
+        assert_eq!(y.shape(), &[b, a, c]);
+        let out = bt.read_async(&[&y]).await.unwrap().remove(0);
+        for (i, &v) in out.iter().enumerate() {
+            let (bb, aa, cc) = (i / (a * c), (i / c) % a, i % c);
+            assert_eq!(v, x[(aa * b + bb) * c + cc], "permute {a}x{b}x{c} at {i}");
         }
     }
 }
