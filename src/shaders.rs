@@ -11,6 +11,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("bench.wgsl", BENCH),
     ("elementwise.wgsl", ELEMENTWISE),
     ("embedding.wgsl", EMBEDDING),
+    ("embedding_f16.wgsl", EMBEDDING_F16),
     ("latent.wgsl", LATENT),
     ("matmul.wgsl", MATMUL),
     ("matmul_f16w.wgsl", MATMUL_F16W),
@@ -34,6 +35,8 @@ pub const ELEMENTWISE: &str = concat!(
 );
 /// Embedding lookup.
 pub const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
+/// Embedding lookup from an f16 table.
+pub const EMBEDDING_F16: &str = include_str!("../shaders/embedding_f16.wgsl");
 /// The gather phase of causal latent attention.
 pub const LATENT: &str = include_str!("../shaders/latent.wgsl");
 /// Matrix products.
@@ -119,6 +122,13 @@ pub const SOFTMAX_ROWS: Kernel = kernel("softmax.wgsl", SOFTMAX, "softmax_rows",
 pub const ROPE_INPLACE: Kernel = kernel("rope.wgsl", ROPE, "rope", U_RR_W);
 /// Embedding lookup.
 pub const EMBEDDING_LOOKUP: Kernel = kernel("embedding.wgsl", EMBEDDING, "embedding", U_RR_W);
+/// Embedding lookup from an f16 table (shader-f16 adapters).
+pub const EMBEDDING_LOOKUP_F16: Kernel = kernel(
+    "embedding_f16.wgsl",
+    EMBEDDING_F16,
+    "embedding_f16",
+    U_RR_W,
+);
 /// `C = A·B`.
 pub const MATMUL_NN: Kernel = trusted(kernel("matmul.wgsl", MATMUL, "matmul_nn", U_RR_W));
 /// `C = A·Bᵀ`.

@@ -294,7 +294,11 @@ impl Model {
         config.validate()?;
         let cfg = &config;
         let (v, d) = (cfg.vocab_size, cfg.d_model);
-        let embed = load(ctx, file, "embed_tokens.weight", &[v, d])?;
+        // Tied to the LM head, the embedding is a matrix (f16 when the matrices are).
+        let embed = match cfg.tie_embeddings {
+            true => load_matrix(ctx, file, "embed_tokens.weight", &[v, d])?,
+            false => load(ctx, file, "embed_tokens.weight", &[v, d])?,
+        };
         let mut blocks = Vec::with_capacity(cfg.n_layers);
         for i in 0..cfg.n_layers {
             let p = format!("layers.{i}");

@@ -1,6 +1,6 @@
 //! Embedding lookup of token ids.
 
-use super::{as_u32, expect_rank};
+use super::as_u32;
 use crate::error::{Error, Result};
 use crate::gpu::batch::grid;
 use crate::gpu::{Batch, DType, GpuTensor};
@@ -23,7 +23,7 @@ pub struct EmbeddingParams {
 /// `out[t] = table[ids[t]]`; `table` is `[vocab, d]`, the result `[ids.len(), d]`.
 /// Every id must be `< vocab`.
 pub fn embedding(batch: &mut Batch, table: &GpuTensor, ids: &[u32]) -> Result<GpuTensor> {
-    expect_rank("embedding", "table", table, 2..=2)?;
+    expect_table(table)?;
     let vocab = table.shape()[0];
     if ids.is_empty() {
         return Err(crate::error::shape_err(
@@ -47,7 +47,7 @@ pub fn embedding(batch: &mut Batch, table: &GpuTensor, ids: &[u32]) -> Result<Gp
 /// As [`embedding`] with the ids already on the GPU (`[tokens]` u32, e.g. the sampler's
 /// output); an id past the vocabulary reads the last row (the kernel clamps it).
 pub fn embedding_ids(batch: &mut Batch, table: &GpuTensor, ids_t: &GpuTensor) -> Result<GpuTensor> {
-    expect_rank("embedding", "table", table, 2..=2)?;
+    expect_table(table)?;
     if ids_t.dtype() != DType::U32 || ids_t.shape().len() != 1 || ids_t.numel() == 0 {
         return Err(crate::error::shape_err(
             "embedding",
@@ -67,12 +67,30 @@ pub fn embedding_ids(batch: &mut Batch, table: &GpuTensor, ids_t: &GpuTensor) ->
         _pad: 0,
     };
     let wg = grid(ctx, "embedding", ((n * d) as u64).div_ceil(256))?;
+    let kernel = match table.dtype() {
+        DType::F16 => &shaders::EMBEDDING_LOOKUP_F16,
+        _ => &shaders::EMBEDDING_LOOKUP,
+    };
     batch.dispatch(
-        &shaders::EMBEDDING_LOOKUP,
+        kernel,
         &[],
         Some(bytemuck::bytes_of(&params)),
         &[table, ids_t, &out],
         wg,
     )?;
     Ok(out)
+}
+
+/// A `[vocab, d]` table of f32 or f16.
+fn expect_table(table: &GpuTensor) -> Result<()> {
+    super::expect_rank_any_dtype("embedding", "table", table, 2..=2)?;
+    if table.dtype() == DType::U32 {
+        return Err(crate::error::shape_err(
+            "embedding",
+            format!("table '{}' dtype", table.label()),
+            "F32 or F16",
+            "U32",
+        ));
+    }
+    Ok(())
 }

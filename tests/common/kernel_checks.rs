@@ -378,6 +378,18 @@ pub async fn embedding(ctx: &GpuContext) {
         let out = b.read_async(&[&out]).await.unwrap().remove(0);
         // A copy: exact.
         assert_close("embedding", &out, &cpu::embedding(&table, d, &ids), 0.0);
+        if ctx.has_f16() {
+            // From an f16 table: exactly the f16-rounded values (f16 -> f32 is exact).
+            let t16 = GpuTensor::from_f32_as_f16(ctx, "table16", &[vocab, d], &table).unwrap();
+            let rounded: Vec<f32> = table
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_f32())
+                .collect();
+            let mut b = Batch::new(ctx);
+            let out = ops::embedding(&mut b, &t16, &ids).unwrap();
+            let out = b.read_async(&[&out]).await.unwrap().remove(0);
+            assert_close("f16 embedding", &out, &cpu::embedding(&rounded, d, &ids), 0.0);
+        }
     }
 }
 

@@ -1,0 +1,29 @@
+// Embedding lookup from an f16 table (the tied embedding of a model whose matrices are f16):
+// out[t, :] = f32(table[ids[t], :]). The same contract as embedding.wgsl.
+enable f16;
+
+struct EmbeddingParams {
+    tokens: u32,
+    d: u32,
+    vocab: u32,
+    _pad: u32,
+}
+
+override WG: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> p: EmbeddingParams;
+@group(0) @binding(1) var<storage, read> table: array<f16>;      // [vocab, d]
+@group(0) @binding(2) var<storage, read> ids: array<u32>;        // [tokens]
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;  // [tokens, d]
+
+@compute @workgroup_size(WG)
+fn embedding_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (i >= p.tokens * p.d) {
+        return;
+    }
+    let t = i / p.d;
+    let id = min(ids[t], p.vocab - 1u);
+    out[i] = f32(table[id * p.d + i % p.d]);
+}
