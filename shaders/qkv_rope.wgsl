@@ -6,7 +6,8 @@
 //   table [2, positions, rot_dim / 2]        cos, then sin (RopeTable)
 //   q     [tokens, heads, dh]                out: the rotated queries
 //   k_cache, v_cache [capacity, kv_heads, dh] out: the rotated keys and the values, at rows
-//                                            pos.. (an element offset, so any row can be written)
+//                                            row.. (an element offset, so any row can be written)
+// Token t is rotated for position pos + t.
 // The norm and the rotation are rmsnorm.wgsl's and rope.wgsl's formulas (modes: 0 interleaved
 // pairs, 1 half-split pairs; values rot_dim.. of a head are not rotated).
 
@@ -22,7 +23,7 @@ struct QkvParams {
     has_bias: u32,
     has_norm: u32,
     eps: f32,
-    _pad: u32,
+    row: u32,
 }
 
 const WG: u32 = 64u;
@@ -72,7 +73,7 @@ fn qkv_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         head[j] = x;
     }
     workgroupBarrier();
-    let cache_row = (p.pos + t) * p.kv_heads;
+    let cache_row = (p.row + t) * p.kv_heads;
     if (s >= p.heads + p.kv_heads) {
         let base = (cache_row + s - p.heads - p.kv_heads) * dh;
         for (var j = lid; j < dh; j += WG) {

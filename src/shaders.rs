@@ -123,12 +123,8 @@ pub const ROPE_INPLACE: Kernel = kernel("rope.wgsl", ROPE, "rope", U_RR_W);
 /// Embedding lookup.
 pub const EMBEDDING_LOOKUP: Kernel = kernel("embedding.wgsl", EMBEDDING, "embedding", U_RR_W);
 /// Embedding lookup from an f16 table (shader-f16 adapters).
-pub const EMBEDDING_LOOKUP_F16: Kernel = kernel(
-    "embedding_f16.wgsl",
-    EMBEDDING_F16,
-    "embedding_f16",
-    U_RR_W,
-);
+pub const EMBEDDING_LOOKUP_F16: Kernel =
+    kernel("embedding_f16.wgsl", EMBEDDING_F16, "embedding_f16", U_RR_W);
 /// `C = A·B`.
 pub const MATMUL_NN: Kernel = trusted(kernel("matmul.wgsl", MATMUL, "matmul_nn", U_RR_W));
 /// `C = A·Bᵀ`.

@@ -5,7 +5,7 @@ use super::layers::{load, load_matrix};
 use super::weights::WeightFile;
 use crate::error::Result;
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
-use crate::ops::{self, AttentionShape, BinaryOp, GatherState, RopeMode, RopeTable};
+use crate::ops::{self, AttentionShape, BinaryOp, GatherState, QkvExtras, RopeMode, RopeTable};
 
 /// The four `[d, d]` projections of one phase.
 pub struct Projections {
@@ -76,6 +76,11 @@ pub struct LatentLayer {
     synth: Option<Projections>,
     /// Phase 3: token queries, latent keys and values, output.
     broadcast: Projections,
+    /// The token-side products of a causal forward, stacked: `broadcast.q`, `gather.k`,
+    /// `gather.v` `[3d, d]` (those three are views of it).
+    qkv: GpuTensor,
+    /// Zeros `[(3h + 2)·dh]`: no bias and no norm for the qkv step.
+    qkv_aux: GpuTensor,
     /// `latents · gather.qᵀ` `[M, h, dh]`, constant.
     q1: GpuTensor,
     /// 0 on the first `rope_dim` values of each head, 1 elsewhere `[M, h, dh]`: keeps latent
@@ -121,14 +126,30 @@ impl LatentLayer {
     ) -> Result<Self> {
         let d = shape.d;
         let latents = load(ctx, file, &format!("{prefix}.latents"), &[shape.latents, d])?;
-        let gather = Projections::load(ctx, file, &format!("{prefix}.gather"), d)?;
+        let mut gather = Projections::load(ctx, file, &format!("{prefix}.gather"), d)?;
         let synth = if shape.synthesis {
             Some(Projections::load(ctx, file, &format!("{prefix}.synth"), d)?)
         } else {
             None
         };
-        let broadcast = Projections::load(ctx, file, &format!("{prefix}.broadcast"), d)?;
+        let mut broadcast = Projections::load(ctx, file, &format!("{prefix}.broadcast"), d)?;
         let (m, h, dh) = (shape.latents, shape.heads, shape.dh());
+        // One product for the token side's queries, keys and values; the three projections
+        // become views of it when the adapter can bind them there.
+        let dtype = broadcast.q.dtype();
+        let qkv = GpuTensor::empty(ctx, &format!("{prefix}.qkv_proj"), &[3 * d, d], dtype)?;
+        let mut b = Batch::new(ctx);
+        for (i, w) in [&broadcast.q, &gather.k, &gather.v].into_iter().enumerate() {
+            b.copy_elements(w, 0, &qkv, i * d * d, d * d)?;
+        }
+        b.submit()?;
+        let align = ctx.limits.min_storage_buffer_offset_alignment as usize;
+        if (d * d * dtype.size()).is_multiple_of(align) {
+            broadcast.q = qkv.row_range(0, d)?;
+            gather.k = qkv.row_range(d, d)?;
+            gather.v = qkv.row_range(2 * d, d)?;
+        }
+        let qkv_aux = GpuTensor::zeros(ctx, "latent qkv aux", &[(3 * h + 2) * dh])?;
         let mut b = Batch::new(ctx);
         let q1 = ops::matmul(&mut b, &latents, &gather.q, true)?.reshape(&[m, h, dh])?;
         b.submit()?;
@@ -142,6 +163,8 @@ impl LatentLayer {
             gather,
             synth,
             broadcast,
+            qkv,
+            qkv_aux,
             q1,
             key_mask,
         })
@@ -247,29 +270,43 @@ impl LatentLayer {
         );
         let n = x.shape()[0];
         let row = h * dh;
-        let q3 = ops::matmul(b, x, &self.broadcast.q, true)?.reshape(&[n, h, dh])?;
-        let k1 = ops::matmul(b, x, &self.gather.k, true)?.reshape(&[n, h, dh])?;
-        let v1 = ops::matmul(b, x, &self.gather.v, true)?.reshape(&[n, h, dh])?;
-        let k1r = GpuTensor::scratch(b.ctx(), "rotated keys", &[n, h, dh], DType::F32)?;
-        b.copy(&k1, &k1r)?;
-        ops::rope_inplace(b, &q3, rope, pos, mode)?;
-        ops::rope_inplace(b, &k1r, rope, pos, mode)?;
+        // Queries, keys and values of the tokens in one product; per chunk segment, the qkv
+        // step rotates the queries and writes the rotated keys and the values into the state.
+        let qkv = ops::matmul(b, x, &self.qkv, true)?;
+        let extras = QkvExtras {
+            aux: &self.qkv_aux,
+            bias: false,
+            norm_eps: None,
+        };
         let out = GpuTensor::scratch(b.ctx(), "latent attention", &[n, h, dh], DType::F32)?;
         let mut t0 = 0;
         while t0 < n {
             let cpos = (pos + t0) % c;
             let seg = (n - t0).min(c - cpos);
-            b.copy_elements(&k1r, t0 * row, &state.keys, (m + cpos) * row, seg * row)?;
-            b.copy_elements(&v1, t0 * row, &state.values, (m + cpos) * row, seg * row)?;
-            b.copy_elements(&k1, t0 * row, &state.chunk_keys, cpos * row, seg * row)?;
-            b.copy_elements(&v1, t0 * row, &state.chunk_values, cpos * row, seg * row)?;
-            let q = if seg == n {
-                q3.clone()
-            } else {
-                let q = GpuTensor::scratch(b.ctx(), "query segment", &[seg, h, dh], DType::F32)?;
-                b.copy_elements(&q3, t0 * row, &q, 0, seg * row)?;
-                q
+            let part = b.bindable(&qkv.row_range(t0, seg)?)?;
+            let at = (pos + t0, m + cpos);
+            let q = ops::qkv_rope(
+                b,
+                &part,
+                (h, h, dh),
+                &extras,
+                (rope, mode),
+                at,
+                (&state.keys, &state.values),
+            )?;
+            // The chunk's unrotated keys and values, for the gather.
+            let kv = match seg {
+                1 => part.reshape(&[3, row])?,
+                _ => ops::permute01(b, &part.reshape(&[seg, 3, row])?)?.reshape(&[3, seg * row])?,
             };
+            b.copy_elements(&kv, seg * row, &state.chunk_keys, cpos * row, seg * row)?;
+            b.copy_elements(
+                &kv,
+                2 * seg * row,
+                &state.chunk_values,
+                cpos * row,
+                seg * row,
+            )?;
             let how = AttentionShape {
                 scale: self.scale(),
                 causal: true,
@@ -278,26 +315,46 @@ impl LatentLayer {
             };
             let o = ops::attention(b, &q, &state.keys, &state.values, how)?;
             if seg == n {
-                b.copy(&o, &out)?;
-            } else {
-                b.copy_elements(&o, 0, &out, t0 * row, seg * row)?;
+                return self.finish(b, &o, state, cpos + seg == c);
             }
+            b.copy_elements(&o, 0, &out, t0 * row, seg * row)?;
             if cpos + seg == c {
-                let s = &state.gather;
-                ops::gather_update(
-                    b,
-                    &self.q1,
-                    &state.chunk_keys,
-                    &state.chunk_values,
-                    c,
-                    s,
-                    self.scale(),
-                )?;
-                self.refresh(b, state)?;
+                self.absorb_chunk(b, state)?;
             }
             t0 += seg;
         }
         ops::matmul(b, &out.reshape(&[n, d])?, &self.broadcast.o, true)
+    }
+
+    /// The output projection of the attention `o` of the whole input, absorbing the chunk
+    /// into the gather state when it is complete.
+    fn finish(
+        &self,
+        b: &mut Batch,
+        o: &GpuTensor,
+        state: &LatentState,
+        chunk_complete: bool,
+    ) -> Result<GpuTensor> {
+        if chunk_complete {
+            self.absorb_chunk(b, state)?;
+        }
+        let n = o.shape()[0];
+        ops::matmul(b, &o.reshape(&[n, self.shape.d])?, &self.broadcast.o, true)
+    }
+
+    /// Phase 1 over the completed chunk, then the latents' keys and values refreshed.
+    fn absorb_chunk(&self, b: &mut Batch, state: &LatentState) -> Result<()> {
+        let c = self.shape.chunk;
+        ops::gather_update(
+            b,
+            &self.q1,
+            &state.chunk_keys,
+            &state.chunk_values,
+            c,
+            &state.gather,
+            self.scale(),
+        )?;
+        self.refresh(b, state)
     }
 
     /// Bidirectional forward of `x` `[n, d]`, the seeds' three equations with no position:

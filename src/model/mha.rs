@@ -169,7 +169,7 @@ impl MhaLayer {
             (h, kv, dh),
             &extras,
             (rope, mode),
-            pos,
+            (pos, pos),
             (&cache.k, &cache.v),
         )?;
         let how = AttentionShape {

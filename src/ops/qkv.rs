@@ -34,8 +34,8 @@ pub struct QkvParams {
     pub has_norm: u32,
     /// The norm's epsilon.
     pub eps: f32,
-    /// Padding.
-    pub _pad: u32,
+    /// Cache row of the first token.
+    pub row: u32,
 }
 
 /// What the step adds to the product: a bias, a per-head q/k norm. `aux` holds
@@ -50,9 +50,9 @@ pub struct QkvExtras<'a> {
     pub norm_eps: Option<f32>,
 }
 
-/// `qkv` `[n, (heads + 2·kv_heads)·dh]` -> the rotated queries `[n, heads, dh]`; the rotated
-/// keys and the values go to `k_cache` and `v_cache` (`[capacity, kv_heads, dh]`) at rows
-/// `pos..pos + n`.
+/// `qkv` `[n, (heads + 2·kv_heads)·dh]` of tokens at positions `pos..pos + n` -> the rotated
+/// queries `[n, heads, dh]`; the rotated keys and the values go to `k_cache` and `v_cache`
+/// (`[capacity, kv_heads, dh]`) at rows `row..row + n`.
 #[allow(clippy::too_many_arguments)]
 pub fn qkv_rope(
     batch: &mut Batch,
@@ -60,7 +60,7 @@ pub fn qkv_rope(
     (heads, kv_heads, dh): (usize, usize, usize),
     extras: &QkvExtras,
     rope: (&RopeTable, RopeMode),
-    pos: usize,
+    (pos, row): (usize, usize),
     (k_cache, v_cache): (&GpuTensor, &GpuTensor),
 ) -> Result<GpuTensor> {
     const OP: &str = "qkv_rope";
@@ -84,11 +84,18 @@ pub fn qkv_rope(
             ),
         ));
     }
-    if pos + n > capacity || pos + n > table.positions {
+    if row + n > capacity {
         return Err(Error::OutOfRange {
-            what: format!("{OP}: position (cache row {pos} + {n} tokens)"),
+            what: format!("{OP}: cache row ({row} + {n} tokens)"),
+            found: (row + n - 1) as u64,
+            bound: capacity as u64,
+        });
+    }
+    if pos + n > table.positions {
+        return Err(Error::OutOfRange {
+            what: format!("{OP}: position ({pos} + {n} tokens)"),
             found: (pos + n - 1) as u64,
-            bound: capacity.min(table.positions) as u64,
+            bound: table.positions as u64,
         });
     }
     let params = QkvParams {
@@ -103,7 +110,7 @@ pub fn qkv_rope(
         has_bias: extras.bias as u32,
         has_norm: extras.norm_eps.is_some() as u32,
         eps: extras.norm_eps.unwrap_or(0.0),
-        _pad: 0,
+        row: as_u32(OP, "row", row)?,
     };
     let q = GpuTensor::scratch(batch.ctx(), "rotated queries", &[n, heads, dh], DType::F32)?;
     let wg = grid(batch.ctx(), OP, (n * slots) as u64)?;

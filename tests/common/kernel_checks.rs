@@ -388,7 +388,12 @@ pub async fn embedding(ctx: &GpuContext) {
             let mut b = Batch::new(ctx);
             let out = ops::embedding(&mut b, &t16, &ids).unwrap();
             let out = b.read_async(&[&out]).await.unwrap().remove(0);
-            assert_close("f16 embedding", &out, &cpu::embedding(&rounded, d, &ids), 0.0);
+            assert_close(
+                "f16 embedding",
+                &out,
+                &cpu::embedding(&rounded, d, &ids),
+                0.0,
+            );
         }
     }
 }
@@ -613,7 +618,8 @@ fn rope_head(head: &mut [f64], cos: &[f32], sin: &[f32], rot: usize, pos: usize,
 /// keys and values written into the cache at their rows, against an f64 reference.
 pub async fn qkv_rope(ctx: &GpuContext) {
     let mut rng = Rng::new(15);
-    // (tokens, heads, kv heads, head width, rotated width, first position)
+    // (tokens, heads, kv heads, head width, rotated width, first position); the cache rows
+    // start at pos / 2 (a latent layer's rows differ from the positions).
     for &(n, h, kv, dh, rot, pos) in &[
         (1, 1, 1, 2, 2, 0),
         (3, 4, 2, 6, 6, 5),
@@ -621,6 +627,7 @@ pub async fn qkv_rope(ctx: &GpuContext) {
         (2, 2, 2, 130, 64, 3),
     ] {
         let slots = h + 2 * kv;
+        let row = pos / 2;
         let cap = pos + n + 3;
         let table = RopeTable::new(ctx, rot, 10000.0, cap).unwrap();
         let (cos, sin) = latentgpu::ops::rope::rope_tables(
@@ -652,7 +659,7 @@ pub async fn qkv_rope(ctx: &GpuContext) {
                 (h, kv, dh),
                 &extras,
                 (&table, mode),
-                pos,
+                (pos, row),
                 (&kc, &vc),
             )
             .unwrap();
@@ -708,11 +715,11 @@ pub async fn qkv_rope(ctx: &GpuContext) {
                             q_ref[(t * h + s) * dh + j] = head[j];
                             q_tol[(t * h + s) * dh + j] = tol(j);
                         } else if s < h + kv {
-                            let at = ((pos + t) * kv + s - h) * dh + j;
+                            let at = ((row + t) * kv + s - h) * dh + j;
                             k_ref[at] = head[j];
                             k_tol[at] = tol(j);
                         } else {
-                            v_ref[((pos + t) * kv + s - h - kv) * dh + j] = head[j];
+                            v_ref[((row + t) * kv + s - h - kv) * dh + j] = head[j];
                         }
                     }
                 }
@@ -732,7 +739,12 @@ pub async fn qkv_rope(ctx: &GpuContext) {
 /// Swapping the first two dimensions (a copy: exact).
 pub async fn permute(ctx: &GpuContext) {
     let mut rng = Rng::new(16);
-    for &(a, b, c) in &[(1usize, 1usize, 1usize), (3, 5, 7), (17, 2, 65), (257, 3, 4)] {
+    for &(a, b, c) in &[
+        (1usize, 1usize, 1usize),
+        (3, 5, 7),
+        (17, 2, 65),
+        (257, 3, 4),
+    ] {
         let x = rng.vec(a * b * c, -1.0, 1.0);
         let gx = upload(ctx, "x", &[a, b, c], &x);
         let mut bt = Batch::new(ctx);
