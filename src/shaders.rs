@@ -9,6 +9,7 @@ use crate::gpu::Kernel;
 pub const ALL: &[(&str, &str)] = &[
     ("attention.wgsl", ATTENTION),
     ("bench.wgsl", BENCH),
+    ("cast.wgsl", CAST),
     ("elementwise.wgsl", ELEMENTWISE),
     ("embedding.wgsl", EMBEDDING),
     ("embedding_f16.wgsl", EMBEDDING_F16),
@@ -28,6 +29,8 @@ pub const ALL: &[(&str, &str)] = &[
 pub const ATTENTION: &str = include_str!("../shaders/attention.wgsl");
 /// Roofline probes (FMA loop, copy).
 pub const BENCH: &str = include_str!("../shaders/bench.wgsl");
+/// f32 to f16.
+pub const CAST: &str = include_str!("../shaders/cast.wgsl");
 /// Elementwise unary and binary ops.
 pub const ELEMENTWISE: &str = concat!(
     include_str!("../shaders/prelude/activations.wgsl"),
@@ -230,3 +233,5 @@ pub const QKV_ROPE: Kernel = kernel(
 );
 /// `[A, B, C]` -> `[B, A, C]`.
 pub const PERMUTE01: Kernel = kernel("permute.wgsl", PERMUTE, "permute", U_R_W);
+/// f32 -> f16 pairs.
+pub const CAST_TO_F16: Kernel = kernel("cast.wgsl", CAST, "to_f16", U_R_W);

@@ -158,6 +158,11 @@ async fn qkv_step_matches_reference() {
 }
 
 #[wasm_bindgen_test]
+async fn cast_to_f16_rounds_to_nearest_even() {
+    kernel_checks::cast_to_f16(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn permute_matches_reference() {
     kernel_checks::permute(&browser_gpu().await).await;
 }

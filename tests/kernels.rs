@@ -103,3 +103,8 @@ fn qkv_step_matches_reference() {
 fn permute_matches_reference() {
     on_every_adapter(|ctx| block_on(checks::permute(ctx)));
 }
+
+#[test]
+fn cast_to_f16_rounds_to_nearest_even() {
+    on_every_adapter(|ctx| block_on(checks::cast_to_f16(ctx)));
+}

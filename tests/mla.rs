@@ -209,3 +209,110 @@ fn cpu_reference_matches_hugging_face_and_the_gpu_naive_path() {
         }
     });
 }
+
+/// `a [r, k] · b [k, c]` in f64 with `Σ|a||b|` per entry (for the bound), `a`, `b` row-major.
+fn matmul_f64(a: &[f32], b: &[f32], r: usize, k: usize, c: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut out, mut mag) = (vec![0.0; r * c], vec![0.0; r * c]);
+    for i in 0..r {
+        for j in 0..c {
+            for t in 0..k {
+                let p = a[i * k + t] as f64 * b[t * c + j] as f64;
+                out[i * c + j] += p;
+                mag[i * c + j] += p.abs();
+            }
+        }
+    }
+    (out, mag)
+}
+
+#[test]
+fn absorbed_matrices_built_on_the_gpu_match_an_f64_reference() {
+    use latentgpu::model::mla_absorb::absorbed_matrices;
+    let mut rng = common::Rng::new(17);
+    // (d, heads, kv_lora, nope, rope, v, q_in): awkward sizes, q_in ≠ d as with q_lora.
+    for &(d, h, r, nope, rope, v, q_in) in &[
+        (8, 1, 4, 2, 2, 3, 8),
+        (33, 3, 17, 5, 4, 7, 21),
+        (64, 2, 65, 16, 8, 24, 64),
+    ] {
+        let shape = MlaShape {
+            d,
+            heads: h,
+            q_lora_rank: None,
+            kv_lora_rank: r,
+            qk_nope_head_dim: nope,
+            qk_rope_head_dim: rope,
+            v_head_dim: v,
+            norm_eps: 1e-6,
+            rope_base: 10000.0,
+            yarn: None,
+        };
+        let qk = nope + rope;
+        let kv_b = rng.vec(h * (nope + v) * r, -1.0, 1.0);
+        let q = rng.vec(h * qk * q_in, -1.0, 1.0);
+        let o = rng.vec(d * h * v, -1.0, 1.0);
+        // The reference, head by head, as the CPU built it before.
+        let (mut q_ref, mut q_mag) = (Vec::new(), Vec::new());
+        let mut o_ref = vec![(0.0, 0.0); d * h * r];
+        for hd in 0..h {
+            let uk = &kv_b[hd * (nope + v) * r..(hd * (nope + v) + nope) * r];
+            let uk_t: Vec<f32> = (0..r * nope)
+                .map(|i| uk[(i % nope) * r + i / nope])
+                .collect();
+            let (block, mag) = matmul_f64(
+                &uk_t,
+                &q[hd * qk * q_in..(hd * qk + nope) * q_in],
+                r,
+                nope,
+                q_in,
+            );
+            q_ref.extend(block);
+            q_mag.extend(mag);
+            for &w in &q[(hd * qk + nope) * q_in..(hd + 1) * qk * q_in] {
+                q_ref.push(w as f64);
+                q_mag.push(0.0);
+            }
+            let wo_h: Vec<f32> = (0..d * v)
+                .map(|i| o[(i / v) * h * v + hd * v + i % v])
+                .collect();
+            let uv = &kv_b[(hd * (nope + v) + nope) * r..(hd + 1) * (nope + v) * r];
+            let (block, mag) = matmul_f64(&wo_h, uv, d, v, r);
+            for row in 0..d {
+                for j in 0..r {
+                    o_ref[row * h * r + hd * r + j] = (block[row * r + j], mag[row * r + j]);
+                }
+            }
+        }
+        on_every_adapter(|ctx| {
+            let up = |label: &str, dims: &[usize], data: &[f32]| {
+                GpuTensor::from_f32(ctx, label, dims, data).unwrap()
+            };
+            let (g_kv_b, g_q, g_o) = (
+                up("kv_b", &[h * (nope + v), r], &kv_b),
+                up("q", &[h * qk, q_in], &q),
+                up("o", &[d, h * v], &o),
+            );
+            let mut b = Batch::new(ctx);
+            let (qa, oa) = absorbed_matrices(&mut b, &shape, &g_kv_b, &g_q, &g_o).unwrap();
+            assert_eq!(qa.shape(), &[h * (r + rope), q_in]);
+            assert_eq!(oa.shape(), &[d, h * r]);
+            let out = b.read(&[&qa, &oa]).unwrap();
+            // An f32 dot of k terms: at most k·u·Σ|a||b| off (Higham's γ_k), plus the final
+            // rounding of the value itself; copied weights (mag 0) are exact.
+            let check = |what: &str, got: &[f32], want: &[(f64, f64)], k: usize| {
+                for (i, (&g, &(w, mag))) in got.iter().zip(want).enumerate() {
+                    let tol = (k as f64 + 1.0) * common::U * mag.max(w.abs());
+                    assert!(
+                        (g as f64 - w).abs() <= tol,
+                        "{what} {d}/{h}/{r}: entry {i}: {g} vs {w} (tol {tol:e}) on {}",
+                        ctx.name()
+                    );
+                }
+            };
+            let q_want: Vec<(f64, f64)> =
+                q_ref.iter().copied().zip(q_mag.iter().copied()).collect();
+            check("absorbed q", &out[0], &q_want, nope);
+            check("absorbed o", &out[1], &o_ref, v);
+        });
+    }
+}

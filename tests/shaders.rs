@@ -145,20 +145,6 @@ fn every_shader_translates_to_every_backend_language() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-/// The byte size of the WGSL struct `name` in `source`.
-fn wgsl_struct_size(source: &str, name: &str) -> u32 {
-    let (module, _) = parse(name, source);
-    let size = module
-        .types
-        .iter()
-        .find_map(|(_, ty)| match (&ty.name, &ty.inner) {
-            (Some(n), naga::TypeInner::Struct { span, .. }) if n == name => Some(*span),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("struct {name} not found"));
-    size
-}
-
 /// A WGSL struct's members: (name, byte offset), and its size.
 fn wgsl_struct_layout(source: &str, name: &str) -> (Vec<(String, u32)>, u32) {
     let module = naga::front::wgsl::parse_str(source).expect("shader parses");

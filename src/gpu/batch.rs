@@ -470,10 +470,35 @@ impl<'a> Batch<'a> {
         self.read_words_async(tensors).await
     }
 
-    /// Copies the tensors into the context's staging buffer, submits, waits once, and returns
-    /// each tensor's 32-bit words.
-    async fn read_words_async(mut self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<u32>>> {
-        let total: u64 = tensors.iter().map(|t| t.bytes()).sum();
+    /// Submits the work and reads the given tensors' bytes back (any dtype) with one map.
+    pub async fn read_bytes_async(self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<u8>>> {
+        self.read_raw_async(tensors).await
+    }
+
+    /// As [`Batch::read_bytes_async`], each tensor's bytes as 32-bit words (F32 and U32).
+    async fn read_words_async(self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<u32>>> {
+        let bytes = self.read_raw_async(tensors).await?;
+        Ok(bytes
+            .iter()
+            .map(|b| bytemuck::pod_collect_to_vec(b))
+            .collect())
+    }
+
+    /// Copies the tensors into the context's staging buffer (each at a 4-byte boundary, its
+    /// byte count rounded up to whole words inside its buffer's padding), submits, waits once,
+    /// and returns each tensor's bytes.
+    async fn read_raw_async(mut self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<u8>>> {
+        let words = |t: &GpuTensor| t.bytes().div_ceil(4) * 4;
+        let total: u64 = tensors.iter().map(|t| words(t)).sum();
+        for t in tensors {
+            if t.byte_offset() % 4 != 0 {
+                return Err(Error::Invalid {
+                    what: format!("reading back '{}'", t.label()),
+                    expected: "a view starting on a 4-byte word".into(),
+                    found: format!("byte offset {}", t.byte_offset()),
+                });
+            }
+        }
         let staging = self.ctx.take_staging(total)?;
         self.pass = None;
         let mut offset = 0;
@@ -484,10 +509,10 @@ impl<'a> Batch<'a> {
                     t.byte_offset(),
                     &staging,
                     offset,
-                    t.bytes(),
+                    words(t),
                 );
             }
-            offset += t.bytes();
+            offset += words(t);
         }
         let (ctx, scope, profiler) = self.submit_commands();
         pop_scope(scope).await?;
@@ -515,11 +540,10 @@ impl<'a> Batch<'a> {
             let view = staging
                 .get_mapped_range(..total.max(4))
                 .map_err(|e| readback_err(e.to_string()))?;
-            let all: &[u32] = bytemuck::cast_slice(&view[..total as usize]);
             let mut start = 0;
             for t in tensors {
-                out.push(all[start..start + t.numel()].to_vec());
-                start += t.numel();
+                out.push(view[start..start + t.bytes() as usize].to_vec());
+                start += words(t) as usize;
             }
         }
         staging.unmap();

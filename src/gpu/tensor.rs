@@ -234,6 +234,20 @@ impl GpuTensor {
         })
     }
 
+    /// This f16 tensor's elements as `ceil(numel / 2)` u32 words (the last one's high half in
+    /// the buffer's padding when numel is odd), for kernels that write f16 pairs.
+    pub(crate) fn view_words(&self) -> Result<Self> {
+        if self.dtype != DType::F16 || !self.offset.is_multiple_of(2) {
+            return Err(Error::Invalid {
+                what: format!("'{}' as u32 words", self.label),
+                expected: "an f16 tensor starting on a word".into(),
+                found: format!("{:?} at element {}", self.dtype, self.offset),
+            });
+        }
+        let words = self.numel().div_ceil(2);
+        self.view_bytes(self.byte_offset(), &[words], DType::U32, &self.label)
+    }
+
     /// A zero-filled f32 tensor in a buffer of its own.
     pub fn zeros(ctx: &GpuContext, label: &str, shape: &[usize]) -> Result<Self> {
         Self::empty(ctx, label, shape, DType::F32)

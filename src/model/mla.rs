@@ -8,6 +8,7 @@
 //! keeps the checkpoint's weights as they are and rotates interleaved pairs in place.
 
 use super::layers::{load, load_matrix, upload_matrix};
+use super::mla_absorb::absorbed_matrices;
 use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
@@ -298,20 +299,6 @@ pub struct MlaLayer {
     rope: RopeTable,
 }
 
-/// `a [r, k] · b [k, c]` in f64, rounded to f32 (`a`, `b` row-major).
-fn matmul_f64(a: &[f32], b: &[f32], r: usize, k: usize, c: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; r * c];
-    for i in 0..r {
-        for j in 0..c {
-            let s: f64 = (0..k)
-                .map(|t| a[i * k + t] as f64 * b[t * c + j] as f64)
-                .sum();
-            out[i * c + j] = s as f32;
-        }
-    }
-    out
-}
-
 impl MlaLayer {
     /// Loads the layer's tensors by their Hugging Face names under `prefix` (e.g.
     /// `layers.0.attn` or `model.layers.0.self_attn`) and derives the absorbed matrices.
@@ -353,37 +340,35 @@ impl MlaLayer {
         let kv_a = file.take(&name("kv_a_proj_with_mqa.weight"), &[r + rope, d])?;
         let kv_b = file.take(&name("kv_b_proj.weight"), &[h * (nope + v), r])?;
         let o_host = file.take(&name("o_proj.weight"), &[d, h * v])?;
-        // Absorbed query rows, head by head: W_UK[h]ᵀ [r, nope] · Wq_nope[h] [nope, in], then Wq_pe[h].
-        let mut q_abs = Vec::with_capacity(h * (r + rope) * q_in);
-        for hd in 0..h {
-            let uk = &kv_b[hd * (nope + v) * r..(hd * (nope + v) + nope) * r]; // [nope, r]
-            let uk_t: Vec<f32> = (0..r * nope)
-                .map(|i| uk[(i % nope) * r + i / nope])
-                .collect();
-            let wq_nope = &q_host[hd * qk * q_in..(hd * qk + nope) * q_in];
-            q_abs.extend(matmul_f64(&uk_t, wq_nope, r, nope, q_in));
-            q_abs.extend_from_slice(&q_host[(hd * qk + nope) * q_in..(hd + 1) * qk * q_in]);
-        }
-        // Absorbed output columns, head by head: Wo[:, h·v..] [d, v] · W_UV[h] [v, r].
-        let mut o_abs = vec![0.0f32; d * h * r];
-        for hd in 0..h {
-            let wo_h: Vec<f32> = (0..d * v)
-                .map(|i| o_host[(i / v) * h * v + hd * v + i % v])
-                .collect();
-            let uv = &kv_b[(hd * (nope + v) + nope) * r..(hd + 1) * (nope + v) * r];
-            let block = matmul_f64(&wo_h, uv, d, v, r);
-            for row in 0..d {
-                o_abs[row * h * r + hd * r..row * h * r + (hd + 1) * r]
-                    .copy_from_slice(&block[row * r..(row + 1) * r]);
-            }
-        }
         let (inv_freq, mscale) = shape.inv_freq();
         let f16 = file.f16_matrices;
         let up =
             |label: &str, dims: &[usize], data: &[f32]| upload_matrix(ctx, f16, label, dims, data);
+        // The absorbed matrices come from f32 copies of q, kv_b and o on the GPU (the
+        // layer's own when its matrices are f32), cast to f16 when they are f16.
+        let f32_up =
+            |label: &str, dims: &[usize], data: &[f32]| GpuTensor::from_f32(ctx, label, dims, data);
+        let q32 = f32_up(&name("q"), &[h * qk, q_in], &q_host)?;
+        let kv_b32 = f32_up(&name("kv_b_proj.weight"), &[h * (nope + v), r], &kv_b)?;
+        let o32 = f32_up(&name("o_proj.weight"), &[d, h * v], &o_host)?;
+        let mut b = Batch::new(ctx);
+        let (q_abs, o_abs) = absorbed_matrices(&mut b, &shape, &kv_b32, &q32, &o32)?;
+        let (q_absorbed, o_absorbed) = match f16 {
+            true => (ops::to_f16(&mut b, &q_abs)?, ops::to_f16(&mut b, &o_abs)?),
+            false => (q_abs, o_abs),
+        };
+        b.submit()?;
+        let (q, kv_b_t, o) = match f16 {
+            true => (
+                up(&name("q"), &[h * qk, q_in], &q_host)?,
+                up(&name("kv_b_proj.weight"), &[h * (nope + v), r], &kv_b)?,
+                up(&name("o_proj.weight"), &[d, h * v], &o_host)?,
+            ),
+            false => (q32, kv_b32, o32),
+        };
         Ok(MlaLayer {
             q_a,
-            q: up(&name("q"), &[h * qk, q_in], &q_host)?,
+            q,
             w_ckv: up(
                 &name("kv_a_proj_with_mqa (c_kv rows)"),
                 &[r, d],
@@ -395,10 +380,10 @@ impl MlaLayer {
                 &kv_a[r * d..],
             )?,
             kv_norm: load(ctx, file, &name("kv_a_layernorm.weight"), &[r])?,
-            kv_b: up(&name("kv_b_proj.weight"), &[h * (nope + v), r], &kv_b)?,
-            o: up(&name("o_proj.weight"), &[d, h * v], &o_host)?,
-            q_absorbed: up(&name("absorbed q"), &[h * (r + rope), q_in], &q_abs)?,
-            o_absorbed: up(&name("absorbed o"), &[d, h * r], &o_abs)?,
+            kv_b: kv_b_t,
+            o,
+            q_absorbed,
+            o_absorbed,
             rope: RopeTable::from_inv_freq(ctx, &inv_freq, max_positions, mscale)?,
             shape,
         })

@@ -12,6 +12,7 @@ pub mod latent;
 pub mod layers;
 pub mod mha;
 pub mod mla;
+pub mod mla_absorb;
 pub mod sampling;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod summary;

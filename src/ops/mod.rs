@@ -3,6 +3,7 @@
 //! the same name (a test checks their sizes agree).
 
 pub mod attention;
+pub mod cast;
 pub mod elementwise;
 pub mod embedding;
 pub mod latent;
@@ -18,6 +19,7 @@ pub use attention::{
     attention, attention_into, attention_views, AttentionParams, AttentionShape, AttentionViews,
     View,
 };
+pub use cast::{to_f16, CastParams};
 pub use elementwise::{add_bias, binary, unary, BinaryOp, EwParams, UnaryOp};
 pub use embedding::{embedding, embedding_ids, EmbeddingParams};
 pub use latent::{gather_update, GatherParams, GatherState};

@@ -757,3 +757,34 @@ pub async fn permute(ctx: &GpuContext) {
         }
     }
 }
+
+/// f32 to f16 on the GPU: round to nearest even, as `half` (and the CPU upload) does.
+pub async fn cast_to_f16(ctx: &GpuContext) {
+    let mut rng = Rng::new(18);
+    for &n in &[1usize, 2, 3, 257, 1000] {
+        let mut x = rng.vec(n, -70000.0, 70000.0);
+        // Ties and tiny values too.
+        x.iter_mut()
+            .step_by(7)
+            .for_each(|v| *v = (*v / 1000.0).round() * 0.5 + 1.0 / 4096.0);
+        let gx = upload(ctx, "x", &[n], &x);
+        let mut b = Batch::new(ctx);
+        let y = ops::to_f16(&mut b, &gx).unwrap();
+        b.submit().unwrap();
+        assert_eq!(y.dtype(), latentgpu::gpu::DType::F16);
+        let bytes = Batch::new(ctx)
+            .read_bytes_async(&[&y])
+            .await
+            .unwrap()
+            .remove(0);
+        for (i, &v) in x.iter().enumerate() {
+            let bits = u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+            assert_eq!(
+                bits,
+                half::f16::from_f32(v).to_bits(),
+                "to_f16 of {v} (n {n}, index {i}) on {}",
+                ctx.name()
+            );
+        }
+    }
+}
