@@ -17,6 +17,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("matmul.wgsl", MATMUL),
     ("matmul_f16w.wgsl", MATMUL_F16W),
     ("matmul_vec4.wgsl", MATMUL_VEC4),
+    ("matvec_coop.wgsl", MATVEC_COOP_SRC),
+    ("matvec_subgroup.wgsl", MATVEC_SUBGROUP_SRC),
     ("norm.wgsl", NORM),
     ("permute.wgsl", PERMUTE),
     ("qkv_rope.wgsl", QKV_ROPE_SRC),
@@ -59,6 +61,26 @@ pub const MATMUL_VEC4: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/matmul_vec4.wgsl")
+);
+/// The decode product with a workgroup per output.
+pub const MATVEC_COOP_SRC: &str = concat!(
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/matvec_coop.wgsl")
+);
+/// The same with subgroup sums (native: wgpu enables subgroup operations with the device
+/// feature; the browser's WGSL also wants the `enable` directive).
+#[cfg(not(target_arch = "wasm32"))]
+pub const MATVEC_SUBGROUP_SRC: &str = concat!(
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/matvec_subgroup.wgsl")
+);
+/// The same with subgroup sums (native: wgpu enables subgroup operations with the device
+/// feature; the browser's WGSL also wants the `enable` directive).
+#[cfg(target_arch = "wasm32")]
+pub const MATVEC_SUBGROUP_SRC: &str = concat!(
+    "enable subgroups;\n",
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/matvec_subgroup.wgsl")
 );
 /// RMSNorm and LayerNorm.
 pub const NORM: &str = include_str!("../shaders/norm.wgsl");
@@ -235,3 +257,17 @@ pub const QKV_ROPE: Kernel = kernel(
 pub const PERMUTE01: Kernel = kernel("permute.wgsl", PERMUTE, "permute", U_R_W);
 /// f32 -> f16 pairs.
 pub const CAST_TO_F16: Kernel = kernel("cast.wgsl", CAST, "to_f16", U_R_W);
+/// `c = a·Bᵀ` for one row, a workgroup per output (workgroup reduction).
+pub const MATVEC_COOP: Kernel = trusted(kernel(
+    "matvec_coop.wgsl",
+    MATVEC_COOP_SRC,
+    "matvec_coop",
+    U_RR_W,
+));
+/// `c = a·Bᵀ` for one row, a workgroup per output (subgroup reduction).
+pub const MATVEC_SUBGROUP: Kernel = trusted(kernel(
+    "matvec_subgroup.wgsl",
+    MATVEC_SUBGROUP_SRC,
+    "matvec_subgroup",
+    U_RR_W,
+));

@@ -163,6 +163,11 @@ async fn cast_to_f16_rounds_to_nearest_even() {
 }
 
 #[wasm_bindgen_test]
+async fn matvec_paths_match_reference() {
+    kernel_checks::matvec_paths(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn permute_matches_reference() {
     kernel_checks::permute(&browser_gpu().await).await;
 }

@@ -108,3 +108,8 @@ fn permute_matches_reference() {
 fn cast_to_f16_rounds_to_nearest_even() {
     on_every_adapter(|ctx| block_on(checks::cast_to_f16(ctx)));
 }
+
+#[test]
+fn matvec_paths_match_reference() {
+    on_every_adapter(|ctx| block_on(checks::matvec_paths(ctx)));
+}

@@ -76,8 +76,14 @@ fn every_shader_translates_to_every_backend_language() {
                 .unwrap_or_else(|e| panic!("{name}: overrides: {e}"));
         assert!(!module.entry_points.is_empty(), "{name}: no entry point");
 
-        // SPIR-V (Vulkan).
-        let spv = naga::back::spv::write_vec(&module, &info, &Default::default(), None)
+        // SPIR-V (Vulkan); subgroup operations need SPIR-V 1.3, which wgpu writes when the
+        // device has subgroups.
+        let uses_subgroups = source.contains("subgroupAdd");
+        let spv_options = naga::back::spv::Options {
+            lang_version: if uses_subgroups { (1, 3) } else { (1, 0) },
+            ..Default::default()
+        };
+        let spv = naga::back::spv::write_vec(&module, &info, &spv_options, None)
             .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e}"));
         let spv_path = tmp.join(format!("{name}.spv"));
         std::fs::write(&spv_path, bytemuck::cast_slice::<u32, u8>(&spv)).unwrap();
@@ -106,9 +112,10 @@ fn every_shader_translates_to_every_backend_language() {
             .write(&module, &info, None)
             .unwrap_or_else(|e| panic!("{name}: HLSL: {e}"));
 
-        // GLSL (GL backend, one program per entry point). A shader that enables f16 only runs
-        // on adapters with shader-f16, which wgpu's GL backend never has: it has no GLSL form.
-        if source.contains("enable f16;") {
+        // GLSL (GL backend, one program per entry point). A shader that enables f16 or uses
+        // subgroups only runs on adapters with shader-f16 or subgroups, which wgpu's GL backend
+        // never has: it has no GLSL form.
+        if source.contains("enable f16;") || uses_subgroups {
             continue;
         }
         for ep in &module.entry_points {

@@ -145,7 +145,8 @@ pub fn list_adapters(choice: BackendChoice) -> Vec<AdapterSummary> {
 
 /// Features the runtime uses when the adapter has them.
 fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
-    adapter.features() & (wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY)
+    adapter.features()
+        & (wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP)
 }
 
 impl GpuContext {
@@ -330,6 +331,17 @@ impl GpuContext {
     /// Whether the device was created with `shader-f16`.
     pub fn has_f16(&self) -> bool {
         self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Whether the device was created with subgroup operations.
+    pub fn has_subgroups(&self) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP)
+    }
+
+    /// Whether the adapter is a CPU rasteriser (lavapipe, llvmpipe, SwiftShader), where one
+    /// invocation per output row reads memory best.
+    pub fn is_cpu(&self) -> bool {
+        self.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
     }
 
     /// A short name for logs and test messages: "adapter (backend)".

@@ -180,7 +180,12 @@ pub fn matmul(
     b: &GpuTensor,
     transpose_b: bool,
 ) -> Result<GpuTensor> {
-    let (shape, ..) = output_shape(a, b, transpose_b)?;
+    let (shape, bt, m, _, k) = output_shape(a, b, transpose_b)?;
+    let path = MatvecPath::for_adapter(batch.ctx());
+    let decode = m == 1 && bt == 1 && transpose_b && b.dtype() == DType::F32 && k.is_multiple_of(4);
+    if decode && path != MatvecPath::RowPerInvocation && shape.len() == 2 {
+        return matvec_with(batch, a, b, path);
+    }
     let c = GpuTensor::scratch(batch.ctx(), "matmul", &shape, DType::F32)?;
     matmul_into(batch, a, b, transpose_b, &c)?;
     Ok(c)
@@ -312,4 +317,99 @@ pub fn matvec_glu(
         [groups as u32, 1, 1],
     )?;
     Ok(Some(c))
+}
+
+/// How a decode product (one row times f32 weights, K % 4 == 0) is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatvecPath {
+    /// One invocation per output, reading its whole row of B (CPU rasterisers).
+    RowPerInvocation,
+    /// A workgroup per output, partial sums added in a workgroup tree.
+    Workgroup,
+    /// A workgroup per output, partial sums added by subgroup operations.
+    Subgroup,
+}
+
+impl MatvecPath {
+    /// The path for `ctx`: one invocation per row on CPU adapters, else subgroups where the
+    /// device has them, else the workgroup tree.
+    pub fn for_adapter(ctx: &crate::gpu::GpuContext) -> Self {
+        if ctx.is_cpu() {
+            MatvecPath::RowPerInvocation
+        } else if ctx.has_subgroups() {
+            MatvecPath::Subgroup
+        } else {
+            MatvecPath::Workgroup
+        }
+    }
+}
+
+/// `x·wᵀ` for one row `x` `[1, K]` and f32 `w` `[N, K]`, K % 4 == 0, by `path` (the subgroup
+/// path needs a device with subgroups).
+pub fn matvec_with(
+    batch: &mut Batch,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    path: MatvecPath,
+) -> Result<GpuTensor> {
+    const OP: &str = "matvec";
+    let (shape, _, m, n, k) = output_shape(x, w, true)?;
+    if m != 1 || shape.len() != 2 || w.dtype() != DType::F32 || !k.is_multiple_of(4) {
+        return Err(shape_err(
+            OP,
+            format!("'{}' · '{}'ᵀ", x.label(), w.label()),
+            "one row times f32 weights [N, K], K % 4 == 0",
+            format!("{:?} · {:?} {:?}", x.shape(), w.shape(), w.dtype()),
+        ));
+    }
+    if path == MatvecPath::Subgroup && !batch.ctx().has_subgroups() {
+        return Err(Error::Invalid {
+            what: "matvec path".into(),
+            expected: "a device with subgroups for the subgroup path".into(),
+            found: batch.ctx().name(),
+        });
+    }
+    let c = GpuTensor::scratch(batch.ctx(), OP, &shape, DType::F32)?;
+    let params = MatmulParams {
+        m: 1,
+        n: as_u32(OP, "N", n)?,
+        k: as_u32(OP, "K", k)?,
+        batch: 1,
+        a_stride: 0,
+        b_stride: 0,
+        c_stride: 0,
+        _pad: 0,
+    };
+    let (kernel, wg) = match path {
+        MatvecPath::RowPerInvocation => {
+            let groups = (n as u64).div_ceil(64);
+            let wg = crate::gpu::batch::grid(batch.ctx(), OP, groups)?;
+            if wg[1] > 1 {
+                // matvec_nt_v4 indexes outputs by global x only.
+                return Err(Error::DispatchTooLarge {
+                    op: OP,
+                    what: "columns",
+                    found: groups,
+                    limit: batch.ctx().limits.max_compute_workgroups_per_dimension as u64,
+                });
+            }
+            (&shaders::MATVEC_NT_V4, wg)
+        }
+        MatvecPath::Workgroup => (
+            &shaders::MATVEC_COOP,
+            crate::gpu::batch::grid(batch.ctx(), OP, n as u64)?,
+        ),
+        MatvecPath::Subgroup => (
+            &shaders::MATVEC_SUBGROUP,
+            crate::gpu::batch::grid(batch.ctx(), OP, n as u64)?,
+        ),
+    };
+    batch.dispatch(
+        kernel,
+        &[],
+        Some(bytemuck::bytes_of(&params)),
+        &[x, w, &c],
+        wg,
+    )?;
+    Ok(c)
 }

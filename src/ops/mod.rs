@@ -23,7 +23,7 @@ pub use cast::{to_f16, CastParams};
 pub use elementwise::{add_bias, binary, unary, BinaryOp, EwParams, UnaryOp};
 pub use embedding::{embedding, embedding_ids, EmbeddingParams};
 pub use latent::{gather_update, GatherParams, GatherState};
-pub use matmul::{matmul, matmul_into, matvec_glu, GateAct, MatmulParams};
+pub use matmul::{matmul, matmul_into, matvec_glu, matvec_with, GateAct, MatmulParams, MatvecPath};
 pub use norm::{add_norm, layernorm, rmsnorm, NormParams};
 pub use permute::{permute01, PermuteParams};
 pub use qkv::{qkv_rope, QkvExtras, QkvParams};

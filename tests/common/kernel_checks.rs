@@ -788,3 +788,41 @@ pub async fn cast_to_f16(ctx: &GpuContext) {
         }
     }
 }
+
+/// The decode product by each path the adapter has: one invocation per output, a workgroup
+/// per output with a workgroup tree, and with subgroup sums (where the device has subgroups),
+/// against the f64 reference with `run_matmul`'s bound.
+pub async fn matvec_paths(ctx: &GpuContext) {
+    let mut rng = Rng::new(19);
+    let mut paths = vec![
+        ops::MatvecPath::RowPerInvocation,
+        ops::MatvecPath::Workgroup,
+    ];
+    if ctx.has_subgroups() {
+        paths.push(ops::MatvecPath::Subgroup);
+    }
+    for &(n, k) in &[
+        (1usize, 4usize),
+        (3, 68),
+        (65, 1024),
+        (1000, 260),
+        (257, 4100),
+    ] {
+        let x = rng.vec(k, -1.0, 1.0);
+        let w = rng.vec(n * k, -1.0, 1.0);
+        let (gx, gw) = (upload(ctx, "x", &[1, k], &x), upload(ctx, "w", &[n, k], &w));
+        let reference = cpu::matmul(&x, &w, 1, 1, n, k, true, false);
+        let scale = max_abs(&reference).max((k as f64).sqrt());
+        for &path in &paths {
+            let mut b = Batch::new(ctx);
+            let c = ops::matvec_with(&mut b, &gx, &gw, path).unwrap();
+            let out = b.read_async(&[&c]).await.unwrap().remove(0);
+            assert_close(
+                &format!("matvec {path:?} n{n} k{k}"),
+                &out,
+                &reference,
+                reduction_tol(k, scale, 8.0),
+            );
+        }
+    }
+}
