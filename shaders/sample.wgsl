@@ -3,7 +3,8 @@
 //   logits [vocab]        the model's last row
 //   seen   [vocab / 32]   bit per token already in the sequence; the chosen token's bit is set
 //   scores [vocab]        out: the processed scores (penalty and temperature applied; when
-//                         sampling, -inf where top-k or top-p removed the token)
+//                         sampling, REMOVED where top-k or top-p removed the token:
+//                         transformers' -inf, which WGSL may not produce)
 //   token  [1]            out: the chosen token id
 // Greedy (inv_temperature == 0) takes the argmax of the penalised logits, lowest id on ties.
 // Sampling keeps the tokens whose score is at least the k-th largest (ties at the k-th value are
@@ -30,6 +31,8 @@ struct SampleParams {
 @group(0) @binding(4) var<storage, read_write> token: array<u32>;
 
 const WG: u32 = 256u;
+// The score of a removed token: the lowest f32 (`sampling::REMOVED`).
+const REMOVED: f32 = -0x1.fffffep+127f;
 var<workgroup> red_f: array<f32, WG>;
 var<workgroup> red_u: array<u32, WG>;
 var<workgroup> red_i: array<u32, WG>;
@@ -222,10 +225,10 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
             }
             chosen = pick;
         }
-        // What transformers' processors return: the removed tokens' scores are -inf.
+        // What transformers' processors return, with REMOVED for their -inf.
         for (var i = start; i < end; i++) {
             if (key_of(scores[i]) < floor) {
-                scores[i] = bitcast<f32>(0xff800000u);
+                scores[i] = REMOVED;
             }
         }
         let last = argmax(select(0u, last_kept + 1u, has_kept == 1u), 0u, lid);

@@ -10,6 +10,8 @@ mod greedy;
 mod kernel_checks;
 #[path = "common/numeric.rs"]
 mod numeric;
+#[path = "common/sampling_checks.rs"]
+mod sampling_checks;
 
 use latentgpu::gpu::{BackendChoice, GpuContext};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -165,6 +167,11 @@ async fn cast_to_f16_rounds_to_nearest_even() {
 #[wasm_bindgen_test]
 async fn matvec_paths_match_reference() {
     kernel_checks::matvec_paths(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn gpu_sampler_matches_transformers_logits_processors() {
+    sampling_checks::gpu_sampler_matches_transformers(&browser_gpu().await).await;
 }
 
 #[wasm_bindgen_test]

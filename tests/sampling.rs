@@ -4,127 +4,14 @@
 
 mod common;
 
-use common::{fixture, on_every_adapter, Rng};
-use latentgpu::gpu::{Batch, GpuContext, GpuTensor};
+use common::sampling_checks::{self, cases, check, gpu_choose};
+use common::{on_every_adapter, Rng};
 use latentgpu::model::{Sampler, SamplingConfig};
-use latentgpu::ops::{self, SampleState};
-
-/// One case of `tests/fixtures/sampling/processors.json`.
-struct Case {
-    name: String,
-    cfg: SamplingConfig,
-    input_ids: Vec<u32>,
-    logits: Vec<f32>,
-    /// transformers' processed scores (`None`: -inf, removed).
-    scores: Vec<Option<f32>>,
-}
-
-fn cases() -> Vec<Case> {
-    let path = fixture("sampling").join("processors.json");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let f32s = |v: &serde_json::Value| -> Vec<Option<f32>> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().map(|x| x as f32))
-            .collect()
-    };
-    json["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| Case {
-            name: c["name"].as_str().unwrap().to_string(),
-            cfg: SamplingConfig {
-                temperature: c["temperature"].as_f64().unwrap() as f32,
-                top_k: c["top_k"].as_u64().unwrap() as usize,
-                top_p: c["top_p"].as_f64().unwrap() as f32,
-                repetition_penalty: c["repetition_penalty"].as_f64().unwrap() as f32,
-                seed: 1,
-            },
-            input_ids: c["input_ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_u64().unwrap() as u32)
-                .collect(),
-            logits: f32s(&c["logits"]).into_iter().map(Option::unwrap).collect(),
-            scores: f32s(&c["scores"]),
-        })
-        .collect()
-}
-
-/// Checks processed scores against transformers': the same tokens removed, and the kept ones
-/// equal within 4 units of f32 roundoff. transformers divides by the penalty and by the
-/// temperature (one correctly rounded division each); we multiply by the f32 reciprocals (one
-/// rounding for the reciprocal and one for the product, each). Each of the two steps is
-/// therefore at most 2u off a correctly rounded quotient, where a correctly rounded quotient
-/// is itself within u/2 of the exact one: relative 4u covers both steps.
-fn check(case: &Case, ours: &[f32]) -> Result<(), String> {
-    const U: f64 = f32::EPSILON as f64 / 2.0;
-    let theirs_kept = case.scores.iter().filter(|s| s.is_some()).count();
-    let ours_kept = ours.iter().filter(|s| s.is_finite()).count();
-    if theirs_kept != ours_kept {
-        return Err(format!(
-            "{}: transformers keeps {theirs_kept} tokens, we keep {ours_kept}",
-            case.name
-        ));
-    }
-    for (i, (t, &o)) in case.scores.iter().zip(ours).enumerate() {
-        match t {
-            None if o != f32::NEG_INFINITY => {
-                return Err(format!(
-                    "{}: token {i} kept ({o}), transformers removes it",
-                    case.name
-                ))
-            }
-            Some(t) if ((o - t).abs() as f64) > 4.0 * U * (t.abs() as f64) => {
-                return Err(format!(
-                    "{}: token {i} scores {o}, transformers {t} (logit {})",
-                    case.name, case.logits[i]
-                ))
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// The GPU sampler's processed scores and token for `logits`, with `seen` marked.
-fn gpu_choose(
-    ctx: &GpuContext,
-    sampler: &mut Sampler,
-    logits: &[f32],
-    seen: &[u32],
-) -> (u32, Vec<f32>) {
-    let vocab = logits.len();
-    let state = SampleState::new(ctx, vocab).unwrap();
-    state.set_seen(ctx, seen).unwrap();
-    let row = GpuTensor::from_f32(ctx, "logits", &[1, vocab], logits).unwrap();
-    let mut b = Batch::new(ctx);
-    ops::sample(&mut b, &row, &state, sampler.next_params(vocab)).unwrap();
-    b.submit().unwrap();
-    let token = pollster::block_on(Batch::new(ctx).read_u32_async(&[&state.token])).unwrap()[0][0];
-    (token, state.scores.read(ctx).unwrap())
-}
+use pollster::block_on;
 
 #[test]
 fn gpu_sampler_matches_transformers_logits_processors() {
-    let cases = cases();
-    assert!(cases.len() >= 7);
-    on_every_adapter(|ctx| {
-        for case in &cases {
-            let mut sampler = Sampler::new(case.cfg.clone());
-            let (token, scores) = gpu_choose(ctx, &mut sampler, &case.logits, &case.input_ids);
-            check(case, &scores).unwrap_or_else(|e| panic!("GPU sampler: {e}"));
-            assert!(
-                scores[token as usize].is_finite(),
-                "{}: drew token {token}, which was removed",
-                case.name
-            );
-        }
-    });
+    on_every_adapter(|ctx| block_on(sampling_checks::gpu_sampler_matches_transformers(ctx)));
 }
 
 #[test]
@@ -241,7 +128,7 @@ fn gpu_draws_what_the_cpu_reference_draws() {
                 }
                 let seen: Vec<u32> = (0..vocab.min(6)).map(|i| (i * 7 % vocab) as u32).collect();
                 let want = cpu.choose(&logits, &seen);
-                let (got, _) = gpu_choose(ctx, &mut gpu, &logits, &seen);
+                let (got, _) = block_on(gpu_choose(ctx, &mut gpu, &logits, &seen));
                 if want.margin < DRAW_MARGIN {
                     excused += 1;
                     continue;

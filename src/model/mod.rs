@@ -25,6 +25,6 @@ pub use config::{AttentionConfig, FfnKind, ModelConfig, NormKind, RopeConfig};
 pub use generate::generate;
 pub use generate::{generate_async, GenerateConfig};
 pub use hf::{GenerationDefaults, HfConfig};
-pub use sampling::{Sampler, SamplingConfig};
+pub use sampling::{Sampler, SamplingConfig, REMOVED};
 pub use transformer::{Cache, Logits, Model};
 pub use weights::{TensorNames, WeightFile};

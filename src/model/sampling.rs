@@ -18,6 +18,10 @@
 use crate::error::{Error, Result};
 use crate::ops::SampleParams;
 
+/// The score the sampler gives a token that top-k or top-p removed: transformers' -inf, as
+/// the lowest f32 (WGSL may assume no infinities exist).
+pub const REMOVED: f32 = f32::MIN;
+
 /// Sampling settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SamplingConfig {
@@ -122,7 +126,7 @@ fn key_of(s: f32) -> u32 {
 pub struct Choice {
     /// The token.
     pub token: u32,
-    /// The processed scores: penalty and temperature applied, removed tokens at -inf.
+    /// The processed scores: penalty and temperature applied, removed tokens at [`REMOVED`].
     pub scores: Vec<f32>,
     /// How far (as a probability) the draw was from the nearest edge of the chosen token's
     /// interval; a GPU whose sums differ by less may pick a neighbour. Infinite for greedy.
@@ -230,7 +234,7 @@ impl Sampler {
         let (token, margin) = choice.unwrap_or((last, 0.0));
         for s in scores.iter_mut() {
             if key_of(*s) < floor {
-                *s = f32::NEG_INFINITY;
+                *s = REMOVED;
             }
         }
         Choice {

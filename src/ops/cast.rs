@@ -16,7 +16,8 @@ pub struct CastParams {
     pub _pad: [u32; 3],
 }
 
-/// `x` (f32) as an f16 tensor of the same shape, by WGSL's `pack2x16float`.
+/// `x` (f32) as an f16 tensor of the same shape, by WGSL's `pack2x16float`. Values beyond
+/// f16's range (|x| > 65504) have no defined result: weights there do not fit f16 at all.
 pub fn to_f16(batch: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
     expect_rank("to_f16", "x", x, 1..=4)?;
     let n = x.numel();

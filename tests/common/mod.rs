@@ -3,6 +3,7 @@
 
 pub mod kernel_checks;
 pub mod numeric;
+pub mod sampling_checks;
 
 pub use numeric::*;
 
