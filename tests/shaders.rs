@@ -172,6 +172,9 @@ fn wgsl_struct_layout(source: &str, name: &str) -> (Vec<(String, u32)>, u32) {
     layout
 }
 
+/// A Rust params struct's size and `(field name, byte offset)` of each field.
+type StructLayout = (usize, Vec<(&'static str, usize)>);
+
 /// `(field name, byte offset)` of each named field of a `#[repr(C)]` params struct.
 macro_rules! offsets {
     ($t:ty: $($f:ident),+) => {
@@ -183,7 +186,7 @@ macro_rules! offsets {
 fn params_structs_match_their_wgsl_twins() {
     use latentgpu::bench::BenchParams;
     use latentgpu::ops::*;
-    let cases: Vec<(&str, &str, (usize, Vec<(&str, usize)>))> = vec![
+    let cases: Vec<(&str, &str, StructLayout)> = vec![
         (
             shaders::ELEMENTWISE,
             "EwParams",

@@ -290,7 +290,7 @@ impl<'a> Batch<'a> {
     /// storage offset alignment), else a scratch copy of it.
     pub fn bindable(&mut self, view: &GpuTensor) -> Result<GpuTensor> {
         let align = self.ctx.limits.min_storage_buffer_offset_alignment as u64;
-        if view.byte_offset() % align == 0 {
+        if view.byte_offset().is_multiple_of(align) {
             return Ok(view.clone());
         }
         let copy = GpuTensor::scratch(self.ctx, view.label(), view.shape(), view.dtype())?;

@@ -217,7 +217,7 @@ impl GpuTensor {
         label: &str,
     ) -> Result<Self> {
         let bytes = (shape.iter().product::<usize>() * dtype.size()) as u64;
-        if at % dtype.size() as u64 != 0 || at + bytes > self.buffer().size() {
+        if !at.is_multiple_of(dtype.size() as u64) || at + bytes > self.buffer().size() {
             return Err(Error::Shape {
                 op: "view",
                 what: format!("{label} in '{}'", self.label),

@@ -264,7 +264,7 @@ fn keep_floor(scores: &[f32], top_k: usize, top_p: f32) -> u32 {
         let target = top_p as f64 * total;
         // Smallest kept key whose strictly-larger kept mass is below the target.
         let mut by_key = kept.clone();
-        by_key.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        by_key.sort_unstable_by_key(|k| std::cmp::Reverse(k.0));
         let mut above = 0.0;
         let mut i = 0;
         let mut p_floor = by_key[0].0;

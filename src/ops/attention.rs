@@ -348,13 +348,7 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         &shaders::ATTENTION_FUSED,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[
-            &a.q.tensor,
-            &a.ka.tensor,
-            &kb.tensor,
-            &a.v.tensor,
-            &a.o.tensor,
-        ],
+        &[a.q.tensor, a.ka.tensor, kb.tensor, a.v.tensor, a.o.tensor],
         wg,
     )?;
     Ok(())

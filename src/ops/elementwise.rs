@@ -72,7 +72,7 @@ fn launch(
         kernel,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&a, &b, &out],
+        &[a, b, out],
         wg,
     )?;
     Ok(())
@@ -81,8 +81,8 @@ fn launch(
 /// `out = op(a, b)` elementwise; `a` and `b` must have the same shape.
 pub fn binary(batch: &mut Batch, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
     super::expect_rank("binary", "a", a, 1..=4)?;
-    expect_shape("binary", "b", b, &a.shape())?;
-    let out = GpuTensor::scratch(batch.ctx(), &format!("{op:?}"), &a.shape(), DType::F32)?;
+    expect_shape("binary", "b", b, a.shape())?;
+    let out = GpuTensor::scratch(batch.ctx(), &format!("{op:?}"), a.shape(), DType::F32)?;
     launch(batch, &shaders::EW_BINARY, op as u32, a, b, &out)?;
     Ok(out)
 }
@@ -93,7 +93,7 @@ pub fn add_bias(batch: &mut Batch, x: &GpuTensor, bias: &GpuTensor) -> Result<Gp
     super::expect_rank("add_bias", "x", x, 1..=4)?;
     let cols = *x.shape().last().unwrap_or(&0);
     expect_shape("add_bias", "bias", bias, &[cols])?;
-    let out = GpuTensor::scratch(batch.ctx(), "add_bias", &x.shape(), DType::F32)?;
+    let out = GpuTensor::scratch(batch.ctx(), "add_bias", x.shape(), DType::F32)?;
     launch(batch, &shaders::EW_BINARY, ADD_BIAS, x, bias, &out)?;
     Ok(out)
 }
@@ -101,7 +101,7 @@ pub fn add_bias(batch: &mut Batch, x: &GpuTensor, bias: &GpuTensor) -> Result<Gp
 /// `out = op(a)` elementwise.
 pub fn unary(batch: &mut Batch, op: UnaryOp, a: &GpuTensor) -> Result<GpuTensor> {
     super::expect_rank("unary", "a", a, 1..=4)?;
-    let out = GpuTensor::scratch(batch.ctx(), &format!("{op:?}"), &a.shape(), DType::F32)?;
+    let out = GpuTensor::scratch(batch.ctx(), &format!("{op:?}"), a.shape(), DType::F32)?;
     launch(batch, &shaders::EW_UNARY, op as u32, a, a, &out)?;
     Ok(out)
 }

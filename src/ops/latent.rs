@@ -75,7 +75,7 @@ pub fn gather_update(
     expect_rank(OP, "latent queries", q1, 3..=3)?;
     let (m, h, dh) = (q1.shape()[0], q1.shape()[1], q1.shape()[2]);
     expect_rank(OP, "keys", k, 3..=3)?;
-    expect_shape(OP, "values", v, &k.shape())?;
+    expect_shape(OP, "values", v, k.shape())?;
     if k.shape()[1..] != [h, dh] {
         return Err(shape_err(
             OP,
@@ -107,7 +107,7 @@ pub fn gather_update(
         &shaders::GATHER_UPDATE,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&q1, &k, &v, &state.m, &state.l, &state.o, &state.g],
+        &[q1, k, v, &state.m, &state.l, &state.o, &state.g],
         wg,
     )?;
     Ok(())

@@ -235,7 +235,7 @@ pub fn matmul_into(
         kernel,
         constants,
         Some(bytemuck::bytes_of(&params)),
-        &[&a, &b, &c],
+        &[a, b, c],
         [wg[0] as u32, wg[1] as u32, wg[2] as u32],
     )?;
     Ok(())

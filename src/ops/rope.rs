@@ -172,7 +172,7 @@ pub fn rope_inplace_at(
         &shaders::ROPE_INPLACE,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&table.cos, &table.sin, &x],
+        &[&table.cos, &table.sin, x],
         wg,
     )?;
     Ok(())

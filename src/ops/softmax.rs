@@ -67,13 +67,13 @@ pub fn softmax_scaled(
         scale,
         _pad: [0; 2],
     };
-    let y = GpuTensor::scratch(batch.ctx(), "softmax", &x.shape(), DType::F32)?;
+    let y = GpuTensor::scratch(batch.ctx(), "softmax", x.shape(), DType::F32)?;
     let wg = grid(batch.ctx(), "softmax", rows as u64)?;
     batch.dispatch(
         &shaders::SOFTMAX_ROWS,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&x, &y],
+        &[x, &y],
         wg,
     )?;
     Ok(y)
