@@ -58,29 +58,12 @@ const EMPTY: f32 = -1.0e30;
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
 
 var<workgroup> q_sh: array<f32, MAX_D_QK>;
-var<workgroup> red_sh: array<f32, WG>;
 var<workgroup> prob_sh: array<f32, WG>;
-
-// The max (op 0) or sum (op 1) of `v` over the workgroup; every invocation gets it.
-fn reduce(v: f32, lid: u32, op: u32) -> f32 {
-    red_sh[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            let o = red_sh[lid + s];
-            red_sh[lid] = select(red_sh[lid] + o, max(red_sh[lid], o), op == 0u);
-        }
-        workgroupBarrier();
-    }
-    let r = red_sh[0];
-    workgroupBarrier();
-    return r;
-}
 
 @compute @workgroup_size(WG)
 fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x + wid.y * nwg.x;
+    let row = workgroup_index(wid, nwg);
     if (row >= p.n_q * p.heads) {
         return;
     }
@@ -129,7 +112,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         }
         // The tile's max and its sum of probabilities, by tree reductions (log2(WG) steps
         // each, instead of every invocation scanning the tile).
-        let tile_max = reduce(score, lid, 0u);
+        let tile_max = workgroup_max(score, lid);
         let m_new = max(m, tile_max);
         var prob = 0.0;
         if (lid < count) {
@@ -137,7 +120,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         }
         prob_sh[lid] = prob;
         let alpha = exp(m - m_new);
-        let tile_sum = reduce(prob, lid, 1u);
+        let tile_sum = workgroup_sum(prob, lid);
         l = l * alpha + tile_sum;
         for (var i = 0u; i < OUT_PER_INVOCATION; i++) {
             let dim = lid + i * WG;

@@ -19,7 +19,7 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn fma_roof(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let i = linear_index(wid, nwg, lid);
     let seed = f32(i & 7u) * 1.0e-3;
     var x0 = vec4<f32>(seed);
     var x1 = x0 + 0.1;
@@ -49,7 +49,7 @@ fn fma_roof(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn copy_roof(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let i = linear_index(wid, nwg, lid);
     if (i < p.n) {
         dst[i] = src[i];
     }

@@ -1,6 +1,5 @@
 // Embedding lookup from an f16 table (the tied embedding of a model whose matrices are f16):
 // out[t, :] = f32(table[ids[t], :]). The same contract as embedding.wgsl.
-enable f16;
 
 struct EmbeddingParams {
     tokens: u32,
@@ -19,7 +18,7 @@ override WG: u32 = 256u;
 @compute @workgroup_size(WG)
 fn embedding_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let i = linear_index(wid, nwg, lid);
     if (i >= p.tokens * p.d) {
         return;
     }

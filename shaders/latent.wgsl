@@ -39,7 +39,7 @@ var<workgroup> prob_sh: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn gather_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x + wid.y * nwg.x; // latent * heads + head
+    let row = workgroup_index(wid, nwg); // latent * heads + head
     if (row >= p.latents * p.heads) {
         return;
     }

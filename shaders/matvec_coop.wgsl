@@ -10,12 +10,10 @@ override WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
-
 @compute @workgroup_size(WG)
 fn matvec_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let n = wid.x + wid.y * nwg.x;
+    let n = workgroup_index(wid, nwg);
     if (n >= p.n) {
         return;
     }
@@ -25,15 +23,8 @@ fn matvec_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     for (var k = lid; k < k4; k += WG) {
         acc = fma(a[k], b[b_base + k], acc);
     }
-    partial[lid] = dot(acc, vec4<f32>(1.0));
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(dot(acc, vec4<f32>(1.0)), lid);
     if (lid == 0u) {
-        c[n] = partial[0];
+        c[n] = total;
     }
 }

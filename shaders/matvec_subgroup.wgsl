@@ -16,7 +16,7 @@ fn matvec_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
                    @builtin(local_invocation_index) lid: u32,
                    @builtin(subgroup_size) sg_size: u32,
                    @builtin(subgroup_invocation_id) sg_lane: u32) {
-    let n = wid.x + wid.y * nwg.x;
+    let n = workgroup_index(wid, nwg);
     if (n >= p.n) {
         return;
     }

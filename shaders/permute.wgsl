@@ -17,7 +17,7 @@ override WG: u32 = 256u;
 @compute @workgroup_size(WG)
 fn permute(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let i = linear_index(wid, nwg, lid);
     if (i >= p.a * p.b * p.c) {
         return;
     }

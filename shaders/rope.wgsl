@@ -25,7 +25,7 @@ override WG: u32 = 256u;
 fn rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let half = p.rot_dim / 2u;
-    let id = (wid.x + wid.y * nwg.x) * WG + lid;
+    let id = linear_index(wid, nwg, lid);
     if (id >= p.tokens * p.heads * half) {
         return;
     }

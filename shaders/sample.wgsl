@@ -47,20 +47,6 @@ fn key_of(s: f32) -> u32 {
     return b | 0x80000000u;
 }
 
-fn sum_f(v: f32, lid: u32) -> f32 {
-    red_f[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            red_f[lid] += red_f[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let r = red_f[0];
-    workgroupBarrier();
-    return r;
-}
-
 fn sum_u(v: u32, lid: u32) -> u32 {
     red_u[lid] = v;
     workgroupBarrier();
@@ -118,7 +104,7 @@ fn mass_above(above: u32, floor: u32, m: f32, lid: u32) -> f32 {
             acc += exp(scores[i] - m);
         }
     }
-    return sum_f(acc, lid);
+    return workgroup_sum(acc, lid);
 }
 
 @compute @workgroup_size(WG, 1, 1)

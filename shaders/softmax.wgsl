@@ -21,44 +21,10 @@ override WG: u32 = 128u;
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // [rows, cols]
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;  // [rows, cols]
 
-var<workgroup> partial: array<f32, WG>;
-
-fn workgroup_max(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    var stride = WG / 2u;
-    while (stride > 0u) {
-        if (lid < stride) {
-            partial[lid] = max(partial[lid], partial[lid + stride]);
-        }
-        workgroupBarrier();
-        stride = stride / 2u;
-    }
-    let r = partial[0];
-    workgroupBarrier();
-    return r;
-}
-
-fn workgroup_sum(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    var stride = WG / 2u;
-    while (stride > 0u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-        stride = stride / 2u;
-    }
-    let r = partial[0];
-    workgroupBarrier();
-    return r;
-}
-
 @compute @workgroup_size(WG)
 fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x + wid.y * nwg.x;
+    let row = workgroup_index(wid, nwg);
     if (row >= p.rows) {
         return;
     }

@@ -1,5 +1,6 @@
 //! The WGSL sources in `shaders/`, embedded at compile time, and the kernels they define.
-//! What several shaders share (params structs, activations) is written once in
+//! What several shaders share (params structs, activations, workgroup reductions, the grid's
+//! index idiom) is written once in
 //! `shaders/prelude/` and spliced in front of each shader that uses it.
 
 use crate::gpu::pipeline::Binding::{Read, ReadWrite, Uniform};
@@ -28,22 +29,43 @@ pub const ALL: &[(&str, &str)] = &[
 ];
 
 /// Fused multi-head attention (prefill and decode).
-pub const ATTENTION: &str = include_str!("../shaders/attention.wgsl");
+pub const ATTENTION: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/reduce.wgsl"),
+    include_str!("../shaders/attention.wgsl")
+);
 /// Roofline probes (FMA loop, copy).
-pub const BENCH: &str = include_str!("../shaders/bench.wgsl");
+pub const BENCH: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/bench.wgsl")
+);
 /// f32 to f16.
-pub const CAST: &str = include_str!("../shaders/cast.wgsl");
+pub const CAST: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/cast.wgsl")
+);
 /// Elementwise unary and binary ops.
 pub const ELEMENTWISE: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/elementwise.wgsl")
 );
 /// Embedding lookup.
-pub const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
+pub const EMBEDDING: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/embedding.wgsl")
+);
 /// Embedding lookup from an f16 table.
-pub const EMBEDDING_F16: &str = include_str!("../shaders/embedding_f16.wgsl");
+pub const EMBEDDING_F16: &str = concat!(
+    "enable f16;\n",
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/embedding_f16.wgsl")
+);
 /// The gather phase of causal latent attention.
-pub const LATENT: &str = include_str!("../shaders/latent.wgsl");
+pub const LATENT: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/latent.wgsl")
+);
 /// Matrix products.
 pub const MATMUL: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
@@ -65,6 +87,8 @@ pub const MATMUL_VEC4: &str = concat!(
 /// The decode product with a workgroup per output.
 pub const MATVEC_COOP_SRC: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/reduce.wgsl"),
     include_str!("../shaders/matvec_coop.wgsl")
 );
 /// The same with subgroup sums (native: wgpu enables subgroup operations with the device
@@ -72,6 +96,7 @@ pub const MATVEC_COOP_SRC: &str = concat!(
 #[cfg(not(target_arch = "wasm32"))]
 pub const MATVEC_SUBGROUP_SRC: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/matvec_subgroup.wgsl")
 );
 /// The same with subgroup sums (native: wgpu enables subgroup operations with the device
@@ -80,20 +105,42 @@ pub const MATVEC_SUBGROUP_SRC: &str = concat!(
 pub const MATVEC_SUBGROUP_SRC: &str = concat!(
     "enable subgroups;\n",
     include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/matvec_subgroup.wgsl")
 );
 /// RMSNorm and LayerNorm.
-pub const NORM: &str = include_str!("../shaders/norm.wgsl");
+pub const NORM: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/reduce.wgsl"),
+    include_str!("../shaders/norm.wgsl")
+);
 /// Swapping the first two dimensions.
-pub const PERMUTE: &str = include_str!("../shaders/permute.wgsl");
+pub const PERMUTE: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/permute.wgsl")
+);
 /// Bias, q/k norm, RoPE and cache writes after the fused q|k|v product.
-pub const QKV_ROPE_SRC: &str = include_str!("../shaders/qkv_rope.wgsl");
+pub const QKV_ROPE_SRC: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/reduce.wgsl"),
+    include_str!("../shaders/qkv_rope.wgsl")
+);
 /// Rotary position embedding.
-pub const ROPE: &str = include_str!("../shaders/rope.wgsl");
+pub const ROPE: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/rope.wgsl")
+);
 /// Token choice from logits.
-pub const SAMPLE: &str = include_str!("../shaders/sample.wgsl");
+pub const SAMPLE: &str = concat!(
+    include_str!("../shaders/prelude/reduce.wgsl"),
+    include_str!("../shaders/sample.wgsl")
+);
 /// Row softmax.
-pub const SOFTMAX: &str = include_str!("../shaders/softmax.wgsl");
+pub const SOFTMAX: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/reduce.wgsl"),
+    include_str!("../shaders/softmax.wgsl")
+);
 
 const fn kernel(
     shader: &'static str,

@@ -1,4 +1,7 @@
 //! The GPU context: adapter choice, device with the adapter's real limits, and adapter listing.
+// In the browser wgpu's handles are neither Send nor Sync (one thread); natively they are,
+// and tensors and the context's shared state cross threads.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 use super::backend::BackendChoice;
 use super::pipeline::PipelineCache;

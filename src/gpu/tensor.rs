@@ -1,4 +1,7 @@
-//! A GPU tensor: one storage buffer and its row-major shape.
+//! A GPU tensor: a view (element offset and row-major shape) of a storage buffer.
+// In the browser wgpu's handles are neither Send nor Sync (one thread); natively they are,
+// and tensors and the context's shared state cross threads.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 use super::context::GpuContext;
 use super::resources::{Counters, Resources, ScratchPool};

@@ -332,7 +332,11 @@ impl Model {
                     )?))
                 }
                 AttentionConfig::Mla { .. } => {
-                    let shape = cfg.mla_shape().expect("mla attention has an MLA shape");
+                    let shape = cfg.mla_shape().ok_or_else(|| Error::Invalid {
+                        what: "MLA attention config".into(),
+                        expected: "the MLA sizes".into(),
+                        found: "none".into(),
+                    })?;
                     Attention::Mla(Box::new(MlaLayer::load(
                         ctx,
                         file,
