@@ -14,37 +14,6 @@
 // with a sliding window W > 0 also only keys s > t + offset - W (the last W positions).
 // Masked keys are skipped by loop bounds; -1e30 is a finite "empty" sentinel, never an infinity.
 
-struct AttentionParams {
-    n_q: u32,
-    n_kv: u32,
-    heads: u32,
-    kv_heads: u32,
-    d_qk: u32,
-    d_a: u32,
-    d_v: u32,
-    causal: u32,
-    offset: u32,
-    scale: f32,
-    q_off: u32,
-    q_row: u32,
-    q_head: u32,
-    ka_off: u32,
-    ka_row: u32,
-    ka_head: u32,
-    kb_off: u32,
-    kb_row: u32,
-    kb_head: u32,
-    v_off: u32,
-    v_row: u32,
-    v_head: u32,
-    o_off: u32,
-    o_row: u32,
-    o_head: u32,
-    window: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
 override WG: u32 = 64u;
 const MAX_D_QK: u32 = 1024u;
 const OUT_PER_INVOCATION: u32 = 16u; // d_v <= OUT_PER_INVOCATION * WG

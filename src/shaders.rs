@@ -9,6 +9,7 @@ use crate::gpu::Kernel;
 /// `(file name, source)` of every shader file, for the translation tests.
 pub const ALL: &[(&str, &str)] = &[
     ("attention.wgsl", ATTENTION),
+    ("attention_decode.wgsl", ATTENTION_DECODE_SRC),
     ("bench.wgsl", BENCH),
     ("cast.wgsl", CAST),
     ("elementwise.wgsl", ELEMENTWISE),
@@ -30,9 +31,16 @@ pub const ALL: &[(&str, &str)] = &[
 
 /// Fused multi-head attention (prefill and decode).
 pub const ATTENTION: &str = concat!(
+    include_str!("../shaders/prelude/attention_params.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/prelude/reduce.wgsl"),
     include_str!("../shaders/attention.wgsl")
+);
+/// Attention of one query row, heads sharing each key/value row.
+pub const ATTENTION_DECODE_SRC: &str = concat!(
+    include_str!("../shaders/prelude/attention_params.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/attention_decode.wgsl")
 );
 /// Roofline probes (FMA loop, copy).
 pub const BENCH: &str = concat!(
@@ -318,3 +326,10 @@ pub const MATVEC_SUBGROUP: Kernel = trusted(kernel(
     "matvec_subgroup",
     U_RR_W,
 ));
+/// Decode attention, a workgroup per key/value head and block of its query heads.
+pub const ATTENTION_DECODE: Kernel = kernel(
+    "attention_decode.wgsl",
+    ATTENTION_DECODE_SRC,
+    "attention_decode",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);

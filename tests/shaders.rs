@@ -221,7 +221,7 @@ fn params_structs_match_their_wgsl_twins() {
             shaders::ATTENTION,
             "AttentionParams",
             offsets!(AttentionParams: n_q, n_kv, heads, kv_heads, d_qk, d_a, d_v, causal, offset,
-                scale, q, ka, kb, v, o, window, _pad),
+                scale, q, ka, kb, v, o, window, heads_per_group, _pad),
         ),
         (
             shaders::LATENT,

@@ -42,8 +42,10 @@ pub struct AttentionParams {
     pub o: [u32; 3],
     /// Sliding window in keys (0: none).
     pub window: u32,
+    /// Query heads per workgroup of the decode kernel (0 for the fused kernel).
+    pub heads_per_group: u32,
     /// Padding.
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
 
 /// A strided view of an attention operand: element `[row, head, j]` is at
@@ -119,6 +121,15 @@ pub struct AttentionViews<'a> {
 const WG: usize = 64;
 const MAX_D_QK: usize = 1024;
 const MAX_D_V: usize = 16 * WG;
+/// Heads per workgroup of the decode kernel at most (`MAX_BLOCK` in `attention_decode.wgsl`).
+const DECODE_MAX_BLOCK: usize = 8;
+/// Query floats per workgroup of the decode kernel at most (`MAX_Q`).
+const DECODE_MAX_Q: usize = 2048;
+/// Query heads per key/value head from which decode reads shared rows once per block. With
+/// fewer, one workgroup per head is as fast or faster on lavapipe (SmolLM2's 3: 27 ms per token
+/// either way; the shipped MLA's 4 heads on one key head: 0.52 ms per token per-head, 0.88 ms
+/// shared, as one workgroup leaves a thread idle), and the cache reads it saves are few.
+const DECODE_MIN_GROUP: usize = 8;
 
 /// How to attend.
 #[derive(Clone, Copy, Debug)]
@@ -341,14 +352,39 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         v: a.v.packed(OP, "v view")?,
         o: a.o.packed(OP, "o view")?,
         window: u("window", a.how.window)?,
-        _pad: [0; 2],
+        heads_per_group: 0,
+        _pad: 0,
     };
+    let tensors = [a.q.tensor, a.ka.tensor, kb.tensor, a.v.tensor, a.o.tensor];
+    let group = heads / kv_heads;
+    if n_q == 1 && group >= DECODE_MIN_GROUP {
+        // Decode where many heads share a key/value head (MLA's absorbed path, wide GQA): each
+        // of its rows is read once per block of up to 8 heads whose queries fit 2048 floats of
+        // workgroup memory, instead of once per head.
+        let per_block = group
+            .min(DECODE_MAX_BLOCK)
+            .min(DECODE_MAX_Q / a.d_qk)
+            .max(1);
+        let params = AttentionParams {
+            heads_per_group: per_block as u32,
+            ..params
+        };
+        let workgroups = kv_heads * group.div_ceil(per_block);
+        let wg = grid(batch.ctx(), OP, workgroups as u64)?;
+        return batch.dispatch(
+            &shaders::ATTENTION_DECODE,
+            &[],
+            Some(bytemuck::bytes_of(&params)),
+            &tensors,
+            wg,
+        );
+    }
     let wg = grid(batch.ctx(), OP, (n_q * heads) as u64)?;
     batch.dispatch(
         &shaders::ATTENTION_FUSED,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[a.q.tensor, a.ka.tensor, kb.tensor, a.v.tensor, a.o.tensor],
+        &tensors,
         wg,
     )?;
     Ok(())

@@ -420,13 +420,18 @@ pub async fn attention_sliding_window(ctx: &GpuContext) {
     check_attention(ctx, &mut rng, 1, 1000, 1024, 3, 1, 64, 64, true, 257).await;
 }
 
-/// One query over a partly filled KV cache (decode), MQA with absorbed-MLA widths.
+/// One query over a partly filled KV cache (decode: heads sharing a key/value head scored
+/// together), MQA with absorbed-MLA widths, GQA groups past one block.
 pub async fn attention_decode_over_kv_cache(ctx: &GpuContext) {
     let mut rng = Rng::new(10);
     // One query reading a partly filled cache; MQA with DeepSeek-like absorbed widths.
     check_attention(ctx, &mut rng, 1, 1000, 1024, 4, 4, 64, 64, true, 0).await;
     check_attention(ctx, &mut rng, 1, 257, 300, 8, 1, 576, 512, true, 0).await;
     check_attention(ctx, &mut rng, 1, 63, 63, 6, 3, 17, 5, true, 0).await;
+    // Ten query heads per key/value head: a block of 8 and one of 2 (the decode kernel's
+    // largest block), and a window.
+    check_attention(ctx, &mut rng, 1, 130, 200, 20, 2, 32, 24, true, 0).await;
+    check_attention(ctx, &mut rng, 1, 130, 200, 20, 2, 32, 24, true, 65).await;
 }
 
 /// The latent gather state (phase 1's online softmax over chunks) fed in pieces equals one
