@@ -60,8 +60,8 @@ fn attention_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var s0 = first; s0 < p.n_kv; s0 += WG) {
         let count = min(WG, p.n_kv - s0);
         let s = s0 + lid;
-        // Zeroed explicitly: Chromium's WebGPU left a var declared in a loop with the last
-        // iteration's values.
+        // Zeroed explicitly, as acc is: in Chromium's WebGPU the implicit zero of these
+        // function-scope vars (this one declared in the loop) gave wrong sums.
         var dots = array<f32, MAX_BLOCK>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         if (lid < count) {
             let a_base = p.ka_off + s * p.ka_row + g * p.ka_head;
