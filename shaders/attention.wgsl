@@ -114,3 +114,97 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         }
     }
 }
+
+// The same with keys (their first part) and values read as vec4s, for views whose offsets and
+// strides, d_a and d_v are multiples of 4: on a CPU rasteriser each key's or value's load is
+// then one wide load per four values rather than four, and an invocation accumulates four
+// neighbouring output dimensions.
+@group(0) @binding(2) var<storage, read> ka4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> v4: array<vec4<f32>>;
+
+const OUT4_PER_INVOCATION: u32 = 4u; // d_v <= 4 * OUT4_PER_INVOCATION * WG
+
+@compute @workgroup_size(WG)
+fn attention_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let row = workgroup_index(wid, nwg);
+    if (row >= p.n_q * p.heads) {
+        return;
+    }
+    let t = row / p.heads;
+    let h = row % p.heads;
+    let g = h / (p.heads / p.kv_heads);
+    var n_valid = p.n_kv;
+    var first = 0u;
+    if (p.causal != 0u) {
+        n_valid = min(p.n_kv, t + p.offset + 1u);
+        if (p.window != 0u && n_valid > p.window) {
+            first = n_valid - p.window;
+        }
+    }
+    let q_base = p.q_off + t * p.q_row + h * p.q_head;
+    for (var j = lid; j < p.d_qk; j += WG) {
+        q_sh[j] = q[q_base + j];
+    }
+    workgroupBarrier();
+
+    var m = EMPTY;
+    var l = 0.0;
+    var acc = array<vec4<f32>, OUT4_PER_INVOCATION>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    let d_v4 = p.d_v / 4u;
+    for (var s0 = first; s0 < n_valid; s0 += WG) {
+        let count = min(WG, n_valid - s0);
+        let s = s0 + lid;
+        var score = EMPTY;
+        if (lid < count) {
+            let a_base4 = (p.ka_off + s * p.ka_row + g * p.ka_head) / 4u;
+            var dot4 = vec4<f32>(0.0);
+            for (var j = 0u; j < p.d_a / 4u; j++) {
+                let qv = vec4<f32>(q_sh[4u * j], q_sh[4u * j + 1u], q_sh[4u * j + 2u], q_sh[4u * j + 3u]);
+                dot4 = fma(qv, ka4[a_base4 + j], dot4);
+            }
+            var d = dot(dot4, vec4<f32>(1.0));
+            let b_base = p.kb_off + s * p.kb_row + g * p.kb_head;
+            for (var j = p.d_a; j < p.d_qk; j++) {
+                d = fma(q_sh[j], kb[b_base + j - p.d_a], d);
+            }
+            score = d * p.scale;
+        }
+        let tile_max = workgroup_max(score, lid);
+        let m_new = max(m, tile_max);
+        var prob = 0.0;
+        if (lid < count) {
+            prob = exp(score - m_new);
+        }
+        prob_sh[lid] = prob;
+        let alpha = exp(m - m_new);
+        let tile_sum = workgroup_sum(prob, lid);
+        l = l * alpha + tile_sum;
+        for (var i = 0u; i < OUT4_PER_INVOCATION; i++) {
+            let dim4 = lid + i * WG;
+            if (dim4 < d_v4) {
+                var sum = acc[i] * alpha;
+                let v_base4 = (p.v_off + s0 * p.v_row + g * p.v_head) / 4u + dim4;
+                let v_row4 = p.v_row / 4u;
+                for (var j = 0u; j < count; j++) {
+                    sum = fma(vec4<f32>(prob_sh[j]), v4[v_base4 + j * v_row4], sum);
+                }
+                acc[i] = sum;
+            }
+        }
+        m = m_new;
+        workgroupBarrier();
+    }
+    let inv = 1.0 / l;
+    let o_base = p.o_off + t * p.o_row + h * p.o_head;
+    for (var i = 0u; i < OUT4_PER_INVOCATION; i++) {
+        let dim4 = lid + i * WG;
+        if (dim4 < d_v4) {
+            let r = acc[i] * inv;
+            o[o_base + 4u * dim4] = r.x;
+            o[o_base + 4u * dim4 + 1u] = r.y;
+            o[o_base + 4u * dim4 + 2u] = r.z;
+            o[o_base + 4u * dim4 + 3u] = r.w;
+        }
+    }
+}

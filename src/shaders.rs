@@ -333,3 +333,10 @@ pub const ATTENTION_DECODE: Kernel = kernel(
     "attention_decode",
     &[Uniform, Read, Read, Read, Read, ReadWrite],
 );
+/// Fused attention, keys and values read as vec4s (aligned views).
+pub const ATTENTION_FUSED_V4: Kernel = kernel(
+    "attention.wgsl",
+    ATTENTION,
+    "attention_v4",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
