@@ -20,6 +20,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("matmul_f16w.wgsl", MATMUL_F16W),
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("matvec_coop.wgsl", MATVEC_COOP_SRC),
+    ("mla_rope.wgsl", MLA_ROPE_SRC),
     ("matvec_subgroup.wgsl", MATVEC_SUBGROUP_SRC),
     ("norm.wgsl", NORM),
     ("permute.wgsl", PERMUTE),
@@ -115,6 +116,12 @@ pub const MATVEC_SUBGROUP_SRC: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/matvec_subgroup.wgsl")
+);
+/// MLA's step between its products and its attention.
+pub const MLA_ROPE_SRC: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/reduce.wgsl"),
+    include_str!("../shaders/mla_rope.wgsl")
 );
 /// RMSNorm and LayerNorm.
 pub const NORM: &str = concat!(
@@ -339,4 +346,11 @@ pub const ATTENTION_FUSED_V4: Kernel = kernel(
     ATTENTION,
     "attention_v4",
     &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
+/// MLA: q's RoPE part, c_kv normalised and k_pe rotated into the cache.
+pub const MLA_ROPE: Kernel = kernel(
+    "mla_rope.wgsl",
+    MLA_ROPE_SRC,
+    "mla_rope",
+    &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
 );

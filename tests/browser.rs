@@ -175,6 +175,11 @@ async fn gpu_sampler_matches_transformers_logits_processors() {
 }
 
 #[wasm_bindgen_test]
+async fn mla_step_matches_reference() {
+    kernel_checks::mla_rope(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn permute_matches_reference() {
     kernel_checks::permute(&browser_gpu().await).await;
 }

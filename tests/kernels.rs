@@ -113,3 +113,8 @@ fn cast_to_f16_rounds_to_nearest_even() {
 fn matvec_paths_match_reference() {
     on_every_adapter(|ctx| block_on(checks::matvec_paths(ctx)));
 }
+
+#[test]
+fn mla_step_matches_reference() {
+    on_every_adapter(|ctx| block_on(checks::mla_rope(ctx)));
+}

@@ -12,7 +12,7 @@ use super::mla_absorb::absorbed_matrices;
 use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
-use crate::ops::{self, AttentionShape, AttentionViews, RopeMode, RopeTable, View};
+use crate::ops::{self, AttentionShape, AttentionViews, RopeTable, View};
 use serde::{Deserialize, Serialize};
 
 /// YaRN RoPE scaling (`rope_type: yarn`).
@@ -282,10 +282,8 @@ pub struct MlaLayer {
     q_a: Option<(GpuTensor, GpuTensor)>,
     /// `q_proj` or `q_b_proj`: `[h·(nope+rope), d or q_lora]`.
     q: GpuTensor,
-    /// The `c_kv` rows of `kv_a_proj_with_mqa`: `[kv_lora, d]`.
-    w_ckv: GpuTensor,
-    /// The `k_pe` rows of `kv_a_proj_with_mqa`: `[rope, d]`.
-    w_kpe: GpuTensor,
+    /// `kv_a_proj_with_mqa`: `[kv_lora + rope, d]` (the `c_kv` rows, then the `k_pe` rows).
+    kv_a: GpuTensor,
     /// `kv_a_layernorm` `[kv_lora]`.
     kv_norm: GpuTensor,
     /// `kv_b_proj` `[h·(nope+v), kv_lora]`.
@@ -369,16 +367,7 @@ impl MlaLayer {
         Ok(MlaLayer {
             q_a,
             q,
-            w_ckv: up(
-                &name("kv_a_proj_with_mqa (c_kv rows)"),
-                &[r, d],
-                &kv_a[..r * d],
-            )?,
-            w_kpe: up(
-                &name("kv_a_proj_with_mqa (k_pe rows)"),
-                &[rope, d],
-                &kv_a[r * d..],
-            )?,
+            kv_a: up(&name("kv_a_proj_with_mqa.weight"), &[r + rope, d], &kv_a)?,
             kv_norm: load(ctx, file, &name("kv_a_layernorm.weight"), &[r])?,
             kv_b: kv_b_t,
             o,
@@ -433,13 +422,29 @@ impl MlaLayer {
             }
             None => x.clone(),
         };
-        // The compressed KV of the new tokens, normalised and rotated, into the cache.
-        let c = ops::matmul(b, x, &self.w_ckv, true)?;
-        let c = ops::rmsnorm(b, &c, &self.kv_norm, s.norm_eps)?;
-        let kpe = ops::matmul(b, x, &self.w_kpe, true)?.reshape(&[n, 1, rope])?;
-        ops::rope_inplace(b, &kpe, &self.rope, pos, RopeMode::Interleaved)?;
-        b.copy_elements(&c, 0, &cache.c_kv, pos * r, n * r)?;
-        b.copy_elements(&kpe, 0, &cache.k_pe, pos * rope, n * rope)?;
+        // Queries: per head up-projected (prefill) or absorbed into the latent space (decode).
+        let (q, q_rot) = match path {
+            MlaPath::Naive => (
+                ops::matmul(b, &q_in, &self.q, true)?.reshape(&[n, h, nope + rope])?,
+                nope,
+            ),
+            MlaPath::Absorbed => (
+                ops::matmul(b, &q_in, &self.q_absorbed, true)?.reshape(&[n, h, r + rope])?,
+                r,
+            ),
+        };
+        // The compressed KV of the new tokens, normalised and rotated into the cache, and the
+        // queries' RoPE part rotated, in one dispatch.
+        let kv = ops::matmul(b, x, &self.kv_a, true)?;
+        ops::mla_rope(
+            b,
+            &q,
+            q_rot,
+            &kv,
+            (&self.kv_norm, s.norm_eps),
+            (&self.rope, pos),
+            (&cache.c_kv, &cache.k_pe),
+        )?;
         let how = AttentionShape {
             scale: s.softmax_scale(),
             causal: true,
@@ -454,8 +459,6 @@ impl MlaLayer {
         };
         match path {
             MlaPath::Naive => {
-                let q = ops::matmul(b, &q_in, &self.q, true)?.reshape(&[n, h, nope + rope])?;
-                ops::rope_inplace_at(b, &q, &self.rope, pos, RopeMode::Interleaved, nope)?;
                 let c_all = cache.c_kv.rows(t)?;
                 let kv = ops::matmul(b, &c_all, &self.kv_b, true)?; // [t, h·(nope+v)]
                 let o = GpuTensor::scratch(b.ctx(), "mla attention", &[n, h, v], DType::F32)?;
@@ -486,9 +489,6 @@ impl MlaLayer {
                 ops::matmul(b, &o.reshape(&[n, h * v])?, &self.o, true)
             }
             MlaPath::Absorbed => {
-                let q =
-                    ops::matmul(b, &q_in, &self.q_absorbed, true)?.reshape(&[n, h, r + rope])?;
-                ops::rope_inplace_at(b, &q, &self.rope, pos, RopeMode::Interleaved, r)?;
                 let o =
                     GpuTensor::scratch(b.ctx(), "mla latent attention", &[n, h, r], DType::F32)?;
                 let latent = View {

@@ -380,21 +380,17 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         );
     }
     // Keys' first parts and values in whole vec4s: the wide-load kernel.
-    let aligned = |view: &View| [view.offset, view.row_stride, view.head_stride]
-        .iter()
-        .all(|x| x % 4 == 0);
+    let aligned = |view: &View| {
+        [view.offset, view.row_stride, view.head_stride]
+            .iter()
+            .all(|x| x % 4 == 0)
+    };
     let v4 = a.d_a % 4 == 0 && a.d_v % 4 == 0 && aligned(&a.ka) && aligned(&a.v);
     let kernel = match v4 {
         true => &shaders::ATTENTION_FUSED_V4,
         false => &shaders::ATTENTION_FUSED,
     };
     let wg = grid(batch.ctx(), OP, (n_q * heads) as u64)?;
-    batch.dispatch(
-        kernel,
-        &[],
-        Some(bytemuck::bytes_of(&params)),
-        &tensors,
-        wg,
-    )?;
+    batch.dispatch(kernel, &[], Some(bytemuck::bytes_of(&params)), &tensors, wg)?;
     Ok(())
 }

@@ -832,3 +832,97 @@ pub async fn matvec_paths(ctx: &GpuContext) {
         }
     }
 }
+
+/// MLA's step after its products: the queries' RoPE part rotated in place, c_kv RMS-normalised
+/// and k_pe rotated into the compressed cache, against an f64 reference.
+pub async fn mla_rope(ctx: &GpuContext) {
+    let mut rng = Rng::new(20);
+    // (tokens, heads, q width, rotated start, kv_lora, rope, first position)
+    for &(n, h, qw, q_rot, r, rope, pos) in &[
+        (1usize, 1usize, 4usize, 2usize, 1usize, 2usize, 0usize),
+        (3, 4, 80, 64, 64, 16, 5),
+        (2, 3, 48, 32, 65, 16, 70),
+        (5, 2, 130, 2, 129, 128, 1),
+    ] {
+        let cap = pos + n + 2;
+        let table = RopeTable::new(ctx, rope, 10000.0, cap).unwrap();
+        let (cos, sin) = latentgpu::ops::rope::rope_tables(
+            &latentgpu::ops::rope::inv_freq(rope, 10000.0),
+            cap,
+            1.0,
+        );
+        let q = rng.vec(n * h * qw, -2.0, 2.0);
+        let kv = rng.vec(n * (r + rope), -2.0, 2.0);
+        let w = rng.vec(r, 0.5, 1.5);
+        let gq = upload(ctx, "q", &[n, h, qw], &q);
+        let gkv = upload(ctx, "kv", &[n, r + rope], &kv);
+        let gw = upload(ctx, "norm", &[r], &w);
+        let c_cache = GpuTensor::zeros(ctx, "c_kv", &[cap, r]).unwrap();
+        let pe_cache = GpuTensor::zeros(ctx, "k_pe", &[cap, rope]).unwrap();
+        let mut b = Batch::new(ctx);
+        ops::mla_rope(
+            &mut b,
+            &gq,
+            q_rot,
+            &gkv,
+            (&gw, 1e-6),
+            (&table, pos),
+            (&c_cache, &pe_cache),
+        )
+        .unwrap();
+        let out = b.read_async(&[&gq, &c_cache, &pe_cache]).await.unwrap();
+        let (mut q_ref, mut q_tol) = (Vec::new(), Vec::new());
+        for head in q.chunks(qw) {
+            let t = q_ref.len() / (h * qw);
+            let mut x: Vec<f64> = head.iter().map(|&v| v as f64).collect();
+            rope_head(
+                &mut x[q_rot..q_rot + rope],
+                &cos,
+                &sin,
+                rope,
+                pos + t,
+                RopeMode::Interleaved,
+            );
+            for j in 0..qw {
+                // Rotated pairs: rope's 3 roundings of terms <= |x0| + |x1|; others exact.
+                let m = if (q_rot..q_rot + rope).contains(&j) {
+                    let k = q_rot + ((j - q_rot) & !1);
+                    3.0 * U * (head[k].abs() + head[k + 1].abs()) as f64
+                } else {
+                    0.0
+                };
+                q_tol.push(m);
+            }
+            q_ref.extend(x);
+        }
+        let (mut c_ref, mut c_tol) = (vec![0.0; cap * r], vec![0.0; cap * r]);
+        let (mut pe_ref, mut pe_tol) = (vec![0.0; cap * rope], vec![0.0; cap * rope]);
+        for t in 0..n {
+            let row = &kv[t * (r + rope)..(t + 1) * (r + rope)];
+            let ms = row[..r].iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / r as f64;
+            let inv = 1.0 / (ms + 1e-6).sqrt();
+            for j in 0..r {
+                let y = row[j] as f64 * inv * w[j] as f64;
+                c_ref[(pos + t) * r + j] = y;
+                // The norms' bound: relative (8·sqrt(r) + 6)·u.
+                c_tol[(pos + t) * r + j] = (8.0 * (r as f64).sqrt() + 6.0) * U * y.abs();
+            }
+            let mut pe: Vec<f64> = row[r..].iter().map(|&v| v as f64).collect();
+            rope_head(&mut pe, &cos, &sin, rope, pos + t, RopeMode::Interleaved);
+            for j in 0..rope {
+                pe_ref[(pos + t) * rope + j] = pe[j];
+                let k = j & !1;
+                pe_tol[(pos + t) * rope + j] =
+                    3.0 * U * (row[r + k].abs() + row[r + k + 1].abs()) as f64;
+            }
+        }
+        let what = format!("mla_rope n{n} h{h} q{qw}@{q_rot} r{r} rope{rope} pos{pos}");
+        assert_close_by(&format!("{what} q"), &out[0], &q_ref, |i| q_tol[i]);
+        assert_close_by(&format!("{what} c_kv"), &out[1], &c_ref, |i| {
+            c_tol[i] + 1e-30
+        });
+        assert_close_by(&format!("{what} k_pe"), &out[2], &pe_ref, |i| {
+            pe_tol[i] + 1e-30
+        });
+    }
+}
