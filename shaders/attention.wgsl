@@ -115,11 +115,12 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-// The same with keys (their first part) and values read as vec4s, for views whose offsets and
-// strides, d_a and d_v are multiples of 4: on a CPU rasteriser each key's or value's load is
+// The same with keys (both parts) and values read as vec4s, for views whose offsets and
+// strides, d_a, d_qk and d_v are multiples of 4: on a CPU rasteriser each key's or value's load is
 // then one wide load per four values rather than four, and an invocation accumulates four
 // neighbouring output dimensions.
 @group(0) @binding(2) var<storage, read> ka4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> kb4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> v4: array<vec4<f32>>;
 
 const OUT4_PER_INVOCATION: u32 = 4u; // d_v <= 4 * OUT4_PER_INVOCATION * WG
@@ -163,12 +164,13 @@ fn attention_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                 let qv = vec4<f32>(q_sh[4u * j], q_sh[4u * j + 1u], q_sh[4u * j + 2u], q_sh[4u * j + 3u]);
                 dot4 = fma(qv, ka4[a_base4 + j], dot4);
             }
-            var d = dot(dot4, vec4<f32>(1.0));
-            let b_base = p.kb_off + s * p.kb_row + g * p.kb_head;
-            for (var j = p.d_a; j < p.d_qk; j++) {
-                d = fma(q_sh[j], kb[b_base + j - p.d_a], d);
+            let b_base4 = (p.kb_off + s * p.kb_row + g * p.kb_head) / 4u;
+            for (var j = 0u; j < (p.d_qk - p.d_a) / 4u; j++) {
+                let o = p.d_a + 4u * j;
+                let qv = vec4<f32>(q_sh[o], q_sh[o + 1u], q_sh[o + 2u], q_sh[o + 3u]);
+                dot4 = fma(qv, kb4[b_base4 + j], dot4);
             }
-            score = d * p.scale;
+            score = dot(dot4, vec4<f32>(1.0)) * p.scale;
         }
         let tile_max = workgroup_max(score, lid);
         let m_new = max(m, tile_max);

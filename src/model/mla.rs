@@ -284,6 +284,10 @@ pub struct MlaLayer {
     q: GpuTensor,
     /// `kv_a_proj_with_mqa`: `[kv_lora + rope, d]` (the `c_kv` rows, then the `k_pe` rows).
     kv_a: GpuTensor,
+    /// Without `q_lora_rank` both decode products read `x`: `q_absorbed` and `kv_a` stacked
+    /// `[h·(kv_lora + rope) + kv_lora + rope, d]`, one product per token (the two are views of
+    /// it where the adapter can bind them there).
+    decode_in: Option<GpuTensor>,
     /// `kv_a_layernorm` `[kv_lora]`.
     kv_norm: GpuTensor,
     /// `kv_b_proj` `[h·(nope+v), kv_lora]`.
@@ -355,6 +359,28 @@ impl MlaLayer {
             true => (ops::to_f16(&mut b, &q_abs)?, ops::to_f16(&mut b, &o_abs)?),
             false => (q_abs, o_abs),
         };
+        let mut kv_a_t = up(&name("kv_a_proj_with_mqa.weight"), &[r + rope, d], &kv_a)?;
+        let mut q_absorbed = q_absorbed;
+        let decode_in = match shape.q_lora_rank {
+            Some(_) => None,
+            None => {
+                let rows = h * (r + rope);
+                let stacked = GpuTensor::empty(
+                    ctx,
+                    &name("absorbed q and kv_a"),
+                    &[rows + r + rope, d],
+                    q_absorbed.dtype(),
+                )?;
+                b.copy_elements(&q_absorbed, 0, &stacked, 0, rows * d)?;
+                b.copy_elements(&kv_a_t, 0, &stacked, rows * d, (r + rope) * d)?;
+                let align = ctx.limits.min_storage_buffer_offset_alignment as usize;
+                if (rows * d * q_absorbed.dtype().size()).is_multiple_of(align) {
+                    q_absorbed = stacked.row_range(0, rows)?;
+                    kv_a_t = stacked.row_range(rows, r + rope)?;
+                }
+                Some(stacked)
+            }
+        };
         b.submit()?;
         let (q, kv_b_t, o) = match f16 {
             true => (
@@ -367,7 +393,8 @@ impl MlaLayer {
         Ok(MlaLayer {
             q_a,
             q,
-            kv_a: up(&name("kv_a_proj_with_mqa.weight"), &[r + rope, d], &kv_a)?,
+            kv_a: kv_a_t,
+            decode_in,
             kv_norm: load(ctx, file, &name("kv_a_layernorm.weight"), &[r])?,
             kv_b: kv_b_t,
             o,
@@ -422,20 +449,36 @@ impl MlaLayer {
             }
             None => x.clone(),
         };
-        // Queries: per head up-projected (prefill) or absorbed into the latent space (decode).
-        let (q, q_rot) = match path {
-            MlaPath::Naive => (
-                ops::matmul(b, &q_in, &self.q, true)?.reshape(&[n, h, nope + rope])?,
-                nope,
-            ),
-            MlaPath::Absorbed => (
+        // Queries: per head up-projected (prefill) or absorbed into the latent space (decode),
+        // and the compressed KV of the new tokens.
+        let stacked = self
+            .decode_in
+            .as_ref()
+            .filter(|_| n == 1 && path == MlaPath::Absorbed);
+        let (q, q_rot, kv) = match (path, stacked) {
+            (MlaPath::Absorbed, Some(w)) => {
+                // One product for both; the kv part is copied out, as the next kernel writes
+                // the queries in place in the same buffer.
+                let rows = h * (r + rope);
+                let out = ops::matmul(b, x, w, true)?.reshape(&[rows + r + rope, 1])?;
+                let q = out.row_range(0, rows)?.reshape(&[1, h, r + rope])?;
+                let kv = GpuTensor::scratch(b.ctx(), "mla kv_a", &[1, r + rope], DType::F32)?;
+                b.copy_elements(&out, rows, &kv, 0, r + rope)?;
+                (q, r, kv)
+            }
+            (MlaPath::Absorbed, None) => (
                 ops::matmul(b, &q_in, &self.q_absorbed, true)?.reshape(&[n, h, r + rope])?,
                 r,
+                ops::matmul(b, x, &self.kv_a, true)?,
+            ),
+            (MlaPath::Naive, _) => (
+                ops::matmul(b, &q_in, &self.q, true)?.reshape(&[n, h, nope + rope])?,
+                nope,
+                ops::matmul(b, x, &self.kv_a, true)?,
             ),
         };
-        // The compressed KV of the new tokens, normalised and rotated into the cache, and the
-        // queries' RoPE part rotated, in one dispatch.
-        let kv = ops::matmul(b, x, &self.kv_a, true)?;
+        // The compressed KV normalised and rotated into the cache, and the queries' RoPE part
+        // rotated, in one dispatch.
         ops::mla_rope(
             b,
             &q,

@@ -379,13 +379,18 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
             wg,
         );
     }
-    // Keys' first parts and values in whole vec4s: the wide-load kernel.
+    // Keys (both parts) and values in whole vec4s: the wide-load kernel.
     let aligned = |view: &View| {
         [view.offset, view.row_stride, view.head_stride]
             .iter()
             .all(|x| x % 4 == 0)
     };
-    let v4 = a.d_a % 4 == 0 && a.d_v % 4 == 0 && aligned(&a.ka) && aligned(&a.v);
+    let v4 = a.d_a.is_multiple_of(4)
+        && a.d_qk.is_multiple_of(4)
+        && a.d_v.is_multiple_of(4)
+        && aligned(&a.ka)
+        && aligned(&kb)
+        && aligned(&a.v);
     let kernel = match v4 {
         true => &shaders::ATTENTION_FUSED_V4,
         false => &shaders::ATTENTION_FUSED,
