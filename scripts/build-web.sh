@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup-browser.sh
 cargo build --release -p latentgpu-web --target wasm32-unknown-unknown
 wasm-bindgen --target web --no-typescript --out-dir examples/web/pkg \
-    target/wasm32-unknown-unknown/release/latentgpu_web.wasm
+    "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/latentgpu_web.wasm"
 echo "built examples/web/pkg/ ($(du -h examples/web/pkg/latentgpu_web_bg.wasm | cut -f1) of wasm)" >&2
 if [ "${1:-}" = "--serve" ]; then
     port=${PORT:-8000}
