@@ -29,6 +29,28 @@ const EMPTY: f32 = -1.0e30;
 var<workgroup> q_sh: array<f32, MAX_D_QK>;
 var<workgroup> prob_sh: array<f32, WG>;
 
+// The keys query t sees: [first, end) (causal, and within the sliding window).
+fn visible_keys(t: u32) -> vec2<u32> {
+    var end = p.n_kv;
+    var first = 0u;
+    if (p.causal != 0u) {
+        end = min(p.n_kv, t + p.offset + 1u);
+        if (p.window != 0u && end > p.window) {
+            first = end - p.window;
+        }
+    }
+    return vec2<u32>(first, end);
+}
+
+// Query t of head h into workgroup memory, for every invocation to read.
+fn load_query(t: u32, h: u32, lid: u32) {
+    let q_base = p.q_off + t * p.q_row + h * p.q_head;
+    for (var j = lid; j < p.d_qk; j += WG) {
+        q_sh[j] = q[q_base + j];
+    }
+    workgroupBarrier();
+}
+
 @compute @workgroup_size(WG)
 fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
@@ -39,19 +61,10 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let t = row / p.heads;
     let h = row % p.heads;
     let g = h / (p.heads / p.kv_heads);
-    var n_valid = p.n_kv;
-    var first = 0u;
-    if (p.causal != 0u) {
-        n_valid = min(p.n_kv, t + p.offset + 1u);
-        if (p.window != 0u && n_valid > p.window) {
-            first = n_valid - p.window;
-        }
-    }
-    let q_base = p.q_off + t * p.q_row + h * p.q_head;
-    for (var j = lid; j < p.d_qk; j += WG) {
-        q_sh[j] = q[q_base + j];
-    }
-    workgroupBarrier();
+    let keys = visible_keys(t);
+    let first = keys.x;
+    let n_valid = keys.y;
+    load_query(t, h, lid);
 
     var m = EMPTY;
     var l = 0.0;
@@ -135,19 +148,10 @@ fn attention_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let t = row / p.heads;
     let h = row % p.heads;
     let g = h / (p.heads / p.kv_heads);
-    var n_valid = p.n_kv;
-    var first = 0u;
-    if (p.causal != 0u) {
-        n_valid = min(p.n_kv, t + p.offset + 1u);
-        if (p.window != 0u && n_valid > p.window) {
-            first = n_valid - p.window;
-        }
-    }
-    let q_base = p.q_off + t * p.q_row + h * p.q_head;
-    for (var j = lid; j < p.d_qk; j += WG) {
-        q_sh[j] = q[q_base + j];
-    }
-    workgroupBarrier();
+    let keys = visible_keys(t);
+    let first = keys.x;
+    let n_valid = keys.y;
+    load_query(t, h, lid);
 
     var m = EMPTY;
     var l = 0.0;

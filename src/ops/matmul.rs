@@ -241,6 +241,20 @@ pub fn matmul_into(
     Ok(())
 }
 
+/// The params of a product of one row `[1, K]` by weights `[N, K]`.
+fn one_row_params(op: &'static str, n: usize, k: usize) -> Result<MatmulParams> {
+    Ok(MatmulParams {
+        m: 1,
+        n: as_u32(op, "N", n)?,
+        k: as_u32(op, "K", k)?,
+        batch: 1,
+        a_stride: 0,
+        b_stride: 0,
+        c_stride: 0,
+        _pad: 0,
+    })
+}
+
 /// The activation of a gated product (as the elementwise ops compute it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GateAct {
@@ -276,16 +290,7 @@ pub fn matvec_glu(
         return Ok(None);
     }
     let (n, k) = (gate.shape()[0], gate.shape()[1]);
-    let params = MatmulParams {
-        m: 1,
-        n: as_u32(OP, "N", n)?,
-        k: as_u32(OP, "K", k)?,
-        batch: 1,
-        a_stride: 0,
-        b_stride: 0,
-        c_stride: 0,
-        _pad: 0,
-    };
+    let params = one_row_params(OP, n, k)?;
     const SILU: &[(&str, f64)] = &[("ACT", 0.0)];
     const GELU: &[(&str, f64)] = &[("ACT", 1.0)];
     const GELU_TANH: &[(&str, f64)] = &[("ACT", 2.0)];
@@ -370,16 +375,7 @@ pub fn matvec_with(
         });
     }
     let c = GpuTensor::scratch(batch.ctx(), OP, &shape, DType::F32)?;
-    let params = MatmulParams {
-        m: 1,
-        n: as_u32(OP, "N", n)?,
-        k: as_u32(OP, "K", k)?,
-        batch: 1,
-        a_stride: 0,
-        b_stride: 0,
-        c_stride: 0,
-        _pad: 0,
-    };
+    let params = one_row_params(OP, n, k)?;
     let (kernel, wg) = match path {
         MatvecPath::RowPerInvocation => {
             let groups = (n as u64).div_ceil(64);
