@@ -274,6 +274,17 @@ pub enum MlaPath {
     Absorbed,
 }
 
+impl MlaPath {
+    /// The path for `n` new tokens: a prefill up-projects K and V once for all its queries;
+    /// one decoded token scores in the latent space, reading only the compressed cache.
+    pub fn for_tokens(n: usize) -> Self {
+        match n {
+            1 => MlaPath::Absorbed,
+            _ => MlaPath::Naive,
+        }
+    }
+}
+
 /// Weights of one MLA layer, plus the absorbed matrices derived from them at load.
 pub struct MlaLayer {
     /// Sizes.

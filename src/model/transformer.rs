@@ -52,8 +52,8 @@ impl Attention {
         }
     }
 
-    /// `h` `[n, d]` at positions `pos..pos+n` -> `[n, d]`, taking the tokens into `cache`.
-    /// MLA up-projects K and V for a prefill and scores in the latent space for one token.
+    /// `h` `[n, d]` at positions `pos..pos+n` -> `[n, d]`, taking the tokens into `cache`
+    /// (MLA takes the path [`MlaPath::for_tokens`] picks).
     pub fn forward(
         &self,
         b: &mut Batch,
@@ -68,11 +68,7 @@ impl Attention {
                 l.forward(b, h, pos, s, rope.0, rope.1)
             }
             (Attention::Mla(l), LayerCache::Mla(c)) => {
-                let path = match h.shape()[0] {
-                    1 => MlaPath::Absorbed,
-                    _ => MlaPath::Naive,
-                };
-                l.forward(b, h, pos, c, path)
+                l.forward(b, h, pos, c, MlaPath::for_tokens(h.shape()[0]))
             }
             _ => Err(Error::Invalid {
                 what: "layer cache".into(),
