@@ -5,6 +5,7 @@ pub mod batch;
 pub mod context;
 pub mod pipeline;
 pub mod profile;
+mod readback;
 pub(crate) mod resources;
 pub mod tensor;
 
