@@ -99,3 +99,16 @@ pub(crate) fn expect_rank_any_dtype(
 pub(crate) fn as_u32(op: &'static str, what: &str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| shape_err(op, what, "a value below 2^32", v))
 }
+
+/// The workgroup size of the kernels that give a row to a workgroup (softmax, norms): 32 on CPU
+/// rasterisers, where each barrier of the row's reductions costs a pass over the invocations
+/// (a third of the softmax time of 128 on lavapipe), 128 on GPUs.
+pub(crate) fn row_workgroup(ctx: &crate::gpu::GpuContext) -> crate::gpu::pipeline::Constants {
+    const CPU: &[(&str, f64)] = &[("WG", 32.0)];
+    const GPU: &[(&str, f64)] = &[("WG", 128.0)];
+    if ctx.is_cpu() {
+        CPU
+    } else {
+        GPU
+    }
+}

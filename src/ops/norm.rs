@@ -48,13 +48,25 @@ fn launch(
     let params = bytemuck::bytes_of(&params);
     match residual {
         None => {
-            batch.dispatch(kernel, &[], Some(params), &[x, w, b, &y], wg)?;
+            batch.dispatch(
+                kernel,
+                super::row_workgroup(batch.ctx()),
+                Some(params),
+                &[x, w, b, &y],
+                wg,
+            )?;
             Ok((None, y))
         }
         Some(r) => {
             expect_shape(op, "residual", r, x.shape())?;
             let sum = GpuTensor::scratch(batch.ctx(), "residual sum", x.shape(), DType::F32)?;
-            batch.dispatch(kernel, &[], Some(params), &[x, w, b, &y, r, &sum], wg)?;
+            batch.dispatch(
+                kernel,
+                super::row_workgroup(batch.ctx()),
+                Some(params),
+                &[x, w, b, &y, r, &sum],
+                wg,
+            )?;
             Ok((Some(sum), y))
         }
     }

@@ -71,7 +71,7 @@ pub fn softmax_scaled(
     let wg = grid(batch.ctx(), "softmax", rows as u64)?;
     batch.dispatch(
         &shaders::SOFTMAX_ROWS,
-        &[],
+        super::row_workgroup(batch.ctx()),
         Some(bytemuck::bytes_of(&params)),
         &[x, &y],
         wg,
