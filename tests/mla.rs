@@ -300,6 +300,7 @@ fn absorbed_matrices_built_on_the_gpu_match_an_f64_reference() {
             // An f32 dot of k terms: at most k·u·Σ|a||b| off (Higham's γ_k), plus the final
             // rounding of the value itself; copied weights (mag 0) are exact.
             let check = |what: &str, got: &[f32], want: &[(f64, f64)], k: usize| {
+                assert_eq!(got.len(), want.len(), "{what}: length");
                 for (i, (&g, &(w, mag))) in got.iter().zip(want).enumerate() {
                     let tol = (k as f64 + 1.0) * common::U * mag.max(w.abs());
                     assert!(

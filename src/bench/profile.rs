@@ -10,7 +10,6 @@ use crate::gpu::{timing_source, Batch, DispatchTimes, GpuContext, RecordedDispat
 use crate::model::{Logits, Model, Sampler, SamplingConfig};
 use crate::ops::{self, MatmulParams, SampleState};
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 /// One kernel kind's share of a token (or of the prefill).
 #[derive(Clone, Debug, serde::Serialize)]
@@ -169,7 +168,6 @@ pub fn run(
     decode_tokens(ctx, model, &mut cache, &state, &mut sampler, 2)?;
     let decode_times = DispatchTimes::default();
     let mut decode_log = Vec::new();
-    let start = Instant::now();
     for _ in 0..tokens {
         let mut b = Batch::profiled(ctx, decode_times.clone());
         let logits = model.record_decode(&mut b, &state.token, &cache)?;
@@ -180,7 +178,6 @@ pub fn run(
         pollster::block_on(b.read_u32_async(&[&state.token]))?;
         cache.len += 1;
     }
-    let _profiled_s = start.elapsed().as_secs_f64();
     let gpu_s: f64 = decode_times
         .lock()
         .unwrap_or_else(|e| e.into_inner())

@@ -756,6 +756,7 @@ pub async fn permute(ctx: &GpuContext) {
         let y = ops::permute01(&mut bt, &gx).unwrap();
         assert_eq!(y.shape(), &[b, a, c]);
         let out = bt.read_async(&[&y]).await.unwrap().remove(0);
+        assert_eq!(out.len(), a * b * c, "permute {a}x{b}x{c}: length");
         for (i, &v) in out.iter().enumerate() {
             let (bb, aa, cc) = (i / (a * c), (i / c) % a, i % c);
             assert_eq!(v, x[(aa * b + bb) * c + cc], "permute {a}x{b}x{c} at {i}");

@@ -17,6 +17,11 @@ pub struct Case {
     pub scores: Vec<Option<f32>>,
 }
 
+/// Whether `err <= tol` (false for a NaN error).
+fn within(err: f64, tol: f64) -> bool {
+    err <= tol
+}
+
 /// The fixture's cases (embedded, so the browser tests have them too).
 pub fn cases() -> Vec<Case> {
     let json: serde_json::Value =
@@ -61,6 +66,14 @@ pub fn cases() -> Vec<Case> {
 /// is itself within u/2 of the exact one: relative 4u covers both steps.
 pub fn check(case: &Case, ours: &[f32]) -> Result<(), String> {
     const U: f64 = f32::EPSILON as f64 / 2.0;
+    if ours.len() != case.scores.len() {
+        return Err(format!(
+            "{}: {} scores, transformers {}",
+            case.name,
+            ours.len(),
+            case.scores.len()
+        ));
+    }
     let theirs_kept = case.scores.iter().filter(|s| s.is_some()).count();
     let ours_kept = ours.iter().filter(|&&s| s != REMOVED).count();
     if theirs_kept != ours_kept {
@@ -77,7 +90,8 @@ pub fn check(case: &Case, ours: &[f32]) -> Result<(), String> {
                     case.name
                 ))
             }
-            Some(t) if ((o - t).abs() as f64) > 4.0 * U * (t.abs() as f64) => {
+            // A NaN is never within.
+            Some(t) if !within((o - t).abs() as f64, 4.0 * U * (t.abs() as f64)) => {
                 return Err(format!(
                     "{}: token {i} scores {o}, transformers {t} (logit {})",
                     case.name, case.logits[i]
