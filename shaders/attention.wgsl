@@ -29,6 +29,21 @@ const EMPTY: f32 = -1.0e30;
 var<workgroup> q_sh: array<f32, MAX_D_QK>;
 var<workgroup> prob_sh: array<f32, WG>;
 
+// One tile of the online softmax (FlashAttention-2's recurrence): the invocation's key scored
+// `score` (EMPTY past the tile's `count` keys), its probability under the new running max
+// stored in prob_sh. Returns (the new running max, the factor that rescales what the tiles
+// before contributed, the tile's sum of probabilities); max and sum by tree reductions.
+fn softmax_tile(score: f32, m: f32, lid: u32, count: u32) -> vec3<f32> {
+    let m_new = max(m, workgroup_max(score, lid));
+    var prob = 0.0;
+    if (lid < count) {
+        prob = exp(score - m_new);
+    }
+    prob_sh[lid] = prob;
+    let tile_sum = workgroup_sum(prob, lid);
+    return vec3<f32>(m_new, exp(m - m_new), tile_sum);
+}
+
 // The keys query t sees: [first, end) (causal, and within the sliding window).
 fn visible_keys(t: u32) -> vec2<u32> {
     var end = p.n_kv;
@@ -92,18 +107,10 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             }
             score = d * p.scale;
         }
-        // The tile's max and its sum of probabilities, by tree reductions (log2(WG) steps
-        // each, instead of every invocation scanning the tile).
-        let tile_max = workgroup_max(score, lid);
-        let m_new = max(m, tile_max);
-        var prob = 0.0;
-        if (lid < count) {
-            prob = exp(score - m_new);
-        }
-        prob_sh[lid] = prob;
-        let alpha = exp(m - m_new);
-        let tile_sum = workgroup_sum(prob, lid);
-        l = l * alpha + tile_sum;
+        let tile = softmax_tile(score, m, lid, count);
+        let m_new = tile.x;
+        let alpha = tile.y;
+        l = l * alpha + tile.z;
         for (var i = 0u; i < OUT_PER_INVOCATION; i++) {
             let dim = lid + i * WG;
             if (dim < p.d_v) {
@@ -176,16 +183,10 @@ fn attention_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
             }
             score = dot(dot4, vec4<f32>(1.0)) * p.scale;
         }
-        let tile_max = workgroup_max(score, lid);
-        let m_new = max(m, tile_max);
-        var prob = 0.0;
-        if (lid < count) {
-            prob = exp(score - m_new);
-        }
-        prob_sh[lid] = prob;
-        let alpha = exp(m - m_new);
-        let tile_sum = workgroup_sum(prob, lid);
-        l = l * alpha + tile_sum;
+        let tile = softmax_tile(score, m, lid, count);
+        let m_new = tile.x;
+        let alpha = tile.y;
+        l = l * alpha + tile.z;
         for (var i = 0u; i < OUT4_PER_INVOCATION; i++) {
             let dim4 = lid + i * WG;
             if (dim4 < d_v4) {

@@ -1,4 +1,6 @@
 // Embedding lookup: out[t, :] = table[ids[t], :]. Ids are checked on the host before upload.
+// The table's element type TableElem (f32, or f16 for a tied embedding kept in f16) is spliced
+// in front of this file (`src/shaders.rs`).
 
 struct EmbeddingParams {
     tokens: u32,
@@ -10,7 +12,7 @@ struct EmbeddingParams {
 override WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: EmbeddingParams;
-@group(0) @binding(1) var<storage, read> table: array<f32>;      // [vocab, d]
+@group(0) @binding(1) var<storage, read> table: array<TableElem>; // [vocab, d]
 @group(0) @binding(2) var<storage, read> ids: array<u32>;        // [tokens]
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // [tokens, d]
 
@@ -23,5 +25,5 @@ fn embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     }
     let t = i / p.d;
     let id = min(ids[t], p.vocab - 1u);
-    out[i] = table[id * p.d + i % p.d];
+    out[i] = f32(table[id * p.d + i % p.d]);
 }

@@ -14,7 +14,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("cast.wgsl", CAST),
     ("elementwise.wgsl", ELEMENTWISE),
     ("embedding.wgsl", EMBEDDING),
-    ("embedding_f16.wgsl", EMBEDDING_F16),
+    ("embedding.wgsl", EMBEDDING_F16),
     ("latent.wgsl", LATENT),
     ("matmul.wgsl", MATMUL),
     ("matmul_f16w.wgsl", MATMUL_F16W),
@@ -59,16 +59,17 @@ pub const ELEMENTWISE: &str = concat!(
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/elementwise.wgsl")
 );
-/// Embedding lookup.
+/// Embedding lookup (f32 table).
 pub const EMBEDDING: &str = concat!(
+    "alias TableElem = f32;\n",
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/embedding.wgsl")
 );
-/// Embedding lookup from an f16 table.
+/// Embedding lookup from an f16 table: the same file with f16 elements.
 pub const EMBEDDING_F16: &str = concat!(
-    "enable f16;\n",
+    "enable f16;\nalias TableElem = f16;\n",
     include_str!("../shaders/prelude/grid.wgsl"),
-    include_str!("../shaders/embedding_f16.wgsl")
+    include_str!("../shaders/embedding.wgsl")
 );
 /// The gather phase of causal latent attention.
 pub const LATENT: &str = concat!(
@@ -210,8 +211,12 @@ pub const ROPE_INPLACE: Kernel = kernel("rope.wgsl", ROPE, "rope", U_RR_W);
 /// Embedding lookup.
 pub const EMBEDDING_LOOKUP: Kernel = kernel("embedding.wgsl", EMBEDDING, "embedding", U_RR_W);
 /// Embedding lookup from an f16 table (shader-f16 adapters).
-pub const EMBEDDING_LOOKUP_F16: Kernel =
-    kernel("embedding_f16.wgsl", EMBEDDING_F16, "embedding_f16", U_RR_W);
+pub const EMBEDDING_LOOKUP_F16: Kernel = kernel(
+    "embedding.wgsl (f16 table)",
+    EMBEDDING_F16,
+    "embedding",
+    U_RR_W,
+);
 /// `C = A·B`.
 pub const MATMUL_NN: Kernel = trusted(kernel("matmul.wgsl", MATMUL, "matmul_nn", U_RR_W));
 /// `C = A·Bᵀ`.

@@ -22,7 +22,8 @@ pub enum Binding {
 /// One kernel: a WGSL source, its entry point and its bindings in `@binding` order (group 0).
 #[derive(Clone, Copy, Debug)]
 pub struct Kernel {
-    /// The shader's file name in `shaders/` (used as its label and cache key).
+    /// The shader's file name in `shaders/`, with the variant it is built as when one file is
+    /// built two ways (e.g. `embedding.wgsl (f16 table)`); its label and cache key.
     pub shader: &'static str,
     /// The WGSL source.
     pub source: &'static str,
