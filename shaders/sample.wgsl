@@ -5,7 +5,9 @@
 //   scores [vocab]        out: the processed scores (penalty and temperature applied; when
 //                         sampling, REMOVED where top-k or top-p removed the token:
 //                         transformers' -inf, which WGSL may not produce)
-//   token  [1]            out: the chosen token id
+//   token  [1]            out: the chosen token id (what the next forward pass embeds)
+//   chosen_ids [slots]    out: the chosen token id again, at `slot` (the ids of a batch that
+//                         decodes several tokens, read back together)
 // Greedy (inv_temperature == 0) takes the argmax of the penalised logits, lowest id on ties.
 // Sampling keeps the tokens whose score is at least the k-th largest (ties at the k-th value are
 // all kept, as transformers' `scores < topk[-1]` does), then those whose mass of strictly larger
@@ -21,7 +23,7 @@ struct SampleParams {
     penalty: f32,
     inv_penalty: f32,
     u: f32,
-    _pad: u32,
+    slot: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: SampleParams;
@@ -29,6 +31,7 @@ struct SampleParams {
 @group(0) @binding(2) var<storage, read_write> seen: array<u32>;
 @group(0) @binding(3) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(4) var<storage, read_write> token: array<u32>;
+@group(0) @binding(5) var<storage, read_write> chosen_ids: array<u32>;
 
 const WG: u32 = 256u;
 // The score of a removed token: the lowest f32 (`sampling::REMOVED`).
@@ -226,6 +229,7 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
     if (lid == 0u) {
         let t = chosen;
         token[0] = t;
+        chosen_ids[p.slot] = t;
         seen[t / 32u] |= 1u << (t % 32u);
     }
 }

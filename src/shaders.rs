@@ -283,7 +283,7 @@ pub const SAMPLE_TOKEN: Kernel = kernel(
     "sample.wgsl",
     SAMPLE,
     "sample",
-    &[Uniform, Read, ReadWrite, ReadWrite, ReadWrite],
+    &[Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite],
 );
 /// `C = A·Bᵀ` with f16 `B`, K % 4 == 0.
 pub const MATMUL_NT_F16W_V4: Kernel = trusted(kernel(

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{contexts, fixture, max_diff, max_diff64, on_every_adapter, Golden};
-use latentgpu::model::{generate, GenerateConfig, Logits, Model, SamplingConfig};
+use latentgpu::model::{generate, Decoder, GenerateConfig, Logits, Model, SamplingConfig};
 
 const FIXTURES: &[&str] = &[
     "mha-tiny",
@@ -121,6 +121,90 @@ fn same_seed_gives_the_same_tokens() {
         let c = generate(ctx, &model, &prompt, &other, |_| {}).unwrap();
         assert_ne!(a, c, "a different seed should change a 20-token sample");
     });
+}
+
+/// Sampling that uses every stage of the GPU sampler, so that a batch that decodes several
+/// tokens must carry the seen tokens, the draws and the positions from one token to the next.
+fn busy_sampling(seed: u64) -> SamplingConfig {
+    SamplingConfig {
+        temperature: 0.9,
+        top_k: 40,
+        top_p: 0.95,
+        repetition_penalty: 1.2,
+        seed,
+    }
+}
+
+#[test]
+fn several_tokens_per_batch_choose_the_tokens_of_one_batch_per_token() {
+    on_every_adapter(|ctx| {
+        for name in ["mha-tiny", "latent-tiny", "mla-tiny"] {
+            let model = Model::load_dir(ctx, &fixture(name)).unwrap();
+            let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
+            let run = |batches: &[usize]| {
+                let mut d = Decoder::new(ctx, &model, busy_sampling(11)).unwrap();
+                let mut out = vec![pollster::block_on(d.prefill(&prompt)).unwrap()];
+                for &n in batches {
+                    let got = pollster::block_on(d.decode(n)).unwrap();
+                    assert_eq!(got.len(), n, "{name}: tokens of a batch of {n}");
+                    out.extend(got);
+                }
+                assert_eq!(
+                    d.cache().len,
+                    prompt.len() + out.len() - 1,
+                    "{name}: cached"
+                );
+                out
+            };
+            let one_by_one = run(&[1; 24]);
+            let batched = run(&[5, 1, 16, 2]);
+            assert_eq!(batched, one_by_one, "{name}");
+        }
+    });
+}
+
+#[test]
+fn a_batch_stops_at_the_end_of_the_context_and_generation_at_eos_inside_a_batch() {
+    let ctx = &contexts()[0];
+    let model = Model::load_dir(ctx, &fixture("mha-tiny")).unwrap();
+    let capacity = model.config.max_context;
+    let prompt: Vec<u32> = (0..capacity as u32 - 6).map(|i| 32 + i % 60).collect();
+    let mut d = Decoder::new(ctx, &model, busy_sampling(3)).unwrap();
+    pollster::block_on(d.prefill(&prompt)).unwrap();
+    assert_eq!(d.room(), 6);
+    assert_eq!(
+        pollster::block_on(d.decode(16)).unwrap().len(),
+        6,
+        "the room left"
+    );
+    assert!(
+        pollster::block_on(d.decode(16)).unwrap().is_empty(),
+        "a full context"
+    );
+
+    // Generation that ends on an end-of-sequence token chosen inside a batch keeps exactly the
+    // tokens up to it (the paced batches take several tokens each on a model this small).
+    let cfg = GenerateConfig {
+        eos_token_ids: Vec::new(),
+        max_tokens: 40,
+        stop: None,
+        sampling: busy_sampling(5),
+        cancel: None,
+    };
+    let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
+    let all = generate(ctx, &model, &prompt, &cfg, |_| {}).unwrap();
+    assert_eq!(all.len(), 40);
+    let at = (20..40)
+        .find(|&i| !all[..i].contains(&all[i]))
+        .expect("a token first chosen after the 20th");
+    let eos = GenerateConfig {
+        eos_token_ids: vec![all[at]],
+        ..cfg
+    };
+    let mut streamed = Vec::new();
+    let out = generate(ctx, &model, &prompt, &eos, |t| streamed.push(t)).unwrap();
+    assert_eq!(out, all[..=at], "tokens up to the end-of-sequence token");
+    assert_eq!(streamed, out, "what on_token saw");
 }
 
 #[test]

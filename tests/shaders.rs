@@ -234,7 +234,7 @@ fn params_structs_match_their_wgsl_twins() {
             shaders::SAMPLE,
             "SampleParams",
             offsets!(SampleParams: vocab, top_k, top_p, inv_temperature, penalty, inv_penalty, u,
-                _pad),
+                slot),
         ),
         (
             shaders::BENCH,

@@ -1,10 +1,10 @@
 //! `latentgpu bench model`: prefill and decode tokens/s of a whole model on one adapter, timed
-//! on the generation loop users run (the GPU sampler, greedy; one readback of the token id).
+//! on the generation loop users run (the GPU sampler, greedy; several tokens per batch, one
+//! readback of their ids).
 
-use crate::error::Result;
-use crate::gpu::{Batch, GpuContext};
-use crate::model::{Cache, Logits, Model, Sampler, SamplingConfig};
-use crate::ops::{self, SampleState};
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::model::{Decoder, Model, SamplingConfig};
 use std::time::Instant;
 
 /// Throughput of one model.
@@ -23,8 +23,11 @@ pub struct ModelFigure {
     pub prefill_tokens_per_s: f64,
     /// Decoded tokens.
     pub decode_tokens: usize,
-    /// Decode tokens per second (one batch and one readback of the id per token).
+    /// Decode tokens per second, as `generate` decodes: several tokens per batch, one
+    /// readback of their ids ([`Decoder`]).
     pub decode_tokens_per_s: f64,
+    /// Tokens per decode batch the pacing settled on.
+    pub decode_batch: usize,
     /// CPU time recording one decoded token's batch, in milliseconds.
     pub encode_ms_per_token: f64,
     /// The first run's prefill and decode, which compiles the pipelines, in seconds.
@@ -39,54 +42,45 @@ pub fn bench_ids(vocab: usize, n: usize) -> Vec<u32> {
     (0..n).map(|i| ((32 + i % 90) % vocab) as u32).collect()
 }
 
-/// Wall time of one greedy generation: (prefill s, decode s, encode s per token, cache bytes).
+/// Wall time of one greedy generation as `generate` runs it (decode batches paced by
+/// [`Decoder`]): (prefill s, decode s, encode ms per token, cache bytes, tokens per decode
+/// batch at the end).
 fn one_run(
     ctx: &GpuContext,
     model: &Model,
     prompt: &[u32],
     decode: usize,
-) -> Result<(f64, f64, f64, u64)> {
-    let vocab = model.config.vocab_size;
+) -> Result<(f64, f64, f64, u64, usize)> {
     let greedy = SamplingConfig {
         temperature: 0.0,
         ..SamplingConfig::default()
     };
-    let mut sampler = Sampler::new(greedy);
-    let state = SampleState::new(ctx, vocab)?;
-    let mut cache = model.new_cache(ctx)?;
+    let mut decoder = Decoder::new(ctx, model, greedy)?;
     let start = Instant::now();
-    let mut b = Batch::new(ctx);
-    let (logits, _) = model.record_forward(&mut b, prompt, &cache, Logits::Last)?;
-    ops::sample(&mut b, &logits, &state, sampler.next_params(vocab))?;
-    pollster::block_on(b.read_u32_async(&[&state.token]))?;
-    cache.len += prompt.len();
+    pollster::block_on(decoder.prefill(prompt))?;
     let prefill = start.elapsed().as_secs_f64();
-    let (encode, decoded) = decode_tokens(ctx, model, &mut cache, &state, &mut sampler, decode)?;
-    Ok((prefill, decoded, encode, cache.bytes()))
-}
-
-/// Decodes `n` tokens after what `cache` holds; returns (encode s per token, total s).
-pub(crate) fn decode_tokens(
-    ctx: &GpuContext,
-    model: &Model,
-    cache: &mut Cache,
-    state: &SampleState,
-    sampler: &mut Sampler,
-    n: usize,
-) -> Result<(f64, f64)> {
-    let vocab = model.config.vocab_size;
-    let mut encode = 0.0;
     let start = Instant::now();
-    for _ in 0..n {
-        let t = Instant::now();
-        let mut b = Batch::new(ctx);
-        let logits = model.record_decode(&mut b, &state.token, cache)?;
-        ops::sample(&mut b, &logits, state, sampler.next_params(vocab))?;
-        encode += t.elapsed().as_secs_f64();
-        pollster::block_on(b.read_u32_async(&[&state.token]))?;
-        cache.len += 1;
+    let mut done = 0;
+    while done < decode {
+        let tokens = pollster::block_on(decoder.decode_paced(decode - done))?;
+        if tokens.is_empty() {
+            return Err(Error::Invalid {
+                what: "benchmark decode".into(),
+                expected: format!("{decode} tokens after the prompt within max_context"),
+                found: format!("room for {done}"),
+            });
+        }
+        done += tokens.len();
     }
-    Ok((encode / n.max(1) as f64, start.elapsed().as_secs_f64()))
+    let decoded = start.elapsed().as_secs_f64();
+    let batch = decoder.paced_batch();
+    Ok((
+        prefill,
+        decoded,
+        decoder.encode_ms_per_token(),
+        decoder.cache().bytes(),
+        batch,
+    ))
 }
 
 /// Measures prefill of `prompt` tokens and decode of `decode` more (best of `reps` runs after
@@ -101,13 +95,15 @@ pub fn run(
 ) -> Result<ModelFigure> {
     let ids = bench_ids(model.config.vocab_size, prompt);
     let start = Instant::now();
-    let (_, _, _, bytes) = one_run(ctx, model, &ids, decode)?;
+    let (_, _, _, bytes, _) = one_run(ctx, model, &ids, decode)?;
     let first_run_s = start.elapsed().as_secs_f64();
-    let (mut prefill, mut dec, mut enc) = (f64::MAX, f64::MAX, f64::MAX);
+    let (mut prefill, mut dec, mut enc, mut batch) = (f64::MAX, f64::MAX, f64::MAX, 0);
     for _ in 0..reps.max(1) {
-        let (p, d, e, _) = one_run(ctx, model, &ids, decode)?;
+        let (p, d, e, _, n) = one_run(ctx, model, &ids, decode)?;
         prefill = prefill.min(p);
-        dec = dec.min(d);
+        if d < dec {
+            (dec, batch) = (d, n);
+        }
         enc = enc.min(e);
     }
     Ok(ModelFigure {
@@ -118,7 +114,8 @@ pub fn run(
         prefill_tokens_per_s: prompt as f64 / prefill,
         decode_tokens: decode,
         decode_tokens_per_s: decode as f64 / dec,
-        encode_ms_per_token: 1e3 * enc,
+        encode_ms_per_token: enc,
+        decode_batch: batch,
         first_run_s,
         cache_bytes: bytes,
     })

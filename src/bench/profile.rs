@@ -3,7 +3,7 @@
 //! and the products replayed alone on the model's own shapes in the same run: decode's weight
 //! GB/s against the matrix-vector kernels' own, prefill's GFLOP/s against the matmuls' own.
 
-use super::model::{bench_ids, decode_tokens};
+use super::model::bench_ids;
 use super::seconds_per_rep;
 use crate::error::Result;
 use crate::gpu::{timing_source, Batch, DispatchTimes, GpuContext, RecordedDispatch, TimingSource};
@@ -64,6 +64,9 @@ pub struct ModelProfile {
     pub encode_ms_per_token: f64,
     /// Sum of the dispatches' GPU milliseconds per token (profiled).
     pub gpu_ms_per_token: f64,
+    /// Milliseconds of one submission and readback of a token id with no work in it (median
+    /// of 32): what each decode batch pays once, shared by its tokens.
+    pub round_trip_ms: f64,
     /// Decode: per kernel kind, largest first.
     pub decode_kernels: Vec<KernelShare>,
     /// Decode's matrix-vector products alone against the whole token.
@@ -160,18 +163,21 @@ pub fn run(
     let prefill_times = DispatchTimes::default();
     let mut b = Batch::profiled(ctx, prefill_times.clone());
     let (logits, _) = model.record_forward(&mut b, &ids, &cache, Logits::Last)?;
-    ops::sample(&mut b, &logits, &state, sampler.next_params(vocab))?;
+    ops::sample(&mut b, &logits, &state, 0, sampler.next_params(vocab))?;
     let prefill_log = b.recorded().to_vec();
     pollster::block_on(b.read_u32_async(&[&state.token]))?;
     cache.len += ids.len();
-    // Warm the decode path, then profile it.
-    decode_tokens(ctx, model, &mut cache, &state, &mut sampler, 2)?;
+    // Two tokens warm the decode path, then the rest are profiled one batch per token.
     let decode_times = DispatchTimes::default();
     let mut decode_log = Vec::new();
-    for _ in 0..tokens {
-        let mut b = Batch::profiled(ctx, decode_times.clone());
-        let logits = model.record_decode(&mut b, &state.token, &cache)?;
-        ops::sample(&mut b, &logits, &state, sampler.next_params(vocab))?;
+    for i in 0..tokens + 2 {
+        let mut b = if i < 2 {
+            Batch::new(ctx)
+        } else {
+            Batch::profiled(ctx, decode_times.clone())
+        };
+        let logits = model.record_decode(&mut b, &state.token, &cache, cache.len)?;
+        ops::sample(&mut b, &logits, &state, 0, sampler.next_params(vocab))?;
         if decode_log.is_empty() {
             decode_log = b.recorded().to_vec();
         }
@@ -184,6 +190,14 @@ pub fn run(
         .iter()
         .map(|t| t.seconds)
         .sum();
+    let mut trips: Vec<f64> = (0..32)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            pollster::block_on(Batch::new(ctx).read_u32_async(&[&state.token]))?;
+            Ok(start.elapsed().as_secs_f64())
+        })
+        .collect::<Result<_>>()?;
+    trips.sort_by(f64::total_cmp);
     let repeated: Vec<RecordedDispatch> = (0..tokens).flat_map(|_| decode_log.clone()).collect();
     Ok(ModelProfile {
         timing: timing_source(ctx),
@@ -191,6 +205,7 @@ pub fn run(
         wall_ms_per_token: 1e3 * wall_decode_s,
         encode_ms_per_token: 1e3 * encode_s,
         gpu_ms_per_token: 1e3 * gpu_s / tokens.max(1) as f64,
+        round_trip_ms: 1e3 * trips[trips.len() / 2],
         decode_kernels: shares(&decode_times, &repeated, tokens),
         decode_products: products_alone(ctx, &decode_log, wall_decode_s)?,
         prefill_kernels: shares(&prefill_times, &prefill_log, 1),

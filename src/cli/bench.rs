@@ -99,13 +99,14 @@ pub fn bench_model(
         let f = bench::model::run(&ctx, &model, &dir.display().to_string(), p, decode, 2)?;
         println!(
             "{}: {} attention{}, prompt {}: prefill {:.1} tok/s, decode {:.2} tok/s \
-             ({:.3} ms CPU encode per token), first run {:.2} s, cache {} B",
+             ({} per batch, {:.3} ms CPU encode per token), first run {:.2} s, cache {} B",
             f.model,
             f.attention,
             if f.f16_weights { ", f16 matrices" } else { "" },
             f.prompt_tokens,
             f.prefill_tokens_per_s,
             f.decode_tokens_per_s,
+            f.decode_batch,
             f.encode_ms_per_token,
             f.first_run_s,
             f.cache_bytes
@@ -132,8 +133,9 @@ pub fn bench_model(
 /// Prints a model's profile: decode and prefill per kernel kind, the products alone.
 fn print_profile(p: &bench::profile::ModelProfile, fma: f64, copy: f64) {
     println!(
-        "  decode, per token ({:?} timing): wall {:.2} ms, GPU {:.2} ms in dispatches, CPU encode {:.3} ms",
-        p.timing, p.wall_ms_per_token, p.gpu_ms_per_token, p.encode_ms_per_token
+        "  decode, per token ({:?} timing): wall {:.2} ms, GPU {:.2} ms in dispatches, CPU encode {:.3} ms; \
+         an empty submission and readback {:.3} ms (once per decode batch)",
+        p.timing, p.wall_ms_per_token, p.gpu_ms_per_token, p.encode_ms_per_token, p.round_trip_ms
     );
     let table = |kernels: &[bench::profile::KernelShare]| {
         println!(

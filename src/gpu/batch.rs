@@ -149,6 +149,14 @@ impl<'a> Batch<'a> {
         Ok((self.ring.clone(), at as u64))
     }
 
+    /// Bytes the batch can still put in its uniform ring before it needs an overflow ring
+    /// (an allocation): lets a caller that records repeated work stop before that.
+    pub fn ring_room(&self) -> u64 {
+        self.ring
+            .bytes()
+            .saturating_sub(self.ring_data.len() as u64)
+    }
+
     /// Uploads `data` with the batch's params (no buffer of its own): a `[len]` u32 tensor that
     /// kernels recorded in this batch can read.
     pub fn upload_u32(&mut self, label: &str, data: &[u32]) -> Result<GpuTensor> {

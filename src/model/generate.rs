@@ -1,11 +1,10 @@
-//! Text generation: prefill the prompt, then decode token by token, streaming as it goes.
+//! Text generation: prefill the prompt, then decode, streaming the tokens as they come.
 
-use super::sampling::{Sampler, SamplingConfig};
-use super::transformer::{Logits, Model};
+use super::decode::Decoder;
+use super::sampling::SamplingConfig;
+use super::transformer::Model;
 use crate::error::Result;
-use crate::gpu::Batch;
 use crate::gpu::GpuContext;
-use crate::ops::{self, SampleState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -39,11 +38,13 @@ pub fn generate(
     pollster::block_on(generate_async(ctx, model, prompt, cfg, on_token))
 }
 
-/// As [`generate`], awaiting each token: in the browser the page keeps drawing the tokens
-/// `on_token` shows while the next one is computed.
+/// As [`generate`], awaiting each batch of tokens: in the browser the page keeps drawing the
+/// tokens `on_token` shows while the next ones are computed.
 ///
-/// Each token is one batch (the forward pass, then the sampler on the GPU) and one readback of
-/// the token id; the next forward pass reads the id where the sampler wrote it.
+/// The prompt is one batch; decoding records several tokens per batch (see [`Decoder`]), paced
+/// so that a batch comes back about every 50 ms, and reads back only their ids. The tokens, and
+/// where generation stops, are those of one batch per token: `on_token` sees each in turn, and
+/// tokens a batch chose past the stop are dropped.
 pub async fn generate_async(
     ctx: &GpuContext,
     model: &Model,
@@ -51,44 +52,40 @@ pub async fn generate_async(
     cfg: &GenerateConfig,
     mut on_token: impl FnMut(u32),
 ) -> Result<Vec<u32>> {
-    cfg.sampling.validate()?;
+    let mut decoder = Decoder::new(ctx, model, cfg.sampling.clone())?;
     if cfg.max_tokens == 0 {
         return Ok(Vec::new());
     }
-    let vocab = model.config.vocab_size;
-    let mut cache = model.new_cache(ctx)?;
-    let mut sampler = Sampler::new(cfg.sampling.clone());
-    let state = SampleState::new(ctx, vocab)?;
-    let mut b = Batch::new(ctx);
-    let (logits, _) = model.record_forward(&mut b, prompt, &cache, Logits::Last)?;
-    state.set_seen(ctx, prompt)?;
-    ops::sample(&mut b, &logits, &state, sampler.next_params(vocab))?;
-    let mut token = b.read_u32_async(&[&state.token]).await?[0][0];
-    cache.len += prompt.len();
+    let mut chosen = vec![decoder.prefill(prompt).await?];
     let mut out = Vec::new();
     loop {
-        out.push(token);
-        on_token(token);
-        if cfg.eos_token_ids.contains(&token) {
-            break;
-        }
-        if let Some(stop) = &cfg.stop {
-            if !stop.is_empty() && out.ends_with(stop) {
-                break;
+        for token in chosen {
+            out.push(token);
+            on_token(token);
+            if ends_generation(&out, cfg) {
+                return Ok(out);
             }
         }
-        let cancelled = cfg
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Relaxed));
-        if cancelled || cache.len >= cache.capacity || out.len() >= cfg.max_tokens {
-            break;
+        chosen = decoder.decode_paced(cfg.max_tokens - out.len()).await?;
+        if chosen.is_empty() {
+            // The context is full.
+            return Ok(out);
         }
-        let mut b = Batch::new(ctx);
-        let logits = model.record_decode(&mut b, &state.token, &cache)?;
-        ops::sample(&mut b, &logits, &state, sampler.next_params(vocab))?;
-        token = b.read_u32_async(&[&state.token]).await?[0][0];
-        cache.len += 1;
     }
-    Ok(out)
+}
+
+/// Whether generation ends after the last token of `out`: an end-of-sequence token, the stop
+/// sequence, `max_tokens`, or a cancel request.
+fn ends_generation(out: &[u32], cfg: &GenerateConfig) -> bool {
+    let last = out.last().copied();
+    let eos = last.is_some_and(|t| cfg.eos_token_ids.contains(&t));
+    let stop = cfg
+        .stop
+        .as_ref()
+        .is_some_and(|s| !s.is_empty() && out.ends_with(s));
+    let cancelled = cfg
+        .cancel
+        .as_ref()
+        .is_some_and(|c| c.load(Ordering::Relaxed));
+    eos || stop || cancelled || out.len() >= cfg.max_tokens
 }

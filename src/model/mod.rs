@@ -3,6 +3,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod compare;
 pub mod config;
+pub mod decode;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
 pub mod generate;
@@ -21,6 +22,7 @@ pub mod transformer;
 pub mod weights;
 
 pub use config::{AttentionConfig, FfnKind, ModelConfig, NormKind, RopeConfig};
+pub use decode::Decoder;
 #[cfg(not(target_arch = "wasm32"))]
 pub use generate::generate;
 pub use generate::{generate_async, GenerateConfig};

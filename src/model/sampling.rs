@@ -158,7 +158,7 @@ impl Sampler {
             penalty: c.repetition_penalty,
             inv_penalty: 1.0 / c.repetition_penalty,
             u: if sampling { self.rng.uniform() } else { 0.0 },
-            _pad: 0,
+            slot: 0,
         }
     }
 

@@ -433,33 +433,46 @@ impl Model {
     ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
         self.check_tokens(ids, cache)?;
         let x = ops::embedding(b, &self.embed, ids)?;
-        self.record_blocks(b, x, cache, which)
+        self.record_blocks(b, x, cache, cache.len, which)
     }
 
     /// As [`Model::record_forward`] for one token whose id is already on the GPU (`[1]` u32,
-    /// the sampler's output): decoding without a round trip of the id.
-    pub fn record_decode(&self, b: &mut Batch, id: &GpuTensor, cache: &Cache) -> Result<GpuTensor> {
-        if cache.len >= cache.capacity {
+    /// the sampler's output), at position `pos`: decoding without a round trip of the id.
+    /// `pos` may run ahead of `cache.len` when the positions between are recorded earlier in
+    /// the same batch (several tokens decoded per submission).
+    pub fn record_decode(
+        &self,
+        b: &mut Batch,
+        id: &GpuTensor,
+        cache: &Cache,
+        pos: usize,
+    ) -> Result<GpuTensor> {
+        if pos < cache.len || pos >= cache.capacity {
             return Err(Error::Invalid {
-                what: "context".into(),
-                expected: format!("at most {} tokens (max_context)", cache.capacity),
-                found: format!("{} cached + 1 new", cache.len),
+                what: "decode position".into(),
+                expected: format!(
+                    "from {} (cached) to {} (max_context)",
+                    cache.len,
+                    cache.capacity.saturating_sub(1)
+                ),
+                found: pos.to_string(),
             });
         }
         let x = ops::embedding_ids(b, &self.embed, id)?;
-        Ok(self.record_blocks(b, x, cache, Logits::Last)?.0)
+        Ok(self.record_blocks(b, x, cache, pos, Logits::Last)?.0)
     }
 
-    /// The blocks, final norm and LM head over the embedded tokens `x` `[n, d]`.
+    /// The blocks, final norm and LM head over the embedded tokens `x` `[n, d]` at positions
+    /// `pos..`.
     fn record_blocks(
         &self,
         b: &mut Batch,
         x: GpuTensor,
         cache: &Cache,
+        pos: usize,
         which: Logits,
     ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
         let n = x.shape()[0];
-        let pos = cache.len;
         if cache.layers.len() != self.blocks.len() {
             return Err(Error::Invalid {
                 what: "cache".into(),

@@ -24,8 +24,8 @@ pub struct SampleParams {
     pub inv_penalty: f32,
     /// The uniform draw in [0, 1).
     pub u: f32,
-    /// Padding.
-    pub _pad: u32,
+    /// Where in `SampleState::chosen` the id goes (set by [`sample`]).
+    pub slot: u32,
 }
 
 /// The GPU state of a sampler: which tokens were seen, the processed scores, the chosen token.
@@ -36,7 +36,12 @@ pub struct SampleState {
     pub scores: GpuTensor,
     /// The chosen token `[1]` (u32); the next forward pass can read it as its input id.
     pub token: GpuTensor,
+    /// The ids chosen by one batch that decodes several tokens, in order `[CHOSEN_SLOTS]` (u32).
+    pub chosen: GpuTensor,
 }
+
+/// Tokens one batch can choose ([`SampleState::chosen`]'s length).
+pub const CHOSEN_SLOTS: usize = 64;
 
 impl SampleState {
     /// State for a vocabulary of `vocab` tokens, nothing seen yet.
@@ -45,6 +50,7 @@ impl SampleState {
             seen: GpuTensor::empty(ctx, "seen tokens", &[vocab.div_ceil(32)], DType::U32)?,
             scores: GpuTensor::zeros(ctx, "sampler scores", &[vocab])?,
             token: GpuTensor::empty(ctx, "sampled token", &[1], DType::U32)?,
+            chosen: GpuTensor::empty(ctx, "chosen tokens", &[CHOSEN_SLOTS], DType::U32)?,
         })
     }
 
@@ -68,12 +74,13 @@ impl SampleState {
 }
 
 /// Records the choice of the next token from `logits` (`[vocab]` or `[1, vocab]`) into
-/// `state.token`, marking it seen.
+/// `state.token` and `state.chosen[slot]`, marking it seen.
 pub fn sample(
     batch: &mut Batch,
     logits: &GpuTensor,
     state: &SampleState,
-    params: SampleParams,
+    slot: usize,
+    mut params: SampleParams,
 ) -> Result<()> {
     expect_rank("sample", "logits", logits, 1..=2)?;
     let vocab = state.scores.numel();
@@ -86,12 +93,26 @@ pub fn sample(
         ));
     }
     as_u32("sample", "vocab", vocab)?;
+    if slot >= state.chosen.numel() {
+        return Err(crate::error::Error::OutOfRange {
+            what: "sampler slot".into(),
+            found: slot as u64,
+            bound: state.chosen.numel() as u64,
+        });
+    }
+    params.slot = slot as u32;
     let row = logits.reshape(&[vocab])?;
     batch.dispatch(
         &shaders::SAMPLE_TOKEN,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&row, &state.seen, &state.scores, &state.token],
+        &[
+            &row,
+            &state.seen,
+            &state.scores,
+            &state.token,
+            &state.chosen,
+        ],
         [1, 1, 1],
     )
 }

@@ -115,12 +115,16 @@ pub async fn gpu_choose(
     state.set_seen(ctx, seen).unwrap();
     let row = GpuTensor::from_f32(ctx, "logits", &[1, vocab], logits).unwrap();
     let mut b = Batch::new(ctx);
-    ops::sample(&mut b, &row, &state, sampler.next_params(vocab)).unwrap();
+    // A slot past the first, so that the id must land where the slot says.
+    let slot = 5;
+    ops::sample(&mut b, &row, &state, slot, sampler.next_params(vocab)).unwrap();
     b.submit().unwrap();
-    let token = Batch::new(ctx)
-        .read_u32_async(&[&state.token])
+    let ids = Batch::new(ctx)
+        .read_u32_async(&[&state.token, &state.chosen])
         .await
-        .unwrap()[0][0];
+        .unwrap();
+    let token = ids[0][0];
+    assert_eq!(ids[1][slot], token, "the id in the sampler's slot {slot}");
     let scores = Batch::new(ctx)
         .read_async(&[&state.scores])
         .await

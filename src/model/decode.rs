@@ -1,0 +1,139 @@
+//! Decoding on the GPU, several tokens per submission.
+//!
+//! The sampler runs on the GPU and the next forward pass embeds the id where the sampler wrote
+//! it, so nothing the host does sits between two decoded tokens: a batch can record the forward
+//! pass and the sampler for several positions in a row, submit once and read back every chosen
+//! id at once. What a submission and a wait cost (on a CPU rasteriser, as much as the whole
+//! forward pass of a small model) is then shared by the tokens of the batch. [`Decoder`] sizes
+//! its batches so that one comes back about every [`STREAM_INTERVAL_S`], so the text still
+//! streams smoothly; the tokens are exactly those of one batch per token.
+
+use super::sampling::{Sampler, SamplingConfig};
+use super::transformer::{Cache, Logits, Model};
+use crate::error::Result;
+use crate::gpu::{Batch, GpuContext};
+use crate::ops::{self, SampleState, CHOSEN_SLOTS};
+use web_time::Instant;
+
+/// A decode batch comes back about this often once the time per token is known (seconds).
+pub const STREAM_INTERVAL_S: f64 = 0.05;
+
+/// Tokens one decode batch takes at most; more would share the submission's cost among more
+/// tokens for little further gain (1/16 of it per token is left).
+pub const MAX_DECODE_BATCH: usize = 16;
+
+/// A model's caches and the GPU sampler's state while generating one sequence.
+pub struct Decoder<'a> {
+    ctx: &'a GpuContext,
+    model: &'a Model,
+    cache: Cache,
+    sampler: Sampler,
+    state: SampleState,
+    /// Seconds per decoded token of the last batch (wall time, submission to readback).
+    seconds_per_token: Option<f64>,
+    /// CPU seconds spent recording decode batches, and the tokens they recorded.
+    encode: (f64, usize),
+}
+
+impl<'a> Decoder<'a> {
+    /// An empty sequence for `model`, choosing tokens with `sampling` (checked here).
+    pub fn new(ctx: &'a GpuContext, model: &'a Model, sampling: SamplingConfig) -> Result<Self> {
+        sampling.validate()?;
+        Ok(Decoder {
+            ctx,
+            model,
+            cache: model.new_cache(ctx)?,
+            sampler: Sampler::new(sampling),
+            state: SampleState::new(ctx, model.config.vocab_size)?,
+            seconds_per_token: None,
+            encode: (0.0, 0),
+        })
+    }
+
+    /// The caches; `len` counts the tokens whose batch has run.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Positions left in the context.
+    pub fn room(&self) -> usize {
+        self.cache.capacity - self.cache.len
+    }
+
+    /// CPU milliseconds spent recording each decoded token's work (0 before any decode).
+    pub fn encode_ms_per_token(&self) -> f64 {
+        1e3 * self.encode.0 / self.encode.1.max(1) as f64
+    }
+
+    /// Tokens the next [`Decoder::decode_paced`] batch takes: 1 until a batch has been timed,
+    /// then as many as come back in about [`STREAM_INTERVAL_S`] (1 to [`MAX_DECODE_BATCH`]).
+    pub fn paced_batch(&self) -> usize {
+        match self.seconds_per_token {
+            None => 1,
+            Some(s) => ((STREAM_INTERVAL_S / s) as usize).clamp(1, MAX_DECODE_BATCH),
+        }
+    }
+
+    /// Runs the prompt through the model (one batch) and returns the first token chosen.
+    pub async fn prefill(&mut self, prompt: &[u32]) -> Result<u32> {
+        let vocab = self.model.config.vocab_size;
+        let mut b = Batch::new(self.ctx);
+        let (logits, _) = self
+            .model
+            .record_forward(&mut b, prompt, &self.cache, Logits::Last)?;
+        self.state.set_seen(self.ctx, prompt)?;
+        ops::sample(
+            &mut b,
+            &logits,
+            &self.state,
+            0,
+            self.sampler.next_params(vocab),
+        )?;
+        let token = b.read_u32_async(&[&self.state.token]).await?[0][0];
+        self.cache.len += prompt.len();
+        Ok(token)
+    }
+
+    /// Decodes the next tokens after the last one chosen, at most `at_most`, in a batch sized
+    /// by [`Decoder::paced_batch`]; returns them in order (none when the context is full).
+    pub async fn decode_paced(&mut self, at_most: usize) -> Result<Vec<u32>> {
+        let start = Instant::now();
+        let tokens = self.decode(self.paced_batch().min(at_most)).await?;
+        if !tokens.is_empty() {
+            self.seconds_per_token = Some(start.elapsed().as_secs_f64() / tokens.len() as f64);
+        }
+        Ok(tokens)
+    }
+
+    /// Decodes `n` tokens after the last one chosen in one submission and one readback of
+    /// their ids; fewer when the context, the sampler's slots ([`CHOSEN_SLOTS`]) or the
+    /// batch's uniform ring (whose overflow would allocate) run out first. Returns them in
+    /// order. `cache().len` advances once the batch has run.
+    pub async fn decode(&mut self, n: usize) -> Result<Vec<u32>> {
+        let n = n.min(self.room()).min(CHOSEN_SLOTS);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let vocab = self.model.config.vocab_size;
+        let start = Instant::now();
+        let mut b = Batch::new(self.ctx);
+        let (mut steps, mut step_bytes) = (0, 0);
+        while steps < n && (steps == 0 || b.ring_room() >= step_bytes) {
+            let room = b.ring_room();
+            let pos = self.cache.len + steps;
+            let logits = self
+                .model
+                .record_decode(&mut b, &self.state.token, &self.cache, pos)?;
+            let params = self.sampler.next_params(vocab);
+            ops::sample(&mut b, &logits, &self.state, steps, params)?;
+            step_bytes = step_bytes.max(room.saturating_sub(b.ring_room()));
+            steps += 1;
+        }
+        self.encode.0 += start.elapsed().as_secs_f64();
+        self.encode.1 += steps;
+        let chosen = self.state.chosen.rows(steps)?;
+        let tokens = b.read_u32_async(&[&chosen]).await?.remove(0);
+        self.cache.len += steps;
+        Ok(tokens)
+    }
+}
