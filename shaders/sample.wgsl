@@ -5,7 +5,8 @@
 //   scores [vocab]        out: the processed scores (penalty and temperature applied; when
 //                         sampling, REMOVED where top-k or top-p removed the token:
 //                         transformers' -inf, which WGSL may not produce)
-//   token  [1]            out: the chosen token id (what the next forward pass embeds)
+//   token  [1]            out: the chosen token id (what the next forward pass embeds), or
+//                         NON_FINITE when a score is NaN or infinite (nothing is marked seen)
 //   chosen_ids [slots]    out: the chosen token id again, at `slot` (the ids of a batch that
 //                         decodes several tokens, read back together)
 // Greedy (inv_temperature == 0) takes the argmax of the penalised logits, lowest id on ties.
@@ -40,6 +41,14 @@ var<workgroup> red_f: array<f32, WG>;
 var<workgroup> red_u: array<u32, WG>;
 var<workgroup> red_i: array<u32, WG>;
 var<workgroup> chosen: u32;
+var<workgroup> bad_total: u32;
+// The id reported when a processed score is NaN or infinite (`ops::NON_FINITE_TOKEN`).
+const NON_FINITE: u32 = 0xffffffffu;
+
+// NaN or ±infinity (all exponent bits set), tested on the bits: WGSL may assume finite floats.
+fn not_finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
 
 // Maps a float to a u32 whose unsigned order is the float's order.
 fn key_of(s: f32) -> u32 {
@@ -115,6 +124,7 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
     // Penalty and temperature; the best token of each invocation's ids.
     var best_key = 0u;
     var best_id = 0xffffffffu;
+    var bad = 0u;
     for (var i = lid; i < p.vocab; i += WG) {
         var s = logits[i];
         if (is_seen(i)) {
@@ -124,6 +134,7 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
             s = s * p.inv_temperature;
         }
         scores[i] = s;
+        bad += u32(not_finite(s));
         let k = key_of(s);
         if (best_id == 0xffffffffu || k > best_key) {
             best_key = k;
@@ -132,10 +143,16 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
     }
     storageBarrier();
     let top = argmax(best_key, best_id, lid);
+    let bad_sum = sum_u(bad, lid);
     if (lid == 0u) {
-        chosen = top.y;
+        bad_total = bad_sum;
     }
-    if (p.inv_temperature > 0.0) {
+    // A uniform copy: the sampling below has barriers in it.
+    let n_bad = workgroupUniformLoad(&bad_total);
+    if (lid == 0u) {
+        chosen = select(top.y, NON_FINITE, n_bad > 0u);
+    }
+    if (p.inv_temperature > 0.0 && n_bad == 0u) {
         let m = scores[top.y];
         // Top-k: the largest threshold that at least k keys reach is the k-th largest key.
         var floor = 0u;
@@ -230,6 +247,8 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
         let t = chosen;
         token[0] = t;
         chosen_ids[p.slot] = t;
-        seen[t / 32u] |= 1u << (t % 32u);
+        if (t != NON_FINITE) {
+            seen[t / 32u] |= 1u << (t % 32u);
+        }
     }
 }

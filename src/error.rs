@@ -109,6 +109,19 @@ pub enum Error {
         /// What the file holds.
         found: String,
     },
+    /// The model produced NaN or infinity.
+    #[error(
+        "{what} at position {position} are not finite (NaN or infinity); first produced by \
+         {origin}"
+    )]
+    NonFinite {
+        /// What was not finite (e.g. "the next token's scores").
+        what: String,
+        /// The sequence position.
+        position: usize,
+        /// The first layer whose output was not finite, as far as it was found.
+        origin: String,
+    },
     /// An invalid argument that is not a shape.
     #[error("{what}: expected {expected}, found {found}")]
     Invalid {

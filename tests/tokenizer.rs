@@ -16,7 +16,8 @@ fn byte_level_round_trips_utf8_split_across_tokens() {
     assert_eq!(decode(&ids), text);
     let tok = Tokenizer::Bytes;
     let mut d = tok.decoder();
-    let streamed: String = ids.iter().map(|&t| d.push(t)).collect::<String>() + &d.finish();
+    let streamed: String =
+        ids.iter().map(|&t| d.push(t).unwrap()).collect::<String>() + &d.finish().unwrap();
     assert_eq!(streamed, text);
 }
 
@@ -31,7 +32,11 @@ fn hugging_face_tokenizer_json_is_used_when_present() {
     let tok = Tokenizer::for_model(&dir).unwrap();
     assert_eq!(tok.encode("ROMEO: love night").unwrap(), vec![1, 2, 3, 4]);
     let mut d = tok.decoder();
-    let text: String = [1u32, 2, 3].iter().map(|&t| d.push(t)).collect::<String>() + &d.finish();
+    let text: String = [1u32, 2, 3]
+        .iter()
+        .map(|&t| d.push(t).unwrap())
+        .collect::<String>()
+        + &d.finish().unwrap();
     assert_eq!(text, "ROMEO : love");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_latentgpu"))

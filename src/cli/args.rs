@@ -44,7 +44,7 @@ pub enum Command {
         #[arg(long)]
         text: PathBuf,
         /// Tokens per window (each window starts from an empty cache).
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = at_least_one)]
         window: usize,
         /// Print JSON.
         #[arg(long)]
@@ -71,11 +71,11 @@ pub enum Command {
         #[arg(long)]
         preset: Option<String>,
         /// Context length in tokens.
-        #[arg(long, default_value_t = 32768)]
+        #[arg(long, default_value_t = 32768, value_parser = at_least_one)]
         context: usize,
         /// Bytes per cached number (2 for bf16/f16, 4 for f32).
-        #[arg(long, default_value_t = 2)]
-        bytes: usize,
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
+        bytes: u8,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -102,16 +102,16 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 200)]
     pub max_tokens: usize,
     /// Sampling temperature; 0 is greedy (default: generation_config.json's, else 0.8).
-    #[arg(long)]
+    #[arg(long, value_parser = temperature)]
     pub temperature: Option<f32>,
     /// Keep the k most likely tokens, 0 = all (default: generation_config.json's, else 40).
     #[arg(long)]
     pub top_k: Option<usize>,
     /// Nucleus sampling threshold, 1 = off (default: generation_config.json's, else 0.95).
-    #[arg(long)]
+    #[arg(long, value_parser = top_p)]
     pub top_p: Option<f32>,
     /// Penalty on tokens already seen, 1 = off (default: generation_config.json's, else 1).
-    #[arg(long)]
+    #[arg(long, value_parser = repetition_penalty)]
     pub repetition_penalty: Option<f32>,
     /// Seed: the same seed on the same adapter gives the same text.
     #[arg(long, default_value_t = 0)]
@@ -135,10 +135,10 @@ pub enum BenchCommand {
     /// Matrix products against the FMA and copy roofs of the same adapter.
     Matmul {
         /// Model width for the transformer-shaped products.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = 1024, value_parser = matrix_size)]
         width: usize,
         /// Only the square products of these sizes (e.g. --sizes 1024).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', value_parser = matrix_size)]
         sizes: Vec<usize>,
         /// Where to write the JSON results.
         #[arg(long, default_value = "bench-results/matmul.json")]
@@ -150,10 +150,10 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',')]
         models: Vec<PathBuf>,
         /// Prompt tokens.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = at_least_one)]
         prompt: usize,
         /// Decoded tokens.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = at_least_one)]
         decode: usize,
         /// Also print where a decoded token's time goes: GPU time per kernel kind, CPU encode
         /// time, and the products replayed alone on the model's shapes.
@@ -166,16 +166,16 @@ pub enum BenchCommand {
     /// MLA decode (naive and absorbed) against MHA of the same width: time and bytes per token.
     Mla {
         /// Model width.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = 1024, value_parser = matrix_size)]
         width: usize,
         /// Heads.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 8, value_parser = at_least_one)]
         heads: usize,
         /// KV compression rank.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = matrix_size)]
         kv_lora_rank: usize,
         /// Context lengths.
-        #[arg(long, value_delimiter = ',', default_value = "256,1024,4096,16384")]
+        #[arg(long, value_delimiter = ',', default_value = "256,1024,4096,16384", value_parser = context_length)]
         sizes: Vec<usize>,
         /// Where to write the JSON results.
         #[arg(long, default_value = "bench-results/mla.json")]
@@ -184,26 +184,97 @@ pub enum BenchCommand {
     /// Causal latent attention against full causal attention: prefill scaling and decode.
     Attention {
         /// Model width.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 256, value_parser = matrix_size)]
         width: usize,
         /// Heads.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 4, value_parser = at_least_one)]
         heads: usize,
         /// Latents M.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = at_least_one)]
         latents: usize,
         /// Chunk length C.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = at_least_one)]
         chunk: usize,
         /// Context lengths.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "256,512,1024,2048,4096,8192,16384"
+            default_value = "256,512,1024,2048,4096,8192,16384",
+            value_parser = context_length
         )]
         sizes: Vec<usize>,
         /// Where to write the JSON results.
         #[arg(long, default_value = "bench-results/attention.json")]
         out: PathBuf,
     },
+}
+
+/// A count of at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    in_range(s, 1, usize::MAX)
+}
+
+/// Largest matrix side the benchmarks take: an 8192² f32 matrix is 256 MiB on the host.
+const MAX_MATRIX_SIDE: usize = 8192;
+
+/// A benchmark matrix side, 1 to [`MAX_MATRIX_SIDE`].
+fn matrix_size(s: &str) -> Result<usize, String> {
+    in_range(s, 1, MAX_MATRIX_SIDE)
+}
+
+/// Longest context the attention benchmarks take (their inputs are held on the host).
+const MAX_BENCH_CONTEXT: usize = 65536;
+
+/// A benchmark context length, 1 to [`MAX_BENCH_CONTEXT`].
+fn context_length(s: &str) -> Result<usize, String> {
+    in_range(s, 1, MAX_BENCH_CONTEXT)
+}
+
+fn in_range(s: &str, lo: usize, hi: usize) -> Result<usize, String> {
+    let expected = match hi {
+        usize::MAX => format!("a whole number, at least {lo}"),
+        _ => format!("a whole number from {lo} to {hi}"),
+    };
+    match s.parse::<usize>() {
+        Ok(v) if (lo..=hi).contains(&v) => Ok(v),
+        Ok(v) => Err(format!("expected {expected}, found {v}")),
+        Err(_) => Err(format!("expected {expected}")),
+    }
+}
+
+fn float(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| "expected a number".to_string())?;
+    if !v.is_finite() {
+        return Err(format!("expected a finite number, found {v}"));
+    }
+    Ok(v)
+}
+
+/// A temperature: finite and at least 0 (0 is greedy).
+fn temperature(s: &str) -> Result<f32, String> {
+    let v = float(s)?;
+    if v < 0.0 {
+        return Err(format!("expected 0 (greedy) or more, found {v}"));
+    }
+    Ok(v)
+}
+
+/// A top-p threshold in (0, 1].
+fn top_p(s: &str) -> Result<f32, String> {
+    let v = float(s)?;
+    if v <= 0.0 || v > 1.0 {
+        return Err(format!(
+            "expected more than 0 and at most 1 (off), found {v}"
+        ));
+    }
+    Ok(v)
+}
+
+/// A repetition penalty: finite and more than 0 (1 is off).
+fn repetition_penalty(s: &str) -> Result<f32, String> {
+    let v = float(s)?;
+    if v <= 0.0 {
+        return Err(format!("expected more than 0 (1 is off), found {v}"));
+    }
+    Ok(v)
 }

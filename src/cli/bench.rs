@@ -1,5 +1,6 @@
 //! `latentgpu bench`: matrix products, latent and full attention, MLA decode, whole models.
 
+use super::output::Lines;
 use super::{load_model, model_dir, write_json};
 use anyhow::{Context, Result};
 use latentgpu::bench;
@@ -14,7 +15,7 @@ pub fn bench_matmul(
     out: &PathBuf,
 ) -> Result<()> {
     let ctx = GpuContext::new(choice)?;
-    println!("adapter: {}", ctx.name());
+    outln!("adapter: {}", ctx.name());
     let cases = if sizes.is_empty() {
         bench::matmul::default_cases(width)
     } else {
@@ -28,12 +29,20 @@ pub fn bench_matmul(
             })
             .collect()
     };
-    println!(
+    outln!(
         "{:<32} {:>6} {:>6} {:>6} {:>10} {:>8} {:>9} {:>8}",
-        "product", "M", "N", "K", "GFLOP/s", "% FMA", "GB/s", "% copy"
+        "product",
+        "M",
+        "N",
+        "K",
+        "GFLOP/s",
+        "% FMA",
+        "GB/s",
+        "% copy"
     );
+    let mut lines = Lines::new();
     let report = bench::matmul::run(&ctx, &cases, |f| {
-        println!(
+        lines.line(format_args!(
             "{:<32} {:>6} {:>6} {:>6} {:>10.2} {:>7.1}% {:>9.2} {:>7.1}%",
             f.name,
             f.m,
@@ -43,11 +52,13 @@ pub fn bench_matmul(
             100.0 * f.fraction_of_fma_roof,
             f.gbps,
             100.0 * f.fraction_of_copy_roof
-        );
+        ));
     })?;
-    println!(
+    lines.finish()?;
+    outln!(
         "roofs (same run): FMA {:.2} GFLOP/s, copy {:.2} GB/s",
-        report.fma_roof_gflops, report.copy_roof_gbps
+        report.fma_roof_gflops,
+        report.copy_roof_gbps
     );
     write_json(out, &report)
 }
@@ -62,12 +73,13 @@ pub fn bench_model(
     out: &PathBuf,
 ) -> Result<()> {
     let ctx = GpuContext::new(choice)?;
-    println!("adapter: {}", ctx.name());
+    outln!("adapter: {}", ctx.name());
     let roofs = if profile {
         let r = (bench::fma_roof_gflops(&ctx)?, bench::copy_roof_gbps(&ctx)?);
-        println!(
+        outln!(
             "roofs (same run): FMA {:.2} GFLOP/s, copy {:.2} GB/s",
-            r.0, r.1
+            r.0,
+            r.1
         );
         Some(r)
     } else {
@@ -97,7 +109,7 @@ pub fn bench_model(
             .min(model.config.max_context.saturating_sub(decode))
             .max(1);
         let f = bench::model::run(&ctx, &model, &dir.display().to_string(), p, decode, 2)?;
-        println!(
+        outln!(
             "{}: {} attention{}, prompt {}: prefill {:.1} tok/s, decode {:.2} tok/s \
              ({} per batch, {:.3} ms CPU encode per token), first run {:.2} s, cache {} B",
             f.model,
@@ -118,7 +130,7 @@ pub fn bench_model(
                 f.encode_ms_per_token / 1e3,
             );
             let prof = bench::profile::run(&ctx, &model, p, 4, wall)?;
-            print_profile(&prof, fma, copy);
+            print_profile(&prof, fma, copy)?;
             profiles.push(prof);
         }
         figures.push(f);
@@ -131,19 +143,23 @@ pub fn bench_model(
 }
 
 /// Prints a model's profile: decode and prefill per kernel kind, the products alone.
-fn print_profile(p: &bench::profile::ModelProfile, fma: f64, copy: f64) {
-    println!(
+fn print_profile(p: &bench::profile::ModelProfile, fma: f64, copy: f64) -> Result<()> {
+    outln!(
         "  decode, per token ({:?} timing): wall {:.2} ms, GPU {:.2} ms in dispatches, CPU encode {:.3} ms; \
          an empty submission and readback {:.3} ms (once per decode batch)",
         p.timing, p.wall_ms_per_token, p.gpu_ms_per_token, p.encode_ms_per_token, p.round_trip_ms
     );
-    let table = |kernels: &[bench::profile::KernelShare]| {
-        println!(
+    let table = |kernels: &[bench::profile::KernelShare]| -> Result<()> {
+        outln!(
             "    {:<22} {:>8} {:>10} {:>7} {:>12}",
-            "kernel", "count", "GPU ms", "share", "MB bound"
+            "kernel",
+            "count",
+            "GPU ms",
+            "share",
+            "MB bound"
         );
         for k in kernels {
-            println!(
+            outln!(
                 "    {:<22} {:>8.1} {:>10.3} {:>6.1}% {:>12.2}",
                 k.kernel,
                 k.dispatches,
@@ -152,10 +168,11 @@ fn print_profile(p: &bench::profile::ModelProfile, fma: f64, copy: f64) {
                 k.bytes_bound / 1e6
             );
         }
+        Ok(())
     };
-    table(&p.decode_kernels);
+    table(&p.decode_kernels)?;
     let d = &p.decode_products;
-    println!(
+    outln!(
         "    products: {} dispatches, {:.1} MB; alone {:.2} GB/s ({:.1}% of copy roof); in the \
          token {:.2} GB/s = {:.1}% of alone",
         d.dispatches,
@@ -165,10 +182,10 @@ fn print_profile(p: &bench::profile::ModelProfile, fma: f64, copy: f64) {
         d.pass_gbps,
         100.0 * d.pass_vs_alone
     );
-    println!("  prefill of {} tokens:", p.prefill_tokens);
-    table(&p.prefill_kernels);
+    outln!("  prefill of {} tokens:", p.prefill_tokens);
+    table(&p.prefill_kernels)?;
     let q = &p.prefill_products;
-    println!(
+    outln!(
         "    products: {} dispatches, {:.2} GFLOP; alone {:.2} GFLOP/s ({:.1}% of FMA roof); in \
          the prefill {:.2} GFLOP/s = {:.1}% of alone",
         q.dispatches,
@@ -178,6 +195,7 @@ fn print_profile(p: &bench::profile::ModelProfile, fma: f64, copy: f64) {
         q.pass_gflops,
         100.0 * q.pass_vs_alone
     );
+    Ok(())
 }
 
 /// MLA decode per token, naive and absorbed, against MHA.
@@ -204,12 +222,12 @@ pub fn bench_mla(
         yarn: None,
     };
     shape.validate()?;
-    println!("adapter: {}", ctx.name());
-    println!(
+    outln!("adapter: {}", ctx.name());
+    outln!(
         "MLA: d {width}, {heads} heads, kv_lora {kv_lora_rank}, nope/rope/v {}/{}/{}; MHA: {heads} heads of {dh}",
         shape.qk_nope_head_dim, shape.qk_rope_head_dim, shape.v_head_dim
     );
-    println!(
+    outln!(
         "{:>8} {:>14} {:>16} {:>10} {:>16} {:>16}",
         "context",
         "naive ms/tok",
@@ -218,8 +236,9 @@ pub fn bench_mla(
         "MLA cache B read",
         "MHA cache B read"
     );
+    let mut lines = Lines::new();
     let report = bench::mla::run(&ctx, shape, sizes, |f| {
-        println!(
+        lines.line(format_args!(
             "{:>8} {:>14.3} {:>16.3} {:>10.3} {:>16} {:>16}",
             f.context,
             1e3 * f.mla_naive_s,
@@ -227,8 +246,9 @@ pub fn bench_mla(
             1e3 * f.mha_s,
             f.mla_cache_bytes_read,
             f.mha_cache_bytes_read
-        );
+        ));
     })?;
+    lines.finish()?;
     write_json(out, &report)
 }
 
@@ -240,17 +260,28 @@ pub fn bench_attention(
     out: &PathBuf,
 ) -> Result<()> {
     let ctx = GpuContext::new(choice)?;
-    println!("adapter: {}", ctx.name());
-    println!(
+    outln!("adapter: {}", ctx.name());
+    outln!(
         "d {} heads {} latents {} chunk {}; prefill = one layer's forward over N tokens",
-        shape.d, shape.heads, shape.latents, shape.chunk
+        shape.d,
+        shape.heads,
+        shape.latents,
+        shape.chunk
     );
-    println!(
+    outln!(
         "{:>6} {:>12} {:>12} {:>8} {:>13} {:>13} {:>12} {:>12}",
-        "N", "latent s", "full s", "full/lat", "lat dec ms", "full dec ms", "state B", "KV cache B"
+        "N",
+        "latent s",
+        "full s",
+        "full/lat",
+        "lat dec ms",
+        "full dec ms",
+        "state B",
+        "KV cache B"
     );
+    let mut lines = Lines::new();
     let report = bench::attention::run(&ctx, shape, sizes, |f| {
-        println!(
+        lines.line(format_args!(
             "{:>6} {:>12.4} {:>12.4} {:>8.2} {:>13.3} {:>13.3} {:>12} {:>12}",
             f.n,
             f.latent_prefill_s,
@@ -260,15 +291,17 @@ pub fn bench_attention(
             1e3 * f.full_decode_s,
             f.latent_state_bytes,
             f.kv_cache_bytes
-        );
+        ));
     })?;
-    println!(
+    lines.finish()?;
+    outln!(
         "scaling exponent (log-log slope of prefill time): latent {:.3}, full {:.3}",
-        report.latent_exponent, report.full_exponent
+        report.latent_exponent,
+        report.full_exponent
     );
     match report.crossover_n {
-        Some(n) => println!("latent attention is faster from N = {n} on"),
-        None => println!("latent attention was not faster at the largest N measured"),
+        Some(n) => outln!("latent attention is faster from N = {n} on"),
+        None => outln!("latent attention was not faster at the largest N measured"),
     }
     write_json(out, &report)
 }

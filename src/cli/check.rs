@@ -34,9 +34,9 @@ pub fn eval(
         let v = serde_json::json!({"model": dir.display().to_string(), "text": text.display().to_string(),
             "window": window, "tokens_scored": nll.count, "nll_nats": nll.total, "perplexity": nll.perplexity(),
             "adapter": ctx.name()});
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
+        outln!(
             "perplexity {:.4} over {} tokens ({} on {})",
             nll.perplexity(),
             nll.count,
@@ -59,27 +59,35 @@ pub fn compare(
     let golden = latentgpu::model::compare::Golden::open(golden)?;
     let report = latentgpu::model::compare::compare(&ctx, &model, &golden)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "golden: {} ({}, {})",
-            report.golden_device, report.golden_torch, report.golden_dtype
+            report.golden_device,
+            report.golden_torch,
+            report.golden_dtype
         );
-        println!("ours:   {}", report.adapter);
-        println!(
+        outln!("ours:   {}", report.adapter);
+        outln!(
             "against float64: max abs, max rel and normwise ‖·−f64‖/‖f64‖ errors (ours, theirs);"
         );
-        println!("against theirs: cosine and top-1 agreement; KL of ours from float64");
-        println!(
+        outln!("against theirs: cosine and top-1 agreement; KL of ours from float64");
+        outln!(
             "{:<10} {:>10} {:>10} {:>10} {:>11} {:>11} {:>10}  top-1 / max KL",
-            "layer", "max abs", "max rel", "cosine", "ours f64", "theirs f64", "tolerance"
+            "layer",
+            "max abs",
+            "max rel",
+            "cosine",
+            "ours f64",
+            "theirs f64",
+            "tolerance"
         );
         for r in &report.rows {
             let logits = match (r.top1_agreement, r.kl_max) {
                 (Some(a), Some(kl)) => format!("{:.2}% / {kl:.1e}", 100.0 * a),
                 _ => String::new(),
             };
-            println!(
+            outln!(
                 "{:<10} {:>10.3e} {:>10.3e} {:>10.7} {:>11.3e} {:>11.3e} {:>10.3e}  {logits}{}",
                 r.name,
                 r.max_abs,
@@ -88,17 +96,27 @@ pub fn compare(
                 r.ours_vs_f64,
                 r.theirs_vs_f64,
                 r.tolerance,
-                if r.pass { "" } else { "  <-- past tolerance" }
+                match (&r.non_finite, r.pass) {
+                    (Some(what), _) => format!("  <-- not finite: {what}"),
+                    (None, false) => "  <-- past tolerance".to_string(),
+                    (None, true) => String::new(),
+                }
             );
         }
     }
     match &report.first_failure {
         None => {
             if !json {
-                println!("PASS: every layer within tolerance");
+                outln!("PASS: every layer within tolerance");
             }
             Ok(())
         }
-        Some(layer) => anyhow::bail!("first layer past tolerance: {layer}"),
+        Some(layer) => {
+            let row = report.rows.iter().find(|r| &r.name == layer);
+            match row.and_then(|r| r.non_finite.as_ref()) {
+                Some(what) => anyhow::bail!("first layer that fails: {layer} ({what})"),
+                None => anyhow::bail!("first layer past tolerance: {layer}"),
+            }
+        }
     }
 }

@@ -2,10 +2,12 @@
 
 use super::args::GenerateArgs;
 use super::open_model;
+use super::output;
 use anyhow::Result;
 use latentgpu::gpu::BackendChoice;
 use latentgpu::model::{self, tokenizer, GenerateConfig, GenerationDefaults, SamplingConfig};
-use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The sampling settings: the command line's, else the model's `generation_config.json`'s
 /// (`do_sample: false` is greedy), else the library's defaults.
@@ -51,42 +53,59 @@ pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
             false => defaults.eos_token_ids.clone(),
         },
         sampling: sampling(args, &defaults),
-        cancel: None,
+        cancel: Some(interrupted()?),
     };
-    let mut out = std::io::stdout().lock();
     let shown_prompt = match &args.prompt_ids {
-        Some(ids) => tok.decode(ids),
+        Some(ids) => tok.decode(ids)?,
         None => args.prompt.clone(),
     };
     if !args.json {
-        write!(out, "{shown_prompt}")?;
+        output::write(format_args!("{shown_prompt}"))?;
     }
     let mut decoder = tok.decoder();
     let mut text = String::new();
+    // A failed write (the reader went away, a full disk) ends generation after this token.
+    let mut written = Ok(());
     let start = std::time::Instant::now();
     let tokens = model::generate(&ctx, &model, &prompt, &cfg, |t| {
-        let piece = decoder.push(t);
-        if !args.json {
-            let _ = write!(out, "{piece}");
-            let _ = out.flush();
+        let piece = match decoder.push(t) {
+            Ok(piece) => piece,
+            Err(e) => {
+                // Reported after generation ends, as a failed write is.
+                written = Err(e.into());
+                String::new()
+            }
+        };
+        if !args.json && written.is_ok() {
+            written = output::write(format_args!("{piece}"));
+        }
+        if written.is_err() {
+            if let Some(cancel) = &cfg.cancel {
+                cancel.store(true, Ordering::Relaxed);
+            }
         }
         text.push_str(&piece);
     })?;
-    let rest = decoder.finish();
+    written?;
+    let rest = decoder.finish()?;
     text.push_str(&rest);
+    let stopped_by_user = cfg
+        .cancel
+        .as_ref()
+        .is_some_and(|c| c.load(Ordering::Relaxed));
     let secs = start.elapsed().as_secs_f64();
     if args.json {
         let v = serde_json::json!({
             "prompt_ids": prompt, "ids": tokens, "text": text, "adapter": ctx.name(),
             "tokens_per_second": tokens.len() as f64 / secs,
         });
-        writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        outln!("{}", serde_json::to_string(&v)?);
     } else {
-        writeln!(out, "{rest}")?;
+        outln!("{rest}");
         if args.print_ids {
             let join = |ids: &[u32]| ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-            writeln!(out, "prompt ids: {}", join(&prompt))?;
-            writeln!(out, "ids: {}", join(&tokens))?;
+            outln!("prompt ids: {}", join(&prompt));
+            outln!("ids: {}", join(&tokens));
         }
     }
     log::info!(
@@ -94,5 +113,26 @@ pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
         tokens.len(),
         tokens.len() as f64 / secs
     );
+    if stopped_by_user {
+        eprintln!("interrupted after {} tokens", tokens.len());
+        std::process::exit(INTERRUPTED_EXIT);
+    }
     Ok(())
+}
+
+/// The exit status after Ctrl-C: 128 + SIGINT, as shells report a process that SIGINT ended.
+const INTERRUPTED_EXIT: i32 = 130;
+
+/// A flag that Ctrl-C sets, so that generation ends after the token being chosen and the text
+/// so far is printed; a second Ctrl-C exits at once.
+fn interrupted() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::Relaxed) {
+            std::process::exit(INTERRUPTED_EXIT);
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler: {e}"))?;
+    Ok(flag)
 }

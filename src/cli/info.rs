@@ -19,39 +19,40 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
     let s = latentgpu::model::summary::summarize(dir, adapter.max_storage_buffer_binding_size, f16)
         .with_context(|| format!("reading model {}", dir.display()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        outln!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
-    println!("model:        {}", dir.display());
-    println!("family:       {}", s.family);
-    println!(
+    outln!("model:        {}", dir.display());
+    outln!("family:       {}", s.family);
+    outln!(
         "parameters:   {} ({:.1}M)",
         s.parameters,
         s.parameters as f64 / 1e6
     );
-    println!(
+    outln!(
         "dtype:        {} on disk, {} on the GPU",
-        s.dtype_on_disk, s.dtype_on_gpu
+        s.dtype_on_disk,
+        s.dtype_on_gpu
     );
-    println!(
+    outln!(
         "weights:      {} on disk, {} on the GPU",
         mib(s.weight_bytes_on_disk),
         mib(s.weight_bytes_on_gpu)
     );
-    println!(
+    outln!(
         "cache:        {} bytes per token, {} at the context of {} tokens",
         s.cache_bytes_per_token,
         mib(s.cache_bytes_at_context),
         s.context
     );
     if let Some(max) = s.max_position_embeddings.filter(|&m| m > s.context) {
-        println!(
+        outln!(
             "              (max_position_embeddings {max}: the cache holds the first {})",
             s.context
         );
     }
     let too_big: Vec<_> = s.tensors.iter().filter(|t| !t.fits_binding).collect();
-    println!(
+    outln!(
         "binding:      {} of {} tensors fit {}'s binding limit of {}",
         s.tensors.len() - too_big.len(),
         s.tensors.len(),
@@ -59,7 +60,7 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
         mib(s.binding_limit)
     );
     for t in too_big {
-        println!(
+        outln!(
             "  too large:  {} {:?} needs {}",
             t.name,
             t.shape,
@@ -77,19 +78,21 @@ pub fn info(choice: BackendChoice, json: bool) -> Result<()> {
         GpuContext::new(choice)?;
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&adapters)?);
+        outln!("{}", serde_json::to_string_pretty(&adapters)?);
         return Ok(());
     }
     for (i, a) in adapters.iter().enumerate() {
-        println!("adapter {i}: {}", a.name);
-        println!("  backend:      {}", a.backend);
-        println!("  device type:  {}", a.device_type);
-        println!("  driver:       {} {}", a.driver, a.driver_info);
-        println!(
+        outln!("adapter {i}: {}", a.name);
+        outln!("  backend:      {}", a.backend);
+        outln!("  device type:  {}", a.device_type);
+        outln!("  driver:       {} {}", a.driver, a.driver_info);
+        outln!(
             "  features:     shader-f16 {}, subgroups {}, timestamp-query {}",
-            a.shader_f16, a.subgroups, a.timestamp_query
+            a.shader_f16,
+            a.subgroups,
+            a.timestamp_query
         );
-        println!(
+        outln!(
             "  limits:       storage binding {} MiB, buffer {} MiB, workgroup storage {} KiB, {} invocations/workgroup, {} storage buffers/stage",
             a.max_storage_buffer_binding_size >> 20,
             a.max_buffer_size >> 20,

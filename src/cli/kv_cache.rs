@@ -31,20 +31,28 @@ pub fn kv_cache(
     };
     let report = kv_cache::mla_report(&name, layers, &shape, context, bytes);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!("{name}: {layers} layers, context {context} tokens, {bytes} bytes per number");
-    println!(
+    outln!("{name}: {layers} layers, context {context} tokens, {bytes} bytes per number");
+    outln!(
         "{:<36} {:>14} {:>16} {:>18} {:>8}",
-        "layout", "numbers/token", "bytes/token", "bytes at context", "vs MLA"
+        "layout",
+        "numbers/token",
+        "bytes/token",
+        "bytes at context",
+        "vs MLA"
     );
-    println!(
+    outln!(
         "{:<36} {:>14} {:>16} {:>18} {:>8}",
-        "", "per layer", "all layers", "", ""
+        "",
+        "per layer",
+        "all layers",
+        "",
+        ""
     );
     for r in &report.rows {
-        println!(
+        outln!(
             "{:<36} {:>14} {:>16} {:>18} {:>7.1}x",
             r.layout,
             r.numbers_per_token_per_layer,

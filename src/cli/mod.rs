@@ -1,5 +1,8 @@
 //! The `latentgpu` command line.
 
+#[macro_use]
+mod output;
+
 mod args;
 mod bench;
 mod check;
@@ -30,7 +33,7 @@ fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> Result<()> {
     }
     std::fs::write(path, serde_json::to_string_pretty(value)?)
         .with_context(|| format!("writing {}", path.display()))?;
-    println!("results written to {}", path.display());
+    outln!("results written to {}", path.display());
     Ok(())
 }
 
@@ -80,8 +83,22 @@ fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
     Ok(model)
 }
 
+/// Keeps Mesa's Vulkan device-select layer quiet where there is no `XDG_RUNTIME_DIR` (servers,
+/// containers, CI): the layer looks for a Wayland display there and prints two lines starting
+/// with `error:` that are not ours. The layer only reorders devices for programs that take the
+/// first one; we choose the adapter ourselves, so turning it off (its documented switch,
+/// `NODEVICE_SELECT=1`) changes nothing else. Runs before any thread starts.
+fn quiet_device_select_layer() {
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let usable = runtime_dir.is_some_and(|d| d.is_dir());
+    if !usable && std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 /// Parses the command line, runs the command and exits 1 with the error on failure.
 pub fn main() {
+    quiet_device_select_layer();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     F16_WEIGHTS.store(cli.f16_weights, std::sync::atomic::Ordering::Relaxed);
@@ -108,7 +125,7 @@ pub fn main() {
             context,
             bytes,
             json,
-        } => kv_cache::kv_cache(config, preset, *context, *bytes, *json),
+        } => kv_cache::kv_cache(config, preset, *context, *bytes as usize, *json),
         Command::Bench { which } => match which {
             BenchCommand::Matmul { width, sizes, out } => {
                 bench::bench_matmul(choice, *width, sizes, out)
@@ -148,6 +165,9 @@ pub fn main() {
         },
     });
     if let Err(e) = result {
+        if output::is_pipe_closed(&e) {
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

@@ -81,6 +81,30 @@ fn padded_bytes(bytes: u64) -> u64 {
     bytes.div_ceil(16).max(1) * 16
 }
 
+/// Bytes of a tensor of `shape` and `dtype`, in checked arithmetic (a product past u64 is an
+/// error, not a wrapped size).
+pub(crate) fn shape_bytes(label: &str, shape: &[usize], dtype: DType) -> Result<u64> {
+    shape
+        .iter()
+        .try_fold(dtype.size() as u64, |acc, &d| acc.checked_mul(d as u64))
+        .ok_or_else(|| Error::Invalid {
+            what: format!("size of tensor '{label}'"),
+            expected: "a byte count below 2^64".into(),
+            found: format!("shape {shape:?} of {dtype:?}"),
+        })
+}
+
+/// Checks that a tensor of `shape` and `dtype` fits the adapter's limits, before anything is
+/// built for it on the host.
+pub(crate) fn check_shape(
+    ctx: &GpuContext,
+    label: &str,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<()> {
+    check_size(ctx, label, shape_bytes(label, shape, dtype)?)
+}
+
 /// Checks a buffer size against the adapter's limits.
 pub(crate) fn check_size(ctx: &GpuContext, label: &str, bytes: u64) -> Result<()> {
     let limits = [
@@ -258,7 +282,7 @@ impl GpuTensor {
 
     /// A zero-filled tensor of any dtype in a buffer of its own.
     pub fn empty(ctx: &GpuContext, label: &str, shape: &[usize], dtype: DType) -> Result<Self> {
-        let bytes = (shape.iter().product::<usize>() * dtype.size()) as u64;
+        let bytes = shape_bytes(label, shape, dtype)?;
         check_size(ctx, label, bytes)?;
         let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -275,7 +299,7 @@ impl GpuTensor {
     /// scratch tensor of its size class reuses it. For kernel outputs that every element of is
     /// written.
     pub fn scratch(ctx: &GpuContext, label: &str, shape: &[usize], dtype: DType) -> Result<Self> {
-        let bytes = (shape.iter().product::<usize>() * dtype.size()) as u64;
+        let bytes = shape_bytes(label, shape, dtype)?;
         check_size(ctx, label, bytes)?;
         let class = ScratchPool::class(bytes);
         let kept = ctx

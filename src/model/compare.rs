@@ -134,7 +134,10 @@ pub struct CompareRow {
     /// For logits: the largest KL divergence, over positions, of our next-token distribution
     /// from the float64 one (nats).
     pub kl_max: Option<f64>,
-    /// Within tolerance (a NaN anywhere fails).
+    /// Where a NaN or an infinity is, if anywhere: in ours, the golden's values or its float64
+    /// values (any of them fails the row).
+    pub non_finite: Option<String>,
+    /// Within tolerance, and every value finite.
     pub pass: bool,
 }
 
@@ -266,6 +269,17 @@ fn row(
                 }
             })
     });
+    let non_finite = [
+        ("ours", ours),
+        ("the golden's", theirs),
+        ("the golden's float64", exact),
+    ]
+    .iter()
+    .find_map(|(whose, v)| {
+        v.iter()
+            .position(|x| !x.is_finite())
+            .map(|i| format!("{whose} value {i} is {}", v[i]))
+    });
     CompareRow {
         name,
         max_abs,
@@ -280,7 +294,8 @@ fn row(
         tolerance,
         top1_agreement,
         kl_max,
-        pass: ours_vs_f64 <= tolerance && !max_abs.is_nan(),
+        pass: non_finite.is_none() && ours_vs_f64 <= tolerance,
+        non_finite,
     }
 }
 

@@ -8,11 +8,12 @@
 //! its batches so that one comes back about every [`STREAM_INTERVAL_S`], so the text still
 //! streams smoothly; the tokens are exactly those of one batch per token.
 
+use super::non_finite::non_finite_error;
 use super::sampling::{Sampler, SamplingConfig};
 use super::transformer::{Cache, Logits, Model};
 use crate::error::Result;
 use crate::gpu::{Batch, GpuContext};
-use crate::ops::{self, SampleState, CHOSEN_SLOTS};
+use crate::ops::{self, SampleState, CHOSEN_SLOTS, NON_FINITE_TOKEN};
 use web_time::Instant;
 
 /// A decode batch comes back about this often once the time per token is known (seconds).
@@ -33,6 +34,8 @@ pub struct Decoder<'a> {
     seconds_per_token: Option<f64>,
     /// CPU seconds spent recording decode batches, and the tokens they recorded.
     encode: (f64, usize),
+    /// The prompt and every token chosen since (to locate a NaN's origin).
+    history: Vec<u32>,
 }
 
 impl<'a> Decoder<'a> {
@@ -47,6 +50,7 @@ impl<'a> Decoder<'a> {
             state: SampleState::new(ctx, model.config.vocab_size)?,
             seconds_per_token: None,
             encode: (0.0, 0),
+            history: Vec::new(),
         })
     }
 
@@ -91,6 +95,8 @@ impl<'a> Decoder<'a> {
         )?;
         let token = b.read_u32_async(&[&self.state.token]).await?[0][0];
         self.cache.len += prompt.len();
+        self.history.extend_from_slice(prompt);
+        self.check_chosen(&[token]).await?;
         Ok(token)
     }
 
@@ -134,6 +140,21 @@ impl<'a> Decoder<'a> {
         let chosen = self.state.chosen.rows(steps)?;
         let tokens = b.read_u32_async(&[&chosen]).await?.remove(0);
         self.cache.len += steps;
+        self.check_chosen(&tokens).await?;
         Ok(tokens)
+    }
+
+    /// Adds `tokens` (chosen after the history) to the history; the sampler's mark for scores
+    /// that are not finite is an error naming the first layer that produced them.
+    async fn check_chosen(&mut self, tokens: &[u32]) -> Result<()> {
+        for &t in tokens {
+            if t == NON_FINITE_TOKEN {
+                let (ids, what) = (&self.history, "the next token's scores");
+                let at = ids.len() - 1;
+                return Err(non_finite_error(self.ctx, self.model, ids, at, what).await);
+            }
+            self.history.push(t);
+        }
+        Ok(())
     }
 }

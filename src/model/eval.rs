@@ -1,5 +1,6 @@
 //! Perplexity of a model on a token sequence, windowed exactly as `reference/train.py` does.
 
+use super::non_finite::check_finite;
 use super::transformer::{Logits, Model};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -56,6 +57,9 @@ pub fn evaluate(
         let mut cache = model.new_cache(ctx)?;
         let logits = model.forward(ctx, &tokens[s..end], &mut cache, Logits::All)?;
         for (j, row) in logits.chunks(vocab).enumerate() {
+            let what = format!("the logits of window {i} (the text's token {})", s + j);
+            let at = (&tokens[s..end], j);
+            pollster::block_on(check_finite(ctx, model, at, row, &what))?;
             nll.total += nll_of(row, tokens[s + j + 1]);
             nll.count += 1;
         }

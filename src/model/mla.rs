@@ -246,6 +246,50 @@ impl MlaShape {
                 found: "0".into(),
             });
         }
+        let field = |name: &str, expected: &str, found: f64| Error::Invalid {
+            what: format!("MLA field '{name}'"),
+            expected: expected.into(),
+            found: found.to_string(),
+        };
+        let eps = self.norm_eps as f64;
+        if !(eps > 0.0 && eps < 1.0) {
+            return Err(field("rms_norm_eps", "in (0, 1)", eps));
+        }
+        if !(self.rope_base > 1.0 && self.rope_base.is_finite()) {
+            return Err(field("rope_theta", "a finite number > 1", self.rope_base));
+        }
+        if let Some(y) = &self.yarn {
+            if !(y.factor >= 1.0 && y.factor.is_finite()) {
+                return Err(field(
+                    "rope_scaling.factor",
+                    "a finite number >= 1",
+                    y.factor,
+                ));
+            }
+            if y.original_max_position_embeddings == 0 {
+                return Err(field(
+                    "rope_scaling.original_max_position_embeddings",
+                    "a positive integer",
+                    0.0,
+                ));
+            }
+            if !(y.beta_slow > 0.0 && y.beta_fast > y.beta_slow && y.beta_fast.is_finite()) {
+                return Err(Error::Invalid {
+                    what: "MLA fields 'rope_scaling.beta_fast' and 'beta_slow'".into(),
+                    expected: "finite, beta_fast > beta_slow > 0".into(),
+                    found: format!("beta_fast {}, beta_slow {}", y.beta_fast, y.beta_slow),
+                });
+            }
+            for (name, v) in [("mscale", y.mscale), ("mscale_all_dim", y.mscale_all_dim)] {
+                if !(v >= 0.0 && v.is_finite()) {
+                    return Err(field(
+                        &format!("rope_scaling.{name}"),
+                        "a finite number >= 0 (0: none)",
+                        v,
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }

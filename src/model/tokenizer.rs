@@ -103,11 +103,12 @@ impl Tokenizer {
         self.encode_with(text, false)
     }
 
-    /// The text of `ids`, special tokens skipped.
-    pub fn decode(&self, ids: &[u32]) -> String {
+    /// The text of `ids`, special tokens skipped; an id the tokenizer cannot decode is an
+    /// error.
+    pub fn decode(&self, ids: &[u32]) -> crate::Result<String> {
         match self {
-            Tokenizer::Bytes => decode(ids),
-            Tokenizer::HuggingFace(t) => t.decode(ids, true).unwrap_or_default(),
+            Tokenizer::Bytes => Ok(decode(ids)),
+            Tokenizer::HuggingFace(t) => hf_decode(t, ids),
         }
     }
 
@@ -147,38 +148,47 @@ pub struct StreamDecoder<'a> {
 
 impl StreamDecoder<'_> {
     /// Adds a token; returns the new text it completes.
-    pub fn push(&mut self, token: u32) -> String {
+    pub fn push(&mut self, token: u32) -> crate::Result<String> {
         match self.tokenizer {
-            Tokenizer::Bytes => self.bytes.push(token),
+            Tokenizer::Bytes => Ok(self.bytes.push(token)),
             Tokenizer::HuggingFace(t) => {
                 // Decode everything so far and show the new suffix: merges and byte-fallback
                 // tokens are handled by the tokenizer itself; a suffix ending in an incomplete
                 // character (U+FFFD) waits for the next token.
                 self.ids.push(token);
-                let text = t.decode(&self.ids, true).unwrap_or_default();
+                let text = hf_decode(t, &self.ids)?;
                 if text.ends_with('\u{FFFD}')
                     || text.len() < self.shown
                     || !text.is_char_boundary(self.shown)
                 {
-                    return String::new();
+                    return Ok(String::new());
                 }
                 let new = text[self.shown..].to_string();
                 self.shown = text.len();
-                new
+                Ok(new)
             }
         }
     }
 
     /// Whatever is held back.
-    pub fn finish(&mut self) -> String {
+    pub fn finish(&mut self) -> crate::Result<String> {
         match self.tokenizer {
-            Tokenizer::Bytes => self.bytes.finish(),
+            Tokenizer::Bytes => Ok(self.bytes.finish()),
             Tokenizer::HuggingFace(t) => {
-                let text = t.decode(&self.ids, true).unwrap_or_default();
+                let text = hf_decode(t, &self.ids)?;
                 let rest = text.get(self.shown..).unwrap_or("").to_string();
                 self.shown = text.len();
-                rest
+                Ok(rest)
             }
         }
     }
+}
+
+/// A Hugging Face tokenizer's text for `ids`, special tokens skipped.
+fn hf_decode(t: &tokenizers::Tokenizer, ids: &[u32]) -> crate::Result<String> {
+    t.decode(ids, true).map_err(|e| crate::Error::Invalid {
+        what: format!("decoding {} token ids", ids.len()),
+        expected: "ids the tokenizer can turn into text".into(),
+        found: e.to_string(),
+    })
 }

@@ -295,7 +295,8 @@ impl Model {
             true => load_matrix(ctx, file, "embed_tokens.weight", &[v, d])?,
             false => load(ctx, file, "embed_tokens.weight", &[v, d])?,
         };
-        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        // Grown as the blocks load: a config's layer count is not trusted before its tensors.
+        let mut blocks = Vec::new();
         for i in 0..cfg.n_layers {
             let p = format!("layers.{i}");
             let attn = match &cfg.attention {

@@ -30,7 +30,7 @@ pub use norm::{add_norm, layernorm, rmsnorm, NormParams};
 pub use permute::{permute01, PermuteParams};
 pub use qkv::{qkv_rope, QkvExtras, QkvParams};
 pub use rope::{rope_inplace, rope_inplace_at, RopeMode, RopeParams, RopeTable};
-pub use sample::{sample, SampleParams, SampleState, CHOSEN_SLOTS};
+pub use sample::{sample, SampleParams, SampleState, CHOSEN_SLOTS, NON_FINITE_TOKEN};
 pub use softmax::{softmax, softmax_scaled, SoftmaxParams};
 
 use crate::error::{shape_err, Result};

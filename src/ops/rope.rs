@@ -3,7 +3,7 @@
 use super::{as_u32, expect_rank};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::batch::grid;
-use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::shaders;
 
 /// Mirrors `RopeParams` in `rope.wgsl`.
@@ -101,6 +101,8 @@ impl RopeTable {
             });
         }
         let half = inv_freq.len();
+        // The tables are built on the host: check they fit the adapter first.
+        crate::gpu::tensor::check_shape(ctx, "rope tables", &[2, positions, half], DType::F32)?;
         let (cos, sin) = rope_tables(inv_freq, positions, mscale);
         Ok(RopeTable {
             rot_dim: half * 2,

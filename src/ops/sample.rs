@@ -40,6 +40,10 @@ pub struct SampleState {
     pub chosen: GpuTensor,
 }
 
+/// The id the sampler reports when a processed score is NaN or infinite (`NON_FINITE` in
+/// `sample.wgsl`); such a choice marks nothing seen.
+pub const NON_FINITE_TOKEN: u32 = u32::MAX;
+
 /// Tokens one batch can choose ([`SampleState::chosen`]'s length).
 pub const CHOSEN_SLOTS: usize = 64;
 

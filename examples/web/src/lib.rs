@@ -217,12 +217,22 @@ impl WebModel {
                     let _ = on_text.call1(&JsValue::NULL, &JsValue::from_str(&text));
                 }
             };
-            let tokens = generate_async(&loaded.ctx, &loaded.model, &ids, &cfg, |t| {
-                show(decoder.push(t))
+            // A token the tokenizer cannot decode ends generation and is reported.
+            let mut decoded = Ok(());
+            let tokens = generate_async(&loaded.ctx, &loaded.model, &ids, &cfg, |t| match decoder
+                .push(t)
+            {
+                Ok(text) => show(text),
+                Err(e) if decoded.is_ok() => {
+                    decoded = Err(e);
+                    loaded.cancel.store(true, Ordering::Relaxed);
+                }
+                Err(_) => {}
             })
             .await
             .map_err(|e| JsValue::from(js_err(e)))?;
-            show(decoder.finish());
+            decoded.map_err(|e| JsValue::from(js_err(e)))?;
+            show(decoder.finish().map_err(|e| JsValue::from(js_err(e)))?);
             Ok(JsValue::from(tokens.len() as u32))
         })
     }
