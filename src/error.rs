@@ -155,10 +155,30 @@ impl Error {
     /// An I/O error on `path`.
     pub fn io(path: &std::path::Path, e: std::io::Error) -> Self {
         Error::Io {
-            path: path.display().to_string(),
+            path: shown(&path.display().to_string()),
             reason: e.to_string(),
         }
     }
+}
+
+/// Longest part of a user's value or path an error message echoes.
+pub const SHOWN_CHARS: usize = 200;
+
+/// `text` as an error message shows it: control characters escaped, at most 200 characters
+/// (then "…").
+pub fn shown(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        match c.is_control() {
+            true => out.extend(c.escape_default()),
+            false => out.push(c),
+        }
+    }
+    out
 }
 
 /// The library's result type.

@@ -8,6 +8,8 @@
 pub mod bench;
 pub mod cpu;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod files;
 pub mod gpu;
 pub mod model;
 pub mod ops;

@@ -14,8 +14,7 @@ pub fn kv_cache(
     use latentgpu::model::kv_cache;
     let (name, layers, shape) = match (config, preset) {
         (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let text = latentgpu::files::read_text_capped(path, latentgpu::files::CONFIG_CAP)?;
             let value: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
             let shape = latentgpu::model::mla::MlaShape::from_hf_config(&value)

@@ -21,7 +21,7 @@ pub struct Golden {
 impl Golden {
     /// Reads and checks the header of `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::files::read_capped(path, crate::files::GOLDEN_CAP)?;
         let g = Golden {
             path: path.to_path_buf(),
             bytes,

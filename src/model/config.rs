@@ -251,10 +251,7 @@ impl ModelConfig {
 
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let text = crate::files::read_text_capped(path, crate::files::CONFIG_CAP)?;
         Self::from_json(&text)
             .map_err(|e| e.in_context(|what| format!("{} in {}", what, path.display())))
     }

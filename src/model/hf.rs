@@ -386,7 +386,7 @@ impl GenerationDefaults {
             if !path.exists() {
                 return Ok(None);
             }
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            let text = crate::files::read_text_capped(&path, crate::files::CONFIG_CAP)?;
             serde_json::from_str(&text)
                 .map(Some)
                 .map_err(|e| Error::Invalid {

@@ -94,7 +94,7 @@ fn cache_bytes(cfg: &ModelConfig) -> (u64, u64) {
 pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<ModelSummary> {
     let (config, file) = open_dir(dir)?;
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::files::read_text_capped(&path, crate::files::CONFIG_CAP)?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
         what: path.display().to_string(),
         expected: "JSON".into(),

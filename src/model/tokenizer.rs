@@ -71,10 +71,11 @@ impl Tokenizer {
         if !path.exists() {
             return Ok(Tokenizer::Bytes);
         }
-        tokenizers::Tokenizer::from_file(&path)
+        let bytes = crate::files::read_capped(&path, crate::files::TOKENIZER_CAP)?;
+        tokenizers::Tokenizer::from_bytes(bytes)
             .map(|t| Tokenizer::HuggingFace(Box::new(t)))
             .map_err(|e| crate::Error::Invalid {
-                what: format!("tokenizer {}", path.display()),
+                what: format!("tokenizer {}", crate::files::shown_path(&path)),
                 expected: "a Hugging Face tokenizer.json".into(),
                 found: e.to_string(),
             })

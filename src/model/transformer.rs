@@ -15,9 +15,9 @@ use crate::ops::{self, RopeMode, RopeTable};
 #[cfg(not(target_arch = "wasm32"))]
 pub fn open_dir(dir: &std::path::Path) -> Result<(ModelConfig, WeightFile)> {
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::files::read_text_capped(&path, crate::files::CONFIG_CAP)?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
-        what: format!("config JSON in {}", path.display()),
+        what: format!("config JSON in {}", crate::files::shown_path(&path)),
         expected: "a JSON object".into(),
         found: e.to_string(),
     })?;
@@ -288,6 +288,12 @@ impl Model {
         mut progress: impl FnMut(usize),
     ) -> Result<Self> {
         config.validate()?;
+        let limits = &ctx.limits;
+        file.max_tensor_bytes = Some(
+            limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
+        );
         let cfg = &config;
         let (v, d) = (cfg.vocab_size, cfg.d_model);
         // Tied to the LM head, the embedding is a matrix (f16 when the matrices are).

@@ -1,4 +1,5 @@
-//! Weights from safetensors files (memory-mapped natively, or bytes fetched by a web page):
+//! Weights from safetensors files (read tensor by tensor natively, or bytes fetched by a web
+//! page):
 //! one file or the shards of a Hugging Face `model.safetensors.index.json`; f32/f16/bf16
 //! converted to f32 on load; every tensor looked up by name and checked against the shape the
 //! config implies.
@@ -41,35 +42,114 @@ impl TensorNames {
     }
 }
 
+/// Where a shard's bytes are.
+enum Source {
+    /// The whole file in memory (fetched by a web page, or given by a caller).
+    Bytes(Vec<u8>),
+    /// A file read a tensor at a time (not mapped: a file truncated or rewritten while it is
+    /// read gives an error, not a SIGBUS), and its length when opened.
+    #[cfg(not(target_arch = "wasm32"))]
+    File(std::fs::File, u64),
+}
+
 /// One safetensors file.
 struct Shard {
     /// The file's name in error messages.
     name: String,
-    /// The whole file: a memory map or an owned buffer.
-    map: Box<dyn AsRef<[u8]>>,
+    source: Source,
     /// The header, parsed and validated once: byte length and tensor table.
     header: (usize, Metadata),
 }
 
+/// The largest header the safetensors format allows (its `MAX_HEADER_SIZE`).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
 impl Shard {
-    fn new(name: String, map: Box<dyn AsRef<[u8]>>) -> Result<Self> {
-        let bytes = (*map).as_ref();
-        let header = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights {
+    fn new(name: String, bytes: Vec<u8>) -> Result<Self> {
+        let header = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Weights {
             file: name.clone(),
             what: "file".into(),
             expected: "a complete safetensors file".into(),
             found: format!("{e} ({} bytes)", bytes.len()),
         })?;
-        Ok(Shard { name, map, header })
+        Ok(Shard {
+            name,
+            source: Source::Bytes(bytes),
+            header,
+        })
     }
 
+    /// Reads the header of the regular file at `path` and checks that its tensors fill the
+    /// file exactly; their data is read when taken.
     #[cfg(not(target_arch = "wasm32"))]
     fn open(path: &std::path::Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: the file is only read, and the mapping lives as long as this struct; a file
-        // changed underneath a running model is outside what we can defend against.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        Self::new(path.display().to_string(), Box::new(map))
+        use std::io::Read;
+        let mut file = crate::files::open_regular(path)?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let name = path.display().to_string();
+        let bad = |found: String| Error::Weights {
+            file: name.clone(),
+            what: "file".into(),
+            expected: "a complete safetensors file".into(),
+            found,
+        };
+        let mut n = [0u8; 8];
+        file.read_exact(&mut n)
+            .map_err(|e| bad(format!("no header length ({len} bytes): {e}")))?;
+        let n = u64::from_le_bytes(n);
+        if n > MAX_HEADER_BYTES || 8 + n > len {
+            return Err(bad(format!("a header of {n} bytes in a file of {len}")));
+        }
+        let mut header = vec![0u8; n as usize];
+        file.read_exact(&mut header)
+            .map_err(|e| bad(format!("a header cut short: {e}")))?;
+        // Deserializing validates the table: offsets in order, contiguous, sizes consistent.
+        let meta: Metadata =
+            serde_json::from_slice(&header).map_err(|e| bad(format!("an invalid header: {e}")))?;
+        let data_end = meta
+            .tensors()
+            .values()
+            .map(|info| info.data_offsets.1 as u64)
+            .max()
+            .unwrap_or(0);
+        if 8 + n + data_end != len {
+            return Err(bad(format!(
+                "{} bytes of tensor data in a file with room for {}",
+                data_end,
+                len - 8 - n
+            )));
+        }
+        Ok(Shard {
+            name,
+            source: Source::File(file, len),
+            header: (n as usize, meta),
+        })
+    }
+
+    /// `len` bytes of the file from `start`.
+    fn read(&mut self, start: usize, len: usize) -> Result<std::borrow::Cow<'_, [u8]>> {
+        match &mut self.source {
+            Source::Bytes(bytes) => Ok(std::borrow::Cow::Borrowed(&bytes[start..start + len])),
+            #[cfg(not(target_arch = "wasm32"))]
+            Source::File(file, opened_len) => {
+                use std::io::{Read, Seek};
+                let changed = |found: String| Error::Weights {
+                    file: self.name.clone(),
+                    what: "file".into(),
+                    expected: format!("the {opened_len} bytes it had when opened"),
+                    found,
+                };
+                let now = file.metadata().map(|m| m.len()).unwrap_or(0);
+                if now != *opened_len {
+                    return Err(changed(format!("{now} bytes while loading")));
+                }
+                let mut data = vec![0u8; len];
+                file.seek(std::io::SeekFrom::Start(start as u64))
+                    .and_then(|_| file.read_exact(&mut data))
+                    .map_err(|e| changed(format!("{e} reading {len} bytes at {start}")))?;
+                Ok(std::borrow::Cow::Owned(data))
+            }
+        }
     }
 }
 
@@ -97,6 +177,8 @@ pub struct WeightFile {
     /// Keep matrices (the `B` of `x·Bᵀ` products) in f16 on the GPU (needs shader-f16);
     /// norms, embeddings and latents stay f32.
     pub f16_matrices: bool,
+    /// The adapter's largest buffer binding: a tensor past it is an error before it is read.
+    pub max_tensor_bytes: Option<u64>,
 }
 
 impl WeightFile {
@@ -109,7 +191,7 @@ impl WeightFile {
     /// A safetensors file already in memory (e.g. fetched by a web page); `name` names it in
     /// errors. Checks its header is well formed and its data complete.
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self> {
-        Self::from_shards(vec![Shard::new(name.to_string(), Box::new(bytes))?])
+        Self::from_shards(vec![Shard::new(name.to_string(), bytes)?])
     }
 
     /// Several safetensors files already in memory, as `(name, bytes)` (the shards of a Hugging
@@ -117,7 +199,7 @@ impl WeightFile {
     pub fn from_shards_bytes(files: Vec<(String, Vec<u8>)>) -> Result<Self> {
         let shards = files
             .into_iter()
-            .map(|(name, bytes)| Shard::new(name, Box::new(bytes)))
+            .map(|(name, bytes)| Shard::new(name, bytes))
             .collect::<Result<Vec<_>>>()?;
         Self::from_shards(shards)
     }
@@ -131,7 +213,7 @@ impl WeightFile {
         if !index_path.exists() {
             return Self::open(&dir.join("model.safetensors"));
         }
-        let text = std::fs::read_to_string(&index_path).map_err(|e| Error::io(&index_path, e))?;
+        let text = crate::files::read_text_capped(&index_path, crate::files::CONFIG_CAP)?;
         let bad_index = |found: String| Error::Weights {
             file: index_path.display().to_string(),
             what: "weight_map".into(),
@@ -208,6 +290,7 @@ impl WeightFile {
             taken: BTreeSet::new(),
             names: TensorNames::Native,
             f16_matrices: false,
+            max_tensor_bytes: None,
         })
     }
 
@@ -262,8 +345,8 @@ impl WeightFile {
                 "no such tensor",
             )
         };
-        let shard = &self.shards[*self.index.get(name).ok_or_else(missing)?];
-        let (header_len, meta) = &shard.header;
+        let shard_index = *self.index.get(name).ok_or_else(missing)?;
+        let (header_len, meta) = &self.shards[shard_index].header;
         let info = meta.info(name).ok_or_else(missing)?;
         if info.shape != shape {
             return Err(self.err(
@@ -272,10 +355,28 @@ impl WeightFile {
                 format!("shape {:?}", info.shape),
             ));
         }
-        // read_metadata checked every tensor's offsets against the file's length.
+        if let Some(limit) = self.max_tensor_bytes {
+            // Checked before the tensor is read and converted on the host.
+            let element = if self.f16_matrices { 2 } else { 4 };
+            let bytes = shape
+                .iter()
+                .try_fold(element, |a: u64, &d| a.checked_mul(d as u64));
+            if bytes.is_none_or(|b| b > limit) {
+                return Err(self.err(
+                    name,
+                    format!("a tensor of at most {limit} bytes on the GPU (the adapter's limit)"),
+                    format!(
+                        "shape {shape:?}: {} bytes",
+                        bytes.map_or("over 2^64".into(), |b| b.to_string())
+                    ),
+                ));
+            }
+        }
+        // The header was checked against the file's length when it was opened.
         let (start, end) = info.data_offsets;
-        let data = &(*shard.map).as_ref()[8 + header_len + start..8 + header_len + end];
         let dtype = info.dtype;
+        let at = 8 + header_len + start;
+        let data = self.shards[shard_index].read(at, end - start)?;
         let values: Vec<f32> = match dtype {
             Dtype::F32 => data
                 .chunks_exact(4)
