@@ -10,7 +10,6 @@ use crate::model::mha::MhaLayer;
 use crate::model::{AttentionConfig, FfnKind, ModelConfig, NormKind, WeightFile};
 use crate::ops::{RopeMode, RopeTable};
 use safetensors::tensor::TensorView;
-use std::path::PathBuf;
 
 /// One measured context length.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -69,8 +68,9 @@ pub fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
     cov / var
 }
 
-/// Writes random `[out, in]` weights (uniform ±1/sqrt(in)) to a temporary safetensors file.
-pub(crate) fn random_weights(names: &[(String, Vec<usize>)], seed: u64) -> Result<PathBuf> {
+/// Random `[out, in]` weights (uniform ±1/sqrt(in)) as a safetensors file in memory (no
+/// temporary file).
+pub(crate) fn random_weights(names: &[(String, Vec<usize>)], seed: u64) -> Result<WeightFile> {
     let mut state = seed;
     let mut next = move || {
         state = state
@@ -100,17 +100,12 @@ pub(crate) fn random_weights(names: &[(String, Vec<usize>)], seed: u64) -> Resul
             expected: "valid tensors".into(),
             found: e.to_string(),
         })?;
-    let path = std::env::temp_dir().join(format!(
-        "latentgpu-bench-{}-{seed}.safetensors",
-        std::process::id()
-    ));
     let bytes = safetensors::serialize(views, None).map_err(|e| crate::Error::Invalid {
         what: "benchmark weights".into(),
         expected: "serialisable tensors".into(),
         found: e.to_string(),
     })?;
-    std::fs::write(&path, bytes).map_err(|e| crate::Error::io(&path, e))?;
-    Ok(path)
+    WeightFile::from_bytes("benchmark weights", bytes)
 }
 
 pub(crate) fn square(names: &mut Vec<(String, Vec<usize>)>, prefix: &str, d: usize) {
@@ -157,8 +152,7 @@ pub fn run(
     let cfg = mha_config(d, h, max_n);
     let mut names = Vec::new();
     square(&mut names, "mha", d);
-    let path = random_weights(&names, 1)?;
-    let mut file = WeightFile::open(&path)?;
+    let mut file = random_weights(&names, 1)?;
     let mha = MhaLayer::load(ctx, &mut file, &cfg, "mha", 0)?;
     let mut names = vec![("lat.latents".to_string(), vec![shape.latents, d])];
     for phase in ["gather", "synth", "broadcast"] {
@@ -166,11 +160,8 @@ pub fn run(
             square(&mut names, &format!("lat.{phase}"), d);
         }
     }
-    let lat_path = random_weights(&names, 2)?;
-    let mut file = WeightFile::open(&lat_path)?;
+    let mut file = random_weights(&names, 2)?;
     let latent = LatentLayer::load(ctx, &mut file, shape, "lat")?;
-    let _ = std::fs::remove_file(path);
-    let _ = std::fs::remove_file(lat_path);
     let full_rope = RopeTable::new(ctx, d / h, 10000.0, max_n)?;
     let lat_rope = RopeTable::new(ctx, shape.rope_dim, 10000.0, max_n + shape.chunk)?;
     let mode = RopeMode::HalfSplit;

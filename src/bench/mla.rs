@@ -7,7 +7,6 @@ use crate::error::Result;
 use crate::gpu::{Batch, GpuContext, GpuTensor};
 use crate::model::mha::MhaLayer;
 use crate::model::mla::{MlaLayer, MlaPath, MlaShape};
-use crate::model::WeightFile;
 use crate::ops::{RopeMode, RopeTable};
 
 /// Decode at one context length.
@@ -67,12 +66,10 @@ pub fn run(
         ("mla.o_proj.weight".into(), vec![d, h * v]),
     ];
     square(&mut names, "mha", d);
-    let path = random_weights(&names, 3)?;
-    let mut file = WeightFile::open(&path)?;
+    let mut file = random_weights(&names, 3)?;
     let mla = MlaLayer::load(ctx, &mut file, shape.clone(), "mla", max_n)?;
     let cfg = mha_config(d, h, max_n);
     let mha = MhaLayer::load(ctx, &mut file, &cfg, "mha", 0)?;
-    let _ = std::fs::remove_file(path);
     let rope_table = RopeTable::new(ctx, d / h, 10000.0, max_n)?;
     let one = GpuTensor::from_f32(ctx, "x", &[1, d], &vec![0.01; d])?;
     let mut figures = Vec::new();

@@ -3,7 +3,7 @@
 
 use super::layers::{load, load_matrix};
 use super::weights::WeightFile;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::ops::{self, AttentionShape, BinaryOp, GatherState, QkvExtras, RopeMode, RopeTable};
 
@@ -49,9 +49,41 @@ pub struct LatentShape {
 }
 
 impl LatentShape {
-    /// Head width d/h.
+    /// Head width d/h (0 for 0 heads, which [`LatentShape::validate`] refuses).
     pub fn dh(&self) -> usize {
-        self.d / self.heads
+        self.d.checked_div(self.heads).unwrap_or(0)
+    }
+
+    /// Checks the sizes: all positive, the heads divide the width, an even RoPE width within
+    /// a head; the error names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str, expected: String, found: usize| Error::Invalid {
+            what: format!("latent attention {what}"),
+            expected,
+            found: found.to_string(),
+        };
+        for (what, v) in [
+            ("width", self.d),
+            ("heads", self.heads),
+            ("latents", self.latents),
+            ("chunk", self.chunk),
+        ] {
+            if v == 0 {
+                return Err(bad(what, "a positive integer".into(), v));
+            }
+        }
+        if !self.d.is_multiple_of(self.heads) {
+            return Err(bad(
+                "heads",
+                format!("a divisor of the width {}", self.d),
+                self.heads,
+            ));
+        }
+        if self.rope_dim == 0 || self.rope_dim % 2 != 0 || self.rope_dim > self.dh() {
+            let expected = format!("an even RoPE width in 2..={}", self.dh());
+            return Err(bad("rope_dim", expected, self.rope_dim));
+        }
+        Ok(())
     }
 
     /// Bytes of one layer's decode state ([`LatentLayer::new_state`]): keys and values of the
@@ -124,6 +156,7 @@ impl LatentLayer {
         shape: LatentShape,
         prefix: &str,
     ) -> Result<Self> {
+        shape.validate()?;
         let d = shape.d;
         let latents = load(ctx, file, &format!("{prefix}.latents"), &[shape.latents, d])?;
         let mut gather = Projections::load(ctx, file, &format!("{prefix}.gather"), d)?;

@@ -96,16 +96,23 @@ impl Golden {
     }
 }
 
-/// Largest |a − b|.
+/// Largest |a − b|; infinity when any value is NaN or infinite (so that every "within
+/// tolerance" check fails on it). Slices of different lengths fail the test.
 pub fn max_diff(a: &[f32], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .fold(0.0, |m, (&x, &y)| m.max((x as f64 - y).abs()))
+    let a: Vec<f64> = a.iter().map(|&x| x as f64).collect();
+    max_diff64(&a, b)
 }
 
-/// Largest |a − b| of two f64 slices.
+/// Largest |a − b| of two f64 slices, as [`max_diff`].
 pub fn max_diff64(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+    assert_eq!(a.len(), b.len(), "compared slices differ in length");
+    a.iter().zip(b).fold(0.0, |m, (x, y)| {
+        let d = (x - y).abs();
+        match x.is_finite() && y.is_finite() {
+            true => m.max(d),
+            false => f64::INFINITY,
+        }
+    })
 }
 
 /// The committed fixture directory `name`.

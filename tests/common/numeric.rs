@@ -31,9 +31,12 @@ impl Rng {
     }
 }
 
-/// Largest |x|.
+/// Largest |x|; NaN when any value is NaN (a scale derived from it fails every check).
 pub fn max_abs(x: &[f64]) -> f64 {
-    x.iter().fold(0.0, |m, v| m.max(v.abs()))
+    x.iter().fold(0.0, |m, v| match v.is_nan() || m.is_nan() {
+        true => f64::NAN,
+        false => m.max(v.abs()),
+    })
 }
 
 /// Asserts `|gpu[i] − reference[i]| <= tol(i)` everywhere, reporting how many elements fail, the
