@@ -114,7 +114,7 @@ pub fn compare(
         Some(layer) => {
             let row = report.rows.iter().find(|r| &r.name == layer);
             match row.and_then(|r| r.non_finite.as_ref()) {
-                Some(what) => anyhow::bail!("first layer that fails: {layer} ({what})"),
+                Some(what) => anyhow::bail!("first layer that fails: {layer} (not finite: {what})"),
                 None => anyhow::bail!("first layer past tolerance: {layer}"),
             }
         }

@@ -81,7 +81,7 @@ impl FromStr for BackendChoice {
             "browser" | "webgpu" => Ok(BackendChoice::Browser),
             "any" | "auto" => Ok(BackendChoice::Any),
             _ => Err(Error::UnknownBackend {
-                found: s.to_string(),
+                found: crate::error::shown(s),
             }),
         }
     }

@@ -79,7 +79,7 @@ impl LatentShape {
                 self.heads,
             ));
         }
-        if self.rope_dim == 0 || self.rope_dim % 2 != 0 || self.rope_dim > self.dh() {
+        if self.rope_dim == 0 || !self.rope_dim.is_multiple_of(2) || self.rope_dim > self.dh() {
             let expected = format!("an even RoPE width in 2..={}", self.dh());
             return Err(bad("rope_dim", expected, self.rope_dim));
         }

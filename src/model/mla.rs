@@ -260,22 +260,18 @@ impl MlaShape {
         }
         if let Some(y) = &self.yarn {
             if !(y.factor >= 1.0 && y.factor.is_finite()) {
-                return Err(field(
-                    "rope_scaling.factor",
-                    "a finite number >= 1",
-                    y.factor,
-                ));
+                return Err(field("YaRN factor", "a finite number >= 1", y.factor));
             }
             if y.original_max_position_embeddings == 0 {
                 return Err(field(
-                    "rope_scaling.original_max_position_embeddings",
+                    "YaRN original_max_position_embeddings",
                     "a positive integer",
                     0.0,
                 ));
             }
             if !(y.beta_slow > 0.0 && y.beta_fast > y.beta_slow && y.beta_fast.is_finite()) {
                 return Err(Error::Invalid {
-                    what: "MLA fields 'rope_scaling.beta_fast' and 'beta_slow'".into(),
+                    what: "MLA fields 'YaRN beta_fast' and 'beta_slow'".into(),
                     expected: "finite, beta_fast > beta_slow > 0".into(),
                     found: format!("beta_fast {}, beta_slow {}", y.beta_fast, y.beta_slow),
                 });
@@ -283,12 +279,28 @@ impl MlaShape {
             for (name, v) in [("mscale", y.mscale), ("mscale_all_dim", y.mscale_all_dim)] {
                 if !(v >= 0.0 && v.is_finite()) {
                     return Err(field(
-                        &format!("rope_scaling.{name}"),
+                        &format!("YaRN {name}"),
                         "a finite number >= 0 (0: none)",
                         v,
                     ));
                 }
             }
+        }
+        // What the fields give must be usable too: a finite positive softmax scale, finite
+        // positive inverse frequencies and a finite positive magnitude.
+        let scale = self.softmax_scale();
+        let (inv_freq, magnitude) = self.inv_freq();
+        let usable = |v: f32| v.is_finite() && v > 0.0;
+        if !usable(scale) || !usable(magnitude) || !inv_freq.iter().all(|&f| usable(f)) {
+            return Err(Error::Invalid {
+                what: "MLA RoPE and YaRN fields".into(),
+                expected: "a finite positive softmax scale, frequencies and magnitude".into(),
+                found: format!(
+                    "softmax scale {scale}, magnitude {magnitude}, frequencies from {:?} to {:?}",
+                    inv_freq.first(),
+                    inv_freq.last()
+                ),
+            });
         }
         Ok(())
     }
