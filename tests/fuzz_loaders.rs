@@ -86,3 +86,95 @@ fn weight_loader_never_panics() {
         );
     }
 }
+
+/// Every numeric value of `json`, as a path of keys and indices.
+fn numeric_paths(json: &serde_json::Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match json {
+        serde_json::Value::Number(_) => out.push(at.clone()),
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                at.push(k.clone());
+                numeric_paths(v, at, out);
+                at.pop();
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                at.push(i.to_string());
+                numeric_paths(v, at, out);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn at_path<'a>(json: &'a mut serde_json::Value, path: &[String]) -> &'a mut serde_json::Value {
+    path.iter().fold(json, |v, k| match v {
+        serde_json::Value::Array(items) => &mut items[k.parse::<usize>().unwrap()],
+        _ => &mut v[k.as_str()],
+    })
+}
+
+/// Past the parsers: configs whose every number is replaced, one at a time, by values that
+/// parse but may make no sense (0, negative, huge, tiny, fractional where an integer belongs)
+/// must load or give an error, and a model that loads must run a forward pass or give an
+/// error: never a panic or an abort (an abort, e.g. a huge allocation, ends this test too).
+#[test]
+fn model_load_and_forward_never_panic_on_configs_that_parse() {
+    use latentgpu::model::{Logits, Model};
+    let ctx = &common::contexts()[0];
+    let values: Vec<serde_json::Value> = [
+        "0",
+        "1",
+        "-1",
+        "2",
+        "3",
+        "7",
+        "0.5",
+        "1e-320",
+        "2147483648",
+        "4294967297",
+        "9007199254740993",
+        "1e12",
+        "1e308",
+        "-1e308",
+    ]
+    .iter()
+    .map(|v| serde_json::from_str(v).unwrap())
+    .collect();
+    let models = [
+        fixture("mha-tiny"),
+        fixture("latent-tiny"),
+        fixture("mla-tiny"),
+        fixture("gqa-tiny-gelu-layernorm"),
+        fixture("hf-dense/llama-gqa3/model"),
+    ];
+    let (mut loaded, mut refused) = (0, 0);
+    for dir in models {
+        let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let base: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut paths = Vec::new();
+        numeric_paths(&base, &mut Vec::new(), &mut paths);
+        for path in &paths {
+            for value in &values {
+                let mut config = base.clone();
+                *at_path(&mut config, path) = value.clone();
+                let config = config.to_string();
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let model = Model::from_bytes(ctx, &config, weights.clone(), false)?;
+                    let mut cache = model.new_cache(ctx)?;
+                    model.forward(ctx, &[1, 2, 3], &mut cache, Logits::Last)
+                }));
+                match r {
+                    Ok(Ok(_)) => loaded += 1,
+                    Ok(Err(_)) => refused += 1,
+                    Err(_) => panic!("{}: {path:?} = {value} panicked", dir.display()),
+                }
+            }
+        }
+    }
+    eprintln!("{loaded} mutated configs ran, {refused} gave an error");
+    assert!(refused > 0 && loaded > 0);
+}

@@ -237,6 +237,15 @@ fn invalid(field: &str, expected: impl Into<String>, found: impl std::fmt::Displ
     }
 }
 
+/// Largest vocabulary, width, feed-forward width or latent count a config may give (2^20).
+pub const MAX_WIDTH: usize = 1 << 20;
+/// Most heads, key/value heads, or head width (2^16).
+pub const MAX_HEADS: usize = 1 << 16;
+/// Most layers (2^16).
+pub const MAX_LAYERS: usize = 1 << 16;
+/// Longest context (2^24 tokens).
+pub const MAX_CONTEXT: usize = 1 << 24;
+
 impl ModelConfig {
     /// Parses and validates a config from JSON text.
     pub fn from_json(text: &str) -> Result<Self> {
@@ -327,6 +336,30 @@ impl ModelConfig {
 
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<()> {
+        // Bounds far past any published model, which keep every size the loaders compute (a
+        // product of up to three of these) inside 64 bits.
+        let bounded = [
+            ("vocab_size", self.vocab_size, MAX_WIDTH),
+            ("d_model", self.d_model, MAX_WIDTH),
+            ("ffn_hidden", self.ffn_hidden, MAX_WIDTH),
+            ("n_heads", self.n_heads, MAX_HEADS),
+            ("head_dim", self.head_dim.unwrap_or(0), MAX_HEADS),
+            ("attention.n_kv_heads", self.n_kv_heads(), MAX_HEADS),
+            ("n_layers", self.n_layers, MAX_LAYERS),
+            ("max_context", self.max_context, MAX_CONTEXT),
+        ];
+        for (field, v, max) in bounded {
+            if v > max {
+                return Err(invalid(field, format!("at most {max}"), v));
+            }
+        }
+        if let AttentionConfig::Latent { latents, chunk, .. } = &self.attention {
+            for (field, v) in [("attention.latents", *latents), ("attention.chunk", *chunk)] {
+                if v > MAX_WIDTH {
+                    return Err(invalid(field, format!("at most {MAX_WIDTH}"), v));
+                }
+            }
+        }
         let positive = [
             ("vocab_size", self.vocab_size),
             ("d_model", self.d_model),

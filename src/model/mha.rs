@@ -4,8 +4,9 @@
 use super::config::{AttentionConfig, ModelConfig};
 use super::layers::{load, load_matrix, upload_matrix};
 use super::weights::WeightFile;
-use crate::error::Result;
-use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::error::{Error, Result};
+use crate::gpu::tensor::check_shape;
+use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::ops::{self, AttentionShape, QkvExtras, RopeMode, RopeTable};
 
 /// A linear layer `y = x·Wᵀ (+ b)`.
@@ -100,8 +101,16 @@ impl MhaLayer {
             _ => (false, false, false),
         };
         let slots = h + 2 * kv;
-        let mut weights = Vec::with_capacity(slots * dh * d);
-        let mut aux = vec![0.0f32; (slots + 2) * dh];
+        // The stacked matrix grows as its parts are read (each checked against the file); the
+        // aux vector is zero-filled, so its size is checked against the adapter first.
+        let aux_len = (slots + 2).checked_mul(dh).ok_or_else(|| Error::Invalid {
+            what: format!("{prefix}: heads and head_dim"),
+            expected: "a q/k/v width below 2^64".into(),
+            found: format!("({slots} + 2) x {dh}"),
+        })?;
+        check_shape(ctx, &format!("{prefix}.qkv_aux"), &[aux_len], DType::F32)?;
+        let mut weights = Vec::new();
+        let mut aux = vec![0.0f32; aux_len];
         for (name, rows, at) in [("q_proj", h, 0), ("k_proj", kv, h), ("v_proj", kv, h + kv)] {
             let prefix = format!("{prefix}.{name}");
             weights.extend(file.take(&format!("{prefix}.weight"), &[rows * dh, d])?);

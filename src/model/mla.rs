@@ -224,13 +224,28 @@ impl MlaShape {
             ("v_head_dim", self.v_head_dim),
         ];
         for (name, v) in fields {
-            if v == 0 {
+            if v == 0 || v > super::config::MAX_WIDTH {
                 return Err(Error::Invalid {
                     what: format!("MLA field '{name}'"),
-                    expected: "a positive integer".into(),
+                    expected: format!("a positive integer up to {}", super::config::MAX_WIDTH),
                     found: v.to_string(),
                 });
             }
+        }
+        if self.heads > super::config::MAX_HEADS
+            || self
+                .q_lora_rank
+                .is_some_and(|r| r > super::config::MAX_WIDTH)
+        {
+            return Err(Error::Invalid {
+                what: "MLA fields 'num_attention_heads' and 'q_lora_rank'".into(),
+                expected: format!(
+                    "at most {} heads and a rank up to {}",
+                    super::config::MAX_HEADS,
+                    super::config::MAX_WIDTH
+                ),
+                found: format!("{} heads, rank {:?}", self.heads, self.q_lora_rank),
+            });
         }
         if !self.qk_rope_head_dim.is_multiple_of(2) {
             return Err(Error::Invalid {
