@@ -167,13 +167,23 @@ pub const SHOWN_CHARS: usize = 200;
 /// `text` as an error message shows it: control characters escaped, at most 200 characters
 /// (then "…").
 pub fn shown(text: &str) -> String {
+    escaped(text, SHOWN_CHARS, false)
+}
+
+/// `text` with control characters other than newlines escaped, at most `max` characters (then
+/// "…"): a whole message as the command line prints it.
+pub fn shown_within(text: &str, max: usize) -> String {
+    escaped(text, max, true)
+}
+
+fn escaped(text: &str, max: usize, keep_newlines: bool) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
-        if i == SHOWN_CHARS {
+        if i == max {
             out.push('…');
             break;
         }
-        match c.is_control() {
+        match c.is_control() && !(keep_newlines && c == '\n') {
             true => out.extend(c.escape_default()),
             false => out.push(c),
         }

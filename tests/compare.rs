@@ -138,3 +138,58 @@ fn eval_matches_pytorch_perplexity_within_a_thousandth() {
         );
     }
 }
+
+#[test]
+fn eval_reads_its_text_as_it_scores_and_through_the_cli() {
+    use latentgpu::model::eval::evaluate_stream;
+    let ctx = &common::contexts()[0];
+    let model = Model::load_dir(ctx, &root().join("models/shakespeare-mha")).unwrap();
+    // An endless text that fails after 1000 tokens: the windows before it are scored while it
+    // is read, and no more than one window (and the token after it) is ever pulled ahead.
+    let pulled = std::cell::Cell::new(0usize);
+    let text = (0..).map(|i| {
+        pulled.set(pulled.get() + 1);
+        match i < 1000 {
+            true => Ok(32 + (i % 90) as u32),
+            false => Err(latentgpu::Error::Invalid {
+                what: "text".into(),
+                expected: "more".into(),
+                found: "a read error".into(),
+            }),
+        }
+    });
+    let window = 64;
+    let e = evaluate_stream(ctx, &model, text, window, |done| {
+        assert!(
+            pulled.get() <= done * window + 1,
+            "read ahead of the windows scored"
+        );
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("a read error"), "{e}");
+
+    // The CLI reads the file as a stream and gives PyTorch's perplexity.
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/eval/shakespeare-mha.json")).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latentgpu"))
+        .args(["eval", "--json", "--model"])
+        .arg(root().join("models/shakespeare-mha"))
+        .arg("--text")
+        .arg(root().join("tests/fixtures/eval/test-slice.txt"))
+        .args(["--window", &expected["window"].to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (ours, theirs) = (
+        ours["perplexity"].as_f64().unwrap(),
+        expected["perplexity"].as_f64().unwrap(),
+    );
+    assert!((ours - theirs).abs() / theirs < 1e-3, "{ours} vs {theirs}");
+}

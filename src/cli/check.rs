@@ -6,7 +6,58 @@ use latentgpu::gpu::BackendChoice;
 use latentgpu::model::tokenizer;
 use std::path::{Path, PathBuf};
 
-/// Perplexity of the model on a text file, windowed as the PyTorch reference.
+/// Text read per piece for a Hugging Face tokenizer: pieces end at a newline, so a text
+/// shorter than this is tokenized whole, and a longer one never held whole.
+const TEXT_PIECE_BYTES: usize = 1 << 20;
+
+/// The tokens of the text file at `path`, read as they are needed: byte-level, its bytes as
+/// they are (what reference/eval.py scores); with a Hugging Face tokenizer, pieces of about
+/// 1 MiB ending at a newline (the first with the tokenizer's special tokens, as `encode` adds
+/// them to a whole text).
+fn text_tokens<'a>(
+    path: &'a Path,
+    tok: &'a tokenizer::Tokenizer,
+) -> Result<Box<dyn Iterator<Item = latentgpu::Result<u32>> + 'a>> {
+    use std::io::BufRead;
+    let file = latentgpu::files::open_regular(path)?;
+    let mut reader = std::io::BufReader::new(file);
+    let io_err = move |e: std::io::Error| latentgpu::Error::io(path, e);
+    if let tokenizer::Tokenizer::Bytes = tok {
+        use std::io::Read;
+        return Ok(Box::new(
+            reader
+                .bytes()
+                .map(move |b| b.map(u32::from).map_err(io_err)),
+        ));
+    }
+    let mut first = true;
+    let pieces = std::iter::from_fn(move || {
+        let mut piece = Vec::new();
+        while piece.len() < TEXT_PIECE_BYTES {
+            match reader.read_until(b'\n', &mut piece) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return Some(Err(io_err(e))),
+            }
+        }
+        if piece.is_empty() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&piece);
+        let ids = match std::mem::replace(&mut first, false) {
+            true => tok.encode(&text),
+            false => tok.encode_plain(&text),
+        };
+        Some(ids)
+    });
+    Ok(Box::new(pieces.flat_map(|ids| match ids {
+        Ok(ids) => ids.into_iter().map(Ok).collect::<Vec<_>>(),
+        Err(e) => vec![Err(e)],
+    })))
+}
+
+/// Perplexity of the model on a text file, windowed as the PyTorch reference; the text is
+/// read and tokenized as it is scored.
 pub fn eval(
     choice: BackendChoice,
     model: &Option<PathBuf>,
@@ -15,18 +66,13 @@ pub fn eval(
     json: bool,
 ) -> Result<()> {
     let (ctx, dir, model) = open_model(choice, model)?;
-    let bytes = std::fs::read(text).with_context(|| format!("reading {}", text.display()))?;
-    let tokens: Vec<u32> = match tokenizer::Tokenizer::for_model(&dir)? {
-        // Byte-level: the file's bytes as they are (what reference/eval.py scores).
-        tokenizer::Tokenizer::Bytes => bytes.iter().map(|&b| b as u32).collect(),
-        tok => tok.encode(&String::from_utf8_lossy(&bytes))?,
-    };
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} windows {eta}")
+    let tok = tokenizer::Tokenizer::for_model(&dir)?;
+    let tokens = text_tokens(text, &tok).with_context(|| format!("reading {}", text.display()))?;
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("evaluating: {pos} windows {elapsed}")
             .expect("static template"),
     );
-    let nll = latentgpu::model::eval::evaluate(&ctx, &model, &tokens, window, |i, n| {
-        bar.set_length(n as u64);
+    let nll = latentgpu::model::eval::evaluate_stream(&ctx, &model, tokens, window, |i| {
         bar.set_position(i as u64);
     })?;
     bar.finish_and_clear();

@@ -168,7 +168,11 @@ pub fn main() {
         if output::is_pipe_closed(&e) {
             std::process::exit(0);
         }
-        eprintln!("error: {e:#}");
+        // Bounded and escaped: a message may quote a user's value or a file's contents.
+        eprintln!(
+            "error: {}",
+            latentgpu::error::shown_within(&format!("{e:#}"), 2000)
+        );
         std::process::exit(1);
     }
 }

@@ -42,28 +42,69 @@ pub fn evaluate(
     window: usize,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Nll> {
-    if tokens.len() < 2 || window == 0 {
+    let total = tokens.len().saturating_sub(1).div_ceil(window.max(1));
+    let stream = tokens.iter().map(|&t| Ok(t));
+    evaluate_stream(ctx, model, stream, window, |done| progress(done, total))
+}
+
+/// As [`evaluate`], over tokens as they arrive (a text file read and tokenized while it is
+/// scored): one window and the token after it are held at a time, whatever the text's length.
+/// An error from `tokens` ends the evaluation with it. `progress(done)` is called after each
+/// window.
+pub fn evaluate_stream(
+    ctx: &GpuContext,
+    model: &Model,
+    mut tokens: impl Iterator<Item = Result<u32>>,
+    window: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Nll> {
+    if window == 0 {
         return Err(Error::Invalid {
-            what: "evaluation text".into(),
-            expected: "at least 2 tokens and a window of at least 1".into(),
-            found: format!("{} tokens, window {window}", tokens.len()),
+            what: "evaluation window".into(),
+            expected: "at least 1 token".into(),
+            found: "0".into(),
         });
     }
     let vocab = model.config.vocab_size;
-    let starts: Vec<usize> = (0..tokens.len() - 1).step_by(window).collect();
     let mut nll = Nll::default();
-    for (i, &s) in starts.iter().enumerate() {
-        let end = (s + window).min(tokens.len() - 1);
+    // The window's tokens and the one after it (its last target, and the next window's first).
+    let mut held: Vec<u32> = Vec::with_capacity(window + 1);
+    let (mut windows, mut start) = (0, 0);
+    loop {
+        while held.len() < window + 1 {
+            match tokens.next() {
+                Some(t) => held.push(t?),
+                None => break,
+            }
+        }
+        if held.len() < 2 {
+            break;
+        }
+        let inputs = &held[..held.len() - 1];
         let mut cache = model.new_cache(ctx)?;
-        let logits = model.forward(ctx, &tokens[s..end], &mut cache, Logits::All)?;
+        let logits = model.forward(ctx, inputs, &mut cache, Logits::All)?;
         for (j, row) in logits.chunks(vocab).enumerate() {
-            let what = format!("the logits of window {i} (the text's token {})", s + j);
-            let at = (&tokens[s..end], j);
-            pollster::block_on(check_finite(ctx, model, at, row, &what))?;
-            nll.total += nll_of(row, tokens[s + j + 1]);
+            let what = format!(
+                "the logits of window {windows} (the text's token {})",
+                start + j
+            );
+            pollster::block_on(check_finite(ctx, model, (inputs, j), row, &what))?;
+            nll.total += nll_of(row, held[j + 1]);
             nll.count += 1;
         }
-        progress(i + 1, starts.len());
+        windows += 1;
+        start += inputs.len();
+        progress(windows);
+        let next_first = held[held.len() - 1];
+        held.clear();
+        held.push(next_first);
+    }
+    if nll.count == 0 {
+        return Err(Error::Invalid {
+            what: "evaluation text".into(),
+            expected: "at least 2 tokens".into(),
+            found: format!("{} token(s)", held.len()),
+        });
     }
     Ok(nll)
 }

@@ -419,10 +419,16 @@ impl WeightFile {
     pub fn finish(self) -> Result<()> {
         let unused = self.unused();
         if let Some(first) = unused.first() {
+            const LISTED: usize = 8;
+            let more = match unused.len() > LISTED {
+                true => format!(" and {} more", unused.len() - LISTED),
+                false => String::new(),
+            };
+            let listed = unused[..unused.len().min(LISTED)].join(", ");
             return Err(self.err(
                 first,
                 "only tensors the config uses",
-                format!("{} unused tensor(s): {}", unused.len(), unused.join(", ")),
+                format!("{} unused tensor(s): {listed}{more}", unused.len()),
             ));
         }
         Ok(())
