@@ -3,8 +3,8 @@
 //! The sampler runs on the GPU and the next forward pass embeds the id where the sampler wrote
 //! it, so nothing the host does sits between two decoded tokens: a batch can record the forward
 //! pass and the sampler for several positions in a row, submit once and read back every chosen
-//! id at once. What a submission and a wait cost (on a CPU rasteriser, as much as the whole
-//! forward pass of a small model) is then shared by the tokens of the batch. [`Decoder`] sizes
+//! id at once. What a submission and a wait cost (on GPUs and in browsers, as much as a small
+//! model's whole forward pass) is then shared by the tokens of the batch. [`Decoder`] sizes
 //! its batches so that one comes back about every [`STREAM_INTERVAL_S`], so the text still
 //! streams smoothly; the tokens are exactly those of one batch per token.
 
