@@ -112,3 +112,43 @@ fn a_pipeline_is_compiled_once_when_threads_ask_together() {
         );
     }
 }
+
+/// A scratch buffer that a batch recorded on one thread still writes (its tensor dropped, the
+/// batch not yet submitted) must not be handed to another thread for a tensor that outlives
+/// its own batch: the first batch, submitted later, would overwrite it.
+#[test]
+fn a_scratch_buffer_another_threads_pending_batch_writes_is_not_handed_out() {
+    for ctx in fresh_contexts() {
+        // A size class no other tensor here uses.
+        let n = 3_000_001;
+        let ones = GpuTensor::from_f32(&ctx, "ones", &[n], &vec![1.0; n]).unwrap();
+        let (recorded, kept) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        let submitted = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut b = Batch::new(&ctx);
+                let twos = ops::binary(&mut b, ops::BinaryOp::Add, &ones, &ones).unwrap();
+                let _fours = ops::binary(&mut b, ops::BinaryOp::Add, &twos, &twos).unwrap();
+                drop(twos);
+                recorded.wait();
+                kept.wait();
+                b.submit().unwrap();
+                submitted.wait();
+            });
+            s.spawn(|| {
+                recorded.wait();
+                let mut b = Batch::new(&ctx);
+                let result = ops::binary(&mut b, ops::BinaryOp::Mul, &ones, &ones).unwrap();
+                b.submit().unwrap();
+                kept.wait();
+                submitted.wait();
+                let values = result.read(&ctx).unwrap();
+                assert!(
+                    values.iter().all(|&v| v == 1.0),
+                    "{}: a kept result was overwritten by another thread's batch",
+                    ctx.name()
+                );
+            });
+        });
+    }
+}

@@ -204,6 +204,12 @@ fn command_line_values_out_of_range_are_refused_by_name() {
     for (args, flag) in cases {
         fails(args, 2, &[flag]);
     }
+    // In range for the command line, past what the model takes.
+    fails(
+        &["eval", "--text", "README.md", "--window", "1000000000000"],
+        1,
+        &["evaluation window", "max_context"],
+    );
     // A long value is echoed only in part, with control characters escaped.
     let long = format!("x\u{1b}[31m{}", "y".repeat(5000));
     let out = run(&["--backend", &long, "info"]);

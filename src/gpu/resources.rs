@@ -89,6 +89,28 @@ impl ScratchPool {
     }
 }
 
+/// One scratch pool per thread. A buffer goes back to the pool of the thread that drops its
+/// last tensor, and only that thread takes it again. A thread records one batch at a time, so
+/// every batch that could still use the buffer has been submitted before the buffer is handed
+/// out again (a later batch runs after it on the queue). One pool for all threads would hand a
+/// buffer that another thread's batch, recorded but not yet submitted, still writes, to a
+/// tensor that must outlive its own batch (a weight built on the GPU at load): that batch,
+/// submitted later, would overwrite it.
+#[derive(Default)]
+pub(crate) struct ScratchPools(HashMap<std::thread::ThreadId, ScratchPool>);
+
+impl ScratchPools {
+    /// The calling thread's pool.
+    pub fn mine(&mut self) -> &mut ScratchPool {
+        self.0.entry(std::thread::current().id()).or_default()
+    }
+
+    /// Bytes held by free buffers of every thread's pool.
+    pub fn free_bytes(&self) -> u64 {
+        self.0.values().map(ScratchPool::free_bytes).sum()
+    }
+}
+
 /// One buffer range of a bind group.
 pub(crate) type RangeKey = (wgpu::Buffer, u64, u64);
 
@@ -130,7 +152,7 @@ impl BindGroupCache {
 /// The shared state of one context.
 #[derive(Default)]
 pub(crate) struct Resources {
-    pub pool: Mutex<ScratchPool>,
+    pub pool: Mutex<ScratchPools>,
     pub bind_groups: Mutex<BindGroupCache>,
     pub counters: Counters,
     /// Serial of the next buffer created.

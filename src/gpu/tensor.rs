@@ -60,8 +60,8 @@ impl std::fmt::Debug for Storage {
 impl Drop for Storage {
     fn drop(&mut self) {
         let freed = if self.pooled {
-            let mut pool = self.res.pool.lock().unwrap_or_else(|e| e.into_inner());
-            pool.give_back(self.serial, self.buffer.clone())
+            let mut pools = self.res.pool.lock().unwrap_or_else(|e| e.into_inner());
+            pools.mine().give_back(self.serial, self.buffer.clone())
         } else {
             Some(self.buffer.clone())
         };
@@ -294,10 +294,11 @@ impl GpuTensor {
         Ok(Self::whole(storage, label, shape, dtype))
     }
 
-    /// A tensor whose contents are unspecified, in a buffer from the context's scratch pool:
-    /// the buffer goes back to the pool when the last view of it is dropped, and the next
-    /// scratch tensor of its size class reuses it. For kernel outputs that every element of is
-    /// written.
+    /// A tensor whose contents are unspecified, in a buffer from the calling thread's scratch
+    /// pool: the buffer goes back to the pool of the thread that drops the last view of it, and
+    /// that thread's next scratch tensor of its size class reuses it. For kernel outputs that
+    /// every element of is written. A thread must record one batch at a time (submit or drop a
+    /// batch before it records the next) when it keeps a scratch tensor past its batch.
     pub fn scratch(ctx: &GpuContext, label: &str, shape: &[usize], dtype: DType) -> Result<Self> {
         let bytes = shape_bytes(label, shape, dtype)?;
         check_size(ctx, label, bytes)?;
@@ -307,6 +308,7 @@ impl GpuTensor {
             .pool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .mine()
             .take(class);
         let storage = match kept {
             Some((serial, buffer)) => Arc::new(Storage {

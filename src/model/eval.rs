@@ -58,11 +58,12 @@ pub fn evaluate_stream(
     window: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<Nll> {
-    if window == 0 {
+    let context = model.config.max_context;
+    if window == 0 || window > context {
         return Err(Error::Invalid {
             what: "evaluation window".into(),
-            expected: "at least 1 token".into(),
-            found: "0".into(),
+            expected: format!("1 to {context} tokens (the model's max_context)"),
+            found: window.to_string(),
         });
     }
     let vocab = model.config.vocab_size;
