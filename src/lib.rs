@@ -8,7 +8,6 @@
 pub mod bench;
 pub mod cpu;
 pub mod error;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod files;
 pub mod gpu;
 pub mod model;

@@ -62,6 +62,7 @@ struct Shard {
 }
 
 /// The largest header the safetensors format allows (its `MAX_HEADER_SIZE`).
+#[cfg(not(target_arch = "wasm32"))]
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 impl Shard {
