@@ -634,3 +634,34 @@ fn latentgpu_temp_files() -> Vec<PathBuf> {
     found.sort();
     found
 }
+
+#[test]
+fn hugging_face_configs_that_say_two_things_are_refused() {
+    let from = fixture("hf-dense/llama-gqa3/model");
+    let cases: &[(&str, Value, &str)] = &[
+        (
+            "rope_scaling",
+            serde_json::json!({"rope_type": "bogus"}),
+            "rope_scaling",
+        ),
+        ("rope_theta", 0.0.into(), "rope_theta"),
+        ("num_hidden_layers", 1_000_000_000u64.into(), "n_layers"),
+        ("hidden_act", "bogus".into(), "hidden_act"),
+    ];
+    for (field, value, named) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let file = dir.path().join("config.json");
+        let mut config: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        config[*field] = value.clone();
+        std::fs::write(&file, config.to_string()).unwrap();
+        fails(
+            &["generate", "--model", path(&dir), "--max-tokens", "2"],
+            1,
+            &[named],
+        );
+    }
+}

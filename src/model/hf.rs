@@ -126,6 +126,32 @@ fn rope(f: &Fields) -> Result<RopeConfig> {
     if let Some(p) = params.filter(|p| !p.is_object()) {
         return Err(invalid(field, "an object", p));
     }
+    // Both spellings at once: transformers 5 reads `rope_parameters`; one that disagrees with
+    // the older keys is an ambiguity to refuse, not to resolve silently.
+    if let (Some(new), Some(old)) = (f.get("rope_parameters"), f.get("rope_scaling")) {
+        let differs = old
+            .as_object()
+            .is_none_or(|o| o.iter().any(|(k, v)| new.get(k) != Some(v)));
+        if !old.is_null() && differs {
+            return Err(invalid(
+                "rope_scaling",
+                "absent, null, or what rope_parameters says (transformers 5 reads rope_parameters)",
+                old,
+            ));
+        }
+    }
+    if let (Some(new), Some(old)) = (
+        f.get("rope_parameters").and_then(|p| p.get("rope_theta")),
+        f.get("rope_theta"),
+    ) {
+        if new != old {
+            return Err(invalid(
+                "rope_theta",
+                format!("absent or what rope_parameters says ({new})"),
+                old,
+            ));
+        }
+    }
     let p = Fields(params.unwrap_or(&Value::Null));
     let theta = match p.get("rope_theta") {
         Some(_) => p.f64_or("rope_theta", 10000.0)?,
