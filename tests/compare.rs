@@ -173,20 +173,20 @@ fn eval_reads_its_text_as_it_scores_and_through_the_cli() {
         &std::fs::read_to_string(root().join("tests/fixtures/eval/shakespeare-mha.json")).unwrap(),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latentgpu"))
-        .args(["eval", "--json", "--model"])
-        .arg(root().join("models/shakespeare-mha"))
-        .arg("--text")
-        .arg(root().join("tests/fixtures/eval/test-slice.txt"))
-        .args(["--window", &expected["window"].to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ours: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let model = root().join("models/shakespeare-mha");
+    let text = root().join("tests/fixtures/eval/test-slice.txt");
+    let window = expected["window"].to_string();
+    let stdout = common::cli_stdout([
+        "eval",
+        "--json",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        text.to_str().unwrap(),
+        "--window",
+        &window,
+    ]);
+    let ours: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let (ours, theirs) = (
         ours["perplexity"].as_f64().unwrap(),
         expected["perplexity"].as_f64().unwrap(),

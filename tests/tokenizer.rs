@@ -39,26 +39,18 @@ fn hugging_face_tokenizer_json_is_used_when_present() {
         + &d.finish().unwrap();
     assert_eq!(text, "ROMEO : love");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latentgpu"))
-        .args([
-            "generate",
-            "--model",
-            dir.to_str().unwrap(),
-            "--prompt",
-            "ROMEO:",
-            "--max-tokens",
-            "3",
-            "--temperature",
-            "0",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ROMEO:"));
+    let stdout = common::cli_stdout([
+        "generate",
+        "--model",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "ROMEO:",
+        "--max-tokens",
+        "3",
+        "--temperature",
+        "0",
+    ]);
+    assert!(String::from_utf8_lossy(&stdout).starts_with("ROMEO:"));
 
     std::fs::write(dir.join("tokenizer.json"), "{ broken").unwrap();
     let e = Tokenizer::for_model(&dir).err().unwrap().to_string();

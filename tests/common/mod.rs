@@ -115,6 +115,18 @@ pub fn max_diff64(a: &[f64], b: &[f64]) -> f64 {
     })
 }
 
+/// Runs the command line with `args`, asserting that it succeeds (its stderr in the message);
+/// returns its standard output.
+pub fn cli_stdout<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Vec<u8> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latentgpu"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    out.stdout
+}
+
 /// The committed fixture directory `name`.
 pub fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
