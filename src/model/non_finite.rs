@@ -28,20 +28,18 @@ pub async fn non_finite_error(
 }
 
 /// Which layer's output is the first that is not finite at some position of `ids`, run again
-/// in one pass from an empty cache.
+/// in one pass from an empty cache; when every block's is finite, the final norm or the LM head.
 async fn first_non_finite(ctx: &GpuContext, model: &Model, ids: &[u32]) -> Result<String> {
     let cache = model.new_cache(ctx)?;
     let mut b = Batch::new(ctx);
-    let (logits, hidden) = model.record_forward(&mut b, ids, &cache, Logits::All)?;
-    let mut outputs: Vec<&GpuTensor> = hidden.iter().collect();
-    outputs.push(&logits);
+    let (_, hidden) = model.record_forward(&mut b, ids, &cache, Logits::Last)?;
+    let outputs: Vec<&GpuTensor> = hidden.iter().collect();
     let values = b.read_async(&outputs).await?;
     let first = values.iter().position(|v| v.iter().any(|x| !x.is_finite()));
     Ok(match first {
         Some(0) => "block 0 (or the embedding of its input)".to_string(),
-        Some(i) if i < hidden.len() => format!("block {i}"),
-        Some(_) => "the final norm or the LM head (every block's output is finite)".to_string(),
-        None => "no layer when the sequence was run again in one pass".to_string(),
+        Some(i) => format!("block {i}"),
+        None => "the final norm or the LM head (every block's output is finite)".to_string(),
     })
 }
 
