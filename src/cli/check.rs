@@ -6,8 +6,9 @@ use latentgpu::gpu::BackendChoice;
 use latentgpu::model::tokenizer;
 use std::path::{Path, PathBuf};
 
-/// Text read per piece for a Hugging Face tokenizer: pieces end at a newline, so a text
-/// shorter than this is tokenized whole, and a longer one never held whole.
+/// Text read per piece for a Hugging Face tokenizer: pieces end at a newline (or, in a longer
+/// line, after a whole character), so a text shorter than this is tokenized whole, and a
+/// longer one never held whole.
 const TEXT_PIECE_BYTES: usize = 1 << 20;
 
 /// The tokens of the text file at `path`, read as they are needed: byte-level, its bytes as
@@ -31,17 +32,34 @@ fn text_tokens<'a>(
         ));
     }
     let mut first = true;
+    // Bytes read past the last whole character of a piece cut inside a line, for the next.
+    let mut carry = Vec::new();
     let pieces = std::iter::from_fn(move || {
-        let mut piece = Vec::new();
+        let mut piece = std::mem::take(&mut carry);
+        let mut end_of_file = false;
         while piece.len() < TEXT_PIECE_BYTES {
-            match reader.read_until(b'\n', &mut piece) {
-                Ok(0) => break,
+            let room = (TEXT_PIECE_BYTES - piece.len()) as u64;
+            let mut limited = std::io::Read::take(std::io::Read::by_ref(&mut reader), room);
+            match limited.read_until(b'\n', &mut piece) {
+                Ok(0) => {
+                    end_of_file = true;
+                    break;
+                }
                 Ok(_) => {}
                 Err(e) => return Some(Err(io_err(e))),
             }
         }
         if piece.is_empty() {
             return None;
+        }
+        if !end_of_file && !piece.ends_with(b"\n") {
+            // A line longer than a piece: cut after its last whole UTF-8 character.
+            let whole = match std::str::from_utf8(&piece) {
+                Ok(_) => piece.len(),
+                Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                Err(_) => piece.len(),
+            };
+            carry = piece.split_off(whole);
         }
         let text = String::from_utf8_lossy(&piece);
         let ids = match std::mem::replace(&mut first, false) {
