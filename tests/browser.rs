@@ -93,6 +93,11 @@ async fn batched_matmul_matches_reference() {
 }
 
 #[wasm_bindgen_test]
+async fn matmul_writes_nothing_past_its_output() {
+    kernel_checks::matmul_writes_nothing_past_its_output(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn matvec_decode_path_matches_reference() {
     kernel_checks::matvec_decode_path(&browser_gpu().await).await;
 }

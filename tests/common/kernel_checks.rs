@@ -152,6 +152,37 @@ pub async fn batched_matmul(ctx: &GpuContext) {
     }
 }
 
+/// The tiled products write nothing past their output's rows: the output is a view of a
+/// zero-filled tensor one row longer, whose element count leaves the binding (padded to 16
+/// bytes) room for up to three more floats, and the row after it must stay zero. A kernel
+/// whose row guard is missing writes there. (Batched shapes cannot show it on adapters that
+/// run workgroups in order: a batch's stray rows land in the next batch before that batch's
+/// own workgroups overwrite them.)
+pub async fn matmul_writes_nothing_past_its_output(ctx: &GpuContext) {
+    let mut rng = Rng::new(21);
+    // (m, n, k, transpose_b): the vec4 A·Bᵀ kernel (K % 4 == 0) and the scalar one, with M
+    // one past a 64-row tile and M·N = 1 mod 4.
+    for &(m, n, k, t) in &[(65, 5, 8, true), (65, 5, 7, true), (65, 5, 7, false)] {
+        let a = rng.vec(m * k, -1.0, 1.0);
+        let b = rng.vec(n * k, -1.0, 1.0);
+        let ga = upload(ctx, "A", &[m, k], &a);
+        let gb = upload(ctx, "B", &if t { [n, k] } else { [k, n] }, &b);
+        let whole = GpuTensor::zeros(ctx, "C and one row more", &[m + 1, n]).unwrap();
+        let c = whole.rows(m).unwrap();
+        let mut bt = Batch::new(ctx);
+        ops::matmul_into(&mut bt, &ga, &gb, t, &c).unwrap();
+        let out = bt.read_async(&[&whole]).await.unwrap().remove(0);
+        assert!(
+            out[m * n..].iter().all(|&v| v == 0.0),
+            "matmul m{m} n{n} k{k} t{t} wrote past its output: {:?}",
+            &out[m * n..]
+        );
+        let reference = cpu::matmul(&a, &b, 1, m, n, k, t, false);
+        let tol = reduction_tol(k, max_abs(&reference).max((k as f64).sqrt()), 8.0);
+        assert_close("matmul into a view", &out[..m * n], &reference, tol);
+    }
+}
+
 /// The matrix-vector path that decoding one token takes.
 pub async fn matvec_decode_path(ctx: &GpuContext) {
     let mut rng = Rng::new(3);
