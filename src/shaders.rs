@@ -21,6 +21,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("matvec_coop.wgsl", MATVEC_COOP_SRC),
     ("mla_rope.wgsl", MLA_ROPE_SRC),
+    ("moe_route.wgsl", MOE_ROUTE_SRC),
     ("matvec_subgroup.wgsl", MATVEC_SUBGROUP_SRC),
     ("norm.wgsl", NORM),
     ("permute.wgsl", PERMUTE),
@@ -146,6 +147,8 @@ pub const ROPE: &str = concat!(
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/rope.wgsl")
 );
+/// Mixture-of-experts routing.
+pub const MOE_ROUTE_SRC: &str = include_str!("../shaders/moe_route.wgsl");
 /// Token choice from logits.
 pub const SAMPLE: &str = concat!(
     include_str!("../shaders/prelude/reduce.wgsl"),
@@ -278,6 +281,13 @@ pub const GATHER_UPDATE: Kernel = kernel(
 pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);
 /// Copy roof probe.
 pub const COPY_ROOF: Kernel = kernel("bench.wgsl", BENCH, "copy_roof", U_R_W);
+/// Each token's experts and their weights from the router's logits.
+pub const MOE_ROUTE: Kernel = kernel(
+    "moe_route.wgsl",
+    MOE_ROUTE_SRC,
+    "route",
+    &[Uniform, Read, Read, ReadWrite, ReadWrite],
+);
 /// Next-token choice on the GPU.
 pub const SAMPLE_TOKEN: Kernel = kernel(
     "sample.wgsl",

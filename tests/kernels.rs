@@ -18,6 +18,11 @@ fn batched_matmul_matches_reference() {
 }
 
 #[test]
+fn moe_routing_matches_reference() {
+    on_every_adapter(|ctx| block_on(checks::moe_routing(ctx)));
+}
+
+#[test]
 fn matmul_writes_nothing_past_its_output() {
     on_every_adapter(|ctx| block_on(checks::matmul_writes_nothing_past_its_output(ctx)));
 }

@@ -237,6 +237,12 @@ fn params_structs_match_their_wgsl_twins() {
                 slot),
         ),
         (
+            shaders::MOE_ROUTE_SRC,
+            "RouteParams",
+            offsets!(RouteParams: tokens, experts, top_k, groups, topk_group, method, norm,
+                scaling),
+        ),
+        (
             shaders::BENCH,
             "BenchParams",
             offsets!(BenchParams: n, iters, _pad),

@@ -967,3 +967,74 @@ pub async fn mla_rope(ctx: &GpuContext) {
         });
     }
 }
+
+/// Mixture-of-experts routing against the f64 reference: each DeepSeek method at real expert
+/// counts (64, 160, 256) and awkward ones (13 experts, every expert chosen, groups of two), one
+/// token and several, every token preferring the same expert, and exact ties (all logits
+/// equal; a tie across the k-th place), which go to the lower index as in `torch.topk`.
+pub async fn moe_routing(ctx: &GpuContext) {
+    use ops::{RouteMethod, Routing};
+    let mut rng = Rng::new(31);
+    let route = |method, top_k, groups, topk_group, norm_topk_prob, scaling| Routing {
+        method,
+        top_k,
+        groups,
+        topk_group,
+        norm_topk_prob,
+        scaling,
+    };
+    let cases = [
+        (1, 64, route(RouteMethod::Greedy, 6, 1, 1, false, 1.0)),
+        (
+            7,
+            160,
+            route(RouteMethod::GroupLimitedGreedy, 6, 8, 3, false, 16.0),
+        ),
+        (5, 256, route(RouteMethod::NoauxTc, 8, 8, 4, true, 2.5)),
+        (3, 13, route(RouteMethod::Greedy, 13, 1, 1, true, 1.0)),
+        (2, 12, route(RouteMethod::NoauxTc, 3, 6, 2, false, 1.0)),
+        (
+            4,
+            12,
+            route(RouteMethod::GroupLimitedGreedy, 5, 4, 1, true, 1.0),
+        ),
+    ];
+    for (tokens, experts, how) in cases {
+        let mut logits = rng.vec(tokens * experts, -4.0, 4.0);
+        let bias = rng.vec(experts, -0.5, 0.5);
+        if tokens >= 3 {
+            // Token 0: every logit equal. Token 1: prefers expert `experts - 1` by far.
+            // Token 2: ties across the k-th place (experts 1 and 3 equal and the best).
+            logits[..experts].fill(0.25);
+            logits[experts + experts - 1] = 30.0;
+            logits[2 * experts + 1] = 6.0;
+            logits[2 * experts + 3] = 6.0;
+        }
+        let g_logits = upload(ctx, "router logits", &[tokens, experts], &logits);
+        let g_bias = upload(ctx, "bias", &[experts], &bias);
+        let mut b = Batch::new(ctx);
+        let (ids, weights) = ops::moe_route(&mut b, &g_logits, &g_bias, &how).unwrap();
+        let got_ids = b.read_u32_async(&[&ids]).await.unwrap().remove(0);
+        let got_w = Batch::new(ctx)
+            .read_async(&[&weights])
+            .await
+            .unwrap()
+            .remove(0);
+        let (want_ids, want_w) = cpu::moe_route(&logits, &bias, experts, &how);
+        let what = format!("route {tokens}x{experts} {how:?}");
+        assert_eq!(got_ids, want_ids, "{what}: experts");
+        if tokens >= 3 && how.method != RouteMethod::NoauxTc {
+            assert_eq!(
+                got_ids[..how.top_k.min(3)],
+                [0, 1, 2][..how.top_k.min(3)],
+                "{what}: ties"
+            );
+        }
+        // A weight is a softmax or sigmoid score: exp within (3 + 2|x|) ULP for |x| <= 8
+        // (WGSL), the softmax's sum of `experts` terms within experts·u, the normalisation's
+        // sum of top_k and its division, the scaling: (19 + 2.5 + experts + 2·top_k + 4)·u
+        // relative, plus 1e-30 for weights that underflow.
+        let rel = (26.0 + experts as f64 + 2.0 * how.top_k as f64) * U;
+        assert_close_by(&what, &got_w, &want_w, |i| rel * want_w[i].abs() + 1e-30);
+    }
+}
