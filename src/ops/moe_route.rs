@@ -11,7 +11,10 @@ use crate::shaders;
 /// 256).
 pub const MAX_EXPERTS: usize = 256;
 
-/// How the router turns logits into a choice (transformers' DeepSeek routers).
+/// How the router turns logits into a choice (transformers' DeepSeek routers). Among equal
+/// values the lower index is chosen first; `torch.topk` leaves that to its selection algorithm
+/// (on the CPU a quickselect's), so on exact ties transformers may choose other experts of the
+/// same weight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteMethod {
     /// DeepSeek-V2 `greedy`: softmax scores, their top k.
@@ -35,7 +38,8 @@ pub struct Routing {
     pub groups: usize,
     /// Groups kept per token (`topk_group`).
     pub topk_group: usize,
-    /// Divide the chosen weights by their sum (`norm_topk_prob`).
+    /// Divide the chosen weights by their sum (`norm_topk_prob`; transformers 5's DeepSeek-V2
+    /// router does not, whatever its config says).
     pub norm_topk_prob: bool,
     /// Multiplies every weight (`routed_scaling_factor`).
     pub scaling: f32,
