@@ -21,6 +21,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("matvec_coop.wgsl", MATVEC_COOP_SRC),
     ("mla_rope.wgsl", MLA_ROPE_SRC),
+    ("moe_ffn.wgsl", MOE_FFN_SRC),
     ("moe_route.wgsl", MOE_ROUTE_SRC),
     ("matvec_subgroup.wgsl", MATVEC_SUBGROUP_SRC),
     ("norm.wgsl", NORM),
@@ -146,6 +147,12 @@ pub const QKV_ROPE_SRC: &str = concat!(
 pub const ROPE: &str = concat!(
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/rope.wgsl")
+);
+/// The routed experts of a mixture-of-experts feed-forward.
+pub const MOE_FFN_SRC: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/moe_ffn.wgsl")
 );
 /// Mixture-of-experts routing.
 pub const MOE_ROUTE_SRC: &str = include_str!("../shaders/moe_route.wgsl");
@@ -281,6 +288,20 @@ pub const GATHER_UPDATE: Kernel = kernel(
 pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);
 /// Copy roof probe.
 pub const COPY_ROOF: Kernel = kernel("bench.wgsl", BENCH, "copy_roof", U_R_W);
+/// The chosen experts' gated products, read by index.
+pub const MOE_GATE_UP: Kernel = kernel(
+    "moe_ffn.wgsl",
+    MOE_FFN_SRC,
+    "moe_gate_up",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
+/// The chosen experts' down products, weighted and summed.
+pub const MOE_DOWN: Kernel = kernel(
+    "moe_ffn.wgsl",
+    MOE_FFN_SRC,
+    "moe_down",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
 /// Each token's experts and their weights from the router's logits.
 pub const MOE_ROUTE: Kernel = kernel(
     "moe_route.wgsl",

@@ -18,6 +18,11 @@ fn batched_matmul_matches_reference() {
 }
 
 #[test]
+fn moe_experts_match_reference() {
+    on_every_adapter(|ctx| block_on(checks::moe_experts(ctx)));
+}
+
+#[test]
 fn moe_routing_matches_reference() {
     on_every_adapter(|ctx| block_on(checks::moe_routing(ctx)));
 }

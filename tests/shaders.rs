@@ -237,6 +237,11 @@ fn params_structs_match_their_wgsl_twins() {
                 slot),
         ),
         (
+            shaders::MOE_FFN_SRC,
+            "MoeParams",
+            offsets!(MoeParams: tokens, top_k, d, inter, experts, _pad),
+        ),
+        (
             shaders::MOE_ROUTE_SRC,
             "RouteParams",
             offsets!(RouteParams: tokens, experts, top_k, groups, topk_group, method, norm,

@@ -13,7 +13,7 @@ pub use basic::{embedding, gelu, gelu_tanh, layernorm, matmul, rmsnorm, rope, si
 pub use latent::LatentWeights;
 pub use llama::{llama_forward, LlamaLayer, LlamaShape, LlamaWeights};
 pub use mla::{mla_naive, MlaWeights};
-pub use moe::moe_route;
+pub use moe::{moe_ffn, moe_route};
 
 /// `y = x·wᵀ` for `x` `[n, d_in]` (f64) and `w` `[d_out, d_in]`.
 pub(crate) fn linear(x: &[f64], w: &[f32], d_in: usize) -> Vec<f64> {

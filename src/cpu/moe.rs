@@ -78,3 +78,48 @@ pub fn moe_route(
     }
     (ids, weights)
 }
+
+/// The routed experts in f64: `y[t] = Σ_j weights[t, j] · down_e(act(gate_e·x[t]) ⊙ up_e·x[t])`
+/// with `e = ids[t, j]`, for `x` `[tokens, d]`, `gate`, `up` `[experts, inter, d]`, `down`
+/// `[experts, d, inter]`; `act` takes the gate's value (rounded to f32, as the GPU holds it).
+#[allow(clippy::too_many_arguments)]
+pub fn moe_ffn(
+    x: &[f32],
+    (ids, weights): (&[u32], &[f32]),
+    (gate, up, down): (&[f32], &[f32], &[f32]),
+    d: usize,
+    inter: usize,
+    act: impl Fn(f32) -> f64,
+) -> Vec<f64> {
+    let top_k = ids.len() / (x.len() / d).max(1);
+    let mut y = Vec::with_capacity(x.len());
+    for (t, row) in x.chunks(d).enumerate() {
+        let mut out = vec![0.0f64; d];
+        for j in 0..top_k {
+            let (e, w) = (ids[t * top_k + j] as usize, weights[t * top_k + j] as f64);
+            let h: Vec<f64> = (0..inter)
+                .map(|r| {
+                    let at = (e * inter + r) * d;
+                    let dot = |m: &[f32]| -> f64 {
+                        row.iter()
+                            .zip(&m[at..at + d])
+                            .map(|(&a, &b)| a as f64 * b as f64)
+                            .sum()
+                    };
+                    act(dot(gate) as f32) * dot(up)
+                })
+                .collect();
+            for (o, v) in out.iter_mut().enumerate() {
+                let at = (e * d + o) * inter;
+                let dot: f64 = h
+                    .iter()
+                    .zip(&down[at..at + inter])
+                    .map(|(a, &b)| a * b as f64)
+                    .sum();
+                *v += w * dot;
+            }
+        }
+        y.extend(out);
+    }
+    y
+}

@@ -1038,3 +1038,73 @@ pub async fn moe_routing(ctx: &GpuContext) {
         assert_close_by(&what, &got_w, &want_w, |i| rel * want_w[i].abs() + 1e-30);
     }
 }
+
+/// The routed experts read by index against the f64 reference: one token (decode) and several,
+/// prime widths (the scalar path), one expert per token, and every token choosing the same
+/// experts while others go unused.
+pub async fn moe_experts(ctx: &GpuContext) {
+    use ops::{Experts, GateAct};
+    let mut rng = Rng::new(37);
+    // (tokens, top_k, experts, d, inter, act, every token the same experts)
+    let cases = [
+        (1, 6, 8, 64, 48, GateAct::Silu, false),
+        (5, 2, 13, 33, 31, GateAct::Gelu, false),
+        (3, 1, 4, 16, 8, GateAct::GeluTanh, false),
+        (4, 3, 7, 20, 12, GateAct::Silu, true),
+    ];
+    for (tokens, top_k, n_experts, d, inter, act, same) in cases {
+        let x = rng.vec(tokens * d, -1.0, 1.0);
+        let gate = rng.vec(n_experts * inter * d, -1.0, 1.0);
+        let up = rng.vec(n_experts * inter * d, -1.0, 1.0);
+        let down = rng.vec(n_experts * d * inter, -1.0, 1.0);
+        let weights = rng.vec(tokens * top_k, 0.0, 1.0);
+        // Distinct experts per token, as a router chooses them.
+        let ids: Vec<u32> = (0..tokens)
+            .flat_map(|t| {
+                let start = if same { 2 } else { (t * 5 + 1) % n_experts };
+                (0..top_k).map(move |j| ((start + j * 3) % n_experts) as u32)
+            })
+            .collect();
+        let g_ids = GpuTensor::from_u32(ctx, "ids", &[tokens, top_k], &ids).unwrap();
+        let g_w = upload(ctx, "weights", &[tokens, top_k], &weights);
+        let g_gate = upload(ctx, "gate", &[n_experts, inter, d], &gate);
+        let g_up = upload(ctx, "up", &[n_experts, inter, d], &up);
+        let g_down = upload(ctx, "down", &[n_experts, d, inter], &down);
+        let experts = Experts {
+            gate: &g_gate,
+            up: &g_up,
+            down: &g_down,
+            act,
+        };
+        let mut b = Batch::new(ctx);
+        let y = ops::moe_ffn(
+            &mut b,
+            &upload(ctx, "x", &[tokens, d], &x),
+            (&g_ids, &g_w),
+            &experts,
+        )
+        .unwrap();
+        let out = b.read_async(&[&y]).await.unwrap().remove(0);
+        let f = move |g: f32| match act {
+            GateAct::Silu => cpu::silu(g),
+            GateAct::Gelu => cpu::gelu(g),
+            GateAct::GeluTanh => cpu::gelu_tanh(g),
+        };
+        let reference = cpu::moe_ffn(&x, (&ids, &weights), (&gate, &up, &down), d, inter, f);
+        // The same with every value's magnitude bounds what each output's terms add up to in
+        // magnitude (|act(g)| <= act(|g|) for these activations); dot products of d and then
+        // inter terms in f32 are within c·(sqrt(d) + sqrt(inter) + 8)·u of that, c = 4.
+        let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
+        let (ax, ag, au, ad, aw) = (abs(&x), abs(&gate), abs(&up), abs(&down), abs(&weights));
+        let bound = cpu::moe_ffn(&ax, (&ids, &aw), (&ag, &au, &ad), d, inter, move |g| {
+            f(g.abs()).abs()
+        });
+        let c = 4.0 * ((d as f64).sqrt() + (inter as f64).sqrt() + 8.0) * U;
+        assert_close_by(
+            &format!("moe experts t{tokens} k{top_k} e{n_experts} d{d} i{inter} {act:?}"),
+            &out,
+            &reference,
+            |i| c * bound[i] + 1e-30,
+        );
+    }
+}
