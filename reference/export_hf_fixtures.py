@@ -26,8 +26,8 @@ import shutil
 
 import torch
 from safetensors.torch import save_file
-from transformers import (AutoModelForCausalLM, LlamaConfig, MistralConfig, PreTrainedTokenizerFast,
-                          Qwen2Config, Qwen3Config)
+from transformers import (AutoModelForCausalLM, DeepseekV2Config, DeepseekV3Config, LlamaConfig, MistralConfig,
+                          PreTrainedTokenizerFast, Qwen2Config, Qwen3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "tests", "fixtures", "hf-dense")
@@ -63,6 +63,25 @@ FIXTURES = {
     "qwen3-head-dim": (Qwen3Config, dict(vocab_size=101, hidden_size=32, intermediate_size=40, num_hidden_layers=2,
                                          num_attention_heads=4, num_key_value_heads=2, head_dim=12,
                                          tie_word_embeddings=False, max_position_embeddings=256)),
+    # DeepSeek-V2: MLA without q_lora, a dense first layer, then mixtures of 8 experts (2 chosen,
+    # greedy) with one shared expert.
+    "deepseek-v2-moe": (DeepseekV2Config, dict(vocab_size=71, hidden_size=32, intermediate_size=48,
+                                               moe_intermediate_size=12, num_hidden_layers=3, num_attention_heads=2,
+                                               num_key_value_heads=2, n_routed_experts=8, n_shared_experts=1,
+                                               num_experts_per_tok=2, first_k_dense_replace=1, kv_lora_rank=16,
+                                               q_lora_rank=None, qk_nope_head_dim=8, qk_rope_head_dim=8,
+                                               v_head_dim=8, topk_method="greedy", routed_scaling_factor=1.5,
+                                               max_position_embeddings=128)),
+    # DeepSeek-V3: q_lora, noaux_tc over 4 groups of 3 (2 kept) with a random correction bias,
+    # normalised weights, two shared experts, a mixture in every layer.
+    "deepseek-v3-noaux": (DeepseekV3Config, dict(vocab_size=67, hidden_size=32, intermediate_size=40,
+                                                 moe_intermediate_size=10, num_hidden_layers=2,
+                                                 num_attention_heads=2, num_key_value_heads=2, n_routed_experts=12,
+                                                 n_shared_experts=2, num_experts_per_tok=3, n_group=4, topk_group=2,
+                                                 first_k_dense_replace=0, norm_topk_prob=True,
+                                                 routed_scaling_factor=2.5, kv_lora_rank=16, q_lora_rank=24,
+                                                 qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8,
+                                                 max_position_embeddings=128)),
 }
 
 
@@ -83,6 +102,11 @@ def randomize(model, seed):
                 p.copy_(0.3 * noise)
             else:
                 p.copy_(noise / p.shape[-1] ** 0.5 * 1.5)
+        # DeepSeek-V3's router correction bias is a buffer: not zeros, so that choosing by it
+        # differs from weighing by the scores.
+        for name, b in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                b.copy_(0.3 * torch.randn(b.shape, generator=g, dtype=torch.float64).to(b.dtype))
 
 
 def layer_outputs(model, ids):
@@ -100,9 +124,10 @@ def layer_outputs(model, ids):
 def golden(model_dir, tokens, out_path, device="cpu", dtype=torch.float32):
     """export_golden.py's format, transformers on `device` in `dtype` beside float64 on the CPU."""
     ids = torch.tensor([tokens])
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="eager").to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="eager", experts_implementation="eager").to(device).eval()
     logits, hidden = layer_outputs(model, ids.to(device))
-    ref = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64, attn_implementation="eager").eval()
+    ref = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64, attn_implementation="eager",
+                                               experts_implementation="eager").eval()
     logits64, hidden64 = layer_outputs(ref, ids)
     out = {"tokens": ids[0].to(torch.int64), "logits": logits.float().cpu(), "logits_f64": logits64}
     for i, (h, h64) in enumerate(zip(hidden, hidden64)):
@@ -134,7 +159,7 @@ def make(name, cls, kwargs, seed):
     os.makedirs(model_dir)
     torch.manual_seed(seed)
     config = cls(**kwargs)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", experts_implementation="eager").eval()
     randomize(model, seed)
     if name.endswith("bf16"):
         model = model.to(torch.bfloat16)
@@ -147,7 +172,8 @@ def make(name, cls, kwargs, seed):
     g = torch.Generator().manual_seed(seed + 1)
     tokens = torch.randint(3, config.vocab_size, (SEQ,), generator=g).tolist()
     prompt = tokens[:PROMPT]
-    fp32 = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    fp32 = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager",
+                                                experts_implementation="eager").eval()
     with torch.no_grad():
         out = fp32.generate(torch.tensor([prompt]), max_new_tokens=NEW, do_sample=False, pad_token_id=0)
         greedy = out[0, PROMPT:].tolist()
@@ -212,13 +238,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--real-shape", help="write the SmolLM2-135M-shaped Llama here instead")
     ap.add_argument("--tokens", type=int, default=64, help="golden length for --real-shape")
+    ap.add_argument("--only", help="write only this fixture")
     args = ap.parse_args()
     torch.set_float32_matmul_precision("highest")
     if args.real_shape:
         real_shape(args.real_shape, args.tokens)
         return
     for i, (name, (cls, kwargs)) in enumerate(FIXTURES.items()):
-        make(name, cls, kwargs, seed=100 + i)
+        if args.only in (None, name):
+            make(name, cls, kwargs, seed=100 + i)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,7 @@ fn model_load_and_forward_never_panic_on_configs_that_parse() {
         fixture("mla-tiny"),
         fixture("gqa-tiny-gelu-layernorm"),
         fixture("hf-dense/llama-gqa3/model"),
+        fixture("hf-dense/deepseek-v3-noaux/model"),
     ];
     let (mut loaded, mut refused) = (0, 0);
     for dir in models {

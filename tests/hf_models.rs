@@ -15,7 +15,9 @@ use std::process::Command;
 
 /// Every fixture: Llama (GQA 3, tokenizer + generation_config), Llama 3 RoPE with MQA in bf16,
 /// Llama with linear RoPE, GeGLU and biases, Mistral with a window of 7 in shards, Qwen2 with
-/// biases, Qwen3 with head_dim 12.
+/// biases, Qwen3 with head_dim 12, DeepSeek-V2 (MLA, a dense first layer, greedy routing, a
+/// shared expert) and DeepSeek-V3 (q_lora, noaux_tc routing over groups with a correction
+/// bias, two shared experts).
 const FIXTURES: &[&str] = &[
     "llama-gqa3",
     "llama3-mqa-bf16",
@@ -23,6 +25,8 @@ const FIXTURES: &[&str] = &[
     "mistral-window-sharded",
     "qwen2-bias",
     "qwen3-head-dim",
+    "deepseek-v2-moe",
+    "deepseek-v3-noaux",
 ];
 
 fn dir(name: &str) -> PathBuf {

@@ -117,6 +117,7 @@ pub(crate) fn square(names: &mut Vec<(String, Vec<usize>)>, prefix: &str, d: usi
 /// A one-layer MHA config of width `d` and `heads` heads (the full-attention baseline).
 pub(crate) fn mha_config(d: usize, heads: usize, max_context: usize) -> ModelConfig {
     ModelConfig {
+        moe: None,
         vocab_size: 1,
         d_model: d,
         n_layers: 1,

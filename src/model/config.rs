@@ -227,6 +227,72 @@ pub struct ModelConfig {
     pub tie_embeddings: bool,
     /// The attention of every layer.
     pub attention: AttentionConfig,
+    /// A mixture-of-experts feed-forward in some layers (DeepSeek-V2/V3), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeConfig>,
+}
+
+/// A mixture-of-experts feed-forward (DeepSeek-V2/V3): routed experts chosen per token, plus
+/// shared experts every token goes through.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoeConfig {
+    /// Routed experts (`n_routed_experts`).
+    pub experts: usize,
+    /// Experts chosen per token (`num_experts_per_tok`).
+    pub top_k: usize,
+    /// Width of one expert (`moe_intermediate_size`).
+    pub expert_hidden: usize,
+    /// Shared experts (`n_shared_experts`), one gated feed-forward of their total width.
+    pub shared_experts: usize,
+    /// `greedy`, `group_limited_greedy` (DeepSeek-V2) or `noaux_tc` (DeepSeek-V3).
+    pub topk_method: String,
+    /// Expert groups (`n_group`).
+    pub groups: usize,
+    /// Groups kept per token (`topk_group`).
+    pub topk_group: usize,
+    /// Divide the chosen weights by their sum (`norm_topk_prob`; V3 only, as transformers).
+    pub norm_topk_prob: bool,
+    /// Multiplies the routed experts' weights (`routed_scaling_factor`).
+    pub routed_scaling_factor: f32,
+    /// Leading layers with a dense feed-forward (`first_k_dense_replace`).
+    pub first_dense: usize,
+    /// Of the other layers, every `layer_freq`-th is a mixture (`moe_layer_freq`).
+    pub layer_freq: usize,
+}
+
+impl MoeConfig {
+    /// Whether layer `i` has the mixture (else the dense feed-forward of `ffn_hidden`).
+    pub fn is_moe_layer(&self, i: usize) -> bool {
+        i >= self.first_dense && i.is_multiple_of(self.layer_freq.max(1))
+    }
+
+    /// The router's settings.
+    pub fn routing(&self) -> Result<crate::ops::Routing> {
+        use crate::ops::RouteMethod;
+        let method = match self.topk_method.as_str() {
+            "greedy" => RouteMethod::Greedy,
+            "group_limited_greedy" => RouteMethod::GroupLimitedGreedy,
+            "noaux_tc" => RouteMethod::NoauxTc,
+            other => {
+                return Err(invalid(
+                    "moe.topk_method",
+                    "greedy, group_limited_greedy or noaux_tc",
+                    other,
+                ))
+            }
+        };
+        let routing = crate::ops::Routing {
+            method,
+            top_k: self.top_k,
+            groups: self.groups,
+            topk_group: self.topk_group,
+            norm_topk_prob: self.norm_topk_prob && method == RouteMethod::NoauxTc,
+            scaling: self.routed_scaling_factor,
+        };
+        routing.validate(self.experts)?;
+        Ok(routing)
+    }
 }
 
 fn invalid(field: &str, expected: impl Into<String>, found: impl std::fmt::Display) -> Error {
@@ -352,6 +418,32 @@ impl ModelConfig {
             if v > max {
                 return Err(invalid(field, format!("at most {max}"), v));
             }
+        }
+        if let Some(moe) = &self.moe {
+            for (field, v, max) in [
+                (
+                    "moe.experts",
+                    moe.experts,
+                    crate::ops::moe_route::MAX_EXPERTS,
+                ),
+                ("moe.expert_hidden", moe.expert_hidden, MAX_WIDTH),
+                ("moe.shared_experts", moe.shared_experts, MAX_HEADS),
+                ("moe.first_dense", moe.first_dense, MAX_LAYERS),
+                ("moe.layer_freq", moe.layer_freq, MAX_LAYERS),
+            ] {
+                if v > max {
+                    return Err(invalid(field, format!("at most {max}"), v));
+                }
+            }
+            for (field, v) in [
+                ("moe.expert_hidden", moe.expert_hidden),
+                ("moe.layer_freq", moe.layer_freq),
+            ] {
+                if v == 0 {
+                    return Err(invalid(field, "a positive integer", v));
+                }
+            }
+            moe.routing()?;
         }
         if let AttentionConfig::Latent { latents, chunk, .. } = &self.attention {
             for (field, v) in [("attention.latents", *latents), ("attention.chunk", *chunk)] {

@@ -2,13 +2,22 @@
 //! families (Llama, Mistral, Qwen2, Qwen3) read into a [`ModelConfig`], and
 //! `generation_config.json`'s stop tokens and sampling defaults.
 
-use super::config::{AttentionConfig, FfnKind, ModelConfig, NormKind, RopeConfig, RopeScaling};
+use super::config::{
+    AttentionConfig, FfnKind, ModelConfig, MoeConfig, NormKind, RopeConfig, RopeScaling,
+};
 use crate::error::{Error, Result};
 use crate::ops::RopeMode;
 use serde_json::Value;
 
 /// The `model_type`s this loader runs.
-pub const FAMILIES: &[&str] = &["llama", "mistral", "qwen2", "qwen3"];
+pub const FAMILIES: &[&str] = &[
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "deepseek_v2",
+    "deepseek_v3",
+];
 
 /// The RoPE types this loader runs (`rope_type` in `rope_parameters` or `rope_scaling`).
 pub const ROPE_TYPES: &[&str] = &["default", "linear", "llama3"];
@@ -68,6 +77,17 @@ impl Fields<'_> {
         match self.get(name) {
             None => Ok(default),
             Some(_) => self.usize(name),
+        }
+    }
+
+    /// A count that may be 0 (`first_k_dense_replace`, `n_shared_experts`), else `default`.
+    fn count_or(&self, name: &str, default: usize) -> Result<usize> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| invalid(name, "a whole number, 0 or more", v)),
         }
     }
 
@@ -263,6 +283,55 @@ fn sliding_windows(f: &Fields, family: &str, layers: usize) -> Result<Vec<Option
         .collect())
 }
 
+/// A DeepSeek-V2/V3 config's attention (MLA, with its own RoPE and YaRN), RoPE base and
+/// mixture of experts.
+fn deepseek_parts(
+    json: &Value,
+    f: &Fields,
+    family: &str,
+) -> Result<(AttentionConfig, RopeConfig, Option<MoeConfig>)> {
+    let shape = crate::model::mla::MlaShape::from_hf_config(json)?;
+    let attention = AttentionConfig::Mla {
+        q_lora_rank: shape.q_lora_rank,
+        kv_lora_rank: shape.kv_lora_rank,
+        qk_nope_head_dim: shape.qk_nope_head_dim,
+        qk_rope_head_dim: shape.qk_rope_head_dim,
+        v_head_dim: shape.v_head_dim,
+        norm_eps: shape.norm_eps,
+        yarn: shape.yarn,
+    };
+    // DeepSeek rotates interleaved pairs.
+    let rope = RopeConfig {
+        base: shape.rope_base as f32,
+        mode: RopeMode::Interleaved,
+        scaling: None,
+    };
+    let v3 = family == "deepseek_v3";
+    let default_method = if v3 { "noaux_tc" } else { "greedy" };
+    let moe = MoeConfig {
+        experts: f.usize("n_routed_experts")?,
+        top_k: f.usize("num_experts_per_tok")?,
+        expert_hidden: f.usize("moe_intermediate_size")?,
+        shared_experts: f.count_or("n_shared_experts", 0)?,
+        topk_method: match v3 {
+            true => default_method.to_string(),
+            false => f.str_or("topk_method", default_method)?.to_string(),
+        },
+        groups: f.usize_or("n_group", 1)?,
+        topk_group: f.usize_or("topk_group", 1)?,
+        norm_topk_prob: f.bool_or("norm_topk_prob", false)?,
+        routed_scaling_factor: f.f64_or("routed_scaling_factor", 1.0)? as f32,
+        first_dense: f.count_or("first_k_dense_replace", 0)?,
+        layer_freq: f.usize_or("moe_layer_freq", 1)?,
+    };
+    moe.routing()
+        .map_err(|e| e.in_context(|what| format!("{what} (from the Hugging Face config)")))?;
+    if f.count_or("num_nextn_predict_layers", 0)? > 0 {
+        log::info!("the multi-token-prediction layer is not used for generation; not loaded");
+    }
+    Ok((attention, rope, Some(moe)))
+}
+
 impl HfConfig {
     /// Reads a parsed `config.json`; any unsupported family, RoPE type, activation or option is
     /// an error naming it and what is supported.
@@ -324,26 +393,37 @@ impl HfConfig {
             );
         }
         let norm_eps = f.f64_or("rms_norm_eps", 1e-6)? as f32;
+        let deepseek = family.starts_with("deepseek");
+        let (attention, rope_config, moe) = match deepseek {
+            true => deepseek_parts(json, &f, &family)?,
+            false => (
+                AttentionConfig::Mha {
+                    n_kv_heads: Some(f.usize_or("num_key_value_heads", heads)?),
+                    qkv_bias: family == "qwen2" || attention_bias,
+                    o_bias: attention_bias,
+                    qk_norm: family == "qwen3",
+                    sliding_window: sliding_windows(&f, &family, layers)?,
+                },
+                rope(&f)?,
+                None,
+            ),
+        };
         let config = ModelConfig {
             vocab_size: f.usize("vocab_size")?,
             d_model: d,
             n_layers: layers,
             n_heads: heads,
-            head_dim,
+            // DeepSeek's `head_dim` is its RoPE width; MLA's widths are its own fields.
+            head_dim: head_dim.filter(|_| !deepseek),
             ffn_kind,
             ffn_hidden: f.usize("intermediate_size")?,
             norm_kind: NormKind::Rmsnorm,
             norm_eps,
             max_context,
-            rope: rope(&f)?,
+            rope: rope_config,
             tie_embeddings: f.bool_or("tie_word_embeddings", false)?,
-            attention: AttentionConfig::Mha {
-                n_kv_heads: Some(f.usize_or("num_key_value_heads", heads)?),
-                qkv_bias: family == "qwen2" || attention_bias,
-                o_bias: attention_bias,
-                qk_norm: family == "qwen3",
-                sliding_window: sliding_windows(&f, &family, layers)?,
-            },
+            attention,
+            moe,
         };
         config
             .validate()

@@ -128,7 +128,18 @@ impl Ffn {
         cfg: &ModelConfig,
         prefix: &str,
     ) -> Result<Self> {
-        let (d, h) = (cfg.d_model, cfg.ffn_hidden);
+        Self::load_gated(ctx, file, cfg, prefix, cfg.ffn_hidden)
+    }
+
+    /// As [`Ffn::load`] with a hidden width of `h` (a mixture's shared experts).
+    pub fn load_gated(
+        ctx: &GpuContext,
+        file: &mut WeightFile,
+        cfg: &ModelConfig,
+        prefix: &str,
+        h: usize,
+    ) -> Result<Self> {
+        let d = cfg.d_model;
         let mut w = |name: &str, shape: &[usize]| {
             load_matrix(ctx, file, &format!("{prefix}.{name}.weight"), shape)
         };

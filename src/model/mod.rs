@@ -14,6 +14,7 @@ pub mod layers;
 pub mod mha;
 pub mod mla;
 pub mod mla_absorb;
+pub mod moe;
 pub mod non_finite;
 pub mod sampling;
 #[cfg(not(target_arch = "wasm32"))]

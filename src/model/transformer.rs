@@ -5,6 +5,7 @@ use super::latent::{LatentLayer, LatentShape, LatentState};
 use super::layers::{load, load_matrix, Ffn, Norm};
 use super::mha::{KvCache, MhaLayer};
 use super::mla::{MlaCache, MlaLayer, MlaPath};
+use super::moe::{FeedForward, MoeFfn};
 use super::weights::{TensorNames, WeightFile};
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
@@ -95,7 +96,7 @@ pub struct Block {
     attn_norm: Norm,
     attn: Attention,
     ffn_norm: Norm,
-    ffn: Ffn,
+    ffn: FeedForward,
 }
 
 impl Block {
@@ -353,7 +354,16 @@ impl Model {
                 attn_norm: Norm::load(ctx, file, cfg, &format!("{p}.attn_norm"))?,
                 attn,
                 ffn_norm: Norm::load(ctx, file, cfg, &format!("{p}.ffn_norm"))?,
-                ffn: Ffn::load(ctx, file, cfg, &format!("{p}.ffn"))?,
+                ffn: match &cfg.moe {
+                    Some(moe) if moe.is_moe_layer(i) => FeedForward::Moe(Box::new(MoeFfn::load(
+                        ctx,
+                        file,
+                        cfg,
+                        moe,
+                        &format!("{p}.ffn"),
+                    )?)),
+                    _ => FeedForward::Dense(Ffn::load(ctx, file, cfg, &format!("{p}.ffn"))?),
+                },
             });
             progress(i);
         }

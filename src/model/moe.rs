@@ -1,0 +1,121 @@
+//! The feed-forward of a block: dense, or a mixture of experts (DeepSeek-V2/V3) as
+//! transformers' `DeepseekV2Moe`/`DeepseekV3MoE` computes it: the router's logits in f32, the
+//! routed experts chosen and weighed on the GPU, and the shared experts added.
+
+use super::config::{FfnKind, ModelConfig, MoeConfig};
+use super::layers::{load, Ffn};
+use super::weights::WeightFile;
+use crate::error::Result;
+use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::ops::{self, BinaryOp, Experts, GateAct, Routing};
+
+/// A block's feed-forward.
+pub enum FeedForward {
+    /// One network for every token.
+    Dense(Ffn),
+    /// Routed experts chosen per token, plus shared experts.
+    Moe(Box<MoeFfn>),
+}
+
+impl FeedForward {
+    /// `x` `[n, d]` -> `[n, d]`.
+    pub fn forward(&self, b: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
+        match self {
+            FeedForward::Dense(ffn) => ffn.forward(b, x),
+            FeedForward::Moe(moe) => moe.forward(b, x),
+        }
+    }
+}
+
+/// A mixture-of-experts feed-forward.
+pub struct MoeFfn {
+    /// The router `[experts, d]` (f32: transformers routes in f32).
+    router: GpuTensor,
+    /// DeepSeek-V3's correction bias `[experts]` (zeros for V2, which has none).
+    bias: GpuTensor,
+    /// Every routed expert's gate and up projections `[experts, hidden, d]`, and down
+    /// projection `[experts, d, hidden]`.
+    gate: GpuTensor,
+    up: GpuTensor,
+    down: GpuTensor,
+    /// The shared experts as one gated feed-forward of their total width, if any.
+    shared: Option<Ffn>,
+    routing: Routing,
+    act: GateAct,
+}
+
+impl MoeFfn {
+    /// Loads `{prefix}.gate.weight` (and `.e_score_correction_bias`), the routed experts
+    /// `{prefix}.experts.{j}.{gate,up,down}_proj.weight` stacked, and the shared experts
+    /// `{prefix}.shared_experts.*`.
+    pub fn load(
+        ctx: &GpuContext,
+        file: &mut WeightFile,
+        cfg: &ModelConfig,
+        moe: &MoeConfig,
+        prefix: &str,
+    ) -> Result<Self> {
+        let (d, e, h) = (cfg.d_model, moe.experts, moe.expert_hidden);
+        let routing = moe.routing()?;
+        let router = load(ctx, file, &format!("{prefix}.gate.weight"), &[e, d])?;
+        let bias_name = format!("{prefix}.gate.e_score_correction_bias");
+        let bias = match file.contains(&bias_name) {
+            true => load(ctx, file, &bias_name, &[e])?,
+            false => GpuTensor::zeros(ctx, "no correction bias", &[e])?,
+        };
+        let (mut gate, mut up, mut down) = (Vec::new(), Vec::new(), Vec::new());
+        for j in 0..e {
+            let name = |m: &str| format!("{prefix}.experts.{j}.{m}.weight");
+            gate.extend(file.take(&name("gate_proj"), &[h, d])?);
+            up.extend(file.take(&name("up_proj"), &[h, d])?);
+            down.extend(file.take(&name("down_proj"), &[d, h])?);
+        }
+        let stacked = |what: &str, shape: &[usize], data: &[f32]| {
+            GpuTensor::from_f32(ctx, &format!("{prefix}.experts.{what}"), shape, data)
+        };
+        let shared = match moe.shared_experts {
+            0 => None,
+            n => Some(Ffn::load_gated(
+                ctx,
+                file,
+                cfg,
+                &format!("{prefix}.shared_experts"),
+                h * n,
+            )?),
+        };
+        Ok(MoeFfn {
+            router,
+            bias,
+            gate: stacked("gate_proj", &[e, h, d], &gate)?,
+            up: stacked("up_proj", &[e, h, d], &up)?,
+            down: stacked("down_proj", &[e, d, h], &down)?,
+            shared,
+            routing,
+            act: match cfg.ffn_kind {
+                FfnKind::Geglu => GateAct::Gelu,
+                FfnKind::GegluTanh => GateAct::GeluTanh,
+                _ => GateAct::Silu,
+            },
+        })
+    }
+
+    /// `x` `[n, d]` -> the routed experts' weighted sum plus the shared experts, `[n, d]`.
+    pub fn forward(&self, b: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
+        let logits = ops::matmul(b, x, &self.router, true)?;
+        let (ids, weights) = ops::moe_route(b, &logits, &self.bias, &self.routing)?;
+        let experts = Experts {
+            gate: &self.gate,
+            up: &self.up,
+            down: &self.down,
+            act: self.act,
+        };
+        let routed = ops::moe_ffn(b, x, (&ids, &weights), &experts)?;
+        match &self.shared {
+            Some(shared) => {
+                let s = shared.forward(b, x)?;
+                ops::binary(b, BinaryOp::Add, &routed, &s)
+            }
+            None => Ok(routed),
+        }
+    }
+}
