@@ -12,7 +12,7 @@ use crate::ops::{self, BinaryOp, Experts, GateAct, Routing};
 /// A block's feed-forward.
 pub enum FeedForward {
     /// One network for every token.
-    Dense(Ffn),
+    Dense(Box<Ffn>),
     /// Routed experts chosen per token, plus shared experts.
     Moe(Box<MoeFfn>),
 }

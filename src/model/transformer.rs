@@ -362,7 +362,12 @@ impl Model {
                         moe,
                         &format!("{p}.ffn"),
                     )?)),
-                    _ => FeedForward::Dense(Ffn::load(ctx, file, cfg, &format!("{p}.ffn"))?),
+                    _ => FeedForward::Dense(Box::new(Ffn::load(
+                        ctx,
+                        file,
+                        cfg,
+                        &format!("{p}.ffn"),
+                    )?)),
                 },
             });
             progress(i);
