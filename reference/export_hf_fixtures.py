@@ -72,6 +72,22 @@ FIXTURES = {
                                                q_lora_rank=None, qk_nope_head_dim=8, qk_rope_head_dim=8,
                                                v_head_dim=8, topk_method="greedy", routed_scaling_factor=1.5,
                                                max_position_embeddings=128)),
+    # DeepSeek-V2: q_lora, YaRN past its original context, group_limited_greedy over 4 groups of 4
+    # (2 kept), moe_layer_freq 2 and norm_topk_prob set (transformers 5 ignores both).
+    "deepseek-v2-groups-yarn": (DeepseekV2Config, dict(vocab_size=61, hidden_size=32, intermediate_size=44,
+                                                       moe_intermediate_size=12, num_hidden_layers=3,
+                                                       num_attention_heads=2, num_key_value_heads=2,
+                                                       n_routed_experts=16, n_shared_experts=1, num_experts_per_tok=3,
+                                                       n_group=4, topk_group=2, topk_method="group_limited_greedy",
+                                                       first_k_dense_replace=0, moe_layer_freq=2,
+                                                       norm_topk_prob=True, routed_scaling_factor=1.0,
+                                                       kv_lora_rank=16, q_lora_rank=20, qk_nope_head_dim=8,
+                                                       qk_rope_head_dim=8, v_head_dim=8, max_position_embeddings=128,
+                                                       rope_parameters=dict(rope_type="yarn", rope_theta=10000.0,
+                                                                            factor=4.0,
+                                                                            original_max_position_embeddings=16,
+                                                                            beta_fast=32, beta_slow=1, mscale=0.707,
+                                                                            mscale_all_dim=0.707))),
     # DeepSeek-V3: q_lora, noaux_tc over 4 groups of 3 (2 kept) with a random correction bias,
     # normalised weights, two shared experts, a mixture in every layer.
     "deepseek-v3-noaux": (DeepseekV3Config, dict(vocab_size=67, hidden_size=32, intermediate_size=40,

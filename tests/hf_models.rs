@@ -16,7 +16,9 @@ use std::process::Command;
 /// Every fixture: Llama (GQA 3, tokenizer + generation_config), Llama 3 RoPE with MQA in bf16,
 /// Llama with linear RoPE, GeGLU and biases, Mistral with a window of 7 in shards, Qwen2 with
 /// biases, Qwen3 with head_dim 12, DeepSeek-V2 (MLA, a dense first layer, greedy routing, a
-/// shared expert) and DeepSeek-V3 (q_lora, noaux_tc routing over groups with a correction
+/// shared expert; and with q_lora, YaRN, group-limited routing, and the moe_layer_freq and
+/// norm_topk_prob that transformers 5's V2 ignores)
+/// and DeepSeek-V3 (q_lora, noaux_tc routing over groups with a correction
 /// bias, two shared experts).
 const FIXTURES: &[&str] = &[
     "llama-gqa3",
@@ -26,6 +28,7 @@ const FIXTURES: &[&str] = &[
     "qwen2-bias",
     "qwen3-head-dim",
     "deepseek-v2-moe",
+    "deepseek-v2-groups-yarn",
     "deepseek-v3-noaux",
 ];
 

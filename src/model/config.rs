@@ -257,7 +257,8 @@ pub struct MoeConfig {
     pub routed_scaling_factor: f32,
     /// Leading layers with a dense feed-forward (`first_k_dense_replace`).
     pub first_dense: usize,
-    /// Of the other layers, every `layer_freq`-th is a mixture (`moe_layer_freq`).
+    /// Of the other layers, every `layer_freq`-th is a mixture (1 from Hugging Face configs:
+    /// transformers 5 ignores their `moe_layer_freq`).
     pub layer_freq: usize,
 }
 

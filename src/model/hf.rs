@@ -322,8 +322,13 @@ fn deepseek_parts(
         norm_topk_prob: f.bool_or("norm_topk_prob", false)?,
         routed_scaling_factor: f.f64_or("routed_scaling_factor", 1.0)? as f32,
         first_dense: f.count_or("first_k_dense_replace", 0)?,
-        layer_freq: f.usize_or("moe_layer_freq", 1)?,
+        // transformers 5 puts a mixture in every layer from first_k_dense_replace on, whatever
+        // moe_layer_freq says (DeepSeek's own code honoured it); its checkpoints are laid out so.
+        layer_freq: 1,
     };
+    if f.usize_or("moe_layer_freq", 1)? > 1 {
+        log::warn!("moe_layer_freq is ignored, as transformers 5 ignores it: every layer from first_k_dense_replace on is a mixture");
+    }
     moe.routing()
         .map_err(|e| e.in_context(|what| format!("{what} (from the Hugging Face config)")))?;
     if f.count_or("num_nextn_predict_layers", 0)? > 0 {
