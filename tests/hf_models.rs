@@ -371,3 +371,23 @@ fn a_tensor_the_model_does_not_use_is_reported_not_an_error() {
     Model::load(&contexts()[0], config, &mut file, |_| {}).unwrap();
     assert_eq!(file.unused(), vec!["lm_head.weight".to_string()]);
 }
+
+#[test]
+fn info_counts_the_parameters_a_token_goes_through() {
+    let model = dir("deepseek-v2-moe").join("model");
+    let json: serde_json::Value = serde_json::from_slice(&common::cli_stdout([
+        "info",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(json["family"], "deepseek_v2");
+    // Two mixture layers (the first is dense), each sending a token to 2 of 8 experts of
+    // three 12×32 matrices: 2·6·3·12·32 parameters idle per token.
+    let (all, active) = (
+        json["parameters"].as_u64().unwrap(),
+        json["active_parameters"].as_u64().unwrap(),
+    );
+    assert_eq!(all - active, 2 * 6 * 3 * 12 * 32);
+}

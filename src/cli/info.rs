@@ -25,9 +25,17 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
     outln!("model:        {}", dir.display());
     outln!("family:       {}", s.family);
     outln!(
-        "parameters:   {} ({:.1}M)",
+        "parameters:   {} ({:.1}M){}",
         s.parameters,
-        s.parameters as f64 / 1e6
+        s.parameters as f64 / 1e6,
+        match s.active_parameters < s.parameters {
+            true => format!(
+                ", {} ({:.1}M) active per token",
+                s.active_parameters,
+                s.active_parameters as f64 / 1e6
+            ),
+            false => String::new(),
+        }
     );
     outln!(
         "dtype:        {} on disk, {} on the GPU",

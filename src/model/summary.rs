@@ -30,6 +30,9 @@ pub struct ModelSummary {
     pub family: String,
     /// Parameters (elements of every tensor in the files).
     pub parameters: u64,
+    /// Parameters one token goes through: all but the routed experts it is not sent to (the
+    /// same as `parameters` without a mixture of experts).
+    pub active_parameters: u64,
     /// The dtypes on disk, e.g. `BF16`, comma separated.
     pub dtype_on_disk: String,
     /// The dtype of weight matrices on the GPU (`F32`, or `F16` with f16 weights).
@@ -128,12 +131,20 @@ pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<M
         })
         .collect();
     let (per_token, at_context) = cache_bytes(&config);
+    let parameters: u64 = infos
+        .iter()
+        .map(|t| t.shape.iter().map(|&s| s as u64).product::<u64>())
+        .sum();
+    // Each mixture layer: the experts a token is not routed to, three matrices each.
+    let idle = config.moe.as_ref().map_or(0, |m| {
+        let layers = (0..config.n_layers).filter(|&i| m.is_moe_layer(i)).count() as u64;
+        let per_expert = 3 * m.expert_hidden as u64 * config.d_model as u64;
+        layers * m.experts.saturating_sub(m.top_k) as u64 * per_expert
+    });
     Ok(ModelSummary {
         family,
-        parameters: infos
-            .iter()
-            .map(|t| t.shape.iter().map(|&s| s as u64).product::<u64>())
-            .sum(),
+        parameters,
+        active_parameters: parameters.saturating_sub(idle),
         dtype_on_disk: dtypes.join(", "),
         dtype_on_gpu: if f16_matrices { "F16" } else { "F32" }.into(),
         weight_bytes_on_disk: infos.iter().map(|t| t.bytes).sum(),
