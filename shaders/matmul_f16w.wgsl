@@ -145,18 +145,9 @@ fn matvec_nt_f16w_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // As matmul_vec4.wgsl's matvec_glu_v4 with f16 G and U.
-override ACT: u32 = 0u;
 
 @group(0) @binding(3) var<storage, read> b4_up: array<vec4<f16>>;
 @group(0) @binding(4) var<storage, read_write> c_glu: array<f32>;
-
-fn gate_act(x: f32) -> f32 {
-    switch ACT {
-        case 1u: { return gelu_erf(x); }
-        case 2u: { return gelu_tanh(x); }
-        default: { return silu(x); }
-    }
-}
 
 @compute @workgroup_size(64, 1, 1)
 fn matvec_glu_f16w_v4(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -142,18 +142,9 @@ fn matvec_nt_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
 // [N, K], K % 4 == 0, in one pass over a. Each product sums exactly as matvec_nt_v4 does, and
 // ACT is the elementwise op's activation (0 silu, 1 gelu erf, 2 gelu tanh), so the result is
 // the unfused one's.
-override ACT: u32 = 0u;
 
 @group(0) @binding(3) var<storage, read> b_up: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> c_glu: array<f32>;
-
-fn gate_act(x: f32) -> f32 {
-    switch ACT {
-        case 1u: { return gelu_erf(x); }
-        case 2u: { return gelu_tanh(x); }
-        default: { return silu(x); }
-    }
-}
 
 @compute @workgroup_size(MV_WG, 1, 1)
 fn matvec_glu_v4(@builtin(global_invocation_id) gid: vec3<u32>) {

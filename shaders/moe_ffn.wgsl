@@ -22,16 +22,7 @@ struct MoeParams {
     _pad2: u32,
 }
 
-override ACT: u32 = 0u;
 const WG: u32 = 64u;
-
-fn gate_act(x: f32) -> f32 {
-    switch ACT {
-        case 1u: { return gelu_erf(x); }
-        case 2u: { return gelu_tanh(x); }
-        default: { return silu(x); }
-    }
-}
 
 @group(0) @binding(0) var<uniform> p: MoeParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -88,12 +88,14 @@ pub const MATMUL_F16W: &str = concat!(
     "enable f16;\n",
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/prelude/gate_act.wgsl"),
     include_str!("../shaders/matmul_f16w.wgsl")
 );
 /// Matrix products for shapes aligned to 4 (vec4 loads).
 pub const MATMUL_VEC4: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/prelude/gate_act.wgsl"),
     include_str!("../shaders/matmul_vec4.wgsl")
 );
 /// The decode product with a workgroup per output.
@@ -152,6 +154,7 @@ pub const ROPE: &str = concat!(
 pub const MOE_FFN_SRC: &str = concat!(
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/prelude/gate_act.wgsl"),
     include_str!("../shaders/moe_ffn.wgsl")
 );
 /// Mixture-of-experts routing.

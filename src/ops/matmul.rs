@@ -266,6 +266,20 @@ pub enum GateAct {
     GeluTanh,
 }
 
+impl GateAct {
+    /// The pipeline constant that selects it (`ACT` in `prelude/gate_act.wgsl`).
+    pub(crate) fn constants(self) -> crate::gpu::pipeline::Constants {
+        const SILU: &[(&str, f64)] = &[("ACT", 0.0)];
+        const GELU: &[(&str, f64)] = &[("ACT", 1.0)];
+        const GELU_TANH: &[(&str, f64)] = &[("ACT", 2.0)];
+        match self {
+            GateAct::Silu => SILU,
+            GateAct::Gelu => GELU,
+            GateAct::GeluTanh => GELU_TANH,
+        }
+    }
+}
+
 /// `act(x·gateᵀ) · (x·upᵀ)` for one row `x` `[1, K]` with `gate`, `up` `[N, K]` (f32 or f16,
 /// K % 4 == 0) in one dispatch: the decode path of a gated feed-forward, the same values as
 /// two [`matmul`]s and the elementwise op. `None` when the shapes do not fit it.
@@ -291,14 +305,7 @@ pub fn matvec_glu(
     }
     let (n, k) = (gate.shape()[0], gate.shape()[1]);
     let params = one_row_params(OP, n, k)?;
-    const SILU: &[(&str, f64)] = &[("ACT", 0.0)];
-    const GELU: &[(&str, f64)] = &[("ACT", 1.0)];
-    const GELU_TANH: &[(&str, f64)] = &[("ACT", 2.0)];
-    let constants = match act {
-        GateAct::Silu => SILU,
-        GateAct::Gelu => GELU,
-        GateAct::GeluTanh => GELU_TANH,
-    };
+    let constants = act.constants();
     let kernel = match gate.dtype() {
         DType::F16 => &shaders::MATVEC_GLU_F16W_V4,
         _ => &shaders::MATVEC_GLU_V4,

@@ -90,14 +90,7 @@ pub fn moe_ffn(
     };
     let slots = tokens * top_k;
     let h = GpuTensor::scratch(ctx, "expert hidden", &[tokens, top_k, inter], DType::F32)?;
-    const SILU: &[(&str, f64)] = &[("ACT", 0.0)];
-    const GELU: &[(&str, f64)] = &[("ACT", 1.0)];
-    const GELU_TANH: &[(&str, f64)] = &[("ACT", 2.0)];
-    let constants = match experts.act {
-        GateAct::Silu => SILU,
-        GateAct::Gelu => GELU,
-        GateAct::GeluTanh => GELU_TANH,
-    };
+    let constants = experts.act.constants();
     let wg = grid(ctx, OP, ((slots * inter) as u64).div_ceil(64))?;
     batch.dispatch(
         &shaders::MOE_GATE_UP,
