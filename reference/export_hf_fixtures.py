@@ -98,6 +98,15 @@ FIXTURES = {
                                                  routed_scaling_factor=2.5, kv_lora_rank=16, q_lora_rank=24,
                                                  qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8,
                                                  max_position_embeddings=128)),
+    # DeepSeek-V3 with weights not normalised, one group, a dense first layer, no q_lora.
+    "deepseek-v3-unnormed": (DeepseekV3Config, dict(vocab_size=59, hidden_size=24, intermediate_size=36,
+                                                    moe_intermediate_size=8, num_hidden_layers=2,
+                                                    num_attention_heads=2, num_key_value_heads=2, n_routed_experts=6,
+                                                    n_shared_experts=1, num_experts_per_tok=2, n_group=1,
+                                                    topk_group=1, first_k_dense_replace=1, norm_topk_prob=False,
+                                                    routed_scaling_factor=1.0, kv_lora_rank=12, q_lora_rank=None,
+                                                    qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8,
+                                                    max_position_embeddings=128)),
 }
 
 

@@ -19,7 +19,7 @@ use std::process::Command;
 /// shared expert; and with q_lora, YaRN, group-limited routing, and the moe_layer_freq and
 /// norm_topk_prob that transformers 5's V2 ignores)
 /// and DeepSeek-V3 (q_lora, noaux_tc routing over groups with a correction
-/// bias, two shared experts).
+/// bias, two shared experts; and unnormalised weights, one group, no q_lora).
 const FIXTURES: &[&str] = &[
     "llama-gqa3",
     "llama3-mqa-bf16",
@@ -30,6 +30,7 @@ const FIXTURES: &[&str] = &[
     "deepseek-v2-moe",
     "deepseek-v2-groups-yarn",
     "deepseek-v3-noaux",
+    "deepseek-v3-unnormed",
 ];
 
 fn dir(name: &str) -> PathBuf {
