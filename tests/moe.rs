@@ -72,6 +72,11 @@ fn routing_matches_transformers_routers() {
                     .map(|i| i.as_u64().unwrap() as u32)
                     .collect();
                 let theirs_w = floats(&chosen["weights"]);
+                assert_eq!(
+                    (theirs_ids.len(), theirs_w.len()),
+                    (k, k),
+                    "{name} token {t}: fixture"
+                );
                 // Ours are best first by the choice (V3: score plus bias), the fixture's by
                 // weight: both sorted as the fixture is.
                 let mut ours: Vec<(f32, u32)> =
