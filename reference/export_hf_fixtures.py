@@ -3,6 +3,7 @@ own `save_pretrained`, with transformers' outputs for `tests/hf_models.rs`.
 
     python reference/export_hf_fixtures.py                      # tests/fixtures/hf-dense/
     python reference/export_hf_fixtures.py --real-shape /tmp/smollm2-shaped   # not committed
+    python reference/export_hf_fixtures.py --real-shape /tmp/v2-lite-shaped --shape deepseek-v2-lite
 
 Each fixture directory holds:
   model/               the checkpoint exactly as save_pretrained wrote it (config.json,
@@ -17,7 +18,10 @@ Shapes are awkward on purpose: GQA ratio 3, MQA, odd vocabularies, tied and unti
 bf16 checkpoint, a sharded one, a Mistral window shorter than the sequence, llama3 RoPE over a
 context past original_max_position_embeddings, Qwen2 biases, Qwen3 head_dim != hidden/heads.
 --real-shape writes a Llama with SmolLM2-135M's shapes (30 layers, d 576, 9/3 heads, vocab
-49152, tied) and random weights, and a golden for it.
+49152, tied) and random weights, and a golden for it; with --shape deepseek-v2-lite, a
+DeepSeek-V2-Lite slice instead: its real widths (d 2048, 16 heads, kv_lora 512, no q_lora,
+nope/rope/v 128/64/128, YaRN, 64 routed experts of width 1408 with 6 active, 2 shared, vocab
+102400) and 3 layers, the first dense: 1.67 B parameters, 6.7 GB in f32.
 """
 import argparse
 import json
@@ -151,6 +155,8 @@ def golden(model_dir, tokens, out_path, device="cpu", dtype=torch.float32):
     ids = torch.tensor([tokens])
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="eager", experts_implementation="eager").to(device).eval()
     logits, hidden = layer_outputs(model, ids.to(device))
+    # One model in memory at a time (a real-shaped one is gigabytes).
+    del model
     ref = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64, attn_implementation="eager",
                                                experts_implementation="eager").eval()
     logits64, hidden64 = layer_outputs(ref, ids)
@@ -243,16 +249,30 @@ def make(name, cls, kwargs, seed):
     print(f"{name}: {size / 1024:.0f} KB, fp32 logits error vs f64 {err:.2e}, min top-2 gap {gap:.3f}")
 
 
-def real_shape(out_dir, tokens):
-    """SmolLM2-135M's shapes, random weights (transformers' own init), and a CPU golden."""
-    from transformers import LlamaForCausalLM
+REAL_SHAPES = {
+    "smollm2": lambda: LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                                   num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
+                                   rms_norm_eps=1e-5, tie_word_embeddings=True,
+                                   rope_parameters=dict(rope_type="default", rope_theta=100000.0)),
+    # DeepSeek-V2-Lite's config.json, with 3 of its 27 layers.
+    "deepseek-v2-lite": lambda: DeepseekV2Config(
+        vocab_size=102400, hidden_size=2048, intermediate_size=10944, moe_intermediate_size=1408,
+        num_hidden_layers=3, num_attention_heads=16, num_key_value_heads=16, n_routed_experts=64,
+        n_shared_experts=2, num_experts_per_tok=6, kv_lora_rank=512, q_lora_rank=None, qk_nope_head_dim=128,
+        qk_rope_head_dim=64, v_head_dim=128, first_k_dense_replace=1, topk_method="greedy", n_group=1,
+        topk_group=1, norm_topk_prob=False, routed_scaling_factor=1.0, max_position_embeddings=163840,
+        rms_norm_eps=1e-6, tie_word_embeddings=False,
+        rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=40.0, beta_fast=32.0, beta_slow=1.0,
+                             mscale=0.707, mscale_all_dim=0.707, original_max_position_embeddings=4096)),
+}
+
+
+def real_shape(out_dir, tokens, shape):
+    """A real model's shapes, random weights (transformers' own init), and a CPU golden."""
     shutil.rmtree(out_dir, ignore_errors=True)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                         num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
-                         rms_norm_eps=1e-5, tie_word_embeddings=True,
-                         rope_parameters=dict(rope_type="default", rope_theta=100000.0))
-    LlamaForCausalLM(config).save_pretrained(out_dir)
+    config = REAL_SHAPES[shape]()
+    AutoModelForCausalLM.from_config(config).save_pretrained(out_dir)
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, config.vocab_size, (tokens,), generator=g).tolist()
     err = golden(out_dir, ids, os.path.join(out_dir, "..", os.path.basename(out_dir) + "-golden.safetensors"))
@@ -263,11 +283,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--real-shape", help="write the SmolLM2-135M-shaped Llama here instead")
     ap.add_argument("--tokens", type=int, default=64, help="golden length for --real-shape")
+    ap.add_argument("--shape", choices=sorted(REAL_SHAPES), default="smollm2", help="which real shape")
     ap.add_argument("--only", help="write only this fixture")
     args = ap.parse_args()
     torch.set_float32_matmul_precision("highest")
     if args.real_shape:
-        real_shape(args.real_shape, args.tokens)
+        real_shape(args.real_shape, args.tokens, args.shape)
         return
     for i, (name, (cls, kwargs)) in enumerate(FIXTURES.items()):
         if args.only in (None, name):

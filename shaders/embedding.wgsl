@@ -1,4 +1,6 @@
 // Embedding lookup: out[t, :] = table[ids[t], :]. Ids are checked on the host before upload.
+// A table split into row blocks (past the binding limit) is bound block by block: each
+// dispatch writes the tokens whose row lies in its block, rows first_row..first_row + rows.
 // The table's element type TableElem (f32, or f16 for a tied embedding kept in f16) is spliced
 // in front of this file (`src/shaders.rs`).
 
@@ -6,13 +8,17 @@ struct EmbeddingParams {
     tokens: u32,
     d: u32,
     vocab: u32,
-    _pad: u32,
+    first_row: u32,
+    rows: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 override WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: EmbeddingParams;
-@group(0) @binding(1) var<storage, read> table: array<TableElem>; // [vocab, d]
+@group(0) @binding(1) var<storage, read> table: array<TableElem>; // [rows, d]
 @group(0) @binding(2) var<storage, read> ids: array<u32>;        // [tokens]
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // [tokens, d]
 
@@ -25,5 +31,8 @@ fn embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     }
     let t = i / p.d;
     let id = min(ids[t], p.vocab - 1u);
-    out[i] = f32(table[id * p.d + i % p.d]);
+    if (id < p.first_row || id - p.first_row >= p.rows) {
+        return;
+    }
+    out[i] = f32(table[(id - p.first_row) * p.d + i % p.d]);
 }

@@ -21,7 +21,7 @@ fn store_block(acc: array<vec4<f32>, TM>, m0: u32, n0: u32, c_base: u32) {
         if (m < p.m) {
             for (var j = 0u; j < TN; j++) {
                 if (n0 + j < p.n) {
-                    c[c_base + m * p.n + n0 + j] = acc[r][j];
+                    c[c_base + m * p.ldc + n0 + j] = acc[r][j];
                 }
             }
         }
@@ -50,7 +50,7 @@ fn matmul_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
             acc[r] = fma(vec4<f32>(a[a_row[r] + k]), bv, acc[r]);
         }
     }
-    store_block(acc, m0, n0, gid.z * p.c_stride);
+    store_block(acc, m0, n0, p.c_offset + gid.z * p.c_stride);
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
@@ -97,7 +97,7 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
             acc[r][j] = s;
         }
     }
-    store_block(acc, m0, n0, gid.z * p.c_stride);
+    store_block(acc, m0, n0, p.c_offset + gid.z * p.c_stride);
 }
 
 override MV_WG: u32 = 64u;
@@ -121,5 +121,5 @@ fn matvec_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = k4; k < p.k; k++) {
         s = fma(a[a_base + k], b[b_base + k], s);
     }
-    c[gid.z * p.c_stride + n] = s;
+    c[p.c_offset + gid.z * p.c_stride + n] = s;
 }

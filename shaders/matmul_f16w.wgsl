@@ -43,12 +43,12 @@ fn matmul_nt_f16w(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    let c_base = gid.z * p.c_stride;
+    let c_base = p.c_offset + gid.z * p.c_stride;
     for (var r = 0u; r < TM; r++) {
         if (m0 + r < p.m) {
             for (var j = 0u; j < TN; j++) {
                 if (n0 + j < p.n) {
-                    c[c_base + (m0 + r) * p.n + n0 + j] = acc[r * TN + j];
+                    c[c_base + (m0 + r) * p.ldc + n0 + j] = acc[r * TN + j];
                 }
             }
         }
@@ -69,7 +69,7 @@ fn matvec_nt_f16w(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < p.k; k++) {
         s = fma(a[a_base + k], f32(b[b_base + k]), s);
     }
-    c[gid.z * p.c_stride + n] = s;
+    c[p.c_offset + gid.z * p.c_stride + n] = s;
 }
 
 // K % 4 == 0: A and B read four values at a time (B as vec4<f16>, 8 bytes per load).
@@ -115,12 +115,12 @@ fn matmul_nt_f16w_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    let c_base = gid.z * p.c_stride;
+    let c_base = p.c_offset + gid.z * p.c_stride;
     for (var r = 0u; r < V_TM; r++) {
         if (m0 + r < p.m) {
             for (var j = 0u; j < V_TN; j++) {
                 if (n0 + j < p.n) {
-                    c[c_base + (m0 + r) * p.n + n0 + j] = acc[r * V_TN + j];
+                    c[c_base + (m0 + r) * p.ldc + n0 + j] = acc[r * V_TN + j];
                 }
             }
         }
@@ -141,7 +141,7 @@ fn matvec_nt_f16w_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < k4; k++) {
         acc = fma(a4[a_base + k], vec4<f32>(b4[b_base + k]), acc);
     }
-    c[gid.z * p.c_stride + n] = dot(acc, vec4<f32>(1.0));
+    c[p.c_offset + gid.z * p.c_stride + n] = dot(acc, vec4<f32>(1.0));
 }
 
 // As matmul_vec4.wgsl's matvec_glu_v4 with f16 G and U.
@@ -164,5 +164,5 @@ fn matvec_glu_f16w_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
         g = fma(av, vec4<f32>(b4[b_base + k]), g);
         u = fma(av, vec4<f32>(b4_up[b_base + k]), u);
     }
-    c_glu[n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
+    c_glu[p.c_offset + n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
 }

@@ -50,12 +50,12 @@ fn matmul_nt_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    let c_base = gid.z * p.c_stride;
+    let c_base = p.c_offset + gid.z * p.c_stride;
     for (var r = 0u; r < TM; r++) {
         if (m0 + r < p.m) {
             for (var j = 0u; j < TN; j++) {
                 if (n0 + j < p.n) {
-                    c[c_base + (m0 + r) * p.n + n0 + j] = acc[r * TN + j];
+                    c[c_base + (m0 + r) * p.ldc + n0 + j] = acc[r * TN + j];
                 }
             }
         }
@@ -103,12 +103,12 @@ fn matmul_nn_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    let c_base = gid.z * p.c_stride;
+    let c_base = p.c_offset + gid.z * p.c_stride;
     for (var r = 0u; r < TM; r++) {
         if (m0 + r < p.m) {
             for (var j = 0u; j < NN_TV; j++) {
                 if (v0 + j < n4) {
-                    let o = c_base + (m0 + r) * p.n + 4u * (v0 + j);
+                    let o = c_base + (m0 + r) * p.ldc + 4u * (v0 + j);
                     let v = acc[r * NN_TV + j];
                     c[o] = v.x;
                     c[o + 1u] = v.y;
@@ -135,7 +135,7 @@ fn matvec_nt_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < k4; k++) {
         acc = fma(a[a_base + k], b[b_base + k], acc);
     }
-    c[gid.z * p.c_stride + n] = dot(acc, vec4<f32>(1.0));
+    c[p.c_offset + gid.z * p.c_stride + n] = dot(acc, vec4<f32>(1.0));
 }
 
 // The gated feed-forward product of one row (decode): c = act(a·Gᵀ) · (a·Uᵀ), G and U
@@ -161,5 +161,5 @@ fn matvec_glu_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
         g = fma(av, b[b_base + k], g);
         u = fma(av, b_up[b_base + k], u);
     }
-    c_glu[n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
+    c_glu[p.c_offset + n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
 }

@@ -25,6 +25,6 @@ fn matvec_coop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     }
     let total = workgroup_sum(dot(acc, vec4<f32>(1.0)), lid);
     if (lid == 0u) {
-        c[n] = total;
+        c[p.c_offset + n] = total;
     }
 }

@@ -36,6 +36,6 @@ fn matvec_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         for (var i = 0u; i < WG / sg_size; i++) {
             total += partial[i];
         }
-        c[n] = total;
+        c[p.c_offset + n] = total;
     }
 }

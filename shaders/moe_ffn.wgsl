@@ -1,15 +1,21 @@
 // The routed experts of a mixture-of-experts feed-forward, read by index on the GPU (what ggml
-// calls mul_mat_id): each token's chosen experts come from the router's output buffer, and
-// only their rows of the stacked expert matrices are read.
-//   x       [tokens, d]              the normed hidden states
-//   ids     [tokens, top_k]          the chosen experts (the router's output)
-//   gate,up [experts, inter, d]      every expert's gate and up projections, stacked
-//   h       [tokens, top_k, inter]   out of moe_gate_up: act(x·gateᵀ) · (x·upᵀ) per chosen expert
-//   weights [tokens, top_k]          the router's weights
-//   down    [experts, d, inter]      every expert's down projection, stacked
-//   y       [tokens, d]              out of moe_down: Σ_j weights[t, j] · (h[t, j]·downᵀ)
-// One invocation per output; each sums its dot product in order. An id past the experts reads
-// the last expert (the router never gives one).
+// calls mul_mat_id), with the tokens grouped by expert so each expert's rows are read once per
+// pass of up to TB tokens, not once per token:
+//   moe_sort      ids [slots] -> plan: the experts in use and each one's slots, in slot order
+//   moe_gate_up   h  [slots, inter] = act(x[t]·gate_eᵀ) · (x[t]·up_eᵀ) for slot (t, j) of expert e
+//   moe_down      yk [slots, d]     = h[slot]·down_eᵀ
+//   moe_combine   y  [tokens, d]    = Σ_j weights[t, j] · yk[(t, j)], summed in j order
+// A slot is (token t, choice j) = t·top_k + j; ids and weights are the router's [tokens, top_k].
+// The stacked expert matrices gate, up [experts, inter, d] and down [experts, d, inter] may be
+// split into blocks of whole experts (past the binding limit): one dispatch per block, for the
+// experts first_expert..first_expert + block_experts, each slot written by its expert's block.
+// Every dot product sums in order over its whole length, whoever computes it, so the values do
+// not depend on the grouping, the pass size or the split. An id past the experts reads the last
+// expert (the router never gives one).
+//
+// plan (u32): [0] the number of experts in use, n; [1, 1 + E) those experts, ascending;
+// [1 + E, 1 + 2E) each expert's first entry in the order; [1 + 2E, 1 + 3E) its slot count;
+// [1 + 3E, 1 + 3E + slots) the slots grouped by expert, each group in slot order.
 
 struct MoeParams {
     tokens: u32,
@@ -17,54 +23,177 @@ struct MoeParams {
     d: u32,
     inter: u32,
     experts: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    first_expert: u32,
+    block_experts: u32,
+    _pad: u32,
 }
 
 const WG: u32 = 64u;
+// Tokens an invocation carries through one pass over its weight row.
+const TB: u32 = 8u;
+// Used up to TB; 1 where each expert has one token (decode), so no work is wasted on padding.
+override TOKENS_PER_PASS: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: MoeParams;
+
+// The plan's sections.
+fn active_at(i: u32) -> u32 { return 1u + i; }
+fn start_at(e: u32) -> u32 { return 1u + p.experts + e; }
+fn count_at(e: u32) -> u32 { return 1u + 2u * p.experts + e; }
+fn order_at(i: u32) -> u32 { return 1u + 3u * p.experts + i; }
+
+@group(0) @binding(1) var<storage, read> sort_ids: array<u32>;
+@group(0) @binding(2) var<storage, read_write> sort_plan: array<u32>;
+
+const MAX_EXPERTS: u32 = 256u;
+var<workgroup> counts: array<u32, MAX_EXPERTS>;
+
+// One workgroup; invocation e counts and lists expert e's slots.
+@compute @workgroup_size(MAX_EXPERTS)
+fn moe_sort(@builtin(local_invocation_index) e: u32) {
+    let slots = p.tokens * p.top_k;
+    var n = 0u;
+    if (e < p.experts) {
+        for (var s = 0u; s < slots; s++) {
+            n += u32(min(sort_ids[s], p.experts - 1u) == e);
+        }
+    }
+    counts[e] = n;
+    workgroupBarrier();
+    if (e >= p.experts) {
+        return;
+    }
+    var start = 0u;
+    var rank = 0u;
+    for (var i = 0u; i < e; i++) {
+        start += counts[i];
+        rank += u32(counts[i] > 0u);
+    }
+    sort_plan[start_at(e)] = start;
+    sort_plan[count_at(e)] = n;
+    if (n > 0u) {
+        sort_plan[active_at(rank)] = e;
+    }
+    if (e == p.experts - 1u) {
+        sort_plan[0] = rank + u32(n > 0u);
+    }
+    var at = start;
+    for (var s = 0u; s < slots; s++) {
+        if (min(sort_ids[s], p.experts - 1u) == e) {
+            sort_plan[order_at(at)] = s;
+            at++;
+        }
+    }
+}
+
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read> plan: array<u32>;
 @group(0) @binding(3) var<storage, read> gate: array<f32>;
 @group(0) @binding(4) var<storage, read> up: array<f32>;
 @group(0) @binding(5) var<storage, read_write> h: array<f32>;
 
-fn expert_of(slot: u32) -> u32 {
-    return min(ids[slot], p.experts - 1u);
+// The expert workgroup row y works on, when it is in use and in the bound block.
+fn expert_of_group(y: u32) -> u32 {
+    if (y >= plan[0]) {
+        return p.experts;
+    }
+    let e = plan[active_at(y)];
+    if (e < p.first_expert || e - p.first_expert >= p.block_experts) {
+        return p.experts;
+    }
+    return e;
 }
 
+// Workgroups: x over the expert's rows, y over the experts in use.
 @compute @workgroup_size(WG)
-fn moe_gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
-    if (i >= p.tokens * p.top_k * p.inter) {
+fn moe_gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let e = expert_of_group(wid.y);
+    let r = wid.x * WG + lid;
+    if (e >= p.experts || r >= p.inter) {
         return;
     }
-    let slot = i / p.inter;
-    let r = i % p.inter;
-    let t = slot / p.top_k;
-    let row = (expert_of(slot) * p.inter + r) * p.d;
-    var g = 0.0;
-    var u = 0.0;
-    for (var c = 0u; c < p.d; c++) {
-        let xv = x[t * p.d + c];
-        g = fma(xv, gate[row + c], g);
-        u = fma(xv, up[row + c], u);
+    let first = plan[start_at(e)];
+    let count = plan[count_at(e)];
+    let row = ((e - p.first_expert) * p.inter + r) * p.d;
+    for (var done = 0u; done < count; done += TOKENS_PER_PASS) {
+        let n = min(TOKENS_PER_PASS, count - done);
+        var xrow: array<u32, TB>;
+        var g: array<f32, TB>;
+        var u: array<f32, TB>;
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS) {
+                let slot = plan[order_at(first + done + min(i, n - 1u))];
+                xrow[i] = slot / p.top_k * p.d;
+            }
+        }
+        for (var c = 0u; c < p.d; c++) {
+            let wg = gate[row + c];
+            let wu = up[row + c];
+            for (var i = 0u; i < TB; i++) {
+                if (i < TOKENS_PER_PASS) {
+                    let xv = x[xrow[i] + c];
+                    g[i] = fma(xv, wg, g[i]);
+                    u[i] = fma(xv, wu, u[i]);
+                }
+            }
+        }
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS && i < n) {
+                let slot = plan[order_at(first + done + i)];
+                h[slot * p.inter + r] = gate_act(g[i]) * u[i];
+            }
+        }
     }
-    h[i] = gate_act(g) * u;
 }
 
 @group(0) @binding(1) var<storage, read> h_in: array<f32>;
-@group(0) @binding(2) var<storage, read> ids_in: array<u32>;
-@group(0) @binding(3) var<storage, read> weights: array<f32>;
-@group(0) @binding(4) var<storage, read> down: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> down: array<f32>;
+@group(0) @binding(4) var<storage, read_write> yk: array<f32>;
+
+// Workgroups: x over the model width, y over the experts in use.
+@compute @workgroup_size(WG)
+fn moe_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let e = expert_of_group(wid.y);
+    let o = wid.x * WG + lid;
+    if (e >= p.experts || o >= p.d) {
+        return;
+    }
+    let first = plan[start_at(e)];
+    let count = plan[count_at(e)];
+    let row = ((e - p.first_expert) * p.d + o) * p.inter;
+    for (var done = 0u; done < count; done += TOKENS_PER_PASS) {
+        let n = min(TOKENS_PER_PASS, count - done);
+        var hrow: array<u32, TB>;
+        var acc: array<f32, TB>;
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS) {
+                hrow[i] = plan[order_at(first + done + min(i, n - 1u))] * p.inter;
+            }
+        }
+        for (var c = 0u; c < p.inter; c++) {
+            let w = down[row + c];
+            for (var i = 0u; i < TB; i++) {
+                if (i < TOKENS_PER_PASS) {
+                    acc[i] = fma(h_in[hrow[i] + c], w, acc[i]);
+                }
+            }
+        }
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS && i < n) {
+                let slot = plan[order_at(first + done + i)];
+                yk[slot * p.d + o] = acc[i];
+            }
+        }
+    }
+}
+
+@group(0) @binding(1) var<storage, read> yk_in: array<f32>;
+@group(0) @binding(2) var<storage, read> weights: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 @compute @workgroup_size(WG)
-fn moe_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
+fn moe_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
     let i = linear_index(wid, nwg, lid);
     if (i >= p.tokens * p.d) {
         return;
@@ -74,13 +203,7 @@ fn moe_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     var acc = 0.0;
     for (var j = 0u; j < p.top_k; j++) {
         let slot = t * p.top_k + j;
-        let e = min(ids_in[slot], p.experts - 1u);
-        let row = (e * p.d + o) * p.inter;
-        var dot = 0.0;
-        for (var c = 0u; c < p.inter; c++) {
-            dot = fma(h_in[slot * p.inter + c], down[row + c], dot);
-        }
-        acc = fma(weights[slot], dot, acc);
+        acc = fma(weights[slot], yk_in[slot * p.d + o], acc);
     }
     y[i] = acc;
 }

@@ -291,19 +291,33 @@ pub const GATHER_UPDATE: Kernel = kernel(
 pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);
 /// Copy roof probe.
 pub const COPY_ROOF: Kernel = kernel("bench.wgsl", BENCH, "copy_roof", U_R_W);
-/// The chosen experts' gated products, read by index.
+/// The slots of each expert in use, grouped (a counting sort of the router's choices).
+pub const MOE_SORT: Kernel = kernel(
+    "moe_ffn.wgsl",
+    MOE_FFN_SRC,
+    "moe_sort",
+    &[Uniform, Read, ReadWrite],
+);
+/// The chosen experts' gated products, tokens grouped by expert.
 pub const MOE_GATE_UP: Kernel = kernel(
     "moe_ffn.wgsl",
     MOE_FFN_SRC,
     "moe_gate_up",
     &[Uniform, Read, Read, Read, Read, ReadWrite],
 );
-/// The chosen experts' down products, weighted and summed.
+/// The chosen experts' down products, per slot.
 pub const MOE_DOWN: Kernel = kernel(
     "moe_ffn.wgsl",
     MOE_FFN_SRC,
     "moe_down",
-    &[Uniform, Read, Read, Read, Read, ReadWrite],
+    &[Uniform, Read, Read, Read, ReadWrite],
+);
+/// Each token's expert outputs, weighted and summed in choice order.
+pub const MOE_COMBINE: Kernel = kernel(
+    "moe_ffn.wgsl",
+    MOE_FFN_SRC,
+    "moe_combine",
+    &[Uniform, Read, Read, ReadWrite],
 );
 /// Each token's experts and their weights from the router's logits.
 pub const MOE_ROUTE: Kernel = kernel(

@@ -34,7 +34,7 @@ async fn a_hugging_face_checkpoint_decodes_transformers_tokens() {
         &ctx,
         include_str!("fixtures/hf-dense/qwen2-bias/model/config.json"),
         include_bytes!("fixtures/hf-dense/qwen2-bias/model/model.safetensors").to_vec(),
-        false,
+        latentgpu::model::LoadOptions::default(),
     )
     .unwrap();
     let expected: serde_json::Value =

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{fixture, Rng};
-use latentgpu::model::{ModelConfig, WeightFile};
+use latentgpu::model::{LoadOptions, ModelConfig, WeightFile};
 
 fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
     let mut out = input.to_vec();
@@ -164,7 +164,8 @@ fn model_load_and_forward_never_panic_on_configs_that_parse() {
                 *at_path(&mut config, path) = value.clone();
                 let config = config.to_string();
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let model = Model::from_bytes(ctx, &config, weights.clone(), false)?;
+                    let model =
+                        Model::from_bytes(ctx, &config, weights.clone(), LoadOptions::default())?;
                     let mut cache = model.new_cache(ctx)?;
                     model.forward(ctx, &[1, 2, 3], &mut cache, Logits::Last)
                 }));

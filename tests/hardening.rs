@@ -415,9 +415,11 @@ fn weights_truncated_while_loading_are_an_error() {
 }
 
 #[test]
-fn a_tensor_past_the_adapters_limit_is_refused_before_it_is_read() {
+fn a_tensor_that_no_binding_can_hold_is_refused_before_it_is_read() {
     // The embedding of a 2^20-token vocabulary is 671 MB in f32: written as a sparse file, so
-    // nothing is stored; the loader must refuse it from its header.
+    // nothing is stored. Past the binding limit a matrix is split between rows; with blocks
+    // forced smaller than one of its rows it cannot be, and the loader must refuse it from its
+    // header.
     let dir = shipped_with("shakespeare-mha", |c| c["vocab_size"] = (1u64 << 20).into());
     let weights = dir.path().join("model.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
@@ -458,15 +460,37 @@ fn a_tensor_past_the_adapters_limit_is_refused_before_it_is_read() {
         .unwrap();
     file.set_len(out.len() as u64 + at).unwrap();
     let start = Instant::now();
-    fails(
-        &["generate", "--model", path(&dir)],
-        1,
-        &["embed_tokens.weight", "adapter's limit"],
-    );
+    let out = latentgpu()
+        .args(["generate", "--model", path(&dir)])
+        .env("LATENTGPU_BLOCK_BYTES", "512")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for f in [
+        "embed_tokens.weight",
+        "rows of at most 512 bytes",
+        "640 bytes per row",
+    ] {
+        assert!(err.contains(f), "'{f}' not in: {err}");
+    }
     assert!(
         start.elapsed() < Duration::from_secs(20),
         "refused only after reading it"
     );
+    for bad in ["abc", "0", "-5", "15"] {
+        let out = latentgpu()
+            .args(["generate", "--model", path(&dir)])
+            .env("LATENTGPU_BLOCK_BYTES", bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+        assert!(
+            err.contains("LATENTGPU_BLOCK_BYTES") && err.contains(bad),
+            "{bad}: {err}"
+        );
+    }
 }
 
 #[test]

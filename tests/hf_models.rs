@@ -9,7 +9,7 @@ mod common;
 use common::{contexts, fixture, on_every_adapter};
 use latentgpu::model::compare::{compare, Golden};
 use latentgpu::model::tokenizer::Tokenizer;
-use latentgpu::model::{GenerateConfig, Model, SamplingConfig};
+use latentgpu::model::{GenerateConfig, LoadOptions, Model, SamplingConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -102,7 +102,7 @@ fn shards_from_bytes_load_as_the_directory_does() {
         .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
         .collect();
     let config = std::fs::read_to_string(model_dir.join("config.json")).unwrap();
-    let model = Model::from_shards_bytes(ctx, &config, shards, false).unwrap();
+    let model = Model::from_shards_bytes(ctx, &config, shards, LoadOptions::default()).unwrap();
     let golden = Golden::open(&dir("mistral-window-sharded").join("golden.safetensors")).unwrap();
     assert_eq!(compare(ctx, &model, &golden).unwrap().first_failure, None);
 }
@@ -199,7 +199,7 @@ fn info_reports_the_model_before_uploading_it() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|t| t["fits_binding"] == true));
+        .all(|t| t["bindings"] == 1));
 }
 
 #[test]

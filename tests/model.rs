@@ -4,7 +4,9 @@
 mod common;
 
 use common::{contexts, fixture, max_diff, max_diff64, on_every_adapter, Golden};
-use latentgpu::model::{generate, Decoder, GenerateConfig, Logits, Model, SamplingConfig};
+use latentgpu::model::{
+    generate, Decoder, GenerateConfig, LoadOptions, Logits, Model, SamplingConfig,
+};
 
 const FIXTURES: &[&str] = &[
     "mha-tiny",
@@ -237,9 +239,10 @@ fn f16_weights_stay_within_an_f16_tolerance_of_f32() {
         if !ctx.has_f16() {
             // wgpu's GL backend and some browsers have no shader-f16; the loader refuses there.
             eprintln!("{}: no shader-f16, f16 weights not checked", ctx.name());
-            let e = Model::load_dir_with(ctx, &fixture("mha-tiny"), true, |_, _| {})
-                .err()
-                .unwrap();
+            let e =
+                Model::load_dir_with(ctx, &fixture("mha-tiny"), LoadOptions::f16(true), |_, _| {})
+                    .err()
+                    .unwrap();
             assert!(e.to_string().contains("shader-f16"), "{e}");
             return;
         }
@@ -248,7 +251,8 @@ fn f16_weights_stay_within_an_f16_tolerance_of_f32() {
             let dir = fixture(name);
             let tokens = Golden::open(&dir.join("golden.safetensors")).tokens("tokens");
             let run = |f16| {
-                let model = Model::load_dir_with(ctx, &dir, f16, |_, _| {}).unwrap();
+                let model =
+                    Model::load_dir_with(ctx, &dir, LoadOptions::f16(f16), |_, _| {}).unwrap();
                 let mut cache = model.new_cache(ctx).unwrap();
                 let prefill = model
                     .forward(ctx, &tokens[..40], &mut cache, Logits::All)

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{contexts, fixture};
-use latentgpu::model::{Cache, Logits, Model, ModelConfig};
+use latentgpu::model::{Cache, LoadOptions, Logits, Model, ModelConfig};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use std::path::{Path, PathBuf};
@@ -84,15 +84,20 @@ fn models_from_bytes_check_as_much_as_models_from_files() {
     let dir = fixture("mha-tiny");
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
     let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
-    let from_bytes = Model::from_bytes(ctx, &config, weights.clone(), false).unwrap();
+    let from_bytes =
+        Model::from_bytes(ctx, &config, weights.clone(), LoadOptions::default()).unwrap();
     let from_dir = Model::load_dir(ctx, &dir).unwrap();
     let logits = |m: &Model| {
         let mut cache = m.new_cache(ctx).unwrap();
         m.forward(ctx, &[1, 2, 3], &mut cache, Logits::All).unwrap()
     };
     assert_eq!(logits(&from_bytes), logits(&from_dir));
-    let err = |config: &str, weights: Vec<u8>| match Model::from_bytes(ctx, config, weights, false)
-    {
+    let err = |config: &str, weights: Vec<u8>| match Model::from_bytes(
+        ctx,
+        config,
+        weights,
+        LoadOptions::default(),
+    ) {
         Ok(_) => panic!("loaded without error"),
         Err(e) => e.to_string(),
     };

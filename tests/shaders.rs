@@ -212,12 +212,13 @@ fn params_structs_match_their_wgsl_twins() {
         (
             shaders::EMBEDDING,
             "EmbeddingParams",
-            offsets!(EmbeddingParams: tokens, d, vocab, _pad),
+            offsets!(EmbeddingParams: tokens, d, vocab, first_row, rows, _pad),
         ),
         (
             shaders::MATMUL,
             "MatmulParams",
-            offsets!(MatmulParams: m, n, k, batch, a_stride, b_stride, c_stride, _pad),
+            offsets!(MatmulParams: m, n, k, batch, a_stride, b_stride, c_stride, ldc, c_offset,
+                _pad),
         ),
         (
             shaders::ATTENTION,
@@ -239,7 +240,8 @@ fn params_structs_match_their_wgsl_twins() {
         (
             shaders::MOE_FFN_SRC,
             "MoeParams",
-            offsets!(MoeParams: tokens, top_k, d, inter, experts, _pad),
+            offsets!(MoeParams: tokens, top_k, d, inter, experts, first_expert, block_experts,
+                _pad),
         ),
         (
             shaders::MOE_ROUTE_SRC,

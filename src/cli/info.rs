@@ -59,17 +59,28 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
             s.context
         );
     }
-    let too_big: Vec<_> = s.tensors.iter().filter(|t| !t.fits_binding).collect();
+    let split: Vec<_> = s.tensors.iter().filter(|t| t.bindings > 1).collect();
+    let too_big: Vec<_> = s.tensors.iter().filter(|t| t.bindings == 0).collect();
     outln!(
-        "binding:      {} of {} tensors fit {}'s binding limit of {}",
-        s.tensors.len() - too_big.len(),
+        "binding:      {} of {} tensors fit {}'s binding limit of {}; {} split into row blocks",
+        s.tensors.len() - split.len() - too_big.len(),
         s.tensors.len(),
         adapter.name,
-        mib(s.binding_limit)
+        mib(s.binding_limit),
+        split.len()
     );
+    for t in split {
+        outln!(
+            "  split:      {} {:?} ({}) in {} blocks",
+            t.name,
+            t.shape,
+            mib(t.gpu_bytes),
+            t.bindings
+        );
+    }
     for t in too_big {
         outln!(
-            "  too large:  {} {:?} needs {}",
+            "  too large:  {} {:?} needs {} (a row past the limit)",
             t.name,
             t.shape,
             mib(t.gpu_bytes)

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use args::{BenchCommand, Cli, Command};
 use clap::Parser;
 use latentgpu::gpu::{BackendChoice, GpuContext};
-use latentgpu::model::Model;
+use latentgpu::model::{LoadOptions, Model};
 use std::path::{Path, PathBuf};
 
 /// The model `generate` uses when no `--model` is given (shipped in the repository).
@@ -74,13 +74,37 @@ fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
             .expect("static template"),
     );
     bar.set_message(dir.display().to_string());
-    let f16 = F16_WEIGHTS.load(std::sync::atomic::Ordering::Relaxed);
-    let model = Model::load_dir_with(ctx, dir, f16, |i, n| {
+    let options = LoadOptions {
+        f16_matrices: F16_WEIGHTS.load(std::sync::atomic::Ordering::Relaxed),
+        block_bytes: block_bytes_from_env()?,
+    };
+    let model = Model::load_dir_with(ctx, dir, options, |i, n| {
         bar.set_length(n as u64);
         bar.set_position(i as u64);
     })?;
     bar.finish_and_clear();
     Ok(model)
+}
+
+/// Forces weights into row blocks of at most this many bytes (to test the split path on any
+/// adapter; the values do not change).
+pub const BLOCK_BYTES_ENV: &str = "LATENTGPU_BLOCK_BYTES";
+
+/// `LATENTGPU_BLOCK_BYTES`, if set: a whole number of bytes, at least 16.
+fn block_bytes_from_env() -> Result<Option<u64>> {
+    let Some(value) = std::env::var_os(BLOCK_BYTES_ENV) else {
+        return Ok(None);
+    };
+    let text = value.to_string_lossy();
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= 16 => Ok(Some(n)),
+        _ => Err(latentgpu::error::Error::Invalid {
+            what: format!("environment variable {BLOCK_BYTES_ENV}"),
+            expected: "a whole number of bytes, at least 16".into(),
+            found: latentgpu::error::shown(&text),
+        }
+        .into()),
+    }
 }
 
 /// Keeps Mesa's Vulkan device-select layer quiet where there is no `XDG_RUNTIME_DIR` (servers,

@@ -107,7 +107,15 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// The dispatches recorded so far, when profiling.
+    /// As [`Batch::new`], logging every dispatch (what it bound, see [`Batch::recorded`]).
+    pub fn logged(ctx: &'a GpuContext) -> Self {
+        Batch {
+            log: Some(Vec::new()),
+            ..Self::new(ctx)
+        }
+    }
+
+    /// The dispatches recorded so far, when profiling or logging.
     pub fn recorded(&self) -> &[RecordedDispatch] {
         self.log.as_deref().unwrap_or(&[])
     }
@@ -188,6 +196,9 @@ impl<'a> Batch<'a> {
                     tensors.len()
                 ),
             });
+        }
+        for t in tensors {
+            t.expect_whole(kernel.entry)?;
         }
         let align = self.ctx.limits.min_storage_buffer_offset_alignment as u64;
         if let Some(t) = tensors.iter().find(|t| t.byte_offset() % align != 0) {
@@ -328,6 +339,8 @@ impl<'a> Batch<'a> {
         dst_at: usize,
         count: usize,
     ) -> Result<()> {
+        src.expect_whole("copy")?;
+        dst.expect_whole("copy")?;
         let within =
             |at: usize, t: &GpuTensor| at.checked_add(count).is_some_and(|e| e <= t.numel());
         if !within(src_at, src) || !within(dst_at, dst) || src.dtype() != dst.dtype() {

@@ -7,6 +7,7 @@ pub mod pipeline;
 pub mod profile;
 mod readback;
 pub(crate) mod resources;
+pub mod split;
 pub mod tensor;
 
 pub use backend::{BackendChoice, BACKEND_ENV};

@@ -59,6 +59,9 @@ impl Batch<'_> {
     /// byte count rounded up to whole words inside its buffer's padding), submits, waits once,
     /// and returns each tensor's bytes.
     async fn read_raw_async(mut self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<u8>>> {
+        for t in tensors {
+            t.expect_whole("read back")?;
+        }
         let words = |t: &GpuTensor| t.bytes().div_ceil(4) * 4;
         let total: u64 = tensors.iter().map(|t| words(t)).sum();
         for t in tensors {

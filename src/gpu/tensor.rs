@@ -40,6 +40,10 @@ pub struct GpuTensor {
     shape: Vec<usize>,
     dtype: DType,
     label: String,
+    /// The row blocks of a tensor split past the binding limit (see `split.rs`), each a view
+    /// of a buffer of its own, their outermost dimensions adding up to `shape[0]`; `storage`
+    /// and `offset` are then the first block's, and kernels bind the blocks, never the whole.
+    blocks: Option<Arc<[GpuTensor]>>,
 }
 
 /// A buffer and where it goes when its last tensor is dropped: back to the scratch pool, or
@@ -205,6 +209,7 @@ impl GpuTensor {
             shape: shape.to_vec(),
             dtype,
             label: label.to_string(),
+            blocks: None,
         }
     }
 
@@ -252,12 +257,14 @@ impl GpuTensor {
                 found: format!("{bytes} bytes at {at}"),
             });
         }
+        self.expect_whole("view")?;
         Ok(GpuTensor {
             storage: self.storage.clone(),
             offset: (at / dtype.size() as u64) as usize,
             shape: shape.to_vec(),
             dtype,
             label: label.to_string(),
+            blocks: None,
         })
     }
 
@@ -402,6 +409,7 @@ impl GpuTensor {
     }
 
     fn write_bytes(&self, ctx: &GpuContext, dtype: DType, bytes: &[u8], len: usize) -> Result<()> {
+        self.expect_whole("write")?;
         if len != self.numel() || dtype != self.dtype {
             return Err(Error::Shape {
                 op: "write",
@@ -426,7 +434,9 @@ impl GpuTensor {
     /// Reads the tensor back, awaiting the GPU.
     pub async fn read_async(&self, ctx: &GpuContext) -> Result<Vec<f32>> {
         let batch = super::batch::Batch::new(ctx);
-        Ok(batch.read_async(&[self]).await?.remove(0))
+        let blocks: Vec<GpuTensor> = self.row_blocks().into_iter().map(|(_, b)| b).collect();
+        let parts = batch.read_async(&blocks.iter().collect::<Vec<_>>()).await?;
+        Ok(parts.concat())
     }
 
     /// The first `rows` rows (outermost dimension) of this tensor, sharing its buffer.
@@ -445,6 +455,20 @@ impl GpuTensor {
                 found: format!("{start}..{}", start.saturating_add(rows)),
             });
         }
+        if let Some(blocks) = &self.blocks {
+            // The overlapping part of each block that overlaps the range.
+            let mut parts = Vec::new();
+            let mut first = 0;
+            for block in blocks.iter() {
+                let n = block.shape[0];
+                let (lo, hi) = (start.max(first), (start + rows).min(first + n));
+                if lo < hi {
+                    parts.push(block.row_range(lo - first, hi - lo)?);
+                }
+                first += n;
+            }
+            return Self::from_row_blocks(&self.label, parts);
+        }
         let row: usize = self.shape[1..].iter().product();
         let mut shape = self.shape.clone();
         shape[0] = rows;
@@ -453,6 +477,77 @@ impl GpuTensor {
             shape,
             ..self.clone()
         })
+    }
+
+    /// Whether the tensor is split into row blocks (kernels bind them one by one).
+    pub fn is_split(&self) -> bool {
+        self.blocks.is_some()
+    }
+
+    /// The tensor as `(first row, block)` pairs: its row blocks, or itself whole.
+    pub fn row_blocks(&self) -> Vec<(usize, GpuTensor)> {
+        match &self.blocks {
+            None => vec![(0, self.clone())],
+            Some(blocks) => {
+                let mut first = 0;
+                blocks
+                    .iter()
+                    .map(|b| {
+                        let at = first;
+                        first += b.shape[0];
+                        (at, b.clone())
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// One tensor from row blocks of one dtype and one row shape, outermost dimensions
+    /// concatenated (a single block is returned as it is, under `label`).
+    pub(crate) fn from_row_blocks(label: &str, blocks: Vec<GpuTensor>) -> Result<Self> {
+        let first = blocks.first().ok_or_else(|| Error::Invalid {
+            what: format!("row blocks of '{label}'"),
+            expected: "at least one".into(),
+            found: "none".into(),
+        })?;
+        let (dtype, inner) = (first.dtype, first.shape[1..].to_vec());
+        if let Some(b) = blocks
+            .iter()
+            .find(|b| b.dtype != dtype || b.shape[1..] != inner[..] || b.is_split())
+        {
+            return Err(Error::Shape {
+                op: "row blocks",
+                what: format!("block '{}' of '{label}'", b.label),
+                expected: format!("an unsplit {dtype:?} block of rows {inner:?}"),
+                found: format!("{:?} {:?}", b.dtype, b.shape),
+            });
+        }
+        if blocks.len() == 1 {
+            return Ok(first.clone().labelled(label));
+        }
+        let mut shape = first.shape.clone();
+        shape[0] = blocks.iter().map(|b| b.shape[0]).sum();
+        Ok(GpuTensor {
+            storage: first.storage.clone(),
+            offset: first.offset,
+            shape,
+            dtype,
+            label: label.to_string(),
+            blocks: Some(blocks.into()),
+        })
+    }
+
+    /// An error naming `op` when the tensor is split into row blocks.
+    pub(crate) fn expect_whole(&self, op: &'static str) -> Result<()> {
+        match &self.blocks {
+            None => Ok(()),
+            Some(blocks) => Err(Error::Shape {
+                op,
+                what: format!("'{}'", self.label),
+                expected: "a tensor in one buffer".into(),
+                found: format!("{} row blocks (split past the binding limit)", blocks.len()),
+            }),
+        }
     }
 
     /// The same elements seen with another shape of the same element count.
@@ -465,6 +560,21 @@ impl GpuTensor {
                 expected: format!("{} elements", self.numel()),
                 found: format!("{numel} elements in {shape:?}"),
             });
+        }
+        if let Some(blocks) = &self.blocks {
+            // Split tensors keep their rows: only the dimensions within a row may change.
+            if shape.first() != self.shape.first() {
+                self.expect_whole("reshape")?;
+            }
+            let parts = blocks
+                .iter()
+                .map(|b| {
+                    let mut s = shape.to_vec();
+                    s[0] = b.shape[0];
+                    b.reshape(&s)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Self::from_row_blocks(&self.label, parts);
         }
         Ok(GpuTensor {
             shape: shape.to_vec(),

@@ -168,20 +168,35 @@ impl LatentLayer {
         let mut broadcast = Projections::load(ctx, file, &format!("{prefix}.broadcast"), d)?;
         let (m, h, dh) = (shape.latents, shape.heads, shape.dh());
         // One product for the token side's queries, keys and values; the three projections
-        // become views of it when the adapter can bind them there.
-        let dtype = broadcast.q.dtype();
-        let qkv = GpuTensor::empty(ctx, &format!("{prefix}.qkv_proj"), &[3 * d, d], dtype)?;
-        let mut b = Batch::new(ctx);
-        for (i, w) in [&broadcast.q, &gather.k, &gather.v].into_iter().enumerate() {
-            b.copy_elements(w, 0, &qkv, i * d * d, d * d)?;
-        }
-        b.submit()?;
-        let align = ctx.limits.min_storage_buffer_offset_alignment as usize;
-        if (d * d * dtype.size()).is_multiple_of(align) {
-            broadcast.q = qkv.row_range(0, d)?;
-            gather.k = qkv.row_range(d, d)?;
-            gather.v = qkv.row_range(2 * d, d)?;
-        }
+        // become views of it when the adapter can bind them there. Split projections are
+        // stacked as they are: their row blocks, in order.
+        let parts = [&broadcast.q, &gather.k, &gather.v];
+        let label = format!("{prefix}.qkv_proj");
+        let qkv = if parts.iter().any(|w| w.is_split()) {
+            let mut first = 0;
+            let mut blocks = Vec::new();
+            for block in parts.iter().flat_map(|w| w.row_blocks()).map(|(_, b)| b) {
+                let rows = block.shape()[0];
+                blocks.push(block.labelled(&format!("{label}[{first}..{}]", first + rows)));
+                first += rows;
+            }
+            GpuTensor::from_row_blocks(&label, blocks)?
+        } else {
+            let dtype = broadcast.q.dtype();
+            let qkv = GpuTensor::empty(ctx, &label, &[3 * d, d], dtype)?;
+            let mut b = Batch::new(ctx);
+            for (i, w) in parts.into_iter().enumerate() {
+                b.copy_elements(w, 0, &qkv, i * d * d, d * d)?;
+            }
+            b.submit()?;
+            let align = ctx.limits.min_storage_buffer_offset_alignment as usize;
+            if (d * d * dtype.size()).is_multiple_of(align) {
+                broadcast.q = qkv.row_range(0, d)?;
+                gather.k = qkv.row_range(d, d)?;
+                gather.v = qkv.row_range(2 * d, d)?;
+            }
+            qkv
+        };
         let qkv_aux = GpuTensor::zeros(ctx, "latent qkv aux", &[(3 * h + 2) * dh])?;
         let mut b = Batch::new(ctx);
         let q1 = ops::matmul(&mut b, &latents, &gather.q, true)?.reshape(&[m, h, dh])?;

@@ -3,10 +3,12 @@
 use super::config::{FfnKind, ModelConfig, NormKind};
 use super::weights::WeightFile;
 use crate::error::Result;
-use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::gpu::split::{block_limit, upload_rows};
+use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::ops::{self, BinaryOp, GateAct, UnaryOp};
 
-/// Uploads tensor `name` of `shape` from the file.
+/// Uploads tensor `name` of `shape` from the file, f32 in one buffer (vectors, latents, the
+/// router: tensors that kernels other than the weight products read).
 pub(crate) fn load(
     ctx: &GpuContext,
     file: &mut WeightFile,
@@ -17,7 +19,8 @@ pub(crate) fn load(
     GpuTensor::from_f32(ctx, name, shape, &data)
 }
 
-/// Uploads matrix `name` of `shape`, in f16 when the file asks for f16 matrices.
+/// Uploads matrix `name` of `shape`, in f16 when the file asks for f16 matrices, split into
+/// row blocks past the block limit.
 pub(crate) fn load_matrix(
     ctx: &GpuContext,
     file: &mut WeightFile,
@@ -25,22 +28,54 @@ pub(crate) fn load_matrix(
     shape: &[usize],
 ) -> Result<GpuTensor> {
     let data = file.take(name, shape)?;
-    upload_matrix(ctx, file.f16_matrices, name, shape, &data)
+    upload_matrix(ctx, Upload::of(ctx, file), name, shape, &data)
 }
 
-/// Uploads a matrix in f16 (when `f16`) or f32.
+/// Uploads table `name` of `shape` in f32, split into row blocks past the block limit (an
+/// embedding not tied to the LM head).
+pub(crate) fn load_rows(
+    ctx: &GpuContext,
+    file: &mut WeightFile,
+    name: &str,
+    shape: &[usize],
+) -> Result<GpuTensor> {
+    let data = file.take(name, shape)?;
+    let up = Upload {
+        f16: false,
+        ..Upload::of(ctx, file)
+    };
+    upload_matrix(ctx, up, name, shape, &data)
+}
+
+/// How matrices go to the GPU: their element type, and the largest block they are split into.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Upload {
+    /// Store f16 (the file asks for f16 matrices).
+    pub f16: bool,
+    /// The most bytes in one row block.
+    pub block_bytes: u64,
+}
+
+impl Upload {
+    /// The file's choice on `ctx`.
+    pub fn of(ctx: &GpuContext, file: &WeightFile) -> Self {
+        Upload {
+            f16: file.f16_matrices,
+            block_bytes: block_limit(ctx, file.block_bytes),
+        }
+    }
+}
+
+/// Uploads a matrix in f16 or f32 as `up` says, in row blocks past its block limit.
 pub(crate) fn upload_matrix(
     ctx: &GpuContext,
-    f16: bool,
+    up: Upload,
     name: &str,
     shape: &[usize],
     data: &[f32],
 ) -> Result<GpuTensor> {
-    if f16 {
-        GpuTensor::from_f32_as_f16(ctx, name, shape, data)
-    } else {
-        GpuTensor::from_f32(ctx, name, shape, data)
-    }
+    let dtype = if up.f16 { DType::F16 } else { DType::F32 };
+    upload_rows(ctx, name, shape, dtype, data, up.block_bytes)
 }
 
 /// RMSNorm or LayerNorm over the model width.

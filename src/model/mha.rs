@@ -2,7 +2,7 @@
 //! window), Qwen2 (q/k/v biases) and Qwen3 (per-head q/k RMSNorm) have it.
 
 use super::config::{AttentionConfig, ModelConfig};
-use super::layers::{load, load_matrix, upload_matrix};
+use super::layers::{load, load_matrix, upload_matrix, Upload};
 use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::tensor::check_shape;
@@ -127,7 +127,7 @@ impl MhaLayer {
         }
         let qkv = upload_matrix(
             ctx,
-            file.f16_matrices,
+            Upload::of(ctx, file),
             &format!("{prefix}.qkv_proj"),
             &[slots * dh, d],
             &weights,

@@ -7,10 +7,11 @@
 //! pairs but writes the result de-interleaved. Both give the same dot products, so the loader
 //! keeps the checkpoint's weights as they are and rotates interleaved pairs in place.
 
-use super::layers::{load, load_matrix, upload_matrix};
+use super::layers::{load, load_matrix, upload_matrix, Upload};
 use super::mla_absorb::absorbed_matrices;
 use super::weights::WeightFile;
 use crate::error::{Error, Result};
+use crate::gpu::split::split_rows;
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::ops::{self, AttentionShape, AttentionViews, RopeTable, View};
 use serde::{Deserialize, Serialize};
@@ -425,9 +426,11 @@ impl MlaLayer {
         let kv_b = file.take(&name("kv_b_proj.weight"), &[h * (nope + v), r])?;
         let o_host = file.take(&name("o_proj.weight"), &[d, h * v])?;
         let (inv_freq, mscale) = shape.inv_freq();
-        let f16 = file.f16_matrices;
-        let up =
-            |label: &str, dims: &[usize], data: &[f32]| upload_matrix(ctx, f16, label, dims, data);
+        let upload = Upload::of(ctx, file);
+        let f16 = upload.f16;
+        let up = |label: &str, dims: &[usize], data: &[f32]| {
+            upload_matrix(ctx, upload, label, dims, data)
+        };
         // The absorbed matrices come from f32 copies of q, kv_b and o on the GPU (the
         // layer's own when its matrices are f32), cast to f16 when they are f16.
         let f32_up =
@@ -441,8 +444,14 @@ impl MlaLayer {
             true => (ops::to_f16(&mut b, &q_abs)?, ops::to_f16(&mut b, &o_abs)?),
             false => (q_abs, o_abs),
         };
-        let mut kv_a_t = up(&name("kv_a_proj_with_mqa.weight"), &[r + rope, d], &kv_a)?;
-        let mut q_absorbed = q_absorbed;
+        let q_absorbed = q_absorbed.labelled(&name("absorbed q"));
+        let o_absorbed = o_absorbed.labelled(&name("absorbed o"));
+        let kv_a_label = name("kv_a_proj_with_mqa.weight");
+        let whole = Upload {
+            block_bytes: u64::MAX,
+            ..upload
+        };
+        let kv_a_whole = upload_matrix(ctx, whole, &kv_a_label, &[r + rope, d], &kv_a)?;
         let decode_in = match shape.q_lora_rank {
             Some(_) => None,
             None => {
@@ -454,24 +463,41 @@ impl MlaLayer {
                     q_absorbed.dtype(),
                 )?;
                 b.copy_elements(&q_absorbed, 0, &stacked, 0, rows * d)?;
-                b.copy_elements(&kv_a_t, 0, &stacked, rows * d, (r + rope) * d)?;
-                let align = ctx.limits.min_storage_buffer_offset_alignment as usize;
-                if (rows * d * q_absorbed.dtype().size()).is_multiple_of(align) {
-                    q_absorbed = stacked.row_range(0, rows)?;
-                    kv_a_t = stacked.row_range(rows, r + rope)?;
-                }
+                b.copy_elements(&kv_a_whole, 0, &stacked, rows * d, (r + rope) * d)?;
                 Some(stacked)
             }
         };
-        b.submit()?;
+        // Past the block limit, the weights built here are split as the uploaded ones are.
+        let limit = upload.block_bytes;
+        let decode_in = match decode_in {
+            Some(t) => Some(split_rows(&mut b, &t, limit)?),
+            None => None,
+        };
+        let mut q_absorbed = split_rows(&mut b, &q_absorbed, limit)?;
+        let mut kv_a_t = split_rows(&mut b, &kv_a_whole, limit)?;
+        let o_absorbed = split_rows(&mut b, &o_absorbed, limit)?;
+        if let Some(stacked) = decode_in.as_ref().filter(|t| !t.is_split()) {
+            // The separate matrices as views of the stacked one, when kernels can bind them.
+            let rows = h * (r + rope);
+            let align = ctx.limits.min_storage_buffer_offset_alignment as usize;
+            if (rows * d * q_absorbed.dtype().size()).is_multiple_of(align) {
+                q_absorbed = stacked.row_range(0, rows)?.labelled(&name("absorbed q"));
+                kv_a_t = stacked.row_range(rows, r + rope)?.labelled(&kv_a_label);
+            }
+        }
         let (q, kv_b_t, o) = match f16 {
             true => (
                 up(&name("q"), &[h * qk, q_in], &q_host)?,
                 up(&name("kv_b_proj.weight"), &[h * (nope + v), r], &kv_b)?,
                 up(&name("o_proj.weight"), &[d, h * v], &o_host)?,
             ),
-            false => (q32, kv_b32, o32),
+            false => (
+                split_rows(&mut b, &q32, limit)?,
+                split_rows(&mut b, &kv_b32, limit)?,
+                split_rows(&mut b, &o32, limit)?,
+            ),
         };
+        b.submit()?;
         Ok(MlaLayer {
             q_a,
             q,

@@ -30,5 +30,5 @@ pub use generate::generate;
 pub use generate::{generate_async, GenerateConfig};
 pub use hf::{GenerationDefaults, HfConfig};
 pub use sampling::{Sampler, SamplingConfig, REMOVED};
-pub use transformer::{Cache, Logits, Model};
+pub use transformer::{Cache, LoadOptions, Logits, Model};
 pub use weights::{TensorNames, WeightFile};

@@ -3,10 +3,11 @@
 //! routed experts chosen and weighed on the GPU, and the shared experts added.
 
 use super::config::{FfnKind, ModelConfig, MoeConfig};
-use super::layers::{load, Ffn};
+use super::layers::{load, load_rows, Ffn};
 use super::weights::WeightFile;
 use crate::error::Result;
-use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::gpu::split::{block_limit, rows_per_block};
+use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::ops::{self, BinaryOp, Experts, GateAct, Routing};
 
 /// A block's feed-forward.
@@ -57,22 +58,35 @@ impl MoeFfn {
     ) -> Result<Self> {
         let (d, e, h) = (cfg.d_model, moe.experts, moe.expert_hidden);
         let routing = moe.routing()?;
-        let router = load(ctx, file, &format!("{prefix}.gate.weight"), &[e, d])?;
+        let router = load_rows(ctx, file, &format!("{prefix}.gate.weight"), &[e, d])?;
         let bias_name = format!("{prefix}.gate.e_score_correction_bias");
         let bias = match file.contains(&bias_name) {
             true => load(ctx, file, &bias_name, &[e])?,
             false => GpuTensor::zeros(ctx, "no correction bias", &[e])?,
         };
-        let (mut gate, mut up, mut down) = (Vec::new(), Vec::new(), Vec::new());
-        for j in 0..e {
-            let name = |m: &str| format!("{prefix}.experts.{j}.{m}.weight");
-            gate.extend(file.take(&name("gate_proj"), &[h, d])?);
-            up.extend(file.take(&name("up_proj"), &[h, d])?);
-            down.extend(file.take(&name("down_proj"), &[d, h])?);
+        // Stacked in blocks of whole experts that fit the block limit, read expert by expert
+        // (the host holds one block at a time).
+        let limit = block_limit(ctx, file.block_bytes);
+        let label = |what: &str| format!("{prefix}.experts.{what}");
+        let per_block = rows_per_block(&label("gate_proj"), &[e, h, d], DType::F32, limit)?;
+        let (mut gates, mut ups, mut downs) = (Vec::new(), Vec::new(), Vec::new());
+        for first in (0..e).step_by(per_block) {
+            let n = per_block.min(e - first);
+            let (mut gate, mut up, mut down) = (Vec::new(), Vec::new(), Vec::new());
+            for j in first..first + n {
+                let name = |m: &str| format!("{prefix}.experts.{j}.{m}.weight");
+                gate.extend(file.take(&name("gate_proj"), &[h, d])?);
+                up.extend(file.take(&name("up_proj"), &[h, d])?);
+                down.extend(file.take(&name("down_proj"), &[d, h])?);
+            }
+            let block = |what: &str, shape: &[usize], data: &[f32]| {
+                let name = format!("{}[{first}..{}]", label(what), first + n);
+                GpuTensor::from_f32(ctx, &name, shape, data)
+            };
+            gates.push(block("gate_proj", &[n, h, d], &gate)?);
+            ups.push(block("up_proj", &[n, h, d], &up)?);
+            downs.push(block("down_proj", &[n, d, h], &down)?);
         }
-        let stacked = |what: &str, shape: &[usize], data: &[f32]| {
-            GpuTensor::from_f32(ctx, &format!("{prefix}.experts.{what}"), shape, data)
-        };
         let shared = match moe.shared_experts {
             0 => None,
             n => Some(Ffn::load_gated(
@@ -86,9 +100,9 @@ impl MoeFfn {
         Ok(MoeFfn {
             router,
             bias,
-            gate: stacked("gate_proj", &[e, h, d], &gate)?,
-            up: stacked("up_proj", &[e, h, d], &up)?,
-            down: stacked("down_proj", &[e, d, h], &down)?,
+            gate: GpuTensor::from_row_blocks(&label("gate_proj"), gates)?,
+            up: GpuTensor::from_row_blocks(&label("up_proj"), ups)?,
+            down: GpuTensor::from_row_blocks(&label("down_proj"), downs)?,
             shared,
             routing,
             act: match cfg.ffn_kind {

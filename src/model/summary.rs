@@ -19,8 +19,9 @@ pub struct TensorSummary {
     pub dtype: String,
     /// Bytes it takes on the GPU.
     pub gpu_bytes: u64,
-    /// Whether it fits one storage binding of the adapter.
-    pub fits_binding: bool,
+    /// The storage bindings it takes on the adapter: 1 when it fits one, more when it is split
+    /// into row blocks, 0 when it cannot be (one row, or a vector, past the limit).
+    pub bindings: u64,
 }
 
 /// A model directory, summarised.
@@ -92,6 +93,23 @@ fn cache_bytes(cfg: &ModelConfig) -> (u64, u64) {
     }
 }
 
+/// Bindings a tensor of `shape` and `bytes` takes when split between rows into blocks of at
+/// most `limit` bytes (as the loader splits matrices); 0 when it cannot be.
+fn bindings(shape: &[usize], bytes: u64, limit: u64) -> u64 {
+    if bytes <= limit {
+        return 1;
+    }
+    let rows = shape.first().copied().unwrap_or(1) as u64;
+    let row_bytes = bytes / rows.max(1);
+    if shape.len() < 2 || row_bytes > limit || row_bytes == 0 {
+        return 0;
+    }
+    // Rows per block as the loader picks them: a multiple of 4 when 4 fit.
+    let fit = limit / row_bytes;
+    let per_block = if fit >= 4 { fit / 4 * 4 } else { fit };
+    rows.div_ceil(per_block)
+}
+
 /// Summarises the model directory `dir` for an adapter whose largest storage binding is
 /// `binding_limit` bytes, with matrices in f16 when `f16_matrices` (native).
 pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<ModelSummary> {
@@ -126,7 +144,7 @@ pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<M
                 shape: t.shape.clone(),
                 dtype: format!("{:?}", t.dtype),
                 gpu_bytes,
-                fits_binding: gpu_bytes <= binding_limit,
+                bindings: bindings(&t.shape, gpu_bytes, binding_limit),
             }
         })
         .collect();

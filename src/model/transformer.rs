@@ -2,7 +2,7 @@
 
 use super::config::{AttentionConfig, ModelConfig};
 use super::latent::{LatentLayer, LatentShape, LatentState};
-use super::layers::{load, load_matrix, Ffn, Norm};
+use super::layers::{load_matrix, load_rows, Ffn, Norm};
 use super::mha::{KvCache, MhaLayer};
 use super::mla::{MlaCache, MlaLayer, MlaPath};
 use super::moe::{FeedForward, MoeFfn};
@@ -184,6 +184,27 @@ pub struct Model {
     f16_matrices: bool,
 }
 
+/// How a model's weights go to the GPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Keep matrices in f16 (the adapter must have shader-f16); norms, embeddings not tied to
+    /// the LM head, routers and latents stay f32.
+    pub f16_matrices: bool,
+    /// Split weights into row blocks of at most this many bytes even below the adapter's
+    /// binding limit (tests use it to split every weight; the values do not change).
+    pub block_bytes: Option<u64>,
+}
+
+impl LoadOptions {
+    /// The default options with f16 matrices when `f16`.
+    pub fn f16(f16: bool) -> Self {
+        LoadOptions {
+            f16_matrices: f16,
+            ..Self::default()
+        }
+    }
+}
+
 impl Model {
     /// Loads a model directory (native): this project's own (`config.json` and
     /// `model.safetensors`, every tensor of which must be used) or a Hugging Face one as
@@ -191,21 +212,20 @@ impl Model {
     /// the shards of `model.safetensors.index.json`; tensors the model does not use are logged).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load_dir(ctx: &GpuContext, dir: &std::path::Path) -> Result<Self> {
-        Self::load_dir_with(ctx, dir, false, |_, _| {})
+        Self::load_dir_with(ctx, dir, LoadOptions::default(), |_, _| {})
     }
 
-    /// As [`Model::load_dir`], keeping matrices in f16 on the GPU when `f16_matrices` (the
-    /// adapter must have shader-f16), and calling `progress(block, blocks)` as each block is
-    /// uploaded.
+    /// As [`Model::load_dir`], with `options` (f16 matrices, forced weight blocks), calling
+    /// `progress(block, blocks)` as each block is uploaded.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load_dir_with(
         ctx: &GpuContext,
         dir: &std::path::Path,
-        f16_matrices: bool,
+        options: LoadOptions,
         progress: impl FnMut(usize, usize),
     ) -> Result<Self> {
         let (config, file) = open_dir(dir)?;
-        Self::load_file(ctx, config, file, f16_matrices, progress)
+        Self::load_file(ctx, config, file, options, progress)
     }
 
     /// Builds a model from the text of its `config.json` and the bytes of its
@@ -215,13 +235,13 @@ impl Model {
         ctx: &GpuContext,
         config_json: &str,
         weights: Vec<u8>,
-        f16_matrices: bool,
+        options: LoadOptions,
     ) -> Result<Self> {
         Self::from_shards_bytes(
             ctx,
             config_json,
             vec![("model.safetensors".into(), weights)],
-            f16_matrices,
+            options,
         )
     }
 
@@ -231,7 +251,7 @@ impl Model {
         ctx: &GpuContext,
         config_json: &str,
         shards: Vec<(String, Vec<u8>)>,
-        f16_matrices: bool,
+        options: LoadOptions,
     ) -> Result<Self> {
         let json: serde_json::Value =
             serde_json::from_str(config_json).map_err(|e| Error::Invalid {
@@ -246,19 +266,23 @@ impl Model {
         } else {
             ModelConfig::from_json(config_json)?
         };
-        Self::load_file(ctx, config, file, f16_matrices, |_, _| {})
+        Self::load_file(ctx, config, file, options, |_, _| {})
     }
 
-    /// Uploads every tensor of `file` for `config` (matrices in f16 when `f16_matrices`),
-    /// telling `progress(block, blocks)`; errors if the file holds tensors the model does not use.
+    /// Uploads every tensor of `file` for `config` as `options` say, telling
+    /// `progress(block, blocks)`; errors if the file holds tensors the model does not use.
     fn load_file(
         ctx: &GpuContext,
         config: ModelConfig,
         mut file: WeightFile,
-        f16_matrices: bool,
+        options: LoadOptions,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Self> {
         let blocks = config.n_layers;
+        let LoadOptions {
+            f16_matrices,
+            block_bytes,
+        } = options;
         if f16_matrices && !ctx.has_f16() {
             return Err(Error::Invalid {
                 what: "f16 weights".into(),
@@ -267,6 +291,7 @@ impl Model {
             });
         }
         file.f16_matrices = f16_matrices;
+        file.block_bytes = block_bytes;
         let model = Self::load(ctx, config, &mut file, |i| progress(i + 1, blocks))?;
         match file.names {
             TensorNames::Native => file.finish()?,
@@ -289,18 +314,13 @@ impl Model {
         mut progress: impl FnMut(usize),
     ) -> Result<Self> {
         config.validate()?;
-        let limits = &ctx.limits;
-        file.max_tensor_bytes = Some(
-            limits
-                .max_storage_buffer_binding_size
-                .min(limits.max_buffer_size),
-        );
+        file.max_tensor_bytes = Some(crate::gpu::split::block_limit(ctx, file.block_bytes));
         let cfg = &config;
         let (v, d) = (cfg.vocab_size, cfg.d_model);
         // Tied to the LM head, the embedding is a matrix (f16 when the matrices are).
         let embed = match cfg.tie_embeddings {
             true => load_matrix(ctx, file, "embed_tokens.weight", &[v, d])?,
-            false => load(ctx, file, "embed_tokens.weight", &[v, d])?,
+            false => load_rows(ctx, file, "embed_tokens.weight", &[v, d])?,
         };
         // Grown as the blocks load: a config's layer count is not trusted before its tensors.
         let mut blocks = Vec::new();

@@ -178,8 +178,13 @@ pub struct WeightFile {
     /// Keep matrices (the `B` of `x·Bᵀ` products) in f16 on the GPU (needs shader-f16);
     /// norms, embeddings and latents stay f32.
     pub f16_matrices: bool,
-    /// The adapter's largest buffer binding: a tensor past it is an error before it is read.
+    /// The most bytes a weight block may hold on the GPU (the adapter's binding limit, or a
+    /// forced smaller one): a matrix past it is split into row blocks, and a tensor that cannot
+    /// be (one of its rows, or a vector, past it) is an error before it is read.
     pub max_tensor_bytes: Option<u64>,
+    /// Forces weights into row blocks of at most this many bytes, below the adapter's limit
+    /// (tests split every weight with it; `None`: split only past the adapter's limit).
+    pub block_bytes: Option<u64>,
 }
 
 impl WeightFile {
@@ -292,6 +297,7 @@ impl WeightFile {
             names: TensorNames::Native,
             f16_matrices: false,
             max_tensor_bytes: None,
+            block_bytes: None,
         })
     }
 
@@ -357,18 +363,22 @@ impl WeightFile {
             ));
         }
         if let Some(limit) = self.max_tensor_bytes {
-            // Checked before the tensor is read and converted on the host.
+            // Checked before the tensor is read and converted on the host: a matrix is split
+            // between rows, so its rows must fit; a vector must fit whole.
             let element = if self.f16_matrices { 2 } else { 4 };
-            let bytes = shape
+            let unit = if shape.len() > 1 { &shape[1..] } else { shape };
+            let bytes = unit
                 .iter()
                 .try_fold(element, |a: u64, &d| a.checked_mul(d as u64));
             if bytes.is_none_or(|b| b > limit) {
+                let what = if shape.len() > 1 { "rows" } else { "vectors" };
                 return Err(self.err(
                     name,
-                    format!("a tensor of at most {limit} bytes on the GPU (the adapter's limit)"),
+                    format!("{what} of at most {limit} bytes in one GPU binding"),
                     format!(
-                        "shape {shape:?}: {} bytes",
-                        bytes.map_or("over 2^64".into(), |b| b.to_string())
+                        "shape {shape:?}: {} bytes {}",
+                        bytes.map_or("over 2^64".into(), |b| b.to_string()),
+                        if shape.len() > 1 { "per row" } else { "" }
                     ),
                 ));
             }

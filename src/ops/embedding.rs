@@ -16,8 +16,12 @@ pub struct EmbeddingParams {
     pub d: u32,
     /// Vocabulary size.
     pub vocab: u32,
+    /// The first row of the bound block of the table.
+    pub first_row: u32,
+    /// Rows in the bound block.
+    pub rows: u32,
     /// Padding.
-    pub _pad: u32,
+    pub _pad: [u32; 3],
 }
 
 /// `out[t] = table[ids[t]]`; `table` is `[vocab, d]`, the result `[ids.len(), d]`.
@@ -45,7 +49,8 @@ pub fn embedding(batch: &mut Batch, table: &GpuTensor, ids: &[u32]) -> Result<Gp
 }
 
 /// As [`embedding`] with the ids already on the GPU (`[tokens]` u32, e.g. the sampler's
-/// output); an id past the vocabulary reads the last row (the kernel clamps it).
+/// output); an id past the vocabulary reads the last row (the kernel clamps it). A table split
+/// into row blocks takes one dispatch per block.
 pub fn embedding_ids(batch: &mut Batch, table: &GpuTensor, ids_t: &GpuTensor) -> Result<GpuTensor> {
     expect_table(table)?;
     if ids_t.dtype() != DType::U32 || ids_t.shape().len() != 1 || ids_t.numel() == 0 {
@@ -60,24 +65,28 @@ pub fn embedding_ids(batch: &mut Batch, table: &GpuTensor, ids_t: &GpuTensor) ->
     let n = ids_t.numel();
     let ctx = batch.ctx();
     let out = GpuTensor::scratch(ctx, "embedding", &[n, d], DType::F32)?;
-    let params = EmbeddingParams {
-        tokens: as_u32("embedding", "tokens", n)?,
-        d: as_u32("embedding", "width", d)?,
-        vocab: as_u32("embedding", "vocab", vocab)?,
-        _pad: 0,
-    };
     let wg = grid(ctx, "embedding", ((n * d) as u64).div_ceil(256))?;
     let kernel = match table.dtype() {
         DType::F16 => &shaders::EMBEDDING_LOOKUP_F16,
         _ => &shaders::EMBEDDING_LOOKUP,
     };
-    batch.dispatch(
-        kernel,
-        &[],
-        Some(bytemuck::bytes_of(&params)),
-        &[table, ids_t, &out],
-        wg,
-    )?;
+    for (first, block) in table.row_blocks() {
+        let params = EmbeddingParams {
+            tokens: as_u32("embedding", "tokens", n)?,
+            d: as_u32("embedding", "width", d)?,
+            vocab: as_u32("embedding", "vocab", vocab)?,
+            first_row: as_u32("embedding", "block's first row", first)?,
+            rows: as_u32("embedding", "block's rows", block.shape()[0])?,
+            _pad: [0; 3],
+        };
+        batch.dispatch(
+            kernel,
+            &[],
+            Some(bytemuck::bytes_of(&params)),
+            &[&block, ids_t, &out],
+            wg,
+        )?;
+    }
     Ok(out)
 }
 

@@ -23,8 +23,12 @@ pub struct MatmulParams {
     pub b_stride: u32,
     /// Elements between C's batches.
     pub c_stride: u32,
+    /// Elements between C's rows (N unless a row block of B writes part of a wider C).
+    pub ldc: u32,
+    /// C's first element (the column a row block of B starts at).
+    pub c_offset: u32,
     /// Padding.
-    pub _pad: u32,
+    pub _pad: [u32; 3],
 }
 
 /// One kernel choice: which entry point, how much of C a workgroup covers, its constants.
@@ -191,7 +195,9 @@ pub fn matmul(
     Ok(c)
 }
 
-/// As [`matmul`], writing into `c`, which must have the output shape.
+/// As [`matmul`], writing into `c`, which must have the output shape. A `b` split into row
+/// blocks (a weight past the binding limit, see `gpu::split`) is taken block by block, each
+/// writing its columns of `c`.
 pub fn matmul_into(
     batch: &mut Batch,
     a: &GpuTensor,
@@ -201,48 +207,64 @@ pub fn matmul_into(
 ) -> Result<()> {
     let (shape, bt, m, n, k) = output_shape(a, b, transpose_b)?;
     expect_shape("matmul", "C", c, &shape)?;
-    let b_stride = if b.shape().len() == 3 { n * k } else { 0 };
-    let params = MatmulParams {
-        m: as_u32("matmul", "M", m)?,
-        n: as_u32("matmul", "N", n)?,
-        k: as_u32("matmul", "K", k)?,
-        batch: as_u32("matmul", "batch", bt)?,
-        a_stride: as_u32("matmul", "A batch stride", m * k)?,
-        b_stride: as_u32("matmul", "B batch stride", b_stride)?,
-        c_stride: as_u32("matmul", "C batch stride", m * n)?,
-        _pad: 0,
-    };
-    let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
-    let v = variant(m, n, k, transpose_b, b.dtype());
-    let wg = [
-        (n as u64).div_ceil(v.cols_per_workgroup),
-        (m as u64).div_ceil(v.rows_per_workgroup),
-        bt as u64,
-    ];
-    for (dim, count) in ["columns", "rows", "batch"].into_iter().zip(wg) {
-        if count > max {
-            return Err(Error::DispatchTooLarge {
-                op: "matmul",
-                what: dim,
-                found: count,
-                limit: max,
-            });
-        }
+    if b.is_split() && (!transpose_b || b.shape().len() != 2) {
+        return Err(shape_err(
+            "matmul",
+            format!("B '{}' in row blocks", b.label()),
+            "weights [N, K] of A·Bᵀ",
+            format!(
+                "{:?}{}",
+                b.shape(),
+                if transpose_b { "" } else { " of A·B" }
+            ),
+        ));
     }
-    let kernel = v.kernel;
-    let constants = v.constants;
-    batch.dispatch(
-        kernel,
-        constants,
-        Some(bytemuck::bytes_of(&params)),
-        &[a, b, c],
-        [wg[0] as u32, wg[1] as u32, wg[2] as u32],
-    )?;
+    for (first, block) in b.row_blocks() {
+        let cols = if b.is_split() { block.shape()[0] } else { n };
+        let b_stride = if b.shape().len() == 3 { n * k } else { 0 };
+        let params = MatmulParams {
+            m: as_u32("matmul", "M", m)?,
+            n: as_u32("matmul", "N", cols)?,
+            k: as_u32("matmul", "K", k)?,
+            batch: as_u32("matmul", "batch", bt)?,
+            a_stride: as_u32("matmul", "A batch stride", m * k)?,
+            b_stride: as_u32("matmul", "B batch stride", b_stride)?,
+            c_stride: as_u32("matmul", "C batch stride", m * n)?,
+            ldc: as_u32("matmul", "N", n)?,
+            c_offset: as_u32("matmul", "C column", first)?,
+            _pad: [0; 3],
+        };
+        let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
+        let v = variant(m, cols, k, transpose_b, b.dtype());
+        let wg = [
+            (cols as u64).div_ceil(v.cols_per_workgroup),
+            (m as u64).div_ceil(v.rows_per_workgroup),
+            bt as u64,
+        ];
+        for (dim, count) in ["columns", "rows", "batch"].into_iter().zip(wg) {
+            if count > max {
+                return Err(Error::DispatchTooLarge {
+                    op: "matmul",
+                    what: dim,
+                    found: count,
+                    limit: max,
+                });
+            }
+        }
+        batch.dispatch(
+            v.kernel,
+            v.constants,
+            Some(bytemuck::bytes_of(&params)),
+            &[a, &block, c],
+            [wg[0] as u32, wg[1] as u32, wg[2] as u32],
+        )?;
+    }
     Ok(())
 }
 
-/// The params of a product of one row `[1, K]` by weights `[N, K]`.
-fn one_row_params(op: &'static str, n: usize, k: usize) -> Result<MatmulParams> {
+/// The params of a product of one row `[1, K]` by weights `[N, K]` (or by the row block of
+/// them that starts at row `first`, writing C from column `first`).
+fn one_row_params(op: &'static str, n: usize, k: usize, first: usize) -> Result<MatmulParams> {
     Ok(MatmulParams {
         m: 1,
         n: as_u32(op, "N", n)?,
@@ -251,8 +273,21 @@ fn one_row_params(op: &'static str, n: usize, k: usize) -> Result<MatmulParams> 
         a_stride: 0,
         b_stride: 0,
         c_stride: 0,
-        _pad: 0,
+        ldc: 0,
+        c_offset: as_u32(op, "C column", first)?,
+        _pad: [0; 3],
     })
+}
+
+/// Whether two weights are split into the same row blocks (or both whole).
+fn same_blocks(a: &GpuTensor, b: &GpuTensor) -> bool {
+    let rows = |t: &GpuTensor| {
+        t.row_blocks()
+            .into_iter()
+            .map(|(first, blk)| (first, blk.shape()[0]))
+            .collect::<Vec<_>>()
+    };
+    rows(a) == rows(b)
 }
 
 /// The activation of a gated product (as the elementwise ops compute it).
@@ -299,35 +334,39 @@ pub fn matvec_glu(
         && gate.dtype() == up.dtype()
         && gate.dtype() != DType::U32
         && gate.shape()[1] == x.shape()[1]
-        && x.shape()[1].is_multiple_of(4);
+        && x.shape()[1].is_multiple_of(4)
+        && same_blocks(gate, up);
     if !fits {
         return Ok(None);
     }
     let (n, k) = (gate.shape()[0], gate.shape()[1]);
-    let params = one_row_params(OP, n, k)?;
     let constants = act.constants();
     let kernel = match gate.dtype() {
         DType::F16 => &shaders::MATVEC_GLU_F16W_V4,
         _ => &shaders::MATVEC_GLU_V4,
     };
     let c = GpuTensor::scratch(batch.ctx(), OP, &[1, n], DType::F32)?;
-    let groups = (n as u64).div_ceil(64);
-    let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
-    if groups > max {
-        return Err(Error::DispatchTooLarge {
-            op: OP,
-            what: "columns",
-            found: groups,
-            limit: max,
-        });
+    for ((first, g), (_, u)) in gate.row_blocks().into_iter().zip(up.row_blocks()) {
+        let rows = g.shape()[0];
+        let params = one_row_params(OP, rows, k, first)?;
+        let groups = (rows as u64).div_ceil(64);
+        let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
+        if groups > max {
+            return Err(Error::DispatchTooLarge {
+                op: OP,
+                what: "columns",
+                found: groups,
+                limit: max,
+            });
+        }
+        batch.dispatch(
+            kernel,
+            constants,
+            Some(bytemuck::bytes_of(&params)),
+            &[x, &g, &u, &c],
+            [groups as u32, 1, 1],
+        )?;
     }
-    batch.dispatch(
-        kernel,
-        constants,
-        Some(bytemuck::bytes_of(&params)),
-        &[x, gate, up, &c],
-        [groups as u32, 1, 1],
-    )?;
     Ok(Some(c))
 }
 
@@ -382,37 +421,40 @@ pub fn matvec_with(
         });
     }
     let c = GpuTensor::scratch(batch.ctx(), OP, &shape, DType::F32)?;
-    let params = one_row_params(OP, n, k)?;
-    let (kernel, wg) = match path {
-        MatvecPath::RowPerInvocation => {
-            let groups = (n as u64).div_ceil(64);
-            let wg = crate::gpu::batch::grid(batch.ctx(), OP, groups)?;
-            if wg[1] > 1 {
-                // matvec_nt_v4 indexes outputs by global x only.
-                return Err(Error::DispatchTooLarge {
-                    op: OP,
-                    what: "columns",
-                    found: groups,
-                    limit: batch.ctx().limits.max_compute_workgroups_per_dimension as u64,
-                });
+    for (first, block) in w.row_blocks() {
+        let rows = if w.is_split() { block.shape()[0] } else { n };
+        let params = one_row_params(OP, rows, k, first)?;
+        let (kernel, wg) = match path {
+            MatvecPath::RowPerInvocation => {
+                let groups = (rows as u64).div_ceil(64);
+                let wg = crate::gpu::batch::grid(batch.ctx(), OP, groups)?;
+                if wg[1] > 1 {
+                    // matvec_nt_v4 indexes outputs by global x only.
+                    return Err(Error::DispatchTooLarge {
+                        op: OP,
+                        what: "columns",
+                        found: groups,
+                        limit: batch.ctx().limits.max_compute_workgroups_per_dimension as u64,
+                    });
+                }
+                (&shaders::MATVEC_NT_V4, wg)
             }
-            (&shaders::MATVEC_NT_V4, wg)
-        }
-        MatvecPath::Workgroup => (
-            &shaders::MATVEC_COOP,
-            crate::gpu::batch::grid(batch.ctx(), OP, n as u64)?,
-        ),
-        MatvecPath::Subgroup => (
-            &shaders::MATVEC_SUBGROUP,
-            crate::gpu::batch::grid(batch.ctx(), OP, n as u64)?,
-        ),
-    };
-    batch.dispatch(
-        kernel,
-        &[],
-        Some(bytemuck::bytes_of(&params)),
-        &[x, w, &c],
-        wg,
-    )?;
+            MatvecPath::Workgroup => (
+                &shaders::MATVEC_COOP,
+                crate::gpu::batch::grid(batch.ctx(), OP, rows as u64)?,
+            ),
+            MatvecPath::Subgroup => (
+                &shaders::MATVEC_SUBGROUP,
+                crate::gpu::batch::grid(batch.ctx(), OP, rows as u64)?,
+            ),
+        };
+        batch.dispatch(
+            kernel,
+            &[],
+            Some(bytemuck::bytes_of(&params)),
+            &[x, &block, &c],
+            wg,
+        )?;
+    }
     Ok(c)
 }

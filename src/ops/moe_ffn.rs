@@ -1,5 +1,7 @@
 //! The routed experts of a mixture-of-experts feed-forward (see `moe_ffn.wgsl`): each token's
-//! chosen experts are read by index on the GPU, so decode needs no readback of the routing.
+//! chosen experts are read by index on the GPU, so decode needs no readback of the routing, and
+//! the tokens are grouped by expert on the GPU, so prefill reads each expert's rows once per
+//! pass of up to 8 tokens rather than once per token.
 
 use super::{as_u32, expect_shape, GateAct};
 use crate::error::{shape_err, Result};
@@ -21,11 +23,16 @@ pub struct MoeParams {
     pub inter: u32,
     /// Experts stacked in the matrices.
     pub experts: u32,
+    /// The first expert of the bound block of the matrices.
+    pub first_expert: u32,
+    /// Experts in the bound block.
+    pub block_experts: u32,
     /// Padding.
-    pub _pad: [u32; 3],
+    pub _pad: u32,
 }
 
-/// The stacked weights of every routed expert.
+/// The stacked weights of every routed expert, each matrix whole or split into the same blocks
+/// of whole experts.
 pub struct Experts<'a> {
     /// Gate projections `[experts, inter, d]`.
     pub gate: &'a GpuTensor,
@@ -79,34 +86,120 @@ pub fn moe_ffn(
         ));
     }
     expect_shape(OP, "weights", weights, &[tokens, top_k])?;
+    let blocks = expert_blocks(experts)?;
     let ctx = batch.ctx();
-    let params = MoeParams {
+    let mut params = MoeParams {
         tokens: as_u32(OP, "tokens", tokens)?,
         top_k: as_u32(OP, "top_k", top_k)?,
         d: as_u32(OP, "d", d)?,
         inter: as_u32(OP, "inter", inter)?,
         experts: as_u32(OP, "experts", n_experts)?,
-        _pad: [0; 3],
+        first_expert: 0,
+        block_experts: as_u32(OP, "experts", n_experts)?,
+        _pad: 0,
     };
+    if n_experts > MAX_EXPERTS {
+        return Err(shape_err(
+            OP,
+            "experts",
+            format!("at most {MAX_EXPERTS}"),
+            n_experts,
+        ));
+    }
     let slots = tokens * top_k;
-    let h = GpuTensor::scratch(ctx, "expert hidden", &[tokens, top_k, inter], DType::F32)?;
-    let constants = experts.act.constants();
-    let wg = grid(ctx, OP, ((slots * inter) as u64).div_ceil(64))?;
+    let plan = GpuTensor::scratch(ctx, "expert plan", &[1 + 3 * n_experts + slots], DType::U32)?;
     batch.dispatch(
-        &shaders::MOE_GATE_UP,
-        constants,
+        &shaders::MOE_SORT,
+        &[],
         Some(bytemuck::bytes_of(&params)),
-        &[x, ids, experts.gate, experts.up, &h],
-        wg,
+        &[ids, &plan],
+        [1, 1, 1],
     )?;
+    let constants = pass_constants(experts.act, tokens == 1);
+    let groups_y = as_u32(OP, "experts in use", n_experts.min(slots))?;
+    let h = GpuTensor::scratch(ctx, "expert hidden", &[slots, inter], DType::F32)?;
+    let yk = GpuTensor::scratch(ctx, "expert outputs", &[slots, d], DType::F32)?;
+    for (first, count, gate, up, _) in &blocks {
+        params.first_expert = as_u32(OP, "first expert", *first)?;
+        params.block_experts = as_u32(OP, "experts", *count)?;
+        let wg = [as_u32(OP, "inter", inter.div_ceil(64))?, groups_y, 1];
+        batch.dispatch(
+            &shaders::MOE_GATE_UP,
+            constants,
+            Some(bytemuck::bytes_of(&params)),
+            &[x, &plan, gate, up, &h],
+            wg,
+        )?;
+    }
+    for (first, count, _, _, down) in &blocks {
+        params.first_expert = as_u32(OP, "first expert", *first)?;
+        params.block_experts = as_u32(OP, "experts", *count)?;
+        let wg = [as_u32(OP, "d", d.div_ceil(64))?, groups_y, 1];
+        batch.dispatch(
+            &shaders::MOE_DOWN,
+            constants,
+            Some(bytemuck::bytes_of(&params)),
+            &[&h, &plan, down, &yk],
+            wg,
+        )?;
+    }
     let y = GpuTensor::scratch(ctx, "experts", &[tokens, d], DType::F32)?;
     let wg = grid(ctx, OP, ((tokens * d) as u64).div_ceil(64))?;
     batch.dispatch(
-        &shaders::MOE_DOWN,
-        constants,
+        &shaders::MOE_COMBINE,
+        &[],
         Some(bytemuck::bytes_of(&params)),
-        &[&h, ids, weights, experts.down, &y],
+        &[&yk, weights, &y],
         wg,
     )?;
     Ok(y)
+}
+
+/// The kernels' constants: the activation, and one token per pass where there is one token
+/// (decode: each expert in use has exactly one), so no work goes to padding.
+fn pass_constants(act: GateAct, one_token: bool) -> crate::gpu::pipeline::Constants {
+    const TABLE: [[&[(&str, f64)]; 2]; 3] = [
+        [&[("ACT", 0.0)], &[("ACT", 0.0), ("TOKENS_PER_PASS", 1.0)]],
+        [&[("ACT", 1.0)], &[("ACT", 1.0), ("TOKENS_PER_PASS", 1.0)]],
+        [&[("ACT", 2.0)], &[("ACT", 2.0), ("TOKENS_PER_PASS", 1.0)]],
+    ];
+    let row = match act {
+        GateAct::Silu => 0,
+        GateAct::Gelu => 1,
+        GateAct::GeluTanh => 2,
+    };
+    TABLE[row][one_token as usize]
+}
+
+/// The experts kernels sort at most this many experts (one workgroup invocation each).
+pub const MAX_EXPERTS: usize = 256;
+
+/// `(first expert, experts, gate, up, down)` per block of the stacked matrices, which must be
+/// split alike.
+type ExpertBlock = (usize, usize, GpuTensor, GpuTensor, GpuTensor);
+
+fn expert_blocks(experts: &Experts) -> Result<Vec<ExpertBlock>> {
+    let (g, u, d) = (
+        experts.gate.row_blocks(),
+        experts.up.row_blocks(),
+        experts.down.row_blocks(),
+    );
+    let alike = g.len() == u.len()
+        && g.len() == d.len()
+        && g.iter().zip(&u).zip(&d).all(|(((a, x), (b, y)), (c, z))| {
+            a == b && b == c && x.shape()[0] == y.shape()[0] && y.shape()[0] == z.shape()[0]
+        });
+    if !alike {
+        return Err(shape_err(
+            "moe_ffn",
+            "expert blocks",
+            "gate, up and down split into the same blocks of experts",
+            format!("{} / {} / {} blocks", g.len(), u.len(), d.len()),
+        ));
+    }
+    Ok(g.into_iter()
+        .zip(u)
+        .zip(d)
+        .map(|(((first, gate), (_, up)), (_, down))| (first, gate.shape()[0], gate, up, down))
+        .collect())
 }

@@ -2,7 +2,9 @@
 //! (`tests/fixtures/generate/greedy.json`): natively on every adapter (`tests/greedy.rs`) and in
 //! the browser (`tests/browser.rs`), so the browser's tokens are the native run's.
 
-use latentgpu::model::{generate_async, GenerateConfig, Logits, Model, SamplingConfig};
+use latentgpu::model::{
+    generate_async, GenerateConfig, LoadOptions, Logits, Model, SamplingConfig,
+};
 use latentgpu::GpuContext;
 
 /// The committed tokens.
@@ -56,7 +58,7 @@ pub fn shipped_model(name: &str) -> (&'static str, &'static [u8]) {
 /// Loads the shipped model `name` on `ctx`.
 pub fn load_shipped(ctx: &GpuContext, name: &str) -> Model {
     let (config, weights) = shipped_model(name);
-    Model::from_bytes(ctx, config, weights.to_vec(), false)
+    Model::from_bytes(ctx, config, weights.to_vec(), LoadOptions::default())
         .unwrap_or_else(|e| panic!("loading {name} on {}: {e}", ctx.name()))
 }
 

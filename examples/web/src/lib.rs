@@ -7,7 +7,7 @@
 
 use latentgpu::gpu::{BackendChoice, GpuContext};
 use latentgpu::model::tokenizer::Tokenizer;
-use latentgpu::model::{generate_async, GenerateConfig, Model, SamplingConfig};
+use latentgpu::model::{generate_async, GenerateConfig, LoadOptions, Model, SamplingConfig};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -60,8 +60,13 @@ impl WebGpu {
         weights: Vec<u8>,
         f16_weights: bool,
     ) -> Result<WebModel, JsError> {
-        let model =
-            Model::from_bytes(&self.ctx, config_json, weights, f16_weights).map_err(js_err)?;
+        let model = Model::from_bytes(
+            &self.ctx,
+            config_json,
+            weights,
+            LoadOptions::f16(f16_weights),
+        )
+        .map_err(js_err)?;
         Ok(self.loaded(model, Tokenizer::Bytes, Vec::new()))
     }
 
@@ -84,8 +89,13 @@ impl WebGpu {
                 (name, js_sys::Uint8Array::new(&pair.get(1)).to_vec())
             })
             .collect();
-        let model = Model::from_shards_bytes(&self.ctx, config_json, shards, f16_weights)
-            .map_err(js_err)?;
+        let model = Model::from_shards_bytes(
+            &self.ctx,
+            config_json,
+            shards,
+            LoadOptions::f16(f16_weights),
+        )
+        .map_err(js_err)?;
         let tokenizer = match tokenizer_json {
             Some(json) => Tokenizer::from_json(&json).map_err(js_err)?,
             None => Tokenizer::Bytes,

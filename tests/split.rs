@@ -1,0 +1,198 @@
+//! Weights split into row blocks (as past the binding limit) give the values of the unsplit
+//! weights, bit for bit: with a forced tiny block size every matrix of every attention kind, the
+//! embedding, the LM head and the stacked experts are split, on every adapter.
+
+mod common;
+
+use common::{fixture, on_every_adapter};
+use latentgpu::gpu::{Batch, GpuContext};
+use latentgpu::model::{generate, GenerateConfig, LoadOptions, Logits, Model, SamplingConfig};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The models, and the block size that splits their weights: a block must hold one row, or
+/// one whole expert of a stacked expert matrix (12·32 f32 in the DeepSeek fixtures).
+fn models() -> Vec<(PathBuf, u64)> {
+    let hf = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/hf-dense")
+            .join(name)
+            .join("model")
+    };
+    let mut all = vec![
+        (fixture("mha-tiny"), 1024),
+        (fixture("mla-tiny"), 1024),
+        (fixture("mla-tiny-qlora-yarn"), 1024),
+        (fixture("latent-tiny"), 1024),
+        (fixture("gqa-tiny-gelu-layernorm"), 1024),
+    ];
+    for name in [
+        "llama-gqa3",
+        "llama3-mqa-bf16",
+        "qwen2-bias",
+        "qwen3-head-dim",
+        "mistral-window-sharded",
+        "deepseek-v2-moe",
+        "deepseek-v2-groups-yarn",
+        "deepseek-v3-noaux",
+        "deepseek-v3-unnormed",
+    ] {
+        let block = if name.starts_with("deepseek") {
+            1536
+        } else {
+            512
+        };
+        all.push((hf(name), block));
+    }
+    all
+}
+
+/// What a prefill of `ids` gave: the logits of every position (bit patterns), the weights it
+/// bound as row blocks, and the weights it bound whole with their bytes.
+struct Prefill {
+    logits: Vec<u32>,
+    split: BTreeSet<String>,
+    whole: BTreeSet<(String, u64)>,
+}
+
+fn prefill(ctx: &GpuContext, model: &Model, ids: &[u32]) -> Prefill {
+    let cache = model.new_cache(ctx).unwrap();
+    let mut b = Batch::logged(ctx);
+    let (logits, _) = model
+        .record_forward(&mut b, ids, &cache, Logits::All)
+        .unwrap();
+    let bound = b.recorded().iter().flat_map(|d| d.tensors.iter());
+    // Weights are named for their checkpoint tensors; a block's name adds its rows `[a..b]`.
+    let is_weight =
+        |l: &str| l.starts_with("layers.") || l == "embed_tokens.weight" || l == "lm_head.weight";
+    let split = bound
+        .clone()
+        .filter_map(|t| t.label().split_once('[').map(|(name, _)| name.to_string()))
+        .collect();
+    let whole = bound
+        .filter(|t| is_weight(t.label()) && !t.label().contains('['))
+        .map(|t| (t.label().to_string(), t.bytes()))
+        .collect();
+    let values = b.read(&[&logits]).unwrap().remove(0);
+    Prefill {
+        logits: values.iter().map(|v| v.to_bits()).collect(),
+        split,
+        whole,
+    }
+}
+
+fn greedy(ctx: &GpuContext, model: &Model, ids: &[u32]) -> Vec<u32> {
+    let cfg = GenerateConfig {
+        eos_token_ids: Vec::new(),
+        max_tokens: 12,
+        stop: None,
+        sampling: SamplingConfig {
+            temperature: 0.0,
+            ..Default::default()
+        },
+        cancel: None,
+    };
+    generate(ctx, model, ids, &cfg, |_| {}).unwrap()
+}
+
+#[test]
+fn split_weights_give_the_unsplit_logits_bit_for_bit() {
+    on_every_adapter(|ctx| {
+        for (dir, block_bytes) in models() {
+            let name = dir.display().to_string();
+            let whole = Model::load_dir_with(ctx, &dir, LoadOptions::default(), |_, _| {})
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let options = LoadOptions {
+                block_bytes: Some(block_bytes),
+                ..LoadOptions::default()
+            };
+            let split = Model::load_dir_with(ctx, &dir, options, |_, _| {})
+                .unwrap_or_else(|e| panic!("{name} split: {e}"));
+            let vocab = whole.config.vocab_size as u32;
+            let ids: Vec<u32> = [1, 5, 9, 2, 7, 3, 11].iter().map(|i| i % vocab).collect();
+            let want = prefill(ctx, &whole, &ids);
+            let got = prefill(ctx, &split, &ids);
+            assert!(want.split.is_empty(), "{name}: unsplit run bound blocks");
+            assert!(
+                got.logits == want.logits,
+                "{name}: split logits differ from the unsplit ones"
+            );
+            // Every weight the unsplit pass bound that is bigger than a block was split.
+            let unsplit: Vec<&(String, u64)> = want
+                .whole
+                .iter()
+                .filter(|(w, bytes)| *bytes > block_bytes && !got.split.contains(w))
+                .collect();
+            assert!(unsplit.is_empty(), "{name}: not split: {unsplit:?}");
+            assert!(
+                got.split.contains("embed_tokens.weight"),
+                "{name}: embedding not split"
+            );
+            assert_eq!(
+                greedy(ctx, &whole, &ids),
+                greedy(ctx, &split, &ids),
+                "{name}: greedy decode"
+            );
+        }
+    });
+}
+
+/// A model whose tied embedding (the LM head) is past the adapter's binding limit loads, split,
+/// and gives the logits of the model it extends: the shipped MHA model with its vocabulary
+/// padded by zero rows to 2^18 tokens (168 MB in f32 against lavapipe's 128 MiB).
+#[test]
+fn an_embedding_past_the_binding_limit_loads_and_generates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/shakespeare-mha");
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (vocab, d) = (1usize << 18, 160);
+    let embed = st.tensor("embed_tokens.weight").unwrap();
+    assert_eq!(embed.dtype(), safetensors::Dtype::F16);
+    let mut padded = embed.data().to_vec();
+    padded.resize(vocab * d * 2, 0);
+    let mut tensors: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name != "embed_tokens.weight")
+        .collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![vocab, d], &padded)
+            .unwrap();
+    tensors.push(("embed_tokens.weight".into(), view));
+    let big_weights = safetensors::serialize(tensors, None).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&config).unwrap();
+    json["vocab_size"] = vocab.into();
+    let big_config = json.to_string();
+    let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
+    on_every_adapter(|ctx| {
+        let limit = ctx.limits.max_storage_buffer_binding_size;
+        if (vocab * d * 4) as u64 <= limit {
+            eprintln!("{}: binds {limit} bytes, the embedding fits", ctx.name());
+        }
+        let small = Model::load_dir(ctx, &dir).unwrap();
+        let big = Model::from_bytes(
+            ctx,
+            &big_config,
+            big_weights.clone(),
+            LoadOptions::default(),
+        )
+        .unwrap();
+        let logits = |m: &Model| {
+            let mut cache = m.new_cache(ctx).unwrap();
+            m.forward(ctx, &prompt, &mut cache, Logits::Last).unwrap()
+        };
+        let (want, got) = (logits(&small), logits(&big));
+        assert_eq!(got.len(), vocab);
+        // The first 256 rows lie in the first block: the same products, bit for bit.
+        assert!(got[..256]
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(
+            got[256..].iter().all(|&v| v == 0.0),
+            "zero rows give zero logits"
+        );
+        assert_eq!(greedy(ctx, &big, &prompt), greedy(ctx, &small, &prompt));
+    });
+}
