@@ -155,10 +155,15 @@ def golden(model_dir, tokens, out_path, device="cpu", dtype=torch.float32):
     ids = torch.tensor([tokens])
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="eager", experts_implementation="eager").to(device).eval()
     logits, hidden = layer_outputs(model, ids.to(device))
-    # One model in memory at a time (a real-shaped one is gigabytes).
-    del model
-    ref = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64, attn_implementation="eager",
-                                               experts_implementation="eager").eval()
+    # The float64 reference is the same model converted, not loaded again: one model in memory
+    # at a time (the DeepSeek-V2-Lite slice is 6.7 GB in f32 and 13.4 GB in float64).
+    if dtype == torch.float32:
+        ref = model.to("cpu", torch.float64)
+    else:
+        del model
+        ref = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64, attn_implementation="eager",
+                                                   experts_implementation="eager")
+    ref.eval()
     logits64, hidden64 = layer_outputs(ref, ids)
     out = {"tokens": ids[0].to(torch.int64), "logits": logits.float().cpu(), "logits_f64": logits64}
     for i, (h, h64) in enumerate(zip(hidden, hidden64)):

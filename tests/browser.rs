@@ -223,3 +223,137 @@ async fn greedy_tokens_of_the_mha_model_match_the_native_run() {
 async fn greedy_tokens_of_the_mla_model_match_the_native_run() {
     greedy::check_greedy(&browser_gpu().await, "shakespeare-mla").await;
 }
+
+/// Weights forced into tiny row blocks (every matrix, the embedding, the LM head and the
+/// stacked experts split) give the unsplit logits bit for bit in the browser too, and the
+/// DeepSeek fixture's greedy tokens.
+#[wasm_bindgen_test]
+async fn split_weights_give_the_unsplit_logits_bit_for_bit() {
+    use latentgpu::model::{LoadOptions, Logits, Model};
+    let ctx = browser_gpu().await;
+    let models: [(&str, &[u8], &str, u64); 2] = [
+        (
+            include_str!("fixtures/hf-dense/qwen2-bias/model/config.json"),
+            include_bytes!("fixtures/hf-dense/qwen2-bias/model/model.safetensors"),
+            include_str!("fixtures/hf-dense/qwen2-bias/expected.json"),
+            512,
+        ),
+        (
+            include_str!("fixtures/hf-dense/deepseek-v2-moe/model/config.json"),
+            include_bytes!("fixtures/hf-dense/deepseek-v2-moe/model/model.safetensors"),
+            include_str!("fixtures/hf-dense/deepseek-v2-moe/expected.json"),
+            // One whole expert (12·32 f32) per block.
+            1536,
+        ),
+    ];
+    for (config, weights, expected, block_bytes) in models {
+        let whole = Model::from_bytes(&ctx, config, weights.to_vec(), LoadOptions::default())
+            .unwrap();
+        let options = LoadOptions {
+            block_bytes: Some(block_bytes),
+            ..LoadOptions::default()
+        };
+        let split = Model::from_bytes(&ctx, config, weights.to_vec(), options).unwrap();
+        let expected: serde_json::Value = serde_json::from_str(expected).unwrap();
+        let ids = |v: &serde_json::Value| -> Vec<u32> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        };
+        let prompt = ids(&expected["prompt_ids"]);
+        let mut logits = Vec::new();
+        for model in [&whole, &split] {
+            let mut cache = model.new_cache(&ctx).unwrap();
+            let l = model
+                .forward_async(&ctx, &prompt, &mut cache, Logits::All)
+                .await
+                .unwrap();
+            logits.push(l.iter().map(|v| v.to_bits()).collect::<Vec<u32>>());
+        }
+        assert!(logits[0] == logits[1], "split logits differ");
+        let want = ids(&expected["greedy_ids"]);
+        let cfg = latentgpu::model::GenerateConfig {
+            max_tokens: want.len(),
+            stop: None,
+            eos_token_ids: Vec::new(),
+            sampling: latentgpu::model::SamplingConfig {
+                temperature: 0.0,
+                ..Default::default()
+            },
+            cancel: None,
+        };
+        let got = latentgpu::model::generate_async(&ctx, &split, &prompt, &cfg, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(got, want);
+    }
+}
+
+/// The shipped MHA model with its tied embedding padded by zero rows to 2^18 tokens (168 MB in
+/// f32, past the browser's 128 MiB binding limit) loads, split, and gives the shipped model's
+/// logits and greedy tokens.
+#[wasm_bindgen_test]
+async fn an_embedding_past_the_binding_limit_loads_and_generates() {
+    use latentgpu::model::{LoadOptions, Logits, Model};
+    let ctx = browser_gpu().await;
+    let config = include_str!("../models/shakespeare-mha/config.json");
+    let weights = include_bytes!("../models/shakespeare-mha/model.safetensors");
+    let st = safetensors::SafeTensors::deserialize(weights).unwrap();
+    let (vocab, d) = (1usize << 18, 160);
+    let mut padded = st.tensor("embed_tokens.weight").unwrap().data().to_vec();
+    padded.resize(vocab * d * 2, 0);
+    let mut tensors: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name != "embed_tokens.weight")
+        .collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![vocab, d], &padded)
+            .unwrap();
+    tensors.push(("embed_tokens.weight".into(), view));
+    let big_weights = safetensors::serialize(tensors, None).unwrap();
+    drop(padded);
+    let mut json: serde_json::Value = serde_json::from_str(config).unwrap();
+    json["vocab_size"] = vocab.into();
+    let small = Model::from_bytes(&ctx, config, weights.to_vec(), LoadOptions::default()).unwrap();
+    let big = Model::from_bytes(&ctx, &json.to_string(), big_weights, LoadOptions::default())
+        .unwrap();
+    let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
+    let mut logits = Vec::new();
+    for model in [&small, &big] {
+        let mut cache = model.new_cache(&ctx).unwrap();
+        logits.push(
+            model
+                .forward_async(&ctx, &prompt, &mut cache, Logits::Last)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(logits[1].len(), vocab);
+    assert!(logits[1][..256]
+        .iter()
+        .zip(&logits[0])
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert!(logits[1][256..].iter().all(|&v| v == 0.0));
+    let cfg = latentgpu::model::GenerateConfig {
+        max_tokens: 12,
+        stop: None,
+        eos_token_ids: Vec::new(),
+        sampling: latentgpu::model::SamplingConfig {
+            temperature: 0.0,
+            ..Default::default()
+        },
+        cancel: None,
+    };
+    let mut tokens = Vec::new();
+    for model in [&small, &big] {
+        tokens.push(
+            latentgpu::model::generate_async(&ctx, model, &prompt, &cfg, |_| {})
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(tokens[0], tokens[1]);
+}
