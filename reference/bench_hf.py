@@ -40,17 +40,18 @@ def transformers_figures(model_dir, ids, prompt, decode, reps=2):
             "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
-def latentgpu_figures(model_dir, prompt, decode, backend, f16=False):
+def latentgpu_figures(model_dir, prompt, decode, backend, f16=False, moe=False):
     name = "hf-latentgpu-f16.json" if f16 else "hf-latentgpu.json"
     out = os.path.join(ROOT, "bench-results", name)
     cmd = [os.path.join(ROOT, "scripts", "run.sh")] + (["--backend", backend] if backend else []) + (
         ["--f16-weights"] if f16 else []) + [
         "bench", "model", "--profile", "--models", model_dir, "--prompt", str(prompt), "--decode", str(decode),
-        "--out", out]
+        "--out", out] + (["--expert-readback"] if moe else [])
     print(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     fig = json.load(open(out))
     return fig["figures"][0] | {"adapter": fig.get("adapter"), "roofs": fig.get("roofs"),
-                                "profile": (fig.get("profiles") or [None])[0]}
+                                "profile": (fig.get("profiles") or [None])[0],
+                                "experts": (fig.get("experts") or [None])[0]}
 
 
 def main():
@@ -62,10 +63,13 @@ def main():
     ap.add_argument("--f16", action="store_true", help="also run latentgpu with f16 matrices")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench-results", "hf-side-by-side.json"))
     args = ap.parse_args()
-    vocab = json.load(open(os.path.join(args.model, "config.json")))["vocab_size"]
+    config = json.load(open(os.path.join(args.model, "config.json")))
+    vocab = config["vocab_size"]
+    # A mixture of experts is also decoded with its experts' ids read back per layer.
+    moe = bool(config.get("n_routed_experts"))
     # The ids latentgpu's bench uses.
     ids = [(32 + i % 90) % vocab for i in range(args.prompt + args.decode)]
-    ours = latentgpu_figures(os.path.abspath(args.model), args.prompt, args.decode, args.backend)
+    ours = latentgpu_figures(os.path.abspath(args.model), args.prompt, args.decode, args.backend, moe=moe)
     ours16 = (latentgpu_figures(os.path.abspath(args.model), args.prompt, args.decode, args.backend, f16=True)
               if args.f16 else None)
     theirs = transformers_figures(args.model, ids, args.prompt, args.decode)

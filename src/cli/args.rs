@@ -159,6 +159,12 @@ pub enum BenchCommand {
         /// time, and the products replayed alone on the model's shapes.
         #[arg(long)]
         profile: bool,
+        /// For mixture-of-experts models, also decode with each layer's chosen experts read
+        /// back to the CPU before they are computed (what an engine that dispatches experts
+        /// from the host pays), and print the weight bytes a token reads against a dense model
+        /// of the same size.
+        #[arg(long)]
+        expert_readback: bool,
         /// Where to write the JSON results.
         #[arg(long, default_value = "bench-results/model.json")]
         out: PathBuf,

@@ -67,9 +67,8 @@ pub fn bench_matmul(
 pub fn bench_model(
     choice: BackendChoice,
     models: &[PathBuf],
-    prompt: usize,
-    decode: usize,
-    profile: bool,
+    (prompt, decode): (usize, usize),
+    (profile, expert_readback): (bool, bool),
     out: &PathBuf,
 ) -> Result<()> {
     let ctx = GpuContext::new(choice)?;
@@ -102,8 +101,9 @@ pub fn bench_model(
     };
     let mut figures = Vec::new();
     let mut profiles = Vec::new();
+    let mut experts = Vec::new();
     for dir in dirs {
-        let model =
+        let mut model =
             load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
         let p = prompt
             .min(model.config.max_context.saturating_sub(decode))
@@ -133,13 +133,63 @@ pub fn bench_model(
             print_profile(&prof, fma, copy)?;
             profiles.push(prof);
         }
+        if expert_readback && model.config.moe.is_some() {
+            experts.push(expert_comparison(&ctx, &mut model, &dir, &f)?);
+        }
         figures.push(f);
     }
     let roofs = roofs.map(|(fma, copy)| serde_json::json!({"fma_gflops": fma, "copy_gbps": copy}));
     write_json(
         out,
-        &serde_json::json!({"adapter": ctx.name(), "roofs": roofs, "figures": figures, "profiles": profiles}),
+        &serde_json::json!({"adapter": ctx.name(), "roofs": roofs, "figures": figures,
+            "profiles": profiles, "experts": experts}),
     )
+}
+
+/// A mixture-of-experts model's decode with its experts' ids read back per layer, against
+/// `f` (the GPU-routed run), and the weight bytes a token reads against a dense model of the
+/// same parameters.
+fn expert_comparison(
+    ctx: &GpuContext,
+    model: &mut latentgpu::model::Model,
+    dir: &Path,
+    f: &bench::model::ModelFigure,
+) -> Result<serde_json::Value> {
+    model.set_expert_readback(true);
+    let r = bench::model::run(ctx, model, &dir.display().to_string(), f.prompt_tokens, f.decode_tokens, 2);
+    model.set_expert_readback(false);
+    let r = r?;
+    let s = latentgpu::model::summary::summarize(
+        dir,
+        ctx.limits.max_storage_buffer_binding_size,
+        f.f16_weights,
+    )?;
+    let element = if f.f16_weights { 2.0 } else { 4.0 };
+    // A token reads every weight it goes through once, except an embedding not tied to the
+    // LM head (one row of it).
+    let c = &model.config;
+    let embedding = match c.tie_embeddings {
+        true => 0.0,
+        false => (c.vocab_size * c.d_model) as f64,
+    };
+    let active = (s.active_parameters as f64 - embedding) * element;
+    let dense = (s.parameters as f64 - embedding) * element;
+    outln!(
+        "  experts' ids read back per layer: decode {:.2} tok/s, GPU-routed {:.2}× that; \
+         weights read per token {:.2} GB, a dense model of the same size {:.2} GB ({:.1}× fewer)",
+        r.decode_tokens_per_s,
+        f.decode_tokens_per_s / r.decode_tokens_per_s,
+        active / 1e9,
+        dense / 1e9,
+        dense / active
+    );
+    Ok(serde_json::json!({
+        "model": f.model,
+        "decode_tokens_per_s_gpu_routed": f.decode_tokens_per_s,
+        "decode_tokens_per_s_ids_read_back": r.decode_tokens_per_s,
+        "weight_bytes_per_token": active,
+        "dense_equivalent_bytes_per_token": dense,
+    }))
 }
 
 /// Prints a model's profile: decode and prefill per kernel kind, the products alone.

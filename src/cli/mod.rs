@@ -159,8 +159,15 @@ pub fn main() {
                 prompt,
                 decode,
                 profile,
+                expert_readback,
                 out,
-            } => bench::bench_model(choice, models, *prompt, *decode, *profile, out),
+            } => bench::bench_model(
+                choice,
+                models,
+                (*prompt, *decode),
+                (*profile, *expert_readback),
+                out,
+            ),
             BenchCommand::Mla {
                 width,
                 heads,

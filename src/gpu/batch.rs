@@ -254,14 +254,61 @@ impl<'a> Batch<'a> {
             // One pass per dispatch, so each has its own timestamps.
             self.pass = None;
             if timer.waits_each() {
-                self.submit_and_time()?;
+                self.submit_so_far()?;
             }
         }
         Ok(())
     }
 
-    /// CPU timing: submits what is recorded so far on its own and times it to completion.
-    fn submit_and_time(&mut self) -> Result<()> {
+    /// Submits what is recorded so far, waits for it, and reads the u32 tensor `t` back; the
+    /// batch goes on recording after it. A round trip in the middle of a forward pass: what the
+    /// experts benchmark's readback variant costs per layer (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_u32_midway(&mut self, t: &GpuTensor) -> Result<Vec<u32>> {
+        t.expect_whole("read back")?;
+        if t.dtype() != DType::U32 {
+            return Err(Error::Invalid {
+                what: format!("reading back '{}'", t.label()),
+                expected: "a U32 tensor".into(),
+                found: format!("{:?}", t.dtype()),
+            });
+        }
+        self.pass = None;
+        let size = t.bytes().div_ceil(4).max(1) * 4;
+        let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("midway readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.encoder
+            .copy_buffer_to_buffer(t.buffer(), t.byte_offset(), &staging, 0, size);
+        self.submit_so_far()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        wait_idle(self.ctx, "midway readback")?;
+        let failed = |reason: String| Error::Readback {
+            label: t.label().to_string(),
+            reason,
+        };
+        rx.recv()
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?;
+        let words = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| failed(e.to_string()))?;
+            bytemuck::pod_collect_to_vec::<u8, u32>(&view[..t.bytes() as usize])
+        };
+        staging.unmap();
+        Ok(words)
+    }
+
+    /// Submits what is recorded so far on its own and waits for it to complete (CPU timing
+    /// times it).
+    fn submit_so_far(&mut self) -> Result<()> {
         let next = self
             .ctx
             .device

@@ -43,6 +43,9 @@ pub struct MoeFfn {
     shared: Option<Ffn>,
     routing: Routing,
     act: GateAct,
+    /// Read the chosen experts back to the CPU before computing them, as an engine that
+    /// dispatches experts from the host must (the benchmark's comparison; native only).
+    pub(crate) read_back_ids: bool,
 }
 
 impl MoeFfn {
@@ -110,6 +113,7 @@ impl MoeFfn {
                 FfnKind::GegluTanh => GateAct::GeluTanh,
                 _ => GateAct::Silu,
             },
+            read_back_ids: false,
         })
     }
 
@@ -117,6 +121,11 @@ impl MoeFfn {
     pub fn forward(&self, b: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
         let logits = ops::matmul(b, x, &self.router, true)?;
         let (ids, weights) = ops::moe_route(b, &logits, &self.bias, &self.routing)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.read_back_ids {
+            // The round trip a host-dispatched engine makes here; the kernels are the same.
+            b.read_u32_midway(&ids)?;
+        }
         let experts = Experts {
             gate: &self.gate,
             up: &self.up,

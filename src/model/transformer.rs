@@ -415,6 +415,17 @@ impl Model {
         })
     }
 
+    /// Makes every mixture-of-experts layer read its chosen experts back to the CPU before
+    /// computing them: one round trip per layer, as an engine that dispatches the experts from
+    /// the host makes (`bench model --expert-readback` compares the two; native only).
+    pub fn set_expert_readback(&mut self, on: bool) {
+        for block in &mut self.blocks {
+            if let FeedForward::Moe(moe) = &mut block.ffn {
+                moe.read_back_ids = on;
+            }
+        }
+    }
+
     /// Whether the matrices were uploaded in f16.
     pub fn has_f16_matrices(&self) -> bool {
         self.f16_matrices
