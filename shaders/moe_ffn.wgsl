@@ -187,6 +187,96 @@ fn moe_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
     }
 }
 
+// The same two products with vec4 loads, where d (gate and up) or inter (down) is a multiple of
+// 4: each dot product sums four interleaved partial sums, then adds them (as matvec_nt_v4 does),
+// in the same order whatever the grouping.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> gate4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> up4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn moe_gate_up_v4(@builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let e = expert_of_group(wid.y);
+    let r = wid.x * WG + lid;
+    if (e >= p.experts || r >= p.inter) {
+        return;
+    }
+    let first = plan[start_at(e)];
+    let count = plan[count_at(e)];
+    let d4 = p.d / 4u;
+    let row = ((e - p.first_expert) * p.inter + r) * d4;
+    for (var done = 0u; done < count; done += TOKENS_PER_PASS) {
+        let n = min(TOKENS_PER_PASS, count - done);
+        var xrow: array<u32, TB>;
+        var g: array<vec4<f32>, TB>;
+        var u: array<vec4<f32>, TB>;
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS) {
+                let slot = plan[order_at(first + done + min(i, n - 1u))];
+                xrow[i] = slot / p.top_k * d4;
+            }
+        }
+        for (var c = 0u; c < d4; c++) {
+            let wg = gate4[row + c];
+            let wu = up4[row + c];
+            for (var i = 0u; i < TB; i++) {
+                if (i < TOKENS_PER_PASS) {
+                    let xv = x4[xrow[i] + c];
+                    g[i] = fma(xv, wg, g[i]);
+                    u[i] = fma(xv, wu, u[i]);
+                }
+            }
+        }
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS && i < n) {
+                let slot = plan[order_at(first + done + i)];
+                h[slot * p.inter + r] = gate_act(dot(g[i], vec4<f32>(1.0))) * dot(u[i], vec4<f32>(1.0));
+            }
+        }
+    }
+}
+
+@group(0) @binding(1) var<storage, read> h4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> down4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn moe_down_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let e = expert_of_group(wid.y);
+    let o = wid.x * WG + lid;
+    if (e >= p.experts || o >= p.d) {
+        return;
+    }
+    let first = plan[start_at(e)];
+    let count = plan[count_at(e)];
+    let i4 = p.inter / 4u;
+    let row = ((e - p.first_expert) * p.d + o) * i4;
+    for (var done = 0u; done < count; done += TOKENS_PER_PASS) {
+        let n = min(TOKENS_PER_PASS, count - done);
+        var hrow: array<u32, TB>;
+        var acc: array<vec4<f32>, TB>;
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS) {
+                hrow[i] = plan[order_at(first + done + min(i, n - 1u))] * i4;
+            }
+        }
+        for (var c = 0u; c < i4; c++) {
+            let w = down4[row + c];
+            for (var i = 0u; i < TB; i++) {
+                if (i < TOKENS_PER_PASS) {
+                    acc[i] = fma(h4[hrow[i] + c], w, acc[i]);
+                }
+            }
+        }
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS && i < n) {
+                let slot = plan[order_at(first + done + i)];
+                yk[slot * p.d + o] = dot(acc[i], vec4<f32>(1.0));
+            }
+        }
+    }
+}
+
 @group(0) @binding(1) var<storage, read> yk_in: array<f32>;
 @group(0) @binding(2) var<storage, read> weights: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;

@@ -312,6 +312,20 @@ pub const MOE_DOWN: Kernel = kernel(
     "moe_down",
     &[Uniform, Read, Read, Read, ReadWrite],
 );
+/// As [`MOE_GATE_UP`] with vec4 loads (d % 4 == 0).
+pub const MOE_GATE_UP_V4: Kernel = kernel(
+    "moe_ffn.wgsl",
+    MOE_FFN_SRC,
+    "moe_gate_up_v4",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
+/// As [`MOE_DOWN`] with vec4 loads (inter % 4 == 0).
+pub const MOE_DOWN_V4: Kernel = kernel(
+    "moe_ffn.wgsl",
+    MOE_FFN_SRC,
+    "moe_down_v4",
+    &[Uniform, Read, Read, Read, ReadWrite],
+);
 /// Each token's expert outputs, weighted and summed in choice order.
 pub const MOE_COMBINE: Kernel = kernel(
     "moe_ffn.wgsl",

@@ -119,12 +119,23 @@ pub fn moe_ffn(
     let groups_y = as_u32(OP, "experts in use", n_experts.min(slots))?;
     let h = GpuTensor::scratch(ctx, "expert hidden", &[slots, inter], DType::F32)?;
     let yk = GpuTensor::scratch(ctx, "expert outputs", &[slots, d], DType::F32)?;
+    // vec4 loads where the rows are whole vec4s.
+    let (gate_up, down_kernel) = (
+        match d % 4 {
+            0 => &shaders::MOE_GATE_UP_V4,
+            _ => &shaders::MOE_GATE_UP,
+        },
+        match inter % 4 {
+            0 => &shaders::MOE_DOWN_V4,
+            _ => &shaders::MOE_DOWN,
+        },
+    );
     for (first, count, gate, up, _) in &blocks {
         params.first_expert = as_u32(OP, "first expert", *first)?;
         params.block_experts = as_u32(OP, "experts", *count)?;
         let wg = [as_u32(OP, "inter", inter.div_ceil(64))?, groups_y, 1];
         batch.dispatch(
-            &shaders::MOE_GATE_UP,
+            gate_up,
             constants,
             Some(bytemuck::bytes_of(&params)),
             &[x, &plan, gate, up, &h],
@@ -136,7 +147,7 @@ pub fn moe_ffn(
         params.block_experts = as_u32(OP, "experts", *count)?;
         let wg = [as_u32(OP, "d", d.div_ceil(64))?, groups_y, 1];
         batch.dispatch(
-            &shaders::MOE_DOWN,
+            down_kernel,
             constants,
             Some(bytemuck::bytes_of(&params)),
             &[&h, &plan, down, &yk],

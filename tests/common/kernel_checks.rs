@@ -1040,8 +1040,9 @@ pub async fn moe_routing(ctx: &GpuContext) {
 }
 
 /// The routed experts read by index against the f64 reference: one token (decode) and several,
-/// prime widths (the scalar path), one expert per token, and every token choosing the same
-/// experts while others go unused.
+/// prime widths, one expert per token, every token choosing the same experts while others go
+/// unused (19 tokens: passes of 8, 8 and 3 tokens per expert); and the same values bit for bit
+/// with the stacked matrices split into blocks of whole experts.
 pub async fn moe_experts(ctx: &GpuContext) {
     use ops::{Experts, GateAct};
     let mut rng = Rng::new(37);
@@ -1051,6 +1052,8 @@ pub async fn moe_experts(ctx: &GpuContext) {
         (5, 2, 13, 33, 31, GateAct::Gelu, false),
         (3, 1, 4, 16, 8, GateAct::GeluTanh, false),
         (4, 3, 7, 20, 12, GateAct::Silu, true),
+        (19, 2, 5, 24, 20, GateAct::Silu, true),
+        (17, 3, 11, 9, 7, GateAct::Gelu, false),
     ];
     for (tokens, top_k, n_experts, d, inter, act, same) in cases {
         let x = rng.vec(tokens * d, -1.0, 1.0);
@@ -1085,6 +1088,32 @@ pub async fn moe_experts(ctx: &GpuContext) {
         )
         .unwrap();
         let out = b.read_async(&[&y]).await.unwrap().remove(0);
+        // Split into blocks of 2 experts (gate, up and down alike).
+        let block = (2 * inter * d * 4) as u64;
+        let split = |label: &str, shape: &[usize], data: &[f32]| {
+            latentgpu::gpu::split::upload_rows(ctx, label, shape, latentgpu::gpu::DType::F32, data, block)
+                .unwrap()
+        };
+        let (s_gate, s_up, s_down) = (
+            split("gate", &[n_experts, inter, d], &gate),
+            split("up", &[n_experts, inter, d], &up),
+            split("down", &[n_experts, d, inter], &down),
+        );
+        assert_eq!(s_gate.is_split(), n_experts > 2);
+        let split_experts = Experts {
+            gate: &s_gate,
+            up: &s_up,
+            down: &s_down,
+            act,
+        };
+        let mut b = Batch::new(ctx);
+        let x_t = upload(ctx, "x", &[tokens, d], &x);
+        let y = ops::moe_ffn(&mut b, &x_t, (&g_ids, &g_w), &split_experts).unwrap();
+        let out_split = b.read_async(&[&y]).await.unwrap().remove(0);
+        assert!(
+            out.iter().zip(&out_split).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "moe experts t{tokens} e{n_experts}: split differs"
+        );
         let f = move |g: f32| match act {
             GateAct::Silu => cpu::silu(g),
             GateAct::Gelu => cpu::gelu(g),
