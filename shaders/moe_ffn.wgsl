@@ -30,9 +30,9 @@ struct MoeParams {
 
 const WG: u32 = 64u;
 // Tokens an invocation carries through one pass over its weight row.
-const TB: u32 = 8u;
+const TB: u32 = 4u;
 // Used up to TB; 1 where each expert has one token (decode), so no work is wasted on padding.
-override TOKENS_PER_PASS: u32 = 8u;
+override TOKENS_PER_PASS: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: MoeParams;
 

@@ -247,8 +247,8 @@ async fn split_weights_give_the_unsplit_logits_bit_for_bit() {
         ),
     ];
     for (config, weights, expected, block_bytes) in models {
-        let whole = Model::from_bytes(&ctx, config, weights.to_vec(), LoadOptions::default())
-            .unwrap();
+        let whole =
+            Model::from_bytes(&ctx, config, weights.to_vec(), LoadOptions::default()).unwrap();
         let options = LoadOptions {
             block_bytes: Some(block_bytes),
             ..LoadOptions::default()
@@ -318,8 +318,8 @@ async fn an_embedding_past_the_binding_limit_loads_and_generates() {
     let mut json: serde_json::Value = serde_json::from_str(config).unwrap();
     json["vocab_size"] = vocab.into();
     let small = Model::from_bytes(&ctx, config, weights.to_vec(), LoadOptions::default()).unwrap();
-    let big = Model::from_bytes(&ctx, &json.to_string(), big_weights, LoadOptions::default())
-        .unwrap();
+    let big =
+        Model::from_bytes(&ctx, &json.to_string(), big_weights, LoadOptions::default()).unwrap();
     let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
     let mut logits = Vec::new();
     for model in [&small, &big] {

@@ -156,7 +156,14 @@ fn expert_comparison(
     f: &bench::model::ModelFigure,
 ) -> Result<serde_json::Value> {
     model.set_expert_readback(true);
-    let r = bench::model::run(ctx, model, &dir.display().to_string(), f.prompt_tokens, f.decode_tokens, 2);
+    let r = bench::model::run(
+        ctx,
+        model,
+        &dir.display().to_string(),
+        f.prompt_tokens,
+        f.decode_tokens,
+        2,
+    );
     model.set_expert_readback(false);
     let r = r?;
     let s = latentgpu::model::summary::summarize(

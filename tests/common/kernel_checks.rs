@@ -1041,7 +1041,7 @@ pub async fn moe_routing(ctx: &GpuContext) {
 
 /// The routed experts read by index against the f64 reference: one token (decode) and several,
 /// prime widths, one expert per token, every token choosing the same experts while others go
-/// unused (19 tokens: passes of 8, 8 and 3 tokens per expert); and the same values bit for bit
+/// unused (19 tokens: passes of 4, 4, 4, 4 and 3 tokens per expert); and the same values bit for bit
 /// with the stacked matrices split into blocks of whole experts.
 pub async fn moe_experts(ctx: &GpuContext) {
     use ops::{Experts, GateAct};
@@ -1091,8 +1091,15 @@ pub async fn moe_experts(ctx: &GpuContext) {
         // Split into blocks of 2 experts (gate, up and down alike).
         let block = (2 * inter * d * 4) as u64;
         let split = |label: &str, shape: &[usize], data: &[f32]| {
-            latentgpu::gpu::split::upload_rows(ctx, label, shape, latentgpu::gpu::DType::F32, data, block)
-                .unwrap()
+            latentgpu::gpu::split::upload_rows(
+                ctx,
+                label,
+                shape,
+                latentgpu::gpu::DType::F32,
+                data,
+                block,
+            )
+            .unwrap()
         };
         let (s_gate, s_up, s_down) = (
             split("gate", &[n_experts, inter, d], &gate),
@@ -1111,7 +1118,9 @@ pub async fn moe_experts(ctx: &GpuContext) {
         let y = ops::moe_ffn(&mut b, &x_t, (&g_ids, &g_w), &split_experts).unwrap();
         let out_split = b.read_async(&[&y]).await.unwrap().remove(0);
         assert!(
-            out.iter().zip(&out_split).all(|(a, b)| a.to_bits() == b.to_bits()),
+            out.iter()
+                .zip(&out_split)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
             "moe experts t{tokens} e{n_experts}: split differs"
         );
         let f = move |g: f32| match act {
