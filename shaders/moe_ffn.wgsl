@@ -11,7 +11,8 @@
 // experts first_expert..first_expert + block_experts, each slot written by its expert's block.
 // Every dot product sums in order over its whole length, whoever computes it, so the values do
 // not depend on the grouping, the pass size or the split. An id past the experts reads the last
-// expert (the router never gives one).
+// expert (the router never gives one). The per-pass arrays are zeroed by an explicit constructor:
+// Chromium's compiler kept the last pass's values in a bare `var` declared inside the loop.
 //
 // plan (u32): [0] the number of experts in use, n; [1, 1 + E) those experts, ascending;
 // [1 + E, 1 + 2E) each expert's first entry in the order; [1 + 2E, 1 + 3E) its slot count;
@@ -117,9 +118,9 @@ fn moe_gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let row = ((e - p.first_expert) * p.inter + r) * p.d;
     for (var done = 0u; done < count; done += TOKENS_PER_PASS) {
         let n = min(TOKENS_PER_PASS, count - done);
-        var xrow: array<u32, TB>;
-        var g: array<f32, TB>;
-        var u: array<f32, TB>;
+        var xrow = array<u32, TB>();
+        var g = array<f32, TB>();
+        var u = array<f32, TB>();
         for (var i = 0u; i < TB; i++) {
             if (i < TOKENS_PER_PASS) {
                 let slot = plan[order_at(first + done + min(i, n - 1u))];
@@ -163,8 +164,8 @@ fn moe_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
     let row = ((e - p.first_expert) * p.d + o) * p.inter;
     for (var done = 0u; done < count; done += TOKENS_PER_PASS) {
         let n = min(TOKENS_PER_PASS, count - done);
-        var hrow: array<u32, TB>;
-        var acc: array<f32, TB>;
+        var hrow = array<u32, TB>();
+        var acc = array<f32, TB>();
         for (var i = 0u; i < TB; i++) {
             if (i < TOKENS_PER_PASS) {
                 hrow[i] = plan[order_at(first + done + min(i, n - 1u))] * p.inter;
@@ -208,9 +209,9 @@ fn moe_gate_up_v4(@builtin(workgroup_id) wid: vec3<u32>,
     let row = ((e - p.first_expert) * p.inter + r) * d4;
     for (var done = 0u; done < count; done += TOKENS_PER_PASS) {
         let n = min(TOKENS_PER_PASS, count - done);
-        var xrow: array<u32, TB>;
-        var g: array<vec4<f32>, TB>;
-        var u: array<vec4<f32>, TB>;
+        var xrow = array<u32, TB>();
+        var g = array<vec4<f32>, TB>();
+        var u = array<vec4<f32>, TB>();
         for (var i = 0u; i < TB; i++) {
             if (i < TOKENS_PER_PASS) {
                 let slot = plan[order_at(first + done + min(i, n - 1u))];
@@ -253,8 +254,8 @@ fn moe_down_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let row = ((e - p.first_expert) * p.d + o) * i4;
     for (var done = 0u; done < count; done += TOKENS_PER_PASS) {
         let n = min(TOKENS_PER_PASS, count - done);
-        var hrow: array<u32, TB>;
-        var acc: array<vec4<f32>, TB>;
+        var hrow = array<u32, TB>();
+        var acc = array<vec4<f32>, TB>();
         for (var i = 0u; i < TB; i++) {
             if (i < TOKENS_PER_PASS) {
                 hrow[i] = plan[order_at(first + done + min(i, n - 1u))] * i4;

@@ -284,9 +284,13 @@ async fn split_weights_give_the_unsplit_logits_bit_for_bit() {
             },
             cancel: None,
         };
+        let whole_got = latentgpu::model::generate_async(&ctx, &whole, &prompt, &cfg, |_| {})
+            .await
+            .unwrap();
         let got = latentgpu::model::generate_async(&ctx, &split, &prompt, &cfg, |_| {})
             .await
             .unwrap();
+        assert_eq!(whole_got, want, "unsplit");
         assert_eq!(got, want);
     }
 }
