@@ -98,13 +98,22 @@ fn greedy(ctx: &GpuContext, model: &Model, ids: &[u32]) -> Vec<u32> {
 #[test]
 fn split_weights_give_the_unsplit_logits_bit_for_bit() {
     on_every_adapter(|ctx| {
-        for (dir, block_bytes) in models() {
-            let name = dir.display().to_string();
-            let whole = Model::load_dir_with(ctx, &dir, LoadOptions::default(), |_, _| {})
+        // f32 matrices, and f16 ones where the adapter has shader-f16 (the f16 kernels split).
+        let precisions = if ctx.has_f16() {
+            &[false, true][..]
+        } else {
+            &[false]
+        };
+        for ((dir, block_bytes), &f16) in models()
+            .into_iter()
+            .flat_map(|m| precisions.iter().map(move |p| (m.clone(), p)))
+        {
+            let name = format!("{}{}", dir.display(), if f16 { " f16" } else { "" });
+            let whole = Model::load_dir_with(ctx, &dir, LoadOptions::f16(f16), |_, _| {})
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let options = LoadOptions {
                 block_bytes: Some(block_bytes),
-                ..LoadOptions::default()
+                f16_matrices: f16,
             };
             let split = Model::load_dir_with(ctx, &dir, options, |_, _| {})
                 .unwrap_or_else(|e| panic!("{name} split: {e}"));

@@ -510,15 +510,16 @@ impl GpuTensor {
             expected: "at least one".into(),
             found: "none".into(),
         })?;
-        let (dtype, inner) = (first.dtype, first.shape[1..].to_vec());
+        let inner = |t: &GpuTensor| t.shape.get(1..).unwrap_or_default().to_vec();
+        let (dtype, row) = (first.dtype, inner(first));
         if let Some(b) = blocks
             .iter()
-            .find(|b| b.dtype != dtype || b.shape[1..] != inner[..] || b.is_split())
+            .find(|b| b.dtype != dtype || b.shape.is_empty() || inner(b) != row || b.is_split())
         {
             return Err(Error::Shape {
                 op: "row blocks",
                 what: format!("block '{}' of '{label}'", b.label),
-                expected: format!("an unsplit {dtype:?} block of rows {inner:?}"),
+                expected: format!("an unsplit {dtype:?} block of rows {row:?}"),
                 found: format!("{:?} {:?}", b.dtype, b.shape),
             });
         }

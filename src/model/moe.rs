@@ -35,7 +35,8 @@ pub struct MoeFfn {
     /// DeepSeek-V3's correction bias `[experts]` (zeros for V2, which has none).
     bias: GpuTensor,
     /// Every routed expert's gate and up projections `[experts, hidden, d]`, and down
-    /// projection `[experts, d, hidden]`.
+    /// projection `[experts, d, hidden]`, stacked (in blocks of whole experts past the block
+    /// limit).
     gate: GpuTensor,
     up: GpuTensor,
     down: GpuTensor,
