@@ -391,4 +391,7 @@ fn info_counts_the_parameters_a_token_goes_through() {
         json["active_parameters"].as_u64().unwrap(),
     );
     assert_eq!(all - active, 2 * 6 * 3 * 12 * 32);
+    // Each layer's 8 experts stacked: 8·12·32 f32 in one binding.
+    assert_eq!(json["expert_stacks"]["bytes"], 8 * 12 * 32 * 4);
+    assert_eq!(json["expert_stacks"]["bindings"], 1);
 }

@@ -69,6 +69,17 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
         mib(s.binding_limit),
         split.len()
     );
+    if let Some(e) = &s.expert_stacks {
+        outln!(
+            "experts:      each layer's stacked gate, up and down {} each, {}",
+            mib(e.bytes),
+            match e.bindings {
+                0 => "too large: one expert is past the binding limit".to_string(),
+                1 => "in one binding".to_string(),
+                n => format!("in {n} blocks of whole experts"),
+            }
+        );
+    }
     for t in split {
         outln!(
             "  split:      {} {:?} ({}) in {} blocks",

@@ -52,8 +52,19 @@ pub struct ModelSummary {
     pub max_position_embeddings: Option<usize>,
     /// The adapter's largest storage binding, in bytes.
     pub binding_limit: u64,
+    /// How a mixture of experts stacks each layer's routed experts on the GPU, if it has one.
+    pub expert_stacks: Option<ExpertStacks>,
     /// Every tensor.
     pub tensors: Vec<TensorSummary>,
+}
+
+/// Each layer's stacked expert matrices (gate, up and down alike) on the GPU.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExpertStacks {
+    /// Bytes of one stacked matrix (all of a layer's experts; f32).
+    pub bytes: u64,
+    /// Bindings it takes (blocks of whole experts; 0 when one expert is past the limit).
+    pub bindings: u64,
 }
 
 /// Cache bytes per token and at the full context of `cfg` (f32 caches).
@@ -137,7 +148,9 @@ pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<M
         .iter()
         .map(|t| {
             let numel: u64 = t.shape.iter().map(|&s| s as u64).product();
-            let matrix = t.shape.len() == 2 && !t.name.contains("embed_tokens");
+            // Embeddings, routers and routed experts stay f32 with f16 matrices.
+            let f32_kept = ["embed_tokens", ".experts.", ".gate.weight"];
+            let matrix = t.shape.len() == 2 && !f32_kept.iter().any(|k| t.name.contains(k));
             let gpu_bytes = numel * if f16_matrices && matrix { 2 } else { 4 };
             TensorSummary {
                 name: t.name.clone(),
@@ -159,6 +172,14 @@ pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<M
         let per_expert = 3 * m.expert_hidden as u64 * config.d_model as u64;
         layers * m.experts.saturating_sub(m.top_k) as u64 * per_expert
     });
+    let expert_stacks = config.moe.as_ref().map(|m| {
+        let shape = [m.experts, m.expert_hidden, config.d_model];
+        let bytes = shape.iter().map(|&s| s as u64).product::<u64>() * 4;
+        ExpertStacks {
+            bytes,
+            bindings: bindings(&shape, bytes, binding_limit),
+        }
+    });
     Ok(ModelSummary {
         family,
         parameters,
@@ -172,6 +193,7 @@ pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<M
         context: config.max_context,
         max_position_embeddings: hf.map(|h| h.max_position_embeddings),
         binding_limit,
+        expert_stacks,
         tensors,
     })
 }
