@@ -18,6 +18,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("latent.wgsl", LATENT),
     ("matmul.wgsl", MATMUL),
     ("matmul_f16w.wgsl", MATMUL_F16W),
+    ("matmul_q8.wgsl", MATMUL_Q8),
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("matvec_coop.wgsl", MATVEC_COOP_SRC),
     ("mla_rope.wgsl", MLA_ROPE_SRC),
@@ -90,6 +91,11 @@ pub const MATMUL_F16W: &str = concat!(
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
     include_str!("../shaders/matmul_f16w.wgsl")
+);
+/// Products with 8-bit (q8_0) weights.
+pub const MATMUL_Q8: &str = concat!(
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/matmul_q8.wgsl")
 );
 /// Matrix products for shapes aligned to 4 (vec4 loads).
 pub const MATMUL_VEC4: &str = concat!(
@@ -291,6 +297,8 @@ pub const GATHER_UPDATE: Kernel = kernel(
 pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);
 /// Copy roof probe.
 pub const COPY_ROOF: Kernel = kernel("bench.wgsl", BENCH, "copy_roof", U_R_W);
+/// `x·Wᵀ` with q8_0 weights, one invocation per output.
+pub const MATVEC_Q8: Kernel = kernel("matmul_q8.wgsl", MATMUL_Q8, "matvec_q8", U_RR_W);
 /// The slots of each expert in use, grouped (a counting sort of the router's choices).
 pub const MOE_SORT: Kernel = kernel(
     "moe_ffn.wgsl",

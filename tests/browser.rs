@@ -93,6 +93,11 @@ async fn batched_matmul_matches_reference() {
 }
 
 #[wasm_bindgen_test]
+async fn q8_products_match_reference() {
+    kernel_checks::q8_products(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn moe_experts_match_reference() {
     kernel_checks::moe_experts(&browser_gpu().await).await;
 }

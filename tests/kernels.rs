@@ -23,6 +23,11 @@ fn moe_experts_match_reference() {
 }
 
 #[test]
+fn q8_products_match_reference() {
+    on_every_adapter(|ctx| block_on(checks::q8_products(ctx)));
+}
+
+#[test]
 fn moe_routing_matches_reference() {
     on_every_adapter(|ctx| block_on(checks::moe_routing(ctx)));
 }

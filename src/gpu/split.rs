@@ -97,6 +97,45 @@ pub fn upload_rows(
     GpuTensor::from_row_blocks(label, blocks)
 }
 
+/// Uploads u32 `data` of `shape` (quantized weights' words) in one buffer when it fits `limit`
+/// bytes, else as row blocks of at most `limit` bytes.
+pub fn upload_u32_rows(
+    ctx: &GpuContext,
+    label: &str,
+    shape: &[usize],
+    data: &[u32],
+    limit: u64,
+) -> Result<GpuTensor> {
+    let per_block = rows_per_block(label, shape, DType::U32, limit)?;
+    let rows = shape.first().copied().unwrap_or(1);
+    let row: usize = shape.iter().skip(1).product();
+    if data.len() != rows * row {
+        return Err(crate::error::shape_err(
+            "upload",
+            format!("data for '{label}' of shape {shape:?}"),
+            format!("{} words", rows * row),
+            format!("{} words", data.len()),
+        ));
+    }
+    if per_block >= rows {
+        return GpuTensor::from_u32(ctx, label, shape, data);
+    }
+    let mut blocks = Vec::new();
+    for first in (0..rows).step_by(per_block) {
+        let n = per_block.min(rows - first);
+        let mut dims = shape.to_vec();
+        dims[0] = n;
+        let name = format!("{label}[{first}..{}]", first + n);
+        blocks.push(GpuTensor::from_u32(
+            ctx,
+            &name,
+            &dims,
+            &data[first * row..(first + n) * row],
+        )?);
+    }
+    GpuTensor::from_row_blocks(label, blocks)
+}
+
 /// `t` itself when it fits `limit` bytes, else a copy of it as row blocks of at most `limit`
 /// bytes, recorded into `b` (for weights built on the GPU, as MLA's absorbed matrices).
 pub fn split_rows(b: &mut Batch, t: &GpuTensor, limit: u64) -> Result<GpuTensor> {

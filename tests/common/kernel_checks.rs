@@ -1146,3 +1146,85 @@ pub async fn moe_experts(ctx: &GpuContext) {
         );
     }
 }
+
+/// 8-bit (q8_0) weights: the quantizer's error is at most half a step per weight, and the
+/// product with in-kernel dequantization matches the f64 product with the dequantized weights,
+/// for one row and several, awkward widths, whole and split into row blocks (bit for bit).
+pub async fn q8_products(ctx: &GpuContext) {
+    let mut rng = Rng::new(41);
+    // (rows of x, n, k)
+    for &(m, n, k) in &[
+        (1, 1, 32),
+        (1, 67, 96),
+        (3, 7, 256),
+        (5, 130, 64),
+        (2, 257, 2048),
+    ] {
+        let x = rng.vec(m * k, -1.0, 1.0);
+        let mut w = rng.vec(n * k, -1.0, 1.0);
+        w[..32].fill(0.0); // an all-zero block
+        let words = ops::quantize_q8(&w, k).unwrap();
+        assert_eq!(words.len(), n * ops::q8_row_words(k));
+        let deq = ops::dequantize_q8(&words, k);
+        for (row, (wr, dr)) in w.chunks(k).zip(deq.chunks(k)).enumerate() {
+            for (b, (wb, db)) in wr.chunks(32).zip(dr.chunks(32)).enumerate() {
+                // Half a step of max|w|/127, plus the rounding of scale·byte.
+                let amax = wb.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64;
+                let tol = amax / 254.0 * (1.0 + 4.0 * U) + amax * 2.0 * U;
+                for (a, d) in wb.iter().zip(db) {
+                    assert!(
+                        (*a as f64 - *d as f64).abs() <= tol,
+                        "q8 n{n} k{k}: row {row} block {b}: {a} -> {d}"
+                    );
+                }
+            }
+        }
+        let shape = [n, ops::q8_row_words(k)];
+        let whole = GpuTensor::from_u32(ctx, "w q8", &shape, &words).unwrap();
+        let gx = upload(ctx, "x", &[m, k], &x);
+        let mut b = Batch::new(ctx);
+        let y = ops::matmul_q8(&mut b, &gx, &whole, k).unwrap();
+        let out = b.read_async(&[&y]).await.unwrap().remove(0);
+        let mut reference = Vec::with_capacity(m * n);
+        let mut bound = Vec::with_capacity(m * n);
+        for xr in x.chunks(k) {
+            for dr in deq.chunks(k) {
+                reference.push(
+                    xr.iter()
+                        .zip(dr)
+                        .map(|(a, d)| *a as f64 * *d as f64)
+                        .sum::<f64>(),
+                );
+                bound.push(
+                    xr.iter()
+                        .zip(dr)
+                        .map(|(a, d)| (*a as f64 * *d as f64).abs())
+                        .sum::<f64>(),
+                );
+            }
+        }
+        // Each byte times x is rounded once, 8 such terms add per lane and block, the scale
+        // multiplies once, k/32 blocks accumulate, 4 lanes add: (k/32 + 12)·u of Σ|x·w|.
+        let c = (k / 32) as f64 + 12.0;
+        assert_close_by(
+            &format!("q8 product m{m} n{n} k{k}"),
+            &out,
+            &reference,
+            |i| c * U * bound[i] + 1e-30,
+        );
+        // Split into blocks of 3 rows: the same kernel per row, the same values.
+        let block = (3 * ops::q8_row_words(k) * 4) as u64;
+        let split =
+            latentgpu::gpu::split::upload_u32_rows(ctx, "w q8", &shape, &words, block).unwrap();
+        assert_eq!(split.is_split(), n > 3);
+        let mut b = Batch::new(ctx);
+        let y = ops::matmul_q8(&mut b, &gx, &split, k).unwrap();
+        let out_split = b.read_async(&[&y]).await.unwrap().remove(0);
+        assert!(
+            out.iter()
+                .zip(&out_split)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "q8 m{m} n{n} k{k}: split differs"
+        );
+    }
+}
