@@ -4,6 +4,8 @@
 //! `scripts/test-browser.sh`. A browser without a WebGPU adapter fails every test.
 #![cfg(target_arch = "wasm32")]
 
+#[path = "common/big_vocab.rs"]
+mod big_vocab;
 #[path = "common/greedy.rs"]
 mod greedy;
 #[path = "common/kernel_checks.rs"]
@@ -17,6 +19,20 @@ use latentgpu::gpu::{BackendChoice, GpuContext};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+/// Greedy generation of `max_tokens` tokens, ignoring end-of-sequence tokens.
+fn greedy_config(max_tokens: usize) -> latentgpu::model::GenerateConfig {
+    latentgpu::model::GenerateConfig {
+        max_tokens,
+        stop: None,
+        eos_token_ids: Vec::new(),
+        sampling: latentgpu::model::SamplingConfig {
+            temperature: 0.0,
+            ..Default::default()
+        },
+        cancel: None,
+    }
+}
 
 /// A device on the browser's adapter; none is a failure, never a skip.
 async fn browser_gpu() -> GpuContext {
@@ -47,16 +63,7 @@ async fn a_hugging_face_checkpoint_decodes_transformers_tokens() {
             .collect()
     };
     let want = ids(&expected["greedy_ids"]);
-    let cfg = latentgpu::model::GenerateConfig {
-        max_tokens: want.len(),
-        stop: None,
-        eos_token_ids: Vec::new(),
-        sampling: latentgpu::model::SamplingConfig {
-            temperature: 0.0,
-            ..Default::default()
-        },
-        cancel: None,
-    };
+    let cfg = greedy_config(want.len());
     let got =
         latentgpu::model::generate_async(&ctx, &model, &ids(&expected["prompt_ids"]), &cfg, |_| {})
             .await
@@ -298,16 +305,7 @@ async fn split_weights_give_the_unsplit_logits_bit_for_bit() {
             logits.push(l.iter().map(|v| v.to_bits()).collect::<Vec<u32>>());
         }
         assert!(logits[0] == logits[1], "split logits differ");
-        let cfg = latentgpu::model::GenerateConfig {
-            max_tokens: 24,
-            stop: None,
-            eos_token_ids: Vec::new(),
-            sampling: latentgpu::model::SamplingConfig {
-                temperature: 0.0,
-                ..Default::default()
-            },
-            cancel: None,
-        };
+        let cfg = greedy_config(24);
         let whole_got = latentgpu::model::generate_async(&ctx, &whole, &prompt, &cfg, |_| {})
             .await
             .unwrap();
@@ -330,26 +328,10 @@ async fn an_embedding_past_the_binding_limit_loads_and_generates() {
     let ctx = browser_gpu().await;
     let config = include_str!("../models/shakespeare-mha/config.json");
     let weights = include_bytes!("../models/shakespeare-mha/model.safetensors");
-    let st = safetensors::SafeTensors::deserialize(weights).unwrap();
-    let (vocab, d) = (1usize << 18, 160);
-    let mut padded = st.tensor("embed_tokens.weight").unwrap().data().to_vec();
-    padded.resize(vocab * d * 2, 0);
-    let mut tensors: Vec<(String, safetensors::tensor::TensorView)> = st
-        .tensors()
-        .into_iter()
-        .filter(|(name, _)| name != "embed_tokens.weight")
-        .collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![vocab, d], &padded)
-            .unwrap();
-    tensors.push(("embed_tokens.weight".into(), view));
-    let big_weights = safetensors::serialize(tensors, None).unwrap();
-    drop(padded);
-    let mut json: serde_json::Value = serde_json::from_str(config).unwrap();
-    json["vocab_size"] = vocab.into();
+    let (big_config, big_weights) = big_vocab::padded_model(config, weights);
+    let vocab = big_vocab::VOCAB;
     let small = Model::from_bytes(&ctx, config, weights.to_vec(), LoadOptions::default()).unwrap();
-    let big =
-        Model::from_bytes(&ctx, &json.to_string(), big_weights, LoadOptions::default()).unwrap();
+    let big = Model::from_bytes(&ctx, &big_config, big_weights, LoadOptions::default()).unwrap();
     let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
     let mut logits = Vec::new();
     for model in [&small, &big] {
@@ -367,16 +349,7 @@ async fn an_embedding_past_the_binding_limit_loads_and_generates() {
         .zip(&logits[0])
         .all(|(a, b)| a.to_bits() == b.to_bits()));
     assert!(logits[1][256..].iter().all(|&v| v == 0.0));
-    let cfg = latentgpu::model::GenerateConfig {
-        max_tokens: 12,
-        stop: None,
-        eos_token_ids: Vec::new(),
-        sampling: latentgpu::model::SamplingConfig {
-            temperature: 0.0,
-            ..Default::default()
-        },
-        cancel: None,
-    };
+    let cfg = greedy_config(12);
     let mut tokens = Vec::new();
     for model in [&small, &big] {
         tokens.push(

@@ -154,25 +154,8 @@ fn an_embedding_past_the_binding_limit_loads_and_generates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/shakespeare-mha");
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
     let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let (vocab, d) = (1usize << 18, 160);
-    let embed = st.tensor("embed_tokens.weight").unwrap();
-    assert_eq!(embed.dtype(), safetensors::Dtype::F16);
-    let mut padded = embed.data().to_vec();
-    padded.resize(vocab * d * 2, 0);
-    let mut tensors: Vec<(String, safetensors::tensor::TensorView)> = st
-        .tensors()
-        .into_iter()
-        .filter(|(name, _)| name != "embed_tokens.weight")
-        .collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![vocab, d], &padded)
-            .unwrap();
-    tensors.push(("embed_tokens.weight".into(), view));
-    let big_weights = safetensors::serialize(tensors, None).unwrap();
-    let mut json: serde_json::Value = serde_json::from_str(&config).unwrap();
-    json["vocab_size"] = vocab.into();
-    let big_config = json.to_string();
+    let (big_config, big_weights) = common::big_vocab::padded_model(&config, &bytes);
+    let (vocab, d) = (common::big_vocab::VOCAB, 160);
     let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
     on_every_adapter(|ctx| {
         let limit = ctx.limits.max_storage_buffer_binding_size;

@@ -68,33 +68,17 @@ pub fn upload_rows(
     data: &[f32],
     limit: u64,
 ) -> Result<GpuTensor> {
-    let per_block = rows_per_block(label, shape, dtype, limit)?;
-    let rows = shape.first().copied().unwrap_or(1);
-    let row: usize = shape.iter().skip(1).product();
-    if data.len() != rows * row {
-        return Err(crate::error::shape_err(
-            "upload",
-            format!("data for '{label}' of shape {shape:?}"),
-            format!("{} elements", rows * row),
-            format!("{} elements", data.len()),
-        ));
-    }
-    let upload = |name: &str, dims: &[usize], values: &[f32]| match dtype {
-        DType::F16 => GpuTensor::from_f32_as_f16(ctx, name, dims, values),
-        _ => GpuTensor::from_f32(ctx, name, dims, values),
-    };
-    if per_block >= rows {
-        return upload(label, shape, data);
-    }
-    let mut blocks = Vec::new();
-    for first in (0..rows).step_by(per_block) {
-        let n = per_block.min(rows - first);
-        let mut dims = shape.to_vec();
-        dims[0] = n;
-        let name = format!("{label}[{first}..{}]", first + n);
-        blocks.push(upload(&name, &dims, &data[first * row..(first + n) * row])?);
-    }
-    GpuTensor::from_row_blocks(label, blocks)
+    upload_blocks(
+        label,
+        shape,
+        dtype,
+        data,
+        limit,
+        |name, dims, values| match dtype {
+            DType::F16 => GpuTensor::from_f32_as_f16(ctx, name, dims, values),
+            _ => GpuTensor::from_f32(ctx, name, dims, values),
+        },
+    )
 }
 
 /// Uploads u32 `data` of `shape` (quantized weights' words) in one buffer when it fits `limit`
@@ -106,19 +90,39 @@ pub fn upload_u32_rows(
     data: &[u32],
     limit: u64,
 ) -> Result<GpuTensor> {
-    let per_block = rows_per_block(label, shape, DType::U32, limit)?;
+    upload_blocks(
+        label,
+        shape,
+        DType::U32,
+        data,
+        limit,
+        |name, dims, values| GpuTensor::from_u32(ctx, name, dims, values),
+    )
+}
+
+/// `upload(name, dims, values)` for the whole of `data` when it fits `limit` bytes as `dtype`,
+/// else for each row block, the blocks joined into one tensor.
+fn upload_blocks<T>(
+    label: &str,
+    shape: &[usize],
+    dtype: DType,
+    data: &[T],
+    limit: u64,
+    upload: impl Fn(&str, &[usize], &[T]) -> Result<GpuTensor>,
+) -> Result<GpuTensor> {
+    let per_block = rows_per_block(label, shape, dtype, limit)?;
     let rows = shape.first().copied().unwrap_or(1);
     let row: usize = shape.iter().skip(1).product();
     if data.len() != rows * row {
         return Err(crate::error::shape_err(
             "upload",
             format!("data for '{label}' of shape {shape:?}"),
-            format!("{} words", rows * row),
-            format!("{} words", data.len()),
+            format!("{} elements", rows * row),
+            format!("{} elements", data.len()),
         ));
     }
     if per_block >= rows {
-        return GpuTensor::from_u32(ctx, label, shape, data);
+        return upload(label, shape, data);
     }
     let mut blocks = Vec::new();
     for first in (0..rows).step_by(per_block) {
@@ -126,12 +130,7 @@ pub fn upload_u32_rows(
         let mut dims = shape.to_vec();
         dims[0] = n;
         let name = format!("{label}[{first}..{}]", first + n);
-        blocks.push(GpuTensor::from_u32(
-            ctx,
-            &name,
-            &dims,
-            &data[first * row..(first + n) * row],
-        )?);
+        blocks.push(upload(&name, &dims, &data[first * row..(first + n) * row])?);
     }
     GpuTensor::from_row_blocks(label, blocks)
 }

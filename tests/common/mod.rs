@@ -1,6 +1,7 @@
 //! Shared test support: one context per adapter present, seeded inputs, error measurement.
 #![allow(dead_code, unused_imports)]
 
+pub mod big_vocab;
 pub mod kernel_checks;
 pub mod numeric;
 pub mod sampling_checks;
