@@ -302,7 +302,7 @@ async fn split_weights_give_the_unsplit_logits_bit_for_bit() {
                 .forward_async(&ctx, &prompt, &mut cache, Logits::All)
                 .await
                 .unwrap();
-            logits.push(l.iter().map(|v| v.to_bits()).collect::<Vec<u32>>());
+            logits.push(numeric::bits(&l));
         }
         assert!(logits[0] == logits[1], "split logits differ");
         let cfg = greedy_config(24);
@@ -344,10 +344,7 @@ async fn an_embedding_past_the_binding_limit_loads_and_generates() {
         );
     }
     assert_eq!(logits[1].len(), vocab);
-    assert!(logits[1][..256]
-        .iter()
-        .zip(&logits[0])
-        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert_eq!(numeric::bits(&logits[1][..256]), numeric::bits(&logits[0]));
     assert!(logits[1][256..].iter().all(|&v| v == 0.0));
     let cfg = greedy_config(12);
     let mut tokens = Vec::new();

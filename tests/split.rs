@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixture, on_every_adapter};
+use common::{bits, fixture, on_every_adapter};
 use latentgpu::gpu::{Batch, GpuContext};
 use latentgpu::model::{generate, GenerateConfig, LoadOptions, Logits, Model, SamplingConfig};
 use std::collections::BTreeSet;
@@ -75,7 +75,7 @@ fn prefill(ctx: &GpuContext, model: &Model, ids: &[u32]) -> Prefill {
         .collect();
     let values = b.read(&[&logits]).unwrap().remove(0);
     Prefill {
-        logits: values.iter().map(|v| v.to_bits()).collect(),
+        logits: bits(&values),
         split,
         whole,
     }
@@ -177,10 +177,7 @@ fn an_embedding_past_the_binding_limit_loads_and_generates() {
         let (want, got) = (logits(&small), logits(&big));
         assert_eq!(got.len(), vocab);
         // The first 256 rows lie in the first block: the same products, bit for bit.
-        assert!(got[..256]
-            .iter()
-            .zip(&want)
-            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert_eq!(bits(&got[..256]), bits(&want));
         assert!(
             got[256..].iter().all(|&v| v == 0.0),
             "zero rows give zero logits"

@@ -2,7 +2,7 @@
 //! native tests (`tests/kernels.rs`) block on them for every adapter, the browser tests
 //! (`tests/browser.rs`) await them on the browser's adapter.
 
-use super::numeric::{assert_close, assert_close_by, max_abs, reduction_tol, Rng, U};
+use super::numeric::{assert_close, assert_close_by, bits, max_abs, reduction_tol, Rng, U};
 use latentgpu::cpu;
 use latentgpu::ops::{self, AttentionShape, BinaryOp, GatherState, RopeMode, RopeTable, UnaryOp};
 use latentgpu::{Batch, GpuContext, GpuTensor};
@@ -1117,10 +1117,9 @@ pub async fn moe_experts(ctx: &GpuContext) {
         let x_t = upload(ctx, "x", &[tokens, d], &x);
         let y = ops::moe_ffn(&mut b, &x_t, (&g_ids, &g_w), &split_experts).unwrap();
         let out_split = b.read_async(&[&y]).await.unwrap().remove(0);
-        assert!(
-            out.iter()
-                .zip(&out_split)
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
+        assert_eq!(
+            bits(&out),
+            bits(&out_split),
             "moe experts t{tokens} e{n_experts}: split differs"
         );
         let f = move |g: f32| match act {
@@ -1166,6 +1165,7 @@ pub async fn q8_products(ctx: &GpuContext) {
         let words = ops::quantize_q8(&w, k).unwrap();
         assert_eq!(words.len(), n * ops::q8_row_words(k));
         let deq = ops::dequantize_q8(&words, k);
+        assert_eq!(deq.len(), w.len());
         for (row, (wr, dr)) in w.chunks(k).zip(deq.chunks(k)).enumerate() {
             for (b, (wb, db)) in wr.chunks(32).zip(dr.chunks(32)).enumerate() {
                 // Half a step of max|w|/127, plus the rounding of scale·byte.
@@ -1220,10 +1220,9 @@ pub async fn q8_products(ctx: &GpuContext) {
         let mut b = Batch::new(ctx);
         let y = ops::matmul_q8(&mut b, &gx, &split, k).unwrap();
         let out_split = b.read_async(&[&y]).await.unwrap().remove(0);
-        assert!(
-            out.iter()
-                .zip(&out_split)
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
+        assert_eq!(
+            bits(&out),
+            bits(&out_split),
             "q8 m{m} n{n} k{k}: split differs"
         );
     }

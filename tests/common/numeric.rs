@@ -95,3 +95,9 @@ pub fn assert_close(what: &str, gpu: &[f32], reference: &[f64], tol: f64) {
 pub fn reduction_tol(k: usize, scale: f64, c: f64) -> f64 {
     c * (k as f64).sqrt() * U * scale
 }
+
+/// The bit patterns of `v`, to compare two runs bit for bit (lengths included; NaN equals
+/// itself only in the same bits).
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
