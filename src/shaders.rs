@@ -298,7 +298,7 @@ pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);
 /// Copy roof probe.
 pub const COPY_ROOF: Kernel = kernel("bench.wgsl", BENCH, "copy_roof", U_R_W);
 /// `x·Wᵀ` with q8_0 weights, one invocation per output.
-pub const MATVEC_Q8: Kernel = kernel("matmul_q8.wgsl", MATMUL_Q8, "matvec_q8", U_RR_W);
+pub const MATVEC_Q8: Kernel = kernel("matmul_q8.wgsl", MATMUL_Q8, "matvec_q8", U_RRR_W);
 /// The slots of each expert in use, grouped (a counting sort of the router's choices).
 pub const MOE_SORT: Kernel = kernel(
     "moe_ffn.wgsl",

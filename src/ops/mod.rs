@@ -34,7 +34,7 @@ pub use moe_route::{moe_route, RouteMethod, RouteParams, Routing};
 pub use norm::{add_norm, layernorm, rmsnorm, NormParams};
 pub use permute::{permute01, PermuteParams};
 pub use qkv::{qkv_rope, QkvExtras, QkvParams};
-pub use quant::{dequantize_q8, matmul_q8, q8_row_words, quantize_q8, Q8_BLOCK};
+pub use quant::{dequantize_q8, matmul_q8, quantize_q8, Q8Host, Q8_BLOCK};
 pub use rope::{rope_inplace, rope_inplace_at, RopeMode, RopeParams, RopeTable};
 pub use sample::{sample, SampleParams, SampleState, CHOSEN_SLOTS, NON_FINITE_TOKEN};
 pub use softmax::{softmax, softmax_scaled, SoftmaxParams};

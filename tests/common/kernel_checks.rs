@@ -1162,45 +1162,55 @@ pub async fn q8_products(ctx: &GpuContext) {
         let x = rng.vec(m * k, -1.0, 1.0);
         let mut w = rng.vec(n * k, -1.0, 1.0);
         w[..32].fill(0.0); // an all-zero block
-        let words = ops::quantize_q8(&w, k).unwrap();
-        assert_eq!(words.len(), n * ops::q8_row_words(k));
-        let deq = ops::dequantize_q8(&words, k);
+        let q = ops::quantize_q8(&w, k).unwrap();
+        assert_eq!((q.bytes.len(), q.scales.len()), (n * k / 4, n * k / 32));
+        let deq = ops::dequantize_q8(&q);
         assert_eq!(deq.len(), w.len());
-        for (row, (wr, dr)) in w.chunks(k).zip(deq.chunks(k)).enumerate() {
-            for (b, (wb, db)) in wr.chunks(32).zip(dr.chunks(32)).enumerate() {
-                // Half a step of max|w|/127, plus the rounding of scale·byte.
-                let amax = wb.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64;
-                let tol = amax / 254.0 * (1.0 + 4.0 * U) + amax * 2.0 * U;
-                for (a, d) in wb.iter().zip(db) {
-                    assert!(
-                        (*a as f64 - *d as f64).abs() <= tol,
-                        "q8 n{n} k{k}: row {row} block {b}: {a} -> {d}"
-                    );
-                }
+        for (b, (wb, db)) in w.chunks(32).zip(deq.chunks(32)).enumerate() {
+            // Half a step of max|w|/127, plus the rounding of scale·byte.
+            let amax = wb.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64;
+            let tol = amax / 254.0 * (1.0 + 4.0 * U) + amax * 2.0 * U;
+            for (a, d) in wb.iter().zip(db) {
+                assert!(
+                    (*a as f64 - *d as f64).abs() <= tol,
+                    "q8 n{n} k{k}: block {b}: {a} -> {d}"
+                );
             }
         }
-        let shape = [n, ops::q8_row_words(k)];
-        let whole = GpuTensor::from_u32(ctx, "w q8", &shape, &words).unwrap();
+        let upload_q8 = |rows_per_block: usize| {
+            let byte_limit = (rows_per_block * k) as u64; // k/4 words of 4 bytes a row
+            let scale_limit = (rows_per_block * k / 8) as u64; // k/32 scales of 4 bytes
+            let split = latentgpu::gpu::split::upload_u32_rows(
+                ctx,
+                "w q8 bytes",
+                &[n, k / 4],
+                &q.bytes,
+                byte_limit,
+            )
+            .unwrap();
+            let scales = latentgpu::gpu::split::upload_rows(
+                ctx,
+                "w q8 scales",
+                &[n, k / 32],
+                latentgpu::gpu::DType::F32,
+                &q.scales,
+                scale_limit,
+            )
+            .unwrap();
+            (split, scales)
+        };
         let gx = upload(ctx, "x", &[m, k], &x);
+        let whole = upload_q8(n);
         let mut b = Batch::new(ctx);
-        let y = ops::matmul_q8(&mut b, &gx, &whole, k).unwrap();
+        let y = ops::matmul_q8(&mut b, &gx, (&whole.0, &whole.1)).unwrap();
         let out = b.read_async(&[&y]).await.unwrap().remove(0);
         let mut reference = Vec::with_capacity(m * n);
         let mut bound = Vec::with_capacity(m * n);
         for xr in x.chunks(k) {
             for dr in deq.chunks(k) {
-                reference.push(
-                    xr.iter()
-                        .zip(dr)
-                        .map(|(a, d)| *a as f64 * *d as f64)
-                        .sum::<f64>(),
-                );
-                bound.push(
-                    xr.iter()
-                        .zip(dr)
-                        .map(|(a, d)| (*a as f64 * *d as f64).abs())
-                        .sum::<f64>(),
-                );
+                let terms = xr.iter().zip(dr).map(|(a, d)| *a as f64 * *d as f64);
+                reference.push(terms.clone().sum::<f64>());
+                bound.push(terms.map(f64::abs).sum::<f64>());
             }
         }
         // Each byte times x is rounded once, 8 such terms add per lane and block, the scale
@@ -1213,12 +1223,10 @@ pub async fn q8_products(ctx: &GpuContext) {
             |i| c * U * bound[i] + 1e-30,
         );
         // Split into blocks of 3 rows: the same kernel per row, the same values.
-        let block = (3 * ops::q8_row_words(k) * 4) as u64;
-        let split =
-            latentgpu::gpu::split::upload_u32_rows(ctx, "w q8", &shape, &words, block).unwrap();
-        assert_eq!(split.is_split(), n > 3);
+        let split = upload_q8(3);
+        assert_eq!(split.0.is_split(), n > 3);
         let mut b = Batch::new(ctx);
-        let y = ops::matmul_q8(&mut b, &gx, &split, k).unwrap();
+        let y = ops::matmul_q8(&mut b, &gx, (&split.0, &split.1)).unwrap();
         let out_split = b.read_async(&[&y]).await.unwrap().remove(0);
         assert_eq!(
             bits(&out),
