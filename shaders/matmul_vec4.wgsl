@@ -131,9 +131,18 @@ fn matvec_nt_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k4 = p.k / 4u;
     let a_base = gid.z * p.a_stride / 4u;
     let b_base = gid.z * p.b_stride / 4u + n * k4;
+    // Two vec4s a step, added in order: on lavapipe a step's loads, not its bytes, set the
+    // pace (49152×576: 16.5 against 18.2 ms one vec4 a step), and the sums are unchanged.
     var acc = vec4<f32>(0.0);
-    for (var k = 0u; k < k4; k++) {
-        acc = fma(a[a_base + k], b[b_base + k], acc);
+    let k8 = k4 & ~1u;
+    for (var k = 0u; k < k8; k += 2u) {
+        let b0 = b[b_base + k];
+        let b1 = b[b_base + k + 1u];
+        acc = fma(a[a_base + k], b0, acc);
+        acc = fma(a[a_base + k + 1u], b1, acc);
+    }
+    if (k8 < k4) {
+        acc = fma(a[a_base + k8], b[b_base + k8], acc);
     }
     c[p.c_offset + gid.z * p.c_stride + n] = dot(acc, vec4<f32>(1.0));
 }
@@ -156,10 +165,21 @@ fn matvec_glu_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b_base = n * k4;
     var g = vec4<f32>(0.0);
     var u = vec4<f32>(0.0);
-    for (var k = 0u; k < k4; k++) {
-        let av = a[k];
-        g = fma(av, b[b_base + k], g);
-        u = fma(av, b_up[b_base + k], u);
+    // Two vec4s a step, as matvec_nt_v4.
+    let k8 = k4 & ~1u;
+    for (var k = 0u; k < k8; k += 2u) {
+        let g0 = b[b_base + k];
+        let g1 = b[b_base + k + 1u];
+        let u0 = b_up[b_base + k];
+        let u1 = b_up[b_base + k + 1u];
+        g = fma(a[k], g0, g);
+        u = fma(a[k], u0, u);
+        g = fma(a[k + 1u], g1, g);
+        u = fma(a[k + 1u], u1, u);
+    }
+    if (k8 < k4) {
+        g = fma(a[k8], b[b_base + k8], g);
+        u = fma(a[k8], b_up[b_base + k8], u);
     }
     c_glu[p.c_offset + n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
 }
