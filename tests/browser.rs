@@ -20,6 +20,15 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+/// A JSON array of token ids (a fixture's `expected.json`).
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
 /// Greedy generation of `max_tokens` tokens, ignoring end-of-sequence tokens.
 fn greedy_config(max_tokens: usize) -> latentgpu::model::GenerateConfig {
     latentgpu::model::GenerateConfig {
@@ -55,13 +64,6 @@ async fn a_hugging_face_checkpoint_decodes_transformers_tokens() {
     .unwrap();
     let expected: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/hf-dense/qwen2-bias/expected.json")).unwrap();
-    let ids = |v: &serde_json::Value| -> Vec<u32> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect()
-    };
     let want = ids(&expected["greedy_ids"]);
     let cfg = greedy_config(want.len());
     let got =
@@ -284,13 +286,6 @@ async fn split_weights_give_the_unsplit_logits_bit_for_bit() {
         let split = Model::from_bytes(&ctx, config, weights.to_vec(), options).unwrap();
         let expected: Option<serde_json::Value> =
             expected.map(|e| serde_json::from_str(e).unwrap());
-        let ids = |v: &serde_json::Value| -> Vec<u32> {
-            v.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap() as u32)
-                .collect()
-        };
         let prompt = match &expected {
             Some(e) => ids(&e["prompt_ids"]),
             None => vec![1, 5, 9, 2, 7, 3, 11],

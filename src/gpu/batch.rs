@@ -275,17 +275,12 @@ impl<'a> Batch<'a> {
         }
         self.pass = None;
         let size = t.bytes().div_ceil(4).max(1) * 4;
-        let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("midway readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = self.ctx.take_staging(size)?;
         self.encoder
             .copy_buffer_to_buffer(t.buffer(), t.byte_offset(), &staging, 0, size);
         self.submit_so_far()?;
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
             let _ = tx.send(r);
         });
         wait_idle(self.ctx, "midway readback")?;
@@ -298,11 +293,12 @@ impl<'a> Batch<'a> {
             .map_err(|e| failed(e.to_string()))?;
         let words = {
             let view = staging
-                .get_mapped_range(..)
+                .get_mapped_range(..size)
                 .map_err(|e| failed(e.to_string()))?;
             bytemuck::pod_collect_to_vec::<u8, u32>(&view[..t.bytes() as usize])
         };
         staging.unmap();
+        self.ctx.give_back_staging(staging);
         Ok(words)
     }
 

@@ -265,15 +265,26 @@ pub fn matmul_into(
 /// The params of a product of one row `[1, K]` by weights `[N, K]` (or by the row block of
 /// them that starts at row `first`, writing C from column `first`).
 fn one_row_params(op: &'static str, n: usize, k: usize, first: usize) -> Result<MatmulParams> {
+    block_params(op, (1, n, k), 0, first)
+}
+
+/// The params of `m` rows `[m, K]` times the `rows` rows of a block of weights that starts at
+/// row `first` of `N`: C `[m, N]` with row stride `ldc` (N), written from column `first`.
+pub(crate) fn block_params(
+    op: &'static str,
+    (m, rows, k): (usize, usize, usize),
+    ldc: usize,
+    first: usize,
+) -> Result<MatmulParams> {
     Ok(MatmulParams {
-        m: 1,
-        n: as_u32(op, "N", n)?,
+        m: as_u32(op, "M", m)?,
+        n: as_u32(op, "N", rows)?,
         k: as_u32(op, "K", k)?,
         batch: 1,
         a_stride: 0,
         b_stride: 0,
         c_stride: 0,
-        ldc: 0,
+        ldc: as_u32(op, "N", ldc)?,
         c_offset: as_u32(op, "C column", first)?,
         _pad: [0; 3],
     })

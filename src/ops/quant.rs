@@ -9,7 +9,7 @@
 //! a block's 32 bytes as two vec4s. With the scales inside each row, so that rows were not whole
 //! vec4s and a step loaded one word as the f32 kernel loads one vec4, it ran at 0.72–0.8×.
 
-use super::{as_u32, expect_rank, MatmulParams};
+use super::expect_rank;
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::{Batch, DType, GpuTensor};
 use crate::shaders;
@@ -122,18 +122,7 @@ pub fn matmul_q8(
     let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
     for ((first, q), (_, s)) in byte_blocks.into_iter().zip(scale_blocks) {
         let rows = q.shape()[0];
-        let params = MatmulParams {
-            m: as_u32(OP, "M", m)?,
-            n: as_u32(OP, "N", rows)?,
-            k: as_u32(OP, "K", k)?,
-            batch: 1,
-            a_stride: 0,
-            b_stride: 0,
-            c_stride: 0,
-            ldc: as_u32(OP, "N", n)?,
-            c_offset: as_u32(OP, "C column", first)?,
-            _pad: [0; 3],
-        };
+        let params = super::matmul::block_params(OP, (m, rows, k), n, first)?;
         let groups = (rows as u64).div_ceil(64);
         if groups > max || m as u64 > max {
             return Err(Error::DispatchTooLarge {
