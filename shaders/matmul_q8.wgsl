@@ -3,12 +3,16 @@
 //   q       [N, K/4] u32   the weights as signed bytes, four per word, little-endian (weight
 //                          4i + j is byte j of word i)
 //   scales  [N, K/32] f32  block b of a row is its weights 32b..32b + 31
-// weight = scale · byte. Rows are independent, so row blocks of q and scales are a W of their
-// own. One invocation per output (the decode layout for CPU rasterisers: each reads its whole
-// row), z over the rows of A; each step loads a block's 32 bytes as two vec4<u32>, as many
-// loads per step as the f32 kernel makes for 4 weights (on lavapipe the loads, not the bytes,
-// set the pace). C's row stride and first column come from the params (a row block of W
-// writes its columns of a wider C).
+// weight = scale · byte (exact in f32: the scales are f16 values). Rows are independent, so row
+// blocks of q and scales are a W of their own. C's row stride and first column come from the
+// params (a row block of W writes its columns of a wider C).
+//   matvec_q8      one invocation per output (the decode layout for CPU rasterisers: each reads
+//                  its whole row), z over the rows of A; a step loads a block's 32 bytes as two
+//                  vec4<u32>, as many loads per step as the f32 kernel makes for 8 weights (on
+//                  lavapipe the loads, not the bytes, set the pace); acc += scale · Σ a·byte
+//   matmul_nt_q8   8×8 outputs per invocation (matmul_nt_v4's tiling), each weight dequantized
+//                  once per 8 rows of A: acc += a · (scale · byte)
+//   matvec_glu_q8  act(x·Gᵀ) · (x·Uᵀ) for one row x, as matvec_q8 for both
 
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
@@ -24,6 +28,19 @@ fn bytes_of(word: u32) -> vec4<f32> {
     return vec4<f32>(v);
 }
 
+// Σ a·byte over a block's 32 bytes (q0, q1), A's part starting at vec4 x (by lanes: the caller
+// adds the four).
+fn block_dot(x: u32, q0: vec4<u32>, q1: vec4<u32>) -> vec4<f32> {
+    var part = a[x] * bytes_of(q0.x);
+    part = fma(a[x + 1u], bytes_of(q0.y), part);
+    part = fma(a[x + 2u], bytes_of(q0.z), part);
+    part = fma(a[x + 3u], bytes_of(q0.w), part);
+    part = fma(a[x + 4u], bytes_of(q1.x), part);
+    part = fma(a[x + 5u], bytes_of(q1.y), part);
+    part = fma(a[x + 6u], bytes_of(q1.z), part);
+    return fma(a[x + 7u], bytes_of(q1.w), part);
+}
+
 @compute @workgroup_size(MV_WG, 1, 1)
 fn matvec_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = gid.x;
@@ -35,18 +52,89 @@ fn matvec_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
     let a_row = m * p.k / 4u;
     var acc = vec4<f32>(0.0);
     for (var b = 0u; b < blocks; b++) {
-        let q0 = q[(n * blocks + b) * 2u];
-        let q1 = q[(n * blocks + b) * 2u + 1u];
-        let x = a_row + 8u * b;
-        var part = a[x] * bytes_of(q0.x);
-        part = fma(a[x + 1u], bytes_of(q0.y), part);
-        part = fma(a[x + 2u], bytes_of(q0.z), part);
-        part = fma(a[x + 3u], bytes_of(q0.w), part);
-        part = fma(a[x + 4u], bytes_of(q1.x), part);
-        part = fma(a[x + 5u], bytes_of(q1.y), part);
-        part = fma(a[x + 6u], bytes_of(q1.z), part);
-        part = fma(a[x + 7u], bytes_of(q1.w), part);
+        let w = (n * blocks + b) * 2u;
+        let part = block_dot(a_row + 8u * b, q[w], q[w + 1u]);
         acc = fma(vec4<f32>(scales[n * blocks + b]), part, acc);
     }
     c[p.c_offset + m * p.ldc + n] = dot(acc, vec4<f32>(1.0));
+}
+
+override WG_X: u32 = 8u;
+override WG_Y: u32 = 8u;
+const TM: u32 = 8u;
+const TN: u32 = 8u;
+
+@group(0) @binding(2) var<storage, read> qw: array<u32>;
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_nt_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n0 = gid.x * TN;
+    let m0 = gid.y * TM;
+    if (m0 >= p.m || n0 >= p.n) {
+        return;
+    }
+    let k4 = p.k / 4u;
+    let blocks = p.k / 32u;
+    var a_row: array<u32, TM>;
+    var w_row: array<u32, TN>;
+    for (var r = 0u; r < TM; r++) {
+        a_row[r] = min(m0 + r, p.m - 1u) * k4;
+    }
+    for (var j = 0u; j < TN; j++) {
+        w_row[j] = min(n0 + j, p.n - 1u) * blocks;
+    }
+    var acc: array<f32, TM * TN>;
+    for (var b = 0u; b < blocks; b++) {
+        var scale = array<f32, TN>();
+        for (var j = 0u; j < TN; j++) {
+            scale[j] = scales[w_row[j] + b];
+        }
+        for (var t = 0u; t < 8u; t++) {
+            let k = 8u * b + t;
+            var av = array<vec4<f32>, TM>();
+            for (var r = 0u; r < TM; r++) {
+                av[r] = a[a_row[r] + k];
+            }
+            for (var j = 0u; j < TN; j++) {
+                let wv = scale[j] * bytes_of(qw[(w_row[j] + b) * 8u + t]);
+                for (var r = 0u; r < TM; r++) {
+                    let i = r * TN + j;
+                    acc[i] = fma(av[r].x, wv.x, acc[i]);
+                    acc[i] = fma(av[r].y, wv.y, acc[i]);
+                    acc[i] = fma(av[r].z, wv.z, acc[i]);
+                    acc[i] = fma(av[r].w, wv.w, acc[i]);
+                }
+            }
+        }
+    }
+    for (var r = 0u; r < TM; r++) {
+        if (m0 + r < p.m) {
+            for (var j = 0u; j < TN; j++) {
+                if (n0 + j < p.n) {
+                    c[p.c_offset + (m0 + r) * p.ldc + n0 + j] = acc[r * TN + j];
+                }
+            }
+        }
+    }
+}
+
+@group(0) @binding(4) var<storage, read> q_up: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read> scales_up: array<f32>;
+@group(0) @binding(6) var<storage, read_write> c_glu: array<f32>;
+
+@compute @workgroup_size(MV_WG, 1, 1)
+fn matvec_glu_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    if (n >= p.n) {
+        return;
+    }
+    let blocks = p.k / 32u;
+    var g = vec4<f32>(0.0);
+    var u = vec4<f32>(0.0);
+    for (var b = 0u; b < blocks; b++) {
+        let w = (n * blocks + b) * 2u;
+        g = fma(vec4<f32>(scales[n * blocks + b]), block_dot(8u * b, q[w], q[w + 1u]), g);
+        u = fma(vec4<f32>(scales_up[n * blocks + b]), block_dot(8u * b, q_up[w], q_up[w + 1u]), u);
+    }
+    c_glu[p.c_offset + n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
 }

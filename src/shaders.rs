@@ -15,9 +15,11 @@ pub const ALL: &[(&str, &str)] = &[
     ("elementwise.wgsl", ELEMENTWISE),
     ("embedding.wgsl", EMBEDDING),
     ("embedding.wgsl", EMBEDDING_F16),
+    ("embedding_quant.wgsl", EMBEDDING_QUANT),
     ("latent.wgsl", LATENT),
     ("matmul.wgsl", MATMUL),
     ("matmul_f16w.wgsl", MATMUL_F16W),
+    ("matmul_q4.wgsl", MATMUL_Q4),
     ("matmul_q8.wgsl", MATMUL_Q8),
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("matvec_coop.wgsl", MATVEC_COOP_SRC),
@@ -95,7 +97,21 @@ pub const MATMUL_F16W: &str = concat!(
 /// Products with 8-bit (q8_0) weights.
 pub const MATMUL_Q8: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/prelude/gate_act.wgsl"),
     include_str!("../shaders/matmul_q8.wgsl")
+);
+/// Products with 4-bit (q4_0, q4_1) weights.
+pub const MATMUL_Q4: &str = concat!(
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/matmul_q4.wgsl")
+);
+/// Embedding lookup from a block-quantized table.
+pub const EMBEDDING_QUANT: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/embedding_quant.wgsl")
 );
 /// Matrix products for shapes aligned to 4 (vec4 loads).
 pub const MATMUL_VEC4: &str = concat!(
@@ -298,7 +314,56 @@ pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);
 /// Copy roof probe.
 pub const COPY_ROOF: Kernel = kernel("bench.wgsl", BENCH, "copy_roof", U_R_W);
 /// `x·Wᵀ` with q8_0 weights, one invocation per output.
-pub const MATVEC_Q8: Kernel = kernel("matmul_q8.wgsl", MATMUL_Q8, "matvec_q8", U_RRR_W);
+pub const MATVEC_Q8: Kernel = trusted(kernel("matmul_q8.wgsl", MATMUL_Q8, "matvec_q8", U_RRR_W));
+/// `x·Wᵀ` with q8_0 weights, 8×8 outputs per invocation (prefill).
+pub const MATMUL_NT_Q8: Kernel = trusted(kernel(
+    "matmul_q8.wgsl",
+    MATMUL_Q8,
+    "matmul_nt_q8",
+    U_RRR_W,
+));
+/// `act(x·Gᵀ) · (x·Uᵀ)` for one row with q8_0 `G` and `U`.
+pub const MATVEC_GLU_Q8: Kernel = trusted(kernel(
+    "matmul_q8.wgsl",
+    MATMUL_Q8,
+    "matvec_glu_q8",
+    &[Uniform, Read, Read, Read, Read, Read, ReadWrite],
+));
+/// `x·Wᵀ` with q4_0 or q4_1 weights (`HAS_MIN`), one invocation per output.
+pub const MATVEC_Q4: Kernel = trusted(kernel(
+    "matmul_q4.wgsl",
+    MATMUL_Q4,
+    "matvec_q4",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+));
+/// `x·Wᵀ` with q4_0 or q4_1 weights, 8×8 outputs per invocation (prefill).
+pub const MATMUL_NT_Q4: Kernel = trusted(kernel(
+    "matmul_q4.wgsl",
+    MATMUL_Q4,
+    "matmul_nt_q4",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+));
+/// `act(x·Gᵀ) · (x·Uᵀ)` for one row with q4_0 or q4_1 `G` and `U`.
+pub const MATVEC_GLU_Q4: Kernel = trusted(kernel(
+    "matmul_q4.wgsl",
+    MATMUL_Q4,
+    "matvec_glu_q4",
+    &[Uniform, Read, Read, Read, Read, Read, Read, Read, ReadWrite],
+));
+/// Embedding lookup from a q8_0 table.
+pub const EMBEDDING_Q8: Kernel = kernel(
+    "embedding_quant.wgsl",
+    EMBEDDING_QUANT,
+    "embedding_q8",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
+/// Embedding lookup from a q4_0 or q4_1 table (`HAS_MIN`).
+pub const EMBEDDING_Q4: Kernel = kernel(
+    "embedding_quant.wgsl",
+    EMBEDDING_QUANT,
+    "embedding_q4",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
 /// The slots of each expert in use, grouped (a counting sort of the router's choices).
 pub const MOE_SORT: Kernel = kernel(
     "moe_ffn.wgsl",

@@ -102,8 +102,8 @@ async fn batched_matmul_matches_reference() {
 }
 
 #[wasm_bindgen_test]
-async fn q8_products_match_reference() {
-    kernel_checks::q8_products(&browser_gpu().await).await;
+async fn quant_products_match_reference() {
+    kernel_checks::quant_products(&browser_gpu().await).await;
 }
 
 #[wasm_bindgen_test]

@@ -23,8 +23,8 @@ fn moe_experts_match_reference() {
 }
 
 #[test]
-fn q8_products_match_reference() {
-    on_every_adapter(|ctx| block_on(checks::q8_products(ctx)));
+fn quant_products_match_reference() {
+    on_every_adapter(|ctx| block_on(checks::quant_products(ctx)));
 }
 
 #[test]

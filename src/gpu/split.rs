@@ -24,7 +24,7 @@ pub fn block_limit(ctx: &GpuContext, forced: Option<u64>) -> u64 {
 /// Rows per block for a tensor of `shape` and `dtype` in blocks of at most `limit` bytes: a
 /// multiple of 4 rows when 4 fit (so f16 blocks start on whole words). An error naming the
 /// tensor when one row alone is past the limit.
-pub(crate) fn rows_per_block(
+pub fn rows_per_block(
     label: &str,
     shape: &[usize],
     dtype: DType,
@@ -68,12 +68,24 @@ pub fn upload_rows(
     data: &[f32],
     limit: u64,
 ) -> Result<GpuTensor> {
+    let per_block = rows_per_block(label, shape, dtype, limit)?;
+    upload_rows_in(ctx, label, shape, dtype, data, per_block)
+}
+
+/// As [`upload_rows`], in blocks of `per_block` rows (several tensors split alike).
+pub fn upload_rows_in(
+    ctx: &GpuContext,
+    label: &str,
+    shape: &[usize],
+    dtype: DType,
+    data: &[f32],
+    per_block: usize,
+) -> Result<GpuTensor> {
     upload_blocks(
         label,
         shape,
-        dtype,
         data,
-        limit,
+        per_block,
         |name, dims, values| match dtype {
             DType::F16 => GpuTensor::from_f32_as_f16(ctx, name, dims, values),
             _ => GpuTensor::from_f32(ctx, name, dims, values),
@@ -81,36 +93,34 @@ pub fn upload_rows(
     )
 }
 
-/// Uploads u32 `data` of `shape` (quantized weights' words) in one buffer when it fits `limit`
-/// bytes, else as row blocks of at most `limit` bytes.
-pub fn upload_u32_rows(
+/// Uploads u32 `data` of `shape` (quantized weights' codes) in blocks of `per_block` rows (one
+/// buffer when they are all the rows).
+pub fn upload_u32_rows_in(
     ctx: &GpuContext,
     label: &str,
     shape: &[usize],
     data: &[u32],
-    limit: u64,
+    per_block: usize,
 ) -> Result<GpuTensor> {
     upload_blocks(
         label,
         shape,
-        DType::U32,
         data,
-        limit,
+        per_block,
         |name, dims, values| GpuTensor::from_u32(ctx, name, dims, values),
     )
 }
 
-/// `upload(name, dims, values)` for the whole of `data` when it fits `limit` bytes as `dtype`,
-/// else for each row block, the blocks joined into one tensor.
+/// `upload(name, dims, values)` for the whole of `data` when `per_block` covers its rows, else
+/// for each block of `per_block` rows, the blocks joined into one tensor.
 fn upload_blocks<T>(
     label: &str,
     shape: &[usize],
-    dtype: DType,
     data: &[T],
-    limit: u64,
+    per_block: usize,
     upload: impl Fn(&str, &[usize], &[T]) -> Result<GpuTensor>,
 ) -> Result<GpuTensor> {
-    let per_block = rows_per_block(label, shape, dtype, limit)?;
+    let per_block = per_block.max(1);
     let rows = shape.first().copied().unwrap_or(1);
     let row: usize = shape.iter().skip(1).product();
     if data.len() != rows * row {

@@ -7,6 +7,7 @@ pub mod cast;
 pub mod elementwise;
 pub mod embedding;
 pub mod latent;
+pub mod linear;
 pub mod matmul;
 pub mod mla_rope;
 pub mod moe_ffn;
@@ -34,7 +35,11 @@ pub use moe_route::{moe_route, RouteMethod, RouteParams, Routing};
 pub use norm::{add_norm, layernorm, rmsnorm, NormParams};
 pub use permute::{permute01, PermuteParams};
 pub use qkv::{qkv_rope, QkvExtras, QkvParams};
-pub use quant::{dequantize_q8, matmul_q8, quantize_q8, Q8Host, Q8_BLOCK};
+pub use linear::{linear, linear_glu, Weight, WeightFormat};
+pub use quant::{
+    dequantize, embedding_quant, matmul_quant, matvec_glu_quant, quantize, QuantHost, QuantScheme,
+    QuantWeight, QUANT_BLOCK,
+};
 pub use rope::{rope_inplace, rope_inplace_at, RopeMode, RopeParams, RopeTable};
 pub use sample::{sample, SampleParams, SampleState, CHOSEN_SLOTS, NON_FINITE_TOKEN};
 pub use softmax::{softmax, softmax_scaled, SoftmaxParams};

@@ -1,144 +1,493 @@
-//! 8-bit weights: q8_0 blocks (32 weights share one scale, as llama.cpp's q8_0), quantized on
-//! the host and dequantized inside the product kernel with f32 accumulation
-//! (`matmul_q8.wgsl`). The bytes and the scales are two tensors with the same rows, so a row of
-//! bytes is whole vec4s and both split into row blocks alike. Scales are f32, so no adapter
-//! needs shader-f16: 36 bytes per 32 weights, 1.125 bytes a weight against 4 in f32.
+//! Block-quantized weights, as llama.cpp's q8_0, q4_0 and q4_1: 32 weights along a row share a
+//! scale `d` (and for q4_1 a minimum `m`), quantized on the host and dequantized inside the
+//! product kernels with f32 accumulation (`matmul_q8.wgsl`, `matmul_q4.wgsl`).
 //!
-//! The model loader does not use it yet. On lavapipe a product of one row by 49152 rows of 576
-//! runs 1.89× as fast as the f32 one (9.6 against 18.2 ms; rows of 512: 1.72×), a step loading
-//! a block's 32 bytes as two vec4s. With the scales inside each row, so that rows were not whole
-//! vec4s and a step loaded one word as the f32 kernel loads one vec4, it ran at 0.72–0.8×.
+//! On the GPU a matrix `[N, K]` is two or three tensors with the same rows: the codes `[N, K/4]`
+//! (q8) or `[N, K/8]` (q4) u32, the scales `[N, K/32]` f32 and, for q4_1, the minimums
+//! `[N, K/32]` f32. A row of codes is whole vec4s, so a kernel step loads a block's bytes in
+//! one or two loads; all of them split into the same row blocks past the binding limit. Scales
+//! are f16 values (as llama.cpp stores them) kept in f32, so no adapter needs shader-f16 and
+//! each dequantized weight is exact in f32 for q8_0 and q4_0.
+//!
+//! | scheme | weight | bytes a weight on the GPU |
+//! |---|---|---|
+//! | q8_0 | `d · q`, q in -127..127 | 1.125 |
+//! | q4_0 | `d · (q - 8)`, q in 0..15 | 0.625 |
+//! | q4_1 | `d · q + m`, q in 0..15 | 0.75 |
 
 use super::expect_rank;
+use super::matmul::{block_params, GateAct};
 use crate::error::{shape_err, Error, Result};
-use crate::gpu::{Batch, DType, GpuTensor};
+use crate::gpu::split::{rows_per_block, upload_rows_in, upload_u32_rows_in};
+use crate::gpu::{Batch, DType, GpuContext, GpuTensor, Kernel};
 use crate::shaders;
+use half::f16;
 
 /// Weights per block (and per scale).
-pub const Q8_BLOCK: usize = 32;
+pub const QUANT_BLOCK: usize = 32;
 
-/// A matrix `[rows, k]` in q8: `bytes` `[rows, k/4]` (four signed bytes per word,
-/// little-endian) and `scales` `[rows, k/32]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Q8Host {
-    /// The weights as signed bytes, four per word.
-    pub bytes: Vec<u32>,
-    /// One scale per block of 32 weights.
-    pub scales: Vec<f32>,
+/// A block-quantized format (llama.cpp's name and layout within a block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QuantScheme {
+    /// 8-bit: `d · q`.
+    Q8_0,
+    /// 4-bit with a scale: `d · (q - 8)`.
+    Q4_0,
+    /// 4-bit with a scale and a minimum: `d · q + m`.
+    Q4_1,
 }
 
-/// `data` `[rows, k]` (k a multiple of 32) in q8: each block's scale is `max|w| / 127` and its
-/// bytes `round(w / scale)` (half away from zero), as llama.cpp's reference q8_0 quantizer; an
-/// all-zero block has scale 0.
-pub fn quantize_q8(data: &[f32], k: usize) -> Result<Q8Host> {
-    if k == 0 || !k.is_multiple_of(Q8_BLOCK) || !data.len().is_multiple_of(k) {
+impl QuantScheme {
+    /// llama.cpp's name: `q8_0`, `q4_0`, `q4_1`.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuantScheme::Q8_0 => "q8_0",
+            QuantScheme::Q4_0 => "q4_0",
+            QuantScheme::Q4_1 => "q4_1",
+        }
+    }
+
+    /// The scheme llama.cpp calls `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [QuantScheme::Q8_0, QuantScheme::Q4_0, QuantScheme::Q4_1]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+
+    /// u32 words of codes per block of 32 weights.
+    pub fn words_per_block(self) -> usize {
+        match self {
+            QuantScheme::Q8_0 => 8,
+            _ => 4,
+        }
+    }
+
+    /// Whether blocks carry a minimum.
+    pub fn has_min(self) -> bool {
+        self == QuantScheme::Q4_1
+    }
+
+    /// Bytes per block on the GPU: codes, an f32 scale and (q4_1) an f32 minimum.
+    pub fn gpu_block_bytes(self) -> usize {
+        4 * self.words_per_block() + 4 + if self.has_min() { 4 } else { 0 }
+    }
+
+    /// The codes' shape for a matrix `[n, k]`.
+    fn codes_shape(self, n: usize, k: usize) -> [usize; 2] {
+        [n, k / QUANT_BLOCK * self.words_per_block()]
+    }
+}
+
+/// A matrix `[rows, k]` quantized on the host, in the GPU layout (see the module doc).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantHost {
+    /// The format.
+    pub scheme: QuantScheme,
+    /// The codes, `words_per_block` words per block, blocks in row order.
+    pub codes: Vec<u32>,
+    /// One scale per block (an f16 value).
+    pub scales: Vec<f32>,
+    /// One minimum per block (an f16 value; q4_1 only, else empty).
+    pub mins: Vec<f32>,
+}
+
+/// Rounds to the nearest f16 value, as llama.cpp stores a block's scale.
+fn to_f16(v: f32) -> f32 {
+    f16::from_f32(v).to_f32()
+}
+
+/// `data` `[rows, k]` (k a multiple of 32) in `scheme`, block by block as llama.cpp's reference
+/// quantizers (and the `gguf` Python package) do it:
+/// - q8_0: `d = max|w| / 127`, `q = round(w / d)` (half away from zero);
+/// - q4_0: `d = w* / -8` for the `w*` of largest magnitude, `q = min(15, trunc(w / d + 8.5))`;
+/// - q4_1: `d = (max - min) / 15`, `m = min`, `q = min(15, trunc((w - m) / d + 0.5))`.
+///
+/// The codes use `1 / d` before `d` is rounded to f16; an all-zero block has `d = 0`.
+pub fn quantize(scheme: QuantScheme, data: &[f32], k: usize) -> Result<QuantHost> {
+    if k == 0 || !k.is_multiple_of(QUANT_BLOCK) || !data.len().is_multiple_of(k) {
         return Err(shape_err(
-            "quantize q8",
-            "row length",
+            "quantize",
+            format!("row length for {}", scheme.name()),
             "a multiple of 32 that divides the data",
             format!("{k} for {} values", data.len()),
         ));
     }
-    let mut out = Q8Host {
-        bytes: Vec::with_capacity(data.len() / 4),
-        scales: Vec::with_capacity(data.len() / Q8_BLOCK),
+    let blocks = data.len() / QUANT_BLOCK;
+    let mut out = QuantHost {
+        scheme,
+        codes: Vec::with_capacity(blocks * scheme.words_per_block()),
+        scales: Vec::with_capacity(blocks),
+        mins: Vec::new(),
     };
-    for block in data.chunks(Q8_BLOCK) {
-        let amax = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let scale = amax / 127.0;
-        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-        let byte = |v: f32| (v * inv).round().clamp(-127.0, 127.0) as i8 as u8;
-        for four in block.chunks(4) {
-            out.bytes.push(u32::from_le_bytes([
-                byte(four[0]),
-                byte(four[1]),
-                byte(four[2]),
-                byte(four[3]),
-            ]));
+    let inverse = |d: f32| if d != 0.0 { 1.0 / d } else { 0.0 };
+    for block in data.chunks(QUANT_BLOCK) {
+        match scheme {
+            QuantScheme::Q8_0 => {
+                let amax = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = inverse(d);
+                let byte = |v: f32| (v * id).round().clamp(-127.0, 127.0) as i8 as u8;
+                for four in block.chunks(4) {
+                    out.codes
+                        .push(u32::from_le_bytes([four[0], four[1], four[2], four[3]].map(byte)));
+                }
+                out.scales.push(to_f16(d));
+            }
+            QuantScheme::Q4_0 | QuantScheme::Q4_1 => {
+                let (d, m) = if scheme == QuantScheme::Q4_0 {
+                    // The first value of largest magnitude, sign kept.
+                    let max = block
+                        .iter()
+                        .fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                    (max / -8.0, 0.0)
+                } else {
+                    let min = block.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+                    let max = block.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                    ((max - min) / 15.0, min)
+                };
+                let id = inverse(d);
+                // In f64 as the gguf package does (llama.cpp's C rounds once, by FMA).
+                let code = |v: f32| match scheme {
+                    QuantScheme::Q4_0 => (v as f64 * id as f64 + 8.5).trunc().clamp(0.0, 15.0),
+                    _ => (((v - m) * id) as f64 + 0.5).trunc().clamp(0.0, 15.0),
+                } as u32;
+                for word in 0..4 {
+                    let mut w = 0u32;
+                    for byte in 0..4 {
+                        let i = 4 * word + byte;
+                        let pair = code(block[i]) | (code(block[i + 16]) << 4);
+                        w |= pair << (8 * byte);
+                    }
+                    out.codes.push(w);
+                }
+                out.scales.push(to_f16(d));
+                if scheme.has_min() {
+                    out.mins.push(to_f16(m));
+                }
+            }
         }
-        out.scales.push(scale);
     }
     Ok(out)
 }
 
-/// The values the kernel multiplies by: `scale · byte` for each weight, in order.
-pub fn dequantize_q8(q: &Q8Host) -> Vec<f32> {
-    q.bytes
-        .chunks(Q8_BLOCK / 4)
-        .zip(&q.scales)
-        .flat_map(|(words, &scale)| {
-            words
-                .iter()
-                .flat_map(move |w| w.to_le_bytes().map(|b| scale * (b as i8) as f32))
-        })
-        .collect()
+/// The values the kernels multiply by, in order: `d · q`, `d · (q - 8)` or `d · q + m`
+/// (rounded once, in f32).
+pub fn dequantize(q: &QuantHost) -> Vec<f32> {
+    let words = q.scheme.words_per_block();
+    let mut out = Vec::with_capacity(q.scales.len() * QUANT_BLOCK);
+    for (b, block) in q.codes.chunks(words).enumerate() {
+        let d = q.scales[b];
+        match q.scheme {
+            QuantScheme::Q8_0 => {
+                out.extend(
+                    block
+                        .iter()
+                        .flat_map(|w| w.to_le_bytes().map(|byte| d * (byte as i8) as f32)),
+                );
+            }
+            QuantScheme::Q4_0 | QuantScheme::Q4_1 => {
+                let bytes: Vec<u8> = block.iter().flat_map(|w| w.to_le_bytes()).collect();
+                let m = q.mins.get(b).copied().unwrap_or(0.0);
+                let value = |code: u8| match q.scheme {
+                    QuantScheme::Q4_0 => d * (code as f32 - 8.0),
+                    _ => (code as f32).mul_add(d, m),
+                };
+                out.extend(bytes.iter().map(|b| value(b & 15)));
+                out.extend(bytes.iter().map(|b| value(b >> 4)));
+            }
+        }
+    }
+    out
 }
 
-/// `x·Wᵀ` for `x` `[M, K]` f32 and W in q8 of `n` rows: `bytes` `[n, K/4]` u32 and `scales`
-/// `[n, K/32]` f32 (from [`quantize_q8`]), whole or split into the same row blocks: `[M, n]`.
-pub fn matmul_q8(
-    batch: &mut Batch,
-    x: &GpuTensor,
-    (bytes, scales): (&GpuTensor, &GpuTensor),
-) -> Result<GpuTensor> {
-    const OP: &str = "matmul_q8";
+/// A weight matrix `[n, k]` on the GPU in a block-quantized scheme: codes, scales and minimums
+/// (see the module doc), split into the same row blocks past the binding limit.
+#[derive(Clone, Debug)]
+pub struct QuantWeight {
+    scheme: QuantScheme,
+    label: String,
+    shape: [usize; 2],
+    codes: GpuTensor,
+    scales: GpuTensor,
+    mins: Option<GpuTensor>,
+}
+
+impl QuantWeight {
+    /// Uploads `host`, a matrix of `shape` `[n, k]`, as `label`, in row blocks of at most
+    /// `limit` bytes of codes when it is larger.
+    pub fn upload(
+        ctx: &GpuContext,
+        label: &str,
+        shape: [usize; 2],
+        host: &QuantHost,
+        limit: u64,
+    ) -> Result<Self> {
+        let [n, k] = shape;
+        let scheme = host.scheme;
+        let codes_shape = scheme.codes_shape(n, k);
+        let per_block = rows_per_block(label, &codes_shape, DType::U32, limit)?;
+        let codes = upload_u32_rows_in(
+            ctx,
+            &format!("{label} {}", scheme.name()),
+            &codes_shape,
+            &host.codes,
+            per_block,
+        )?;
+        let small = [n, k / QUANT_BLOCK];
+        let scales = upload_rows_in(
+            ctx,
+            &format!("{label} scales"),
+            &small,
+            DType::F32,
+            &host.scales,
+            per_block,
+        )?;
+        let mins = match scheme.has_min() {
+            true => Some(upload_rows_in(
+                ctx,
+                &format!("{label} mins"),
+                &small,
+                DType::F32,
+                &host.mins,
+                per_block,
+            )?),
+            false => None,
+        };
+        Ok(QuantWeight {
+            scheme,
+            label: label.to_string(),
+            shape,
+            codes,
+            scales,
+            mins,
+        })
+    }
+
+    /// Quantizes `data` `[n, k]` in `scheme` and uploads it (see [`QuantWeight::upload`]).
+    pub fn quantize(
+        ctx: &GpuContext,
+        label: &str,
+        shape: [usize; 2],
+        scheme: QuantScheme,
+        data: &[f32],
+        limit: u64,
+    ) -> Result<Self> {
+        let host = quantize(scheme, data, shape[1])?;
+        Self::upload(ctx, label, shape, &host, limit)
+    }
+
+    /// The format.
+    pub fn scheme(&self) -> QuantScheme {
+        self.scheme
+    }
+
+    /// `[n, k]`.
+    pub fn shape(&self) -> [usize; 2] {
+        self.shape
+    }
+
+    /// The name it was uploaded as.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Bytes on the GPU.
+    pub fn bytes(&self) -> u64 {
+        (self.shape[0] * self.shape[1] / QUANT_BLOCK * self.scheme.gpu_block_bytes()) as u64
+    }
+
+    /// Buffers each of its parts takes: 1, or the number of row blocks.
+    pub fn bindings(&self) -> usize {
+        self.codes.row_blocks().len()
+    }
+
+    /// Its row blocks: `(first row, codes, scales, minimums)`, the scales standing in for the
+    /// minimums of a scheme without them (the kernels bind them and never read them).
+    fn blocks(&self) -> Vec<(usize, GpuTensor, GpuTensor, GpuTensor)> {
+        let scales = self.scales.row_blocks();
+        let mins = self.mins.as_ref().unwrap_or(&self.scales).row_blocks();
+        self.codes
+            .row_blocks()
+            .into_iter()
+            .zip(scales.into_iter().zip(mins))
+            .map(|((first, c), ((_, s), (_, m)))| (first, c, s, m))
+            .collect()
+    }
+
+    /// The pipeline constants of its kernels.
+    fn constants(&self) -> &'static [(&'static str, f64)] {
+        match self.scheme.has_min() {
+            true => &[("HAS_MIN", 1.0)],
+            false => &[],
+        }
+    }
+}
+
+/// `x·Wᵀ` for `x` `[M, K]` f32 and a quantized `w` `[N, K]`: `[M, N]`. One row of x goes to the
+/// matrix-vector kernel, more to the tiled one.
+pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result<GpuTensor> {
+    const OP: &str = "matmul (quantized weights)";
     expect_rank(OP, "x", x, 2..=2)?;
     let (m, k) = (x.shape()[0], x.shape()[1]);
-    if k == 0 || !k.is_multiple_of(Q8_BLOCK) {
-        return Err(shape_err(OP, "x columns", "a multiple of 32", k));
-    }
-    let n = bytes.shape().first().copied().unwrap_or(0);
-    if bytes.dtype() != DType::U32 || bytes.shape() != [n, k / 4] {
+    let [n, wk] = w.shape;
+    if wk != k {
         return Err(shape_err(
             OP,
-            format!("bytes '{}'", bytes.label()),
-            format!("[N, {}] u32", k / 4),
-            format!("{:?} {:?}", bytes.shape(), bytes.dtype()),
-        ));
-    }
-    if scales.dtype() != DType::F32 || scales.shape() != [n, k / Q8_BLOCK] {
-        return Err(shape_err(
-            OP,
-            format!("scales '{}'", scales.label()),
-            format!("[{n}, {}] f32", k / Q8_BLOCK),
-            format!("{:?} {:?}", scales.shape(), scales.dtype()),
-        ));
-    }
-    let (byte_blocks, scale_blocks) = (bytes.row_blocks(), scales.row_blocks());
-    let alike = byte_blocks.len() == scale_blocks.len()
-        && byte_blocks
-            .iter()
-            .zip(&scale_blocks)
-            .all(|((a, x), (b, y))| a == b && x.shape()[0] == y.shape()[0]);
-    if !alike {
-        return Err(shape_err(
-            OP,
-            "row blocks",
-            "bytes and scales split alike",
-            format!("{} and {} blocks", byte_blocks.len(), scale_blocks.len()),
+            format!("'{}' columns", w.label),
+            format!("{k} (x's width)"),
+            wk,
         ));
     }
     let c = GpuTensor::scratch(batch.ctx(), OP, &[m, n], DType::F32)?;
     let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
-    for ((first, q), (_, s)) in byte_blocks.into_iter().zip(scale_blocks) {
-        let rows = q.shape()[0];
-        let params = super::matmul::block_params(OP, (m, rows, k), n, first)?;
-        let groups = (rows as u64).div_ceil(64);
-        if groups > max || m as u64 > max {
+    let q8 = w.scheme == QuantScheme::Q8_0;
+    let (kernel, tiled): (&Kernel, bool) = match (m, q8) {
+        (1, true) => (&shaders::MATVEC_Q8, false),
+        (1, false) => (&shaders::MATVEC_Q4, false),
+        (_, true) => (&shaders::MATMUL_NT_Q8, true),
+        (_, false) => (&shaders::MATMUL_NT_Q4, true),
+    };
+    for (first, codes, scales, mins) in w.blocks() {
+        let rows = codes.shape()[0];
+        let params = block_params(OP, (m, rows, k), n, first)?;
+        let wg = match tiled {
+            true => [(rows as u64).div_ceil(64), (m as u64).div_ceil(64), 1],
+            false => [(rows as u64).div_ceil(64), 1, m as u64],
+        };
+        if let Some(&found) = wg.iter().find(|&&g| g > max) {
             return Err(Error::DispatchTooLarge {
                 op: OP,
-                what: if groups > max { "columns" } else { "rows" },
-                found: groups.max(m as u64),
+                what: "columns or rows",
+                found,
                 limit: max,
             });
         }
-        batch.dispatch(
-            &shaders::MATVEC_Q8,
-            &[],
-            Some(bytemuck::bytes_of(&params)),
-            &[x, &q, &s, &c],
-            [groups as u32, 1, m as u32],
-        )?;
+        let wg = wg.map(|g| g as u32);
+        let params = Some(bytemuck::bytes_of(&params));
+        match q8 {
+            true => batch.dispatch(kernel, &[], params, &[x, &codes, &scales, &c], wg)?,
+            false => batch.dispatch(
+                kernel,
+                w.constants(),
+                params,
+                &[x, &codes, &scales, &mins, &c],
+                wg,
+            )?,
+        }
     }
     Ok(c)
+}
+
+/// `act(x·gateᵀ) · (x·upᵀ)` for one row `x` `[1, K]` with quantized `gate`, `up` `[N, K]` of
+/// one scheme, split alike, in one dispatch per row block; `None` when they do not fit it.
+pub fn matvec_glu_quant(
+    batch: &mut Batch,
+    x: &GpuTensor,
+    gate: &QuantWeight,
+    up: &QuantWeight,
+    act: GateAct,
+) -> Result<Option<GpuTensor>> {
+    const OP: &str = "matvec_glu (quantized weights)";
+    let rows = |w: &QuantWeight| {
+        w.blocks()
+            .iter()
+            .map(|(first, c, ..)| (*first, c.shape()[0]))
+            .collect::<Vec<_>>()
+    };
+    let fits = x.shape().len() == 2
+        && x.shape()[0] == 1
+        && x.dtype() == DType::F32
+        && gate.shape == up.shape
+        && gate.scheme == up.scheme
+        && gate.shape[1] == x.shape()[1]
+        && rows(gate) == rows(up);
+    if !fits {
+        return Ok(None);
+    }
+    let [n, k] = gate.shape;
+    let c = GpuTensor::scratch(batch.ctx(), OP, &[1, n], DType::F32)?;
+    let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
+    let constants = glu_constants(act, gate.scheme.has_min());
+    for ((first, gc, gs, gm), (_, uc, us, um)) in gate.blocks().into_iter().zip(up.blocks()) {
+        let rows = gc.shape()[0];
+        let params = block_params(OP, (1, rows, k), 0, first)?;
+        let groups = (rows as u64).div_ceil(64);
+        if groups > max {
+            return Err(Error::DispatchTooLarge {
+                op: OP,
+                what: "columns",
+                found: groups,
+                limit: max,
+            });
+        }
+        let params = Some(bytemuck::bytes_of(&params));
+        let wg = [groups as u32, 1, 1];
+        match gate.scheme {
+            QuantScheme::Q8_0 => batch.dispatch(
+                &shaders::MATVEC_GLU_Q8,
+                constants,
+                params,
+                &[x, &gc, &gs, &uc, &us, &c],
+                wg,
+            )?,
+            _ => batch.dispatch(
+                &shaders::MATVEC_GLU_Q4,
+                constants,
+                params,
+                &[x, &gc, &gs, &gm, &uc, &us, &um, &c],
+                wg,
+            )?,
+        }
+    }
+    Ok(Some(c))
+}
+
+/// The pipeline constants of a gated product: the activation and whether blocks have minimums.
+fn glu_constants(act: GateAct, has_min: bool) -> crate::gpu::pipeline::Constants {
+    const MIN: (&str, f64) = ("HAS_MIN", 1.0);
+    match (act, has_min) {
+        (GateAct::Silu, false) => &[("ACT", 0.0)],
+        (GateAct::Gelu, false) => &[("ACT", 1.0)],
+        (GateAct::GeluTanh, false) => &[("ACT", 2.0)],
+        (GateAct::Silu, true) => &[("ACT", 0.0), MIN],
+        (GateAct::Gelu, true) => &[("ACT", 1.0), MIN],
+        (GateAct::GeluTanh, true) => &[("ACT", 2.0), MIN],
+    }
+}
+
+/// `out[t] = table[ids[t]]` for a quantized table `[vocab, d]` (a tied embedding) and ids
+/// `[tokens]` u32 on the GPU: `[tokens, d]` f32, the dequantized rows. An id past the vocabulary
+/// reads the last row.
+pub fn embedding_quant(
+    batch: &mut Batch,
+    table: &QuantWeight,
+    ids: &GpuTensor,
+) -> Result<GpuTensor> {
+    const OP: &str = "embedding (quantized table)";
+    let [vocab, d] = table.shape;
+    let n = ids.numel();
+    let out = GpuTensor::scratch(batch.ctx(), OP, &[n, d], DType::F32)?;
+    let wg = crate::gpu::batch::grid(batch.ctx(), OP, ((n * d) as u64).div_ceil(256))?;
+    let kernel = match table.scheme {
+        QuantScheme::Q8_0 => &shaders::EMBEDDING_Q8,
+        _ => &shaders::EMBEDDING_Q4,
+    };
+    for (first, codes, scales, mins) in table.blocks() {
+        let params = super::embedding::EmbeddingParams {
+            tokens: super::as_u32(OP, "tokens", n)?,
+            d: super::as_u32(OP, "width", d)?,
+            vocab: super::as_u32(OP, "vocab", vocab)?,
+            first_row: super::as_u32(OP, "block's first row", first)?,
+            rows: super::as_u32(OP, "block's rows", codes.shape()[0])?,
+            _pad: [0; 3],
+        };
+        batch.dispatch(
+            kernel,
+            table.constants(),
+            Some(bytemuck::bytes_of(&params)),
+            &[&codes, &scales, &mins, ids, &out],
+            wg,
+        )?;
+    }
+    Ok(out)
 }

@@ -1146,92 +1146,158 @@ pub async fn moe_experts(ctx: &GpuContext) {
     }
 }
 
-/// 8-bit (q8_0) weights: the quantizer's error is at most half a step per weight, and the
-/// product with in-kernel dequantization matches the f64 product with the dequantized weights,
-/// for one row and several, awkward widths, whole and split into row blocks (bit for bit).
-pub async fn q8_products(ctx: &GpuContext) {
+/// Block-quantized weights (q8_0, q4_0, q4_1):
+/// - the quantizer's error is at most half a step per weight (one step where q4_0 clamps its
+///   code at 15), plus the f16 rounding of the scale and minimum;
+/// - the products with in-kernel dequantization match the f64 product with the dequantized
+///   weights, one row (the matrix-vector kernel) and several (the tiled one), awkward widths;
+/// - row blocks give the same values bit for bit;
+/// - the fused gated product of one row equals the two products and the elementwise op, bit for
+///   bit (the same sums in the same order);
+/// - the quantized embedding gather gives the dequantized rows exactly.
+pub async fn quant_products(ctx: &GpuContext) {
+    use latentgpu::ops::{QuantScheme, QuantWeight};
     let mut rng = Rng::new(41);
-    // (rows of x, n, k)
-    for &(m, n, k) in &[
-        (1, 1, 32),
-        (1, 67, 96),
-        (3, 7, 256),
-        (5, 130, 64),
-        (2, 257, 2048),
-    ] {
-        let x = rng.vec(m * k, -1.0, 1.0);
-        let mut w = rng.vec(n * k, -1.0, 1.0);
-        w[..32].fill(0.0); // an all-zero block
-        let q = ops::quantize_q8(&w, k).unwrap();
-        assert_eq!((q.bytes.len(), q.scales.len()), (n * k / 4, n * k / 32));
-        let deq = ops::dequantize_q8(&q);
-        assert_eq!(deq.len(), w.len());
-        for (b, (wb, db)) in w.chunks(32).zip(deq.chunks(32)).enumerate() {
-            // Half a step of max|w|/127, plus the rounding of scale·byte.
-            let amax = wb.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64;
-            let tol = amax / 254.0 * (1.0 + 4.0 * U) + amax * 2.0 * U;
-            for (a, d) in wb.iter().zip(db) {
-                assert!(
-                    (*a as f64 - *d as f64).abs() <= tol,
-                    "q8 n{n} k{k}: block {b}: {a} -> {d}"
-                );
+    for scheme in [QuantScheme::Q8_0, QuantScheme::Q4_0, QuantScheme::Q4_1] {
+        let name = scheme.name();
+        // (rows of x, n, k)
+        for &(m, n, k) in &[
+            (1, 1, 32),
+            (1, 67, 96),
+            (3, 7, 256),
+            (5, 130, 64),
+            (9, 65, 96),
+            (2, 257, 2048),
+        ] {
+            let x = rng.vec(m * k, -1.0, 1.0);
+            let mut w = rng.vec(n * k, -1.0, 1.0);
+            w[..32].fill(0.0); // an all-zero block
+            let q = ops::quantize(scheme, &w, k).unwrap();
+            let words = scheme.words_per_block();
+            assert_eq!((q.codes.len(), q.scales.len()), (n * k / 32 * words, n * k / 32));
+            let deq = ops::dequantize(&q);
+            assert_eq!(deq.len(), w.len());
+            // |d·q| + |m| per weight: what the rounding errors of a product scale with.
+            let mut magnitude = Vec::with_capacity(w.len());
+            for (b, (wb, db)) in w.chunks(32).zip(deq.chunks(32)).enumerate() {
+                let d = q.scales[b].abs() as f64;
+                let min = q.mins.get(b).map_or(0.0, |m| m.abs() as f64);
+                // The scale and minimum are rounded to f16 (2^-11 relative) after the codes are
+                // chosen, and a code multiplies the scale by at most 127 (q8), 8 or 15 (q4).
+                let amax = wb.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64;
+                let (step, codes_max) = match scheme {
+                    QuantScheme::Q8_0 => (amax / 127.0, 127.0),
+                    QuantScheme::Q4_0 => (amax / 8.0, 8.0),
+                    QuantScheme::Q4_1 => (d, 15.0),
+                };
+                let f16_err = (codes_max * step + min) * 2f64.powi(-11);
+                for (i, (a, v)) in wb.iter().zip(db).enumerate() {
+                    // q4_0 clamps w / d in (7.5, 8] (weights of sign opposite to the largest)
+                    // to code 15: up to a whole step.
+                    let clamped = scheme == QuantScheme::Q4_0 && *v == 7.0 * q.scales[b];
+                    let half = if clamped { step } else { step / 2.0 };
+                    let tol = half + f16_err + 8.0 * U * (codes_max * step + min) + 1e-30;
+                    assert!(
+                        (*a as f64 - *v as f64).abs() <= tol,
+                        "{name} n{n} k{k}: block {b} weight {i}: {a} -> {v} (tolerance {tol})"
+                    );
+                    magnitude.push(match scheme {
+                        QuantScheme::Q4_1 => (*v as f64 - q.mins[b] as f64).abs() + min,
+                        _ => (*v as f64).abs(),
+                    });
+                }
+            }
+            let codes_row = (k / 32 * words * 4) as u64;
+            let upload_q = |rows_per_block: u64| {
+                QuantWeight::upload(ctx, "w", [n, k], &q, rows_per_block * codes_row).unwrap()
+            };
+            let gx = upload(ctx, "x", &[m, k], &x);
+            let whole = upload_q(n as u64);
+            let mut b = Batch::new(ctx);
+            let y = ops::matmul_quant(&mut b, &gx, &whole).unwrap();
+            let out = b.read_async(&[&y]).await.unwrap().remove(0);
+            let mut reference = Vec::with_capacity(m * n);
+            let mut bound: Vec<f64> = Vec::with_capacity(m * n);
+            for xr in x.chunks(k) {
+                for (dr, mr) in deq.chunks(k).zip(magnitude.chunks(k)) {
+                    let terms = xr.iter().zip(dr).map(|(a, d)| *a as f64 * *d as f64);
+                    reference.push(terms.sum::<f64>());
+                    bound.push(xr.iter().zip(mr).map(|(a, w)| (*a as f64).abs() * w).sum());
+                }
+            }
+            // One row (matvec): each code times x is rounded once, 8 such terms add per lane
+            // and block (q4_1 adds Σx too), the scale multiplies once, k/32 blocks
+            // accumulate, 4 lanes add: (k/32 + 12)·u of Σ|x|·(|d·q| + |m|).
+            // Several rows (tiled): each dequantized weight is exact (q4_1: rounded once, as
+            // the reference's) and k products accumulate serially: (k + 1)·u of Σ|x·w|.
+            let c = match m {
+                1 => (k / 32) as f64 + 12.0,
+                _ => k as f64 + 1.0,
+            };
+            assert_close_by(
+                &format!("{name} product m{m} n{n} k{k}"),
+                &out,
+                &reference,
+                |i| c * U * bound[i] + 1e-30,
+            );
+            // Split into blocks of 3 rows: the same kernel per row, the same values.
+            let split = upload_q(3);
+            assert_eq!(split.bindings() > 1, n > 3);
+            let mut b = Batch::new(ctx);
+            let y = ops::matmul_quant(&mut b, &gx, &split).unwrap();
+            let out_split = b.read_async(&[&y]).await.unwrap().remove(0);
+            assert_eq!(
+                bits(&out),
+                bits(&out_split),
+                "{name} m{m} n{n} k{k}: split differs"
+            );
+            if m == 1 {
+                let u = rng.vec(n * k, -1.0, 1.0);
+                let up = QuantWeight::quantize(ctx, "up", [n, k], scheme, &u, u64::MAX).unwrap();
+                for weights in [(&whole, &up), (&split, &upload_like(ctx, &up, &u, 3, scheme))] {
+                    let mut b = Batch::new(ctx);
+                    let act = ops::GateAct::Silu;
+                    let fused = ops::matvec_glu_quant(&mut b, &gx, weights.0, weights.1, act)
+                        .unwrap()
+                        .expect("gate and up of one scheme, split alike");
+                    let g = ops::matmul_quant(&mut b, &gx, weights.0).unwrap();
+                    let uu = ops::matmul_quant(&mut b, &gx, weights.1).unwrap();
+                    let unfused = ops::binary(&mut b, BinaryOp::SwiGlu, &g, &uu).unwrap();
+                    let out = b.read_async(&[&fused, &unfused]).await.unwrap();
+                    assert_eq!(
+                        bits(&out[0]),
+                        bits(&out[1]),
+                        "{name} n{n} k{k}: fused gated product differs"
+                    );
+                }
+            }
+            // The gather of a quantized table (a tied embedding): the dequantized rows.
+            let ids = [0u32, (n - 1) as u32, (n / 2) as u32];
+            for table in [&whole, &split] {
+                let mut b = Batch::new(ctx);
+                let gids = b.upload_u32("ids", &ids).unwrap();
+                let rows = ops::embedding_quant(&mut b, table, &gids).unwrap();
+                let got = b.read_async(&[&rows]).await.unwrap().remove(0);
+                let want: Vec<f32> = ids
+                    .iter()
+                    .flat_map(|&i| deq[i as usize * k..(i as usize + 1) * k].to_vec())
+                    .collect();
+                assert_eq!(bits(&got), bits(&want), "{name} n{n} k{k}: gathered rows");
             }
         }
-        let upload_q8 = |rows_per_block: usize| {
-            let byte_limit = (rows_per_block * k) as u64; // k/4 words of 4 bytes a row
-            let scale_limit = (rows_per_block * k / 8) as u64; // k/32 scales of 4 bytes
-            let split = latentgpu::gpu::split::upload_u32_rows(
-                ctx,
-                "w q8 bytes",
-                &[n, k / 4],
-                &q.bytes,
-                byte_limit,
-            )
-            .unwrap();
-            let scales = latentgpu::gpu::split::upload_rows(
-                ctx,
-                "w q8 scales",
-                &[n, k / 32],
-                latentgpu::gpu::DType::F32,
-                &q.scales,
-                scale_limit,
-            )
-            .unwrap();
-            (split, scales)
-        };
-        let gx = upload(ctx, "x", &[m, k], &x);
-        let whole = upload_q8(n);
-        let mut b = Batch::new(ctx);
-        let y = ops::matmul_q8(&mut b, &gx, (&whole.0, &whole.1)).unwrap();
-        let out = b.read_async(&[&y]).await.unwrap().remove(0);
-        let mut reference = Vec::with_capacity(m * n);
-        let mut bound = Vec::with_capacity(m * n);
-        for xr in x.chunks(k) {
-            for dr in deq.chunks(k) {
-                let terms = xr.iter().zip(dr).map(|(a, d)| *a as f64 * *d as f64);
-                reference.push(terms.clone().sum::<f64>());
-                bound.push(terms.map(f64::abs).sum::<f64>());
-            }
-        }
-        // Each byte times x is rounded once, 8 such terms add per lane and block, the scale
-        // multiplies once, k/32 blocks accumulate, 4 lanes add: (k/32 + 12)·u of Σ|x·w|.
-        let c = (k / 32) as f64 + 12.0;
-        assert_close_by(
-            &format!("q8 product m{m} n{n} k{k}"),
-            &out,
-            &reference,
-            |i| c * U * bound[i] + 1e-30,
-        );
-        // Split into blocks of 3 rows: the same kernel per row, the same values.
-        let split = upload_q8(3);
-        assert_eq!(split.0.is_split(), n > 3);
-        let mut b = Batch::new(ctx);
-        let y = ops::matmul_q8(&mut b, &gx, (&split.0, &split.1)).unwrap();
-        let out_split = b.read_async(&[&y]).await.unwrap().remove(0);
-        assert_eq!(
-            bits(&out),
-            bits(&out_split),
-            "q8 m{m} n{n} k{k}: split differs"
-        );
     }
+}
+
+/// `data` `[n, k]` quantized in `scheme` and uploaded in blocks of `rows` rows.
+fn upload_like(
+    ctx: &GpuContext,
+    like: &latentgpu::ops::QuantWeight,
+    data: &[f32],
+    rows: u64,
+    scheme: latentgpu::ops::QuantScheme,
+) -> latentgpu::ops::QuantWeight {
+    let [n, k] = like.shape();
+    let row = (k / 32 * scheme.words_per_block() * 4) as u64;
+    let q = latentgpu::ops::quantize(scheme, data, k).unwrap();
+    latentgpu::ops::QuantWeight::upload(ctx, "up", [n, k], &q, rows * row).unwrap()
 }

@@ -1,0 +1,163 @@
+// C = A·Wᵀ with W in 4-bit blocks (32 weights share a scale, and for q4_1 a minimum),
+// dequantized in the kernel with f32 accumulation. A is [M, K] f32 (K % 32 == 0), C [M, N] f32.
+//   q       [N, K/8] u32   a block is 4 words, its 16 bytes as llama.cpp stores them: byte i
+//                          (byte i % 4 of word i / 4) holds weight i in its low nibble and
+//                          weight i + 16 in its high one
+//   scales  [N, K/32] f32  d, one per block
+//   mins    [N, K/32] f32  m (q4_1; q4_0 binds the scales here and never reads them)
+// weight = d · (nibble - 8) for q4_0 (exact in f32: d is an f16 value), d · nibble + m for q4_1
+// (HAS_MIN). Rows are independent, so row blocks of q, scales and mins are a W of their own.
+// C's row stride and first column come from the params.
+//   matvec_q4      one invocation per output, z over the rows of A; a step loads a block's 16
+//                  bytes as one vec4<u32>; acc += d · Σ a·(nibble - 8), or
+//                  d · Σ a·nibble + m · Σ a
+//   matmul_nt_q4   8×8 outputs per invocation, each weight dequantized once per 8 rows of A
+//   matvec_glu_q4  act(x·Gᵀ) · (x·Uᵀ) for one row x, as matvec_q4 for both
+
+override HAS_MIN: bool = false;
+
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> q: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> scales: array<f32>;
+@group(0) @binding(4) var<storage, read> mins: array<f32>;
+@group(0) @binding(5) var<storage, read_write> c: array<f32>;
+
+override MV_WG: u32 = 64u;
+
+// The low (shift 0) or high (shift 4) nibbles of a word's four bytes, as f32, less 8 for q4_0.
+fn nibbles(word: u32, shift: u32) -> vec4<f32> {
+    let v = (vec4<u32>(word) >> vec4<u32>(shift, shift + 8u, shift + 16u, shift + 24u)) & vec4<u32>(15u);
+    return vec4<f32>(v) - select(vec4<f32>(8.0), vec4<f32>(0.0), HAS_MIN);
+}
+
+// The part of a block's sum that d multiplies, by lanes: Σ a·nibble(-8) over the block's 16
+// bytes w, A's part starting at vec4 x.
+fn block_dot(x: u32, w: vec4<u32>) -> vec4<f32> {
+    var part = a[x] * nibbles(w.x, 0u);
+    part = fma(a[x + 1u], nibbles(w.y, 0u), part);
+    part = fma(a[x + 2u], nibbles(w.z, 0u), part);
+    part = fma(a[x + 3u], nibbles(w.w, 0u), part);
+    part = fma(a[x + 4u], nibbles(w.x, 4u), part);
+    part = fma(a[x + 5u], nibbles(w.y, 4u), part);
+    part = fma(a[x + 6u], nibbles(w.z, 4u), part);
+    return fma(a[x + 7u], nibbles(w.w, 4u), part);
+}
+
+// Σ a over a block (what q4_1's minimum multiplies), by lanes.
+fn block_sum(x: u32) -> vec4<f32> {
+    return ((a[x] + a[x + 1u]) + (a[x + 2u] + a[x + 3u])) + ((a[x + 4u] + a[x + 5u]) + (a[x + 6u] + a[x + 7u]));
+}
+
+@compute @workgroup_size(MV_WG, 1, 1)
+fn matvec_q4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    let m = gid.z;
+    if (n >= p.n || m >= p.m) {
+        return;
+    }
+    let blocks = p.k / 32u;
+    let a_row = m * p.k / 4u;
+    var acc = vec4<f32>(0.0);
+    for (var b = 0u; b < blocks; b++) {
+        let s = n * blocks + b;
+        let x = a_row + 8u * b;
+        acc = fma(vec4<f32>(scales[s]), block_dot(x, q[s]), acc);
+        if (HAS_MIN) {
+            acc = fma(vec4<f32>(mins[s]), block_sum(x), acc);
+        }
+    }
+    c[p.c_offset + m * p.ldc + n] = dot(acc, vec4<f32>(1.0));
+}
+
+override WG_X: u32 = 8u;
+override WG_Y: u32 = 8u;
+const TM: u32 = 8u;
+const TN: u32 = 8u;
+
+@group(0) @binding(2) var<storage, read> qw: array<u32>;
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_nt_q4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n0 = gid.x * TN;
+    let m0 = gid.y * TM;
+    if (m0 >= p.m || n0 >= p.n) {
+        return;
+    }
+    let k4 = p.k / 4u;
+    let blocks = p.k / 32u;
+    var a_row: array<u32, TM>;
+    var w_row: array<u32, TN>;
+    for (var r = 0u; r < TM; r++) {
+        a_row[r] = min(m0 + r, p.m - 1u) * k4;
+    }
+    for (var j = 0u; j < TN; j++) {
+        w_row[j] = min(n0 + j, p.n - 1u) * blocks;
+    }
+    var acc: array<f32, TM * TN>;
+    for (var b = 0u; b < blocks; b++) {
+        var scale = array<f32, TN>();
+        var low = array<f32, TN>();
+        for (var j = 0u; j < TN; j++) {
+            scale[j] = scales[w_row[j] + b];
+            low[j] = select(0.0, mins[w_row[j] + b], HAS_MIN);
+        }
+        // Quad t of the block: weights 4t..4t+3, the low nibbles of word t for t < 4, else the
+        // high nibbles of word t - 4.
+        for (var t = 0u; t < 8u; t++) {
+            let k = 8u * b + t;
+            var av = array<vec4<f32>, TM>();
+            for (var r = 0u; r < TM; r++) {
+                av[r] = a[a_row[r] + k];
+            }
+            for (var j = 0u; j < TN; j++) {
+                let word = qw[(w_row[j] + b) * 4u + (t & 3u)];
+                let wv = fma(vec4<f32>(scale[j]), nibbles(word, (t >> 2u) * 4u), vec4<f32>(low[j]));
+                for (var r = 0u; r < TM; r++) {
+                    let i = r * TN + j;
+                    acc[i] = fma(av[r].x, wv.x, acc[i]);
+                    acc[i] = fma(av[r].y, wv.y, acc[i]);
+                    acc[i] = fma(av[r].z, wv.z, acc[i]);
+                    acc[i] = fma(av[r].w, wv.w, acc[i]);
+                }
+            }
+        }
+    }
+    for (var r = 0u; r < TM; r++) {
+        if (m0 + r < p.m) {
+            for (var j = 0u; j < TN; j++) {
+                if (n0 + j < p.n) {
+                    c[p.c_offset + (m0 + r) * p.ldc + n0 + j] = acc[r * TN + j];
+                }
+            }
+        }
+    }
+}
+
+@group(0) @binding(5) var<storage, read> q_up: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read> scales_up: array<f32>;
+@group(0) @binding(7) var<storage, read> mins_up: array<f32>;
+@group(0) @binding(8) var<storage, read_write> c_glu: array<f32>;
+
+@compute @workgroup_size(MV_WG, 1, 1)
+fn matvec_glu_q4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    if (n >= p.n) {
+        return;
+    }
+    let blocks = p.k / 32u;
+    var g = vec4<f32>(0.0);
+    var u = vec4<f32>(0.0);
+    for (var b = 0u; b < blocks; b++) {
+        let s = n * blocks + b;
+        let x = 8u * b;
+        g = fma(vec4<f32>(scales[s]), block_dot(x, q[s]), g);
+        u = fma(vec4<f32>(scales_up[s]), block_dot(x, q_up[s]), u);
+        if (HAS_MIN) {
+            let sum = block_sum(x);
+            g = fma(vec4<f32>(mins[s]), sum, g);
+            u = fma(vec4<f32>(mins_up[s]), sum, u);
+        }
+    }
+    c_glu[p.c_offset + n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
+}
