@@ -316,12 +316,8 @@ pub const COPY_ROOF: Kernel = kernel("bench.wgsl", BENCH, "copy_roof", U_R_W);
 /// `x·Wᵀ` with q8_0 weights, one invocation per output.
 pub const MATVEC_Q8: Kernel = trusted(kernel("matmul_q8.wgsl", MATMUL_Q8, "matvec_q8", U_RRR_W));
 /// `x·Wᵀ` with q8_0 weights, 8×8 outputs per invocation (prefill).
-pub const MATMUL_NT_Q8: Kernel = trusted(kernel(
-    "matmul_q8.wgsl",
-    MATMUL_Q8,
-    "matmul_nt_q8",
-    U_RRR_W,
-));
+pub const MATMUL_NT_Q8: Kernel =
+    trusted(kernel("matmul_q8.wgsl", MATMUL_Q8, "matmul_nt_q8", U_RRR_W));
 /// `act(x·Gᵀ) · (x·Uᵀ)` for one row with q8_0 `G` and `U`.
 pub const MATVEC_GLU_Q8: Kernel = trusted(kernel(
     "matmul_q8.wgsl",

@@ -7,6 +7,7 @@ mod common;
 use common::{bits, fixture, on_every_adapter};
 use latentgpu::gpu::{Batch, GpuContext};
 use latentgpu::model::{generate, GenerateConfig, LoadOptions, Logits, Model, SamplingConfig};
+use latentgpu::ops::WeightFormat;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -113,7 +114,11 @@ fn split_weights_give_the_unsplit_logits_bit_for_bit() {
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let options = LoadOptions {
                 block_bytes: Some(block_bytes),
-                f16_matrices: f16,
+                weights: if f16 {
+                    WeightFormat::F16
+                } else {
+                    WeightFormat::F32
+                },
             };
             let split = Model::load_dir_with(ctx, &dir, options, |_, _| {})
                 .unwrap_or_else(|e| panic!("{name} split: {e}"));

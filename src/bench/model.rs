@@ -14,8 +14,8 @@ pub struct ModelFigure {
     pub model: String,
     /// Attention kind.
     pub attention: String,
-    /// Whether the matrices are f16 on the GPU.
-    pub f16_weights: bool,
+    /// The matrices' format on the GPU (`f32`, `f16`, `q8_0`, `q4_0`, `q4_1`).
+    pub weights: String,
     /// Prompt tokens.
     pub prompt_tokens: usize,
     /// Prefill tokens per second (one batch: forward over the prompt and the first token's
@@ -109,7 +109,7 @@ pub fn run(
     Ok(ModelFigure {
         model: name.to_string(),
         attention: model.config.attention_kind().to_string(),
-        f16_weights: model.has_f16_matrices(),
+        weights: model.weight_format().name().into(),
         prompt_tokens: prompt,
         prefill_tokens_per_s: prompt as f64 / prefill,
         decode_tokens: decode,

@@ -1,6 +1,7 @@
 //! The command line's arguments (clap).
 
 use clap::{Parser, Subcommand};
+use latentgpu::ops::WeightFormat;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -13,8 +14,13 @@ pub struct Cli {
     /// Backend: vulkan, metal, dx12, gl, browser or any (default: $LATENTGPU_BACKEND, else any).
     #[arg(long, global = true, env = "LATENTGPU_BACKEND")]
     pub backend: Option<String>,
-    /// Keep weight matrices in f16 on the GPU (adapters with shader-f16; f32 accumulation).
-    #[arg(long, global = true)]
+    /// Weight matrices on the GPU: f32, f16 (adapters with shader-f16), q8 (q8_0), q4 (q4_0)
+    /// or q4_1, quantized at load from f32, f16 or bf16 checkpoints; f32 accumulation
+    /// everywhere. Norms, routers, latents and embeddings not tied to the LM head stay f32.
+    #[arg(long, global = true, value_parser = parse_weights, default_value = "f32")]
+    pub weights: WeightFormat,
+    /// The same as --weights f16.
+    #[arg(long, global = true, conflicts_with = "weights")]
     pub f16_weights: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -283,4 +289,12 @@ fn repetition_penalty(s: &str) -> Result<f32, String> {
         return Err(format!("expected more than 0 (1 is off), found {v}"));
     }
     Ok(v)
+}
+
+/// `--weights`: one of [`WeightFormat::NAMES`].
+fn parse_weights(text: &str) -> Result<WeightFormat, String> {
+    WeightFormat::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = WeightFormat::NAMES.iter().map(|(n, _)| *n).collect();
+        format!("expected one of {}, found '{text}'", names.join(", "))
+    })
 }

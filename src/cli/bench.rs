@@ -114,7 +114,10 @@ pub fn bench_model(
              ({} per batch, {:.3} ms CPU encode per token), first run {:.2} s, cache {} B",
             f.model,
             f.attention,
-            if f.f16_weights { ", f16 matrices" } else { "" },
+            match f.weights.as_str() {
+                "f32" => String::new(),
+                w => format!(", {w} matrices"),
+            },
             f.prompt_tokens,
             f.prefill_tokens_per_s,
             f.decode_tokens_per_s,
@@ -169,9 +172,9 @@ fn expert_comparison(
     let s = latentgpu::model::summary::summarize(
         dir,
         ctx.limits.max_storage_buffer_binding_size,
-        f.f16_weights,
+        model.weight_format(),
     )?;
-    let element = if f.f16_weights { 2.0 } else { 4.0 };
+    let element = model.weight_format().bytes_per_weight();
     // A token reads every weight it goes through once, except an embedding not tied to the
     // LM head (one row of it).
     let c = &model.config;

@@ -15,9 +15,10 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
         .into_iter()
         .next()
         .map_or_else(|| GpuContext::new(choice).map(|c| c.adapter), Ok)?;
-    let f16 = super::F16_WEIGHTS.load(std::sync::atomic::Ordering::Relaxed);
-    let s = latentgpu::model::summary::summarize(dir, adapter.max_storage_buffer_binding_size, f16)
-        .with_context(|| format!("reading model {}", dir.display()))?;
+    let weights = super::weights();
+    let s =
+        latentgpu::model::summary::summarize(dir, adapter.max_storage_buffer_binding_size, weights)
+            .with_context(|| format!("reading model {}", dir.display()))?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());

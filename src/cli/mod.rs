@@ -15,6 +15,7 @@ use args::{BenchCommand, Cli, Command};
 use clap::Parser;
 use latentgpu::gpu::{BackendChoice, GpuContext};
 use latentgpu::model::{LoadOptions, Model};
+use latentgpu::ops::WeightFormat;
 use std::path::{Path, PathBuf};
 
 /// The model `generate` uses when no `--model` is given (shipped in the repository).
@@ -65,8 +66,13 @@ fn open_model(
     Ok((ctx, dir, model))
 }
 
-/// `--f16-weights`, set once from the command line.
-static F16_WEIGHTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// `--weights` (or `--f16-weights`), set once from the command line.
+static WEIGHTS: std::sync::OnceLock<WeightFormat> = std::sync::OnceLock::new();
+
+/// The weight format the command line asks for.
+fn weights() -> WeightFormat {
+    WEIGHTS.get().copied().unwrap_or_default()
+}
 
 fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
     let bar = indicatif::ProgressBar::new(0).with_style(
@@ -75,7 +81,7 @@ fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
     );
     bar.set_message(dir.display().to_string());
     let options = LoadOptions {
-        f16_matrices: F16_WEIGHTS.load(std::sync::atomic::Ordering::Relaxed),
+        weights: weights(),
         block_bytes: block_bytes_from_env()?,
     };
     let model = Model::load_dir_with(ctx, dir, options, |i, n| {
@@ -125,7 +131,11 @@ pub fn main() {
     quiet_device_select_layer();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
-    F16_WEIGHTS.store(cli.f16_weights, std::sync::atomic::Ordering::Relaxed);
+    let format = match cli.f16_weights {
+        true => WeightFormat::F16,
+        false => cli.weights,
+    };
+    WEIGHTS.get_or_init(|| format);
     let result = backend(&cli).and_then(|choice| match &cli.command {
         Command::Info { model, json } => match model {
             Some(dir) => info::model_info(choice, dir, *json),

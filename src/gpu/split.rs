@@ -24,12 +24,7 @@ pub fn block_limit(ctx: &GpuContext, forced: Option<u64>) -> u64 {
 /// Rows per block for a tensor of `shape` and `dtype` in blocks of at most `limit` bytes: a
 /// multiple of 4 rows when 4 fit (so f16 blocks start on whole words). An error naming the
 /// tensor when one row alone is past the limit.
-pub fn rows_per_block(
-    label: &str,
-    shape: &[usize],
-    dtype: DType,
-    limit: u64,
-) -> Result<usize> {
+pub fn rows_per_block(label: &str, shape: &[usize], dtype: DType, limit: u64) -> Result<usize> {
     let rows = shape.first().copied().unwrap_or(1).max(1);
     let row_shape = if shape.len() > 1 {
         &shape[1..]
@@ -102,13 +97,9 @@ pub fn upload_u32_rows_in(
     data: &[u32],
     per_block: usize,
 ) -> Result<GpuTensor> {
-    upload_blocks(
-        label,
-        shape,
-        data,
-        per_block,
-        |name, dims, values| GpuTensor::from_u32(ctx, name, dims, values),
-    )
+    upload_blocks(label, shape, data, per_block, |name, dims, values| {
+        GpuTensor::from_u32(ctx, name, dims, values)
+    })
 }
 
 /// `upload(name, dims, values)` for the whole of `data` when `per_block` covers its rows, else

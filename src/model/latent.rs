@@ -5,18 +5,20 @@ use super::layers::{load, load_matrix};
 use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
-use crate::ops::{self, AttentionShape, BinaryOp, GatherState, QkvExtras, RopeMode, RopeTable};
+use crate::ops::{
+    self, AttentionShape, BinaryOp, GatherState, QkvExtras, RopeMode, RopeTable, Weight,
+};
 
 /// The four `[d, d]` projections of one phase.
 pub struct Projections {
     /// Query projection `[d, d]`.
-    pub q: GpuTensor,
+    pub q: Weight,
     /// Key projection `[d, d]`.
-    pub k: GpuTensor,
+    pub k: Weight,
     /// Value projection `[d, d]`.
-    pub v: GpuTensor,
+    pub v: Weight,
     /// Output projection `[d, d]`.
-    pub o: GpuTensor,
+    pub o: Weight,
 }
 
 impl Projections {
@@ -110,7 +112,7 @@ pub struct LatentLayer {
     broadcast: Projections,
     /// The token-side products of a causal forward, stacked: `broadcast.q`, `gather.k`,
     /// `gather.v` `[3d, d]` (those three are views of it).
-    qkv: GpuTensor,
+    qkv: Weight,
     /// Zeros `[(3h + 2)·dh]`: no bias and no norm for the qkv step.
     qkv_aux: GpuTensor,
     /// `latents · gather.qᵀ` `[M, h, dh]`, constant.
@@ -168,38 +170,36 @@ impl LatentLayer {
         let mut broadcast = Projections::load(ctx, file, &format!("{prefix}.broadcast"), d)?;
         let (m, h, dh) = (shape.latents, shape.heads, shape.dh());
         // One product for the token side's queries, keys and values; the three projections
-        // become views of it when the adapter can bind them there. Split projections are
-        // stacked as they are: their row blocks, in order.
+        // become views of it when the adapter can bind them there. Split or quantized
+        // projections are stacked as they are: their row blocks, in order.
         let parts = [&broadcast.q, &gather.k, &gather.v];
         let label = format!("{prefix}.qkv_proj");
-        let qkv = if parts.iter().any(|w| w.is_split()) {
-            let mut first = 0;
-            let mut blocks = Vec::new();
-            for block in parts.iter().flat_map(|w| w.row_blocks()).map(|(_, b)| b) {
-                let rows = block.shape()[0];
-                blocks.push(block.labelled(&format!("{label}[{first}..{}]", first + rows)));
-                first += rows;
-            }
-            GpuTensor::from_row_blocks(&label, blocks)?
-        } else {
-            let dtype = broadcast.q.dtype();
+        let whole: Option<Vec<&GpuTensor>> = parts
+            .iter()
+            .map(|w| w.dense().filter(|t| !t.is_split()))
+            .collect();
+        let qkv = if let Some(whole) = whole {
+            let dtype = whole[0].dtype();
             let qkv = GpuTensor::empty(ctx, &label, &[3 * d, d], dtype)?;
             let mut b = Batch::new(ctx);
-            for (i, w) in parts.into_iter().enumerate() {
+            for (i, w) in whole.into_iter().enumerate() {
                 b.copy_elements(w, 0, &qkv, i * d * d, d * d)?;
             }
             b.submit()?;
             let align = ctx.limits.min_storage_buffer_offset_alignment as usize;
             if (d * d * dtype.size()).is_multiple_of(align) {
-                broadcast.q = qkv.row_range(0, d)?;
-                gather.k = qkv.row_range(d, d)?;
-                gather.v = qkv.row_range(2 * d, d)?;
+                broadcast.q = Weight::Dense(qkv.row_range(0, d)?);
+                gather.k = Weight::Dense(qkv.row_range(d, d)?);
+                gather.v = Weight::Dense(qkv.row_range(2 * d, d)?);
             }
-            qkv
+            Weight::Dense(qkv)
+        } else {
+            // Split or quantized: their row blocks, in order.
+            Weight::stack_blocks(&label, &parts)?
         };
         let qkv_aux = GpuTensor::zeros(ctx, "latent qkv aux", &[(3 * h + 2) * dh])?;
         let mut b = Batch::new(ctx);
-        let q1 = ops::matmul(&mut b, &latents, &gather.q, true)?.reshape(&[m, h, dh])?;
+        let q1 = ops::linear(&mut b, &latents, &gather.q)?.reshape(&[m, h, dh])?;
         b.submit()?;
         let mask: Vec<f32> = (0..m * h * dh)
             .map(|i| if i % dh < shape.rope_dim { 0.0 } else { 1.0 })
@@ -234,12 +234,12 @@ impl LatentLayer {
             self.shape.d,
         );
         let g = g.reshape(&[m, d])?;
-        let gathered = ops::matmul(b, &g, &self.gather.o, true)?;
+        let gathered = ops::linear(b, &g, &self.gather.o)?;
         let l1 = ops::binary(b, BinaryOp::Add, &self.latents, &gathered)?;
         let l2 = self.synthesis(b, &l1)?;
-        let k3 = ops::matmul(b, &l2, &self.broadcast.k, true)?.reshape(&[m, h, dh])?;
+        let k3 = ops::linear(b, &l2, &self.broadcast.k)?.reshape(&[m, h, dh])?;
         let k3 = ops::binary(b, BinaryOp::Mul, &k3, &self.key_mask)?;
-        let v3 = ops::matmul(b, &l2, &self.broadcast.v, true)?.reshape(&[m, h, dh])?;
+        let v3 = ops::linear(b, &l2, &self.broadcast.v)?.reshape(&[m, h, dh])?;
         Ok((k3, v3))
     }
 
@@ -254,9 +254,9 @@ impl LatentLayer {
             self.shape.dh(),
             self.shape.d,
         );
-        let q = ops::matmul(b, l1, &p.q, true)?.reshape(&[m, h, dh])?;
-        let k = ops::matmul(b, l1, &p.k, true)?.reshape(&[m, h, dh])?;
-        let v = ops::matmul(b, l1, &p.v, true)?.reshape(&[m, h, dh])?;
+        let q = ops::linear(b, l1, &p.q)?.reshape(&[m, h, dh])?;
+        let k = ops::linear(b, l1, &p.k)?.reshape(&[m, h, dh])?;
+        let v = ops::linear(b, l1, &p.v)?.reshape(&[m, h, dh])?;
         let how = AttentionShape {
             scale: self.scale(),
             causal: false,
@@ -264,7 +264,7 @@ impl LatentLayer {
             window: 0,
         };
         let a = ops::attention(b, &q, &k, &v, how)?.reshape(&[m, d])?;
-        let o = ops::matmul(b, &a, &p.o, true)?;
+        let o = ops::linear(b, &a, &p.o)?;
         ops::binary(b, BinaryOp::Add, l1, &o)
     }
 
@@ -320,7 +320,7 @@ impl LatentLayer {
         let row = h * dh;
         // Queries, keys and values of the tokens in one product; per chunk segment, the qkv
         // step rotates the queries and writes the rotated keys and the values into the state.
-        let qkv = ops::matmul(b, x, &self.qkv, true)?;
+        let qkv = ops::linear(b, x, &self.qkv)?;
         let extras = QkvExtras {
             aux: &self.qkv_aux,
             bias: false,
@@ -371,7 +371,7 @@ impl LatentLayer {
             }
             t0 += seg;
         }
-        ops::matmul(b, &out.reshape(&[n, d])?, &self.broadcast.o, true)
+        ops::linear(b, &out.reshape(&[n, d])?, &self.broadcast.o)
     }
 
     /// The output projection of the attention `o` of the whole input, absorbing the chunk
@@ -387,7 +387,7 @@ impl LatentLayer {
             self.absorb_chunk(b, state)?;
         }
         let n = o.shape()[0];
-        ops::matmul(b, &o.reshape(&[n, self.shape.d])?, &self.broadcast.o, true)
+        ops::linear(b, &o.reshape(&[n, self.shape.d])?, &self.broadcast.o)
     }
 
     /// Phase 1 over the completed chunk, then the latents' keys and values refreshed.
@@ -416,8 +416,8 @@ impl LatentLayer {
             self.shape.d,
         );
         let n = x.shape()[0];
-        let k1 = ops::matmul(b, x, &self.gather.k, true)?.reshape(&[n, h, dh])?;
-        let v1 = ops::matmul(b, x, &self.gather.v, true)?.reshape(&[n, h, dh])?;
+        let k1 = ops::linear(b, x, &self.gather.k)?.reshape(&[n, h, dh])?;
+        let v1 = ops::linear(b, x, &self.gather.v)?.reshape(&[n, h, dh])?;
         let gather = AttentionShape {
             scale: self.scale(),
             causal: false,
@@ -425,12 +425,12 @@ impl LatentLayer {
             window: 0,
         };
         let g = ops::attention(b, &self.q1, &k1, &v1, gather)?.reshape(&[m, d])?;
-        let gathered = ops::matmul(b, &g, &self.gather.o, true)?;
+        let gathered = ops::linear(b, &g, &self.gather.o)?;
         let l1 = ops::binary(b, BinaryOp::Add, &self.latents, &gathered)?;
         let l2 = self.synthesis(b, &l1)?;
-        let q3 = ops::matmul(b, x, &self.broadcast.q, true)?.reshape(&[n, h, dh])?;
-        let k3 = ops::matmul(b, &l2, &self.broadcast.k, true)?.reshape(&[m, h, dh])?;
-        let v3 = ops::matmul(b, &l2, &self.broadcast.v, true)?.reshape(&[m, h, dh])?;
+        let q3 = ops::linear(b, x, &self.broadcast.q)?.reshape(&[n, h, dh])?;
+        let k3 = ops::linear(b, &l2, &self.broadcast.k)?.reshape(&[m, h, dh])?;
+        let v3 = ops::linear(b, &l2, &self.broadcast.v)?.reshape(&[m, h, dh])?;
         let broadcast = AttentionShape {
             scale: self.scale(),
             causal: false,
@@ -438,6 +438,6 @@ impl LatentLayer {
             window: 0,
         };
         let y = ops::attention(b, &q3, &k3, &v3, broadcast)?.reshape(&[n, d])?;
-        ops::matmul(b, &y, &self.broadcast.o, true)
+        ops::linear(b, &y, &self.broadcast.o)
     }
 }

@@ -5,7 +5,7 @@ use super::weights::WeightFile;
 use crate::error::Result;
 use crate::gpu::split::{block_limit, upload_rows};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
-use crate::ops::{self, BinaryOp, GateAct, UnaryOp};
+use crate::ops::{self, BinaryOp, GateAct, QuantWeight, UnaryOp, Weight, WeightFormat};
 
 /// Uploads tensor `name` of `shape` from the file, f32 in one buffer (vectors, latents, the
 /// router: tensors that kernels other than the weight products read).
@@ -19,14 +19,14 @@ pub(crate) fn load(
     GpuTensor::from_f32(ctx, name, shape, &data)
 }
 
-/// Uploads matrix `name` of `shape`, in f16 when the file asks for f16 matrices, split into
-/// row blocks past the block limit.
+/// Uploads matrix `name` of `shape` in the format the file asks for (f32, f16 or quantized),
+/// split into row blocks past the block limit.
 pub(crate) fn load_matrix(
     ctx: &GpuContext,
     file: &mut WeightFile,
     name: &str,
     shape: &[usize],
-) -> Result<GpuTensor> {
+) -> Result<Weight> {
     let data = file.take(name, shape)?;
     upload_matrix(ctx, Upload::of(ctx, file), name, shape, &data)
 }
@@ -40,18 +40,21 @@ pub(crate) fn load_rows(
     shape: &[usize],
 ) -> Result<GpuTensor> {
     let data = file.take(name, shape)?;
-    let up = Upload {
-        f16: false,
-        ..Upload::of(ctx, file)
-    };
-    upload_matrix(ctx, up, name, shape, &data)
+    upload_rows(
+        ctx,
+        name,
+        shape,
+        DType::F32,
+        &data,
+        block_limit(ctx, file.block_bytes),
+    )
 }
 
-/// How matrices go to the GPU: their element type, and the largest block they are split into.
+/// How matrices go to the GPU: their format, and the largest block they are split into.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Upload {
-    /// Store f16 (the file asks for f16 matrices).
-    pub f16: bool,
+    /// f32, f16 or quantized (the file's choice).
+    pub format: WeightFormat,
     /// The most bytes in one row block.
     pub block_bytes: u64,
 }
@@ -60,22 +63,41 @@ impl Upload {
     /// The file's choice on `ctx`.
     pub fn of(ctx: &GpuContext, file: &WeightFile) -> Self {
         Upload {
-            f16: file.f16_matrices,
+            format: file.weights,
             block_bytes: block_limit(ctx, file.block_bytes),
         }
     }
 }
 
-/// Uploads a matrix in f16 or f32 as `up` says, in row blocks past its block limit.
+/// Uploads a matrix `[rows, k]` in the format `up` says, in row blocks past its block limit. A
+/// matrix whose rows are not whole blocks of 32 stays f32 when quantized formats are asked for
+/// (as llama.cpp keeps such tensors unquantized).
 pub(crate) fn upload_matrix(
     ctx: &GpuContext,
     up: Upload,
     name: &str,
     shape: &[usize],
     data: &[f32],
-) -> Result<GpuTensor> {
-    let dtype = if up.f16 { DType::F16 } else { DType::F32 };
-    upload_rows(ctx, name, shape, dtype, data, up.block_bytes)
+) -> Result<Weight> {
+    let k = shape.get(1).copied().unwrap_or(1);
+    let limit = up.block_bytes;
+    Ok(match up.format {
+        WeightFormat::Quant(scheme) if up.format.fits_row(k) && shape.len() == 2 => {
+            let shape = [shape[0], k];
+            Weight::Quant(Box::new(QuantWeight::quantize(
+                ctx, name, shape, scheme, data, limit,
+            )?))
+        }
+        WeightFormat::Quant(scheme) => {
+            log::info!(
+                "'{name}' {shape:?} stays f32: its rows are not whole blocks of 32 for {}",
+                scheme.name()
+            );
+            Weight::Dense(upload_rows(ctx, name, shape, DType::F32, data, limit)?)
+        }
+        WeightFormat::F16 => Weight::Dense(upload_rows(ctx, name, shape, DType::F16, data, limit)?),
+        WeightFormat::F32 => Weight::Dense(upload_rows(ctx, name, shape, DType::F32, data, limit)?),
+    })
 }
 
 /// RMSNorm or LayerNorm over the model width.
@@ -140,18 +162,18 @@ pub enum Ffn {
         /// `act(gate) · up` as one elementwise op.
         act: BinaryOp,
         /// `[hidden, d]`.
-        gate: GpuTensor,
+        gate: Weight,
         /// `[hidden, d]`.
-        up: GpuTensor,
+        up: Weight,
         /// `[d, hidden]`.
-        down: GpuTensor,
+        down: Weight,
     },
     /// `fc2(gelu(fc1(x)))`: fc1 `[hidden, d]`, fc2 `[d, hidden]`.
     Gelu {
         /// `[hidden, d]`.
-        fc1: GpuTensor,
+        fc1: Weight,
         /// `[d, hidden]`.
-        fc2: GpuTensor,
+        fc2: Weight,
     },
 }
 
@@ -210,18 +232,18 @@ impl Ffn {
                     BinaryOp::GeGluTanh => GateAct::GeluTanh,
                     _ => GateAct::Silu,
                 };
-                if let Some(a) = ops::matvec_glu(b, x, gate, up, fused_act)? {
-                    return ops::matmul(b, &a, down, true);
+                if let Some(a) = ops::linear_glu(b, x, gate, up, fused_act)? {
+                    return ops::linear(b, &a, down);
                 }
-                let g = ops::matmul(b, x, gate, true)?;
-                let u = ops::matmul(b, x, up, true)?;
+                let g = ops::linear(b, x, gate)?;
+                let u = ops::linear(b, x, up)?;
                 let a = ops::binary(b, *act, &g, &u)?;
-                ops::matmul(b, &a, down, true)
+                ops::linear(b, &a, down)
             }
             Ffn::Gelu { fc1, fc2 } => {
-                let h = ops::matmul(b, x, fc1, true)?;
+                let h = ops::linear(b, x, fc1)?;
                 let a = ops::unary(b, UnaryOp::Gelu, &h)?;
-                ops::matmul(b, &a, fc2, true)
+                ops::linear(b, &a, fc2)
             }
         }
     }

@@ -7,12 +7,12 @@ use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::tensor::check_shape;
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
-use crate::ops::{self, AttentionShape, QkvExtras, RopeMode, RopeTable};
+use crate::ops::{self, AttentionShape, QkvExtras, RopeMode, RopeTable, Weight};
 
 /// A linear layer `y = x·Wᵀ (+ b)`.
 pub struct Linear {
     /// `W` `[out, in]`.
-    weight: GpuTensor,
+    weight: Weight,
     /// `b` `[out]`, if the layer has one.
     bias: Option<GpuTensor>,
 }
@@ -38,7 +38,7 @@ impl Linear {
 
     /// `x` `[n, in]` -> `[n, out]`.
     pub fn forward(&self, b: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
-        let y = ops::matmul(b, x, &self.weight, true)?;
+        let y = ops::linear(b, x, &self.weight)?;
         match &self.bias {
             Some(bias) => ops::add_bias(b, &y, bias),
             None => Ok(y),
@@ -50,7 +50,7 @@ impl Linear {
 /// `o_proj` (with biases where configured) and Qwen3's `q_norm`, `k_norm`.
 pub struct MhaLayer {
     /// `q_proj`, `k_proj`, `v_proj` stacked: `[(H + 2·Hkv)·dh, d]`.
-    qkv: GpuTensor,
+    qkv: Weight,
     /// Their biases `[(H + 2·Hkv)·dh]`, then the q and k norm weights `[2, dh]` (zeros when
     /// the layer has none).
     aux: GpuTensor,
@@ -166,7 +166,7 @@ impl MhaLayer {
     ) -> Result<GpuTensor> {
         let n = x.shape()[0];
         let (h, kv, dh) = (self.heads, self.kv_heads, self.head_dim);
-        let qkv = ops::matmul(b, x, &self.qkv, true)?;
+        let qkv = ops::linear(b, x, &self.qkv)?;
         let extras = QkvExtras {
             aux: &self.aux,
             bias: self.qkv_bias,

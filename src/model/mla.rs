@@ -13,7 +13,7 @@ use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::split::split_rows;
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
-use crate::ops::{self, AttentionShape, AttentionViews, RopeTable, View};
+use crate::ops::{self, AttentionShape, AttentionViews, RopeTable, View, Weight, WeightFormat};
 use serde::{Deserialize, Serialize};
 
 /// YaRN RoPE scaling (`rope_type: yarn`).
@@ -362,11 +362,11 @@ pub struct MlaLayer {
     /// Sizes.
     pub shape: MlaShape,
     /// `q_a_proj` `[q_lora, d]` and `q_a_layernorm` `[q_lora]`, with `q_lora_rank`.
-    q_a: Option<(GpuTensor, GpuTensor)>,
+    q_a: Option<(Weight, GpuTensor)>,
     /// `q_proj` or `q_b_proj`: `[h·(nope+rope), d or q_lora]`.
-    q: GpuTensor,
+    q: Weight,
     /// `kv_a_proj_with_mqa`: `[kv_lora + rope, d]` (the `c_kv` rows, then the `k_pe` rows).
-    kv_a: GpuTensor,
+    kv_a: Weight,
     /// Without `q_lora_rank` both decode products read `x`: `q_absorbed` and `kv_a` stacked
     /// `[h·(kv_lora + rope) + kv_lora + rope, d]`, one product per token (the two are views of
     /// it where the adapter can bind them there).
@@ -374,13 +374,14 @@ pub struct MlaLayer {
     /// `kv_a_layernorm` `[kv_lora]`.
     kv_norm: GpuTensor,
     /// `kv_b_proj` `[h·(nope+v), kv_lora]`.
-    kv_b: GpuTensor,
+    kv_b: Weight,
     /// `o_proj` `[d, h·v]`.
-    o: GpuTensor,
-    /// Absorbed query: per head `[W_UKᵀ·Wq_nope ; Wq_pe]`: `[h·(kv_lora+rope), d or q_lora]`.
-    q_absorbed: GpuTensor,
+    o: Weight,
+    /// Absorbed query: per head `[W_UKᵀ·Wq_nope ; Wq_pe]`: `[h·(kv_lora+rope), d or q_lora]`
+    /// (f32 or f16: built on the GPU).
+    q_absorbed: Weight,
     /// Absorbed output: per head `Wo_h·W_UV`: `[d, h·kv_lora]`.
-    o_absorbed: GpuTensor,
+    o_absorbed: Weight,
     rope: RopeTable,
 }
 
@@ -427,12 +428,14 @@ impl MlaLayer {
         let o_host = file.take(&name("o_proj.weight"), &[d, h * v])?;
         let (inv_freq, mscale) = shape.inv_freq();
         let upload = Upload::of(ctx, file);
-        let f16 = upload.f16;
+        let f16 = upload.format == WeightFormat::F16;
+        let dense = matches!(upload.format, WeightFormat::F32 | WeightFormat::F16);
         let up = |label: &str, dims: &[usize], data: &[f32]| {
             upload_matrix(ctx, upload, label, dims, data)
         };
         // The absorbed matrices come from f32 copies of q, kv_b and o on the GPU (the
-        // layer's own when its matrices are f32), cast to f16 when they are f16.
+        // layer's own when its matrices are f32), cast to f16 when they are f16. Quantized
+        // formats keep them f32: they are built on the GPU, and quantizing is done on the host.
         let f32_up =
             |label: &str, dims: &[usize], data: &[f32]| GpuTensor::from_f32(ctx, label, dims, data);
         let q32 = f32_up(&name("q"), &[h * qk, q_in], &q_host)?;
@@ -447,14 +450,22 @@ impl MlaLayer {
         let q_absorbed = q_absorbed.labelled(&name("absorbed q"));
         let o_absorbed = o_absorbed.labelled(&name("absorbed o"));
         let kv_a_label = name("kv_a_proj_with_mqa.weight");
-        let whole = Upload {
-            block_bytes: u64::MAX,
-            ..upload
-        };
-        let kv_a_whole = upload_matrix(ctx, whole, &kv_a_label, &[r + rope, d], &kv_a)?;
-        let decode_in = match shape.q_lora_rank {
-            Some(_) => None,
-            None => {
+        // Past the block limit, the weights built here are split as the uploaded ones are.
+        let limit = upload.block_bytes;
+        let o_absorbed = split_rows(&mut b, &o_absorbed, limit)?;
+        let mut q_absorbed_t = split_rows(&mut b, &q_absorbed, limit)?;
+        let (kv_a_t, decode_in) = match (dense, shape.q_lora_rank) {
+            (true, None) => {
+                let whole = Upload {
+                    block_bytes: u64::MAX,
+                    ..upload
+                };
+                let kv_a_whole = upload_matrix(ctx, whole, &kv_a_label, &[r + rope, d], &kv_a)?;
+                let kv_a_whole = kv_a_whole.dense().cloned().ok_or_else(|| Error::Invalid {
+                    what: kv_a_label.clone(),
+                    expected: "a dense matrix".into(),
+                    found: kv_a_whole.format().name().into(),
+                })?;
                 let rows = h * (r + rope);
                 let stacked = GpuTensor::empty(
                     ctx,
@@ -464,37 +475,31 @@ impl MlaLayer {
                 )?;
                 b.copy_elements(&q_absorbed, 0, &stacked, 0, rows * d)?;
                 b.copy_elements(&kv_a_whole, 0, &stacked, rows * d, (r + rope) * d)?;
-                Some(stacked)
+                let stacked = split_rows(&mut b, &stacked, limit)?;
+                let mut kv_a_t = split_rows(&mut b, &kv_a_whole, limit)?;
+                if !stacked.is_split() {
+                    // The separate matrices as views of the stacked one, when kernels can bind
+                    // them.
+                    let align = ctx.limits.min_storage_buffer_offset_alignment as usize;
+                    if (rows * d * q_absorbed.dtype().size()).is_multiple_of(align) {
+                        q_absorbed_t = stacked.row_range(0, rows)?.labelled(&name("absorbed q"));
+                        kv_a_t = stacked.row_range(rows, r + rope)?.labelled(&kv_a_label);
+                    }
+                }
+                (Weight::Dense(kv_a_t), Some(stacked))
             }
+            _ => (up(&kv_a_label, &[r + rope, d], &kv_a)?, None),
         };
-        // Past the block limit, the weights built here are split as the uploaded ones are.
-        let limit = upload.block_bytes;
-        let decode_in = match decode_in {
-            Some(t) => Some(split_rows(&mut b, &t, limit)?),
-            None => None,
-        };
-        let mut q_absorbed = split_rows(&mut b, &q_absorbed, limit)?;
-        let mut kv_a_t = split_rows(&mut b, &kv_a_whole, limit)?;
-        let o_absorbed = split_rows(&mut b, &o_absorbed, limit)?;
-        if let Some(stacked) = decode_in.as_ref().filter(|t| !t.is_split()) {
-            // The separate matrices as views of the stacked one, when kernels can bind them.
-            let rows = h * (r + rope);
-            let align = ctx.limits.min_storage_buffer_offset_alignment as usize;
-            if (rows * d * q_absorbed.dtype().size()).is_multiple_of(align) {
-                q_absorbed = stacked.row_range(0, rows)?.labelled(&name("absorbed q"));
-                kv_a_t = stacked.row_range(rows, r + rope)?.labelled(&kv_a_label);
-            }
-        }
-        let (q, kv_b_t, o) = match f16 {
-            true => (
+        let (q, kv_b_t, o) = match upload.format {
+            WeightFormat::F32 => (
+                Weight::Dense(split_rows(&mut b, &q32, limit)?),
+                Weight::Dense(split_rows(&mut b, &kv_b32, limit)?),
+                Weight::Dense(split_rows(&mut b, &o32, limit)?),
+            ),
+            _ => (
                 up(&name("q"), &[h * qk, q_in], &q_host)?,
                 up(&name("kv_b_proj.weight"), &[h * (nope + v), r], &kv_b)?,
                 up(&name("o_proj.weight"), &[d, h * v], &o_host)?,
-            ),
-            false => (
-                split_rows(&mut b, &q32, limit)?,
-                split_rows(&mut b, &kv_b32, limit)?,
-                split_rows(&mut b, &o32, limit)?,
             ),
         };
         b.submit()?;
@@ -506,8 +511,8 @@ impl MlaLayer {
             kv_norm: load(ctx, file, &name("kv_a_layernorm.weight"), &[r])?,
             kv_b: kv_b_t,
             o,
-            q_absorbed,
-            o_absorbed,
+            q_absorbed: Weight::Dense(q_absorbed_t),
+            o_absorbed: Weight::Dense(o_absorbed),
             rope: RopeTable::from_inv_freq(ctx, &inv_freq, max_positions, mscale)?,
             shape,
         })
@@ -552,7 +557,7 @@ impl MlaLayer {
         }
         let q_in = match &self.q_a {
             Some((a, norm)) => {
-                let c = ops::matmul(b, x, a, true)?;
+                let c = ops::linear(b, x, a)?;
                 ops::rmsnorm(b, &c, norm, s.norm_eps)?
             }
             None => x.clone(),
@@ -575,14 +580,14 @@ impl MlaLayer {
                 (q, r, kv)
             }
             (MlaPath::Absorbed, None) => (
-                ops::matmul(b, &q_in, &self.q_absorbed, true)?.reshape(&[n, h, r + rope])?,
+                ops::linear(b, &q_in, &self.q_absorbed)?.reshape(&[n, h, r + rope])?,
                 r,
-                ops::matmul(b, x, &self.kv_a, true)?,
+                ops::linear(b, x, &self.kv_a)?,
             ),
             (MlaPath::Naive, _) => (
-                ops::matmul(b, &q_in, &self.q, true)?.reshape(&[n, h, nope + rope])?,
+                ops::linear(b, &q_in, &self.q)?.reshape(&[n, h, nope + rope])?,
                 nope,
-                ops::matmul(b, x, &self.kv_a, true)?,
+                ops::linear(b, x, &self.kv_a)?,
             ),
         };
         // The compressed KV normalised and rotated into the cache, and the queries' RoPE part
@@ -611,7 +616,7 @@ impl MlaLayer {
         match path {
             MlaPath::Naive => {
                 let c_all = cache.c_kv.rows(t)?;
-                let kv = ops::matmul(b, &c_all, &self.kv_b, true)?; // [t, h·(nope+v)]
+                let kv = ops::linear(b, &c_all, &self.kv_b)?; // [t, h·(nope+v)]
                 let o = GpuTensor::scratch(b.ctx(), "mla attention", &[n, h, v], DType::F32)?;
                 let stride = h * (nope + v);
                 let up = |offset| View {
@@ -637,7 +642,7 @@ impl MlaLayer {
                         how,
                     },
                 )?;
-                ops::matmul(b, &o.reshape(&[n, h * v])?, &self.o, true)
+                ops::linear(b, &o.reshape(&[n, h * v])?, &self.o)
             }
             MlaPath::Absorbed => {
                 let o =
@@ -665,7 +670,7 @@ impl MlaLayer {
                         how,
                     },
                 )?;
-                ops::matmul(b, &o.reshape(&[n, h * r])?, &self.o_absorbed, true)
+                ops::linear(b, &o.reshape(&[n, h * r])?, &self.o_absorbed)
             }
         }
     }

@@ -5,6 +5,7 @@ use super::config::{AttentionConfig, ModelConfig};
 use super::hf::{is_hf_config, HfConfig};
 use super::transformer::open_dir;
 use crate::error::{Error, Result};
+use crate::ops::WeightFormat;
 use serde::Serialize;
 use std::path::Path;
 
@@ -36,7 +37,7 @@ pub struct ModelSummary {
     pub active_parameters: u64,
     /// The dtypes on disk, e.g. `BF16`, comma separated.
     pub dtype_on_disk: String,
-    /// The dtype of weight matrices on the GPU (`F32`, or `F16` with f16 weights).
+    /// The format of weight matrices on the GPU (`f32`, `f16`, `q8_0`, `q4_0`, `q4_1`).
     pub dtype_on_gpu: String,
     /// Bytes of the weights on disk.
     pub weight_bytes_on_disk: u64,
@@ -122,8 +123,8 @@ fn bindings(shape: &[usize], bytes: u64, limit: u64) -> u64 {
 }
 
 /// Summarises the model directory `dir` for an adapter whose largest storage binding is
-/// `binding_limit` bytes, with matrices in f16 when `f16_matrices` (native).
-pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<ModelSummary> {
+/// `binding_limit` bytes, with matrices in `weights` (native).
+pub fn summarize(dir: &Path, binding_limit: u64, weights: WeightFormat) -> Result<ModelSummary> {
     let (config, file) = open_dir(dir)?;
     let path = dir.join("config.json");
     let text = crate::files::read_text_capped(&path, crate::files::CONFIG_CAP)?;
@@ -148,16 +149,28 @@ pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<M
         .iter()
         .map(|t| {
             let numel: u64 = t.shape.iter().map(|&s| s as u64).product();
-            // Embeddings, routers and routed experts stay f32 with f16 matrices.
-            let f32_kept = ["embed_tokens", ".experts.", ".gate.weight"];
-            let matrix = t.shape.len() == 2 && !f32_kept.iter().any(|k| t.name.contains(k));
-            let gpu_bytes = numel * if f16_matrices && matrix { 2 } else { 4 };
+            // Embeddings not tied to the LM head, routers and routed experts stay f32; so do
+            // matrices whose rows are not whole quantized blocks.
+            let mut f32_kept = vec![".experts.", ".gate.weight"];
+            if !config.tie_embeddings {
+                f32_kept.push("embed_tokens");
+            }
+            let matrix = t.shape.len() == 2
+                && !f32_kept.iter().any(|k| t.name.contains(k))
+                && weights.fits_row(t.shape[1]);
+            let format = if matrix { weights } else { WeightFormat::F32 };
+            let gpu_bytes = (numel as f64 * format.bytes_per_weight()) as u64;
+            // The largest binding: the codes of a quantized matrix (its scales are apart).
+            let binding_bytes = match format {
+                WeightFormat::Quant(s) => numel * 4 * s.words_per_block() as u64 / 32,
+                _ => gpu_bytes,
+            };
             TensorSummary {
                 name: t.name.clone(),
                 shape: t.shape.clone(),
                 dtype: format!("{:?}", t.dtype),
                 gpu_bytes,
-                bindings: bindings(&t.shape, gpu_bytes, binding_limit),
+                bindings: bindings(&t.shape, binding_bytes, binding_limit),
             }
         })
         .collect();
@@ -185,7 +198,7 @@ pub fn summarize(dir: &Path, binding_limit: u64, f16_matrices: bool) -> Result<M
         parameters,
         active_parameters: parameters.saturating_sub(idle),
         dtype_on_disk: dtypes.join(", "),
-        dtype_on_gpu: if f16_matrices { "F16" } else { "F32" }.into(),
+        dtype_on_gpu: weights.name().into(),
         weight_bytes_on_disk: infos.iter().map(|t| t.bytes).sum(),
         weight_bytes_on_gpu: tensors.iter().map(|t| t.gpu_bytes).sum(),
         cache_bytes_per_token: per_token,

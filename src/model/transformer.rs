@@ -9,7 +9,7 @@ use super::moe::{FeedForward, MoeFfn};
 use super::weights::{TensorNames, WeightFile};
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
-use crate::ops::{self, RopeMode, RopeTable};
+use crate::ops::{self, RopeMode, RopeTable, Weight, WeightFormat};
 
 /// The config and opened weights of a model directory, own or Hugging Face (native); nothing is
 /// uploaded yet.
@@ -174,22 +174,23 @@ pub enum Logits {
 pub struct Model {
     /// Its configuration.
     pub config: ModelConfig,
-    /// Token embedding `[vocab, d]`.
-    embed: GpuTensor,
+    /// Token embedding `[vocab, d]` (in the matrices' format when tied to the LM head).
+    embed: Weight,
     blocks: Vec<Block>,
     norm: Norm,
     /// LM head `[vocab, d]` (the embedding when tied).
-    lm_head: GpuTensor,
+    lm_head: Weight,
     rope: RopeTable,
-    f16_matrices: bool,
+    weights: WeightFormat,
 }
 
 /// How a model's weights go to the GPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// Keep matrices in f16 (the adapter must have shader-f16); norms, embeddings not tied to
-    /// the LM head, routers and latents stay f32.
-    pub f16_matrices: bool,
+    /// How matrices are kept: f32, f16 (the adapter must have shader-f16) or quantized (q8_0,
+    /// q4_0, q4_1, quantized at load); norms, embeddings not tied to the LM head, routers,
+    /// latents and the routed experts stay f32.
+    pub weights: WeightFormat,
     /// Split weights into row blocks of at most this many bytes even below the adapter's
     /// binding limit (tests use it to split every weight; the values do not change).
     pub block_bytes: Option<u64>,
@@ -198,8 +199,17 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// The default options with f16 matrices when `f16`.
     pub fn f16(f16: bool) -> Self {
+        Self::weights(if f16 {
+            WeightFormat::F16
+        } else {
+            WeightFormat::F32
+        })
+    }
+
+    /// The default options with matrices in `weights`.
+    pub fn weights(weights: WeightFormat) -> Self {
         LoadOptions {
-            f16_matrices: f16,
+            weights,
             ..Self::default()
         }
     }
@@ -280,17 +290,17 @@ impl Model {
     ) -> Result<Self> {
         let blocks = config.n_layers;
         let LoadOptions {
-            f16_matrices,
+            weights,
             block_bytes,
         } = options;
-        if f16_matrices && !ctx.has_f16() {
+        if weights == WeightFormat::F16 && !ctx.has_f16() {
             return Err(Error::Invalid {
                 what: "f16 weights".into(),
                 expected: "an adapter with shader-f16".into(),
                 found: format!("{} without it", ctx.name()),
             });
         }
-        file.f16_matrices = f16_matrices;
+        file.weights = weights;
         file.block_bytes = block_bytes;
         let model = Self::load(ctx, config, &mut file, |i| progress(i + 1, blocks))?;
         match file.names {
@@ -317,10 +327,11 @@ impl Model {
         file.max_tensor_bytes = Some(crate::gpu::split::block_limit(ctx, file.block_bytes));
         let cfg = &config;
         let (v, d) = (cfg.vocab_size, cfg.d_model);
-        // Tied to the LM head, the embedding is a matrix (f16 when the matrices are).
+        // Tied to the LM head, the embedding is a matrix (f16 or quantized when the matrices
+        // are: one copy serves the gather and the head).
         let embed = match cfg.tie_embeddings {
             true => load_matrix(ctx, file, "embed_tokens.weight", &[v, d])?,
-            false => load_rows(ctx, file, "embed_tokens.weight", &[v, d])?,
+            false => Weight::Dense(load_rows(ctx, file, "embed_tokens.weight", &[v, d])?),
         };
         // Grown as the blocks load: a config's layer count is not trusted before its tensors.
         let mut blocks = Vec::new();
@@ -411,7 +422,7 @@ impl Model {
             norm,
             lm_head,
             rope,
-            f16_matrices: file.f16_matrices,
+            weights: file.weights,
         })
     }
 
@@ -428,7 +439,12 @@ impl Model {
 
     /// Whether the matrices were uploaded in f16.
     pub fn has_f16_matrices(&self) -> bool {
-        self.f16_matrices
+        self.weights == WeightFormat::F16
+    }
+
+    /// The format the matrices were uploaded in.
+    pub fn weight_format(&self) -> WeightFormat {
+        self.weights
     }
 
     /// An empty decode state for up to `max_context` tokens.
@@ -485,7 +501,8 @@ impl Model {
         which: Logits,
     ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
         self.check_tokens(ids, cache)?;
-        let x = ops::embedding(b, &self.embed, ids)?;
+        let ids = ops::upload_ids(b, ids, self.config.vocab_size)?;
+        let x = ops::gather_rows(b, &self.embed, &ids)?;
         self.record_blocks(b, x, cache, cache.len, which)
     }
 
@@ -511,7 +528,7 @@ impl Model {
                 found: pos.to_string(),
             });
         }
-        let x = ops::embedding_ids(b, &self.embed, id)?;
+        let x = ops::gather_rows(b, &self.embed, id)?;
         Ok(self.record_blocks(b, x, cache, pos, Logits::Last)?.0)
     }
 
@@ -551,7 +568,7 @@ impl Model {
             Logits::All => state.1,
             Logits::Last => b.bindable(&state.1.row_range(n - 1, 1)?)?,
         };
-        let logits = ops::matmul(b, &h, &self.lm_head, true)?;
+        let logits = ops::linear(b, &h, &self.lm_head)?;
         Ok((logits, outputs))
     }
 

@@ -175,9 +175,10 @@ pub struct WeightFile {
     taken: BTreeSet<String>,
     /// How the model's names are spelled in the files.
     pub names: TensorNames,
-    /// Keep matrices (the `B` of `x·Bᵀ` products) in f16 on the GPU (needs shader-f16);
-    /// norms, embeddings and latents stay f32.
-    pub f16_matrices: bool,
+    /// How matrices (the `W` of `x·Wᵀ` products) are kept on the GPU: f32, f16 (needs
+    /// shader-f16) or quantized; norms, embeddings not tied to the LM head, routers and latents
+    /// stay f32.
+    pub weights: crate::ops::WeightFormat,
     /// The most bytes a weight block may hold on the GPU (the adapter's binding limit, or a
     /// forced smaller one): a matrix past it is split into row blocks, and a tensor that cannot
     /// be (one of its rows, or a vector, past it) is an error before it is read.
@@ -295,7 +296,7 @@ impl WeightFile {
             index,
             taken: BTreeSet::new(),
             names: TensorNames::Native,
-            f16_matrices: false,
+            weights: crate::ops::WeightFormat::F32,
             max_tensor_bytes: None,
             block_bytes: None,
         })
@@ -365,7 +366,12 @@ impl WeightFile {
         if let Some(limit) = self.max_tensor_bytes {
             // Checked before the tensor is read and converted on the host: a matrix is split
             // between rows, so its rows must fit; a vector must fit whole.
-            let element = if self.f16_matrices { 2 } else { 4 };
+            // Quantized codes are at most a byte a weight (their scales are a separate tensor).
+            let element = match self.weights {
+                crate::ops::WeightFormat::F32 => 4,
+                crate::ops::WeightFormat::F16 => 2,
+                crate::ops::WeightFormat::Quant(_) => 1,
+            };
             let unit = if shape.len() > 1 { &shape[1..] } else { shape };
             let bytes = unit
                 .iter()

@@ -28,7 +28,12 @@ pub struct EmbeddingParams {
 /// Every id must be `< vocab`.
 pub fn embedding(batch: &mut Batch, table: &GpuTensor, ids: &[u32]) -> Result<GpuTensor> {
     expect_table(table)?;
-    let vocab = table.shape()[0];
+    let ids_t = upload_ids(batch, ids, table.shape()[0])?;
+    embedding_ids(batch, table, &ids_t)
+}
+
+/// Checks `ids` (at least one, each `< vocab`) and uploads them: `[tokens]` u32.
+pub fn upload_ids(batch: &mut Batch, ids: &[u32], vocab: usize) -> Result<GpuTensor> {
     if ids.is_empty() {
         return Err(crate::error::shape_err(
             "embedding",
@@ -44,8 +49,7 @@ pub fn embedding(batch: &mut Batch, table: &GpuTensor, ids: &[u32]) -> Result<Gp
             bound: vocab as u64,
         });
     }
-    let ids_t = batch.upload_u32("token ids", ids)?;
-    embedding_ids(batch, table, &ids_t)
+    batch.upload_u32("token ids", ids)
 }
 
 /// As [`embedding`] with the ids already on the GPU (`[tokens]` u32, e.g. the sampler's

@@ -73,7 +73,7 @@ pub enum Weight {
     /// f32 or f16, whole or in row blocks.
     Dense(GpuTensor),
     /// Blocks of quantized weights.
-    Quant(QuantWeight),
+    Quant(Box<QuantWeight>),
 }
 
 impl Weight {
@@ -110,6 +110,52 @@ impl Weight {
         }
     }
 
+    /// Buffers it takes: 1, or its row blocks past the binding limit.
+    pub fn bindings(&self) -> usize {
+        match self {
+            Weight::Dense(t) => t.row_blocks().len(),
+            Weight::Quant(q) => q.bindings(),
+        }
+    }
+
+    /// The rows of `parts` (one format, one width) stacked as one weight of their row blocks:
+    /// a product with it takes one dispatch per part (or per block of a split part).
+    pub fn stack_blocks(label: &str, parts: &[&Weight]) -> Result<Weight> {
+        let dense: Option<Vec<&GpuTensor>> = parts.iter().map(|w| w.dense()).collect();
+        if let Some(dense) = dense {
+            let mut first = 0;
+            let mut blocks = Vec::new();
+            for block in dense.iter().flat_map(|w| w.row_blocks()).map(|(_, b)| b) {
+                let rows = block.shape()[0];
+                blocks.push(block.labelled(&format!("{label}[{first}..{}]", first + rows)));
+                first += rows;
+            }
+            return Ok(Weight::Dense(GpuTensor::from_row_blocks(label, blocks)?));
+        }
+        let quant: Option<Vec<&QuantWeight>> = parts
+            .iter()
+            .map(|w| match w {
+                Weight::Quant(q) => Some(&**q),
+                Weight::Dense(_) => None,
+            })
+            .collect();
+        match quant {
+            Some(q) => Ok(Weight::Quant(Box::new(QuantWeight::stack_blocks(
+                label, &q,
+            )?))),
+            None => Err(crate::error::shape_err(
+                "stack weights",
+                label,
+                "parts of one format",
+                parts
+                    .iter()
+                    .map(|w| w.format().name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
     /// The dense tensor, when it is one.
     pub fn dense(&self) -> Option<&GpuTensor> {
         match self {
@@ -129,6 +175,15 @@ pub fn linear(b: &mut Batch, x: &GpuTensor, w: &Weight) -> Result<GpuTensor> {
             y.reshape(&[s[0], s[1], q.shape()[0]])
         }
         Weight::Quant(q) => matmul_quant(b, x, q),
+    }
+}
+
+/// The rows `ids` (`[tokens]` u32 on the GPU) of a table `[vocab, d]` kept as a weight (an
+/// embedding tied to the LM head): `[tokens, d]` f32, the values the LM head multiplies by.
+pub fn gather_rows(b: &mut Batch, table: &Weight, ids: &GpuTensor) -> Result<GpuTensor> {
+    match table {
+        Weight::Dense(t) => super::embedding_ids(b, t, ids),
+        Weight::Quant(q) => super::quant::embedding_quant(b, q, ids),
     }
 }
 

@@ -26,8 +26,9 @@ pub use attention::{
 };
 pub use cast::{to_f16, CastParams};
 pub use elementwise::{add_bias, binary, unary, BinaryOp, EwParams, UnaryOp};
-pub use embedding::{embedding, embedding_ids, EmbeddingParams};
+pub use embedding::{embedding, embedding_ids, upload_ids, EmbeddingParams};
 pub use latent::{gather_update, GatherParams, GatherState};
+pub use linear::{gather_rows, linear, linear_glu, Weight, WeightFormat};
 pub use matmul::{matmul, matmul_into, matvec_glu, matvec_with, GateAct, MatmulParams, MatvecPath};
 pub use mla_rope::{mla_rope, MlaRopeParams};
 pub use moe_ffn::{moe_ffn, Experts, MoeParams};
@@ -35,7 +36,6 @@ pub use moe_route::{moe_route, RouteMethod, RouteParams, Routing};
 pub use norm::{add_norm, layernorm, rmsnorm, NormParams};
 pub use permute::{permute01, PermuteParams};
 pub use qkv::{qkv_rope, QkvExtras, QkvParams};
-pub use linear::{linear, linear_glu, Weight, WeightFormat};
 pub use quant::{
     dequantize, embedding_quant, matmul_quant, matvec_glu_quant, quantize, QuantHost, QuantScheme,
     QuantWeight, QUANT_BLOCK,

@@ -128,8 +128,9 @@ pub fn quantize(scheme: QuantScheme, data: &[f32], k: usize) -> Result<QuantHost
                 let id = inverse(d);
                 let byte = |v: f32| (v * id).round().clamp(-127.0, 127.0) as i8 as u8;
                 for four in block.chunks(4) {
-                    out.codes
-                        .push(u32::from_le_bytes([four[0], four[1], four[2], four[3]].map(byte)));
+                    out.codes.push(u32::from_le_bytes(
+                        [four[0], four[1], four[2], four[3]].map(byte),
+                    ));
                 }
                 out.scales.push(to_f16(d));
             }
@@ -274,6 +275,48 @@ impl QuantWeight {
     ) -> Result<Self> {
         let host = quantize(scheme, data, shape[1])?;
         Self::upload(ctx, label, shape, &host, limit)
+    }
+
+    /// The rows of `parts` (one scheme, one width) as one weight of their row blocks.
+    pub fn stack_blocks(label: &str, parts: &[&QuantWeight]) -> Result<Self> {
+        let first = parts
+            .first()
+            .ok_or_else(|| shape_err("stack weights", label, "parts", 0))?;
+        let (scheme, k) = (first.scheme, first.shape[1]);
+        if let Some(odd) = parts.iter().find(|p| p.scheme != scheme || p.shape[1] != k) {
+            return Err(shape_err(
+                "stack weights",
+                format!("'{}' in {label}", odd.label),
+                format!("{} rows of {k}", scheme.name()),
+                format!("{} rows of {}", odd.scheme.name(), odd.shape[1]),
+            ));
+        }
+        let join = |part: fn(&QuantWeight) -> &GpuTensor, what: &str| {
+            let name = format!("{label} {what}");
+            let mut row = 0;
+            let mut blocks = Vec::new();
+            for block in parts
+                .iter()
+                .flat_map(|p| part(p).row_blocks())
+                .map(|(_, b)| b)
+            {
+                let rows = block.shape()[0];
+                blocks.push(block.labelled(&format!("{name}[{row}..{}]", row + rows)));
+                row += rows;
+            }
+            GpuTensor::from_row_blocks(&name, blocks)
+        };
+        Ok(QuantWeight {
+            scheme,
+            label: label.to_string(),
+            shape: [parts.iter().map(|p| p.shape[0]).sum(), k],
+            codes: join(|p| &p.codes, scheme.name())?,
+            scales: join(|p| &p.scales, "scales")?,
+            mins: match scheme.has_min() {
+                true => Some(join(|p| p.mins.as_ref().unwrap_or(&p.scales), "mins")?),
+                false => None,
+            },
+        })
     }
 
     /// The format.

@@ -1174,7 +1174,10 @@ pub async fn quant_products(ctx: &GpuContext) {
             w[..32].fill(0.0); // an all-zero block
             let q = ops::quantize(scheme, &w, k).unwrap();
             let words = scheme.words_per_block();
-            assert_eq!((q.codes.len(), q.scales.len()), (n * k / 32 * words, n * k / 32));
+            assert_eq!(
+                (q.codes.len(), q.scales.len()),
+                (n * k / 32 * words, n * k / 32)
+            );
             let deq = ops::dequantize(&q);
             assert_eq!(deq.len(), w.len());
             // |d·q| + |m| per weight: what the rounding errors of a product scale with.
@@ -1254,7 +1257,10 @@ pub async fn quant_products(ctx: &GpuContext) {
             if m == 1 {
                 let u = rng.vec(n * k, -1.0, 1.0);
                 let up = QuantWeight::quantize(ctx, "up", [n, k], scheme, &u, u64::MAX).unwrap();
-                for weights in [(&whole, &up), (&split, &upload_like(ctx, &up, &u, 3, scheme))] {
+                for weights in [
+                    (&whole, &up),
+                    (&split, &upload_like(ctx, &up, &u, 3, scheme)),
+                ] {
                     let mut b = Batch::new(ctx);
                     let act = ops::GateAct::Silu;
                     let fused = ops::matvec_glu_quant(&mut b, &gx, weights.0, weights.1, act)
