@@ -99,26 +99,23 @@ fn greedy(ctx: &GpuContext, model: &Model, ids: &[u32]) -> Vec<u32> {
 #[test]
 fn split_weights_give_the_unsplit_logits_bit_for_bit() {
     on_every_adapter(|ctx| {
-        // f32 matrices, and f16 ones where the adapter has shader-f16 (the f16 kernels split).
-        let precisions = if ctx.has_f16() {
-            &[false, true][..]
-        } else {
-            &[false]
-        };
-        for ((dir, block_bytes), &f16) in models()
+        // f32 matrices, f16 ones where the adapter has shader-f16, and the quantized formats
+        // (their codes, scales and minimums split alike).
+        let mut formats = vec![WeightFormat::F32];
+        if ctx.has_f16() {
+            formats.push(WeightFormat::F16);
+        }
+        formats.extend(["q8_0", "q4_0", "q4_1"].map(|n| WeightFormat::parse(n).unwrap()));
+        for ((dir, block_bytes), &weights) in models()
             .into_iter()
-            .flat_map(|m| precisions.iter().map(move |p| (m.clone(), p)))
+            .flat_map(|m| formats.iter().map(move |p| (m.clone(), p)))
         {
-            let name = format!("{}{}", dir.display(), if f16 { " f16" } else { "" });
-            let whole = Model::load_dir_with(ctx, &dir, LoadOptions::f16(f16), |_, _| {})
+            let name = format!("{} {}", dir.display(), weights.name());
+            let whole = Model::load_dir_with(ctx, &dir, LoadOptions::weights(weights), |_, _| {})
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let options = LoadOptions {
                 block_bytes: Some(block_bytes),
-                weights: if f16 {
-                    WeightFormat::F16
-                } else {
-                    WeightFormat::F32
-                },
+                weights,
             };
             let split = Model::load_dir_with(ctx, &dir, options, |_, _| {})
                 .unwrap_or_else(|e| panic!("{name} split: {e}"));
@@ -126,7 +123,13 @@ fn split_weights_give_the_unsplit_logits_bit_for_bit() {
             let ids: Vec<u32> = [1, 5, 9, 2, 7, 3, 11].iter().map(|i| i % vocab).collect();
             let want = prefill(ctx, &whole, &ids);
             let got = prefill(ctx, &split, &ids);
-            assert!(want.split.is_empty(), "{name}: unsplit run bound blocks");
+            // Quantized latent projections are stacked as the blocks of their three parts.
+            let stacked =
+                |w: &&String| w.contains(".qkv_proj") && matches!(weights, WeightFormat::Quant(_));
+            assert!(
+                want.split.iter().all(|w| stacked(&w)),
+                "{name}: unsplit run bound blocks"
+            );
             assert!(
                 got.logits == want.logits,
                 "{name}: split logits differ from the unsplit ones"
@@ -139,7 +142,9 @@ fn split_weights_give_the_unsplit_logits_bit_for_bit() {
                 .collect();
             assert!(unsplit.is_empty(), "{name}: not split: {unsplit:?}");
             assert!(
-                got.split.contains("embed_tokens.weight"),
+                got.split
+                    .iter()
+                    .any(|w| w.starts_with("embed_tokens.weight")),
                 "{name}: embedding not split"
             );
             assert_eq!(

@@ -52,6 +52,10 @@ pub enum Command {
         /// Tokens per window (each window starts from an empty cache).
         #[arg(long, default_value_t = 256, value_parser = at_least_one)]
         window: usize,
+        /// Also load the model with its matrices in this format (e.g. f32) and report, against
+        /// it, the KL divergence of the next-token distributions and top-1 agreement.
+        #[arg(long, value_parser = parse_weights)]
+        against: Option<WeightFormat>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

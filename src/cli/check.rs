@@ -4,6 +4,7 @@ use super::open_model;
 use anyhow::{Context, Result};
 use latentgpu::gpu::BackendChoice;
 use latentgpu::model::tokenizer;
+use latentgpu::ops::WeightFormat;
 use std::path::{Path, PathBuf};
 
 /// Text read per piece for a Hugging Face tokenizer: pieces end at a newline (or, in a longer
@@ -75,12 +76,14 @@ fn text_tokens<'a>(
 }
 
 /// Perplexity of the model on a text file, windowed as the PyTorch reference; the text is
-/// read and tokenized as it is scored.
+/// read and tokenized as it is scored. With `against`, the agreement with the model loaded in
+/// that weight format.
 pub fn eval(
     choice: BackendChoice,
     model: &Option<PathBuf>,
     text: &Path,
     window: usize,
+    against: Option<WeightFormat>,
     json: bool,
 ) -> Result<()> {
     let (ctx, dir, model) = open_model(choice, model)?;
@@ -90,6 +93,45 @@ pub fn eval(
         indicatif::ProgressStyle::with_template("evaluating: {pos} windows {elapsed}")
             .expect("static template"),
     );
+    if let Some(format) = against {
+        let reference = super::load_model_as(&ctx, &dir, format)
+            .with_context(|| format!("loading model {} as {}", dir.display(), format.name()))?;
+        let a = latentgpu::model::eval::compare_formats(
+            &ctx,
+            &reference,
+            &model,
+            tokens,
+            window,
+            |i| bar.set_position(i as u64),
+        )?;
+        bar.finish_and_clear();
+        let (name, base) = (model.weight_format().name(), format.name());
+        if json {
+            let v = serde_json::json!({"model": dir.display().to_string(),
+                "text": text.display().to_string(), "window": window, "weights": name,
+                "against": base, "tokens_scored": a.reference.count,
+                "perplexity": a.candidate.perplexity(),
+                "reference_perplexity": a.reference.perplexity(),
+                "kld_mean": a.kld_mean, "kld_max": a.kld_max, "top1_agreement": a.top1,
+                "adapter": ctx.name()});
+            outln!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            outln!(
+                "{name}: perplexity {:.4} against {:.4} ({base}) over {} tokens; \
+                 KL divergence from {base}: mean {:.6}, max {:.4} nats; top-1 agreement {:.2}% \
+                 ({} on {})",
+                a.candidate.perplexity(),
+                a.reference.perplexity(),
+                a.reference.count,
+                a.kld_mean,
+                a.kld_max,
+                100.0 * a.top1,
+                dir.display(),
+                ctx.name()
+            );
+        }
+        return Ok(());
+    }
     let nll = latentgpu::model::eval::evaluate_stream(&ctx, &model, tokens, window, |i| {
         bar.set_position(i as u64);
     })?;

@@ -75,13 +75,18 @@ fn weights() -> WeightFormat {
 }
 
 fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
+    load_model_as(ctx, dir, weights())
+}
+
+/// Loads `dir` with its matrices in `weights`, with a progress bar.
+fn load_model_as(ctx: &GpuContext, dir: &Path, weights: WeightFormat) -> Result<Model> {
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("loading {msg} [{bar:30}] {pos}/{len} blocks")
             .expect("static template"),
     );
     bar.set_message(dir.display().to_string());
     let options = LoadOptions {
-        weights: weights(),
+        weights,
         block_bytes: block_bytes_from_env()?,
     };
     let model = Model::load_dir_with(ctx, dir, options, |i, n| {
@@ -146,8 +151,9 @@ pub fn main() {
             model,
             text,
             window,
+            against,
             json,
-        } => check::eval(choice, model, text, *window, *json),
+        } => check::eval(choice, model, text, *window, *against, *json),
         Command::Compare {
             model,
             golden,
