@@ -115,7 +115,7 @@ fn split_weights_give_the_unsplit_logits_bit_for_bit() {
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let options = LoadOptions {
                 block_bytes: Some(block_bytes),
-                weights,
+                weights: Some(weights),
             };
             let split = Model::load_dir_with(ctx, &dir, options, |_, _| {})
                 .unwrap_or_else(|e| panic!("{name} split: {e}"));

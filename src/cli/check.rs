@@ -94,7 +94,7 @@ pub fn eval(
             .expect("static template"),
     );
     if let Some(format) = against {
-        let reference = super::load_model_as(&ctx, &dir, format)
+        let reference = super::load_model_as(&ctx, &dir, Some(format))
             .with_context(|| format!("loading model {} as {}", dir.display(), format.name()))?;
         let a = latentgpu::model::eval::compare_formats(
             &ctx,

@@ -67,11 +67,11 @@ fn open_model(
 }
 
 /// `--weights` (or `--f16-weights`), set once from the command line.
-static WEIGHTS: std::sync::OnceLock<WeightFormat> = std::sync::OnceLock::new();
+static WEIGHTS: std::sync::OnceLock<Option<WeightFormat>> = std::sync::OnceLock::new();
 
-/// The weight format the command line asks for.
-fn weights() -> WeightFormat {
-    WEIGHTS.get().copied().unwrap_or_default()
+/// The weight format the command line asks for (`None`: as the files hold them).
+fn weights() -> Option<WeightFormat> {
+    WEIGHTS.get().copied().flatten()
 }
 
 fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
@@ -79,7 +79,7 @@ fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
 }
 
 /// Loads `dir` with its matrices in `weights`, with a progress bar.
-fn load_model_as(ctx: &GpuContext, dir: &Path, weights: WeightFormat) -> Result<Model> {
+fn load_model_as(ctx: &GpuContext, dir: &Path, weights: Option<WeightFormat>) -> Result<Model> {
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("loading {msg} [{bar:30}] {pos}/{len} blocks")
             .expect("static template"),
@@ -137,7 +137,7 @@ pub fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let format = match cli.f16_weights {
-        true => WeightFormat::F16,
+        true => Some(WeightFormat::F16),
         false => cli.weights,
     };
     WEIGHTS.get_or_init(|| format);

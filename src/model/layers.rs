@@ -1,7 +1,7 @@
 //! The pieces of a block other than attention: norms and feed-forward networks.
 
 use super::config::{FfnKind, ModelConfig, NormKind};
-use super::weights::WeightFile;
+use super::weights::{HostMatrix, WeightFile};
 use crate::error::Result;
 use crate::gpu::split::{block_limit, upload_rows};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
@@ -27,8 +27,8 @@ pub(crate) fn load_matrix(
     name: &str,
     shape: &[usize],
 ) -> Result<Weight> {
-    let data = file.take(name, shape)?;
-    upload_matrix(ctx, Upload::of(ctx, file), name, shape, &data)
+    let data = file.take_matrix(name, shape)?;
+    upload_matrix(ctx, Upload::of(ctx, file), name, shape, data)
 }
 
 /// Uploads table `name` of `shape` in f32, split into row blocks past the block limit (an
@@ -53,8 +53,9 @@ pub(crate) fn load_rows(
 /// How matrices go to the GPU: their format, and the largest block they are split into.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Upload {
-    /// f32, f16 or quantized (the file's choice).
-    pub format: WeightFormat,
+    /// f32, f16 or quantized; `None`: as the file holds them (quantized blocks as they are,
+    /// values in f32).
+    pub format: Option<WeightFormat>,
     /// The most bytes in one row block.
     pub block_bytes: u64,
 }
@@ -71,18 +72,39 @@ impl Upload {
 
 /// Uploads a matrix `[rows, k]` in the format `up` says, in row blocks past its block limit. A
 /// matrix whose rows are not whole blocks of 32 stays f32 when quantized formats are asked for
-/// (as llama.cpp keeps such tensors unquantized).
+/// (as llama.cpp keeps such tensors unquantized). Quantized blocks from the file are uploaded as
+/// they are when their scheme is asked for (or none is); another format gets their values.
 pub(crate) fn upload_matrix(
     ctx: &GpuContext,
     up: Upload,
     name: &str,
     shape: &[usize],
-    data: &[f32],
+    data: HostMatrix,
 ) -> Result<Weight> {
     let k = shape.get(1).copied().unwrap_or(1);
     let limit = up.block_bytes;
-    Ok(match up.format {
-        WeightFormat::Quant(scheme) if up.format.fits_row(k) && shape.len() == 2 => {
+    let data = match data {
+        HostMatrix::Quant(q) if up.format.is_none_or(|f| f == WeightFormat::Quant(q.scheme)) => {
+            let shape = [shape[0], k];
+            return Ok(Weight::Quant(Box::new(QuantWeight::upload(
+                ctx, name, shape, &q, limit,
+            )?)));
+        }
+        HostMatrix::Quant(q) => {
+            if let Some(WeightFormat::Quant(s)) = up.format {
+                log::warn!(
+                    "'{name}' is {} in the file: its values are quantized again as {}",
+                    q.scheme.name(),
+                    s.name()
+                );
+            }
+            crate::ops::dequantize(&q)
+        }
+        HostMatrix::F32(v) => v,
+    };
+    let data = &data[..];
+    Ok(match up.format.unwrap_or(WeightFormat::F32) {
+        f @ WeightFormat::Quant(scheme) if f.fits_row(k) && shape.len() == 2 => {
             let shape = [shape[0], k];
             Weight::Quant(Box::new(QuantWeight::quantize(
                 ctx, name, shape, scheme, data, limit,

@@ -3,7 +3,7 @@
 
 use super::config::{AttentionConfig, ModelConfig};
 use super::layers::{load, load_matrix, upload_matrix, Upload};
-use super::weights::WeightFile;
+use super::weights::{HostMatrix, WeightFile};
 use crate::error::{Error, Result};
 use crate::gpu::tensor::check_shape;
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
@@ -109,11 +109,11 @@ impl MhaLayer {
             found: format!("({slots} + 2) x {dh}"),
         })?;
         check_shape(ctx, &format!("{prefix}.qkv_aux"), &[aux_len], DType::F32)?;
-        let mut weights = Vec::new();
+        let mut parts = Vec::new();
         let mut aux = vec![0.0f32; aux_len];
         for (name, rows, at) in [("q_proj", h, 0), ("k_proj", kv, h), ("v_proj", kv, h + kv)] {
             let prefix = format!("{prefix}.{name}");
-            weights.extend(file.take(&format!("{prefix}.weight"), &[rows * dh, d])?);
+            parts.push(file.take_matrix(&format!("{prefix}.weight"), &[rows * dh, d])?);
             if qkv_bias {
                 let bias = file.take(&format!("{prefix}.bias"), &[rows * dh])?;
                 aux[at * dh..(at + rows) * dh].copy_from_slice(&bias);
@@ -130,7 +130,7 @@ impl MhaLayer {
             Upload::of(ctx, file),
             &format!("{prefix}.qkv_proj"),
             &[slots * dh, d],
-            &weights,
+            HostMatrix::concat(parts),
         )?;
         Ok(MhaLayer {
             qkv,

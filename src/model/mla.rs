@@ -9,7 +9,7 @@
 
 use super::layers::{load, load_matrix, upload_matrix, Upload};
 use super::mla_absorb::absorbed_matrices;
-use super::weights::WeightFile;
+use super::weights::{HostMatrix, WeightFile};
 use crate::error::{Error, Result};
 use crate::gpu::split::split_rows;
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
@@ -417,30 +417,39 @@ impl MlaLayer {
                 let norm = load(ctx, file, &name("q_a_layernorm.weight"), &[ql])?;
                 (
                     Some((a, norm)),
-                    file.take(&name("q_b_proj.weight"), &[h * qk, ql])?,
+                    file.take_matrix(&name("q_b_proj.weight"), &[h * qk, ql])?,
                     ql,
                 )
             }
-            None => (None, file.take(&name("q_proj.weight"), &[h * qk, d])?, d),
+            None => (
+                None,
+                file.take_matrix(&name("q_proj.weight"), &[h * qk, d])?,
+                d,
+            ),
         };
-        let kv_a = file.take(&name("kv_a_proj_with_mqa.weight"), &[r + rope, d])?;
-        let kv_b = file.take(&name("kv_b_proj.weight"), &[h * (nope + v), r])?;
-        let o_host = file.take(&name("o_proj.weight"), &[d, h * v])?;
+        let kv_a = file.take_matrix(&name("kv_a_proj_with_mqa.weight"), &[r + rope, d])?;
+        let kv_b_host = file.take_matrix(&name("kv_b_proj.weight"), &[h * (nope + v), r])?;
+        let o_host = file.take_matrix(&name("o_proj.weight"), &[d, h * v])?;
         let (inv_freq, mscale) = shape.inv_freq();
         let upload = Upload::of(ctx, file);
-        let f16 = upload.format == WeightFormat::F16;
-        let dense = matches!(upload.format, WeightFormat::F32 | WeightFormat::F16);
-        let up = |label: &str, dims: &[usize], data: &[f32]| {
-            upload_matrix(ctx, upload, label, dims, data)
+        let format = upload.format.unwrap_or(WeightFormat::F32);
+        let f16 = format == WeightFormat::F16;
+        let as_f32 = |m: &HostMatrix| matches!(m, HostMatrix::F32(_));
+        let dense = matches!(format, WeightFormat::F32 | WeightFormat::F16) && as_f32(&kv_a);
+        let f32_layer =
+            format == WeightFormat::F32 && [&q_host, &kv_b_host, &o_host].into_iter().all(as_f32);
+        let up = |label: &str, dims: &[usize], data: &HostMatrix| {
+            upload_matrix(ctx, upload, label, dims, data.clone())
         };
+        let kv_b = kv_b_host.to_f32();
         // The absorbed matrices come from f32 copies of q, kv_b and o on the GPU (the
         // layer's own when its matrices are f32), cast to f16 when they are f16. Quantized
         // formats keep them f32: they are built on the GPU, and quantizing is done on the host.
         let f32_up =
             |label: &str, dims: &[usize], data: &[f32]| GpuTensor::from_f32(ctx, label, dims, data);
-        let q32 = f32_up(&name("q"), &[h * qk, q_in], &q_host)?;
+        let q32 = f32_up(&name("q"), &[h * qk, q_in], &q_host.to_f32())?;
         let kv_b32 = f32_up(&name("kv_b_proj.weight"), &[h * (nope + v), r], &kv_b)?;
-        let o32 = f32_up(&name("o_proj.weight"), &[d, h * v], &o_host)?;
+        let o32 = f32_up(&name("o_proj.weight"), &[d, h * v], &o_host.to_f32())?;
         let mut b = Batch::new(ctx);
         let (q_abs, o_abs) = absorbed_matrices(&mut b, &shape, &kv_b32, &q32, &o32)?;
         let (q_absorbed, o_absorbed) = match f16 {
@@ -460,7 +469,8 @@ impl MlaLayer {
                     block_bytes: u64::MAX,
                     ..upload
                 };
-                let kv_a_whole = upload_matrix(ctx, whole, &kv_a_label, &[r + rope, d], &kv_a)?;
+                let kv_a_whole =
+                    upload_matrix(ctx, whole, &kv_a_label, &[r + rope, d], kv_a.clone())?;
                 let kv_a_whole = kv_a_whole.dense().cloned().ok_or_else(|| Error::Invalid {
                     what: kv_a_label.clone(),
                     expected: "a dense matrix".into(),
@@ -490,15 +500,15 @@ impl MlaLayer {
             }
             _ => (up(&kv_a_label, &[r + rope, d], &kv_a)?, None),
         };
-        let (q, kv_b_t, o) = match upload.format {
-            WeightFormat::F32 => (
+        let (q, kv_b_t, o) = match f32_layer {
+            true => (
                 Weight::Dense(split_rows(&mut b, &q32, limit)?),
                 Weight::Dense(split_rows(&mut b, &kv_b32, limit)?),
                 Weight::Dense(split_rows(&mut b, &o32, limit)?),
             ),
-            _ => (
+            false => (
                 up(&name("q"), &[h * qk, q_in], &q_host)?,
-                up(&name("kv_b_proj.weight"), &[h * (nope + v), r], &kv_b)?,
+                up(&name("kv_b_proj.weight"), &[h * (nope + v), r], &kv_b_host)?,
                 up(&name("o_proj.weight"), &[d, h * v], &o_host)?,
             ),
         };

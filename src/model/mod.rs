@@ -7,6 +7,7 @@ pub mod decode;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
 pub mod generate;
+pub mod gguf;
 pub mod hf;
 pub mod kv_cache;
 pub mod latent;

@@ -15,6 +15,11 @@ use crate::ops::{self, RopeMode, RopeTable, Weight, WeightFormat};
 /// uploaded yet.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn open_dir(dir: &std::path::Path) -> Result<(ModelConfig, WeightFile)> {
+    if is_gguf(dir) {
+        let mut file = WeightFile::open_gguf(dir)?;
+        let config = super::gguf::config_of(&mut file)?;
+        return Ok((config, file));
+    }
     let path = dir.join("config.json");
     let text = crate::files::read_text_capped(&path, crate::files::CONFIG_CAP)?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
@@ -31,6 +36,15 @@ pub fn open_dir(dir: &std::path::Path) -> Result<(ModelConfig, WeightFile)> {
     let mut file = WeightFile::open_dir(dir)?;
     file.names = TensorNames::HuggingFace;
     Ok((hf.config, file))
+}
+
+/// Whether `path` names a GGUF file (a `.gguf` file, not a directory).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn is_gguf(path: &std::path::Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
 /// The attention of one block.
@@ -188,16 +202,17 @@ pub struct Model {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
     /// How matrices are kept: f32, f16 (the adapter must have shader-f16) or quantized (q8_0,
-    /// q4_0, q4_1, quantized at load); norms, embeddings not tied to the LM head, routers,
-    /// latents and the routed experts stay f32.
-    pub weights: WeightFormat,
+    /// q4_0, q4_1, quantized at load); `None`: as the files hold them (a GGUF file's quantized
+    /// blocks as they are, float values in f32). Norms, embeddings not tied to the LM head,
+    /// routers, latents and the routed experts stay f32.
+    pub weights: Option<WeightFormat>,
     /// Split weights into row blocks of at most this many bytes even below the adapter's
     /// binding limit (tests use it to split every weight; the values do not change).
     pub block_bytes: Option<u64>,
 }
 
 impl LoadOptions {
-    /// The default options with f16 matrices when `f16`.
+    /// The default options with f16 matrices when `f16`, else f32 ones.
     pub fn f16(f16: bool) -> Self {
         Self::weights(if f16 {
             WeightFormat::F16
@@ -209,7 +224,7 @@ impl LoadOptions {
     /// The default options with matrices in `weights`.
     pub fn weights(weights: WeightFormat) -> Self {
         LoadOptions {
-            weights,
+            weights: Some(weights),
             ..Self::default()
         }
     }
@@ -293,7 +308,7 @@ impl Model {
             weights,
             block_bytes,
         } = options;
-        if weights == WeightFormat::F16 && !ctx.has_f16() {
+        if weights == Some(WeightFormat::F16) && !ctx.has_f16() {
             return Err(Error::Invalid {
                 what: "f16 weights".into(),
                 expected: "an adapter with shader-f16".into(),
@@ -306,7 +321,7 @@ impl Model {
         match file.names {
             TensorNames::Native => file.finish()?,
             // Checkpoints carry extras (a tied `lm_head.weight`, old `rotary_emb.inv_freq`).
-            TensorNames::HuggingFace => {
+            TensorNames::HuggingFace | TensorNames::Gguf => {
                 for name in file.unused() {
                     log::warn!("tensor '{name}' is not used by the model");
                 }
@@ -415,6 +430,7 @@ impl Model {
             cfg.max_context,
             1.0,
         )?;
+        let weights = file.weights.unwrap_or_else(|| lm_head.format());
         Ok(Model {
             config,
             embed,
@@ -422,7 +438,7 @@ impl Model {
             norm,
             lm_head,
             rope,
-            weights: file.weights,
+            weights,
         })
     }
 

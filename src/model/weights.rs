@@ -17,11 +17,16 @@ pub enum TensorNames {
     /// Hugging Face transformers' names: `model.layers.3.self_attn.q_proj.weight`,
     /// `input_layernorm`, `post_attention_layernorm`, `mlp`, `model.embed_tokens`, `model.norm`.
     HuggingFace,
+    /// llama.cpp's GGUF names: `blk.3.attn_q.weight`, `token_embd`, `output_norm`, `output`.
+    Gguf,
 }
 
 impl TensorNames {
     /// The name a tensor of the model has in the files.
     pub fn file_name(self, name: &str) -> String {
+        if self == TensorNames::Gguf {
+            return gguf_name(name);
+        }
         if self == TensorNames::Native || name.starts_with("lm_head.") {
             return name.to_string();
         }
@@ -42,6 +47,150 @@ impl TensorNames {
     }
 }
 
+/// The GGUF name of the model's tensor `name` (as llama.cpp's `convert_hf_to_gguf.py` names
+/// them); a name with no GGUF spelling is kept, and reported missing.
+fn gguf_name(name: &str) -> String {
+    const TOP: &[(&str, &str)] = &[
+        ("embed_tokens.weight", "token_embd.weight"),
+        ("norm.weight", "output_norm.weight"),
+        ("lm_head.weight", "output.weight"),
+    ];
+    if let Some((_, g)) = TOP.iter().find(|(ours, _)| *ours == name) {
+        return g.to_string();
+    }
+    let Some((index, inner)) = name
+        .strip_prefix("layers.")
+        .and_then(|rest| rest.split_once('.'))
+    else {
+        return name.to_string();
+    };
+    const LAYER: &[(&str, &str)] = &[
+        ("attn_norm.", "attn_norm."),
+        ("ffn_norm.", "ffn_norm."),
+        ("attn.q_proj.", "attn_q."),
+        ("attn.k_proj.", "attn_k."),
+        ("attn.v_proj.", "attn_v."),
+        ("attn.o_proj.", "attn_output."),
+        ("attn.q_norm.", "attn_q_norm."),
+        ("attn.k_norm.", "attn_k_norm."),
+        ("ffn.gate_proj.", "ffn_gate."),
+        ("ffn.up_proj.", "ffn_up."),
+        ("ffn.down_proj.", "ffn_down."),
+    ];
+    LAYER
+        .iter()
+        .find_map(|(ours, g)| {
+            inner
+                .strip_prefix(ours)
+                .map(|r| format!("blk.{index}.{g}{r}"))
+        })
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// A matrix as the files hold it: values (converted to f32), or quantized blocks kept as they
+/// are (a GGUF file's q8_0, q4_0, q4_1 tensors).
+#[derive(Clone, Debug)]
+pub enum HostMatrix {
+    /// f32 values.
+    F32(Vec<f32>),
+    /// Quantized blocks, in the GPU layout.
+    Quant(crate::ops::QuantHost),
+}
+
+impl HostMatrix {
+    /// Its values (quantized blocks dequantized).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            HostMatrix::F32(v) => v.clone(),
+            HostMatrix::Quant(q) => crate::ops::dequantize(q),
+        }
+    }
+
+    /// The rows of `parts` one after another: quantized blocks when all are in one scheme,
+    /// else values.
+    pub fn concat(parts: Vec<HostMatrix>) -> HostMatrix {
+        let scheme = match parts.first() {
+            Some(HostMatrix::Quant(q)) => Some(q.scheme),
+            _ => None,
+        };
+        let same = parts
+            .iter()
+            .all(|p| matches!(p, HostMatrix::Quant(q) if Some(q.scheme) == scheme));
+        match (scheme, same) {
+            (Some(scheme), true) => {
+                let mut out = crate::ops::QuantHost {
+                    scheme,
+                    codes: Vec::new(),
+                    scales: Vec::new(),
+                    mins: Vec::new(),
+                };
+                for p in parts {
+                    if let HostMatrix::Quant(q) = p {
+                        out.codes.extend(q.codes);
+                        out.scales.extend(q.scales);
+                        out.mins.extend(q.mins);
+                    }
+                }
+                HostMatrix::Quant(out)
+            }
+            _ => HostMatrix::F32(parts.iter().flat_map(|p| p.to_f32()).collect()),
+        }
+    }
+}
+
+/// Undoes `convert_hf_to_gguf.py`'s permutation of q/k rows (weights or biases of `shape`) in
+/// `groups` heads: within a head, row `2i + j` of the file is row `j·half + i` of the checkpoint.
+/// `None` when the rows are not whole heads of pairs.
+fn unpermute_rows(m: HostMatrix, shape: &[usize], groups: usize) -> Option<HostMatrix> {
+    let rows = shape.first().copied()?;
+    if groups == 0 || !rows.is_multiple_of(groups) || !(rows / groups).is_multiple_of(2) {
+        return None;
+    }
+    let (dh, half) = (rows / groups, rows / groups / 2);
+    // The checkpoint's row r comes from the file's row source(r).
+    let source = |r: usize| {
+        let (h, within) = (r / dh, r % dh);
+        let (j, i) = (within / half, within % half);
+        h * dh + 2 * i + j
+    };
+    let reorder = |data: &[u32], per_row: usize| -> Vec<u32> {
+        (0..rows)
+            .flat_map(|r| {
+                data[source(r) * per_row..(source(r) + 1) * per_row]
+                    .iter()
+                    .copied()
+            })
+            .collect()
+    };
+    let reorder_f = |data: &[f32], per_row: usize| -> Vec<f32> {
+        (0..rows)
+            .flat_map(|r| {
+                data[source(r) * per_row..(source(r) + 1) * per_row]
+                    .iter()
+                    .copied()
+            })
+            .collect()
+    };
+    Some(match m {
+        HostMatrix::F32(v) => {
+            let per_row = v.len() / rows;
+            HostMatrix::F32(reorder_f(&v, per_row))
+        }
+        HostMatrix::Quant(q) => {
+            let (codes_row, scales_row) = (q.codes.len() / rows, q.scales.len() / rows);
+            HostMatrix::Quant(crate::ops::QuantHost {
+                scheme: q.scheme,
+                codes: reorder(&q.codes, codes_row),
+                scales: reorder_f(&q.scales, scales_row),
+                mins: match q.mins.is_empty() {
+                    true => Vec::new(),
+                    false => reorder_f(&q.mins, scales_row),
+                },
+            })
+        }
+    })
+}
+
 /// Where a shard's bytes are.
 enum Source {
     /// The whole file in memory (fetched by a web page, or given by a caller).
@@ -57,8 +206,65 @@ struct Shard {
     /// The file's name in error messages.
     name: String,
     source: Source,
-    /// The header, parsed and validated once: byte length and tensor table.
-    header: (usize, Metadata),
+    /// The header, parsed and validated once.
+    header: Header,
+}
+
+/// A shard's header: a safetensors file's byte length and tensor table, or a GGUF file's.
+enum Header {
+    Safetensors(usize, Metadata),
+    Gguf(super::gguf::GgufHeader),
+}
+
+impl Header {
+    /// The names of the tensors it lists.
+    fn names(&self) -> Vec<String> {
+        match self {
+            Header::Safetensors(_, meta) => meta.tensors().into_keys().collect(),
+            Header::Gguf(g) => g.tensors.keys().cloned().collect(),
+        }
+    }
+
+    /// Shape, dtype name, data start in the file and byte length of tensor `name`.
+    fn locate(&self, name: &str) -> Option<(Vec<usize>, Stored, usize, usize)> {
+        match self {
+            Header::Safetensors(header_len, meta) => {
+                let info = meta.info(name)?;
+                let (start, end) = info.data_offsets;
+                Some((
+                    info.shape.clone(),
+                    Stored::Safetensors(info.dtype),
+                    8 + header_len + start,
+                    end - start,
+                ))
+            }
+            Header::Gguf(g) => {
+                let t = g.tensors.get(name)?;
+                Some((
+                    t.shape.clone(),
+                    Stored::Gguf(t.kind),
+                    t.start as usize,
+                    t.bytes as usize,
+                ))
+            }
+        }
+    }
+}
+
+/// How a tensor's elements are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stored {
+    Safetensors(Dtype),
+    Gguf(super::gguf::GgmlType),
+}
+
+impl Stored {
+    fn name(self) -> String {
+        match self {
+            Stored::Safetensors(d) => format!("{d:?}"),
+            Stored::Gguf(t) => t.name().to_uppercase(),
+        }
+    }
 }
 
 /// The largest header the safetensors format allows (its `MAX_HEADER_SIZE`).
@@ -76,7 +282,7 @@ impl Shard {
         Ok(Shard {
             name,
             source: Source::Bytes(bytes),
-            header,
+            header: Header::Safetensors(header.0, header.1),
         })
     }
 
@@ -123,7 +329,39 @@ impl Shard {
         Ok(Shard {
             name,
             source: Source::File(file, len),
-            header: (n as usize, meta),
+            header: Header::Safetensors(n as usize, meta),
+        })
+    }
+
+    /// A GGUF file in memory; `name` names it in errors.
+    fn gguf_bytes(name: String, bytes: Vec<u8>) -> Result<Self> {
+        let head = &bytes[..bytes.len().min(super::gguf::MAX_HEADER_BYTES)];
+        let header = super::gguf::parse_header(&name, head, bytes.len() as u64)?;
+        Ok(Shard {
+            name,
+            source: Source::Bytes(bytes),
+            header: Header::Gguf(header),
+        })
+    }
+
+    /// Reads the header of the GGUF file at `path`; tensors are read when taken (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn open_gguf(path: &std::path::Path) -> Result<Self> {
+        use std::io::Read;
+        let file = crate::files::open_regular(path)?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut head = Vec::new();
+        let cap = (super::gguf::MAX_HEADER_BYTES as u64).min(len);
+        (&file)
+            .take(cap)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::io(path, e))?;
+        let name = path.display().to_string();
+        let header = super::gguf::parse_header(&name, &head, len)?;
+        Ok(Shard {
+            name,
+            source: Source::File(file, len),
+            header: Header::Gguf(header),
         })
     }
 
@@ -161,8 +399,8 @@ pub struct TensorInfo {
     pub name: String,
     /// Its shape.
     pub shape: Vec<usize>,
-    /// Its dtype on disk.
-    pub dtype: Dtype,
+    /// Its dtype on disk (`F32`, `BF16`, `Q8_0`, ...).
+    pub dtype: String,
     /// Bytes on disk.
     pub bytes: u64,
 }
@@ -176,9 +414,10 @@ pub struct WeightFile {
     /// How the model's names are spelled in the files.
     pub names: TensorNames,
     /// How matrices (the `W` of `x·Wᵀ` products) are kept on the GPU: f32, f16 (needs
-    /// shader-f16) or quantized; norms, embeddings not tied to the LM head, routers and latents
-    /// stay f32.
-    pub weights: crate::ops::WeightFormat,
+    /// shader-f16) or quantized; `None`: as the files hold them (quantized blocks as they are,
+    /// float values in f32). Norms, embeddings not tied to the LM head, routers and latents stay
+    /// f32.
+    pub weights: Option<crate::ops::WeightFormat>,
     /// The most bytes a weight block may hold on the GPU (the adapter's binding limit, or a
     /// forced smaller one): a matrix past it is split into row blocks, and a tensor that cannot
     /// be (one of its rows, or a vector, past it) is an error before it is read.
@@ -186,6 +425,9 @@ pub struct WeightFile {
     /// Forces weights into row blocks of at most this many bytes, below the adapter's limit
     /// (tests split every weight with it; `None`: split only past the adapter's limit).
     pub block_bytes: Option<u64>,
+    /// `(heads, kv_heads)` when the q and k rows are permuted for llama.cpp's RoPE (a GGUF
+    /// Llama or Mistral): taking `q_proj` or `k_proj` undoes it.
+    pub permuted_qk: Option<(usize, usize)>,
 }
 
 impl WeightFile {
@@ -193,6 +435,29 @@ impl WeightFile {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: &std::path::Path) -> Result<Self> {
         Self::from_shards(vec![Shard::open(path)?])
+    }
+
+    /// A GGUF file (native); its tensors are named as llama.cpp names them.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_gguf(path: &std::path::Path) -> Result<Self> {
+        let mut file = Self::from_shards(vec![Shard::open_gguf(path)?])?;
+        file.names = TensorNames::Gguf;
+        Ok(file)
+    }
+
+    /// A GGUF file already in memory; `name` names it in errors.
+    pub fn from_gguf_bytes(name: &str, bytes: Vec<u8>) -> Result<Self> {
+        let mut file = Self::from_shards(vec![Shard::gguf_bytes(name.to_string(), bytes)?])?;
+        file.names = TensorNames::Gguf;
+        Ok(file)
+    }
+
+    /// A GGUF file's metadata (`None` for safetensors files).
+    pub fn gguf_metadata(&self) -> Option<&BTreeMap<String, super::gguf::Value>> {
+        match &self.shards.first()?.header {
+            Header::Gguf(g) => Some(&g.metadata),
+            Header::Safetensors(..) => None,
+        }
     }
 
     /// A safetensors file already in memory (e.g. fetched by a web page); `name` names it in
@@ -279,7 +544,7 @@ impl WeightFile {
     fn from_shards(shards: Vec<Shard>) -> Result<Self> {
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
         for (i, shard) in shards.iter().enumerate() {
-            for name in shard.header.1.tensors().into_keys() {
+            for name in shard.header.names() {
                 if let Some(&other) = index.get(&name) {
                     return Err(Error::Weights {
                         file: shard.name.clone(),
@@ -296,9 +561,10 @@ impl WeightFile {
             index,
             taken: BTreeSet::new(),
             names: TensorNames::Native,
-            weights: crate::ops::WeightFormat::F32,
+            weights: None,
             max_tensor_bytes: None,
             block_bytes: None,
+            permuted_qk: None,
         })
     }
 
@@ -320,6 +586,11 @@ impl WeightFile {
         }
     }
 
+    /// The files' names, as errors name them.
+    pub fn shard_names(&self) -> Vec<String> {
+        self.shards.iter().map(|s| s.name.clone()).collect()
+    }
+
     /// Every tensor name in the files.
     pub fn names(&self) -> Result<Vec<String>> {
         Ok(self.index.keys().cloned().collect())
@@ -330,12 +601,12 @@ impl WeightFile {
         self.index
             .iter()
             .filter_map(|(name, &i)| {
-                let info = self.shards[i].header.1.info(name)?;
+                let (shape, stored, _, bytes) = self.shards[i].header.locate(name)?;
                 Some(TensorInfo {
                     name: name.clone(),
-                    shape: info.shape.clone(),
-                    dtype: info.dtype,
-                    bytes: (info.data_offsets.1 - info.data_offsets.0) as u64,
+                    shape,
+                    dtype: stored.name(),
+                    bytes: bytes as u64,
                 })
             })
             .collect()
@@ -344,6 +615,13 @@ impl WeightFile {
     /// The tensor the model calls `name` (spelled in the files as [`WeightFile::names`] says)
     /// as f32, checked to have `shape`.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        Ok(self.take_matrix(name, shape)?.to_f32())
+    }
+
+    /// As [`WeightFile::take`], with quantized blocks kept as they are (a GGUF file's q8_0,
+    /// q4_0, q4_1 tensors).
+    pub fn take_matrix(&mut self, name: &str, shape: &[usize]) -> Result<HostMatrix> {
+        let ours = name;
         let name = self.names.file_name(name);
         let name = name.as_str();
         let missing = || {
@@ -354,13 +632,15 @@ impl WeightFile {
             )
         };
         let shard_index = *self.index.get(name).ok_or_else(missing)?;
-        let (header_len, meta) = &self.shards[shard_index].header;
-        let info = meta.info(name).ok_or_else(missing)?;
-        if info.shape != shape {
+        let (found_shape, stored, at, len) = self.shards[shard_index]
+            .header
+            .locate(name)
+            .ok_or_else(missing)?;
+        if found_shape != shape {
             return Err(self.err(
                 name,
                 format!("shape {shape:?}"),
-                format!("shape {:?}", info.shape),
+                format!("shape {found_shape:?}"),
             ));
         }
         if let Some(limit) = self.max_tensor_bytes {
@@ -368,9 +648,9 @@ impl WeightFile {
             // between rows, so its rows must fit; a vector must fit whole.
             // Quantized codes are at most a byte a weight (their scales are a separate tensor).
             let element = match self.weights {
-                crate::ops::WeightFormat::F32 => 4,
-                crate::ops::WeightFormat::F16 => 2,
-                crate::ops::WeightFormat::Quant(_) => 1,
+                Some(crate::ops::WeightFormat::F32) | None => 4,
+                Some(crate::ops::WeightFormat::F16) => 2,
+                Some(crate::ops::WeightFormat::Quant(_)) => 1,
             };
             let unit = if shape.len() > 1 { &shape[1..] } else { shape };
             let bytes = unit
@@ -390,32 +670,67 @@ impl WeightFile {
             }
         }
         // The header was checked against the file's length when it was opened.
-        let (start, end) = info.data_offsets;
-        let dtype = info.dtype;
-        let at = 8 + header_len + start;
-        let data = self.shards[shard_index].read(at, end - start)?;
-        let values: Vec<f32> = match dtype {
-            Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(self.err(name, "dtype F32, F16 or BF16", format!("dtype {other:?}")));
-            }
+        let data = self.shards[shard_index].read(at, len)?.into_owned();
+        let unsupported =
+            |what: String| self.err(name, "dtype F32, F16, BF16, Q8_0, Q4_0 or Q4_1", what);
+        let mut matrix = match stored {
+            Stored::Safetensors(dtype) => HostMatrix::F32(match dtype {
+                Dtype::F32 => data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                Dtype::F16 => data
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                Dtype::BF16 => data
+                    .chunks_exact(2)
+                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                other => return Err(unsupported(format!("dtype {other:?}"))),
+            }),
+            Stored::Gguf(kind) => match kind.scheme() {
+                Some(_) => HostMatrix::Quant(
+                    super::gguf::to_quant(kind, &data).ok_or_else(|| unsupported(kind.name()))?,
+                ),
+                None => HostMatrix::F32(super::gguf::to_f32(kind, &data).ok_or_else(|| {
+                    unsupported(format!(
+                        "{} (k-quants and others are not read)",
+                        kind.name()
+                    ))
+                })?),
+            },
         };
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(self.err(name, "finite values", format!("{} at index {i}", values[i])));
+        let finite = match &matrix {
+            HostMatrix::F32(v) => v.iter().position(|v| !v.is_finite()).map(|i| (i, v[i])),
+            HostMatrix::Quant(q) => q
+                .scales
+                .iter()
+                .chain(&q.mins)
+                .position(|v| !v.is_finite())
+                .map(|i| (i, f32::NAN)),
+        };
+        if let Some((i, v)) = finite {
+            return Err(self.err(name, "finite values", format!("{v} at index {i}")));
+        }
+        if let Some((heads, kv_heads)) = self.permuted_qk {
+            let groups = match ours.rsplit('.').nth(1) {
+                Some("q_proj") => Some(heads),
+                Some("k_proj") => Some(kv_heads),
+                _ => None,
+            };
+            if let Some(groups) = groups {
+                matrix = unpermute_rows(matrix, shape, groups).ok_or_else(|| {
+                    self.err(
+                        name,
+                        format!("rows in {groups} heads of pairs"),
+                        format!("shape {shape:?}"),
+                    )
+                })?;
+            }
         }
         self.taken.insert(name.to_string());
-        Ok(values)
+        Ok(matrix)
     }
 
     /// Whether the files hold the tensor the model calls `name`.

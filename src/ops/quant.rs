@@ -96,8 +96,8 @@ fn to_f16(v: f32) -> f32 {
     f16::from_f32(v).to_f32()
 }
 
-/// `data` `[rows, k]` (k a multiple of 32) in `scheme`, block by block as llama.cpp's reference
-/// quantizers (and the `gguf` Python package) do it:
+/// `data` `[rows, k]` (k a multiple of 32) in `scheme`, block by block as the `gguf` Python
+/// package (0.19) and llama.cpp's reference quantizers do it:
 /// - q8_0: `d = max|w| / 127`, `q = round(w / d)` (half away from zero);
 /// - q4_0: `d = w* / -8` for the `w*` of largest magnitude, `q = min(15, trunc(w / d + 8.5))`;
 /// - q4_1: `d = (max - min) / 15`, `m = min`, `q = min(15, trunc((w - m) / d + 0.5))`.
@@ -147,10 +147,10 @@ pub fn quantize(scheme: QuantScheme, data: &[f32], k: usize) -> Result<QuantHost
                     ((max - min) / 15.0, min)
                 };
                 let id = inverse(d);
-                // In f64 as the gguf package does (llama.cpp's C rounds once, by FMA).
+                // f32 operations rounded one at a time, as the gguf package computes them.
                 let code = |v: f32| match scheme {
-                    QuantScheme::Q4_0 => (v as f64 * id as f64 + 8.5).trunc().clamp(0.0, 15.0),
-                    _ => (((v - m) * id) as f64 + 0.5).trunc().clamp(0.0, 15.0),
+                    QuantScheme::Q4_0 => (v * id + 8.5).trunc().clamp(0.0, 15.0),
+                    _ => ((v - m) * id + 0.5).trunc().clamp(0.0, 15.0),
                 } as u32;
                 for word in 0..4 {
                     let mut w = 0u32;

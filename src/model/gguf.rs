@@ -1,0 +1,509 @@
+//! GGUF files, the format llama.cpp's tools write: a header of typed key-value metadata and a
+//! tensor table, then the tensors' data, each aligned. This reads the header (checking every
+//! count, length and offset against the file's size before allocating anything for it), maps a
+//! Llama/Mistral/Qwen2/Qwen3 file's metadata to a Hugging Face style config, and decodes the
+//! tensor types the model runs: f32, f16, bf16, q8_0, q4_0 and q4_1 (the quantized blocks kept
+//! as they are, deinterleaved into the GPU layout of `ops::quant`).
+//!
+//! The crates that read GGUF are small single-author projects; this reader is short, and it
+//! treats the file as untrusted input.
+
+use crate::error::{Error, Result};
+use crate::ops::{QuantHost, QuantScheme};
+use std::collections::BTreeMap;
+
+/// The file's first four bytes.
+const MAGIC: &[u8; 4] = b"GGUF";
+/// The alignment of tensor data when `general.alignment` does not say.
+const DEFAULT_ALIGNMENT: u64 = 32;
+
+/// A metadata value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// Any unsigned integer type.
+    Uint(u64),
+    /// Any signed integer type.
+    Int(i64),
+    /// f32 or f64.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A UTF-8 string.
+    Str(String),
+    /// An array of values of one type.
+    Array(Vec<Value>),
+}
+
+impl Value {
+    /// The value as an unsigned integer, if it is a non-negative integer.
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Value::Uint(v) => Some(v),
+            Value::Int(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as a float, if it is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Float(v) => Some(v),
+            Value::Uint(v) => Some(v as f64),
+            Value::Int(v) => Some(v as f64),
+            _ => None,
+        }
+    }
+
+    /// The value as a string, if it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A tensor type of the GGML library, by its number in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GgmlType {
+    /// 32-bit floats.
+    F32,
+    /// 16-bit floats.
+    F16,
+    /// bfloat16.
+    Bf16,
+    /// Blocks of 32: f16 scale, 32 signed bytes.
+    Q8_0,
+    /// Blocks of 32: f16 scale, 16 bytes of nibbles.
+    Q4_0,
+    /// Blocks of 32: f16 scale and minimum, 16 bytes of nibbles.
+    Q4_1,
+    /// A type this reader does not decode (named in errors).
+    Other(u32),
+}
+
+impl GgmlType {
+    fn from_id(id: u32) -> Self {
+        match id {
+            0 => GgmlType::F32,
+            1 => GgmlType::F16,
+            30 => GgmlType::Bf16,
+            8 => GgmlType::Q8_0,
+            2 => GgmlType::Q4_0,
+            3 => GgmlType::Q4_1,
+            other => GgmlType::Other(other),
+        }
+    }
+
+    /// llama.cpp's name for the type.
+    pub fn name(self) -> String {
+        const NAMES: &[&str] = &[
+            "f32", "f16", "q4_0", "q4_1", "q4_2", "q4_3", "q5_0", "q5_1", "q8_0", "q8_1", "q2_K",
+            "q3_K", "q4_K", "q5_K", "q6_K", "q8_K", "iq2_xxs", "iq2_xs", "iq3_xxs", "iq1_s",
+            "iq4_nl", "iq3_s", "iq2_s", "iq4_xs", "i8", "i16", "i32", "i64", "f64", "iq1_m",
+            "bf16",
+        ];
+        let id = match self {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::Bf16 => 30,
+            GgmlType::Q8_0 => 8,
+            GgmlType::Q4_0 => 2,
+            GgmlType::Q4_1 => 3,
+            GgmlType::Other(id) => id,
+        };
+        NAMES
+            .get(id as usize)
+            .map_or(format!("type {id}"), |n| n.to_string())
+    }
+
+    /// `(weights per block, bytes per block)` of the types this reader decodes.
+    fn block(self) -> Option<(usize, usize)> {
+        match self {
+            GgmlType::F32 => Some((1, 4)),
+            GgmlType::F16 | GgmlType::Bf16 => Some((1, 2)),
+            GgmlType::Q8_0 => Some((32, 34)),
+            GgmlType::Q4_0 => Some((32, 18)),
+            GgmlType::Q4_1 => Some((32, 20)),
+            GgmlType::Other(_) => None,
+        }
+    }
+
+    /// The quantized scheme it is, if it is one.
+    pub fn scheme(self) -> Option<QuantScheme> {
+        match self {
+            GgmlType::Q8_0 => Some(QuantScheme::Q8_0),
+            GgmlType::Q4_0 => Some(QuantScheme::Q4_0),
+            GgmlType::Q4_1 => Some(QuantScheme::Q4_1),
+            _ => None,
+        }
+    }
+}
+
+/// One tensor of the table.
+#[derive(Clone, Debug)]
+pub struct GgufTensor {
+    /// The shape, outermost first (GGUF lists dimensions innermost first).
+    pub shape: Vec<usize>,
+    /// Its type.
+    pub kind: GgmlType,
+    /// Offset of its data from the start of the file.
+    pub start: u64,
+    /// Bytes of data (0 for a type this reader does not decode).
+    pub bytes: u64,
+}
+
+/// A GGUF file's header: metadata and tensor table.
+#[derive(Clone, Debug)]
+pub struct GgufHeader {
+    /// The metadata, by key.
+    pub metadata: BTreeMap<String, Value>,
+    /// The tensors, by name.
+    pub tensors: BTreeMap<String, GgufTensor>,
+}
+
+/// Reads a header from `bytes` (the start of the file, at least the whole header) of a file of
+/// `file_len` bytes named `file`.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    file: &'a str,
+}
+
+impl Reader<'_> {
+    fn bad(&self, expected: &str, found: String) -> Error {
+        Error::Weights {
+            file: self.file.to_string(),
+            what: format!("GGUF header at byte {}", self.at),
+            expected: expected.to_string(),
+            found,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(self.bad(
+                &format!("{n} more bytes"),
+                format!("{} left in the file", self.bytes.len() - self.at),
+            ));
+        };
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    /// A count of items of at least `min_bytes` each, checked against what is left.
+    fn count(&mut self, what: &str, min_bytes: usize) -> Result<usize> {
+        let n = self.u64()?;
+        let left = (self.bytes.len() - self.at) as u64;
+        if n.checked_mul(min_bytes as u64).is_none_or(|b| b > left) {
+            return Err(self.bad(
+                &format!("a {what} count that fits the {left} bytes left"),
+                n.to_string(),
+            ));
+        }
+        Ok(n as usize)
+    }
+
+    fn string(&mut self) -> Result<String> {
+        let n = self.count("string length", 1)?;
+        let b = self.take(n)?.to_vec();
+        String::from_utf8(b).map_err(|e| self.bad("a UTF-8 string", e.to_string()))
+    }
+
+    fn value(&mut self, kind: u32, depth: usize) -> Result<Value> {
+        let mut num = |n: usize| -> Result<u64> {
+            let b = self.take(n)?;
+            let mut w = [0u8; 8];
+            w[..n].copy_from_slice(b);
+            Ok(u64::from_le_bytes(w))
+        };
+        Ok(match kind {
+            0 => Value::Uint(num(1)?),
+            1 => Value::Int(num(1)? as u8 as i8 as i64),
+            2 => Value::Uint(num(2)?),
+            3 => Value::Int(num(2)? as u16 as i16 as i64),
+            4 => Value::Uint(num(4)?),
+            5 => Value::Int(num(4)? as u32 as i32 as i64),
+            6 => Value::Float(f32::from_bits(num(4)? as u32) as f64),
+            7 => Value::Bool(num(1)? != 0),
+            8 => Value::Str(self.string()?),
+            9 if depth == 0 => {
+                let inner = self.u32()?;
+                let n = self.count("array length", 1)?;
+                let mut items = Vec::with_capacity(n.min(1 << 16));
+                for _ in 0..n {
+                    items.push(self.value(inner, depth + 1)?);
+                }
+                Value::Array(items)
+            }
+            10 => Value::Uint(num(8)?),
+            11 => Value::Int(num(8)? as i64),
+            12 => Value::Float(f64::from_bits(num(8)?)),
+            other => {
+                return Err(self.bad(
+                    "a metadata type 0..=12 (arrays not nested)",
+                    other.to_string(),
+                ))
+            }
+        })
+    }
+}
+
+/// How many bytes of a file's start hold its header at most: the header is read from this
+/// much (or the whole file when shorter).
+pub const MAX_HEADER_BYTES: usize = 256 << 20;
+
+/// Parses the header of the GGUF file `file` of `file_len` bytes from its first bytes `head`
+/// (at most [`MAX_HEADER_BYTES`]): metadata, tensor table, and each tensor's place, checked to
+/// lie in the file.
+pub fn parse_header(file: &str, head: &[u8], file_len: u64) -> Result<GgufHeader> {
+    let mut r = Reader {
+        bytes: head,
+        at: 0,
+        file,
+    };
+    let magic = r.take(4)?.to_vec();
+    if magic != MAGIC {
+        return Err(r.bad("the GGUF magic 'GGUF'", format!("{magic:?}")));
+    }
+    let version = r.u32()?;
+    if !(2..=3).contains(&version) {
+        return Err(r.bad("GGUF version 2 or 3", version.to_string()));
+    }
+    let n_tensors = r.count("tensor", 24)?;
+    let n_kv = r.count("metadata", 12)?;
+    let mut metadata = BTreeMap::new();
+    for _ in 0..n_kv {
+        let key = r.string()?;
+        let kind = r.u32()?;
+        let value = r.value(kind, 0)?;
+        metadata.insert(key, value);
+    }
+    let mut table = Vec::with_capacity(n_tensors);
+    for _ in 0..n_tensors {
+        let name = r.string()?;
+        let n_dims = r.u32()?;
+        if n_dims == 0 || n_dims > 4 {
+            return Err(r.bad("1 to 4 dimensions", format!("{n_dims} for '{name}'")));
+        }
+        let mut dims = Vec::with_capacity(n_dims as usize);
+        for _ in 0..n_dims {
+            dims.push(r.u64()?);
+        }
+        let kind = GgmlType::from_id(r.u32()?);
+        let offset = r.u64()?;
+        table.push((name, dims, kind, offset));
+    }
+    let alignment = match metadata.get("general.alignment") {
+        Some(v) => v
+            .as_u64()
+            .filter(|a| a.is_power_of_two())
+            .ok_or_else(|| r.bad("general.alignment a power of two", format!("{v:?}")))?,
+        None => DEFAULT_ALIGNMENT,
+    };
+    let data_start = (r.at as u64).div_ceil(alignment) * alignment;
+    let mut tensors = BTreeMap::new();
+    for (name, dims, kind, offset) in table {
+        let numel = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+        let bytes = match (numel, kind.block()) {
+            (Some(n), Some((per, size))) => {
+                if n % per as u64 != 0 || dims[0] % per as u64 != 0 {
+                    return Err(r.bad(
+                        &format!("rows of whole {}-weight blocks for {}", per, kind.name()),
+                        format!("'{name}' with dimensions {dims:?}"),
+                    ));
+                }
+                n / per as u64 * size as u64
+            }
+            (Some(_), None) => 0,
+            (None, _) => return Err(r.bad("dimensions below 2^64", format!("{dims:?}"))),
+        };
+        let start = data_start.checked_add(offset);
+        let end = start.and_then(|s| s.checked_add(bytes));
+        if offset % alignment != 0 || end.is_none_or(|e| e > file_len) {
+            return Err(Error::Weights {
+                file: file.to_string(),
+                what: name,
+                expected: format!("{bytes} bytes of data, aligned, within the file's {file_len}"),
+                found: format!("offset {offset} from the data at {data_start}"),
+            });
+        }
+        let shape: Vec<usize> = dims.iter().rev().map(|&d| d as usize).collect();
+        let tensor = GgufTensor {
+            shape,
+            kind,
+            start: start.unwrap_or(0),
+            bytes,
+        };
+        if tensors.insert(name.clone(), tensor).is_some() {
+            return Err(r.bad("tensor names used once", format!("'{name}' twice")));
+        }
+    }
+    Ok(GgufHeader { metadata, tensors })
+}
+
+/// The values of a tensor's `data` of type `kind` as f32 (quantized blocks dequantized as the
+/// kernels do).
+pub fn to_f32(kind: GgmlType, data: &[u8]) -> Option<Vec<f32>> {
+    Some(match kind {
+        GgmlType::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        GgmlType::F16 => data
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        GgmlType::Bf16 => data
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        _ => crate::ops::dequantize(&to_quant(kind, data)?),
+    })
+}
+
+/// A quantized tensor's blocks, deinterleaved into codes, scales and minimums (the values as
+/// they are: scales and minimums are f16 in the file and exact in f32).
+pub fn to_quant(kind: GgmlType, data: &[u8]) -> Option<QuantHost> {
+    let scheme = kind.scheme()?;
+    let (_, size) = kind.block()?;
+    let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let blocks = data.len() / size;
+    let mut q = QuantHost {
+        scheme,
+        codes: Vec::with_capacity(blocks * scheme.words_per_block()),
+        scales: Vec::with_capacity(blocks),
+        mins: Vec::new(),
+    };
+    for block in data.chunks_exact(size) {
+        q.scales.push(f16(&block[0..2]));
+        let codes = match scheme {
+            QuantScheme::Q4_1 => {
+                q.mins.push(f16(&block[2..4]));
+                &block[4..]
+            }
+            _ => &block[2..],
+        };
+        q.codes.extend(
+            codes
+                .chunks_exact(4)
+                .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+        );
+    }
+    Some(q)
+}
+
+/// The Hugging Face style `config.json` of a GGUF file's metadata (the families whose GGUF
+/// tensors this project maps: llama, mistral, qwen2, qwen3), and whether its q/k rows are
+/// permuted for llama.cpp's RoPE (llama and mistral: `convert_hf_to_gguf.py` permutes them).
+pub fn hf_config(
+    file: &str,
+    meta: &BTreeMap<String, Value>,
+    vocab: usize,
+) -> Result<(serde_json::Value, bool)> {
+    let bad = |what: &str, expected: &str, found: String| Error::Weights {
+        file: file.to_string(),
+        what: what.to_string(),
+        expected: expected.to_string(),
+        found,
+    };
+    let arch = meta
+        .get("general.architecture")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("general.architecture", "a string", "none".into()))?
+        .to_string();
+    let (model_type, permuted) = match arch.as_str() {
+        "llama" => ("llama", true),
+        "mistral" => ("mistral", true),
+        "qwen2" => ("qwen2", false),
+        "qwen3" => ("qwen3", false),
+        other => {
+            return Err(bad(
+                "general.architecture",
+                "llama, mistral, qwen2 or qwen3 (the GGUF families this project maps)",
+                other.to_string(),
+            ))
+        }
+    };
+    let int = |key: &str| -> Result<u64> {
+        let k = format!("{arch}.{key}");
+        meta.get(&k)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad(&k, "an unsigned integer", format!("{:?}", meta.get(&k))))
+    };
+    let float = |key: &str, default: f64| -> f64 {
+        meta.get(&format!("{arch}.{key}"))
+            .and_then(Value::as_f64)
+            .unwrap_or(default)
+    };
+    let heads = int("attention.head_count")?;
+    let d = int("embedding_length")?;
+    let mut config = serde_json::json!({
+        "model_type": model_type,
+        "vocab_size": vocab,
+        "hidden_size": d,
+        "intermediate_size": int("feed_forward_length")?,
+        "num_hidden_layers": int("block_count")?,
+        "num_attention_heads": heads,
+        "num_key_value_heads": int("attention.head_count_kv").unwrap_or(heads),
+        "max_position_embeddings": int("context_length")?,
+        "rms_norm_eps": float("attention.layer_norm_rms_epsilon", 1e-6),
+        "rope_theta": float("rope.freq_base", 10000.0),
+        "tie_word_embeddings": false,
+    });
+    if let Ok(head_dim) = int("attention.key_length") {
+        config["head_dim"] = head_dim.into();
+    }
+    if model_type == "qwen2" {
+        config["attention_bias"] = true.into();
+    }
+    Ok((config, permuted))
+}
+
+/// The model config of an opened GGUF `file` (metadata mapped as [`hf_config`] does; the
+/// vocabulary from `token_embd.weight`, the head tied when there is no `output.weight`), with the
+/// file set to undo the q/k permutation where the family has it.
+pub fn config_of(file: &mut super::weights::WeightFile) -> Result<super::config::ModelConfig> {
+    let infos = file.infos();
+    let shards = file.shard_names();
+    let name = shards
+        .first()
+        .map_or("GGUF file", String::as_str)
+        .to_string();
+    let meta = file.gguf_metadata().ok_or_else(|| Error::Weights {
+        file: name.clone(),
+        what: "header".into(),
+        expected: "a GGUF file".into(),
+        found: "a safetensors file".into(),
+    })?;
+    let embed = infos
+        .iter()
+        .find(|t| t.name == "token_embd.weight")
+        .ok_or_else(|| Error::Weights {
+            file: name.clone(),
+            what: "token_embd.weight".into(),
+            expected: "the token embedding".into(),
+            found: "no such tensor".into(),
+        })?;
+    let vocab = embed.shape.first().copied().unwrap_or(0);
+    let (mut json, permuted) = hf_config(&name, meta, vocab)?;
+    json["tie_word_embeddings"] = (!infos.iter().any(|t| t.name == "output.weight")).into();
+    let hf = super::hf::HfConfig::from_json(&json)
+        .map_err(|e| e.in_context(|what| format!("{what} in the metadata of {name}")))?;
+    if permuted {
+        file.permuted_qk = Some((hf.config.n_heads, hf.config.n_kv_heads()));
+    }
+    Ok(hf.config)
+}
