@@ -7,7 +7,7 @@ mod common;
 
 use common::on_every_adapter;
 use latentgpu::model::eval::compare_formats;
-use latentgpu::model::{LoadOptions, Model};
+use latentgpu::model::{LoadOptions, Logits, Model};
 use latentgpu::ops::WeightFormat;
 use std::path::Path;
 
@@ -63,4 +63,62 @@ fn quantized_models_stay_close_to_f32_on_the_test_slice() {
             }
         }
     });
+}
+
+/// `latentgpu quantize` writes files that load without quantizing: the shipped models and a
+/// Hugging Face checkpoint (Qwen2, whose odd widths keep some matrices f32) give, from the
+/// quantized directory, the logits of the float one quantized at load, bit for bit.
+#[test]
+fn quantized_directories_load_as_quantized_at_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dirs = [
+        root.join("models/shakespeare-mha"),
+        root.join("models/shakespeare-latent"),
+        root.join("models/shakespeare-mla"),
+        root.join("tests/fixtures/hf-dense/qwen2-bias/model"),
+    ];
+    let tmp = std::env::temp_dir().join(format!("latentgpu-quantize-{}", std::process::id()));
+    let ids = [1u32, 5, 9, 2, 7, 3, 11];
+    let logits = |ctx: &latentgpu::GpuContext, m: &Model| {
+        let mut cache = m.new_cache(ctx).unwrap();
+        common::bits(&m.forward(ctx, &ids, &mut cache, Logits::All).unwrap())
+    };
+    on_every_adapter(|ctx| {
+        for dir in &dirs {
+            for name in ["q8_0", "q4_1"] {
+                let WeightFormat::Quant(scheme) = WeightFormat::parse(name).unwrap() else {
+                    unreachable!("a quantized format")
+                };
+                let out = tmp.join(format!(
+                    "{}-{name}",
+                    dir.display().to_string().replace('/', "_")
+                ));
+                let _ = std::fs::remove_dir_all(&out);
+                let report = latentgpu::model::quantize::quantize_dir(dir, scheme, &out).unwrap();
+                assert!(report.quantized > 0 && report.bytes_out < report.bytes_in);
+                let stored = Model::load_dir(ctx, &out).unwrap();
+                let at_load = Model::load_dir_with(
+                    ctx,
+                    dir,
+                    LoadOptions::weights(WeightFormat::Quant(scheme)),
+                    |_, _| {},
+                )
+                .unwrap();
+                assert_eq!(stored.weight_format(), WeightFormat::Quant(scheme));
+                assert!(
+                    logits(ctx, &stored) == logits(ctx, &at_load),
+                    "{} {name}: the quantized directory differs",
+                    dir.display()
+                );
+                let again =
+                    latentgpu::model::quantize::quantize_dir(&out, scheme, &tmp.join("again"));
+                assert!(
+                    again.is_err(),
+                    "a quantized directory is not quantized again"
+                );
+                std::fs::remove_dir_all(&out).unwrap();
+            }
+        }
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
 }

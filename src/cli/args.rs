@@ -41,6 +41,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a model directory again with its weight matrices quantized (--weights q8, q4 or
+    /// q4_1), so that it loads without quantizing.
+    Quantize {
+        /// Model directory (safetensors).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// The new directory (created; must be empty if it exists).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Generate text from a prompt, streaming tokens to stdout.
     Generate(GenerateArgs),
     /// Perplexity of a model on a text file (byte tokens), windowed as reference/train.py.

@@ -226,3 +226,28 @@ pub fn compare(
         }
     }
 }
+
+/// `latentgpu quantize`: the model directory written again with its matrices in the scheme
+/// `--weights` names.
+pub fn quantize(model: &Option<PathBuf>, out: &Path) -> Result<()> {
+    let dir = super::model_dir(model);
+    let scheme = match super::weights() {
+        Some(WeightFormat::Quant(s)) => s,
+        other => anyhow::bail!(
+            "quantize needs --weights q8, q4 or q4_1 (found {})",
+            other.map_or("none", |f| f.name())
+        ),
+    };
+    let report = latentgpu::model::quantize::quantize_dir(&dir, scheme, out)
+        .with_context(|| format!("quantizing {}", dir.display()))?;
+    outln!(
+        "{} tensors in {}, {} kept: {} -> {} bytes ({})",
+        report.quantized,
+        scheme.name(),
+        report.kept,
+        report.bytes_in,
+        report.bytes_out,
+        out.display()
+    );
+    Ok(())
+}

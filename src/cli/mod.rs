@@ -147,6 +147,7 @@ pub fn main() {
             None => info::info(choice, *json),
         },
         Command::Generate(args) => generate::generate(choice, args),
+        Command::Quantize { model, out } => check::quantize(model, out),
         Command::Eval {
             model,
             text,

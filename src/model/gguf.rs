@@ -118,7 +118,7 @@ impl GgmlType {
     }
 
     /// `(weights per block, bytes per block)` of the types this reader decodes.
-    fn block(self) -> Option<(usize, usize)> {
+    pub(crate) fn block(self) -> Option<(usize, usize)> {
         match self {
             GgmlType::F32 => Some((1, 4)),
             GgmlType::F16 | GgmlType::Bf16 => Some((1, 2)),
@@ -126,6 +126,15 @@ impl GgmlType {
             GgmlType::Q4_0 => Some((32, 18)),
             GgmlType::Q4_1 => Some((32, 20)),
             GgmlType::Other(_) => None,
+        }
+    }
+
+    /// The type whose blocks are `scheme`'s.
+    pub fn of_scheme(scheme: QuantScheme) -> Self {
+        match scheme {
+            QuantScheme::Q8_0 => GgmlType::Q8_0,
+            QuantScheme::Q4_0 => GgmlType::Q4_0,
+            QuantScheme::Q4_1 => GgmlType::Q4_1,
         }
     }
 

@@ -17,6 +17,8 @@ pub mod mla;
 pub mod mla_absorb;
 pub mod moe;
 pub mod non_finite;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod quantize;
 pub mod sampling;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod summary;

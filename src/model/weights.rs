@@ -191,6 +191,9 @@ fn unpermute_rows(m: HostMatrix, shape: &[usize], groups: usize) -> Option<HostM
     })
 }
 
+/// The metadata key naming the scheme of a safetensors file written by `latentgpu quantize`.
+pub const SCHEME_KEY: &str = "quantization";
+
 /// Where a shard's bytes are.
 enum Source {
     /// The whole file in memory (fetched by a web page, or given by a caller).
@@ -231,10 +234,28 @@ impl Header {
             Header::Safetensors(header_len, meta) => {
                 let info = meta.info(name)?;
                 let (start, end) = info.data_offsets;
+                let at = 8 + header_len + start;
+                // A quantized matrix (`latentgpu quantize`): U8 rows of llama.cpp's blocks, its
+                // shape given in weights.
+                let scheme = meta
+                    .metadata()
+                    .as_ref()
+                    .and_then(|m| m.get(SCHEME_KEY))
+                    .and_then(|s| crate::ops::QuantScheme::from_name(s));
+                if let (Some(scheme), Dtype::U8, [rows, row_bytes]) =
+                    (scheme, info.dtype, &info.shape[..])
+                {
+                    let kind = super::gguf::GgmlType::of_scheme(scheme);
+                    let (per, size) = kind.block()?;
+                    if row_bytes % size == 0 {
+                        let shape = vec![*rows, row_bytes / size * per];
+                        return Some((shape, Stored::Gguf(kind), at, end - start));
+                    }
+                }
                 Some((
                     info.shape.clone(),
                     Stored::Safetensors(info.dtype),
-                    8 + header_len + start,
+                    at,
                     end - start,
                 ))
             }
@@ -731,6 +752,21 @@ impl WeightFile {
         }
         self.taken.insert(name.to_string());
         Ok(matrix)
+    }
+
+    /// The bytes of the tensor the files call `name`, and how they are stored (safetensors
+    /// files: `latentgpu quantize` copies the tensors it keeps).
+    pub fn raw(&mut self, name: &str) -> Result<(Dtype, Vec<u8>)> {
+        let missing = || self.err(name, "a tensor", "no such tensor");
+        let shard_index = *self.index.get(name).ok_or_else(missing)?;
+        let Header::Safetensors(header_len, meta) = &self.shards[shard_index].header else {
+            return Err(self.err(name, "a safetensors tensor", "a GGUF one"));
+        };
+        let info = meta.info(name).ok_or_else(missing)?;
+        let (dtype, (start, end)) = (info.dtype, info.data_offsets);
+        let at = 8 + header_len + start;
+        let data = self.shards[shard_index].read(at, end - start)?.into_owned();
+        Ok((dtype, data))
     }
 
     /// Whether the files hold the tensor the model calls `name`.
