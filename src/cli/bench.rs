@@ -172,7 +172,7 @@ fn expert_comparison(
     let s = latentgpu::model::summary::summarize(
         dir,
         ctx.limits.max_storage_buffer_binding_size,
-        model.weight_format(),
+        Some(model.weight_format()),
     )?;
     let element = model.weight_format().bytes_per_weight();
     // A token reads every weight it goes through once, except an embedding not tied to the

@@ -15,7 +15,7 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
         .into_iter()
         .next()
         .map_or_else(|| GpuContext::new(choice).map(|c| c.adapter), Ok)?;
-    let weights = super::weights().unwrap_or_default();
+    let weights = super::weights();
     let s =
         latentgpu::model::summary::summarize(dir, adapter.max_storage_buffer_binding_size, weights)
             .with_context(|| format!("reading model {}", dir.display()))?;

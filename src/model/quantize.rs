@@ -37,7 +37,7 @@ pub struct QuantizeReport {
 fn is_quantized_matrix(name: &str, shape: &[usize], tied: bool) -> bool {
     let kept = [".experts.", ".gate.weight"];
     shape.len() == 2
-        && shape[1] % 32 == 0
+        && shape[1].is_multiple_of(32)
         && name.ends_with(".weight")
         && !kept.iter().any(|k| name.contains(k))
         && (tied || !name.contains("embed_tokens"))

@@ -123,26 +123,41 @@ fn bindings(shape: &[usize], bytes: u64, limit: u64) -> u64 {
 }
 
 /// Summarises the model directory `dir` for an adapter whose largest storage binding is
-/// `binding_limit` bytes, with matrices in `weights` (native).
-pub fn summarize(dir: &Path, binding_limit: u64, weights: WeightFormat) -> Result<ModelSummary> {
+/// `binding_limit` bytes, with matrices in `weights` (`None`: as the files hold them).
+pub fn summarize(
+    dir: &Path,
+    binding_limit: u64,
+    weights: Option<WeightFormat>,
+) -> Result<ModelSummary> {
     let (config, file) = open_dir(dir)?;
-    let path = dir.join("config.json");
-    let text = crate::files::read_text_capped(&path, crate::files::CONFIG_CAP)?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
-        what: path.display().to_string(),
-        expected: "JSON".into(),
-        found: e.to_string(),
-    })?;
-    let hf = match is_hf_config(&json) {
-        true => Some(HfConfig::from_json(&json)?),
-        false => None,
-    };
-    let family = match &hf {
-        Some(hf) => hf.family.clone(),
-        None => format!("latentgpu-{}", config.attention_kind()),
+    let (family, max_position_embeddings) = match file.gguf_metadata() {
+        Some(meta) => {
+            let arch = meta
+                .get("general.architecture")
+                .and_then(|v| v.as_str())
+                .unwrap_or("unknown");
+            (format!("{arch} (GGUF)"), None)
+        }
+        None => {
+            let path = dir.join("config.json");
+            let text = crate::files::read_text_capped(&path, crate::files::CONFIG_CAP)?;
+            let json: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::Invalid {
+                    what: path.display().to_string(),
+                    expected: "JSON".into(),
+                    found: e.to_string(),
+                })?;
+            match is_hf_config(&json) {
+                true => {
+                    let hf = HfConfig::from_json(&json)?;
+                    (hf.family.clone(), Some(hf.max_position_embeddings))
+                }
+                false => (format!("latentgpu-{}", config.attention_kind()), None),
+            }
+        }
     };
     let infos = file.infos();
-    let mut dtypes: Vec<String> = infos.iter().map(|t| format!("{:?}", t.dtype)).collect();
+    let mut dtypes: Vec<String> = infos.iter().map(|t| t.dtype.clone()).collect();
     dtypes.sort();
     dtypes.dedup();
     let tensors: Vec<TensorSummary> = infos
@@ -155,10 +170,16 @@ pub fn summarize(dir: &Path, binding_limit: u64, weights: WeightFormat) -> Resul
             if !config.tie_embeddings {
                 f32_kept.push("embed_tokens");
             }
+            // Quantized blocks in the file stay as they are unless another format is asked.
+            let stored = crate::ops::QuantScheme::from_name(&t.dtype.to_lowercase());
+            let wanted = match (weights, stored) {
+                (None, Some(s)) => WeightFormat::Quant(s),
+                (w, _) => w.unwrap_or_default(),
+            };
             let matrix = t.shape.len() == 2
                 && !f32_kept.iter().any(|k| t.name.contains(k))
-                && weights.fits_row(t.shape[1]);
-            let format = if matrix { weights } else { WeightFormat::F32 };
+                && wanted.fits_row(t.shape[1]);
+            let format = if matrix { wanted } else { WeightFormat::F32 };
             let gpu_bytes = (numel as f64 * format.bytes_per_weight()) as u64;
             // The largest binding: the codes of a quantized matrix (its scales are apart).
             let binding_bytes = match format {
@@ -168,7 +189,7 @@ pub fn summarize(dir: &Path, binding_limit: u64, weights: WeightFormat) -> Resul
             TensorSummary {
                 name: t.name.clone(),
                 shape: t.shape.clone(),
-                dtype: format!("{:?}", t.dtype),
+                dtype: t.dtype.clone(),
                 gpu_bytes,
                 bindings: bindings(&t.shape, binding_bytes, binding_limit),
             }
@@ -198,13 +219,13 @@ pub fn summarize(dir: &Path, binding_limit: u64, weights: WeightFormat) -> Resul
         parameters,
         active_parameters: parameters.saturating_sub(idle),
         dtype_on_disk: dtypes.join(", "),
-        dtype_on_gpu: weights.name().into(),
+        dtype_on_gpu: weights.map_or("as stored".into(), |w| w.name().into()),
         weight_bytes_on_disk: infos.iter().map(|t| t.bytes).sum(),
         weight_bytes_on_gpu: tensors.iter().map(|t| t.gpu_bytes).sum(),
         cache_bytes_per_token: per_token,
         cache_bytes_at_context: at_context,
         context: config.max_context,
-        max_position_embeddings: hf.map(|h| h.max_position_embeddings),
+        max_position_embeddings,
         binding_limit,
         expert_stacks,
         tensors,

@@ -67,6 +67,11 @@ impl Tokenizer {
     /// `dir/tokenizer.json` if it exists, else byte-level (native).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn for_model(dir: &std::path::Path) -> crate::Result<Self> {
+        // A GGUF file's tokenizer is the `tokenizer.json` beside it.
+        let dir = match dir.is_file() {
+            true => dir.parent().unwrap_or(std::path::Path::new(".")),
+            false => dir,
+        };
         let path = dir.join("tokenizer.json");
         if !path.exists() {
             return Ok(Tokenizer::Bytes);
