@@ -214,7 +214,7 @@ fn info_cache_bytes_are_those_the_model_allocates() {
         dir("mistral-window-sharded").join("model"),
     ];
     for d in dirs {
-        let summary = latentgpu::model::summary::summarize(&d, u64::MAX, None).unwrap();
+        let summary = latentgpu::model::summary::summarize(&d, u64::MAX, None, None).unwrap();
         let model = Model::load_dir(ctx, &d).unwrap();
         let cache = model.new_cache(ctx).unwrap();
         assert_eq!(

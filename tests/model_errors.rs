@@ -294,3 +294,71 @@ fn the_cli_exits_non_zero_with_a_named_error() {
     assert_mentions(&err, &["config JSON", "config.json"]);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The memory plan is summed before anything is uploaded: a model past the budget is refused
+/// with its weights, cache and activations and what would fit; the context is checked against
+/// the model's; the CLI refuses a bad --weights or --context by name.
+#[test]
+fn a_model_past_the_memory_budget_is_refused_with_the_plan() {
+    let ctx = &contexts()[0];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/shakespeare-mha");
+    let load = |options: LoadOptions| Model::load_dir_with(ctx, &dir, options, |_, _| {});
+    let err = load(LoadOptions {
+        memory_budget: Some(1 << 20),
+        ..LoadOptions::default()
+    })
+    .err()
+    .expect("a 2.5 MB model past a 1 MiB budget")
+    .to_string();
+    assert_mentions(
+        &err,
+        &[
+            "GPU memory",
+            "at most 0.00 GiB",
+            "weights",
+            "cache",
+            "activations",
+            "--weights q4",
+        ],
+    );
+    // Room for the q4 weights and a short context.
+    let err = load(LoadOptions {
+        weights: Some(latentgpu::ops::WeightFormat::parse("q4").unwrap()),
+        memory_budget: Some(3 << 20),
+        ..LoadOptions::default()
+    })
+    .err()
+    .expect("the whole context past 3 MiB")
+    .to_string();
+    assert_mentions(&err, &["try --context"]);
+    let model = load(LoadOptions {
+        context: Some(16),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    assert_eq!(model.config.max_context, 16);
+    for bad in [0, 100_000] {
+        let err = load(LoadOptions {
+            context: Some(bad),
+            ..LoadOptions::default()
+        })
+        .err()
+        .expect("a context of 0 or past the model's")
+        .to_string();
+        assert_mentions(&err, &["context", "tokens (the model's)"]);
+    }
+    let (code, err) = cli(&["--weights", "q3", "info", "--model", dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert_mentions(&err, &["expected one of f32, f16, q8", "found 'q3'"]);
+    let (code, err) = cli(&["--context", "0", "info"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = cli(&[
+        "quantize",
+        "--model",
+        dir.to_str().unwrap(),
+        "--out",
+        "/tmp/x",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_mentions(&err, &["quantize needs --weights q8, q4 or q4_1"]);
+}

@@ -21,6 +21,10 @@ pub struct Cli {
     /// values in f32).
     #[arg(long, global = true, value_parser = parse_weights)]
     pub weights: Option<WeightFormat>,
+    /// Tokens the cache is allocated for, at most the model's context (default: the model's,
+    /// Hugging Face models capped at 4096). The memory plan (`info --model`) counts it.
+    #[arg(long, global = true, value_parser = at_least_one)]
+    pub context: Option<usize>,
     /// The same as --weights f16.
     #[arg(long, global = true, conflicts_with = "weights")]
     pub f16_weights: bool,

@@ -173,6 +173,7 @@ fn expert_comparison(
         dir,
         ctx.limits.max_storage_buffer_binding_size,
         Some(model.weight_format()),
+        None,
     )?;
     let element = model.weight_format().bytes_per_weight();
     // A token reads every weight it goes through once, except an embedding not tied to the

@@ -16,9 +16,13 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
         .next()
         .map_or_else(|| GpuContext::new(choice).map(|c| c.adapter), Ok)?;
     let weights = super::weights();
-    let s =
-        latentgpu::model::summary::summarize(dir, adapter.max_storage_buffer_binding_size, weights)
-            .with_context(|| format!("reading model {}", dir.display()))?;
+    let s = latentgpu::model::summary::summarize(
+        dir,
+        adapter.max_storage_buffer_binding_size,
+        weights,
+        super::context(),
+    )
+    .with_context(|| format!("reading model {}", dir.display()))?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
@@ -60,6 +64,14 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
             s.context
         );
     }
+    outln!(
+        "memory plan:  weights {} + cache {} + activations {} (estimate) = {} at {} tokens",
+        mib(s.plan.weights),
+        mib(s.plan.cache),
+        mib(s.plan.activations),
+        mib(s.plan.total),
+        s.context
+    );
     let split: Vec<_> = s.tensors.iter().filter(|t| t.bindings > 1).collect();
     let too_big: Vec<_> = s.tensors.iter().filter(|t| t.bindings == 0).collect();
     outln!(

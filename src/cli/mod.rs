@@ -66,12 +66,18 @@ fn open_model(
     Ok((ctx, dir, model))
 }
 
-/// `--weights` (or `--f16-weights`), set once from the command line.
-static WEIGHTS: std::sync::OnceLock<Option<WeightFormat>> = std::sync::OnceLock::new();
+/// `--weights` (or `--f16-weights`) and `--context`, set once from the command line.
+static LOAD_CHOICE: std::sync::OnceLock<(Option<WeightFormat>, Option<usize>)> =
+    std::sync::OnceLock::new();
 
 /// The weight format the command line asks for (`None`: as the files hold them).
 fn weights() -> Option<WeightFormat> {
-    WEIGHTS.get().copied().flatten()
+    LOAD_CHOICE.get().and_then(|c| c.0)
+}
+
+/// The context the command line asks for (`None`: the model's).
+fn context() -> Option<usize> {
+    LOAD_CHOICE.get().and_then(|c| c.1)
 }
 
 fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
@@ -87,6 +93,8 @@ fn load_model_as(ctx: &GpuContext, dir: &Path, weights: Option<WeightFormat>) ->
     bar.set_message(dir.display().to_string());
     let options = LoadOptions {
         weights,
+        context: context(),
+        memory_budget: None,
         block_bytes: block_bytes_from_env()?,
     };
     let model = Model::load_dir_with(ctx, dir, options, |i, n| {
@@ -140,7 +148,7 @@ pub fn main() {
         true => Some(WeightFormat::F16),
         false => cli.weights,
     };
-    WEIGHTS.get_or_init(|| format);
+    LOAD_CHOICE.get_or_init(|| (format, cli.context));
     let result = backend(&cli).and_then(|choice| match &cli.command {
         Command::Info { model, json } => match model {
             Some(dir) => info::model_info(choice, dir, *json),

@@ -152,6 +152,9 @@ fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
         & (wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP)
 }
 
+/// The environment variable that gives the GPU memory a model may take, in bytes.
+pub const MEMORY_ENV: &str = "LATENTGPU_GPU_MEMORY";
+
 impl GpuContext {
     /// Opens the best adapter of the chosen backend (high performance preferred).
     pub async fn new_async(choice: BackendChoice) -> Result<Self> {
@@ -345,6 +348,35 @@ impl GpuContext {
     /// invocation per output row reads memory best.
     pub fn is_cpu(&self) -> bool {
         self.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
+
+    /// The memory this adapter can give, when it can be known, and where the figure comes from:
+    /// `LATENTGPU_GPU_MEMORY` (bytes) when set, else for a CPU adapter (lavapipe, llvmpipe:
+    /// its buffers are host memory) the host's available memory. WebGPU does not report a
+    /// GPU's memory, so elsewhere `None`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn memory_budget(&self) -> Option<(u64, String)> {
+        if let Some(v) = std::env::var_os(MEMORY_ENV) {
+            if let Ok(bytes) = v.to_string_lossy().trim().parse::<u64>() {
+                return Some((bytes, format!("{MEMORY_ENV}")));
+            }
+        }
+        if !self.is_cpu() {
+            return None;
+        }
+        let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let kib: u64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some((
+            kib * 1024,
+            "the host's available memory, which a CPU adapter's buffers use".into(),
+        ))
     }
 
     /// A short name for logs and test messages: "adapter (backend)".

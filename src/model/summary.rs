@@ -55,8 +55,86 @@ pub struct ModelSummary {
     pub binding_limit: u64,
     /// How a mixture of experts stacks each layer's routed experts on the GPU, if it has one.
     pub expert_stacks: Option<ExpertStacks>,
+    /// The GPU memory loading it takes, summed before anything is uploaded.
+    pub plan: MemoryPlan,
     /// Every tensor.
     pub tensors: Vec<TensorSummary>,
+}
+
+/// The GPU memory a model takes at a context, summed from its files' headers and config.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct MemoryPlan {
+    /// Weights in the requested format.
+    pub weights: u64,
+    /// The cache (or latent state) at the context.
+    pub cache: u64,
+    /// Scratch activations of a prefill over the whole context, an estimate: the widest
+    /// buffers a block holds at once (residual, q/k/v, three of the feed-forward's width) for
+    /// every token, and the logits of up to 256 positions (an evaluation window).
+    pub activations: u64,
+    /// Their sum.
+    pub total: u64,
+}
+
+impl MemoryPlan {
+    /// Activation bytes per token of `cfg` (see [`MemoryPlan::activations`]).
+    fn activations_per_token(cfg: &ModelConfig) -> u64 {
+        let ffn = match &cfg.moe {
+            Some(m) => cfg.ffn_hidden.max(m.expert_hidden * m.top_k.max(1)),
+            None => cfg.ffn_hidden,
+        };
+        let qkv = (cfg.n_heads + 2 * cfg.n_kv_heads()) * cfg.head_dim();
+        4 * (6 * cfg.d_model + 2 * qkv + 3 * ffn) as u64
+    }
+
+    /// Activation bytes of a prefill of `tokens` (see [`MemoryPlan::activations`]).
+    fn activations(cfg: &ModelConfig, tokens: usize) -> u64 {
+        let logits = 4 * (cfg.vocab_size * tokens.min(256)) as u64;
+        Self::activations_per_token(cfg) * tokens as u64 + logits
+    }
+
+    /// Errors when the plan is past `budget` bytes (`source` says where the figure comes from),
+    /// with the figures and what would fit: a smaller format (`smaller`: its name and weight
+    /// bytes) or the longest context that fits.
+    pub fn check(
+        &self,
+        what: &str,
+        budget: (u64, &str),
+        smaller: Option<(&str, u64)>,
+        per_token: u64,
+    ) -> Result<()> {
+        if self.total <= budget.0 {
+            return Ok(());
+        }
+        let mut hints = Vec::new();
+        if let Some((name, weights)) = smaller.filter(|s| s.1 < self.weights) {
+            hints.push(format!("--weights {name} (weights {})", gib(weights)));
+        }
+        let room = budget.0.saturating_sub(self.weights);
+        if per_token > 0 && room >= per_token {
+            hints.push(format!("--context {}", room / per_token));
+        }
+        Err(Error::Invalid {
+            what: format!("GPU memory for {what}"),
+            expected: format!("at most {} ({})", gib(budget.0), budget.1),
+            found: format!(
+                "weights {} + cache {} + activations {} = {}{}",
+                gib(self.weights),
+                gib(self.cache),
+                gib(self.activations),
+                gib(self.total),
+                match hints.is_empty() {
+                    true => String::new(),
+                    false => format!("; try {}", hints.join(" or ")),
+                }
+            ),
+        })
+    }
+}
+
+/// `bytes` in GiB, two decimals.
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 /// Each layer's stacked expert matrices (gate, up and down alike) on the GPU.
@@ -123,13 +201,18 @@ fn bindings(shape: &[usize], bytes: u64, limit: u64) -> u64 {
 }
 
 /// Summarises the model directory `dir` for an adapter whose largest storage binding is
-/// `binding_limit` bytes, with matrices in `weights` (`None`: as the files hold them).
+/// `binding_limit` bytes, with matrices in `weights` (`None`: as the files hold them), at
+/// `context` tokens (`None`: the model's).
 pub fn summarize(
     dir: &Path,
     binding_limit: u64,
     weights: Option<WeightFormat>,
+    context: Option<usize>,
 ) -> Result<ModelSummary> {
-    let (config, file) = open_dir(dir)?;
+    let (mut config, file) = open_dir(dir)?;
+    if let Some(c) = context {
+        config.max_context = c;
+    }
     let (family, max_position_embeddings) = match file.gguf_metadata() {
         Some(meta) => {
             let arch = meta
@@ -196,6 +279,14 @@ pub fn summarize(
         })
         .collect();
     let (per_token, at_context) = cache_bytes(&config);
+    let weight_bytes: u64 = tensors.iter().map(|t| t.gpu_bytes).sum();
+    let activations = MemoryPlan::activations(&config, config.max_context);
+    let plan = MemoryPlan {
+        weights: weight_bytes,
+        cache: at_context,
+        activations,
+        total: weight_bytes + at_context + activations,
+    };
     let parameters: u64 = infos
         .iter()
         .map(|t| t.shape.iter().map(|&s| s as u64).product::<u64>())
@@ -221,13 +312,14 @@ pub fn summarize(
         dtype_on_disk: dtypes.join(", "),
         dtype_on_gpu: weights.map_or("as stored".into(), |w| w.name().into()),
         weight_bytes_on_disk: infos.iter().map(|t| t.bytes).sum(),
-        weight_bytes_on_gpu: tensors.iter().map(|t| t.gpu_bytes).sum(),
+        weight_bytes_on_gpu: weight_bytes,
         cache_bytes_per_token: per_token,
         cache_bytes_at_context: at_context,
         context: config.max_context,
         max_position_embeddings,
         binding_limit,
         expert_stacks,
+        plan,
         tensors,
     })
 }

@@ -38,6 +38,39 @@ pub fn open_dir(dir: &std::path::Path) -> Result<(ModelConfig, WeightFile)> {
     Ok((hf.config, file))
 }
 
+/// Sums the memory loading `dir` as `options` say will take and errors, with the figures and
+/// what would fit, when it is past the budget (`options.memory_budget`, else what the adapter is
+/// known to give). Reads headers only.
+#[cfg(not(target_arch = "wasm32"))]
+fn check_memory(ctx: &GpuContext, dir: &std::path::Path, options: &LoadOptions) -> Result<()> {
+    use super::summary::summarize;
+    let budget = match options.memory_budget {
+        Some(b) => Some((b, "the memory budget asked for".to_string())),
+        None => ctx.memory_budget(),
+    };
+    let Some((budget, source)) = budget else {
+        return Ok(());
+    };
+    let limit = ctx.limits.max_storage_buffer_binding_size;
+    let s = summarize(dir, limit, options.weights, options.context)?;
+    let q4 = WeightFormat::parse("q4_0").unwrap_or_default();
+    let smaller = match options.weights {
+        Some(w) if w == q4 => None,
+        _ => Some(
+            summarize(dir, limit, Some(q4), options.context)?
+                .plan
+                .weights,
+        ),
+    };
+    let per_token = (s.plan.cache + s.plan.activations) / s.context.max(1) as u64;
+    s.plan.check(
+        &dir.display().to_string(),
+        (budget, &source),
+        smaller.map(|w| ("q4", w)),
+        per_token,
+    )
+}
+
 /// Whether `path` names a GGUF file (a `.gguf` file, not a directory).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn is_gguf(path: &std::path::Path) -> bool {
@@ -209,6 +242,11 @@ pub struct LoadOptions {
     /// Split weights into row blocks of at most this many bytes even below the adapter's
     /// binding limit (tests use it to split every weight; the values do not change).
     pub block_bytes: Option<u64>,
+    /// The context the cache is allocated for, at most the model's (`None`: the model's).
+    pub context: Option<usize>,
+    /// The GPU memory the model may take in bytes (`None`: what the adapter is known to give,
+    /// see [`GpuContext::memory_budget`]); the plan is checked against it before any upload.
+    pub memory_budget: Option<u64>,
 }
 
 impl LoadOptions {
@@ -249,6 +287,7 @@ impl Model {
         options: LoadOptions,
         progress: impl FnMut(usize, usize),
     ) -> Result<Self> {
+        check_memory(ctx, dir, &options)?;
         let (config, file) = open_dir(dir)?;
         Self::load_file(ctx, config, file, options, progress)
     }
@@ -307,7 +346,20 @@ impl Model {
         let LoadOptions {
             weights,
             block_bytes,
+            context,
+            memory_budget: _,
         } = options;
+        let mut config = config;
+        if let Some(c) = context {
+            if c == 0 || c > config.max_context {
+                return Err(Error::Invalid {
+                    what: "context".into(),
+                    expected: format!("1 to {} tokens (the model's)", config.max_context),
+                    found: c.to_string(),
+                });
+            }
+            config.max_context = c;
+        }
         if weights == Some(WeightFormat::F16) && !ctx.has_f16() {
             return Err(Error::Invalid {
                 what: "f16 weights".into(),
