@@ -116,6 +116,7 @@ fn split_weights_give_the_unsplit_logits_bit_for_bit() {
             let options = LoadOptions {
                 block_bytes: Some(block_bytes),
                 weights: Some(weights),
+                ..LoadOptions::default()
             };
             let split = Model::load_dir_with(ctx, &dir, options, |_, _| {})
                 .unwrap_or_else(|e| panic!("{name} split: {e}"));

@@ -358,7 +358,7 @@ impl GpuContext {
     pub fn memory_budget(&self) -> Option<(u64, String)> {
         if let Some(v) = std::env::var_os(MEMORY_ENV) {
             if let Ok(bytes) = v.to_string_lossy().trim().parse::<u64>() {
-                return Some((bytes, format!("{MEMORY_ENV}")));
+                return Some((bytes, MEMORY_ENV.to_string()));
             }
         }
         if !self.is_cpu() {
