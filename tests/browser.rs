@@ -352,3 +352,39 @@ async fn an_embedding_past_the_binding_limit_loads_and_generates() {
     }
     assert_eq!(tokens[0], tokens[1]);
 }
+
+/// A GGUF file written by the `gguf` package gives its safetensors twin's logits bit for bit in
+/// the browser too: q4_0 and q4_1 blocks as stored against the twin quantized at load, q8_0,
+/// and f32.
+#[wasm_bindgen_test]
+async fn gguf_files_give_their_safetensors_twins_logits() {
+    use latentgpu::model::{LoadOptions, Logits, Model};
+    use latentgpu::ops::WeightFormat;
+    let ctx = browser_gpu().await;
+    let config = include_str!("fixtures/gguf/llama/model/config.json");
+    let twin = include_bytes!("fixtures/gguf/llama/model/model.safetensors");
+    let files: [(&str, &[u8]); 4] = [
+        ("f32", include_bytes!("fixtures/gguf/llama/model-f32.gguf")),
+        ("q8_0", include_bytes!("fixtures/gguf/llama/model-q8_0.gguf")),
+        ("q4_0", include_bytes!("fixtures/gguf/llama/model-q4_0.gguf")),
+        ("q4_1", include_bytes!("fixtures/gguf/llama/model-q4_1.gguf")),
+    ];
+    let prompt = [1u32, 5, 9, 2, 7, 3, 11, 60, 0, 33];
+    for (kind, bytes) in files {
+        let gguf = Model::from_gguf_bytes(&ctx, kind, bytes.to_vec(), LoadOptions::default())
+            .unwrap();
+        let format = WeightFormat::parse(kind).unwrap();
+        let st = Model::from_bytes(&ctx, config, twin.to_vec(), LoadOptions::weights(format))
+            .unwrap();
+        let mut logits = Vec::new();
+        for model in [&gguf, &st] {
+            let mut cache = model.new_cache(&ctx).unwrap();
+            let l = model
+                .forward_async(&ctx, &prompt, &mut cache, Logits::All)
+                .await
+                .unwrap();
+            logits.push(numeric::bits(&l));
+        }
+        assert!(logits[0] == logits[1], "{kind}: GGUF differs from its twin");
+    }
+}

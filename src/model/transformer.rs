@@ -309,6 +309,20 @@ impl Model {
         )
     }
 
+    /// Builds a model from the bytes of a GGUF file (llama, mistral, qwen2, qwen3; `name` names
+    /// it in errors): its config from the metadata, its tensors as [`Model::load_dir`] takes a
+    /// `.gguf` path.
+    pub fn from_gguf_bytes(
+        ctx: &GpuContext,
+        name: &str,
+        bytes: Vec<u8>,
+        options: LoadOptions,
+    ) -> Result<Self> {
+        let mut file = WeightFile::from_gguf_bytes(name, bytes)?;
+        let config = super::gguf::config_of(&mut file)?;
+        Self::load_file(ctx, config, file, options, |_, _| {})
+    }
+
     /// As [`Model::from_bytes`], with the weights in several safetensors files `(name, bytes)`
     /// (the shards of a Hugging Face checkpoint).
     pub fn from_shards_bytes(
