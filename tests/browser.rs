@@ -365,17 +365,26 @@ async fn gguf_files_give_their_safetensors_twins_logits() {
     let twin = include_bytes!("fixtures/gguf/llama/model/model.safetensors");
     let files: [(&str, &[u8]); 4] = [
         ("f32", include_bytes!("fixtures/gguf/llama/model-f32.gguf")),
-        ("q8_0", include_bytes!("fixtures/gguf/llama/model-q8_0.gguf")),
-        ("q4_0", include_bytes!("fixtures/gguf/llama/model-q4_0.gguf")),
-        ("q4_1", include_bytes!("fixtures/gguf/llama/model-q4_1.gguf")),
+        (
+            "q8_0",
+            include_bytes!("fixtures/gguf/llama/model-q8_0.gguf"),
+        ),
+        (
+            "q4_0",
+            include_bytes!("fixtures/gguf/llama/model-q4_0.gguf"),
+        ),
+        (
+            "q4_1",
+            include_bytes!("fixtures/gguf/llama/model-q4_1.gguf"),
+        ),
     ];
     let prompt = [1u32, 5, 9, 2, 7, 3, 11, 60, 0, 33];
     for (kind, bytes) in files {
-        let gguf = Model::from_gguf_bytes(&ctx, kind, bytes.to_vec(), LoadOptions::default())
-            .unwrap();
+        let gguf =
+            Model::from_gguf_bytes(&ctx, kind, bytes.to_vec(), LoadOptions::default()).unwrap();
         let format = WeightFormat::parse(kind).unwrap();
-        let st = Model::from_bytes(&ctx, config, twin.to_vec(), LoadOptions::weights(format))
-            .unwrap();
+        let st =
+            Model::from_bytes(&ctx, config, twin.to_vec(), LoadOptions::weights(format)).unwrap();
         let mut logits = Vec::new();
         for model in [&gguf, &st] {
             let mut cache = model.new_cache(&ctx).unwrap();

@@ -16,6 +16,10 @@ pub struct ModelFigure {
     pub attention: String,
     /// The matrices' format on the GPU (`f32`, `f16`, `q8_0`, `q4_0`, `q4_1`).
     pub weights: String,
+    /// Bytes of weights one decoded token reads ([`Model::decode_weight_bytes`]).
+    pub weight_bytes_per_token: u64,
+    /// Those bytes times decode tokens per second, in GB/s.
+    pub decode_weight_gbps: f64,
     /// Prompt tokens.
     pub prompt_tokens: usize,
     /// Prefill tokens per second (one batch: forward over the prompt and the first token's
@@ -110,6 +114,8 @@ pub fn run(
         model: name.to_string(),
         attention: model.config.attention_kind().to_string(),
         weights: model.weight_format().name().into(),
+        weight_bytes_per_token: model.decode_weight_bytes(),
+        decode_weight_gbps: model.decode_weight_bytes() as f64 * decode as f64 / dec / 1e9,
         prompt_tokens: prompt,
         prefill_tokens_per_s: prompt as f64 / prefill,
         decode_tokens: decode,

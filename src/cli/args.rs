@@ -191,6 +191,10 @@ pub enum BenchCommand {
         /// of the same size.
         #[arg(long)]
         expert_readback: bool,
+        /// Run each model with its matrices in each of these formats (e.g. f32,q8,q4), the
+        /// first the baseline of the speedups (default: --weights, or as the files hold them).
+        #[arg(long, value_delimiter = ',', value_parser = parse_weights)]
+        formats: Vec<WeightFormat>,
         /// Where to write the JSON results.
         #[arg(long, default_value = "bench-results/model.json")]
         out: PathBuf,

@@ -1,10 +1,11 @@
 //! `latentgpu bench`: matrix products, latent and full attention, MLA decode, whole models.
 
 use super::output::Lines;
-use super::{load_model, model_dir, write_json};
+use super::{model_dir, write_json};
 use anyhow::{Context, Result};
 use latentgpu::bench;
 use latentgpu::gpu::{BackendChoice, GpuContext};
+use latentgpu::ops::WeightFormat;
 use std::path::{Path, PathBuf};
 
 /// Matrix products against the FMA and copy roofs measured in the same run.
@@ -67,14 +68,16 @@ pub fn bench_matmul(
 pub fn bench_model(
     choice: BackendChoice,
     models: &[PathBuf],
+    formats: &[WeightFormat],
     (prompt, decode): (usize, usize),
     (profile, expert_readback): (bool, bool),
     out: &PathBuf,
 ) -> Result<()> {
     let ctx = GpuContext::new(choice)?;
     outln!("adapter: {}", ctx.name());
+    let copy = bench::copy_roof_gbps(&ctx)?;
     let roofs = if profile {
-        let r = (bench::fma_roof_gflops(&ctx)?, bench::copy_roof_gbps(&ctx)?);
+        let r = (bench::fma_roof_gflops(&ctx)?, copy);
         outln!(
             "roofs (same run): FMA {:.2} GFLOP/s, copy {:.2} GB/s",
             r.0,
@@ -82,7 +85,12 @@ pub fn bench_model(
         );
         Some(r)
     } else {
+        outln!("copy roof (same run): {copy:.2} GB/s");
         None
+    };
+    let formats: Vec<Option<WeightFormat>> = match formats.is_empty() {
+        true => vec![super::weights()],
+        false => formats.iter().copied().map(Some).collect(),
     };
     let dirs: Vec<PathBuf> = if models.is_empty() {
         let root = model_dir(&None)
@@ -102,16 +110,21 @@ pub fn bench_model(
     let mut figures = Vec::new();
     let mut profiles = Vec::new();
     let mut experts = Vec::new();
-    for dir in dirs {
-        let mut model =
-            load_model(&ctx, &dir).with_context(|| format!("loading model {}", dir.display()))?;
+    let runs = dirs
+        .iter()
+        .flat_map(|d| formats.iter().map(move |f| (d.clone(), *f)));
+    let mut baseline: Option<(PathBuf, f64)> = None;
+    for (dir, format) in runs {
+        let mut model = super::load_model_as(&ctx, &dir, format)
+            .with_context(|| format!("loading model {}", dir.display()))?;
         let p = prompt
             .min(model.config.max_context.saturating_sub(decode))
             .max(1);
         let f = bench::model::run(&ctx, &model, &dir.display().to_string(), p, decode, 2)?;
         outln!(
             "{}: {} attention{}, prompt {}: prefill {:.1} tok/s, decode {:.2} tok/s \
-             ({} per batch, {:.3} ms CPU encode per token), first run {:.2} s, cache {} B",
+             ({} per batch, {:.3} ms CPU encode per token; {:.1} MB of weights a token, {:.2} GB/s), \
+             first run {:.2} s, cache {} B",
             f.model,
             f.attention,
             match f.weights.as_str() {
@@ -123,8 +136,23 @@ pub fn bench_model(
             f.decode_tokens_per_s,
             f.decode_batch,
             f.encode_ms_per_token,
+            f.weight_bytes_per_token as f64 / 1e6,
+            f.decode_weight_gbps,
             f.first_run_s,
             f.cache_bytes
+        );
+        let base = match &baseline {
+            Some((d, tps)) if *d == dir => *tps,
+            _ => {
+                baseline = Some((dir.clone(), f.decode_tokens_per_s));
+                f.decode_tokens_per_s
+            }
+        };
+        outln!(
+            "  {}: decode {:.2}× the first format's; weights read at {:.1}% of the copy roof",
+            f.weights,
+            f.decode_tokens_per_s / base,
+            100.0 * f.decode_weight_gbps / copy
         );
         if let Some((fma, copy)) = roofs {
             let wall = (
@@ -141,7 +169,7 @@ pub fn bench_model(
         }
         figures.push(f);
     }
-    let roofs = roofs.map(|(fma, copy)| serde_json::json!({"fma_gflops": fma, "copy_gbps": copy}));
+    let roofs = serde_json::json!({"fma_gflops": roofs.map(|r| r.0), "copy_gbps": copy});
     write_json(
         out,
         &serde_json::json!({"adapter": ctx.name(), "roofs": roofs, "figures": figures,

@@ -185,10 +185,12 @@ pub fn main() {
                 decode,
                 profile,
                 expert_readback,
+                formats,
                 out,
             } => bench::bench_model(
                 choice,
                 models,
+                formats,
                 (*prompt, *decode),
                 (*profile, *expert_readback),
                 out,

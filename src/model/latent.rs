@@ -268,6 +268,12 @@ impl LatentLayer {
         ops::binary(b, BinaryOp::Add, l1, &o)
     }
 
+    /// Bytes of weights one decoded token reads: its queries, keys and values and the output
+    /// (the latent side, run once per chunk, is not counted).
+    pub fn decode_weight_bytes(&self) -> u64 {
+        self.qkv.bytes() + self.broadcast.o.bytes()
+    }
+
     /// An empty decode state (no token seen: the latents are the learned ones, refreshed by
     /// phase 2).
     pub fn new_state(&self, ctx: &GpuContext) -> Result<LatentState> {

@@ -240,6 +240,14 @@ impl Ffn {
         })
     }
 
+    /// Bytes of its weights (all read by each token).
+    pub fn weight_bytes(&self) -> u64 {
+        match self {
+            Ffn::Gated { gate, up, down, .. } => gate.bytes() + up.bytes() + down.bytes(),
+            Ffn::Gelu { fc1, fc2 } => fc1.bytes() + fc2.bytes(),
+        }
+    }
+
     /// `x` `[n, d]` -> `[n, d]`.
     pub fn forward(&self, b: &mut Batch, x: &GpuTensor) -> Result<GpuTensor> {
         match self {

@@ -145,6 +145,11 @@ impl MhaLayer {
         })
     }
 
+    /// Bytes of weights one decoded token reads.
+    pub fn decode_weight_bytes(&self) -> u64 {
+        self.qkv.bytes() + self.o_proj.weight.bytes()
+    }
+
     /// An empty cache for `max_context` tokens.
     pub fn new_cache(&self, ctx: &GpuContext, max_context: usize) -> Result<KvCache> {
         let shape = [max_context, self.kv_heads, self.head_dim];

@@ -528,6 +528,16 @@ impl MlaLayer {
         })
     }
 
+    /// Bytes of weights one decoded token reads on the absorbed path.
+    pub fn decode_weight_bytes(&self) -> u64 {
+        let q_a = self.q_a.as_ref().map_or(0, |(a, n)| a.bytes() + n.bytes());
+        let inputs = match &self.decode_in {
+            Some(stacked) => stacked.bytes(),
+            None => self.q_absorbed.bytes() + self.kv_a.bytes(),
+        };
+        q_a + inputs + self.o_absorbed.bytes()
+    }
+
     /// An empty compressed cache for `capacity` tokens.
     pub fn new_cache(&self, ctx: &GpuContext, capacity: usize) -> Result<MlaCache> {
         Ok(MlaCache {

@@ -49,6 +49,23 @@ pub struct MoeFfn {
     pub(crate) read_back_ids: bool,
 }
 
+impl FeedForward {
+    /// Bytes of weights one decoded token reads: all of a dense network; a mixture's router,
+    /// shared experts and `top_k` of its routed experts.
+    pub fn decode_weight_bytes(&self) -> u64 {
+        match self {
+            FeedForward::Dense(f) => f.weight_bytes(),
+            FeedForward::Moe(m) => {
+                let experts = m.gate.shape()[0].max(1) as u64;
+                let stacks = m.gate.bytes() + m.up.bytes() + m.down.bytes();
+                m.router.bytes()
+                    + stacks / experts * m.routing.top_k as u64
+                    + m.shared.as_ref().map_or(0, Ffn::weight_bytes)
+            }
+        }
+    }
+}
+
 impl MoeFfn {
     /// Loads `{prefix}.gate.weight` (and `.e_score_correction_bias`), the routed experts
     /// `{prefix}.experts.{j}.{gate,up,down}_proj.weight` stacked, and the shared experts

@@ -519,6 +519,24 @@ impl Model {
         }
     }
 
+    /// Bytes of weights one decoded token reads: every block's attention and feed-forward (a
+    /// mixture's chosen experts only), and the LM head.
+    pub fn decode_weight_bytes(&self) -> u64 {
+        let blocks: u64 = self
+            .blocks
+            .iter()
+            .map(|b| {
+                let attn = match &b.attn {
+                    Attention::Mha(l) => l.decode_weight_bytes(),
+                    Attention::Latent(l) => l.decode_weight_bytes(),
+                    Attention::Mla(l) => l.decode_weight_bytes(),
+                };
+                attn + b.ffn.decode_weight_bytes()
+            })
+            .sum();
+        blocks + self.lm_head.bytes()
+    }
+
     /// Whether the matrices were uploaded in f16.
     pub fn has_f16_matrices(&self) -> bool {
         self.weights == WeightFormat::F16
