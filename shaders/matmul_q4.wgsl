@@ -8,9 +8,9 @@
 // weight = d · (nibble - 8) for q4_0 (exact in f32: d is an f16 value), d · nibble + m for q4_1
 // (HAS_MIN). Rows are independent, so row blocks of q, scales and mins are a W of their own.
 // C's row stride and first column come from the params.
-//   matvec_q4      one invocation per output, z over the rows of A; a step loads a block's 16
-//                  bytes as one vec4<u32>; acc += d · Σ a·(nibble - 8), or
-//                  d · Σ a·nibble + m · Σ a
+//   matvec_q4      MV_ROWS outputs per invocation, z over the rows of A; a step loads a block's
+//                  activations once for its rows and each row's 16 bytes as one vec4<u32>;
+//                  acc += d · Σ a·(nibble - 8), or d · Σ a·nibble + m · Σ a
 //   matmul_nt_q4   8×8 outputs per invocation, each weight dequantized once per 8 rows of A
 //   matvec_glu_q4  act(x·Gᵀ) · (x·Uᵀ) for one row x, as matvec_q4 for both
 
@@ -26,48 +26,71 @@ override HAS_MIN: bool = false;
 override MV_WG: u32 = 64u;
 
 // The low (shift 0) or high (shift 4) nibbles of a word's four bytes, as f32, less 8 for q4_0.
+// Converted from i32 (the same values): a CPU rasteriser's SIMD converts signed integers in one
+// instruction and emulates the unsigned conversion.
 fn nibbles(word: u32, shift: u32) -> vec4<f32> {
     let v = (vec4<u32>(word) >> vec4<u32>(shift, shift + 8u, shift + 16u, shift + 24u)) & vec4<u32>(15u);
-    return vec4<f32>(v) - select(vec4<f32>(8.0), vec4<f32>(0.0), HAS_MIN);
+    return vec4<f32>(bitcast<vec4<i32>>(v)) - select(vec4<f32>(8.0), vec4<f32>(0.0), HAS_MIN);
 }
 
 // The part of a block's sum that d multiplies, by lanes: Σ a·nibble(-8) over the block's 16
-// bytes w, A's part starting at vec4 x.
-fn block_dot(x: u32, w: vec4<u32>) -> vec4<f32> {
-    var part = a[x] * nibbles(w.x, 0u);
-    part = fma(a[x + 1u], nibbles(w.y, 0u), part);
-    part = fma(a[x + 2u], nibbles(w.z, 0u), part);
-    part = fma(a[x + 3u], nibbles(w.w, 0u), part);
-    part = fma(a[x + 4u], nibbles(w.x, 4u), part);
-    part = fma(a[x + 5u], nibbles(w.y, 4u), part);
-    part = fma(a[x + 6u], nibbles(w.z, 4u), part);
-    return fma(a[x + 7u], nibbles(w.w, 4u), part);
+// bytes w, with the block's activations av.
+fn block_dot(av: array<vec4<f32>, 8>, w: vec4<u32>) -> vec4<f32> {
+    var part = av[0] * nibbles(w.x, 0u);
+    part = fma(av[1], nibbles(w.y, 0u), part);
+    part = fma(av[2], nibbles(w.z, 0u), part);
+    part = fma(av[3], nibbles(w.w, 0u), part);
+    part = fma(av[4], nibbles(w.x, 4u), part);
+    part = fma(av[5], nibbles(w.y, 4u), part);
+    part = fma(av[6], nibbles(w.z, 4u), part);
+    return fma(av[7], nibbles(w.w, 4u), part);
 }
 
-// Σ a over a block (what q4_1's minimum multiplies), by lanes.
-fn block_sum(x: u32) -> vec4<f32> {
-    return ((a[x] + a[x + 1u]) + (a[x + 2u] + a[x + 3u])) + ((a[x + 4u] + a[x + 5u]) + (a[x + 6u] + a[x + 7u]));
+// A block's 8 vec4s of activations from vec4 x, and their sum by lanes (what q4_1's minimum
+// multiplies).
+fn block_acts(x: u32) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(a[x], a[x + 1u], a[x + 2u], a[x + 3u], a[x + 4u], a[x + 5u],
+                               a[x + 6u], a[x + 7u]);
 }
+
+fn block_sum(av: array<vec4<f32>, 8>) -> vec4<f32> {
+    return ((av[0] + av[1]) + (av[2] + av[3])) + ((av[4] + av[5]) + (av[6] + av[7]));
+}
+
+// Rows per invocation of the matrix-vector kernels: each block's activations are loaded once
+// for all of them (on a CPU rasteriser the activation loads, not the weights', set the pace
+// once the weights are 4 bits).
+const MV_ROWS: u32 = 4u;
 
 @compute @workgroup_size(MV_WG, 1, 1)
 fn matvec_q4(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = gid.x;
+    let n0 = gid.x * MV_ROWS;
     let m = gid.z;
-    if (n >= p.n || m >= p.m) {
+    if (n0 >= p.n || m >= p.m) {
         return;
     }
     let blocks = p.k / 32u;
     let a_row = m * p.k / 4u;
-    var acc = vec4<f32>(0.0);
+    var acc = array<vec4<f32>, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
-        let s = n * blocks + b;
-        let x = a_row + 8u * b;
-        acc = fma(vec4<f32>(scales[s]), block_dot(x, q[s]), acc);
+        let av = block_acts(a_row + 8u * b);
+        var sum = vec4<f32>(0.0);
         if (HAS_MIN) {
-            acc = fma(vec4<f32>(mins[s]), block_sum(x), acc);
+            sum = block_sum(av);
+        }
+        for (var r = 0u; r < MV_ROWS; r++) {
+            let s = min(n0 + r, p.n - 1u) * blocks + b;
+            acc[r] = fma(vec4<f32>(scales[s]), block_dot(av, q[s]), acc[r]);
+            if (HAS_MIN) {
+                acc[r] = fma(vec4<f32>(mins[s]), sum, acc[r]);
+            }
         }
     }
-    c[p.c_offset + m * p.ldc + n] = dot(acc, vec4<f32>(1.0));
+    for (var r = 0u; r < MV_ROWS; r++) {
+        if (n0 + r < p.n) {
+            c[p.c_offset + m * p.ldc + n0 + r] = dot(acc[r], vec4<f32>(1.0));
+        }
+    }
 }
 
 override WG_X: u32 = 8u;
@@ -141,23 +164,33 @@ fn matmul_nt_q4(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 @compute @workgroup_size(MV_WG, 1, 1)
 fn matvec_glu_q4(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = gid.x;
-    if (n >= p.n) {
+    let n0 = gid.x * MV_ROWS;
+    if (n0 >= p.n) {
         return;
     }
     let blocks = p.k / 32u;
-    var g = vec4<f32>(0.0);
-    var u = vec4<f32>(0.0);
+    var g = array<vec4<f32>, MV_ROWS>();
+    var u = array<vec4<f32>, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
-        let s = n * blocks + b;
-        let x = 8u * b;
-        g = fma(vec4<f32>(scales[s]), block_dot(x, q[s]), g);
-        u = fma(vec4<f32>(scales_up[s]), block_dot(x, q_up[s]), u);
+        let av = block_acts(8u * b);
+        var sum = vec4<f32>(0.0);
         if (HAS_MIN) {
-            let sum = block_sum(x);
-            g = fma(vec4<f32>(mins[s]), sum, g);
-            u = fma(vec4<f32>(mins_up[s]), sum, u);
+            sum = block_sum(av);
+        }
+        for (var r = 0u; r < MV_ROWS; r++) {
+            let s = min(n0 + r, p.n - 1u) * blocks + b;
+            g[r] = fma(vec4<f32>(scales[s]), block_dot(av, q[s]), g[r]);
+            u[r] = fma(vec4<f32>(scales_up[s]), block_dot(av, q_up[s]), u[r]);
+            if (HAS_MIN) {
+                g[r] = fma(vec4<f32>(mins[s]), sum, g[r]);
+                u[r] = fma(vec4<f32>(mins_up[s]), sum, u[r]);
+            }
         }
     }
-    c_glu[p.c_offset + n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
+    for (var r = 0u; r < MV_ROWS; r++) {
+        if (n0 + r < p.n) {
+            c_glu[p.c_offset + n0 + r] =
+                gate_act(dot(g[r], vec4<f32>(1.0))) * dot(u[r], vec4<f32>(1.0));
+        }
+    }
 }

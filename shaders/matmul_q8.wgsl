@@ -6,9 +6,9 @@
 // weight = scale · byte (exact in f32: the scales are f16 values). Rows are independent, so row
 // blocks of q and scales are a W of their own. C's row stride and first column come from the
 // params (a row block of W writes its columns of a wider C).
-//   matvec_q8      one invocation per output (the decode layout for CPU rasterisers: each reads
-//                  its whole row), z over the rows of A; a step loads a block's 32 bytes as two
-//                  vec4<u32>, as many loads per step as the f32 kernel makes for 8 weights (on
+//   matvec_q8      MV_ROWS outputs per invocation (the decode layout for CPU rasterisers: each
+//                  reads whole rows), z over the rows of A; a step loads a block's 8 vec4s of
+//                  activations once for its rows and each row's 32 bytes as two vec4<u32> (on
 //                  lavapipe the loads, not the bytes, set the pace); acc += scale · Σ a·byte
 //   matmul_nt_q8   8×8 outputs per invocation (matmul_nt_v4's tiling), each weight dequantized
 //                  once per 8 rows of A: acc += a · (scale · byte)
@@ -28,35 +28,52 @@ fn bytes_of(word: u32) -> vec4<f32> {
     return vec4<f32>(v);
 }
 
-// Σ a·byte over a block's 32 bytes (q0, q1), A's part starting at vec4 x (by lanes: the caller
-// adds the four).
-fn block_dot(x: u32, q0: vec4<u32>, q1: vec4<u32>) -> vec4<f32> {
-    var part = a[x] * bytes_of(q0.x);
-    part = fma(a[x + 1u], bytes_of(q0.y), part);
-    part = fma(a[x + 2u], bytes_of(q0.z), part);
-    part = fma(a[x + 3u], bytes_of(q0.w), part);
-    part = fma(a[x + 4u], bytes_of(q1.x), part);
-    part = fma(a[x + 5u], bytes_of(q1.y), part);
-    part = fma(a[x + 6u], bytes_of(q1.z), part);
-    return fma(a[x + 7u], bytes_of(q1.w), part);
+// Σ a·byte over a block's 32 bytes (q0, q1), with the block's activations av (by lanes: the
+// caller adds the four).
+fn block_dot(av: array<vec4<f32>, 8>, q0: vec4<u32>, q1: vec4<u32>) -> vec4<f32> {
+    var part = av[0] * bytes_of(q0.x);
+    part = fma(av[1], bytes_of(q0.y), part);
+    part = fma(av[2], bytes_of(q0.z), part);
+    part = fma(av[3], bytes_of(q0.w), part);
+    part = fma(av[4], bytes_of(q1.x), part);
+    part = fma(av[5], bytes_of(q1.y), part);
+    part = fma(av[6], bytes_of(q1.z), part);
+    return fma(av[7], bytes_of(q1.w), part);
 }
+
+// A block's 8 vec4s of activations from vec4 x.
+fn block_acts(x: u32) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(a[x], a[x + 1u], a[x + 2u], a[x + 3u], a[x + 4u], a[x + 5u],
+                               a[x + 6u], a[x + 7u]);
+}
+
+// Rows per invocation of the matrix-vector kernels: each block's activations are loaded once
+// for all of them (on a CPU rasteriser, activation loads set the pace once weights are bytes).
+const MV_ROWS: u32 = 4u;
 
 @compute @workgroup_size(MV_WG, 1, 1)
 fn matvec_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = gid.x;
+    let n0 = gid.x * MV_ROWS;
     let m = gid.z;
-    if (n >= p.n || m >= p.m) {
+    if (n0 >= p.n || m >= p.m) {
         return;
     }
     let blocks = p.k / 32u;
     let a_row = m * p.k / 4u;
-    var acc = vec4<f32>(0.0);
+    var acc = array<vec4<f32>, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
-        let w = (n * blocks + b) * 2u;
-        let part = block_dot(a_row + 8u * b, q[w], q[w + 1u]);
-        acc = fma(vec4<f32>(scales[n * blocks + b]), part, acc);
+        let av = block_acts(a_row + 8u * b);
+        for (var r = 0u; r < MV_ROWS; r++) {
+            let s = min(n0 + r, p.n - 1u) * blocks + b;
+            let part = block_dot(av, q[2u * s], q[2u * s + 1u]);
+            acc[r] = fma(vec4<f32>(scales[s]), part, acc[r]);
+        }
     }
-    c[p.c_offset + m * p.ldc + n] = dot(acc, vec4<f32>(1.0));
+    for (var r = 0u; r < MV_ROWS; r++) {
+        if (n0 + r < p.n) {
+            c[p.c_offset + m * p.ldc + n0 + r] = dot(acc[r], vec4<f32>(1.0));
+        }
+    }
 }
 
 override WG_X: u32 = 8u;
@@ -124,17 +141,25 @@ fn matmul_nt_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 @compute @workgroup_size(MV_WG, 1, 1)
 fn matvec_glu_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n = gid.x;
-    if (n >= p.n) {
+    let n0 = gid.x * MV_ROWS;
+    if (n0 >= p.n) {
         return;
     }
     let blocks = p.k / 32u;
-    var g = vec4<f32>(0.0);
-    var u = vec4<f32>(0.0);
+    var g = array<vec4<f32>, MV_ROWS>();
+    var u = array<vec4<f32>, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
-        let w = (n * blocks + b) * 2u;
-        g = fma(vec4<f32>(scales[n * blocks + b]), block_dot(8u * b, q[w], q[w + 1u]), g);
-        u = fma(vec4<f32>(scales_up[n * blocks + b]), block_dot(8u * b, q_up[w], q_up[w + 1u]), u);
+        let av = block_acts(8u * b);
+        for (var r = 0u; r < MV_ROWS; r++) {
+            let s = min(n0 + r, p.n - 1u) * blocks + b;
+            g[r] = fma(vec4<f32>(scales[s]), block_dot(av, q[2u * s], q[2u * s + 1u]), g[r]);
+            u[r] = fma(vec4<f32>(scales_up[s]), block_dot(av, q_up[2u * s], q_up[2u * s + 1u]), u[r]);
+        }
     }
-    c_glu[p.c_offset + n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
+    for (var r = 0u; r < MV_ROWS; r++) {
+        if (n0 + r < p.n) {
+            c_glu[p.c_offset + n0 + r] =
+                gate_act(dot(g[r], vec4<f32>(1.0))) * dot(u[r], vec4<f32>(1.0));
+        }
+    }
 }

@@ -26,6 +26,10 @@ use half::f16;
 /// Weights per block (and per scale).
 pub const QUANT_BLOCK: usize = 32;
 
+/// Rows each invocation of the matrix-vector kernels computes (`MV_ROWS` in `matmul_q8.wgsl`
+/// and `matmul_q4.wgsl`): a block's activations are loaded once for them all.
+const MV_ROWS: u64 = 4;
+
 /// A block-quantized format (llama.cpp's name and layout within a block).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QuantScheme {
@@ -393,9 +397,10 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
     for (first, codes, scales, mins) in w.blocks() {
         let rows = codes.shape()[0];
         let params = block_params(OP, (m, rows, k), n, first)?;
+        let per_invocation = MV_ROWS;
         let wg = match tiled {
             true => [(rows as u64).div_ceil(64), (m as u64).div_ceil(64), 1],
-            false => [(rows as u64).div_ceil(64), 1, m as u64],
+            false => [(rows as u64).div_ceil(64 * per_invocation), 1, m as u64],
         };
         if let Some(&found) = wg.iter().find(|&&g| g > max) {
             return Err(Error::DispatchTooLarge {
@@ -454,7 +459,7 @@ pub fn matvec_glu_quant(
     for ((first, gc, gs, gm), (_, uc, us, um)) in gate.blocks().into_iter().zip(up.blocks()) {
         let rows = gc.shape()[0];
         let params = block_params(OP, (1, rows, k), 0, first)?;
-        let groups = (rows as u64).div_ceil(64);
+        let groups = (rows as u64).div_ceil(64 * MV_ROWS);
         if groups > max {
             return Err(Error::DispatchTooLarge {
                 op: OP,
