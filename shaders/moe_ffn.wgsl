@@ -298,3 +298,157 @@ fn moe_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     }
     y[i] = acc;
 }
+
+// The same two products with quantized expert matrices (q8_0, or q4_0 where Q4), dequantized in
+// the kernel as matmul_q8.wgsl and matmul_q4.wgsl do: codes [experts, rows, k/32 blocks] of two
+// (q8) or one (q4) vec4<u32> per block, scales [experts, rows, k/32]. Each block's sum is
+// Σ activation·code in order, then scaled and accumulated, as the matrix-vector kernels do.
+override Q4: bool = false;
+
+// The four signed bytes of a word, as f32.
+fn q8_bytes(word: u32) -> vec4<f32> {
+    let v = bitcast<vec4<i32>>(vec4<u32>(word << 24u, word << 16u, word << 8u, word)) >> vec4<u32>(24u);
+    return vec4<f32>(v);
+}
+
+// The low (shift 0) or high (shift 4) nibbles of a word's four bytes, less 8.
+fn q4_nibbles(word: u32, shift: u32) -> vec4<f32> {
+    let v = (vec4<u32>(word) >> vec4<u32>(shift, shift + 8u, shift + 16u, shift + 24u)) & vec4<u32>(15u);
+    return vec4<f32>(bitcast<vec4<i32>>(v)) - vec4<f32>(8.0);
+}
+
+// A block's 32 codes as 8 quads of weights before the scale: weights 4t..4t+3 in quad t.
+fn block_quads(c0: vec4<u32>, c1: vec4<u32>) -> array<vec4<f32>, 8> {
+    if (Q4) {
+        return array<vec4<f32>, 8>(
+            q4_nibbles(c0.x, 0u), q4_nibbles(c0.y, 0u), q4_nibbles(c0.z, 0u), q4_nibbles(c0.w, 0u),
+            q4_nibbles(c0.x, 4u), q4_nibbles(c0.y, 4u), q4_nibbles(c0.z, 4u), q4_nibbles(c0.w, 4u));
+    }
+    return array<vec4<f32>, 8>(q8_bytes(c0.x), q8_bytes(c0.y), q8_bytes(c0.z), q8_bytes(c0.w),
+                               q8_bytes(c1.x), q8_bytes(c1.y), q8_bytes(c1.z), q8_bytes(c1.w));
+}
+
+@group(0) @binding(3) var<storage, read> gate_codes: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> gate_scales: array<f32>;
+@group(0) @binding(5) var<storage, read> up_codes: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read> up_scales: array<f32>;
+@group(0) @binding(7) var<storage, read_write> hq: array<f32>;
+
+// Block s of each codes array, as quads.
+fn gate_block(s: u32) -> array<vec4<f32>, 8> {
+    if (Q4) {
+        return block_quads(gate_codes[s], vec4<u32>(0u));
+    }
+    return block_quads(gate_codes[2u * s], gate_codes[2u * s + 1u]);
+}
+
+fn up_block(s: u32) -> array<vec4<f32>, 8> {
+    if (Q4) {
+        return block_quads(up_codes[s], vec4<u32>(0u));
+    }
+    return block_quads(up_codes[2u * s], up_codes[2u * s + 1u]);
+}
+
+@compute @workgroup_size(WG)
+fn moe_gate_up_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let e = expert_of_group(wid.y);
+    let r = wid.x * WG + lid;
+    if (e >= p.experts || r >= p.inter) {
+        return;
+    }
+    let first = plan[start_at(e)];
+    let count = plan[count_at(e)];
+    let blocks = p.d / 32u;
+    let row = ((e - p.first_expert) * p.inter + r) * blocks;
+    for (var done = 0u; done < count; done += TOKENS_PER_PASS) {
+        let n = min(TOKENS_PER_PASS, count - done);
+        var xrow = array<u32, TB>();
+        var g = array<vec4<f32>, TB>();
+        var u = array<vec4<f32>, TB>();
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS) {
+                let slot = plan[order_at(first + done + min(i, n - 1u))];
+                xrow[i] = slot / p.top_k * (p.d / 4u);
+            }
+        }
+        for (var b = 0u; b < blocks; b++) {
+            let gw = gate_block(row + b);
+            let uw = up_block(row + b);
+            let gs = vec4<f32>(gate_scales[row + b]);
+            let us = vec4<f32>(up_scales[row + b]);
+            for (var i = 0u; i < TB; i++) {
+                if (i < TOKENS_PER_PASS) {
+                    let x0 = xrow[i] + 8u * b;
+                    var pg = x4[x0] * gw[0];
+                    var pu = x4[x0] * uw[0];
+                    for (var t = 1u; t < 8u; t++) {
+                        pg = fma(x4[x0 + t], gw[t], pg);
+                        pu = fma(x4[x0 + t], uw[t], pu);
+                    }
+                    g[i] = fma(gs, pg, g[i]);
+                    u[i] = fma(us, pu, u[i]);
+                }
+            }
+        }
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS && i < n) {
+                let slot = plan[order_at(first + done + i)];
+                hq[slot * p.inter + r] = gate_act(dot(g[i], vec4<f32>(1.0))) * dot(u[i], vec4<f32>(1.0));
+            }
+        }
+    }
+}
+
+@group(0) @binding(3) var<storage, read> down_codes: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> down_scales: array<f32>;
+@group(0) @binding(5) var<storage, read_write> ykq: array<f32>;
+
+fn down_block(s: u32) -> array<vec4<f32>, 8> {
+    if (Q4) {
+        return block_quads(down_codes[s], vec4<u32>(0u));
+    }
+    return block_quads(down_codes[2u * s], down_codes[2u * s + 1u]);
+}
+
+@compute @workgroup_size(WG)
+fn moe_down_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let e = expert_of_group(wid.y);
+    let o = wid.x * WG + lid;
+    if (e >= p.experts || o >= p.d) {
+        return;
+    }
+    let first = plan[start_at(e)];
+    let count = plan[count_at(e)];
+    let blocks = p.inter / 32u;
+    let row = ((e - p.first_expert) * p.d + o) * blocks;
+    for (var done = 0u; done < count; done += TOKENS_PER_PASS) {
+        let n = min(TOKENS_PER_PASS, count - done);
+        var hrow = array<u32, TB>();
+        var acc = array<vec4<f32>, TB>();
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS) {
+                hrow[i] = plan[order_at(first + done + min(i, n - 1u))] * (p.inter / 4u);
+            }
+        }
+        for (var b = 0u; b < blocks; b++) {
+            let w = down_block(row + b);
+            let s = vec4<f32>(down_scales[row + b]);
+            for (var i = 0u; i < TB; i++) {
+                if (i < TOKENS_PER_PASS) {
+                    let h0 = hrow[i] + 8u * b;
+                    var part = h4[h0] * w[0];
+                    for (var t = 1u; t < 8u; t++) {
+                        part = fma(h4[h0 + t], w[t], part);
+                    }
+                    acc[i] = fma(s, part, acc[i]);
+                }
+            }
+        }
+        for (var i = 0u; i < TB; i++) {
+            if (i < TOKENS_PER_PASS && i < n) {
+                let slot = plan[order_at(first + done + i)];
+                ykq[slot * p.d + o] = dot(acc[i], vec4<f32>(1.0));
+            }
+        }
+    }
+}

@@ -395,6 +395,20 @@ pub const MOE_DOWN_V4: Kernel = kernel(
     "moe_down_v4",
     &[Uniform, Read, Read, Read, ReadWrite],
 );
+/// As [`MOE_GATE_UP_V4`] with q8_0 or q4_0 (`Q4`) gate and up.
+pub const MOE_GATE_UP_Q: Kernel = kernel(
+    "moe_ffn.wgsl",
+    MOE_FFN_SRC,
+    "moe_gate_up_q",
+    &[Uniform, Read, Read, Read, Read, Read, Read, ReadWrite],
+);
+/// As [`MOE_DOWN_V4`] with a q8_0 or q4_0 (`Q4`) down projection.
+pub const MOE_DOWN_Q: Kernel = kernel(
+    "moe_ffn.wgsl",
+    MOE_FFN_SRC,
+    "moe_down_q",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
 /// Each token's expert outputs, weighted and summed in choice order.
 pub const MOE_COMBINE: Kernel = kernel(
     "moe_ffn.wgsl",

@@ -112,6 +112,11 @@ async fn moe_experts_match_reference() {
 }
 
 #[wasm_bindgen_test]
+async fn moe_quantized_experts_match_reference() {
+    kernel_checks::moe_quantized_experts(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
 async fn moe_routing_matches_reference() {
     kernel_checks::moe_routing(&browser_gpu().await).await;
 }

@@ -23,6 +23,11 @@ fn moe_experts_match_reference() {
 }
 
 #[test]
+fn moe_quantized_experts_match_reference() {
+    on_every_adapter(|ctx| block_on(checks::moe_quantized_experts(ctx)));
+}
+
+#[test]
 fn quant_products_match_reference() {
     on_every_adapter(|ctx| block_on(checks::quant_products(ctx)));
 }

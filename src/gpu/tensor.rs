@@ -504,7 +504,7 @@ impl GpuTensor {
 
     /// One tensor from row blocks of one dtype and one row shape, outermost dimensions
     /// concatenated (a single block is returned as it is, under `label`).
-    pub(crate) fn from_row_blocks(label: &str, blocks: Vec<GpuTensor>) -> Result<Self> {
+    pub fn from_row_blocks(label: &str, blocks: Vec<GpuTensor>) -> Result<Self> {
         let first = blocks.first().ok_or_else(|| Error::Invalid {
             what: format!("row blocks of '{label}'"),
             expected: "at least one".into(),

@@ -8,7 +8,9 @@ use super::weights::WeightFile;
 use crate::error::Result;
 use crate::gpu::split::{block_limit, rows_per_block};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
-use crate::ops::{self, BinaryOp, Experts, GateAct, Routing};
+use crate::ops::{
+    self, BinaryOp, ExpertStack, Experts, GateAct, QuantScheme, Routing, WeightFormat, QUANT_BLOCK,
+};
 
 /// A block's feed-forward.
 pub enum FeedForward {
@@ -36,10 +38,10 @@ pub struct MoeFfn {
     bias: GpuTensor,
     /// Every routed expert's gate and up projections `[experts, hidden, d]`, and down
     /// projection `[experts, d, hidden]`, stacked (in blocks of whole experts past the block
-    /// limit).
-    gate: GpuTensor,
-    up: GpuTensor,
-    down: GpuTensor,
+    /// limit), f32 or quantized.
+    gate: ExpertStack,
+    up: ExpertStack,
+    down: ExpertStack,
     /// The shared experts as one gated feed-forward of their total width, if any.
     shared: Option<Ffn>,
     routing: Routing,
@@ -90,6 +92,16 @@ impl MoeFfn {
         let limit = block_limit(ctx, file.block_bytes);
         let label = |what: &str| format!("{prefix}.experts.{what}");
         let per_block = rows_per_block(&label("gate_proj"), &[e, h, d], DType::F32, limit)?;
+        // q8_0 and q4_0 experts are quantized (each matrix whose rows are whole blocks);
+        // q4_1 ones stay f32 (its minimums would pass the kernels' eight bindings).
+        let scheme = match file.weights {
+            Some(WeightFormat::Quant(s)) if s != QuantScheme::Q4_1 => Some(s),
+            Some(WeightFormat::Quant(s)) => {
+                log::info!("{prefix}: routed experts stay f32 with {}", s.name());
+                None
+            }
+            _ => None,
+        };
         let (mut gates, mut ups, mut downs) = (Vec::new(), Vec::new(), Vec::new());
         for first in (0..e).step_by(per_block) {
             let n = per_block.min(e - first);
@@ -100,13 +112,13 @@ impl MoeFfn {
                 up.extend(file.take(&name("up_proj"), &[h, d])?);
                 down.extend(file.take(&name("down_proj"), &[d, h])?);
             }
-            let block = |what: &str, shape: &[usize], data: &[f32]| {
+            let block = |what: &str, shape: [usize; 3], data: &[f32]| {
                 let name = format!("{}[{first}..{}]", label(what), first + n);
-                GpuTensor::from_f32(ctx, &name, shape, data)
+                upload_block(ctx, &name, shape, data, scheme)
             };
-            gates.push(block("gate_proj", &[n, h, d], &gate)?);
-            ups.push(block("up_proj", &[n, h, d], &up)?);
-            downs.push(block("down_proj", &[n, d, h], &down)?);
+            gates.push(block("gate_proj", [n, h, d], &gate)?);
+            ups.push(block("up_proj", [n, h, d], &up)?);
+            downs.push(block("down_proj", [n, d, h], &down)?);
         }
         let shared = match moe.shared_experts {
             0 => None,
@@ -121,9 +133,9 @@ impl MoeFfn {
         Ok(MoeFfn {
             router,
             bias,
-            gate: GpuTensor::from_row_blocks(&label("gate_proj"), gates)?,
-            up: GpuTensor::from_row_blocks(&label("up_proj"), ups)?,
-            down: GpuTensor::from_row_blocks(&label("down_proj"), downs)?,
+            gate: join_blocks(&label("gate_proj"), gates)?,
+            up: join_blocks(&label("up_proj"), ups)?,
+            down: join_blocks(&label("down_proj"), downs)?,
             shared,
             routing,
             act: match cfg.ffn_kind {
@@ -159,4 +171,63 @@ impl MoeFfn {
             None => Ok(routed),
         }
     }
+}
+
+/// One block of stacked expert matrices `shape` `[experts, rows, k]`: quantized in `scheme`
+/// when its rows are whole blocks of 32, else f32.
+fn upload_block(
+    ctx: &GpuContext,
+    name: &str,
+    shape: [usize; 3],
+    data: &[f32],
+    scheme: Option<QuantScheme>,
+) -> Result<ExpertStack> {
+    let [n, rows, k] = shape;
+    match scheme.filter(|_| k.is_multiple_of(QUANT_BLOCK)) {
+        Some(scheme) => {
+            let q = ops::quantize(scheme, data, k)?;
+            let words = k / QUANT_BLOCK * scheme.words_per_block();
+            Ok(ExpertStack::Quant {
+                scheme,
+                codes: GpuTensor::from_u32(ctx, name, &[n, rows, words], &q.codes)?,
+                scales: GpuTensor::from_f32(
+                    ctx,
+                    &format!("{name} scales"),
+                    &[n, rows, k / QUANT_BLOCK],
+                    &q.scales,
+                )?,
+            })
+        }
+        None => Ok(ExpertStack::F32(GpuTensor::from_f32(
+            ctx, name, &shape, data,
+        )?)),
+    }
+}
+
+/// The blocks of one stacked matrix as one stack (their codes and scales split alike).
+fn join_blocks(label: &str, blocks: Vec<ExpertStack>) -> Result<ExpertStack> {
+    let mut values = Vec::new();
+    let (mut codes, mut scales, mut scheme) = (Vec::new(), Vec::new(), None);
+    for block in blocks {
+        match block {
+            ExpertStack::F32(t) => values.push(t),
+            ExpertStack::Quant {
+                scheme: s,
+                codes: c,
+                scales: sc,
+            } => {
+                scheme = Some(s);
+                codes.push(c);
+                scales.push(sc);
+            }
+        }
+    }
+    Ok(match scheme {
+        Some(scheme) if values.is_empty() => ExpertStack::Quant {
+            scheme,
+            codes: GpuTensor::from_row_blocks(label, codes)?,
+            scales: GpuTensor::from_row_blocks(&format!("{label} scales"), scales)?,
+        },
+        _ => ExpertStack::F32(GpuTensor::from_row_blocks(label, values)?),
+    })
 }

@@ -31,7 +31,7 @@ pub use latent::{gather_update, GatherParams, GatherState};
 pub use linear::{gather_rows, linear, linear_glu, Weight, WeightFormat};
 pub use matmul::{matmul, matmul_into, matvec_glu, matvec_with, GateAct, MatmulParams, MatvecPath};
 pub use mla_rope::{mla_rope, MlaRopeParams};
-pub use moe_ffn::{moe_ffn, Experts, MoeParams};
+pub use moe_ffn::{moe_ffn, ExpertStack, Experts, MoeParams};
 pub use moe_route::{moe_route, RouteMethod, RouteParams, Routing};
 pub use norm::{add_norm, layernorm, rmsnorm, NormParams};
 pub use permute::{permute01, PermuteParams};

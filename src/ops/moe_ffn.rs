@@ -7,6 +7,7 @@ use super::{as_u32, expect_shape, GateAct};
 use crate::error::{shape_err, Result};
 use crate::gpu::batch::grid;
 use crate::gpu::{Batch, DType, GpuTensor};
+use crate::ops::{QuantScheme, QUANT_BLOCK};
 use crate::shaders;
 
 /// Mirrors `MoeParams` in `moe_ffn.wgsl`.
@@ -31,15 +32,79 @@ pub struct MoeParams {
     pub _pad: u32,
 }
 
+/// One stacked expert matrix `[experts, rows, k]`: f32 values, or q8_0/q4_0 blocks (codes
+/// `[experts, rows, k/32 · words]` u32 and scales `[experts, rows, k/32]` f32, the layout of
+/// `ops::quant`), whole or split into blocks of whole experts (codes and scales alike).
+#[derive(Clone, Debug)]
+pub enum ExpertStack {
+    /// f32 values.
+    F32(GpuTensor),
+    /// Quantized blocks (q8_0 or q4_0).
+    Quant {
+        /// The scheme.
+        scheme: QuantScheme,
+        /// The codes.
+        codes: GpuTensor,
+        /// The scales.
+        scales: GpuTensor,
+    },
+}
+
+impl ExpertStack {
+    /// `[experts, rows, k]`.
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            ExpertStack::F32(t) => t.shape().to_vec(),
+            ExpertStack::Quant { scales, .. } => {
+                let s = scales.shape();
+                vec![s[0], s[1], s[2] * QUANT_BLOCK]
+            }
+        }
+    }
+
+    /// Bytes on the GPU.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            ExpertStack::F32(t) => t.bytes(),
+            ExpertStack::Quant { codes, scales, .. } => codes.bytes() + scales.bytes(),
+        }
+    }
+
+    /// The scheme of a quantized stack.
+    fn scheme(&self) -> Option<QuantScheme> {
+        match self {
+            ExpertStack::F32(_) => None,
+            ExpertStack::Quant { scheme, .. } => Some(*scheme),
+        }
+    }
+
+    /// `(first expert, experts, values or codes, scales)` per block.
+    fn blocks(&self) -> Vec<(usize, usize, GpuTensor, Option<GpuTensor>)> {
+        match self {
+            ExpertStack::F32(t) => t
+                .row_blocks()
+                .into_iter()
+                .map(|(first, b)| (first, b.shape()[0], b, None))
+                .collect(),
+            ExpertStack::Quant { codes, scales, .. } => codes
+                .row_blocks()
+                .into_iter()
+                .zip(scales.row_blocks())
+                .map(|((first, c), (_, s))| (first, c.shape()[0], c, Some(s)))
+                .collect(),
+        }
+    }
+}
+
 /// The stacked weights of every routed expert, each matrix whole or split into the same blocks
-/// of whole experts.
+/// of whole experts; gate and up in one format.
 pub struct Experts<'a> {
     /// Gate projections `[experts, inter, d]`.
-    pub gate: &'a GpuTensor,
+    pub gate: &'a ExpertStack,
     /// Up projections `[experts, inter, d]`.
-    pub up: &'a GpuTensor,
+    pub up: &'a ExpertStack,
     /// Down projections `[experts, d, inter]`.
-    pub down: &'a GpuTensor,
+    pub down: &'a ExpertStack,
     /// The gate's activation.
     pub act: GateAct,
 }
@@ -74,8 +139,22 @@ pub fn moe_ffn(
             format!("{shape:?}"),
         ));
     }
-    expect_shape(OP, "up", experts.up, &[n_experts, inter, d])?;
-    expect_shape(OP, "down", experts.down, &[n_experts, d, inter])?;
+    for (what, stack, want) in [
+        ("up", experts.up, [n_experts, inter, d]),
+        ("down", experts.down, [n_experts, d, inter]),
+    ] {
+        if stack.shape() != want {
+            return Err(shape_err(
+                OP,
+                what,
+                format!("{want:?}"),
+                format!("{:?}", stack.shape()),
+            ));
+        }
+    }
+    if experts.gate.scheme() != experts.up.scheme() {
+        return Err(shape_err(OP, "gate and up", "one format", "two"));
+    }
     let top_k = ids.shape().last().copied().unwrap_or(0);
     if ids.dtype() != DType::U32 || ids.shape() != [tokens, top_k] || top_k == 0 {
         return Err(shape_err(
@@ -115,44 +194,54 @@ pub fn moe_ffn(
         &[ids, &plan],
         [1, 1, 1],
     )?;
-    let constants = pass_constants(experts.act, tokens == 1);
+    let one_token = tokens == 1;
     let groups_y = as_u32(OP, "experts in use", n_experts.min(slots))?;
     let h = GpuTensor::scratch(ctx, "expert hidden", &[slots, inter], DType::F32)?;
     let yk = GpuTensor::scratch(ctx, "expert outputs", &[slots, d], DType::F32)?;
-    // vec4 loads where the rows are whole vec4s.
-    let (gate_up, down_kernel) = (
-        match d % 4 {
-            0 => &shaders::MOE_GATE_UP_V4,
-            _ => &shaders::MOE_GATE_UP,
-        },
-        match inter % 4 {
-            0 => &shaders::MOE_DOWN_V4,
-            _ => &shaders::MOE_DOWN,
-        },
-    );
+    // Quantized kernels for quantized stacks; else vec4 loads where the rows are whole vec4s.
+    let (gate_up, gate_q4) = match experts.gate.scheme() {
+        Some(s) => (&shaders::MOE_GATE_UP_Q, s == QuantScheme::Q4_0),
+        None if d % 4 == 0 => (&shaders::MOE_GATE_UP_V4, false),
+        None => (&shaders::MOE_GATE_UP, false),
+    };
+    let (down_kernel, down_q4) = match experts.down.scheme() {
+        Some(s) => (&shaders::MOE_DOWN_Q, s == QuantScheme::Q4_0),
+        None if inter % 4 == 0 => (&shaders::MOE_DOWN_V4, false),
+        None => (&shaders::MOE_DOWN, false),
+    };
     for (first, count, gate, up, _) in &blocks {
         params.first_expert = as_u32(OP, "first expert", *first)?;
         params.block_experts = as_u32(OP, "experts", *count)?;
         let wg = [as_u32(OP, "inter", inter.div_ceil(64))?, groups_y, 1];
-        batch.dispatch(
-            gate_up,
-            constants,
-            Some(bytemuck::bytes_of(&params)),
-            &[x, &plan, gate, up, &h],
-            wg,
-        )?;
+        let params = Some(bytemuck::bytes_of(&params));
+        let constants = pass_constants(experts.act, one_token, gate_q4);
+        match (gate, up) {
+            ((g, Some(gs)), (u, Some(us))) => batch.dispatch(
+                gate_up,
+                constants,
+                params,
+                &[x, &plan, g, gs, u, us, &h],
+                wg,
+            )?,
+            ((g, _), (u, _)) => {
+                batch.dispatch(gate_up, constants, params, &[x, &plan, g, u, &h], wg)?
+            }
+        }
     }
     for (first, count, _, _, down) in &blocks {
         params.first_expert = as_u32(OP, "first expert", *first)?;
         params.block_experts = as_u32(OP, "experts", *count)?;
         let wg = [as_u32(OP, "d", d.div_ceil(64))?, groups_y, 1];
-        batch.dispatch(
-            down_kernel,
-            constants,
-            Some(bytemuck::bytes_of(&params)),
-            &[&h, &plan, down, &yk],
-            wg,
-        )?;
+        let params = Some(bytemuck::bytes_of(&params));
+        let constants = pass_constants(experts.act, one_token, down_q4);
+        match down {
+            (w, Some(s)) => {
+                batch.dispatch(down_kernel, constants, params, &[&h, &plan, w, s, &yk], wg)?
+            }
+            (w, None) => {
+                batch.dispatch(down_kernel, constants, params, &[&h, &plan, w, &yk], wg)?
+            }
+        }
     }
     let y = GpuTensor::scratch(ctx, "experts", &[tokens, d], DType::F32)?;
     let wg = grid(ctx, OP, ((tokens * d) as u64).div_ceil(64))?;
@@ -170,38 +259,54 @@ pub fn moe_ffn(
 /// (decode: each expert in use has exactly one), so no work goes to padding; else the shader's
 /// 4 (measured on lavapipe with the DeepSeek-V2-Lite slice, prompt 32: prefill 10.3 tok/s with
 /// 8 tokens per pass, 12.2 with 4, 12.0 with 2).
-fn pass_constants(act: GateAct, one_token: bool) -> crate::gpu::pipeline::Constants {
-    const TABLE: [[&[(&str, f64)]; 2]; 3] = [
-        [&[("ACT", 0.0)], &[("ACT", 0.0), ("TOKENS_PER_PASS", 1.0)]],
-        [&[("ACT", 1.0)], &[("ACT", 1.0), ("TOKENS_PER_PASS", 1.0)]],
-        [&[("ACT", 2.0)], &[("ACT", 2.0), ("TOKENS_PER_PASS", 1.0)]],
+/// With `q4`, the quantized kernels read q4_0 blocks (`Q4`).
+fn pass_constants(act: GateAct, one_token: bool, q4: bool) -> crate::gpu::pipeline::Constants {
+    const ONE: (&str, f64) = ("TOKENS_PER_PASS", 1.0);
+    const Q4: (&str, f64) = ("Q4", 1.0);
+    const TABLE: [[[&[(&str, f64)]; 2]; 2]; 3] = [
+        [
+            [&[("ACT", 0.0)], &[("ACT", 0.0), Q4]],
+            [&[("ACT", 0.0), ONE], &[("ACT", 0.0), ONE, Q4]],
+        ],
+        [
+            [&[("ACT", 1.0)], &[("ACT", 1.0), Q4]],
+            [&[("ACT", 1.0), ONE], &[("ACT", 1.0), ONE, Q4]],
+        ],
+        [
+            [&[("ACT", 2.0)], &[("ACT", 2.0), Q4]],
+            [&[("ACT", 2.0), ONE], &[("ACT", 2.0), ONE, Q4]],
+        ],
     ];
     let row = match act {
         GateAct::Silu => 0,
         GateAct::Gelu => 1,
         GateAct::GeluTanh => 2,
     };
-    TABLE[row][one_token as usize]
+    TABLE[row][one_token as usize][q4 as usize]
 }
 
 /// The experts kernels sort at most this many experts (one workgroup invocation each).
 pub const MAX_EXPERTS: usize = 256;
 
+/// A block's values or codes, and its scales when quantized.
+type StackBlock = (GpuTensor, Option<GpuTensor>);
+
 /// `(first expert, experts, gate, up, down)` per block of the stacked matrices, which must be
 /// split alike.
-type ExpertBlock = (usize, usize, GpuTensor, GpuTensor, GpuTensor);
+type ExpertBlock = (usize, usize, StackBlock, StackBlock, StackBlock);
 
 fn expert_blocks(experts: &Experts) -> Result<Vec<ExpertBlock>> {
     let (g, u, d) = (
-        experts.gate.row_blocks(),
-        experts.up.row_blocks(),
-        experts.down.row_blocks(),
+        experts.gate.blocks(),
+        experts.up.blocks(),
+        experts.down.blocks(),
     );
     let alike = g.len() == u.len()
         && g.len() == d.len()
-        && g.iter().zip(&u).zip(&d).all(|(((a, x), (b, y)), (c, z))| {
-            a == b && b == c && x.shape()[0] == y.shape()[0] && y.shape()[0] == z.shape()[0]
-        });
+        && g.iter()
+            .zip(&u)
+            .zip(&d)
+            .all(|(((a, x, ..), (b, y, ..)), (c, z, ..))| a == b && b == c && x == y && y == z);
     if !alike {
         return Err(shape_err(
             "moe_ffn",
@@ -213,6 +318,8 @@ fn expert_blocks(experts: &Experts) -> Result<Vec<ExpertBlock>> {
     Ok(g.into_iter()
         .zip(u)
         .zip(d)
-        .map(|(((first, gate), (_, up)), (_, down))| (first, gate.shape()[0], gate, up, down))
+        .map(|(((first, n, gv, gs), (_, _, uv, us)), (_, _, dv, ds))| {
+            (first, n, (gv, gs), (uv, us), (dv, ds))
+        })
         .collect())
 }

@@ -1044,7 +1044,7 @@ pub async fn moe_routing(ctx: &GpuContext) {
 /// unused (19 tokens: passes of 4, 4, 4, 4 and 3 tokens per expert); and the same values bit for bit
 /// with the stacked matrices split into blocks of whole experts.
 pub async fn moe_experts(ctx: &GpuContext) {
-    use ops::{Experts, GateAct};
+    use ops::{ExpertStack, Experts, GateAct};
     let mut rng = Rng::new(37);
     // (tokens, top_k, experts, d, inter, act, every token the same experts)
     let cases = [
@@ -1073,6 +1073,11 @@ pub async fn moe_experts(ctx: &GpuContext) {
         let g_gate = upload(ctx, "gate", &[n_experts, inter, d], &gate);
         let g_up = upload(ctx, "up", &[n_experts, inter, d], &up);
         let g_down = upload(ctx, "down", &[n_experts, d, inter], &down);
+        let (g_gate, g_up, g_down) = (
+            ExpertStack::F32(g_gate),
+            ExpertStack::F32(g_up),
+            ExpertStack::F32(g_down),
+        );
         let experts = Experts {
             gate: &g_gate,
             up: &g_up,
@@ -1107,6 +1112,11 @@ pub async fn moe_experts(ctx: &GpuContext) {
             split("down", &[n_experts, d, inter], &down),
         );
         assert_eq!(s_gate.is_split(), n_experts > 2);
+        let (s_gate, s_up, s_down) = (
+            ExpertStack::F32(s_gate),
+            ExpertStack::F32(s_up),
+            ExpertStack::F32(s_down),
+        );
         let split_experts = Experts {
             gate: &s_gate,
             up: &s_up,
@@ -1143,6 +1153,111 @@ pub async fn moe_experts(ctx: &GpuContext) {
             &reference,
             |i| c * bound[i] + 1e-30,
         );
+    }
+}
+
+/// Quantized routed experts (q8_0, q4_0) against the f64 reference with the dequantized
+/// weights, one token and several (passes of 4 tokens per expert), and the same values bit for
+/// bit with the stacks split into blocks of whole experts (codes and scales alike).
+pub async fn moe_quantized_experts(ctx: &GpuContext) {
+    use ops::{ExpertStack, Experts, GateAct, QuantScheme};
+    let mut rng = Rng::new(43);
+    // (tokens, top_k, experts, d, inter, act, every token the same experts)
+    let cases = [
+        (1, 6, 8, 64, 64, GateAct::Silu, false),
+        (5, 2, 13, 32, 96, GateAct::Gelu, false),
+        (19, 2, 5, 64, 32, GateAct::Silu, true),
+    ];
+    for scheme in [QuantScheme::Q8_0, QuantScheme::Q4_0] {
+        for (tokens, top_k, n_experts, d, inter, act, same) in cases {
+            let x = rng.vec(tokens * d, -1.0, 1.0);
+            let weights = rng.vec(tokens * top_k, 0.0, 1.0);
+            let ids: Vec<u32> = (0..tokens)
+                .flat_map(|t| {
+                    let start = if same { 2 } else { (t * 5 + 1) % n_experts };
+                    (0..top_k).map(move |j| ((start + j * 3) % n_experts) as u32)
+                })
+                .collect();
+            let g_ids = GpuTensor::from_u32(ctx, "ids", &[tokens, top_k], &ids).unwrap();
+            let g_w = upload(ctx, "weights", &[tokens, top_k], &weights);
+            // Each stack quantized as rows of k, and its dequantized values.
+            let mut stack = |rows: usize, k: usize, experts_per_block: usize| {
+                let values = rng.vec(n_experts * rows * k, -1.0, 1.0);
+                let q = ops::quantize(scheme, &values, k).unwrap();
+                let words = k / 32 * scheme.words_per_block();
+                let upload_blocks = |per: usize| {
+                    let (mut codes, mut scales) = (Vec::new(), Vec::new());
+                    for first in (0..n_experts).step_by(per) {
+                        let n = per.min(n_experts - first);
+                        let (c0, s0) = (first * rows * words, first * rows * k / 32);
+                        codes.push(
+                            GpuTensor::from_u32(
+                                ctx,
+                                &format!("codes[{first}]"),
+                                &[n, rows, words],
+                                &q.codes[c0..c0 + n * rows * words],
+                            )
+                            .unwrap(),
+                        );
+                        scales.push(upload(
+                            ctx,
+                            &format!("scales[{first}]"),
+                            &[n, rows, k / 32],
+                            &q.scales[s0..s0 + n * rows * k / 32],
+                        ));
+                    }
+                    ExpertStack::Quant {
+                        scheme,
+                        codes: GpuTensor::from_row_blocks("codes", codes).unwrap(),
+                        scales: GpuTensor::from_row_blocks("scales", scales).unwrap(),
+                    }
+                };
+                (
+                    ops::dequantize(&q),
+                    upload_blocks(n_experts),
+                    upload_blocks(experts_per_block),
+                )
+            };
+            let (gate, g_whole, g_split) = stack(inter, d, 2);
+            let (up, u_whole, u_split) = stack(inter, d, 2);
+            let (down, d_whole, d_split) = stack(d, inter, 2);
+            let mut outs = Vec::new();
+            for (g, u, dn) in [
+                (&g_whole, &u_whole, &d_whole),
+                (&g_split, &u_split, &d_split),
+            ] {
+                let experts = Experts {
+                    gate: g,
+                    up: u,
+                    down: dn,
+                    act,
+                };
+                let mut b = Batch::new(ctx);
+                let x_t = upload(ctx, "x", &[tokens, d], &x);
+                let y = ops::moe_ffn(&mut b, &x_t, (&g_ids, &g_w), &experts).unwrap();
+                outs.push(b.read_async(&[&y]).await.unwrap().remove(0));
+            }
+            let what = format!(
+                "{} experts t{tokens} e{n_experts} d{d} i{inter}",
+                scheme.name()
+            );
+            assert_eq!(bits(&outs[0]), bits(&outs[1]), "{what}: split differs");
+            let f = move |g: f32| match act {
+                GateAct::Silu => cpu::silu(g),
+                GateAct::Gelu => cpu::gelu(g),
+                GateAct::GeluTanh => cpu::gelu_tanh(g),
+            };
+            let reference = cpu::moe_ffn(&x, (&ids, &weights), (&gate, &up, &down), d, inter, f);
+            let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
+            let (ax, ag, au, ad, aw) = (abs(&x), abs(&gate), abs(&up), abs(&down), abs(&weights));
+            let bound = cpu::moe_ffn(&ax, (&ids, &aw), (&ag, &au, &ad), d, inter, move |g| {
+                f(g.abs()).abs()
+            });
+            // As for f32 experts (the dequantized weights are exact in f32; each block's sum is
+            // scaled once more): c·(sqrt(d) + sqrt(inter) + 8)·u of the magnitudes, c = 4.
+            let c = 4.0 * ((d as f64).sqrt() + (inter as f64).sqrt() + 8.0) * U;
+            assert_close_by(&what, &outs[0], &reference, |i| c * bound[i] + 1e-30);
+        }
     }
 }
 
