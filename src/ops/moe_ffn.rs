@@ -263,7 +263,7 @@ pub fn moe_ffn(
 fn pass_constants(act: GateAct, one_token: bool, q4: bool) -> crate::gpu::pipeline::Constants {
     const ONE: (&str, f64) = ("TOKENS_PER_PASS", 1.0);
     const Q4: (&str, f64) = ("Q4", 1.0);
-    const TABLE: [[[&[(&str, f64)]; 2]; 2]; 3] = [
+    const TABLE: [[[crate::gpu::pipeline::Constants; 2]; 2]; 3] = [
         [
             [&[("ACT", 0.0)], &[("ACT", 0.0), Q4]],
             [&[("ACT", 0.0), ONE], &[("ACT", 0.0), ONE, Q4]],
