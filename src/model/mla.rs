@@ -13,7 +13,10 @@ use super::weights::{HostMatrix, WeightFile};
 use crate::error::{Error, Result};
 use crate::gpu::split::split_rows;
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
-use crate::ops::{self, AttentionShape, AttentionViews, RopeTable, View, Weight, WeightFormat};
+use crate::ops::{
+    self, AttentionShape, AttentionViews, QuantScheme, QuantWeight, RopeTable, View, Weight,
+    WeightFormat,
+};
 use serde::{Deserialize, Serialize};
 
 /// YaRN RoPE scaling (`rope_type: yarn`).
@@ -443,8 +446,9 @@ impl MlaLayer {
         };
         let kv_b = kv_b_host.to_f32();
         // The absorbed matrices come from f32 copies of q, kv_b and o on the GPU (the
-        // layer's own when its matrices are f32), cast to f16 when they are f16. Quantized
-        // formats keep them f32: they are built on the GPU, and quantizing is done on the host.
+        // layer's own when its matrices are f32), cast to f16 when they are f16, read back and
+        // quantized on the host when they are quantized (natively; f32 in the browser, where a
+        // load cannot wait for a readback).
         let f32_up =
             |label: &str, dims: &[usize], data: &[f32]| GpuTensor::from_f32(ctx, label, dims, data);
         let q32 = f32_up(&name("q"), &[h * qk, q_in], &q_host.to_f32())?;
@@ -461,6 +465,7 @@ impl MlaLayer {
         let kv_a_label = name("kv_a_proj_with_mqa.weight");
         // Past the block limit, the weights built here are split as the uploaded ones are.
         let limit = upload.block_bytes;
+        let o_absorbed_whole = o_absorbed.clone();
         let o_absorbed = split_rows(&mut b, &o_absorbed, limit)?;
         let mut q_absorbed_t = split_rows(&mut b, &q_absorbed, limit)?;
         let (kv_a_t, decode_in) = match (dense, shape.q_lora_rank) {
@@ -513,6 +518,14 @@ impl MlaLayer {
             ),
         };
         b.submit()?;
+        let (q_absorbed, o_absorbed) = match format {
+            // From the unsplit matrices: the blocks are the quantized weight's own.
+            WeightFormat::Quant(scheme) => (
+                quantized(ctx, &q_absorbed, (&q_absorbed_t, scheme), limit)?,
+                quantized(ctx, &o_absorbed_whole, (&o_absorbed, scheme), limit)?,
+            ),
+            _ => (Weight::Dense(q_absorbed_t), Weight::Dense(o_absorbed)),
+        };
         Ok(MlaLayer {
             q_a,
             q,
@@ -521,8 +534,8 @@ impl MlaLayer {
             kv_norm: load(ctx, file, &name("kv_a_layernorm.weight"), &[r])?,
             kv_b: kv_b_t,
             o,
-            q_absorbed: Weight::Dense(q_absorbed_t),
-            o_absorbed: Weight::Dense(o_absorbed),
+            q_absorbed,
+            o_absorbed,
             rope: RopeTable::from_inv_freq(ctx, &inv_freq, max_positions, mscale)?,
             shape,
         })
@@ -694,4 +707,26 @@ impl MlaLayer {
             }
         }
     }
+}
+
+/// `t` (an absorbed matrix built on the GPU, submitted) quantized in `scheme` on the host, in
+/// row blocks of at most `limit` bytes; else (rows that are not whole blocks of 32, or in the
+/// browser) `dense`, its copy in blocks.
+fn quantized(
+    ctx: &GpuContext,
+    t: &GpuTensor,
+    (dense, scheme): (&GpuTensor, QuantScheme),
+    limit: u64,
+) -> Result<Weight> {
+    let (rows, k) = (t.shape()[0], t.shape()[1]);
+    let fits = !t.is_split() && WeightFormat::Quant(scheme).fits_row(k);
+    #[cfg(not(target_arch = "wasm32"))]
+    if fits {
+        let values = t.read(ctx)?;
+        let label = t.label().to_string();
+        let q = QuantWeight::quantize(ctx, &label, [rows, k], scheme, &values, limit)?;
+        return Ok(Weight::Quant(Box::new(q)));
+    }
+    let _ = (ctx, rows, fits, limit);
+    Ok(Weight::Dense(dense.clone()))
 }
