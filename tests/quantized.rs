@@ -122,3 +122,47 @@ fn quantized_directories_load_as_quantized_at_load() {
     });
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// The decode path too (one token at a time from the cache: MLA's absorbed matrices, the
+/// matrix-vector kernels): the first 96 bytes of the slice fed token by token to each format and
+/// to f32, every step's next-token distribution within the same bounds.
+#[test]
+fn quantized_decode_stays_close_to_f32() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read(root.join("tests/fixtures/eval/test-slice.txt")).unwrap();
+    let tokens: Vec<u32> = text[..96].iter().map(|&b| b as u32).collect();
+    let ctx = &common::contexts()[0];
+    let steps = |m: &Model| {
+        let mut cache = m.new_cache(ctx).unwrap();
+        tokens
+            .iter()
+            .map(|&t| m.forward(ctx, &[t], &mut cache, Logits::Last).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let log_softmax = |l: &[f32]| {
+        let m = l.iter().fold(f64::MIN, |a, &v| a.max(v as f64));
+        let lse = m + l.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+        l.iter().map(|&v| v as f64 - lse).collect::<Vec<_>>()
+    };
+    for name in SHIPPED {
+        let dir = root.join("models").join(name);
+        let want = steps(&Model::load_dir(ctx, &dir).unwrap());
+        for (format, max_kld, _) in BOUNDS {
+            let weights = WeightFormat::parse(format).unwrap();
+            let model =
+                Model::load_dir_with(ctx, &dir, LoadOptions::weights(weights), |_, _| {}).unwrap();
+            let got = steps(&model);
+            let kld = want
+                .iter()
+                .zip(&got)
+                .map(|(p, q)| {
+                    let (lp, lq) = (log_softmax(p), log_softmax(q));
+                    lp.iter().zip(&lq).map(|(a, b)| a.exp() * (a - b)).sum::<f64>()
+                })
+                .sum::<f64>()
+                / tokens.len() as f64;
+            eprintln!("{name} {format} decode: KLD mean {kld:.2e}");
+            assert!(kld <= max_kld, "{name} {format} decode: mean KLD {kld} > {max_kld}");
+        }
+    }
+}
