@@ -10,7 +10,7 @@
 // C's row stride and first column come from the params.
 //   matvec_q4      MV_ROWS outputs per invocation, z over the rows of A; a step loads a block's
 //                  activations once for its rows and each row's 16 bytes as one vec4<u32>;
-//                  acc += d · Σ a·(nibble - 8), or d · Σ a·nibble + m · Σ a
+//                  acc += d · Σ a·nibble + m · Σ a, with m = -8d for q4_0
 //   matmul_nt_q4   8×8 outputs per invocation, each weight dequantized once per 8 rows of A
 //   matvec_glu_q4  act(x·Gᵀ) · (x·Uᵀ) for one row x, as matvec_q4 for both
 
@@ -25,25 +25,39 @@ override HAS_MIN: bool = false;
 
 override MV_WG: u32 = 64u;
 
-// The low (shift 0) or high (shift 4) nibbles of a word's four bytes, as f32, less 8 for q4_0.
-// Converted from i32 (the same values): a CPU rasteriser's SIMD converts signed integers in one
-// instruction and emulates the unsigned conversion.
-fn nibbles(word: u32, shift: u32) -> vec4<f32> {
+// The low (shift 0) or high (shift 4) nibbles of a word's four bytes, as f32. Converted from
+// i32 (the same values): a CPU rasteriser's SIMD converts signed integers in one instruction and
+// emulates the unsigned conversion.
+fn codes(word: u32, shift: u32) -> vec4<f32> {
     let v = (vec4<u32>(word) >> vec4<u32>(shift, shift + 8u, shift + 16u, shift + 24u)) & vec4<u32>(15u);
-    return vec4<f32>(bitcast<vec4<i32>>(v)) - select(vec4<f32>(8.0), vec4<f32>(0.0), HAS_MIN);
+    return vec4<f32>(bitcast<vec4<i32>>(v));
 }
 
-// The part of a block's sum that d multiplies, by lanes: Σ a·nibble(-8) over the block's 16
-// bytes w, with the block's activations av.
+// The same less 8 for q4_0: the weights before the scale (and q4_1's minimum).
+fn nibbles(word: u32, shift: u32) -> vec4<f32> {
+    return codes(word, shift) - select(vec4<f32>(8.0), vec4<f32>(0.0), HAS_MIN);
+}
+
+// The part of a block's sum that d multiplies, by lanes: Σ a·nibble over the block's 16 bytes
+// w, with the block's activations av. The matrix-vector kernels add q4_0's -8 as a minimum of
+// -8d times Σ a (once per block for all their rows, not once per weight).
 fn block_dot(av: array<vec4<f32>, 8>, w: vec4<u32>) -> vec4<f32> {
-    var part = av[0] * nibbles(w.x, 0u);
-    part = fma(av[1], nibbles(w.y, 0u), part);
-    part = fma(av[2], nibbles(w.z, 0u), part);
-    part = fma(av[3], nibbles(w.w, 0u), part);
-    part = fma(av[4], nibbles(w.x, 4u), part);
-    part = fma(av[5], nibbles(w.y, 4u), part);
-    part = fma(av[6], nibbles(w.z, 4u), part);
-    return fma(av[7], nibbles(w.w, 4u), part);
+    var part = av[0] * codes(w.x, 0u);
+    part = fma(av[1], codes(w.y, 0u), part);
+    part = fma(av[2], codes(w.z, 0u), part);
+    part = fma(av[3], codes(w.w, 0u), part);
+    part = fma(av[4], codes(w.x, 4u), part);
+    part = fma(av[5], codes(w.y, 4u), part);
+    part = fma(av[6], codes(w.z, 4u), part);
+    return fma(av[7], codes(w.w, 4u), part);
+}
+
+// A block's minimum: q4_1's, or -8d for q4_0.
+fn block_min(s: u32) -> f32 {
+    if (HAS_MIN) {
+        return mins[s];
+    }
+    return -8.0 * scales[s];
 }
 
 // A block's 8 vec4s of activations from vec4 x, and their sum by lanes (what q4_1's minimum
@@ -74,16 +88,11 @@ fn matvec_q4(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc = array<vec4<f32>, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
         let av = block_acts(a_row + 8u * b);
-        var sum = vec4<f32>(0.0);
-        if (HAS_MIN) {
-            sum = block_sum(av);
-        }
+        let sum = block_sum(av);
         for (var r = 0u; r < MV_ROWS; r++) {
             let s = min(n0 + r, p.n - 1u) * blocks + b;
             acc[r] = fma(vec4<f32>(scales[s]), block_dot(av, q[s]), acc[r]);
-            if (HAS_MIN) {
-                acc[r] = fma(vec4<f32>(mins[s]), sum, acc[r]);
-            }
+            acc[r] = fma(vec4<f32>(block_min(s)), sum, acc[r]);
         }
     }
     for (var r = 0u; r < MV_ROWS; r++) {
@@ -173,18 +182,14 @@ fn matvec_glu_q4(@builtin(global_invocation_id) gid: vec3<u32>) {
     var u = array<vec4<f32>, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
         let av = block_acts(8u * b);
-        var sum = vec4<f32>(0.0);
-        if (HAS_MIN) {
-            sum = block_sum(av);
-        }
+        let sum = block_sum(av);
         for (var r = 0u; r < MV_ROWS; r++) {
             let s = min(n0 + r, p.n - 1u) * blocks + b;
+            let up_min = select(-8.0 * scales_up[s], mins_up[s], HAS_MIN);
             g[r] = fma(vec4<f32>(scales[s]), block_dot(av, q[s]), g[r]);
             u[r] = fma(vec4<f32>(scales_up[s]), block_dot(av, q_up[s]), u[r]);
-            if (HAS_MIN) {
-                g[r] = fma(vec4<f32>(mins[s]), sum, g[r]);
-                u[r] = fma(vec4<f32>(mins_up[s]), sum, u[r]);
-            }
+            g[r] = fma(vec4<f32>(block_min(s)), sum, g[r]);
+            u[r] = fma(vec4<f32>(up_min), sum, u[r]);
         }
     }
     for (var r = 0u; r < MV_ROWS; r++) {

@@ -157,12 +157,18 @@ fn quantized_decode_stays_close_to_f32() {
                 .zip(&got)
                 .map(|(p, q)| {
                     let (lp, lq) = (log_softmax(p), log_softmax(q));
-                    lp.iter().zip(&lq).map(|(a, b)| a.exp() * (a - b)).sum::<f64>()
+                    lp.iter()
+                        .zip(&lq)
+                        .map(|(a, b)| a.exp() * (a - b))
+                        .sum::<f64>()
                 })
                 .sum::<f64>()
                 / tokens.len() as f64;
             eprintln!("{name} {format} decode: KLD mean {kld:.2e}");
-            assert!(kld <= max_kld, "{name} {format} decode: mean KLD {kld} > {max_kld}");
+            assert!(
+                kld <= max_kld,
+                "{name} {format} decode: mean KLD {kld} > {max_kld}"
+            );
         }
     }
 }

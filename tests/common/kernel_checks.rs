@@ -1319,8 +1319,10 @@ pub async fn quant_products(ctx: &GpuContext) {
                         (*a as f64 - *v as f64).abs() <= tol,
                         "{name} n{n} k{k}: block {b} weight {i}: {a} -> {v} (tolerance {tol})"
                     );
+                    // The matrix-vector kernels sum d·q and the minimum apart (q4_0's is -8d).
                     magnitude.push(match scheme {
                         QuantScheme::Q4_1 => (*v as f64 - q.mins[b] as f64).abs() + min,
+                        QuantScheme::Q4_0 => (*v as f64 + 8.0 * q.scales[b] as f64).abs() + 8.0 * d,
                         _ => (*v as f64).abs(),
                     });
                 }
