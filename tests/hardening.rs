@@ -98,12 +98,6 @@ fn config_values_that_parse_but_make_no_sense_are_named_errors() {
         (
             "shakespeare-mha",
             "max_context",
-            (1u64 << 24).into(),
-            &["rope tables", "adapter's"],
-        ),
-        (
-            "shakespeare-mha",
-            "max_context",
             (1u64 << 62).into(),
             &["max_context", "at most"],
         ),
@@ -127,6 +121,29 @@ fn config_values_that_parse_but_make_no_sense_are_named_errors() {
             1,
             fragments,
         );
+    }
+    // A context of 2^24 tokens: refused by the memory plan where the memory is known (a 1 GiB
+    // budget), else by the RoPE tables' size against the adapter's buffer limit.
+    let dir = shipped_with("shakespeare-mha", |c| {
+        c["max_context"] = (1u64 << 24).into()
+    });
+    for (budget, fragments) in [
+        (
+            "1073741824",
+            &["GPU memory", "16777216 tokens", "LATENTGPU_GPU_MEMORY"][..],
+        ),
+        ("1000000000000000000", &["rope tables", "adapter's"][..]),
+    ] {
+        let out = latentgpu()
+            .env("LATENTGPU_GPU_MEMORY", budget)
+            .args(["generate", "--model", path(&dir), "--max-tokens", "2"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        for f in fragments {
+            assert!(err.contains(f), "'{f}' not in: {err}");
+        }
     }
     let dir = shipped_with("shakespeare-mha", |c| c["rope"]["base"] = 0.0.into());
     fails(&["generate", "--model", path(&dir)], 1, &["rope.base"]);

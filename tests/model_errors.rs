@@ -303,34 +303,44 @@ fn a_model_past_the_memory_budget_is_refused_with_the_plan() {
     let ctx = &contexts()[0];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/shakespeare-mha");
     let load = |options: LoadOptions| Model::load_dir_with(ctx, &dir, options, |_, _| {});
-    let err = load(LoadOptions {
-        memory_budget: Some(1 << 20),
-        ..LoadOptions::default()
-    })
-    .err()
-    .expect("a 2.5 MB model past a 1 MiB budget")
-    .to_string();
+    let q4 = latentgpu::ops::WeightFormat::parse("q4").unwrap();
+    let plan = |w| {
+        latentgpu::model::summary::summarize(&dir, u64::MAX, Some(w), None)
+            .unwrap()
+            .plan
+    };
+    let (f32_plan, q4_plan) = (plan(latentgpu::ops::WeightFormat::F32), plan(q4));
+    assert!(q4_plan.weights < f32_plan.weights && q4_plan.total < f32_plan.total);
+    let refused = |weights, budget| {
+        load(LoadOptions {
+            weights: Some(weights),
+            memory_budget: Some(budget),
+            ..LoadOptions::default()
+        })
+        .err()
+        .expect("a model past its budget")
+        .to_string()
+    };
+    // Room for the model in q4: the hint names it.
+    let err = refused(latentgpu::ops::WeightFormat::F32, q4_plan.total);
     assert_mentions(
         &err,
         &[
             "GPU memory",
-            "at most 0.00 GiB",
             "weights",
             "cache",
             "activations",
-            "--weights q4",
+            "tokens",
+            "try --weights q4",
         ],
     );
-    // Room for the q4 weights and a short context.
-    let err = load(LoadOptions {
-        weights: Some(latentgpu::ops::WeightFormat::parse("q4").unwrap()),
-        memory_budget: Some(3 << 20),
-        ..LoadOptions::default()
-    })
-    .err()
-    .expect("the whole context past 3 MiB")
-    .to_string();
-    assert_mentions(&err, &["try --context"]);
+    // Room for the q4 weights and half the context's cache and activations.
+    let half = q4_plan.weights + (q4_plan.cache + q4_plan.activations) / 2;
+    assert_mentions(&refused(q4, half), &["try --context"]);
+    // No room at all: the figures, no hint.
+    let err = refused(q4, 1 << 10);
+    assert_mentions(&err, &["at most 0.00 GiB"]);
+    assert!(!err.contains("try"), "{err}");
     let model = load(LoadOptions {
         context: Some(16),
         ..LoadOptions::default()

@@ -93,13 +93,13 @@ impl MemoryPlan {
         Self::activations_per_token(cfg) * tokens as u64 + logits
     }
 
-    /// Errors when the plan is past `budget` bytes (`source` says where the figure comes from),
-    /// with the figures and what would fit: a smaller format (`smaller`: its name and weight
-    /// bytes) or the longest context that fits.
+    /// Errors when the plan for `context` tokens is past `budget` bytes (`source` says where the
+    /// figure comes from), with the figures and what would fit: a smaller format (`smaller`: its
+    /// name and weight bytes) or a shorter context.
     pub fn check(
         &self,
         what: &str,
-        budget: (u64, &str),
+        (budget, context): ((u64, &str), usize),
         smaller: Option<(&str, u64)>,
         per_token: u64,
     ) -> Result<()> {
@@ -107,18 +107,20 @@ impl MemoryPlan {
             return Ok(());
         }
         let mut hints = Vec::new();
-        if let Some((name, weights)) = smaller.filter(|s| s.1 < self.weights) {
+        let others = self.cache + self.activations;
+        if let Some((name, weights)) = smaller.filter(|s| s.1 + others <= budget.0) {
             hints.push(format!("--weights {name} (weights {})", gib(weights)));
         }
         let room = budget.0.saturating_sub(self.weights);
-        if per_token > 0 && room >= per_token {
-            hints.push(format!("--context {}", room / per_token));
+        let fits = room.checked_div(per_token).unwrap_or(0) as usize;
+        if (1..context).contains(&fits) {
+            hints.push(format!("--context {fits}"));
         }
         Err(Error::Invalid {
             what: format!("GPU memory for {what}"),
             expected: format!("at most {} ({})", gib(budget.0), budget.1),
             found: format!(
-                "weights {} + cache {} + activations {} = {}{}",
+                "weights {} + cache {} + activations {} = {} at {context} tokens{}",
                 gib(self.weights),
                 gib(self.cache),
                 gib(self.activations),

@@ -65,7 +65,7 @@ fn check_memory(ctx: &GpuContext, dir: &std::path::Path, options: &LoadOptions) 
     let per_token = (s.plan.cache + s.plan.activations) / s.context.max(1) as u64;
     s.plan.check(
         &dir.display().to_string(),
-        (budget, &source),
+        ((budget, &source), s.context),
         smaller.map(|w| ("q4", w)),
         per_token,
     )

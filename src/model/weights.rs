@@ -692,8 +692,10 @@ impl WeightFile {
         }
         // The header was checked against the file's length when it was opened.
         let data = self.shards[shard_index].read(at, len)?.into_owned();
-        let unsupported =
-            |what: String| self.err(name, "dtype F32, F16, BF16, Q8_0, Q4_0 or Q4_1", what);
+        let unsupported = |what: String| match stored {
+            Stored::Safetensors(_) => self.err(name, "dtype F32, F16 or BF16", what),
+            Stored::Gguf(_) => self.err(name, "type f32, f16, bf16, q8_0, q4_0 or q4_1", what),
+        };
         let mut matrix = match stored {
             Stored::Safetensors(dtype) => HostMatrix::F32(match dtype {
                 Dtype::F32 => data
