@@ -67,7 +67,8 @@ fn quantized_models_stay_close_to_f32_on_the_test_slice() {
 
 /// `latentgpu quantize` writes files that load without quantizing: the shipped models and a
 /// Hugging Face checkpoint (Qwen2, whose odd widths keep some matrices f32) give, from the
-/// quantized directory, the logits of the float one quantized at load, bit for bit.
+/// quantized directory, the logits of the float one quantized at load, bit for bit, through a
+/// prefill and a decode.
 #[test]
 fn quantized_directories_load_as_quantized_at_load() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -79,9 +80,14 @@ fn quantized_directories_load_as_quantized_at_load() {
     ];
     let tmp = std::env::temp_dir().join(format!("latentgpu-quantize-{}", std::process::id()));
     let ids = [1u32, 5, 9, 2, 7, 3, 11];
+    // A prefill, then three tokens decoded one at a time (MLA's absorbed path).
     let logits = |ctx: &latentgpu::GpuContext, m: &Model| {
         let mut cache = m.new_cache(ctx).unwrap();
-        common::bits(&m.forward(ctx, &ids, &mut cache, Logits::All).unwrap())
+        let mut all = m.forward(ctx, &ids, &mut cache, Logits::All).unwrap();
+        for t in [4u32, 8, 15] {
+            all.extend(m.forward(ctx, &[t], &mut cache, Logits::Last).unwrap());
+        }
+        common::bits(&all)
     };
     on_every_adapter(|ctx| {
         for dir in &dirs {

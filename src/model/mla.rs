@@ -435,7 +435,29 @@ impl MlaLayer {
         let o_host = file.take_matrix(&name("o_proj.weight"), &[d, h * v])?;
         let (inv_freq, mscale) = shape.inv_freq();
         let upload = Upload::of(ctx, file);
-        let format = upload.format.unwrap_or(WeightFormat::F32);
+        // As the file holds them: the scheme of its quantized matrices (a quantized directory),
+        // else f32.
+        let stored = [&q_host, &kv_b_host, &o_host]
+            .into_iter()
+            .find_map(|m| match m {
+                HostMatrix::Quant(q) => Some(WeightFormat::Quant(q.scheme)),
+                HostMatrix::F32(_) => None,
+            });
+        let format = upload.format.or(stored).unwrap_or(WeightFormat::F32);
+        // Quantized, the layer is its quantized q, kv_b and o: the absorbed matrices are built
+        // from their values, so the absorbed decode and the naive prefill run one model (and a
+        // directory quantized by `latentgpu quantize` loads as the same model).
+        let requantized = |m: HostMatrix, k: usize| -> Result<HostMatrix> {
+            Ok(match (format, m) {
+                (WeightFormat::Quant(s), HostMatrix::F32(v)) if format.fits_row(k) => {
+                    HostMatrix::Quant(ops::quantize(s, &v, k)?)
+                }
+                (_, m) => m,
+            })
+        };
+        let q_host = requantized(q_host, q_in)?;
+        let kv_b_host = requantized(kv_b_host, r)?;
+        let o_host = requantized(o_host, h * v)?;
         let f16 = format == WeightFormat::F16;
         let as_f32 = |m: &HostMatrix| matches!(m, HostMatrix::F32(_));
         let dense = matches!(format, WeightFormat::F32 | WeightFormat::F16) && as_f32(&kv_a);
