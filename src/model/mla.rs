@@ -14,8 +14,7 @@ use crate::error::{Error, Result};
 use crate::gpu::split::split_rows;
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::ops::{
-    self, AttentionShape, AttentionViews, QuantScheme, QuantWeight, RopeTable, View, Weight,
-    WeightFormat,
+    self, AttentionShape, AttentionViews, QuantScheme, RopeTable, View, Weight, WeightFormat,
 };
 use serde::{Deserialize, Serialize};
 
@@ -746,7 +745,7 @@ fn quantized(
     if fits {
         let values = t.read(ctx)?;
         let label = t.label().to_string();
-        let q = QuantWeight::quantize(ctx, &label, [rows, k], scheme, &values, limit)?;
+        let q = ops::QuantWeight::quantize(ctx, &label, [rows, k], scheme, &values, limit)?;
         return Ok(Weight::Quant(Box::new(q)));
     }
     let _ = (ctx, rows, fits, limit);
