@@ -4,17 +4,6 @@
 // The table's element type TableElem (f32, or f16 for a tied embedding kept in f16) is spliced
 // in front of this file (`src/shaders.rs`).
 
-struct EmbeddingParams {
-    tokens: u32,
-    d: u32,
-    vocab: u32,
-    first_row: u32,
-    rows: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
 override WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: EmbeddingParams;

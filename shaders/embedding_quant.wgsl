@@ -3,17 +3,6 @@
 // matmul_q4.wgsl give the layouts). A table split into row blocks is bound block by block, as
 // embedding.wgsl does.
 
-struct EmbeddingParams {
-    tokens: u32,
-    d: u32,
-    vocab: u32,
-    first_row: u32,
-    rows: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
 override WG: u32 = 256u;
 override HAS_MIN: bool = false;
 

@@ -68,12 +68,14 @@ pub const ELEMENTWISE: &str = concat!(
 pub const EMBEDDING: &str = concat!(
     "alias TableElem = f32;\n",
     include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/embedding_params.wgsl"),
     include_str!("../shaders/embedding.wgsl")
 );
 /// Embedding lookup from an f16 table: the same file with f16 elements.
 pub const EMBEDDING_F16: &str = concat!(
     "enable f16;\nalias TableElem = f16;\n",
     include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/embedding_params.wgsl"),
     include_str!("../shaders/embedding.wgsl")
 );
 /// The gather phase of causal latent attention.
@@ -111,6 +113,7 @@ pub const MATMUL_Q4: &str = concat!(
 /// Embedding lookup from a block-quantized table.
 pub const EMBEDDING_QUANT: &str = concat!(
     include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/embedding_params.wgsl"),
     include_str!("../shaders/embedding_quant.wgsl")
 );
 /// Matrix products for shapes aligned to 4 (vec4 loads).

@@ -21,15 +21,19 @@ impl Nll {
     }
 }
 
-/// −log softmax(logits)[target] in f64.
-fn nll_of(logits: &[f32], target: u32) -> f64 {
+/// log Σ exp(logits) in f64.
+fn log_sum_exp(logits: &[f32]) -> f64 {
     let m = logits.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
-    let lse = m + logits
+    m + logits
         .iter()
         .map(|&v| (v as f64 - m).exp())
         .sum::<f64>()
-        .ln();
-    lse - logits[target as usize] as f64
+        .ln()
+}
+
+/// −log softmax(logits)[target] in f64.
+fn nll_of(logits: &[f32], target: u32) -> f64 {
+    log_sum_exp(logits) - logits[target as usize] as f64
 }
 
 /// Perplexity over `tokens` in non-overlapping windows of `window` tokens: window `s` feeds
@@ -134,12 +138,7 @@ pub fn compare_formats(
 
 /// The log-softmax of `logits` in f64.
 fn log_softmax(logits: &[f32]) -> Vec<f64> {
-    let m = logits.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
-    let lse = m + logits
-        .iter()
-        .map(|&v| (v as f64 - m).exp())
-        .sum::<f64>()
-        .ln();
+    let lse = log_sum_exp(logits);
     logits.iter().map(|&v| v as f64 - lse).collect()
 }
 
