@@ -379,6 +379,14 @@ impl GpuContext {
         ))
     }
 
+    /// Submits nothing and lets the device free what finished work held: the staging copies
+    /// of uploads, which otherwise live until the next submission (the loader calls it after
+    /// each block, so a model's upload does not hold a second copy of its weights).
+    pub fn release_uploads(&self) {
+        self.queue.submit([]);
+        let _ = self.device.poll(wgpu::PollType::Poll);
+    }
+
     /// A short name for logs and test messages: "adapter (backend)".
     pub fn name(&self) -> String {
         format!("{} ({})", self.adapter.name, self.adapter.backend)

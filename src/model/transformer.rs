@@ -482,6 +482,7 @@ impl Model {
                     )?)),
                 },
             });
+            ctx.release_uploads();
             progress(i);
         }
         let norm = Norm::load(ctx, file, cfg, "norm")?;
