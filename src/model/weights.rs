@@ -106,6 +106,14 @@ impl HostMatrix {
         }
     }
 
+    /// Its values, taking them where they are values already.
+    pub fn into_f32(self) -> Vec<f32> {
+        match self {
+            HostMatrix::F32(v) => v,
+            HostMatrix::Quant(q) => crate::ops::dequantize(&q),
+        }
+    }
+
     /// The rows of `parts` one after another: quantized blocks when all are in one scheme,
     /// else values.
     pub fn concat(parts: Vec<HostMatrix>) -> HostMatrix {
@@ -133,7 +141,7 @@ impl HostMatrix {
                 }
                 HostMatrix::Quant(out)
             }
-            _ => HostMatrix::F32(parts.iter().flat_map(|p| p.to_f32()).collect()),
+            _ => HostMatrix::F32(parts.into_iter().flat_map(HostMatrix::into_f32).collect()),
         }
     }
 }
@@ -153,42 +161,31 @@ fn unpermute_rows(m: HostMatrix, shape: &[usize], groups: usize) -> Option<HostM
         let (j, i) = (within / half, within % half);
         h * dh + 2 * i + j
     };
-    let reorder = |data: &[u32], per_row: usize| -> Vec<u32> {
-        (0..rows)
-            .flat_map(|r| {
-                data[source(r) * per_row..(source(r) + 1) * per_row]
-                    .iter()
-                    .copied()
-            })
-            .collect()
-    };
-    let reorder_f = |data: &[f32], per_row: usize| -> Vec<f32> {
-        (0..rows)
-            .flat_map(|r| {
-                data[source(r) * per_row..(source(r) + 1) * per_row]
-                    .iter()
-                    .copied()
-            })
-            .collect()
-    };
     Some(match m {
-        HostMatrix::F32(v) => {
-            let per_row = v.len() / rows;
-            HostMatrix::F32(reorder_f(&v, per_row))
-        }
-        HostMatrix::Quant(q) => {
-            let (codes_row, scales_row) = (q.codes.len() / rows, q.scales.len() / rows);
-            HostMatrix::Quant(crate::ops::QuantHost {
-                scheme: q.scheme,
-                codes: reorder(&q.codes, codes_row),
-                scales: reorder_f(&q.scales, scales_row),
-                mins: match q.mins.is_empty() {
-                    true => Vec::new(),
-                    false => reorder_f(&q.mins, scales_row),
-                },
-            })
-        }
+        HostMatrix::F32(v) => HostMatrix::F32(reorder_rows(&v, rows, source)),
+        HostMatrix::Quant(q) => HostMatrix::Quant(crate::ops::QuantHost {
+            scheme: q.scheme,
+            codes: reorder_rows(&q.codes, rows, source),
+            scales: reorder_rows(&q.scales, rows, source),
+            mins: match q.mins.is_empty() {
+                true => Vec::new(),
+                false => reorder_rows(&q.mins, rows, source),
+            },
+        }),
     })
+}
+
+/// The `rows` rows of `data` (equal lengths) reordered: row `r` of the result is row
+/// `source(r)` of `data`.
+fn reorder_rows<T: Copy>(data: &[T], rows: usize, source: impl Fn(usize) -> usize) -> Vec<T> {
+    let per_row = data.len() / rows.max(1);
+    (0..rows)
+        .flat_map(|r| {
+            data[source(r) * per_row..(source(r) + 1) * per_row]
+                .iter()
+                .copied()
+        })
+        .collect()
 }
 
 /// The metadata key naming the scheme of a safetensors file written by `latentgpu quantize`.
@@ -249,7 +246,7 @@ impl Header {
                     let (per, size) = kind.block()?;
                     if row_bytes % size == 0 {
                         let shape = vec![*rows, row_bytes / size * per];
-                        return Some((shape, Stored::Gguf(kind), at, end - start));
+                        return Some((shape, Stored::Ggml(kind), at, end - start));
                     }
                 }
                 Some((
@@ -263,7 +260,7 @@ impl Header {
                 let t = g.tensors.get(name)?;
                 Some((
                     t.shape.clone(),
-                    Stored::Gguf(t.kind),
+                    Stored::Ggml(t.kind),
                     t.start as usize,
                     t.bytes as usize,
                 ))
@@ -275,15 +272,17 @@ impl Header {
 /// How a tensor's elements are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stored {
+    /// A safetensors dtype.
     Safetensors(Dtype),
-    Gguf(super::gguf::GgmlType),
+    /// llama.cpp's types and blocks (a GGUF file, or a quantized safetensors file).
+    Ggml(super::gguf::GgmlType),
 }
 
 impl Stored {
     fn name(self) -> String {
         match self {
             Stored::Safetensors(d) => format!("{d:?}"),
-            Stored::Gguf(t) => t.name().to_uppercase(),
+            Stored::Ggml(t) => t.name().to_uppercase(),
         }
     }
 }
@@ -636,7 +635,7 @@ impl WeightFile {
     /// The tensor the model calls `name` (spelled in the files as [`WeightFile::names`] says)
     /// as f32, checked to have `shape`.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        Ok(self.take_matrix(name, shape)?.to_f32())
+        Ok(self.take_matrix(name, shape)?.into_f32())
     }
 
     /// As [`WeightFile::take`], with quantized blocks kept as they are (a GGUF file's q8_0,
@@ -694,7 +693,7 @@ impl WeightFile {
         let data = self.shards[shard_index].read(at, len)?.into_owned();
         let unsupported = |what: String| match stored {
             Stored::Safetensors(_) => self.err(name, "dtype F32, F16 or BF16", what),
-            Stored::Gguf(_) => self.err(name, "type f32, f16, bf16, q8_0, q4_0 or q4_1", what),
+            Stored::Ggml(_) => self.err(name, "type f32, f16, bf16, q8_0, q4_0 or q4_1", what),
         };
         let mut matrix = match stored {
             Stored::Safetensors(dtype) => HostMatrix::F32(match dtype {
@@ -712,7 +711,7 @@ impl WeightFile {
                     .collect(),
                 other => return Err(unsupported(format!("dtype {other:?}"))),
             }),
-            Stored::Gguf(kind) => match kind.scheme() {
+            Stored::Ggml(kind) => match kind.scheme() {
                 Some(_) => HostMatrix::Quant(
                     super::gguf::to_quant(kind, &data).ok_or_else(|| unsupported(kind.name()))?,
                 ),
