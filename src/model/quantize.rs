@@ -10,7 +10,6 @@
 //! whose rows are not whole blocks) is kept as it was.
 
 use super::transformer::open_dir;
-use super::weights::HostMatrix;
 use crate::error::{Error, Result};
 use crate::ops::{quantize, QuantScheme};
 use safetensors::tensor::TensorView;
@@ -92,12 +91,8 @@ pub fn quantize_dir(dir: &Path, scheme: QuantScheme, out: &Path) -> Result<Quant
     // Tensors are taken by the files' own names.
     file.names = super::weights::TensorNames::Native;
     for info in &infos {
-        let raw = file.raw(&info.name)?;
         if is_quantized_matrix(&info.name, &info.shape, config.tie_embeddings) {
-            let values = match file.take_matrix(&info.name, &info.shape)? {
-                HostMatrix::F32(v) => v,
-                HostMatrix::Quant(q) => crate::ops::dequantize(&q),
-            };
+            let values = file.take_matrix(&info.name, &info.shape)?.into_f32();
             let q = quantize(scheme, &values, info.shape[1])?;
             let blocks = blocks_of(&q);
             let row = blocks.len() / info.shape[0];
@@ -109,8 +104,8 @@ pub fn quantize_dir(dir: &Path, scheme: QuantScheme, out: &Path) -> Result<Quant
             ));
             report.quantized += 1;
         } else {
-            let dtype = raw.0;
-            tensors.push((info.name.clone(), dtype, info.shape.clone(), raw.1));
+            let (dtype, bytes) = file.raw(&info.name)?;
+            tensors.push((info.name.clone(), dtype, info.shape.clone(), bytes));
             report.kept += 1;
         }
     }
