@@ -452,3 +452,84 @@ fn moe_down_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         }
     }
 }
+
+// One token (decode: each expert in use has its one slot): EXPERT_ROWS rows per invocation, a
+// block's activations loaded once for them all (as the matrix-vector kernels do); each block's
+// sum in the order of moe_gate_up_q and moe_down_q, so the values are theirs.
+const EXPERT_ROWS: u32 = 4u;
+
+// The 8 vec4s of activations of block b from vec4 x0 of an input (x4 or h4 per entry point).
+fn x_block(x0: u32, b: u32) -> array<vec4<f32>, 8> {
+    let i = x0 + 8u * b;
+    return array<vec4<f32>, 8>(x4[i], x4[i + 1u], x4[i + 2u], x4[i + 3u], x4[i + 4u], x4[i + 5u],
+                               x4[i + 6u], x4[i + 7u]);
+}
+
+fn h_block(h0: u32, b: u32) -> array<vec4<f32>, 8> {
+    let i = h0 + 8u * b;
+    return array<vec4<f32>, 8>(h4[i], h4[i + 1u], h4[i + 2u], h4[i + 3u], h4[i + 4u], h4[i + 5u],
+                               h4[i + 6u], h4[i + 7u]);
+}
+
+// Σ a·w over a block's quads, in order.
+fn quad_dot(a: array<vec4<f32>, 8>, w: array<vec4<f32>, 8>) -> vec4<f32> {
+    var part = a[0] * w[0];
+    for (var t = 1u; t < 8u; t++) {
+        part = fma(a[t], w[t], part);
+    }
+    return part;
+}
+
+@compute @workgroup_size(WG)
+fn moe_gate_up_q_one(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let e = expert_of_group(wid.y);
+    let r0 = (wid.x * WG + lid) * EXPERT_ROWS;
+    if (e >= p.experts || r0 >= p.inter || plan[count_at(e)] == 0u) {
+        return;
+    }
+    let slot = plan[order_at(plan[start_at(e)])];
+    let x0 = slot / p.top_k * (p.d / 4u);
+    let blocks = p.d / 32u;
+    var g = array<vec4<f32>, EXPERT_ROWS>();
+    var u = array<vec4<f32>, EXPERT_ROWS>();
+    for (var b = 0u; b < blocks; b++) {
+        let xs = x_block(x0, b);
+        for (var r = 0u; r < EXPERT_ROWS; r++) {
+            let s = ((e - p.first_expert) * p.inter + min(r0 + r, p.inter - 1u)) * blocks + b;
+            g[r] = fma(vec4<f32>(gate_scales[s]), quad_dot(xs, gate_block(s)), g[r]);
+            u[r] = fma(vec4<f32>(up_scales[s]), quad_dot(xs, up_block(s)), u[r]);
+        }
+    }
+    for (var r = 0u; r < EXPERT_ROWS; r++) {
+        if (r0 + r < p.inter) {
+            hq[slot * p.inter + r0 + r] = gate_act(dot(g[r], vec4<f32>(1.0))) * dot(u[r], vec4<f32>(1.0));
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn moe_down_q_one(@builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let e = expert_of_group(wid.y);
+    let o0 = (wid.x * WG + lid) * EXPERT_ROWS;
+    if (e >= p.experts || o0 >= p.d || plan[count_at(e)] == 0u) {
+        return;
+    }
+    let slot = plan[order_at(plan[start_at(e)])];
+    let h0 = slot * (p.inter / 4u);
+    let blocks = p.inter / 32u;
+    var acc = array<vec4<f32>, EXPERT_ROWS>();
+    for (var b = 0u; b < blocks; b++) {
+        let hs = h_block(h0, b);
+        for (var r = 0u; r < EXPERT_ROWS; r++) {
+            let s = ((e - p.first_expert) * p.d + min(o0 + r, p.d - 1u)) * blocks + b;
+            acc[r] = fma(vec4<f32>(down_scales[s]), quad_dot(hs, down_block(s)), acc[r]);
+        }
+    }
+    for (var r = 0u; r < EXPERT_ROWS; r++) {
+        if (o0 + r < p.d) {
+            ykq[slot * p.d + o0 + r] = dot(acc[r], vec4<f32>(1.0));
+        }
+    }
+}

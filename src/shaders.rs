@@ -412,6 +412,20 @@ pub const MOE_DOWN_Q: Kernel = kernel(
     "moe_down_q",
     &[Uniform, Read, Read, Read, Read, ReadWrite],
 );
+/// As [`MOE_GATE_UP_Q`] for one token, four rows per invocation.
+pub const MOE_GATE_UP_Q_ONE: Kernel = kernel(
+    "moe_ffn.wgsl",
+    MOE_FFN_SRC,
+    "moe_gate_up_q_one",
+    &[Uniform, Read, Read, Read, Read, Read, Read, ReadWrite],
+);
+/// As [`MOE_DOWN_Q`] for one token, four rows per invocation.
+pub const MOE_DOWN_Q_ONE: Kernel = kernel(
+    "moe_ffn.wgsl",
+    MOE_FFN_SRC,
+    "moe_down_q_one",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
 /// Each token's expert outputs, weighted and summed in choice order.
 pub const MOE_COMBINE: Kernel = kernel(
     "moe_ffn.wgsl",

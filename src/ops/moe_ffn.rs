@@ -199,12 +199,19 @@ pub fn moe_ffn(
     let h = GpuTensor::scratch(ctx, "expert hidden", &[slots, inter], DType::F32)?;
     let yk = GpuTensor::scratch(ctx, "expert outputs", &[slots, d], DType::F32)?;
     // Quantized kernels for quantized stacks; else vec4 loads where the rows are whole vec4s.
+    // One token: the quantized kernels take four rows per invocation.
+    let rows = |n: usize, quantized: bool| match one_token && quantized {
+        true => n.div_ceil(64 * EXPERT_ROWS),
+        false => n.div_ceil(64),
+    };
     let (gate_up, gate_q4) = match experts.gate.scheme() {
+        Some(s) if one_token => (&shaders::MOE_GATE_UP_Q_ONE, s == QuantScheme::Q4_0),
         Some(s) => (&shaders::MOE_GATE_UP_Q, s == QuantScheme::Q4_0),
         None if d % 4 == 0 => (&shaders::MOE_GATE_UP_V4, false),
         None => (&shaders::MOE_GATE_UP, false),
     };
     let (down_kernel, down_q4) = match experts.down.scheme() {
+        Some(s) if one_token => (&shaders::MOE_DOWN_Q_ONE, s == QuantScheme::Q4_0),
         Some(s) => (&shaders::MOE_DOWN_Q, s == QuantScheme::Q4_0),
         None if inter % 4 == 0 => (&shaders::MOE_DOWN_V4, false),
         None => (&shaders::MOE_DOWN, false),
@@ -212,7 +219,11 @@ pub fn moe_ffn(
     for (first, count, gate, up, _) in &blocks {
         params.first_expert = as_u32(OP, "first expert", *first)?;
         params.block_experts = as_u32(OP, "experts", *count)?;
-        let wg = [as_u32(OP, "inter", inter.div_ceil(64))?, groups_y, 1];
+        let wg = [
+            as_u32(OP, "inter", rows(inter, experts.gate.scheme().is_some()))?,
+            groups_y,
+            1,
+        ];
         let params = Some(bytemuck::bytes_of(&params));
         let constants = pass_constants(experts.act, one_token, gate_q4);
         match (gate, up) {
@@ -231,7 +242,11 @@ pub fn moe_ffn(
     for (first, count, _, _, down) in &blocks {
         params.first_expert = as_u32(OP, "first expert", *first)?;
         params.block_experts = as_u32(OP, "experts", *count)?;
-        let wg = [as_u32(OP, "d", d.div_ceil(64))?, groups_y, 1];
+        let wg = [
+            as_u32(OP, "d", rows(d, experts.down.scheme().is_some()))?,
+            groups_y,
+            1,
+        ];
         let params = Some(bytemuck::bytes_of(&params));
         let constants = pass_constants(experts.act, one_token, down_q4);
         match down {
@@ -284,6 +299,9 @@ fn pass_constants(act: GateAct, one_token: bool, q4: bool) -> crate::gpu::pipeli
     };
     TABLE[row][one_token as usize][q4 as usize]
 }
+
+/// Rows per invocation of the one-token quantized experts kernels (`EXPERT_ROWS`).
+const EXPERT_ROWS: usize = 4;
 
 /// The experts kernels sort at most this many experts (one workgroup invocation each).
 pub const MAX_EXPERTS: usize = 256;
