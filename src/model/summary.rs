@@ -5,7 +5,7 @@ use super::config::{AttentionConfig, ModelConfig};
 use super::hf::{is_hf_config, HfConfig};
 use super::transformer::open_dir;
 use crate::error::{Error, Result};
-use crate::ops::WeightFormat;
+use crate::ops::{QuantScheme, WeightFormat};
 use serde::Serialize;
 use std::path::Path;
 
@@ -64,7 +64,7 @@ pub struct ModelSummary {
 /// The GPU memory a model takes at a context, summed from its files' headers and config.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct MemoryPlan {
-    /// Weights in the requested format.
+    /// Weights in the requested format (with MLA's absorbed matrices).
     pub weights: u64,
     /// The cache (or latent state) at the context.
     pub cache: u64,
@@ -249,18 +249,24 @@ pub fn summarize(
         .iter()
         .map(|t| {
             let numel: u64 = t.shape.iter().map(|&s| s as u64).product();
-            // Embeddings not tied to the LM head, routers and routed experts stay f32; so do
-            // matrices whose rows are not whole quantized blocks.
-            let mut f32_kept = vec![".experts.", ".gate.weight"];
-            if !config.tie_embeddings {
-                f32_kept.push("embed_tokens");
-            }
             // Quantized blocks in the file stay as they are unless another format is asked.
             let stored = crate::ops::QuantScheme::from_name(&t.dtype.to_lowercase());
             let wanted = match (weights, stored) {
                 (None, Some(s)) => WeightFormat::Quant(s),
                 (w, _) => w.unwrap_or_default(),
             };
+            // Embeddings not tied to the LM head and routers stay f32, and so do routed experts
+            // but in q8_0 and q4_0; so do matrices whose rows are not whole quantized blocks.
+            let mut f32_kept = vec![".gate.weight"];
+            let quantized_experts = [QuantScheme::Q8_0, QuantScheme::Q4_0]
+                .iter()
+                .any(|&s| wanted == WeightFormat::Quant(s));
+            if !quantized_experts {
+                f32_kept.push(".experts.");
+            }
+            if !config.tie_embeddings {
+                f32_kept.push("embed_tokens");
+            }
             let matrix = t.shape.len() == 2
                 && !f32_kept.iter().any(|k| t.name.contains(k))
                 && wanted.fits_row(t.shape[1]);
@@ -281,7 +287,16 @@ pub fn summarize(
         })
         .collect();
     let (per_token, at_context) = cache_bytes(&config);
-    let weight_bytes: u64 = tensors.iter().map(|t| t.gpu_bytes).sum();
+    // MLA's absorbed matrices, built at load: per layer [h·(kv_lora + rope), q_in] and
+    // [d, h·kv_lora], in the matrices' format.
+    let absorbed = config.mla_shape().map_or(0, |s| {
+        let q_in = s.q_lora_rank.unwrap_or(s.d);
+        let per_layer =
+            s.heads * (s.kv_lora_rank + s.qk_rope_head_dim) * q_in + s.d * s.heads * s.kv_lora_rank;
+        let format = weights.unwrap_or_default();
+        (per_layer as f64 * format.bytes_per_weight()) as u64 * config.n_layers as u64
+    });
+    let weight_bytes: u64 = tensors.iter().map(|t| t.gpu_bytes).sum::<u64>() + absorbed;
     let activations = MemoryPlan::activations(&config, config.max_context);
     let plan = MemoryPlan {
         weights: weight_bytes,
