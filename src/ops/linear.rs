@@ -3,7 +3,8 @@
 //! the format.
 
 use super::matmul::{matmul, matvec_glu, GateAct};
-use super::quant::{matmul_quant, matvec_glu_quant, QuantScheme, QuantWeight};
+use super::quant::QuantScheme;
+use super::quant_weight::{matmul_quant, matvec_glu_quant, QuantWeight};
 use crate::error::Result;
 use crate::gpu::{Batch, DType, GpuTensor};
 
@@ -183,7 +184,7 @@ pub fn linear(b: &mut Batch, x: &GpuTensor, w: &Weight) -> Result<GpuTensor> {
 pub fn gather_rows(b: &mut Batch, table: &Weight, ids: &GpuTensor) -> Result<GpuTensor> {
     match table {
         Weight::Dense(t) => super::embedding_ids(b, t, ids),
-        Weight::Quant(q) => super::quant::embedding_quant(b, q, ids),
+        Weight::Quant(q) => super::quant_weight::embedding_quant(b, q, ids),
     }
 }
 

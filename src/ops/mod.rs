@@ -16,6 +16,7 @@ pub mod norm;
 pub mod permute;
 pub mod qkv;
 pub mod quant;
+pub mod quant_weight;
 pub mod rope;
 pub mod sample;
 pub mod softmax;
@@ -36,10 +37,8 @@ pub use moe_route::{moe_route, RouteMethod, RouteParams, Routing};
 pub use norm::{add_norm, layernorm, rmsnorm, NormParams};
 pub use permute::{permute01, PermuteParams};
 pub use qkv::{qkv_rope, QkvExtras, QkvParams};
-pub use quant::{
-    dequantize, embedding_quant, matmul_quant, matvec_glu_quant, quantize, QuantHost, QuantScheme,
-    QuantWeight, QUANT_BLOCK,
-};
+pub use quant::{dequantize, quantize, QuantHost, QuantScheme, QUANT_BLOCK};
+pub use quant_weight::{embedding_quant, matmul_quant, matvec_glu_quant, QuantWeight};
 pub use rope::{rope_inplace, rope_inplace_at, RopeMode, RopeParams, RopeTable};
 pub use sample::{sample, SampleParams, SampleState, CHOSEN_SLOTS, NON_FINITE_TOKEN};
 pub use softmax::{softmax, softmax_scaled, SoftmaxParams};
