@@ -8,6 +8,7 @@
 //! The crates that read GGUF are small single-author projects; this reader is short, and it
 //! treats the file as untrusted input.
 
+use super::weights::HostMatrix;
 use crate::error::{Error, Result};
 use crate::ops::{QuantHost, QuantScheme};
 use std::collections::BTreeMap;
@@ -515,4 +516,86 @@ pub fn config_of(file: &mut super::weights::WeightFile) -> Result<super::config:
         file.permuted_qk = Some((hf.config.n_heads, hf.config.n_kv_heads()));
     }
     Ok(hf.config)
+}
+
+/// The GGUF name of the model's tensor `name` (as llama.cpp's `convert_hf_to_gguf.py` names
+/// them); a name with no GGUF spelling is kept, and reported missing.
+pub(crate) fn tensor_name(name: &str) -> String {
+    const TOP: &[(&str, &str)] = &[
+        ("embed_tokens.weight", "token_embd.weight"),
+        ("norm.weight", "output_norm.weight"),
+        ("lm_head.weight", "output.weight"),
+    ];
+    if let Some((_, g)) = TOP.iter().find(|(ours, _)| *ours == name) {
+        return g.to_string();
+    }
+    let Some((index, inner)) = name
+        .strip_prefix("layers.")
+        .and_then(|rest| rest.split_once('.'))
+    else {
+        return name.to_string();
+    };
+    const LAYER: &[(&str, &str)] = &[
+        ("attn_norm.", "attn_norm."),
+        ("ffn_norm.", "ffn_norm."),
+        ("attn.q_proj.", "attn_q."),
+        ("attn.k_proj.", "attn_k."),
+        ("attn.v_proj.", "attn_v."),
+        ("attn.o_proj.", "attn_output."),
+        ("attn.q_norm.", "attn_q_norm."),
+        ("attn.k_norm.", "attn_k_norm."),
+        ("ffn.gate_proj.", "ffn_gate."),
+        ("ffn.up_proj.", "ffn_up."),
+        ("ffn.down_proj.", "ffn_down."),
+    ];
+    LAYER
+        .iter()
+        .find_map(|(ours, g)| {
+            inner
+                .strip_prefix(ours)
+                .map(|r| format!("blk.{index}.{g}{r}"))
+        })
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// Undoes `convert_hf_to_gguf.py`'s permutation of q/k rows (weights or biases of `shape`) in
+/// `groups` heads: within a head, row `2i + j` of the file is row `j·half + i` of the checkpoint.
+/// `None` when the rows are not whole heads of pairs.
+pub(crate) fn unpermute_rows(m: HostMatrix, shape: &[usize], groups: usize) -> Option<HostMatrix> {
+    let rows = shape.first().copied()?;
+    if groups == 0 || !rows.is_multiple_of(groups) || !(rows / groups).is_multiple_of(2) {
+        return None;
+    }
+    let (dh, half) = (rows / groups, rows / groups / 2);
+    // The checkpoint's row r comes from the file's row source(r).
+    let source = |r: usize| {
+        let (h, within) = (r / dh, r % dh);
+        let (j, i) = (within / half, within % half);
+        h * dh + 2 * i + j
+    };
+    Some(match m {
+        HostMatrix::F32(v) => HostMatrix::F32(reorder_rows(&v, rows, source)),
+        HostMatrix::Quant(q) => HostMatrix::Quant(crate::ops::QuantHost {
+            scheme: q.scheme,
+            codes: reorder_rows(&q.codes, rows, source),
+            scales: reorder_rows(&q.scales, rows, source),
+            mins: match q.mins.is_empty() {
+                true => Vec::new(),
+                false => reorder_rows(&q.mins, rows, source),
+            },
+        }),
+    })
+}
+
+/// The `rows` rows of `data` (equal lengths) reordered: row `r` of the result is row
+/// `source(r)` of `data`.
+fn reorder_rows<T: Copy>(data: &[T], rows: usize, source: impl Fn(usize) -> usize) -> Vec<T> {
+    let per_row = data.len() / rows.max(1);
+    (0..rows)
+        .flat_map(|r| {
+            data[source(r) * per_row..(source(r) + 1) * per_row]
+                .iter()
+                .copied()
+        })
+        .collect()
 }

@@ -25,7 +25,7 @@ impl TensorNames {
     /// The name a tensor of the model has in the files.
     pub fn file_name(self, name: &str) -> String {
         if self == TensorNames::Gguf {
-            return gguf_name(name);
+            return super::gguf::tensor_name(name);
         }
         if self == TensorNames::Native || name.starts_with("lm_head.") {
             return name.to_string();
@@ -45,46 +45,6 @@ impl TensorNames {
         .unwrap_or_else(|| inner.to_string());
         format!("model.layers.{index}.{inner}")
     }
-}
-
-/// The GGUF name of the model's tensor `name` (as llama.cpp's `convert_hf_to_gguf.py` names
-/// them); a name with no GGUF spelling is kept, and reported missing.
-fn gguf_name(name: &str) -> String {
-    const TOP: &[(&str, &str)] = &[
-        ("embed_tokens.weight", "token_embd.weight"),
-        ("norm.weight", "output_norm.weight"),
-        ("lm_head.weight", "output.weight"),
-    ];
-    if let Some((_, g)) = TOP.iter().find(|(ours, _)| *ours == name) {
-        return g.to_string();
-    }
-    let Some((index, inner)) = name
-        .strip_prefix("layers.")
-        .and_then(|rest| rest.split_once('.'))
-    else {
-        return name.to_string();
-    };
-    const LAYER: &[(&str, &str)] = &[
-        ("attn_norm.", "attn_norm."),
-        ("ffn_norm.", "ffn_norm."),
-        ("attn.q_proj.", "attn_q."),
-        ("attn.k_proj.", "attn_k."),
-        ("attn.v_proj.", "attn_v."),
-        ("attn.o_proj.", "attn_output."),
-        ("attn.q_norm.", "attn_q_norm."),
-        ("attn.k_norm.", "attn_k_norm."),
-        ("ffn.gate_proj.", "ffn_gate."),
-        ("ffn.up_proj.", "ffn_up."),
-        ("ffn.down_proj.", "ffn_down."),
-    ];
-    LAYER
-        .iter()
-        .find_map(|(ours, g)| {
-            inner
-                .strip_prefix(ours)
-                .map(|r| format!("blk.{index}.{g}{r}"))
-        })
-        .unwrap_or_else(|| name.to_string())
 }
 
 /// A matrix as the files hold it: values (converted to f32), or quantized blocks kept as they
@@ -144,48 +104,6 @@ impl HostMatrix {
             _ => HostMatrix::F32(parts.into_iter().flat_map(HostMatrix::into_f32).collect()),
         }
     }
-}
-
-/// Undoes `convert_hf_to_gguf.py`'s permutation of q/k rows (weights or biases of `shape`) in
-/// `groups` heads: within a head, row `2i + j` of the file is row `j·half + i` of the checkpoint.
-/// `None` when the rows are not whole heads of pairs.
-fn unpermute_rows(m: HostMatrix, shape: &[usize], groups: usize) -> Option<HostMatrix> {
-    let rows = shape.first().copied()?;
-    if groups == 0 || !rows.is_multiple_of(groups) || !(rows / groups).is_multiple_of(2) {
-        return None;
-    }
-    let (dh, half) = (rows / groups, rows / groups / 2);
-    // The checkpoint's row r comes from the file's row source(r).
-    let source = |r: usize| {
-        let (h, within) = (r / dh, r % dh);
-        let (j, i) = (within / half, within % half);
-        h * dh + 2 * i + j
-    };
-    Some(match m {
-        HostMatrix::F32(v) => HostMatrix::F32(reorder_rows(&v, rows, source)),
-        HostMatrix::Quant(q) => HostMatrix::Quant(crate::ops::QuantHost {
-            scheme: q.scheme,
-            codes: reorder_rows(&q.codes, rows, source),
-            scales: reorder_rows(&q.scales, rows, source),
-            mins: match q.mins.is_empty() {
-                true => Vec::new(),
-                false => reorder_rows(&q.mins, rows, source),
-            },
-        }),
-    })
-}
-
-/// The `rows` rows of `data` (equal lengths) reordered: row `r` of the result is row
-/// `source(r)` of `data`.
-fn reorder_rows<T: Copy>(data: &[T], rows: usize, source: impl Fn(usize) -> usize) -> Vec<T> {
-    let per_row = data.len() / rows.max(1);
-    (0..rows)
-        .flat_map(|r| {
-            data[source(r) * per_row..(source(r) + 1) * per_row]
-                .iter()
-                .copied()
-        })
-        .collect()
 }
 
 /// The metadata key naming the scheme of a safetensors file written by `latentgpu quantize`.
@@ -742,7 +660,7 @@ impl WeightFile {
                 _ => None,
             };
             if let Some(groups) = groups {
-                matrix = unpermute_rows(matrix, shape, groups).ok_or_else(|| {
+                matrix = super::gguf::unpermute_rows(matrix, shape, groups).ok_or_else(|| {
                     self.err(
                         name,
                         format!("rows in {groups} heads of pairs"),
