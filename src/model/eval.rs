@@ -123,7 +123,10 @@ pub fn compare_formats(
             a.candidate.total += nll_of(q, target);
             let kld = kl_divergence(p, q);
             kld_sum += kld;
-            a.kld_max = a.kld_max.max(kld);
+            // Not f64::max, which would drop a NaN.
+            if kld.is_nan() || kld > a.kld_max {
+                a.kld_max = kld;
+            }
             same += (argmax(p) == argmax(q)) as usize;
         }
         a.reference.count += targets.len();
@@ -142,14 +145,16 @@ fn log_softmax(logits: &[f32]) -> Vec<f64> {
     logits.iter().map(|&v| v as f64 - lse).collect()
 }
 
-/// KL(softmax(p) ‖ softmax(q)) in f64, nats.
+/// KL(softmax(p) ‖ softmax(q)) in f64, nats (rounding's tiny negatives read as 0; a NaN
+/// stays NaN).
 fn kl_divergence(p: &[f32], q: &[f32]) -> f64 {
     let (lp, lq) = (log_softmax(p), log_softmax(q));
-    lp.iter()
-        .zip(&lq)
-        .map(|(a, b)| a.exp() * (a - b))
-        .sum::<f64>()
-        .max(0.0)
+    let kld: f64 = lp.iter().zip(&lq).map(|(a, b)| a.exp() * (a - b)).sum();
+    if kld < 0.0 {
+        0.0
+    } else {
+        kld
+    }
 }
 
 /// The index of the largest value (the first of equals).
