@@ -349,6 +349,28 @@ fn up_block(s: u32) -> array<vec4<f32>, 8> {
     return block_quads(up_codes[2u * s], up_codes[2u * s + 1u]);
 }
 
+// The 8 vec4s of activations of block b from vec4 x0 of an input (x4 or h4 per entry point).
+fn x_block(x0: u32, b: u32) -> array<vec4<f32>, 8> {
+    let i = x0 + 8u * b;
+    return array<vec4<f32>, 8>(x4[i], x4[i + 1u], x4[i + 2u], x4[i + 3u], x4[i + 4u], x4[i + 5u],
+                               x4[i + 6u], x4[i + 7u]);
+}
+
+fn h_block(h0: u32, b: u32) -> array<vec4<f32>, 8> {
+    let i = h0 + 8u * b;
+    return array<vec4<f32>, 8>(h4[i], h4[i + 1u], h4[i + 2u], h4[i + 3u], h4[i + 4u], h4[i + 5u],
+                               h4[i + 6u], h4[i + 7u]);
+}
+
+// Σ a·w over a block's quads, in order.
+fn quad_dot(a: array<vec4<f32>, 8>, w: array<vec4<f32>, 8>) -> vec4<f32> {
+    var part = a[0] * w[0];
+    for (var t = 1u; t < 8u; t++) {
+        part = fma(a[t], w[t], part);
+    }
+    return part;
+}
+
 @compute @workgroup_size(WG)
 fn moe_gate_up_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let e = expert_of_group(wid.y);
@@ -378,15 +400,9 @@ fn moe_gate_up_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
             let us = vec4<f32>(up_scales[row + b]);
             for (var i = 0u; i < TB; i++) {
                 if (i < TOKENS_PER_PASS) {
-                    let x0 = xrow[i] + 8u * b;
-                    var pg = x4[x0] * gw[0];
-                    var pu = x4[x0] * uw[0];
-                    for (var t = 1u; t < 8u; t++) {
-                        pg = fma(x4[x0 + t], gw[t], pg);
-                        pu = fma(x4[x0 + t], uw[t], pu);
-                    }
-                    g[i] = fma(gs, pg, g[i]);
-                    u[i] = fma(us, pu, u[i]);
+                    let xs = x_block(xrow[i], b);
+                    g[i] = fma(gs, quad_dot(xs, gw), g[i]);
+                    u[i] = fma(us, quad_dot(xs, uw), u[i]);
                 }
             }
         }
@@ -435,12 +451,7 @@ fn moe_down_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
             let s = vec4<f32>(down_scales[row + b]);
             for (var i = 0u; i < TB; i++) {
                 if (i < TOKENS_PER_PASS) {
-                    let h0 = hrow[i] + 8u * b;
-                    var part = h4[h0] * w[0];
-                    for (var t = 1u; t < 8u; t++) {
-                        part = fma(h4[h0 + t], w[t], part);
-                    }
-                    acc[i] = fma(s, part, acc[i]);
+                    acc[i] = fma(s, quad_dot(h_block(hrow[i], b), w), acc[i]);
                 }
             }
         }
@@ -457,28 +468,6 @@ fn moe_down_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 // block's activations loaded once for them all (as the matrix-vector kernels do); each block's
 // sum in the order of moe_gate_up_q and moe_down_q, so the values are theirs.
 const EXPERT_ROWS: u32 = 4u;
-
-// The 8 vec4s of activations of block b from vec4 x0 of an input (x4 or h4 per entry point).
-fn x_block(x0: u32, b: u32) -> array<vec4<f32>, 8> {
-    let i = x0 + 8u * b;
-    return array<vec4<f32>, 8>(x4[i], x4[i + 1u], x4[i + 2u], x4[i + 3u], x4[i + 4u], x4[i + 5u],
-                               x4[i + 6u], x4[i + 7u]);
-}
-
-fn h_block(h0: u32, b: u32) -> array<vec4<f32>, 8> {
-    let i = h0 + 8u * b;
-    return array<vec4<f32>, 8>(h4[i], h4[i + 1u], h4[i + 2u], h4[i + 3u], h4[i + 4u], h4[i + 5u],
-                               h4[i + 6u], h4[i + 7u]);
-}
-
-// Σ a·w over a block's quads, in order.
-fn quad_dot(a: array<vec4<f32>, 8>, w: array<vec4<f32>, 8>) -> vec4<f32> {
-    var part = a[0] * w[0];
-    for (var t = 1u; t < 8u; t++) {
-        part = fma(a[t], w[t], part);
-    }
-    return part;
-}
 
 @compute @workgroup_size(WG)
 fn moe_gate_up_q_one(@builtin(workgroup_id) wid: vec3<u32>,

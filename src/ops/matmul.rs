@@ -234,29 +234,23 @@ pub fn matmul_into(
             c_offset: as_u32("matmul", "C column", first)?,
             _pad: [0; 3],
         };
-        let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
         let v = variant(m, cols, k, transpose_b, b.dtype());
-        let wg = [
-            (cols as u64).div_ceil(v.cols_per_workgroup),
-            (m as u64).div_ceil(v.rows_per_workgroup),
-            bt as u64,
-        ];
-        for (dim, count) in ["columns", "rows", "batch"].into_iter().zip(wg) {
-            if count > max {
-                return Err(Error::DispatchTooLarge {
-                    op: "matmul",
-                    what: dim,
-                    found: count,
-                    limit: max,
-                });
-            }
-        }
+        let wg = super::workgroups(
+            batch.ctx(),
+            "matmul",
+            super::COLUMNS,
+            [
+                (cols as u64).div_ceil(v.cols_per_workgroup),
+                (m as u64).div_ceil(v.rows_per_workgroup),
+                bt as u64,
+            ],
+        )?;
         batch.dispatch(
             v.kernel,
             v.constants,
             Some(bytemuck::bytes_of(&params)),
             &[a, &block, c],
-            [wg[0] as u32, wg[1] as u32, wg[2] as u32],
+            wg,
         )?;
     }
     Ok(())
@@ -360,22 +354,18 @@ pub fn matvec_glu(
     for ((first, g), (_, u)) in gate.row_blocks().into_iter().zip(up.row_blocks()) {
         let rows = g.shape()[0];
         let params = one_row_params(OP, rows, k, first)?;
-        let groups = (rows as u64).div_ceil(64);
-        let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
-        if groups > max {
-            return Err(Error::DispatchTooLarge {
-                op: OP,
-                what: "columns",
-                found: groups,
-                limit: max,
-            });
-        }
+        let wg = super::workgroups(
+            batch.ctx(),
+            OP,
+            super::COLUMNS,
+            [(rows as u64).div_ceil(64), 1, 1],
+        )?;
         batch.dispatch(
             kernel,
             constants,
             Some(bytemuck::bytes_of(&params)),
             &[x, &g, &u, &c],
-            [groups as u32, 1, 1],
+            wg,
         )?;
     }
     Ok(Some(c))

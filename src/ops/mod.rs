@@ -46,6 +46,31 @@ pub use softmax::{softmax, softmax_scaled, SoftmaxParams};
 use crate::error::{shape_err, Result};
 use crate::gpu::GpuTensor;
 
+/// What the dimensions of a dispatch over one row's outputs count (for [`workgroups`]).
+pub(crate) const COLUMNS: [&str; 3] = ["columns", "rows", "batch"];
+
+/// The workgroups `[x, y, z]` of a dispatch of `op`, whose dimensions count `what` (e.g.
+/// columns, rows, batch), each checked against the adapter's limit per dimension.
+pub(crate) fn workgroups(
+    ctx: &crate::gpu::GpuContext,
+    op: &'static str,
+    what: [&'static str; 3],
+    counts: [u64; 3],
+) -> Result<[u32; 3]> {
+    let limit = ctx.limits.max_compute_workgroups_per_dimension as u64;
+    for (what, found) in what.into_iter().zip(counts) {
+        if found > limit {
+            return Err(crate::error::Error::DispatchTooLarge {
+                op,
+                what,
+                found,
+                limit,
+            });
+        }
+    }
+    Ok(counts.map(|c| c as u32))
+}
+
 /// Checks that `t` has exactly `shape`.
 pub(crate) fn expect_shape(
     op: &'static str,

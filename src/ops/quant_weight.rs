@@ -6,7 +6,7 @@
 use super::expect_rank;
 use super::matmul::{block_params, GateAct};
 use super::quant::{quantize, QuantHost, QuantScheme, QUANT_BLOCK};
-use crate::error::{shape_err, Error, Result};
+use crate::error::{shape_err, Result};
 use crate::gpu::split::{rows_per_block, upload_rows_in, upload_u32_rows_in};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor, Kernel};
 use crate::shaders;
@@ -196,7 +196,6 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
         ));
     }
     let c = GpuTensor::scratch(batch.ctx(), OP, &[m, n], DType::F32)?;
-    let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
     let q8 = w.scheme == QuantScheme::Q8_0;
     let (kernel, tiled): (&Kernel, bool) = match (m, q8) {
         (1, true) => (&shaders::MATVEC_Q8, false),
@@ -207,20 +206,20 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
     for (first, codes, scales, mins) in w.blocks() {
         let rows = codes.shape()[0];
         let params = block_params(OP, (m, rows, k), n, first)?;
-        let per_invocation = MV_ROWS;
         let wg = match tiled {
-            true => [(rows as u64).div_ceil(64), (m as u64).div_ceil(64), 1],
-            false => [(rows as u64).div_ceil(64 * per_invocation), 1, m as u64],
+            true => super::workgroups(
+                batch.ctx(),
+                OP,
+                ["columns", "rows", "batch"],
+                [(rows as u64).div_ceil(64), (m as u64).div_ceil(64), 1],
+            )?,
+            false => super::workgroups(
+                batch.ctx(),
+                OP,
+                ["columns", "batch", "rows"],
+                [(rows as u64).div_ceil(64 * MV_ROWS), 1, m as u64],
+            )?,
         };
-        if let Some(&found) = wg.iter().find(|&&g| g > max) {
-            return Err(Error::DispatchTooLarge {
-                op: OP,
-                what: "columns or rows",
-                found,
-                limit: max,
-            });
-        }
-        let wg = wg.map(|g| g as u32);
         let params = Some(bytemuck::bytes_of(&params));
         match q8 {
             true => batch.dispatch(kernel, &[], params, &[x, &codes, &scales, &c], wg)?,
@@ -264,22 +263,13 @@ pub fn matvec_glu_quant(
     }
     let [n, k] = gate.shape;
     let c = GpuTensor::scratch(batch.ctx(), OP, &[1, n], DType::F32)?;
-    let max = batch.ctx().limits.max_compute_workgroups_per_dimension as u64;
     let constants = glu_constants(act, gate.scheme.has_min());
     for ((first, gc, gs, gm), (_, uc, us, um)) in gate.blocks().into_iter().zip(up.blocks()) {
         let rows = gc.shape()[0];
         let params = block_params(OP, (1, rows, k), 0, first)?;
         let groups = (rows as u64).div_ceil(64 * MV_ROWS);
-        if groups > max {
-            return Err(Error::DispatchTooLarge {
-                op: OP,
-                what: "columns",
-                found: groups,
-                limit: max,
-            });
-        }
+        let wg = super::workgroups(batch.ctx(), OP, super::COLUMNS, [groups, 1, 1])?;
         let params = Some(bytemuck::bytes_of(&params));
-        let wg = [groups as u32, 1, 1];
         match gate.scheme {
             QuantScheme::Q8_0 => batch.dispatch(
                 &shaders::MATVEC_GLU_Q8,

@@ -1062,12 +1062,7 @@ pub async fn moe_experts(ctx: &GpuContext) {
         let down = rng.vec(n_experts * d * inter, -1.0, 1.0);
         let weights = rng.vec(tokens * top_k, 0.0, 1.0);
         // Distinct experts per token, as a router chooses them.
-        let ids: Vec<u32> = (0..tokens)
-            .flat_map(|t| {
-                let start = if same { 2 } else { (t * 5 + 1) % n_experts };
-                (0..top_k).map(move |j| ((start + j * 3) % n_experts) as u32)
-            })
-            .collect();
+        let ids = expert_ids(tokens, top_k, n_experts, same);
         let g_ids = GpuTensor::from_u32(ctx, "ids", &[tokens, top_k], &ids).unwrap();
         let g_w = upload(ctx, "weights", &[tokens, top_k], &weights);
         let g_gate = upload(ctx, "gate", &[n_experts, inter, d], &gate);
@@ -1132,20 +1127,10 @@ pub async fn moe_experts(ctx: &GpuContext) {
             bits(&out_split),
             "moe experts t{tokens} e{n_experts}: split differs"
         );
-        let f = move |g: f32| match act {
-            GateAct::Silu => cpu::silu(g),
-            GateAct::Gelu => cpu::gelu(g),
-            GateAct::GeluTanh => cpu::gelu_tanh(g),
-        };
-        let reference = cpu::moe_ffn(&x, (&ids, &weights), (&gate, &up, &down), d, inter, f);
-        // The same with every value's magnitude bounds what each output's terms add up to in
-        // magnitude (|act(g)| <= act(|g|) for these activations); dot products of d and then
-        // inter terms in f32 are within c·(sqrt(d) + sqrt(inter) + 8)·u of that, c = 4.
-        let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
-        let (ax, ag, au, ad, aw) = (abs(&x), abs(&gate), abs(&up), abs(&down), abs(&weights));
-        let bound = cpu::moe_ffn(&ax, (&ids, &aw), (&ag, &au, &ad), d, inter, move |g| {
-            f(g.abs()).abs()
-        });
+        // Dot products of d and then inter terms in f32 are within
+        // c·(sqrt(d) + sqrt(inter) + 8)·u of the magnitudes' bound, c = 4.
+        let (reference, bound) =
+            experts_reference(&x, (&ids, &weights), (&gate, &up, &down), (d, inter), act);
         let c = 4.0 * ((d as f64).sqrt() + (inter as f64).sqrt() + 8.0) * U;
         assert_close_by(
             &format!("moe experts t{tokens} k{top_k} e{n_experts} d{d} i{inter} {act:?}"),
@@ -1154,6 +1139,40 @@ pub async fn moe_experts(ctx: &GpuContext) {
             |i| c * bound[i] + 1e-30,
         );
     }
+}
+
+/// Distinct experts per token, as a router chooses them: `[tokens, top_k]`; with `same`, every
+/// token the same experts (others unused).
+fn expert_ids(tokens: usize, top_k: usize, n_experts: usize, same: bool) -> Vec<u32> {
+    (0..tokens)
+        .flat_map(|t| {
+            let start = if same { 2 } else { (t * 5 + 1) % n_experts };
+            (0..top_k).map(move |j| ((start + j * 3) % n_experts) as u32)
+        })
+        .collect()
+}
+
+/// The experts' f64 reference and, from every value's magnitude, the bound of what each
+/// output's terms add up to in magnitude (|act(g)| <= act(|g|) for these activations).
+fn experts_reference(
+    x: &[f32],
+    (ids, weights): (&[u32], &[f32]),
+    (gate, up, down): (&[f32], &[f32], &[f32]),
+    (d, inter): (usize, usize),
+    act: ops::GateAct,
+) -> (Vec<f64>, Vec<f64>) {
+    let f = move |g: f32| match act {
+        ops::GateAct::Silu => cpu::silu(g),
+        ops::GateAct::Gelu => cpu::gelu(g),
+        ops::GateAct::GeluTanh => cpu::gelu_tanh(g),
+    };
+    let reference = cpu::moe_ffn(x, (ids, weights), (gate, up, down), d, inter, f);
+    let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
+    let (ax, ag, au, ad, aw) = (abs(x), abs(gate), abs(up), abs(down), abs(weights));
+    let bound = cpu::moe_ffn(&ax, (ids, &aw), (&ag, &au, &ad), d, inter, move |g| {
+        f(g.abs()).abs()
+    });
+    (reference, bound)
 }
 
 /// Quantized routed experts (q8_0, q4_0) against the f64 reference with the dequantized
@@ -1172,12 +1191,7 @@ pub async fn moe_quantized_experts(ctx: &GpuContext) {
         for (tokens, top_k, n_experts, d, inter, act, same) in cases {
             let x = rng.vec(tokens * d, -1.0, 1.0);
             let weights = rng.vec(tokens * top_k, 0.0, 1.0);
-            let ids: Vec<u32> = (0..tokens)
-                .flat_map(|t| {
-                    let start = if same { 2 } else { (t * 5 + 1) % n_experts };
-                    (0..top_k).map(move |j| ((start + j * 3) % n_experts) as u32)
-                })
-                .collect();
+            let ids = expert_ids(tokens, top_k, n_experts, same);
             let g_ids = GpuTensor::from_u32(ctx, "ids", &[tokens, top_k], &ids).unwrap();
             let g_w = upload(ctx, "weights", &[tokens, top_k], &weights);
             // Each stack quantized as rows of k, and its dequantized values.
@@ -1242,17 +1256,8 @@ pub async fn moe_quantized_experts(ctx: &GpuContext) {
                 scheme.name()
             );
             assert_eq!(bits(&outs[0]), bits(&outs[1]), "{what}: split differs");
-            let f = move |g: f32| match act {
-                GateAct::Silu => cpu::silu(g),
-                GateAct::Gelu => cpu::gelu(g),
-                GateAct::GeluTanh => cpu::gelu_tanh(g),
-            };
-            let reference = cpu::moe_ffn(&x, (&ids, &weights), (&gate, &up, &down), d, inter, f);
-            let abs = |v: &[f32]| v.iter().map(|a| a.abs()).collect::<Vec<f32>>();
-            let (ax, ag, au, ad, aw) = (abs(&x), abs(&gate), abs(&up), abs(&down), abs(&weights));
-            let bound = cpu::moe_ffn(&ax, (&ids, &aw), (&ag, &au, &ad), d, inter, move |g| {
-                f(g.abs()).abs()
-            });
+            let (reference, bound) =
+                experts_reference(&x, (&ids, &weights), (&gate, &up, &down), (d, inter), act);
             // As for f32 experts (the dequantized weights are exact in f32; each block's sum is
             // scaled once more): c·(sqrt(d) + sqrt(inter) + 8)·u of the magnitudes, c = 4.
             let c = 4.0 * ((d as f64).sqrt() + (inter as f64).sqrt() + 8.0) * U;
