@@ -8,11 +8,16 @@
 // weight = d · (nibble - 8) for q4_0 (exact in f32: d is an f16 value), d · nibble + m for q4_1
 // (HAS_MIN). Rows are independent, so row blocks of q, scales and mins are a W of their own.
 // C's row stride and first column come from the params.
-//   matvec_q4      MV_ROWS outputs per invocation, z over the rows of A; a step loads a block's
-//                  activations once for its rows and each row's 16 bytes as one vec4<u32>;
+//   matvec_rows    MV_ROWS outputs per invocation, z over the rows of A (entry point
+//                  `matvec_quant`, matvec_quant_entry*.wgsl); a step loads each row's 16 bytes
+//                  as one vec4<u32> and the block's activations once for its rows (shared by
+//                  the subgroup where the adapter has one, prelude/block_acts*.wgsl);
 //                  acc += d · Σ a·nibble + m · Σ a, with m = -8d for q4_0
 //   matmul_nt_q4   8×8 outputs per invocation, each weight dequantized once per 8 rows of A
-//   matvec_glu_q4  act(x·Gᵀ) · (x·Uᵀ) for one row x, as matvec_q4 for both
+//   matvec_glu_rows  act(x·Gᵀ) · (x·Uᵀ) for one row x, as matvec_rows for both (entry point
+//                  `matvec_glu_quant`)
+// The matrix-vector kernels run every invocation to the end (rows past N recompute the last
+// one, unstored), as subgroup operations want uniform control flow.
 
 override HAS_MIN: bool = false;
 
@@ -38,18 +43,18 @@ fn nibbles(word: u32, shift: u32) -> vec4<f32> {
     return codes(word, shift) - select(vec4<f32>(8.0), vec4<f32>(0.0), HAS_MIN);
 }
 
-// The part of a block's sum that d multiplies, by lanes: Σ a·nibble over the block's 16 bytes
-// w, with the block's activations av. The matrix-vector kernels add q4_0's -8 as a minimum of
-// -8d times Σ a (once per block for all their rows, not once per weight).
-fn block_dot(av: array<vec4<f32>, 8>, w: vec4<u32>) -> vec4<f32> {
-    var part = av[0] * codes(w.x, 0u);
-    part = fma(av[1], codes(w.y, 0u), part);
-    part = fma(av[2], codes(w.z, 0u), part);
-    part = fma(av[3], codes(w.w, 0u), part);
-    part = fma(av[4], codes(w.x, 4u), part);
-    part = fma(av[5], codes(w.y, 4u), part);
-    part = fma(av[6], codes(w.z, 4u), part);
-    return fma(av[7], codes(w.w, 4u), part);
+// The part of a block's sum that d multiplies: Σ a·nibble over the block's 16 bytes w, with
+// the block's activations av. The matrix-vector kernels add q4_0's -8 as a minimum of -8d
+// times Σ a (once per block for all their rows, not once per weight).
+fn block_dot(av: array<vec4<f32>, 8>, w: vec4<u32>) -> f32 {
+    var part = dot(av[0], codes(w.x, 0u));
+    part += dot(av[1], codes(w.y, 0u));
+    part += dot(av[2], codes(w.z, 0u));
+    part += dot(av[3], codes(w.w, 0u));
+    part += dot(av[4], codes(w.x, 4u));
+    part += dot(av[5], codes(w.y, 4u));
+    part += dot(av[6], codes(w.z, 4u));
+    return part + dot(av[7], codes(w.w, 4u));
 }
 
 // A block's minimum: q4_1's, or -8d for q4_0.
@@ -60,15 +65,10 @@ fn block_min(s: u32) -> f32 {
     return -8.0 * scales[s];
 }
 
-// A block's 8 vec4s of activations from vec4 x, and their sum by lanes (what q4_1's minimum
-// multiplies).
-fn block_acts(x: u32) -> array<vec4<f32>, 8> {
-    return array<vec4<f32>, 8>(a[x], a[x + 1u], a[x + 2u], a[x + 3u], a[x + 4u], a[x + 5u],
-                               a[x + 6u], a[x + 7u]);
-}
-
-fn block_sum(av: array<vec4<f32>, 8>) -> vec4<f32> {
-    return ((av[0] + av[1]) + (av[2] + av[3])) + ((av[4] + av[5]) + (av[6] + av[7]));
+// Σ a over a block's activations (what q4_1's minimum multiplies).
+fn block_sum(av: array<vec4<f32>, 8>) -> f32 {
+    let by_lanes = ((av[0] + av[1]) + (av[2] + av[3])) + ((av[4] + av[5]) + (av[6] + av[7]));
+    return dot(by_lanes, vec4<f32>(1.0));
 }
 
 // Rows per invocation of the matrix-vector kernels: each block's activations are loaded once
@@ -76,28 +76,39 @@ fn block_sum(av: array<vec4<f32>, 8>) -> vec4<f32> {
 // once the weights are 4 bits).
 const MV_ROWS: u32 = 4u;
 
-@compute @workgroup_size(MV_WG, 1, 1)
-fn matvec_q4(@builtin(global_invocation_id) gid: vec3<u32>) {
+// The rows of W one invocation of the matrix-vector kernels computes: MV_ROWS from n0, the
+// last row standing in for those past N. Returns each row's first block.
+fn first_blocks(n0: u32, blocks: u32) -> array<u32, MV_ROWS> {
+    var row = array<u32, MV_ROWS>();
+    for (var r = 0u; r < MV_ROWS; r++) {
+        row[r] = min(n0 + r, p.n - 1u) * blocks;
+    }
+    return row;
+}
+
+fn matvec_rows(gid: vec3<u32>, lane: u32) {
     let n0 = gid.x * MV_ROWS;
     let m = gid.z;
-    if (n0 >= p.n || m >= p.m) {
-        return;
-    }
     let blocks = p.k / 32u;
     let a_row = m * p.k / 4u;
-    var acc = array<vec4<f32>, MV_ROWS>();
+    let row = first_blocks(n0, blocks);
+    var acc = array<f32, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
-        let av = block_acts(a_row + 8u * b);
+        var w = array<vec4<u32>, MV_ROWS>();
+        for (var r = 0u; r < MV_ROWS; r++) {
+            w[r] = q[row[r] + b];
+        }
+        let av = block_acts(a_row + 8u * b, lane);
         let sum = block_sum(av);
         for (var r = 0u; r < MV_ROWS; r++) {
-            let s = min(n0 + r, p.n - 1u) * blocks + b;
-            acc[r] = fma(vec4<f32>(scales[s]), block_dot(av, q[s]), acc[r]);
-            acc[r] = fma(vec4<f32>(block_min(s)), sum, acc[r]);
+            let s = row[r] + b;
+            acc[r] = fma(scales[s], block_dot(av, w[r]), acc[r]);
+            acc[r] = fma(block_min(s), sum, acc[r]);
         }
     }
     for (var r = 0u; r < MV_ROWS; r++) {
         if (n0 + r < p.n) {
-            c[p.c_offset + m * p.ldc + n0 + r] = dot(acc[r], vec4<f32>(1.0));
+            c[p.c_offset + m * p.ldc + n0 + r] = acc[r];
         }
     }
 }
@@ -171,31 +182,33 @@ fn matmul_nt_q4(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(7) var<storage, read> mins_up: array<f32>;
 @group(0) @binding(8) var<storage, read_write> c_glu: array<f32>;
 
-@compute @workgroup_size(MV_WG, 1, 1)
-fn matvec_glu_q4(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n0 = gid.x * MV_ROWS;
-    if (n0 >= p.n) {
-        return;
-    }
+fn matvec_glu_rows(x: u32, lane: u32) {
+    let n0 = x * MV_ROWS;
     let blocks = p.k / 32u;
-    var g = array<vec4<f32>, MV_ROWS>();
-    var u = array<vec4<f32>, MV_ROWS>();
+    let row = first_blocks(n0, blocks);
+    var g = array<f32, MV_ROWS>();
+    var u = array<f32, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
-        let av = block_acts(8u * b);
+        var wg = array<vec4<u32>, MV_ROWS>();
+        var wu = array<vec4<u32>, MV_ROWS>();
+        for (var r = 0u; r < MV_ROWS; r++) {
+            wg[r] = q[row[r] + b];
+            wu[r] = q_up[row[r] + b];
+        }
+        let av = block_acts(8u * b, lane);
         let sum = block_sum(av);
         for (var r = 0u; r < MV_ROWS; r++) {
-            let s = min(n0 + r, p.n - 1u) * blocks + b;
+            let s = row[r] + b;
             let up_min = select(-8.0 * scales_up[s], mins_up[s], HAS_MIN);
-            g[r] = fma(vec4<f32>(scales[s]), block_dot(av, q[s]), g[r]);
-            u[r] = fma(vec4<f32>(scales_up[s]), block_dot(av, q_up[s]), u[r]);
-            g[r] = fma(vec4<f32>(block_min(s)), sum, g[r]);
-            u[r] = fma(vec4<f32>(up_min), sum, u[r]);
+            g[r] = fma(scales[s], block_dot(av, wg[r]), g[r]);
+            u[r] = fma(scales_up[s], block_dot(av, wu[r]), u[r]);
+            g[r] = fma(block_min(s), sum, g[r]);
+            u[r] = fma(up_min, sum, u[r]);
         }
     }
     for (var r = 0u; r < MV_ROWS; r++) {
         if (n0 + r < p.n) {
-            c_glu[p.c_offset + n0 + r] =
-                gate_act(dot(g[r], vec4<f32>(1.0))) * dot(u[r], vec4<f32>(1.0));
+            c_glu[p.c_offset + n0 + r] = gate_act(g[r]) * u[r];
         }
     }
 }

@@ -6,13 +6,18 @@
 // weight = scale · byte (exact in f32: the scales are f16 values). Rows are independent, so row
 // blocks of q and scales are a W of their own. C's row stride and first column come from the
 // params (a row block of W writes its columns of a wider C).
-//   matvec_q8      MV_ROWS outputs per invocation (the decode layout for CPU rasterisers: each
-//                  reads whole rows), z over the rows of A; a step loads a block's 8 vec4s of
-//                  activations once for its rows and each row's 32 bytes as two vec4<u32> (on
-//                  lavapipe the loads, not the bytes, set the pace); acc += scale · Σ a·byte
+//   matvec_rows    MV_ROWS outputs per invocation (the decode layout for CPU rasterisers: each
+//                  reads whole rows), z over the rows of A (entry point `matvec_quant`,
+//                  matvec_quant_entry*.wgsl); a step loads each row's 32 bytes as two
+//                  vec4<u32> and the block's 8 vec4s of activations once for its rows (shared by
+//                  the subgroup where the adapter has one, prelude/block_acts*.wgsl; on lavapipe
+//                  the loads, not the bytes, set the pace); acc += scale · Σ a·byte
 //   matmul_nt_q8   8×8 outputs per invocation (matmul_nt_v4's tiling), each weight dequantized
 //                  once per 8 rows of A: acc += a · (scale · byte)
-//   matvec_glu_q8  act(x·Gᵀ) · (x·Uᵀ) for one row x, as matvec_q8 for both
+//   matvec_glu_rows  act(x·Gᵀ) · (x·Uᵀ) for one row x, as matvec_rows for both (entry point
+//                  `matvec_glu_quant`)
+// The matrix-vector kernels run every invocation to the end (rows past N recompute the last
+// one, unstored), as subgroup operations want uniform control flow.
 
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
@@ -28,50 +33,54 @@ fn bytes_of(word: u32) -> vec4<f32> {
     return vec4<f32>(v);
 }
 
-// Σ a·byte over a block's 32 bytes (q0, q1), with the block's activations av (by lanes: the
-// caller adds the four).
-fn block_dot(av: array<vec4<f32>, 8>, q0: vec4<u32>, q1: vec4<u32>) -> vec4<f32> {
-    var part = av[0] * bytes_of(q0.x);
-    part = fma(av[1], bytes_of(q0.y), part);
-    part = fma(av[2], bytes_of(q0.z), part);
-    part = fma(av[3], bytes_of(q0.w), part);
-    part = fma(av[4], bytes_of(q1.x), part);
-    part = fma(av[5], bytes_of(q1.y), part);
-    part = fma(av[6], bytes_of(q1.z), part);
-    return fma(av[7], bytes_of(q1.w), part);
-}
-
-// A block's 8 vec4s of activations from vec4 x.
-fn block_acts(x: u32) -> array<vec4<f32>, 8> {
-    return array<vec4<f32>, 8>(a[x], a[x + 1u], a[x + 2u], a[x + 3u], a[x + 4u], a[x + 5u],
-                               a[x + 6u], a[x + 7u]);
+// Σ a·byte over a block's 32 bytes (q0, q1), with the block's activations av.
+fn block_dot(av: array<vec4<f32>, 8>, q0: vec4<u32>, q1: vec4<u32>) -> f32 {
+    var part = dot(av[0], bytes_of(q0.x));
+    part += dot(av[1], bytes_of(q0.y));
+    part += dot(av[2], bytes_of(q0.z));
+    part += dot(av[3], bytes_of(q0.w));
+    part += dot(av[4], bytes_of(q1.x));
+    part += dot(av[5], bytes_of(q1.y));
+    part += dot(av[6], bytes_of(q1.z));
+    return part + dot(av[7], bytes_of(q1.w));
 }
 
 // Rows per invocation of the matrix-vector kernels: each block's activations are loaded once
 // for all of them (on a CPU rasteriser, activation loads set the pace once weights are bytes).
 const MV_ROWS: u32 = 4u;
 
-@compute @workgroup_size(MV_WG, 1, 1)
-fn matvec_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
+// The rows of W one invocation of the matrix-vector kernels computes: MV_ROWS from n0, the
+// last row standing in for those past N. Returns each row's first block.
+fn first_blocks(n0: u32, blocks: u32) -> array<u32, MV_ROWS> {
+    var row = array<u32, MV_ROWS>();
+    for (var r = 0u; r < MV_ROWS; r++) {
+        row[r] = min(n0 + r, p.n - 1u) * blocks;
+    }
+    return row;
+}
+
+fn matvec_rows(gid: vec3<u32>, lane: u32) {
     let n0 = gid.x * MV_ROWS;
     let m = gid.z;
-    if (n0 >= p.n || m >= p.m) {
-        return;
-    }
     let blocks = p.k / 32u;
     let a_row = m * p.k / 4u;
-    var acc = array<vec4<f32>, MV_ROWS>();
+    let row = first_blocks(n0, blocks);
+    var acc = array<f32, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
-        let av = block_acts(a_row + 8u * b);
+        var w0 = array<vec4<u32>, MV_ROWS>();
+        var w1 = array<vec4<u32>, MV_ROWS>();
         for (var r = 0u; r < MV_ROWS; r++) {
-            let s = min(n0 + r, p.n - 1u) * blocks + b;
-            let part = block_dot(av, q[2u * s], q[2u * s + 1u]);
-            acc[r] = fma(vec4<f32>(scales[s]), part, acc[r]);
+            w0[r] = q[2u * (row[r] + b)];
+            w1[r] = q[2u * (row[r] + b) + 1u];
+        }
+        let av = block_acts(a_row + 8u * b, lane);
+        for (var r = 0u; r < MV_ROWS; r++) {
+            acc[r] = fma(scales[row[r] + b], block_dot(av, w0[r], w1[r]), acc[r]);
         }
     }
     for (var r = 0u; r < MV_ROWS; r++) {
         if (n0 + r < p.n) {
-            c[p.c_offset + m * p.ldc + n0 + r] = dot(acc[r], vec4<f32>(1.0));
+            c[p.c_offset + m * p.ldc + n0 + r] = acc[r];
         }
     }
 }
@@ -139,27 +148,23 @@ fn matmul_nt_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(5) var<storage, read> scales_up: array<f32>;
 @group(0) @binding(6) var<storage, read_write> c_glu: array<f32>;
 
-@compute @workgroup_size(MV_WG, 1, 1)
-fn matvec_glu_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n0 = gid.x * MV_ROWS;
-    if (n0 >= p.n) {
-        return;
-    }
+fn matvec_glu_rows(x: u32, lane: u32) {
+    let n0 = x * MV_ROWS;
     let blocks = p.k / 32u;
-    var g = array<vec4<f32>, MV_ROWS>();
-    var u = array<vec4<f32>, MV_ROWS>();
+    let row = first_blocks(n0, blocks);
+    var g = array<f32, MV_ROWS>();
+    var u = array<f32, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
-        let av = block_acts(8u * b);
+        let av = block_acts(8u * b, lane);
         for (var r = 0u; r < MV_ROWS; r++) {
-            let s = min(n0 + r, p.n - 1u) * blocks + b;
-            g[r] = fma(vec4<f32>(scales[s]), block_dot(av, q[2u * s], q[2u * s + 1u]), g[r]);
-            u[r] = fma(vec4<f32>(scales_up[s]), block_dot(av, q_up[2u * s], q_up[2u * s + 1u]), u[r]);
+            let s = row[r] + b;
+            g[r] = fma(scales[s], block_dot(av, q[2u * s], q[2u * s + 1u]), g[r]);
+            u[r] = fma(scales_up[s], block_dot(av, q_up[2u * s], q_up[2u * s + 1u]), u[r]);
         }
     }
     for (var r = 0u; r < MV_ROWS; r++) {
         if (n0 + r < p.n) {
-            c_glu[p.c_offset + n0 + r] =
-                gate_act(dot(g[r], vec4<f32>(1.0))) * dot(u[r], vec4<f32>(1.0));
+            c_glu[p.c_offset + n0 + r] = gate_act(g[r]) * u[r];
         }
     }
 }

@@ -6,6 +6,21 @@
 use crate::gpu::pipeline::Binding::{Read, ReadWrite, Uniform};
 use crate::gpu::Kernel;
 
+/// The directive a browser's WGSL wants before subgroup operations; native wgpu enables them
+/// with the device feature.
+#[cfg(target_arch = "wasm32")]
+macro_rules! enable_subgroups {
+    () => {
+        "enable subgroups;\n"
+    };
+}
+#[cfg(not(target_arch = "wasm32"))]
+macro_rules! enable_subgroups {
+    () => {
+        ""
+    };
+}
+
 /// `(file name, source)` of every shader file, for the translation tests.
 pub const ALL: &[(&str, &str)] = &[
     ("attention.wgsl", ATTENTION),
@@ -20,7 +35,9 @@ pub const ALL: &[(&str, &str)] = &[
     ("matmul.wgsl", MATMUL),
     ("matmul_f16w.wgsl", MATMUL_F16W),
     ("matmul_q4.wgsl", MATMUL_Q4),
+    ("matmul_q4.wgsl", MATMUL_Q4_SUBGROUP),
     ("matmul_q8.wgsl", MATMUL_Q8),
+    ("matmul_q8.wgsl", MATMUL_Q8_SUBGROUP),
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("matvec_coop.wgsl", MATVEC_COOP_SRC),
     ("mla_rope.wgsl", MLA_ROPE_SRC),
@@ -101,6 +118,19 @@ pub const MATMUL_Q8: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/block_acts.wgsl"),
+    include_str!("../shaders/prelude/matvec_quant_entry.wgsl"),
+    include_str!("../shaders/matmul_q8.wgsl")
+);
+/// The same with a subgroup sharing each block's activation loads (see `MATVEC_SUBGROUP_SRC`
+/// for the `enable` directive).
+pub const MATMUL_Q8_SUBGROUP: &str = concat!(
+    enable_subgroups!(),
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/block_acts_subgroup.wgsl"),
+    include_str!("../shaders/prelude/matvec_quant_entry_subgroup.wgsl"),
     include_str!("../shaders/matmul_q8.wgsl")
 );
 /// Products with 4-bit (q4_0, q4_1) weights.
@@ -108,6 +138,18 @@ pub const MATMUL_Q4: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/block_acts.wgsl"),
+    include_str!("../shaders/prelude/matvec_quant_entry.wgsl"),
+    include_str!("../shaders/matmul_q4.wgsl")
+);
+/// The same with a subgroup sharing each block's activation loads.
+pub const MATMUL_Q4_SUBGROUP: &str = concat!(
+    enable_subgroups!(),
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/block_acts_subgroup.wgsl"),
+    include_str!("../shaders/prelude/matvec_quant_entry_subgroup.wgsl"),
     include_str!("../shaders/matmul_q4.wgsl")
 );
 /// Embedding lookup from a block-quantized table.
@@ -317,37 +359,69 @@ pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);
 /// Copy roof probe.
 pub const COPY_ROOF: Kernel = kernel("bench.wgsl", BENCH, "copy_roof", U_R_W);
 /// `x·Wᵀ` with q8_0 weights, one invocation per output.
-pub const MATVEC_Q8: Kernel = trusted(kernel("matmul_q8.wgsl", MATMUL_Q8, "matvec_q8", U_RRR_W));
+pub const MATVEC_Q8: Kernel = trusted(kernel("matmul_q8.wgsl", MATMUL_Q8, "matvec_quant", U_RRR_W));
+/// The same, the block's activations shared by the subgroup.
+pub const MATVEC_Q8_SUBGROUP: Kernel = trusted(kernel(
+    "matmul_q8.wgsl (subgroups)",
+    MATMUL_Q8_SUBGROUP,
+    "matvec_quant",
+    U_RRR_W,
+));
 /// `x·Wᵀ` with q8_0 weights, 8×8 outputs per invocation (prefill).
 pub const MATMUL_NT_Q8: Kernel =
     trusted(kernel("matmul_q8.wgsl", MATMUL_Q8, "matmul_nt_q8", U_RRR_W));
+const U_RRRRR_W: &[crate::gpu::Binding] = &[Uniform, Read, Read, Read, Read, Read, ReadWrite];
 /// `act(x·Gᵀ) · (x·Uᵀ)` for one row with q8_0 `G` and `U`.
 pub const MATVEC_GLU_Q8: Kernel = trusted(kernel(
     "matmul_q8.wgsl",
     MATMUL_Q8,
-    "matvec_glu_q8",
-    &[Uniform, Read, Read, Read, Read, Read, ReadWrite],
+    "matvec_glu_quant",
+    U_RRRRR_W,
 ));
-/// `x·Wᵀ` with q4_0 or q4_1 weights (`HAS_MIN`), one invocation per output.
+/// The same, the block's activations shared by the subgroup.
+pub const MATVEC_GLU_Q8_SUBGROUP: Kernel = trusted(kernel(
+    "matmul_q8.wgsl (subgroups)",
+    MATMUL_Q8_SUBGROUP,
+    "matvec_glu_quant",
+    U_RRRRR_W,
+));
+const U_RRRR_W: &[crate::gpu::Binding] = &[Uniform, Read, Read, Read, Read, ReadWrite];
+/// `x·Wᵀ` with q4_0 or q4_1 weights (`HAS_MIN`), `MV_ROWS` outputs per invocation.
 pub const MATVEC_Q4: Kernel = trusted(kernel(
     "matmul_q4.wgsl",
     MATMUL_Q4,
-    "matvec_q4",
-    &[Uniform, Read, Read, Read, Read, ReadWrite],
+    "matvec_quant",
+    U_RRRR_W,
+));
+/// The same, the block's activations shared by the subgroup.
+pub const MATVEC_Q4_SUBGROUP: Kernel = trusted(kernel(
+    "matmul_q4.wgsl (subgroups)",
+    MATMUL_Q4_SUBGROUP,
+    "matvec_quant",
+    U_RRRR_W,
 ));
 /// `x·Wᵀ` with q4_0 or q4_1 weights, 8×8 outputs per invocation (prefill).
 pub const MATMUL_NT_Q4: Kernel = trusted(kernel(
     "matmul_q4.wgsl",
     MATMUL_Q4,
     "matmul_nt_q4",
-    &[Uniform, Read, Read, Read, Read, ReadWrite],
+    U_RRRR_W,
 ));
+const U_RRRRRRR_W: &[crate::gpu::Binding] =
+    &[Uniform, Read, Read, Read, Read, Read, Read, Read, ReadWrite];
 /// `act(x·Gᵀ) · (x·Uᵀ)` for one row with q4_0 or q4_1 `G` and `U`.
 pub const MATVEC_GLU_Q4: Kernel = trusted(kernel(
     "matmul_q4.wgsl",
     MATMUL_Q4,
-    "matvec_glu_q4",
-    &[Uniform, Read, Read, Read, Read, Read, Read, Read, ReadWrite],
+    "matvec_glu_quant",
+    U_RRRRRRR_W,
+));
+/// The same, the block's activations shared by the subgroup.
+pub const MATVEC_GLU_Q4_SUBGROUP: Kernel = trusted(kernel(
+    "matmul_q4.wgsl (subgroups)",
+    MATMUL_Q4_SUBGROUP,
+    "matvec_glu_quant",
+    U_RRRRRRR_W,
 ));
 /// Embedding lookup from a q8_0 table.
 pub const EMBEDDING_Q8: Kernel = kernel(

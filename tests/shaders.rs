@@ -80,7 +80,7 @@ fn every_shader_translates_to_every_backend_language() {
 
         // SPIR-V (Vulkan); subgroup operations need SPIR-V 1.3, which wgpu writes when the
         // device has subgroups.
-        let uses_subgroups = source.contains("subgroupAdd");
+        let uses_subgroups = source.contains("subgroupAdd") || source.contains("subgroupBroadcast");
         let spv_options = naga::back::spv::Options {
             lang_version: if uses_subgroups { (1, 3) } else { (1, 0) },
             ..Default::default()

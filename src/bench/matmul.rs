@@ -3,8 +3,10 @@
 
 use super::{copy_roof_gbps, fma_roof_gflops, seconds_per_rep};
 use crate::error::Result;
-use crate::gpu::{GpuContext, GpuTensor};
-use crate::ops;
+use crate::gpu::{split, GpuContext, GpuTensor};
+use crate::model::layers::{upload_matrix, Upload};
+use crate::model::weights::HostMatrix;
+use crate::ops::{self, WeightFormat};
 
 /// One measured product.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -19,11 +21,13 @@ pub struct MatmulFigure {
     pub k: usize,
     /// Whether B is stored `[N, K]` (weights).
     pub transpose_b: bool,
+    /// B's format: f32, or for `[N, K]` weights the format asked for (f16, q8_0, ...).
+    pub weights: String,
     /// Seconds per product.
     pub seconds: f64,
     /// 2·M·N·K / seconds, in GFLOP/s.
     pub gflops: f64,
-    /// Bytes of A, B and C moved once / seconds, in GB/s.
+    /// Bytes of A, B (as stored) and C moved once / seconds, in GB/s.
     pub gbps: f64,
     /// gflops / the FMA roof.
     pub fraction_of_fma_roof: f64,
@@ -65,10 +69,13 @@ pub fn default_cases(d: usize) -> Vec<(String, usize, usize, usize, bool)> {
     cases
 }
 
-/// Measures the roofs and every case; `progress` is called after each figure.
+/// Measures the roofs and every case; `progress` is called after each figure. `weights` is the
+/// format of B where it is stored `[N, K]` (a weight, multiplied as the models do); B stored
+/// `[K, N]` stays f32.
 pub fn run(
     ctx: &GpuContext,
     cases: &[(String, usize, usize, usize, bool)],
+    weights: WeightFormat,
     mut progress: impl FnMut(&MatmulFigure),
 ) -> Result<MatmulReport> {
     let fma = fma_roof_gflops(ctx)?;
@@ -77,18 +84,37 @@ pub fn run(
     for (name, m, n, k, t) in cases {
         let (m, n, k, t) = (*m, *n, *k, *t);
         let a = GpuTensor::from_f32(ctx, "A", &[m, k], &vec![0.5; m * k])?;
-        let b_shape = if t { [n, k] } else { [k, n] };
-        let b = GpuTensor::from_f32(ctx, "B", &b_shape, &vec![0.25; n * k])?;
-        let c = GpuTensor::zeros(ctx, "C", &[m, n])?;
-        let secs = seconds_per_rep(ctx, 0.3, |batch| ops::matmul_into(batch, &a, &b, t, &c))?;
+        let (secs, b_bytes, format) = match t {
+            true => {
+                // Seeded values, not a constant: a quantized constant row is one code repeated.
+                let values = (0..n * k)
+                    .map(|i| ((i * 2_654_435_761) % 1000) as f32 / 1000.0 - 0.5)
+                    .collect();
+                let up = Upload {
+                    format: Some(weights),
+                    block_bytes: split::block_limit(ctx, None),
+                };
+                let b = upload_matrix(ctx, up, "B", &[n, k], HostMatrix::F32(values))?;
+                let secs = seconds_per_rep(ctx, 0.3, |batch| ops::linear(batch, &a, &b).map(drop))?;
+                (secs, b.bytes() as f64, b.format())
+            }
+            false => {
+                let b = GpuTensor::from_f32(ctx, "B", &[k, n], &vec![0.25; n * k])?;
+                let c = GpuTensor::zeros(ctx, "C", &[m, n])?;
+                let secs =
+                    seconds_per_rep(ctx, 0.3, |batch| ops::matmul_into(batch, &a, &b, false, &c))?;
+                (secs, 4.0 * (n * k) as f64, WeightFormat::F32)
+            }
+        };
         let gflops = 2.0 * (m * n * k) as f64 / secs / 1e9;
-        let gbps = 4.0 * (m * k + n * k + m * n) as f64 / secs / 1e9;
+        let gbps = (4.0 * (m * k + m * n) as f64 + b_bytes) / secs / 1e9;
         let fig = MatmulFigure {
             name: name.clone(),
             m,
             n,
             k,
             transpose_b: t,
+            weights: format.name().to_string(),
             seconds: secs,
             gflops,
             gbps,

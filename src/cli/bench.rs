@@ -17,6 +17,10 @@ pub fn bench_matmul(
 ) -> Result<()> {
     let ctx = GpuContext::new(choice)?;
     outln!("adapter: {}", ctx.name());
+    let weights = super::weights().unwrap_or(WeightFormat::F32);
+    if weights != WeightFormat::F32 {
+        outln!("weights (B stored [N, K]): {}", weights.name());
+    }
     let cases = if sizes.is_empty() {
         bench::matmul::default_cases(width)
     } else {
@@ -42,7 +46,7 @@ pub fn bench_matmul(
         "% copy"
     );
     let mut lines = Lines::new();
-    let report = bench::matmul::run(&ctx, &cases, |f| {
+    let report = bench::matmul::run(&ctx, &cases, weights, |f| {
         lines.line(format_args!(
             "{:<32} {:>6} {:>6} {:>6} {:>10.2} {:>7.1}% {:>9.2} {:>7.1}%",
             f.name,

@@ -27,6 +27,8 @@ pub struct AdapterSummary {
     pub shader_f16: bool,
     /// Whether subgroup operations are supported.
     pub subgroups: bool,
+    /// The fewest invocations a subgroup may have on this adapter.
+    pub subgroup_min_size: u32,
     /// Whether timestamp queries are supported.
     pub timestamp_query: bool,
     /// Largest storage buffer binding in bytes.
@@ -57,6 +59,7 @@ impl AdapterSummary {
             driver_info: info.driver_info,
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
+            subgroup_min_size: info.subgroup_min_size,
             timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,
@@ -342,6 +345,12 @@ impl GpuContext {
     /// Whether the device was created with subgroup operations.
     pub fn has_subgroups(&self) -> bool {
         self.features.contains(wgpu::Features::SUBGROUP)
+    }
+
+    /// Whether the device has subgroup operations and every subgroup has at least `lanes`
+    /// invocations.
+    pub fn has_subgroups_of(&self, lanes: u32) -> bool {
+        self.has_subgroups() && self.adapter.subgroup_min_size >= lanes
     }
 
     /// Whether the adapter is a CPU rasteriser (lavapipe, llvmpipe, SwiftShader), where one

@@ -197,11 +197,14 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
     }
     let c = GpuTensor::scratch(batch.ctx(), OP, &[m, n], DType::F32)?;
     let q8 = w.scheme == QuantScheme::Q8_0;
-    let (kernel, tiled): (&Kernel, bool) = match (m, q8) {
-        (1, true) => (&shaders::MATVEC_Q8, false),
-        (1, false) => (&shaders::MATVEC_Q4, false),
-        (_, true) => (&shaders::MATMUL_NT_Q8, true),
-        (_, false) => (&shaders::MATMUL_NT_Q4, true),
+    let shared = shares_activations(batch);
+    let (kernel, tiled): (&Kernel, bool) = match (m, q8, shared) {
+        (1, true, false) => (&shaders::MATVEC_Q8, false),
+        (1, true, true) => (&shaders::MATVEC_Q8_SUBGROUP, false),
+        (1, false, false) => (&shaders::MATVEC_Q4, false),
+        (1, false, true) => (&shaders::MATVEC_Q4_SUBGROUP, false),
+        (_, true, _) => (&shaders::MATMUL_NT_Q8, true),
+        (_, false, _) => (&shaders::MATMUL_NT_Q4, true),
     };
     for (first, codes, scales, mins) in w.blocks() {
         let rows = codes.shape()[0];
@@ -233,6 +236,12 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
         }
     }
     Ok(c)
+}
+
+/// Whether the matrix-vector kernels share each block's activation loads across a subgroup
+/// (`prelude/block_acts_subgroup.wgsl`): on adapters whose subgroups have the 8 lanes it takes.
+fn shares_activations(batch: &Batch) -> bool {
+    batch.ctx().has_subgroups_of(8)
 }
 
 /// `act(x·gateᵀ) · (x·upᵀ)` for one row `x` `[1, K]` with quantized `gate`, `up` `[N, K]` of
@@ -270,16 +279,23 @@ pub fn matvec_glu_quant(
         let groups = (rows as u64).div_ceil(64 * MV_ROWS);
         let wg = super::workgroups(batch.ctx(), OP, super::COLUMNS, [groups, 1, 1])?;
         let params = Some(bytemuck::bytes_of(&params));
+        let shared = shares_activations(batch);
         match gate.scheme {
             QuantScheme::Q8_0 => batch.dispatch(
-                &shaders::MATVEC_GLU_Q8,
+                match shared {
+                    true => &shaders::MATVEC_GLU_Q8_SUBGROUP,
+                    false => &shaders::MATVEC_GLU_Q8,
+                },
                 constants,
                 params,
                 &[x, &gc, &gs, &uc, &us, &c],
                 wg,
             )?,
             _ => batch.dispatch(
-                &shaders::MATVEC_GLU_Q4,
+                match shared {
+                    true => &shaders::MATVEC_GLU_Q4_SUBGROUP,
+                    false => &shaders::MATVEC_GLU_Q4,
+                },
                 constants,
                 params,
                 &[x, &gc, &gs, &gm, &uc, &us, &um, &c],
