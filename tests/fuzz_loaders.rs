@@ -181,34 +181,51 @@ fn model_load_and_forward_never_panic_on_configs_that_parse() {
     assert!(refused > 0 && loaded > 0);
 }
 
-/// GGUF files truncated, bit-flipped and spliced (the q4_1 fixture: header, metadata, tensor
-/// table and blocks) give a model, or a named error from the header reader, the metadata's
-/// config or a tensor: never a panic.
+/// GGUF files truncated, bit-flipped and spliced (the q4_1 Llama fixture, and the q8_0
+/// DeepSeek-V2 one: header, metadata, tensor table and blocks, a routed expert's slice of a
+/// stacked tensor and MLA's kv_b_proj joined from its halves) give a model, or a named error
+/// from the header reader, the metadata's config or a tensor: never a panic.
 #[test]
 fn gguf_loader_never_panics() {
     use latentgpu::model::gguf::config_of;
-    let base = std::fs::read(fixture("gguf/llama/model-q4_1.gguf")).unwrap();
-    let tensors: [(&str, &[usize]); 3] = [
-        ("embed_tokens.weight", &[64, 64]),
-        ("layers.0.attn.q_proj.weight", &[64, 64]),
-        ("layers.1.attn_norm.weight", &[64]),
+    type Tensors = &'static [(&'static str, &'static [usize])];
+    let cases: [(&str, Tensors); 2] = [
+        (
+            "gguf/llama/model-q4_1.gguf",
+            &[
+                ("embed_tokens.weight", &[64, 64]),
+                ("layers.0.attn.q_proj.weight", &[64, 64]),
+                ("layers.1.attn_norm.weight", &[64]),
+            ],
+        ),
+        (
+            "gguf/deepseek-v2/model-q8_0.gguf",
+            &[
+                ("layers.1.attn.kv_b_proj.weight", &[128, 64]),
+                ("layers.1.ffn.experts.3.down_proj.weight", &[32, 32]),
+                ("layers.1.ffn.gate.weight", &[4, 32]),
+            ],
+        ),
     ];
     let mut rng = Rng::new(79);
     let (mut opened, mut refused) = (0, 0);
-    for _ in 0..3_000 {
-        let input = mutate(&mut rng, &base);
-        let r = std::panic::catch_unwind(|| {
-            let mut f = WeightFile::from_gguf_bytes("fuzz.gguf", input)?;
-            config_of(&mut f)?;
-            for (name, shape) in tensors {
-                f.take_matrix(name, shape)?;
+    for (file, tensors) in cases {
+        let base = std::fs::read(fixture(file)).unwrap();
+        for _ in 0..1_500 {
+            let input = mutate(&mut rng, &base);
+            let r = std::panic::catch_unwind(|| {
+                let mut f = WeightFile::from_gguf_bytes("fuzz.gguf", input)?;
+                config_of(&mut f)?;
+                for (name, shape) in tensors {
+                    f.take_matrix(name, shape)?;
+                }
+                Ok::<_, latentgpu::Error>(())
+            });
+            match r {
+                Ok(Ok(())) => opened += 1,
+                Ok(Err(_)) => refused += 1,
+                Err(_) => panic!("the GGUF loader panicked on a mutated {file}"),
             }
-            Ok::<_, latentgpu::Error>(())
-        });
-        match r {
-            Ok(Ok(())) => opened += 1,
-            Ok(Err(_)) => refused += 1,
-            Err(_) => panic!("the GGUF loader panicked"),
         }
     }
     eprintln!("{opened} mutated GGUF files read, {refused} gave an error");

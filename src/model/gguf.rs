@@ -416,8 +416,8 @@ pub fn to_quant(kind: GgmlType, data: &[u8]) -> Option<QuantHost> {
 }
 
 /// The Hugging Face style `config.json` of a GGUF file's metadata (the families whose GGUF
-/// tensors this project maps: llama, mistral, qwen2, qwen3), and whether its q/k rows are
-/// permuted for llama.cpp's RoPE (llama and mistral: `convert_hf_to_gguf.py` permutes them).
+/// tensors this project maps: llama, mistral, qwen2, qwen3, deepseek2), and whether its q/k rows
+/// are permuted for llama.cpp's RoPE (llama and mistral: `convert_hf_to_gguf.py` permutes them).
 pub fn hf_config(
     file: &str,
     meta: &BTreeMap<String, Value>,
@@ -434,19 +434,19 @@ pub fn hf_config(
         .and_then(Value::as_str)
         .ok_or_else(|| bad("general.architecture", "a string", "none".into()))?
         .to_string();
-    let (model_type, permuted) = match arch.as_str() {
-        "llama" => ("llama", true),
-        "mistral" => ("mistral", true),
-        "qwen2" => ("qwen2", false),
-        "qwen3" => ("qwen3", false),
-        other => {
-            return Err(bad(
+    let (model_type, permuted) =
+        match arch.as_str() {
+            "llama" => ("llama", true),
+            "mistral" => ("mistral", true),
+            "qwen2" => ("qwen2", false),
+            "qwen3" => ("qwen3", false),
+            "deepseek2" => ("deepseek2", false),
+            other => return Err(bad(
                 "general.architecture",
-                "llama, mistral, qwen2 or qwen3 (the GGUF families this project maps)",
+                "llama, mistral, qwen2, qwen3 or deepseek2 (the GGUF families this project maps)",
                 other.to_string(),
-            ))
-        }
-    };
+            )),
+        };
     let int = |key: &str| -> Result<u64> {
         let k = format!("{arch}.{key}");
         meta.get(&k)
@@ -473,6 +473,10 @@ pub fn hf_config(
         "rope_theta": float("rope.freq_base", 10000.0),
         "tie_word_embeddings": false,
     });
+    if model_type == "deepseek2" {
+        deepseek_config(&mut config, &arch, meta, &bad)?;
+        return Ok((config, permuted));
+    }
     if let Ok(head_dim) = int("attention.key_length") {
         config["head_dim"] = head_dim.into();
     }
@@ -480,6 +484,110 @@ pub fn hf_config(
         config["attention_bias"] = true.into();
     }
     Ok((config, permuted))
+}
+
+/// The DeepSeek-V2/V3 part of a `deepseek2` file's config, from the keys
+/// `convert_hf_to_gguf.py` writes: MLA's ranks and per-head sizes (`key_length_mla` and
+/// `value_length_mla`; files from before those keys have the per-head sizes in `key_length` and
+/// `value_length`), the experts, the gating (softmax: DeepSeek-V2's greedy top-k; sigmoid:
+/// V3's, with the group counts where the file has them) and YaRN, whose `mscale` and
+/// `mscale_all_dim` the file keeps as one log multiplier (0.1 · mscale_all_dim).
+fn deepseek_config(
+    config: &mut serde_json::Value,
+    arch: &str,
+    meta: &BTreeMap<String, Value>,
+    bad: &dyn Fn(&str, &str, String) -> Error,
+) -> Result<()> {
+    let get = |key: &str| meta.get(&format!("{arch}.{key}"));
+    let int = |key: &str| -> Result<u64> {
+        get(key).and_then(Value::as_u64).ok_or_else(|| {
+            bad(
+                &format!("{arch}.{key}"),
+                "an unsigned integer",
+                format!("{:?}", get(key)),
+            )
+        })
+    };
+    let int_or = |key: &str, default: u64| get(key).and_then(Value::as_u64).unwrap_or(default);
+    let float_or = |key: &str, default: f64| get(key).and_then(Value::as_f64).unwrap_or(default);
+    let rope = int("rope.dimension_count")?;
+    let (qk, v) = match (
+        int("attention.key_length_mla"),
+        int("attention.value_length_mla"),
+    ) {
+        (Ok(qk), Ok(v)) => (qk, v),
+        _ => (int("attention.key_length")?, int("attention.value_length")?),
+    };
+    if qk <= rope {
+        return Err(bad(
+            &format!("{arch}.attention.key_length_mla"),
+            &format!(
+                "more than the {rope} RoPE dimensions (a head's key is its no-RoPE and RoPE parts)"
+            ),
+            qk.to_string(),
+        ));
+    }
+    let q_lora = int_or("attention.q_lora_rank", 0);
+    let sigmoid = match int_or("expert_gating_func", 1) {
+        1 => false,
+        2 => true,
+        other => {
+            return Err(bad(
+                &format!("{arch}.expert_gating_func"),
+                "1 (softmax) or 2 (sigmoid)",
+                other.to_string(),
+            ))
+        }
+    };
+    let norm_topk = matches!(get("expert_weights_norm"), Some(Value::Bool(true)));
+    let fields = serde_json::json!({
+        "model_type": if sigmoid { "deepseek_v3" } else { "deepseek_v2" },
+        "q_lora_rank": if q_lora == 0 { serde_json::Value::Null } else { q_lora.into() },
+        "kv_lora_rank": int("attention.kv_lora_rank")?,
+        "qk_nope_head_dim": qk - rope,
+        "qk_rope_head_dim": rope,
+        "v_head_dim": v,
+        "first_k_dense_replace": int_or("leading_dense_block_count", 0),
+        "n_routed_experts": int("expert_count")?,
+        "num_experts_per_tok": int("expert_used_count")?,
+        "moe_intermediate_size": int("expert_feed_forward_length")?,
+        "n_shared_experts": int_or("expert_shared_count", 0),
+        "routed_scaling_factor": float_or("expert_weights_scale", 1.0),
+        "norm_topk_prob": norm_topk,
+        "topk_method": if sigmoid { "noaux_tc" } else { "greedy" },
+        "n_group": int_or("expert_group_count", 1),
+        "topk_group": int_or("expert_group_used_count", 1),
+    });
+    for (key, value) in fields.as_object().into_iter().flatten() {
+        config[key] = value.clone();
+    }
+    // MLA is written as MQA (one key/value head); the model's heads are its query heads.
+    config["num_key_value_heads"] = config["num_attention_heads"].clone();
+    let theta = config["rope_theta"].clone();
+    match get("rope.scaling.type").and_then(Value::as_str) {
+        None | Some("none") => {}
+        Some("yarn") => {
+            let mscale = float_or("rope.scaling.yarn_log_multiplier", 0.0) / 0.1;
+            config["rope_parameters"] = serde_json::json!({
+                "rope_type": "yarn",
+                "rope_theta": theta,
+                "factor": float_or("rope.scaling.factor", 1.0),
+                "original_max_position_embeddings": int("rope.scaling.original_context_length")?,
+                "beta_fast": 32.0,
+                "beta_slow": 1.0,
+                "mscale": mscale,
+                "mscale_all_dim": mscale,
+            });
+        }
+        Some(other) => {
+            return Err(bad(
+                &format!("{arch}.rope.scaling.type"),
+                "none or yarn (DeepSeek's RoPE scalings)",
+                other.to_string(),
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// The model config of an opened GGUF `file` (metadata mapped as [`hf_config`] does; the
@@ -544,6 +652,17 @@ pub(crate) fn tensor_name(name: &str) -> String {
         ("attn.o_proj.", "attn_output."),
         ("attn.q_norm.", "attn_q_norm."),
         ("attn.k_norm.", "attn_k_norm."),
+        ("attn.q_a_proj.", "attn_q_a."),
+        ("attn.q_a_layernorm.", "attn_q_a_norm."),
+        ("attn.q_b_proj.", "attn_q_b."),
+        ("attn.kv_a_proj_with_mqa.", "attn_kv_a_mqa."),
+        ("attn.kv_a_layernorm.", "attn_kv_a_norm."),
+        ("attn.kv_b_proj.", "attn_kv_b."),
+        ("ffn.gate.weight", "ffn_gate_inp.weight"),
+        ("ffn.gate.e_score_correction_bias", "exp_probs_b.bias"),
+        ("ffn.shared_experts.gate_proj.", "ffn_gate_shexp."),
+        ("ffn.shared_experts.up_proj.", "ffn_up_shexp."),
+        ("ffn.shared_experts.down_proj.", "ffn_down_shexp."),
         ("ffn.gate_proj.", "ffn_gate."),
         ("ffn.up_proj.", "ffn_up."),
         ("ffn.down_proj.", "ffn_down."),
@@ -556,6 +675,55 @@ pub(crate) fn tensor_name(name: &str) -> String {
                 .map(|r| format!("blk.{index}.{g}{r}"))
         })
         .unwrap_or_else(|| name.to_string())
+}
+
+/// Where a routed expert's matrix is in a GGUF file: `layers.{i}.ffn.experts.{j}.{m}_proj.weight`
+/// is expert `j` of the stacked `blk.{i}.ffn_{m}_exps.weight` `[experts, rows, columns]`.
+pub(crate) fn expert_tensor(name: &str) -> Option<(String, usize)> {
+    let (index, inner) = name.strip_prefix("layers.")?.split_once('.')?;
+    let (expert, matrix) = inner.strip_prefix("ffn.experts.")?.split_once('.')?;
+    let m = matrix.strip_suffix("_proj.weight")?;
+    if !["gate", "up", "down"].contains(&m) {
+        return None;
+    }
+    Some((
+        format!("blk.{index}.ffn_{m}_exps.weight"),
+        expert.parse().ok()?,
+    ))
+}
+
+/// The two tensors `convert_hf_to_gguf.py` splits MLA's `kv_b_proj` into (current llama.cpp
+/// writes only these): `attn_k_b` `[heads, kv_lora_rank, qk_nope]` (each head's key part,
+/// transposed) and `attn_v_b` `[heads, v_head_dim, kv_lora_rank]`.
+pub(crate) fn split_kv_b(name: &str) -> Option<(String, String)> {
+    let (index, inner) = name.strip_prefix("layers.")?.split_once('.')?;
+    (inner == "attn.kv_b_proj.weight").then(|| {
+        (
+            format!("blk.{index}.attn_k_b.weight"),
+            format!("blk.{index}.attn_v_b.weight"),
+        )
+    })
+}
+
+/// `kv_b_proj` `[heads·(nope + v), rank]` from its split halves: head `h`'s first `nope` rows
+/// are `k_b[h]` `[rank, nope]` transposed, its next `v` rows `v_b[h]` `[v, rank]`.
+pub(crate) fn join_kv_b(
+    k_b: &[f32],
+    v_b: &[f32],
+    heads: usize,
+    rank: usize,
+    nope: usize,
+) -> Vec<f32> {
+    let v = v_b.len() / (heads * rank).max(1);
+    let mut kv_b = Vec::with_capacity(heads * (nope + v) * rank);
+    for h in 0..heads {
+        let k = &k_b[h * rank * nope..(h + 1) * rank * nope];
+        for row in 0..nope {
+            kv_b.extend((0..rank).map(|c| k[c * nope + row]));
+        }
+        kv_b.extend_from_slice(&v_b[h * v * rank..(h + 1) * v * rank]);
+    }
+    kv_b
 }
 
 /// Undoes `convert_hf_to_gguf.py`'s permutation of q/k rows (weights or biases of `shape`) in

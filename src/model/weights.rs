@@ -559,9 +559,90 @@ impl WeightFile {
     /// As [`WeightFile::take`], with quantized blocks kept as they are (a GGUF file's q8_0,
     /// q4_0, q4_1 tensors).
     pub fn take_matrix(&mut self, name: &str, shape: &[usize]) -> Result<HostMatrix> {
+        if self.names == TensorNames::Gguf {
+            if let Some((stacked, j)) = super::gguf::expert_tensor(name) {
+                return self.read_tensor(&stacked, shape, Some(j));
+            }
+            if let Some((k_b, v_b)) = super::gguf::split_kv_b(name) {
+                if !self.contains(name) && self.index.contains_key(&k_b) {
+                    return self.take_split_kv_b(&k_b, &v_b, shape);
+                }
+            }
+        }
         let ours = name;
         let name = self.names.file_name(name);
-        let name = name.as_str();
+        let mut matrix = self.read_tensor(&name, shape, None)?;
+        if let Some((heads, kv_heads)) = self.permuted_qk {
+            let groups = match ours.rsplit('.').nth(1) {
+                Some("q_proj") => Some(heads),
+                Some("k_proj") => Some(kv_heads),
+                _ => None,
+            };
+            if let Some(groups) = groups {
+                matrix = super::gguf::unpermute_rows(matrix, shape, groups).ok_or_else(|| {
+                    self.err(
+                        &name,
+                        format!("rows in {groups} heads of pairs"),
+                        format!("shape {shape:?}"),
+                    )
+                })?;
+            }
+        }
+        Ok(matrix)
+    }
+
+    /// MLA's `kv_b_proj` `[heads·(nope + v), rank]` of a GGUF file that holds it split into
+    /// `k_b` and `v_b` (see [`super::gguf::split_kv_b`]), as values: `k_b`'s blocks run along
+    /// other rows than `kv_b_proj`'s.
+    fn take_split_kv_b(&mut self, k_b: &str, v_b: &str, shape: &[usize]) -> Result<HostMatrix> {
+        let found = |f: &Self, name: &str| {
+            f.index
+                .get(name)
+                .and_then(|&i| f.shards[i].header.locate(name))
+                .map(|(s, ..)| s)
+                .unwrap_or_default()
+        };
+        let (k_shape, v_shape) = (found(self, k_b), found(self, v_b));
+        let (rows, rank) = match shape {
+            [rows, rank] => (*rows, *rank),
+            _ => return Err(self.err(k_b, "a matrix", format!("shape {shape:?}"))),
+        };
+        let (heads, nope) = match k_shape[..] {
+            [h, r, nope] if r == rank && h > 0 && rows % h == 0 && nope <= rows / h => (h, nope),
+            _ => {
+                return Err(self.err(
+                    k_b,
+                    format!("shape [heads, {rank}, qk_nope] of kv_b_proj {shape:?}"),
+                    format!("shape {k_shape:?}"),
+                ))
+            }
+        };
+        let k = self.read_tensor(k_b, &k_shape, None)?.into_f32();
+        let v = self.read_tensor(v_b, &[heads, rows / heads - nope, rank], None);
+        let v = v.map_err(|_| {
+            self.err(
+                v_b,
+                format!("shape [{heads}, {}, {rank}]", rows / heads - nope),
+                format!("shape {v_shape:?}"),
+            )
+        })?;
+        Ok(HostMatrix::F32(super::gguf::join_kv_b(
+            &k,
+            &v.into_f32(),
+            heads,
+            rank,
+            nope,
+        )))
+    }
+
+    /// Reads the tensor the files call `name`, checked to be `shape`, or with `expert`, that
+    /// slice of a tensor `[experts, shape..]` (GGUF's stacked routed experts).
+    fn read_tensor(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        expert: Option<usize>,
+    ) -> Result<HostMatrix> {
         let missing = || {
             self.err(
                 name,
@@ -570,16 +651,40 @@ impl WeightFile {
             )
         };
         let shard_index = *self.index.get(name).ok_or_else(missing)?;
-        let (found_shape, stored, at, len) = self.shards[shard_index]
+        let (found_shape, stored, mut at, mut len) = self.shards[shard_index]
             .header
             .locate(name)
             .ok_or_else(missing)?;
-        if found_shape != shape {
-            return Err(self.err(
-                name,
-                format!("shape {shape:?}"),
-                format!("shape {found_shape:?}"),
-            ));
+        let found_slice = match expert {
+            None => &found_shape[..],
+            Some(_) => found_shape.get(1..).unwrap_or_default(),
+        };
+        if found_slice != shape {
+            let expected = match expert {
+                None => format!("shape {shape:?}"),
+                Some(_) => format!(
+                    "shape [experts, {}]",
+                    shape
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            return Err(self.err(name, expected, format!("shape {found_shape:?}")));
+        }
+        if let Some(j) = expert {
+            let experts = found_shape[0];
+            if j >= experts {
+                return Err(self.err(
+                    name,
+                    format!("expert {j} (of the config's experts)"),
+                    format!("{experts} experts, shape {found_shape:?}"),
+                ));
+            }
+            // Whole experts of whole rows: quantized blocks never straddle two.
+            len /= experts;
+            at += j * len;
         }
         if let Some(limit) = self.max_tensor_bytes {
             // Checked before the tensor is read and converted on the host: a matrix is split
@@ -613,7 +718,7 @@ impl WeightFile {
             Stored::Safetensors(_) => self.err(name, "dtype F32, F16 or BF16", what),
             Stored::Ggml(_) => self.err(name, "type f32, f16, bf16, q8_0, q4_0 or q4_1", what),
         };
-        let mut matrix = match stored {
+        let matrix = match stored {
             Stored::Safetensors(dtype) => HostMatrix::F32(match dtype {
                 Dtype::F32 => data
                     .chunks_exact(4)
@@ -652,22 +757,6 @@ impl WeightFile {
         };
         if let Some((i, v)) = finite {
             return Err(self.err(name, "finite values", format!("{v} at index {i}")));
-        }
-        if let Some((heads, kv_heads)) = self.permuted_qk {
-            let groups = match ours.rsplit('.').nth(1) {
-                Some("q_proj") => Some(heads),
-                Some("k_proj") => Some(kv_heads),
-                _ => None,
-            };
-            if let Some(groups) = groups {
-                matrix = super::gguf::unpermute_rows(matrix, shape, groups).ok_or_else(|| {
-                    self.err(
-                        name,
-                        format!("rows in {groups} heads of pairs"),
-                        format!("shape {shape:?}"),
-                    )
-                })?;
-            }
         }
         self.taken.insert(name.to_string());
         Ok(matrix)
