@@ -402,3 +402,30 @@ async fn gguf_files_give_their_safetensors_twins_logits() {
         assert!(logits[0] == logits[1], "{kind}: GGUF differs from its twin");
     }
 }
+
+/// A DeepSeek-V2 GGUF file (MLA with kv_b_proj split, stacked experts) gives its safetensors
+/// twin's logits bit for bit in the browser: the f16 file holds the twin's values.
+#[wasm_bindgen_test]
+async fn deepseek_v2_gguf_gives_its_twins_logits() {
+    use latentgpu::model::{LoadOptions, Logits, Model};
+    let ctx = browser_gpu().await;
+    let config = include_str!("fixtures/gguf/deepseek-v2/model/config.json");
+    let twin = include_bytes!("fixtures/gguf/deepseek-v2/model/model.safetensors");
+    let file = include_bytes!("fixtures/gguf/deepseek-v2/model-f16.gguf");
+    let gguf = Model::from_gguf_bytes(&ctx, "f16", file.to_vec(), LoadOptions::default()).unwrap();
+    let st = Model::from_bytes(&ctx, config, twin.to_vec(), LoadOptions::default()).unwrap();
+    let prompt = [1u32, 5, 9, 2, 7, 3, 11, 60, 0, 33];
+    let mut logits = Vec::new();
+    for model in [&gguf, &st] {
+        let mut cache = model.new_cache(&ctx).unwrap();
+        let l = model
+            .forward_async(&ctx, &prompt, &mut cache, Logits::All)
+            .await
+            .unwrap();
+        logits.push(numeric::bits(&l));
+    }
+    assert!(
+        logits[0] == logits[1],
+        "DeepSeek-V2 GGUF differs from its twin"
+    );
+}
