@@ -1,7 +1,8 @@
 //! Block-quantized weight matrices on the GPU (the layout of `quant.rs`) and the kernels that
-//! read them: the products `x·Wᵀ` (one row: `matvec_q8`/`matvec_q4`, several: the tiled
-//! `matmul_nt_q8`/`matmul_nt_q4`), the fused gated product of one row, and the embedding gather
-//! of a tied table.
+//! read them: the products `x·Wᵀ` (one row: `matvec_quant` of `matmul_q8.wgsl` or
+//! `matmul_q4.wgsl`, with or without subgroups; several: the tiled `matmul_nt_q8`/`matmul_nt_q4`),
+//! the fused gated product of one row (`matvec_glu_quant`), and the embedding gather of a tied
+//! table.
 
 use super::expect_rank;
 use super::matmul::{block_params, GateAct};
