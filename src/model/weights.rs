@@ -602,7 +602,7 @@ impl WeightFile {
                 .map(|(s, ..)| s)
                 .unwrap_or_default()
         };
-        let (k_shape, v_shape) = (found(self, k_b), found(self, v_b));
+        let k_shape = found(self, k_b);
         let (rows, rank) = match shape {
             [rows, rank] => (*rows, *rank),
             _ => return Err(self.err(k_b, "a matrix", format!("shape {shape:?}"))),
@@ -618,14 +618,7 @@ impl WeightFile {
             }
         };
         let k = self.read_tensor(k_b, &k_shape, None)?.into_f32();
-        let v = self.read_tensor(v_b, &[heads, rows / heads - nope, rank], None);
-        let v = v.map_err(|_| {
-            self.err(
-                v_b,
-                format!("shape [{heads}, {}, {rank}]", rows / heads - nope),
-                format!("shape {v_shape:?}"),
-            )
-        })?;
+        let v = self.read_tensor(v_b, &[heads, rows / heads - nope, rank], None)?;
         Ok(HostMatrix::F32(super::gguf::join_kv_b(
             &k,
             &v.into_f32(),
