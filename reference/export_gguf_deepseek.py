@@ -17,11 +17,11 @@ its file is another model, checked against the twin within q8_0's agreement boun
 import os
 
 import numpy as np
-import torch
+from export_gguf_fixtures import export, finish
 from gguf import GGMLQuantizationType, GGUFWriter
 from gguf.constants import ExpertGatingFuncType
 from gguf.quants import quantize
-from transformers import AutoModelForCausalLM, DeepseekV2Config
+from transformers import DeepseekV2Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "tests", "fixtures", "gguf", "deepseek-v2")
@@ -129,26 +129,11 @@ def write_gguf(path, model, cfg, kind):
         keep_f32 = data.ndim == 1 or name.endswith("ffn_gate_inp.weight")
         qtype = GGMLQuantizationType.F32 if keep_f32 else TYPES[kind]
         writer.add_tensor(name, quantize(data, qtype), raw_dtype=qtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
 
 
 def main():
-    torch.manual_seed(4321)
-    cfg = DeepseekV2Config(**CONFIG)
-    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.5)
-            p.copy_(p.half().float())
-    os.makedirs(OUT, exist_ok=True)
-    model.save_pretrained(os.path.join(OUT, "model"))
-    for kind in TYPES:
-        path = os.path.join(OUT, f"model-{kind}.gguf")
-        write_gguf(path, model, cfg, kind)
-        print(path, os.path.getsize(path), "bytes")
+    export(DeepseekV2Config(**CONFIG), 4321, OUT, write_gguf, TYPES)
 
 
 if __name__ == "__main__":

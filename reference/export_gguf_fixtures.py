@@ -91,26 +91,36 @@ def write_gguf(path, model, cfg, kind):
         qtype = TYPES[kind] if data.ndim == 2 else GGMLQuantizationType.F32
         stored = quantize(np.ascontiguousarray(data), qtype)
         writer.add_tensor(gguf_name(name), stored, raw_dtype=qtype)
+    finish(writer)
+
+
+def finish(writer):
+    """Writes the header, the metadata and the tensors, and closes the file."""
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
 
 
-def main():
-    torch.manual_seed(1234)
-    cfg = LlamaConfig(**CONFIG)
+def export(cfg, seed, out, write_gguf, kinds):
+    """A model of `cfg` with seeded N(0, 0.5) weights rounded to f16 values, saved by
+    save_pretrained into out/model and written by `write_gguf` as out/model-<kind>.gguf."""
+    torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.5)
             p.copy_(p.half().float())
-    os.makedirs(OUT, exist_ok=True)
-    model.save_pretrained(os.path.join(OUT, "model"))
-    for kind in TYPES:
-        path = os.path.join(OUT, f"model-{kind}.gguf")
+    os.makedirs(out, exist_ok=True)
+    model.save_pretrained(os.path.join(out, "model"))
+    for kind in kinds:
+        path = os.path.join(out, f"model-{kind}.gguf")
         write_gguf(path, model, cfg, kind)
         print(path, os.path.getsize(path), "bytes")
+
+
+def main():
+    export(LlamaConfig(**CONFIG), 1234, OUT, write_gguf, TYPES)
 
 
 if __name__ == "__main__":

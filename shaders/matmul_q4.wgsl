@@ -71,21 +71,6 @@ fn block_sum(av: array<vec4<f32>, 8>) -> f32 {
     return dot(by_lanes, vec4<f32>(1.0));
 }
 
-// Rows per invocation of the matrix-vector kernels: each block's activations are loaded once
-// for all of them (on a CPU rasteriser the activation loads, not the weights', set the pace
-// once the weights are 4 bits).
-const MV_ROWS: u32 = 4u;
-
-// The rows of W one invocation of the matrix-vector kernels computes: MV_ROWS from n0, the
-// last row standing in for those past N. Returns each row's first block.
-fn first_blocks(n0: u32, blocks: u32) -> array<u32, MV_ROWS> {
-    var row = array<u32, MV_ROWS>();
-    for (var r = 0u; r < MV_ROWS; r++) {
-        row[r] = min(n0 + r, p.n - 1u) * blocks;
-    }
-    return row;
-}
-
 fn matvec_rows(gid: vec3<u32>, lane: u32) {
     let n0 = gid.x * MV_ROWS;
     let m = gid.z;

@@ -45,20 +45,6 @@ fn block_dot(av: array<vec4<f32>, 8>, q0: vec4<u32>, q1: vec4<u32>) -> f32 {
     return part + dot(av[7], bytes_of(q1.w));
 }
 
-// Rows per invocation of the matrix-vector kernels: each block's activations are loaded once
-// for all of them (on a CPU rasteriser, activation loads set the pace once weights are bytes).
-const MV_ROWS: u32 = 4u;
-
-// The rows of W one invocation of the matrix-vector kernels computes: MV_ROWS from n0, the
-// last row standing in for those past N. Returns each row's first block.
-fn first_blocks(n0: u32, blocks: u32) -> array<u32, MV_ROWS> {
-    var row = array<u32, MV_ROWS>();
-    for (var r = 0u; r < MV_ROWS; r++) {
-        row[r] = min(n0 + r, p.n - 1u) * blocks;
-    }
-    return row;
-}
-
 fn matvec_rows(gid: vec3<u32>, lane: u32) {
     let n0 = gid.x * MV_ROWS;
     let m = gid.z;

@@ -118,6 +118,7 @@ pub const MATMUL_Q8: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/quant_rows.wgsl"),
     include_str!("../shaders/prelude/block_acts.wgsl"),
     include_str!("../shaders/prelude/matvec_quant_entry.wgsl"),
     include_str!("../shaders/matmul_q8.wgsl")
@@ -129,6 +130,7 @@ pub const MATMUL_Q8_SUBGROUP: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/quant_rows.wgsl"),
     include_str!("../shaders/prelude/block_acts_subgroup.wgsl"),
     include_str!("../shaders/prelude/matvec_quant_entry_subgroup.wgsl"),
     include_str!("../shaders/matmul_q8.wgsl")
@@ -138,6 +140,7 @@ pub const MATMUL_Q4: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/quant_rows.wgsl"),
     include_str!("../shaders/prelude/block_acts.wgsl"),
     include_str!("../shaders/prelude/matvec_quant_entry.wgsl"),
     include_str!("../shaders/matmul_q4.wgsl")
@@ -148,6 +151,7 @@ pub const MATMUL_Q4_SUBGROUP: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/quant_rows.wgsl"),
     include_str!("../shaders/prelude/block_acts_subgroup.wgsl"),
     include_str!("../shaders/prelude/matvec_quant_entry_subgroup.wgsl"),
     include_str!("../shaders/matmul_q4.wgsl")

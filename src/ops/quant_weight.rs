@@ -12,8 +12,8 @@ use crate::gpu::split::{rows_per_block, upload_rows_in, upload_u32_rows_in};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor, Kernel};
 use crate::shaders;
 
-/// Rows each invocation of the matrix-vector kernels computes (`MV_ROWS` in `matmul_q8.wgsl`
-/// and `matmul_q4.wgsl`): a block's activations are loaded once for them all.
+/// Rows each invocation of the matrix-vector kernels computes (`MV_ROWS` in
+/// `prelude/quant_rows.wgsl`): a block's activations are loaded once for them all.
 const MV_ROWS: u64 = 4;
 
 /// A weight matrix `[n, k]` on the GPU in a block-quantized scheme: codes, scales and minimums
