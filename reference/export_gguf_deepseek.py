@@ -17,8 +17,8 @@ its file is another model, checked against the twin within q8_0's agreement boun
 import os
 
 import numpy as np
-from export_gguf_fixtures import export, finish
-from gguf import GGMLQuantizationType, GGUFWriter
+from export_gguf_fixtures import export, finish, open_writer
+from gguf import GGMLQuantizationType
 from gguf.constants import ExpertGatingFuncType
 from gguf.quants import quantize
 from transformers import DeepseekV2Config
@@ -99,16 +99,7 @@ def gguf_tensors(state, cfg):
 
 
 def write_gguf(path, model, cfg, kind):
-    writer = GGUFWriter(path, "deepseek2")
-    writer.add_name("latentgpu gguf fixture")
-    writer.add_context_length(cfg.max_position_embeddings)
-    writer.add_embedding_length(cfg.hidden_size)
-    writer.add_block_count(cfg.num_hidden_layers)
-    writer.add_feed_forward_length(cfg.intermediate_size)
-    writer.add_head_count(cfg.num_attention_heads)
-    writer.add_head_count_kv(1)  # MLA written as MQA
-    writer.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
-    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    writer = open_writer(path, "deepseek2", cfg, 1)  # MLA written as MQA
     writer.add_expert_count(cfg.n_routed_experts)
     writer.add_expert_used_count(cfg.num_experts_per_tok)
     writer.add_file_type(FILE_TYPES[kind])

@@ -66,17 +66,24 @@ def permute(w, n_head):
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def write_gguf(path, model, cfg, kind):
-    writer = GGUFWriter(path, "llama")
+def open_writer(path, arch, cfg, head_count_kv):
+    """A GGUF writer for `arch` with the metadata every family has, from the transformers
+    config `cfg`."""
+    writer = GGUFWriter(path, arch)
     writer.add_name("latentgpu gguf fixture")
     writer.add_context_length(cfg.max_position_embeddings)
     writer.add_embedding_length(cfg.hidden_size)
     writer.add_block_count(cfg.num_hidden_layers)
     writer.add_feed_forward_length(cfg.intermediate_size)
     writer.add_head_count(cfg.num_attention_heads)
-    writer.add_head_count_kv(cfg.num_key_value_heads)
+    writer.add_head_count_kv(head_count_kv)
     writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     writer.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
+    return writer
+
+
+def write_gguf(path, model, cfg, kind):
+    writer = open_writer(path, "llama", cfg, cfg.num_key_value_heads)
     writer.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
     writer.add_vocab_size(cfg.vocab_size)
     writer.add_file_type(FILE_TYPES[kind])

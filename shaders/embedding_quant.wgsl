@@ -13,9 +13,13 @@ override HAS_MIN: bool = false;
 @group(0) @binding(4) var<storage, read> ids: array<u32>;       // [tokens]
 @group(0) @binding(5) var<storage, read_write> out: array<f32>; // [tokens, d]
 
-// The row of the bound block that token t reads, or none (-1) when it lies in another block.
-fn block_row(t: u32) -> i32 {
-    let id = min(ids[t], p.vocab - 1u);
+// The row of the bound block that output element i reads, or none (-1) when i is past the
+// output or its token's row lies in another block.
+fn block_row(i: u32) -> i32 {
+    if (i >= p.tokens * p.d) {
+        return -1;
+    }
+    let id = min(ids[i / p.d], p.vocab - 1u);
     if (id < p.first_row || id - p.first_row >= p.rows) {
         return -1;
     }
@@ -26,10 +30,7 @@ fn block_row(t: u32) -> i32 {
 fn embedding_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let i = linear_index(wid, nwg, lid);
-    if (i >= p.tokens * p.d) {
-        return;
-    }
-    let row = block_row(i / p.d);
+    let row = block_row(i);
     if (row < 0) {
         return;
     }
@@ -43,10 +44,7 @@ fn embedding_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 fn embedding_q4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let i = linear_index(wid, nwg, lid);
-    if (i >= p.tokens * p.d) {
-        return;
-    }
-    let row = block_row(i / p.d);
+    let row = block_row(i);
     if (row < 0) {
         return;
     }

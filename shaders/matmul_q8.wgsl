@@ -64,17 +64,8 @@ fn matvec_rows(gid: vec3<u32>, lane: u32) {
             acc[r] = fma(scales[row[r] + b], block_dot(av, w0[r], w1[r]), acc[r]);
         }
     }
-    for (var r = 0u; r < MV_ROWS; r++) {
-        if (n0 + r < p.n) {
-            c[p.c_offset + m * p.ldc + n0 + r] = acc[r];
-        }
-    }
+    store_rows(m, n0, acc);
 }
-
-override WG_X: u32 = 8u;
-override WG_Y: u32 = 8u;
-const TM: u32 = 8u;
-const TN: u32 = 8u;
 
 @group(0) @binding(2) var<storage, read> qw: array<u32>;
 
@@ -85,16 +76,9 @@ fn matmul_nt_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (m0 >= p.m || n0 >= p.n) {
         return;
     }
-    let k4 = p.k / 4u;
     let blocks = p.k / 32u;
-    var a_row: array<u32, TM>;
-    var w_row: array<u32, TN>;
-    for (var r = 0u; r < TM; r++) {
-        a_row[r] = min(m0 + r, p.m - 1u) * k4;
-    }
-    for (var j = 0u; j < TN; j++) {
-        w_row[j] = min(n0 + j, p.n - 1u) * blocks;
-    }
+    let a_row = tile_a_rows(m0);
+    let w_row = tile_w_blocks(n0);
     var acc: array<f32, TM * TN>;
     for (var b = 0u; b < blocks; b++) {
         var scale = array<f32, TN>();
@@ -119,15 +103,7 @@ fn matmul_nt_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    for (var r = 0u; r < TM; r++) {
-        if (m0 + r < p.m) {
-            for (var j = 0u; j < TN; j++) {
-                if (n0 + j < p.n) {
-                    c[p.c_offset + (m0 + r) * p.ldc + n0 + j] = acc[r * TN + j];
-                }
-            }
-        }
-    }
+    store_tile(m0, n0, acc);
 }
 
 @group(0) @binding(4) var<storage, read> q_up: array<vec4<u32>>;
@@ -148,9 +124,5 @@ fn matvec_glu_rows(x: u32, lane: u32) {
             u[r] = fma(scales_up[s], block_dot(av, q_up[2u * s], q_up[2u * s + 1u]), u[r]);
         }
     }
-    for (var r = 0u; r < MV_ROWS; r++) {
-        if (n0 + r < p.n) {
-            c_glu[p.c_offset + n0 + r] = gate_act(g[r]) * u[r];
-        }
-    }
+    store_glu_rows(n0, g, u);
 }

@@ -249,7 +249,7 @@ async fn greedy_tokens_of_the_mla_model_match_the_native_run() {
 /// q_lora and YaRN); and transformers' greedy tokens where the fixture has them.
 #[wasm_bindgen_test]
 async fn split_weights_give_the_unsplit_logits_bit_for_bit() {
-    use latentgpu::model::{LoadOptions, Logits, Model};
+    use latentgpu::model::{LoadOptions, Model};
     let ctx = browser_gpu().await;
     // (config, weights, transformers' expected tokens if any, block bytes)
     let models: [(&str, &[u8], Option<&str>, u64); 4] = [
@@ -295,15 +295,10 @@ async fn split_weights_give_the_unsplit_logits_bit_for_bit() {
             Some(e) => ids(&e["prompt_ids"]),
             None => vec![1, 5, 9, 2, 7, 3, 11],
         };
-        let mut logits = Vec::new();
-        for model in [&whole, &split] {
-            let mut cache = model.new_cache(&ctx).unwrap();
-            let l = model
-                .forward_async(&ctx, &prompt, &mut cache, Logits::All)
-                .await
-                .unwrap();
-            logits.push(numeric::bits(&l));
-        }
+        let logits = [
+            all_logit_bits(&ctx, &whole, &prompt).await,
+            all_logit_bits(&ctx, &split, &prompt).await,
+        ];
         assert!(logits[0] == logits[1], "split logits differ");
         let cfg = greedy_config(24);
         let whole_got = latentgpu::model::generate_async(&ctx, &whole, &prompt, &cfg, |_| {})
@@ -363,7 +358,7 @@ async fn an_embedding_past_the_binding_limit_loads_and_generates() {
 /// and f32.
 #[wasm_bindgen_test]
 async fn gguf_files_give_their_safetensors_twins_logits() {
-    use latentgpu::model::{LoadOptions, Logits, Model};
+    use latentgpu::model::{LoadOptions, Model};
     use latentgpu::ops::WeightFormat;
     let ctx = browser_gpu().await;
     let config = include_str!("fixtures/gguf/llama/model/config.json");
@@ -390,15 +385,10 @@ async fn gguf_files_give_their_safetensors_twins_logits() {
         let format = WeightFormat::parse(kind).unwrap();
         let st =
             Model::from_bytes(&ctx, config, twin.to_vec(), LoadOptions::weights(format)).unwrap();
-        let mut logits = Vec::new();
-        for model in [&gguf, &st] {
-            let mut cache = model.new_cache(&ctx).unwrap();
-            let l = model
-                .forward_async(&ctx, &prompt, &mut cache, Logits::All)
-                .await
-                .unwrap();
-            logits.push(numeric::bits(&l));
-        }
+        let logits = [
+            all_logit_bits(&ctx, &gguf, &prompt).await,
+            all_logit_bits(&ctx, &st, &prompt).await,
+        ];
         assert!(logits[0] == logits[1], "{kind}: GGUF differs from its twin");
     }
 }
@@ -407,7 +397,7 @@ async fn gguf_files_give_their_safetensors_twins_logits() {
 /// twin's logits bit for bit in the browser: the f16 file holds the twin's values.
 #[wasm_bindgen_test]
 async fn deepseek_v2_gguf_gives_its_twins_logits() {
-    use latentgpu::model::{LoadOptions, Logits, Model};
+    use latentgpu::model::{LoadOptions, Model};
     let ctx = browser_gpu().await;
     let config = include_str!("fixtures/gguf/deepseek-v2/model/config.json");
     let twin = include_bytes!("fixtures/gguf/deepseek-v2/model/model.safetensors");
@@ -415,17 +405,26 @@ async fn deepseek_v2_gguf_gives_its_twins_logits() {
     let gguf = Model::from_gguf_bytes(&ctx, "f16", file.to_vec(), LoadOptions::default()).unwrap();
     let st = Model::from_bytes(&ctx, config, twin.to_vec(), LoadOptions::default()).unwrap();
     let prompt = [1u32, 5, 9, 2, 7, 3, 11, 60, 0, 33];
-    let mut logits = Vec::new();
-    for model in [&gguf, &st] {
-        let mut cache = model.new_cache(&ctx).unwrap();
-        let l = model
-            .forward_async(&ctx, &prompt, &mut cache, Logits::All)
-            .await
-            .unwrap();
-        logits.push(numeric::bits(&l));
-    }
+    let logits = [
+        all_logit_bits(&ctx, &gguf, &prompt).await,
+        all_logit_bits(&ctx, &st, &prompt).await,
+    ];
     assert!(
         logits[0] == logits[1],
         "DeepSeek-V2 GGUF differs from its twin"
     );
+}
+
+/// The bits of the logits at every position of `prompt`, from a new cache.
+async fn all_logit_bits(
+    ctx: &GpuContext,
+    model: &latentgpu::model::Model,
+    prompt: &[u32],
+) -> Vec<u32> {
+    let mut cache = model.new_cache(ctx).unwrap();
+    let logits = model
+        .forward_async(ctx, prompt, &mut cache, latentgpu::model::Logits::All)
+        .await
+        .unwrap();
+    numeric::bits(&logits)
 }

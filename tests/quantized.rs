@@ -158,6 +158,12 @@ fn quantized_decode_stays_close_to_f32() {
             let model =
                 Model::load_dir_with(ctx, &dir, LoadOptions::weights(weights), |_, _| {}).unwrap();
             let got = steps(&model);
+            // Every step, each a whole row: zip would stop at the shorter side.
+            assert_eq!(
+                got.iter().map(Vec::len).collect::<Vec<_>>(),
+                want.iter().map(Vec::len).collect::<Vec<_>>(),
+                "{name} {format} decode: steps or vocabulary differ"
+            );
             let kld = want
                 .iter()
                 .zip(&got)
