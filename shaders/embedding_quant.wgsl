@@ -1,15 +1,15 @@
 // Embedding lookup from a block-quantized table (a tied embedding whose LM head is q8 or q4):
 // out[t, :] = dequantized row ids[t], the same values the products multiply by (matmul_q8.wgsl,
-// matmul_q4.wgsl give the layouts). A table split into row blocks is bound block by block, as
-// embedding.wgsl does.
+// matmul_q4.wgsl give the layouts: blocks in tiles of 32 rows, slot(row, b) below). A table
+// split into row blocks is bound block by block, as embedding.wgsl does.
 
 override WG: u32 = 256u;
 override HAS_MIN: bool = false;
 
 @group(0) @binding(0) var<uniform> p: EmbeddingParams;
-@group(0) @binding(1) var<storage, read> q: array<u32>;         // [rows, d/4] or [rows, d/8]
-@group(0) @binding(2) var<storage, read> scales: array<f32>;    // [rows, d/32]
-@group(0) @binding(3) var<storage, read> mins: array<f32>;      // [rows, d/32] (q4_1)
+@group(0) @binding(1) var<storage, read> q: array<u32>;         // [slots, 8] or [slots, 4]
+@group(0) @binding(2) var<storage, read> scales: array<f32>;    // [slots]
+@group(0) @binding(3) var<storage, read> mins: array<f32>;      // [slots] (q4_1)
 @group(0) @binding(4) var<storage, read> ids: array<u32>;       // [tokens]
 @group(0) @binding(5) var<storage, read_write> out: array<f32>; // [tokens, d]
 
@@ -26,6 +26,12 @@ fn block_row(i: u32) -> i32 {
     return i32(id - p.first_row);
 }
 
+// The slot of block b of a row of the bound block: tiles of 32 rows, block by block, the
+// tile's 32 rows side by side.
+fn slot(row: u32, b: u32) -> u32 {
+    return ((row / 32u) * (p.d / 32u) + b) * 32u + row % 32u;
+}
+
 @compute @workgroup_size(WG)
 fn embedding_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
@@ -35,9 +41,10 @@ fn embedding_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let col = i % p.d;
-    let word = q[u32(row) * (p.d / 4u) + col / 4u];
+    let block = slot(u32(row), col / 32u);
+    let word = q[block * 8u + (col % 32u) / 4u];
     let byte = bitcast<i32>(word << (24u - 8u * (col % 4u))) >> 24u;
-    out[i] = scales[u32(row) * (p.d / 32u) + col / 32u] * f32(byte);
+    out[i] = scales[block] * f32(byte);
 }
 
 @compute @workgroup_size(WG)
@@ -49,7 +56,7 @@ fn embedding_q4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let col = i % p.d;
-    let block = u32(row) * (p.d / 32u) + col / 32u;
+    let block = slot(u32(row), col / 32u);
     // Weight j of a block: byte j % 16 (word j % 16 / 4), low nibble for j < 16.
     let j = col % 32u;
     let word = q[block * 4u + (j % 16u) / 4u];

@@ -1,8 +1,9 @@
 // C = A·Wᵀ with W in 8-bit blocks (q8_0: 32 weights share one scale), dequantized in the kernel
-// with f32 accumulation. A is [M, K] f32 (K % 32 == 0), C [M, N] f32.
-//   q       [N, K/4] u32   the weights as signed bytes, four per word, little-endian (weight
-//                          4i + j is byte j of word i)
-//   scales  [N, K/32] f32  block b of a row is its weights 32b..32b + 31
+// with f32 accumulation. A is [M, K] f32 (K % 32 == 0), C [M, N] f32. W's blocks (weights
+// 32b..32b + 31 of a row) lie in tiles of 32 rows (prelude/quant_rows.wgsl), one slot per block:
+//   q       [slots, 8] u32  the weights as signed bytes, four per word, little-endian (weight
+//                          4i + j of the block is byte j of word i)
+//   scales  [slots] f32    one per block
 // weight = scale · byte (exact in f32: the scales are f16 values). Rows are independent, so row
 // blocks of q and scales are a W of their own. C's row stride and first column come from the
 // params (a row block of W writes its columns of a wider C).
@@ -46,25 +47,26 @@ fn block_dot(av: array<vec4<f32>, 8>, q0: vec4<u32>, q1: vec4<u32>) -> f32 {
 }
 
 fn matvec_rows(gid: vec3<u32>, lane: u32) {
-    let n0 = gid.x * MV_ROWS;
     let m = gid.z;
     let blocks = p.k / 32u;
     let a_row = m * p.k / 4u;
-    let row = first_blocks(n0, blocks);
+    let rows = invocation_rows(gid.x);
+    let slot = first_slots(rows, blocks);
     var acc = array<f32, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
         var w0 = array<vec4<u32>, MV_ROWS>();
         var w1 = array<vec4<u32>, MV_ROWS>();
         for (var r = 0u; r < MV_ROWS; r++) {
-            w0[r] = q[2u * (row[r] + b)];
-            w1[r] = q[2u * (row[r] + b) + 1u];
+            let s = slot[r] + 32u * b;
+            w0[r] = q[2u * s];
+            w1[r] = q[2u * s + 1u];
         }
         let av = block_acts(a_row + 8u * b, lane);
         for (var r = 0u; r < MV_ROWS; r++) {
-            acc[r] = fma(scales[row[r] + b], block_dot(av, w0[r], w1[r]), acc[r]);
+            acc[r] = fma(scales[slot[r] + 32u * b], block_dot(av, w0[r], w1[r]), acc[r]);
         }
     }
-    store_rows(m, n0, acc);
+    store_rows(m, rows, acc);
 }
 
 @group(0) @binding(2) var<storage, read> qw: array<u32>;
@@ -78,12 +80,12 @@ fn matmul_nt_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let blocks = p.k / 32u;
     let a_row = tile_a_rows(m0);
-    let w_row = tile_w_blocks(n0);
+    let w_slot = tile_w_slots(n0);
     var acc: array<f32, TM * TN>;
     for (var b = 0u; b < blocks; b++) {
         var scale = array<f32, TN>();
         for (var j = 0u; j < TN; j++) {
-            scale[j] = scales[w_row[j] + b];
+            scale[j] = scales[w_slot[j] + 32u * b];
         }
         for (var t = 0u; t < 8u; t++) {
             let k = 8u * b + t;
@@ -92,7 +94,7 @@ fn matmul_nt_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
                 av[r] = a[a_row[r] + k];
             }
             for (var j = 0u; j < TN; j++) {
-                let wv = scale[j] * bytes_of(qw[(w_row[j] + b) * 8u + t]);
+                let wv = scale[j] * bytes_of(qw[(w_slot[j] + 32u * b) * 8u + t]);
                 for (var r = 0u; r < TM; r++) {
                     let i = r * TN + j;
                     acc[i] = fma(av[r].x, wv.x, acc[i]);
@@ -111,18 +113,18 @@ fn matmul_nt_q8(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(6) var<storage, read_write> c_glu: array<f32>;
 
 fn matvec_glu_rows(x: u32, lane: u32) {
-    let n0 = x * MV_ROWS;
     let blocks = p.k / 32u;
-    let row = first_blocks(n0, blocks);
+    let rows = invocation_rows(x);
+    let slot = first_slots(rows, blocks);
     var g = array<f32, MV_ROWS>();
     var u = array<f32, MV_ROWS>();
     for (var b = 0u; b < blocks; b++) {
         let av = block_acts(8u * b, lane);
         for (var r = 0u; r < MV_ROWS; r++) {
-            let s = row[r] + b;
+            let s = slot[r] + 32u * b;
             g[r] = fma(scales[s], block_dot(av, q[2u * s], q[2u * s + 1u]), g[r]);
             u[r] = fma(scales_up[s], block_dot(av, q_up[2u * s], q_up[2u * s + 1u]), u[r]);
         }
     }
-    store_glu_rows(n0, g, u);
+    store_glu_rows(rows, g, u);
 }

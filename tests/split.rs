@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The models, and the block size that splits their weights: a block must hold one row, or
-/// one whole expert of a stacked expert matrix (12·32 f32 in the DeepSeek fixtures).
+/// one whole expert of a stacked expert matrix (12·32 f32 in the DeepSeek fixtures). Quantized
+/// weights split between tiles of 32 rows: [`load_split`] grows the block to the largest tile.
 fn models() -> Vec<(PathBuf, u64)> {
     let hf = |name: &str| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -82,6 +83,29 @@ fn prefill(ctx: &GpuContext, model: &Model, ids: &[u32]) -> Prefill {
     }
 }
 
+/// `dir` loaded with its weights in blocks of at most `block_bytes`, or of its largest
+/// quantized tile where that is more (the refusal names the tile's bytes), and that block size.
+fn load_split(
+    ctx: &GpuContext,
+    dir: &Path,
+    weights: WeightFormat,
+    mut block_bytes: u64,
+) -> latentgpu::Result<(Model, u64)> {
+    loop {
+        let options = LoadOptions {
+            block_bytes: Some(block_bytes),
+            weights: Some(weights),
+            ..LoadOptions::default()
+        };
+        match Model::load_dir_with(ctx, dir, options, |_, _| {}) {
+            Err(latentgpu::Error::BufferTooLarge {
+                bytes, limit_name, ..
+            }) if limit_name.contains("tile") && bytes > block_bytes => block_bytes = bytes,
+            other => return other.map(|m| (m, block_bytes)),
+        }
+    }
+}
+
 fn greedy(ctx: &GpuContext, model: &Model, ids: &[u32]) -> Vec<u32> {
     let cfg = GenerateConfig {
         eos_token_ids: Vec::new(),
@@ -113,12 +137,7 @@ fn split_weights_give_the_unsplit_logits_bit_for_bit() {
             let name = format!("{} {}", dir.display(), weights.name());
             let whole = Model::load_dir_with(ctx, &dir, LoadOptions::weights(weights), |_, _| {})
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            let options = LoadOptions {
-                block_bytes: Some(block_bytes),
-                weights: Some(weights),
-                ..LoadOptions::default()
-            };
-            let split = Model::load_dir_with(ctx, &dir, options, |_, _| {})
+            let (split, block_bytes) = load_split(ctx, &dir, weights, block_bytes)
                 .unwrap_or_else(|e| panic!("{name} split: {e}"));
             let vocab = whole.config.vocab_size as u32;
             let ids: Vec<u32> = [1, 5, 9, 2, 7, 3, 11].iter().map(|i| i % vocab).collect();

@@ -67,8 +67,8 @@ pub fn upload_rows(
     upload_rows_in(ctx, label, shape, dtype, data, per_block)
 }
 
-/// As [`upload_rows`], in blocks of `per_block` rows (several tensors split alike).
-pub fn upload_rows_in(
+/// As [`upload_rows`], in blocks of `per_block` rows.
+fn upload_rows_in(
     ctx: &GpuContext,
     label: &str,
     shape: &[usize],
@@ -86,20 +86,6 @@ pub fn upload_rows_in(
             _ => GpuTensor::from_f32(ctx, name, dims, values),
         },
     )
-}
-
-/// Uploads u32 `data` of `shape` (quantized weights' codes) in blocks of `per_block` rows (one
-/// buffer when they are all the rows).
-pub fn upload_u32_rows_in(
-    ctx: &GpuContext,
-    label: &str,
-    shape: &[usize],
-    data: &[u32],
-    per_block: usize,
-) -> Result<GpuTensor> {
-    upload_blocks(label, shape, data, per_block, |name, dims, values| {
-        GpuTensor::from_u32(ctx, name, dims, values)
-    })
 }
 
 /// `upload(name, dims, values)` for the whole of `data` when `per_block` covers its rows, else

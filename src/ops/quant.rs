@@ -3,12 +3,12 @@
 //! the product kernels with f32 accumulation (`quant_weight.rs`, `matmul_q8.wgsl`,
 //! `matmul_q4.wgsl`).
 //!
-//! On the GPU a matrix `[N, K]` is two or three tensors with the same rows: the codes `[N, K/4]`
-//! (q8) or `[N, K/8]` (q4) u32, the scales `[N, K/32]` f32 and, for q4_1, the minimums
-//! `[N, K/32]` f32. A row of codes is whole vec4s, so a kernel step loads a block's bytes in
-//! one or two loads; all of them split into the same row blocks past the binding limit. Scales
-//! are f16 values (as llama.cpp stores them) kept in f32, so no adapter needs shader-f16 and
-//! each dequantized weight is exact in f32 for q8_0 and q4_0.
+//! On the host (here, and in the files) a matrix `[N, K]` is two or three arrays in row order:
+//! the codes, `K/4` (q8) or `K/8` (q4) u32 per row, the scales `K/32` f32 per row and, for
+//! q4_1, the minimums `K/32` f32 per row. A block's codes are whole vec4s, so a kernel step
+//! loads a block's bytes in one or two loads. On the GPU the same blocks lie in tiles of 32 rows
+//! (`quant_weight.rs`). Scales are f16 values (as llama.cpp stores them) kept in f32, so no
+//! adapter needs shader-f16 and each dequantized weight is exact in f32 for q8_0 and q4_0.
 //!
 //! | scheme | weight | bytes a weight on the GPU |
 //! |---|---|---|
@@ -74,7 +74,7 @@ impl QuantScheme {
     }
 }
 
-/// A matrix `[rows, k]` quantized on the host, in the GPU layout (see the module doc).
+/// A matrix `[rows, k]` quantized on the host, blocks in row order (see the module doc).
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantHost {
     /// The format.

@@ -1,14 +1,21 @@
-//! Block-quantized weight matrices on the GPU (the layout of `quant.rs`) and the kernels that
-//! read them: the products `x·Wᵀ` (one row: `matvec_quant` of `matmul_q8.wgsl` or
-//! `matmul_q4.wgsl`, with or without subgroups; several: the tiled `matmul_nt_q8`/`matmul_nt_q4`),
-//! the fused gated product of one row (`matvec_glu_quant`), and the embedding gather of a tied
-//! table.
+//! Block-quantized weight matrices on the GPU and the kernels that read them: the products
+//! `x·Wᵀ` (one row: `matvec_quant` of `matmul_q8.wgsl` or `matmul_q4.wgsl`, with or without
+//! subgroups; several: the tiled `matmul_nt_q8`/`matmul_nt_q4`), the fused gated product of one
+//! row (`matvec_glu_quant`), and the embedding gather of a tied table.
+//!
+//! On the GPU the blocks of `quant.rs` are laid out in tiles of [`TILE_ROWS`] rows: tile `t`
+//! holds rows `32t..32t + 31`, block by block, the 32 rows' block `b` side by side (slot
+//! `(t · blocks + b) · 32 + row % 32`), the last tile padded with zero rows. Codes, scales and
+//! minimums share the slots. The matrix-vector kernels read a tile's rows together, so each
+//! step reads 32 neighbouring blocks: one stream of memory where whole rows would be 32 (26%
+//! less time for a q4_0 token's products on lavapipe, whose prefetchers follow few streams), and
+//! coalesced loads on a GPU. The files keep llama.cpp's row order; tiles are built at upload.
 
 use super::expect_rank;
 use super::matmul::{block_params, GateAct};
 use super::quant::{quantize, QuantHost, QuantScheme, QUANT_BLOCK};
-use crate::error::{shape_err, Result};
-use crate::gpu::split::{rows_per_block, upload_rows_in, upload_u32_rows_in};
+use crate::error::{shape_err, Error, Result};
+use crate::gpu::split::rows_per_block;
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor, Kernel};
 use crate::shaders;
 
@@ -16,21 +23,68 @@ use crate::shaders;
 /// `prelude/quant_rows.wgsl`): a block's activations are loaded once for them all.
 const MV_ROWS: u64 = 4;
 
-/// A weight matrix `[n, k]` on the GPU in a block-quantized scheme: codes, scales and minimums
-/// (see the module doc), split into the same row blocks past the binding limit.
+/// Rows of a tile of the GPU layout (`TILE_ROWS` in `prelude/quant_rows.wgsl`).
+pub const TILE_ROWS: usize = 32;
+
+/// One row block of a quantized weight, bound on its own: rows `first..first + rows` of the
+/// matrix, in tiles (see the module doc).
+#[derive(Clone, Debug)]
+struct QuantBlock {
+    /// Its first row in the matrix.
+    first: usize,
+    /// Its rows (the tiles hold them padded to a multiple of [`TILE_ROWS`]).
+    rows: usize,
+    /// `[tiles · 32, k/32 · words_per_block]` u32.
+    codes: GpuTensor,
+    /// `[tiles · 32, k/32]` f32.
+    scales: GpuTensor,
+    /// `[tiles · 32, k/32]` f32 (q4_1), else none.
+    mins: Option<GpuTensor>,
+}
+
+/// A weight matrix `[n, k]` on the GPU in a block-quantized scheme: its row blocks (one, or
+/// several past the binding limit), each in tiles of codes, scales and minimums.
 #[derive(Clone, Debug)]
 pub struct QuantWeight {
     scheme: QuantScheme,
     label: String,
     shape: [usize; 2],
-    codes: GpuTensor,
-    scales: GpuTensor,
-    mins: Option<GpuTensor>,
+    blocks: Vec<QuantBlock>,
+}
+
+/// Rows `first..first + rows` of `host` (rows of `k` weights) in tiles: codes, scales and
+/// minimums (empty without them), zero past the last row.
+fn tiles_of(
+    host: &QuantHost,
+    k: usize,
+    first: usize,
+    rows: usize,
+) -> (Vec<u32>, Vec<f32>, Vec<f32>) {
+    let words = host.scheme.words_per_block();
+    let blocks = k / QUANT_BLOCK;
+    let slots = rows.div_ceil(TILE_ROWS) * TILE_ROWS * blocks;
+    let mut codes = vec![0u32; slots * words];
+    let mut scales = vec![0f32; slots];
+    let mut mins = vec![0f32; if host.scheme.has_min() { slots } else { 0 }];
+    for r in 0..rows {
+        let (tile, lane) = (r / TILE_ROWS, r % TILE_ROWS);
+        for b in 0..blocks {
+            let from = (first + r) * blocks + b;
+            let to = (tile * blocks + b) * TILE_ROWS + lane;
+            codes[to * words..(to + 1) * words]
+                .copy_from_slice(&host.codes[from * words..(from + 1) * words]);
+            scales[to] = host.scales[from];
+            if let Some(m) = mins.get_mut(to) {
+                *m = host.mins[from];
+            }
+        }
+    }
+    (codes, scales, mins)
 }
 
 impl QuantWeight {
-    /// Uploads `host`, a matrix of `shape` `[n, k]`, as `label`, in row blocks of at most
-    /// `limit` bytes of codes when it is larger.
+    /// Uploads `host`, a matrix of `shape` `[n, k]`, as `label`, in row blocks of whole tiles
+    /// of at most `limit` bytes of codes when it is larger.
     pub fn upload(
         ctx: &GpuContext,
         label: &str,
@@ -40,42 +94,51 @@ impl QuantWeight {
     ) -> Result<Self> {
         let [n, k] = shape;
         let scheme = host.scheme;
-        let codes_shape = scheme.codes_shape(n, k);
-        let per_block = rows_per_block(label, &codes_shape, DType::U32, limit)?;
-        let codes = upload_u32_rows_in(
-            ctx,
-            &format!("{label} {}", scheme.name()),
-            &codes_shape,
-            &host.codes,
-            per_block,
-        )?;
-        let small = [n, k / QUANT_BLOCK];
-        let scales = upload_rows_in(
-            ctx,
-            &format!("{label} scales"),
-            &small,
-            DType::F32,
-            &host.scales,
-            per_block,
-        )?;
-        let mins = match scheme.has_min() {
-            true => Some(upload_rows_in(
-                ctx,
-                &format!("{label} mins"),
-                &small,
-                DType::F32,
-                &host.mins,
-                per_block,
-            )?),
-            false => None,
-        };
+        let blocks = k / QUANT_BLOCK;
+        let expected = n * blocks;
+        if host.scales.len() != expected
+            || host.codes.len() != expected * scheme.words_per_block()
+            || host.mins.len() != if scheme.has_min() { expected } else { 0 }
+        {
+            return Err(shape_err(
+                "upload",
+                format!("{} blocks for '{label}'", scheme.name()),
+                format!("{expected} blocks of {shape:?}"),
+                format!("{} scales", host.scales.len()),
+            ));
+        }
+        let per_block = tile_rows_per_block(label, scheme, shape, limit)?;
+        let name = format!("{label} {}", scheme.name());
+        let mut out = Vec::new();
+        for first in (0..n.max(1)).step_by(per_block) {
+            let rows = per_block.min(n - first);
+            let suffix = match per_block >= n {
+                true => String::new(),
+                false => format!("[{first}..{}]", first + rows),
+            };
+            let (codes, scales, mins) = tiles_of(host, k, first, rows);
+            let padded = rows.div_ceil(TILE_ROWS) * TILE_ROWS;
+            let small = [padded, blocks];
+            let codes_shape = scheme.codes_shape(padded, k);
+            let tensor = |what: &str, values: &[f32]| {
+                GpuTensor::from_f32(ctx, &format!("{label} {what}{suffix}"), &small, values)
+            };
+            out.push(QuantBlock {
+                first,
+                rows,
+                codes: GpuTensor::from_u32(ctx, &format!("{name}{suffix}"), &codes_shape, &codes)?,
+                scales: tensor("scales", &scales)?,
+                mins: match scheme.has_min() {
+                    true => Some(tensor("mins", &mins)?),
+                    false => None,
+                },
+            });
+        }
         Ok(QuantWeight {
             scheme,
             label: label.to_string(),
             shape,
-            codes,
-            scales,
-            mins,
+            blocks: out,
         })
     }
 
@@ -106,31 +169,25 @@ impl QuantWeight {
                 format!("{} rows of {}", odd.scheme.name(), odd.shape[1]),
             ));
         }
-        let join = |part: fn(&QuantWeight) -> &GpuTensor, what: &str| {
-            let name = format!("{label} {what}");
-            let mut row = 0;
-            let mut blocks = Vec::new();
-            for block in parts
-                .iter()
-                .flat_map(|p| part(p).row_blocks())
-                .map(|(_, b)| b)
-            {
-                let rows = block.shape()[0];
-                blocks.push(block.labelled(&format!("{name}[{row}..{}]", row + rows)));
-                row += rows;
-            }
-            GpuTensor::from_row_blocks(&name, blocks)
-        };
+        let mut row = 0;
+        let mut blocks = Vec::new();
+        for block in parts.iter().flat_map(|p| &p.blocks) {
+            let rows = block.rows;
+            let name = |what: &str| format!("{label} {what}[{row}..{}]", row + rows);
+            blocks.push(QuantBlock {
+                first: row,
+                rows,
+                codes: block.codes.clone().labelled(&name(scheme.name())),
+                scales: block.scales.clone().labelled(&name("scales")),
+                mins: block.mins.clone().map(|m| m.labelled(&name("mins"))),
+            });
+            row += rows;
+        }
         Ok(QuantWeight {
             scheme,
             label: label.to_string(),
-            shape: [parts.iter().map(|p| p.shape[0]).sum(), k],
-            codes: join(|p| &p.codes, scheme.name())?,
-            scales: join(|p| &p.scales, "scales")?,
-            mins: match scheme.has_min() {
-                true => Some(join(|p| p.mins.as_ref().unwrap_or(&p.scales), "mins")?),
-                false => None,
-            },
+            shape: [row, k],
+            blocks,
         })
     }
 
@@ -149,27 +206,23 @@ impl QuantWeight {
         &self.label
     }
 
-    /// Bytes on the GPU.
+    /// Bytes of its blocks (the tiles' padding rows not counted).
     pub fn bytes(&self) -> u64 {
         (self.shape[0] * self.shape[1] / QUANT_BLOCK * self.scheme.gpu_block_bytes()) as u64
     }
 
     /// Buffers each of its parts takes: 1, or the number of row blocks.
     pub fn bindings(&self) -> usize {
-        self.codes.row_blocks().len()
+        self.blocks.len()
     }
 
-    /// Its row blocks: `(first row, codes, scales, minimums)`, the scales standing in for the
-    /// minimums of a scheme without them (the kernels bind them and never read them).
-    fn blocks(&self) -> Vec<(usize, GpuTensor, GpuTensor, GpuTensor)> {
-        let scales = self.scales.row_blocks();
-        let mins = self.mins.as_ref().unwrap_or(&self.scales).row_blocks();
-        self.codes
-            .row_blocks()
-            .into_iter()
-            .zip(scales.into_iter().zip(mins))
-            .map(|((first, c), ((_, s), (_, m)))| (first, c, s, m))
-            .collect()
+    /// Its row blocks: `(first row, rows, codes, scales, minimums)`, the scales standing in for
+    /// the minimums of a scheme without them (the kernels bind them and never read them).
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize, &GpuTensor, &GpuTensor, &GpuTensor)> {
+        self.blocks.iter().map(|b| {
+            let mins = b.mins.as_ref().unwrap_or(&b.scales);
+            (b.first, b.rows, &b.codes, &b.scales, mins)
+        })
     }
 
     /// The pipeline constants of its kernels.
@@ -179,6 +232,33 @@ impl QuantWeight {
             false => &[],
         }
     }
+}
+
+/// Rows per row block of a quantized `[n, k]` within `limit` bytes of codes: whole tiles, or
+/// all `n` rows when their tiles fit. An error naming the weight when one tile is past it.
+fn tile_rows_per_block(
+    label: &str,
+    scheme: QuantScheme,
+    [n, k]: [usize; 2],
+    limit: u64,
+) -> Result<usize> {
+    let padded = n.div_ceil(TILE_ROWS).max(1) * TILE_ROWS;
+    let codes_shape = scheme.codes_shape(padded, k);
+    let fit = rows_per_block(label, &codes_shape, DType::U32, limit)?;
+    if fit >= padded {
+        return Ok(n.max(1));
+    }
+    if fit < TILE_ROWS {
+        let tile = scheme.codes_shape(TILE_ROWS, k);
+        return Err(Error::BufferTooLarge {
+            label: format!("{label} {}", scheme.name()),
+            bytes: (tile[0] * tile[1] * 4) as u64,
+            limit_name: "max storage buffer binding size (for one tile of 32 rows: a quantized \
+                         weight splits only between tiles)",
+            limit,
+        });
+    }
+    Ok(fit / TILE_ROWS * TILE_ROWS)
 }
 
 /// `x·Wᵀ` for `x` `[M, K]` f32 and a quantized `w` `[N, K]`: `[M, N]`. One row of x goes to the
@@ -207,8 +287,7 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
         (_, true, _) => (&shaders::MATMUL_NT_Q8, true),
         (_, false, _) => (&shaders::MATMUL_NT_Q4, true),
     };
-    for (first, codes, scales, mins) in w.blocks() {
-        let rows = codes.shape()[0];
+    for (first, rows, codes, scales, mins) in w.blocks() {
         let params = block_params(OP, (m, rows, k), n, first)?;
         let wg = match tiled {
             true => super::workgroups(
@@ -226,12 +305,12 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
         };
         let params = Some(bytemuck::bytes_of(&params));
         match q8 {
-            true => batch.dispatch(kernel, &[], params, &[x, &codes, &scales, &c], wg)?,
+            true => batch.dispatch(kernel, &[], params, &[x, codes, scales, &c], wg)?,
             false => batch.dispatch(
                 kernel,
                 w.constants(),
                 params,
-                &[x, &codes, &scales, &mins, &c],
+                &[x, codes, scales, mins, &c],
                 wg,
             )?,
         }
@@ -257,8 +336,7 @@ pub fn matvec_glu_quant(
     const OP: &str = "matvec_glu (quantized weights)";
     let rows = |w: &QuantWeight| {
         w.blocks()
-            .iter()
-            .map(|(first, c, ..)| (*first, c.shape()[0]))
+            .map(|(first, rows, ..)| (first, rows))
             .collect::<Vec<_>>()
     };
     let fits = x.shape().len() == 2
@@ -274,8 +352,7 @@ pub fn matvec_glu_quant(
     let [n, k] = gate.shape;
     let c = GpuTensor::scratch(batch.ctx(), OP, &[1, n], DType::F32)?;
     let constants = glu_constants(act, gate.scheme.has_min());
-    for ((first, gc, gs, gm), (_, uc, us, um)) in gate.blocks().into_iter().zip(up.blocks()) {
-        let rows = gc.shape()[0];
+    for ((first, rows, gc, gs, gm), (.., uc, us, um)) in gate.blocks().zip(up.blocks()) {
         let params = block_params(OP, (1, rows, k), 0, first)?;
         let groups = (rows as u64).div_ceil(64 * MV_ROWS);
         let wg = super::workgroups(batch.ctx(), OP, super::COLUMNS, [groups, 1, 1])?;
@@ -289,7 +366,7 @@ pub fn matvec_glu_quant(
                 },
                 constants,
                 params,
-                &[x, &gc, &gs, &uc, &us, &c],
+                &[x, gc, gs, uc, us, &c],
                 wg,
             )?,
             _ => batch.dispatch(
@@ -299,7 +376,7 @@ pub fn matvec_glu_quant(
                 },
                 constants,
                 params,
-                &[x, &gc, &gs, &gm, &uc, &us, &um, &c],
+                &[x, gc, gs, gm, uc, us, um, &c],
                 wg,
             )?,
         }
@@ -337,20 +414,20 @@ pub fn embedding_quant(
         QuantScheme::Q8_0 => &shaders::EMBEDDING_Q8,
         _ => &shaders::EMBEDDING_Q4,
     };
-    for (first, codes, scales, mins) in table.blocks() {
+    for (first, rows, codes, scales, mins) in table.blocks() {
         let params = super::embedding::EmbeddingParams {
             tokens: super::as_u32(OP, "tokens", n)?,
             d: super::as_u32(OP, "width", d)?,
             vocab: super::as_u32(OP, "vocab", vocab)?,
             first_row: super::as_u32(OP, "block's first row", first)?,
-            rows: super::as_u32(OP, "block's rows", codes.shape()[0])?,
+            rows: super::as_u32(OP, "block's rows", rows)?,
             _pad: [0; 3],
         };
         batch.dispatch(
             kernel,
             table.constants(),
             Some(bytemuck::bytes_of(&params)),
-            &[&codes, &scales, &mins, ids, &out],
+            &[codes, scales, mins, ids, &out],
             wg,
         )?;
     }

@@ -1337,7 +1337,7 @@ pub async fn quant_products(ctx: &GpuContext) {
                 QuantWeight::upload(ctx, "w", [n, k], &q, rows_per_block * codes_row).unwrap()
             };
             let gx = upload(ctx, "x", &[m, k], &x);
-            let whole = upload_q(n as u64);
+            let whole = upload_q(u64::MAX / codes_row);
             let mut b = Batch::new(ctx);
             let y = ops::matmul_quant(&mut b, &gx, &whole).unwrap();
             let out = b.read_async(&[&y]).await.unwrap().remove(0);
@@ -1350,9 +1350,9 @@ pub async fn quant_products(ctx: &GpuContext) {
                     bound.push(xr.iter().zip(mr).map(|(a, w)| (*a as f64).abs() * w).sum());
                 }
             }
-            // One row (matvec): each code times x is rounded once, 8 such terms add per lane
-            // and block (q4_1 adds Σx too), the scale multiplies once, k/32 blocks
-            // accumulate, 4 lanes add: (k/32 + 12)·u of Σ|x|·(|d·q| + |m|).
+            // One row (matvec): per block, 8 terms code·x accumulate by fma in each of 4 lanes
+            // (q4_1 adds Σx too), the lanes add, the scale multiplies once, and k/32 blocks
+            // accumulate: (k/32 + 12)·u of Σ|x|·(|d·q| + |m|).
             // Several rows (tiled): each dequantized weight is exact (q4_1: rounded once, as
             // the reference's) and k products accumulate serially: (k + 1)·u of Σ|x·w|.
             let c = match m {
@@ -1365,9 +1365,9 @@ pub async fn quant_products(ctx: &GpuContext) {
                 &reference,
                 |i| c * U * bound[i] + 1e-30,
             );
-            // Split into blocks of 3 rows: the same kernel per row, the same values.
-            let split = upload_q(3);
-            assert_eq!(split.bindings() > 1, n > 3);
+            // Split into blocks of one tile (32 rows): the same kernel per row, the same values.
+            let split = upload_q(32);
+            assert_eq!(split.bindings() > 1, n > 32);
             let mut b = Batch::new(ctx);
             let y = ops::matmul_quant(&mut b, &gx, &split).unwrap();
             let out_split = b.read_async(&[&y]).await.unwrap().remove(0);
@@ -1381,7 +1381,7 @@ pub async fn quant_products(ctx: &GpuContext) {
                 let up = QuantWeight::quantize(ctx, "up", [n, k], scheme, &u, u64::MAX).unwrap();
                 for weights in [
                     (&whole, &up),
-                    (&split, &upload_like(ctx, &up, &u, 3, scheme)),
+                    (&split, &upload_like(ctx, &up, &u, 32, scheme)),
                 ] {
                     let mut b = Batch::new(ctx);
                     let act = ops::GateAct::Silu;
