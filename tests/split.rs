@@ -178,7 +178,9 @@ fn split_weights_give_the_unsplit_logits_bit_for_bit() {
 
 /// A model whose tied embedding (the LM head) is past the adapter's binding limit loads, split,
 /// and gives the logits of the model it extends: the shipped MHA model with its vocabulary
-/// padded by zero rows to 2^18 tokens (168 MB in f32 against lavapipe's 128 MiB).
+/// padded by zero rows to 2^18 tokens (168 MB in f32 against lavapipe's 128 MiB). The table is
+/// read, converted and uploaded in pieces of 16 MiB (`gpu::split::PIECE_BYTES`): ten of them,
+/// as f32 values across two row blocks, and quantized to q4_0 at load.
 #[test]
 fn an_embedding_past_the_binding_limit_loads_and_generates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/shakespeare-mha");
@@ -192,26 +194,28 @@ fn an_embedding_past_the_binding_limit_loads_and_generates() {
         if (vocab * d * 4) as u64 <= limit {
             eprintln!("{}: binds {limit} bytes, the embedding fits", ctx.name());
         }
-        let small = Model::load_dir(ctx, &dir).unwrap();
-        let big = Model::from_bytes(
-            ctx,
-            &big_config,
-            big_weights.clone(),
-            LoadOptions::default(),
-        )
-        .unwrap();
-        let logits = |m: &Model| {
-            let mut cache = m.new_cache(ctx).unwrap();
-            m.forward(ctx, &prompt, &mut cache, Logits::Last).unwrap()
-        };
-        let (want, got) = (logits(&small), logits(&big));
-        assert_eq!(got.len(), vocab);
-        // The first 256 rows lie in the first block: the same products, bit for bit.
-        assert_eq!(bits(&got[..256]), bits(&want));
-        assert!(
-            got[256..].iter().all(|&v| v == 0.0),
-            "zero rows give zero logits"
-        );
-        assert_eq!(greedy(ctx, &big, &prompt), greedy(ctx, &small, &prompt));
+        for weights in [WeightFormat::F32, WeightFormat::parse("q4_0").unwrap()] {
+            let name = format!("{} {}", ctx.name(), weights.name());
+            let options = LoadOptions::weights(weights);
+            let small = Model::load_dir_with(ctx, &dir, options, |_, _| {}).unwrap();
+            let big = Model::from_bytes(ctx, &big_config, big_weights.clone(), options).unwrap();
+            let logits = |m: &Model| {
+                let mut cache = m.new_cache(ctx).unwrap();
+                m.forward(ctx, &prompt, &mut cache, Logits::Last).unwrap()
+            };
+            let (want, got) = (logits(&small), logits(&big));
+            assert_eq!(got.len(), vocab, "{name}");
+            // The first 256 rows lie in the first block: the same products, bit for bit.
+            assert_eq!(bits(&got[..256]), bits(&want), "{name}");
+            assert!(
+                got[256..].iter().all(|&v| v == 0.0),
+                "{name}: zero rows give zero logits"
+            );
+            assert_eq!(
+                greedy(ctx, &big, &prompt),
+                greedy(ctx, &small, &prompt),
+                "{name}"
+            );
+        }
     });
 }

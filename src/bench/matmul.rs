@@ -4,7 +4,7 @@
 use super::{copy_roof_gbps, fma_roof_gflops, seconds_per_rep};
 use crate::error::Result;
 use crate::gpu::{split, GpuContext, GpuTensor};
-use crate::model::layers::{upload_matrix, Upload};
+use crate::model::upload::{upload_matrix, Upload};
 use crate::model::weights::HostMatrix;
 use crate::ops::{self, WeightFormat};
 

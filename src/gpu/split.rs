@@ -53,6 +53,16 @@ pub fn rows_per_block(label: &str, shape: &[usize], dtype: DType, limit: u64) ->
     })
 }
 
+/// Bytes of a weight read, converted and uploaded at a time: the host holds one piece of a
+/// tensor, not the whole (a 150k-token embedding is over 500 MB in f32).
+pub const PIECE_BYTES: usize = 16 << 20;
+
+/// Rows per piece for rows of `row_bytes`: about [`PIECE_BYTES`], a multiple of `multiple`.
+pub fn piece_rows(row_bytes: usize, multiple: usize) -> usize {
+    let multiple = multiple.max(1);
+    (PIECE_BYTES / row_bytes.max(1) / multiple).max(1) * multiple
+}
+
 /// Uploads `data` of `shape` (f32 values, stored as `dtype`: F32 or F16) in one buffer when it
 /// fits `limit` bytes, else as row blocks of at most `limit` bytes.
 pub fn upload_rows(
@@ -63,43 +73,8 @@ pub fn upload_rows(
     data: &[f32],
     limit: u64,
 ) -> Result<GpuTensor> {
-    let per_block = rows_per_block(label, shape, dtype, limit)?;
-    upload_rows_in(ctx, label, shape, dtype, data, per_block)
-}
-
-/// As [`upload_rows`], in blocks of `per_block` rows.
-fn upload_rows_in(
-    ctx: &GpuContext,
-    label: &str,
-    shape: &[usize],
-    dtype: DType,
-    data: &[f32],
-    per_block: usize,
-) -> Result<GpuTensor> {
-    upload_blocks(
-        label,
-        shape,
-        data,
-        per_block,
-        |name, dims, values| match dtype {
-            DType::F16 => GpuTensor::from_f32_as_f16(ctx, name, dims, values),
-            _ => GpuTensor::from_f32(ctx, name, dims, values),
-        },
-    )
-}
-
-/// `upload(name, dims, values)` for the whole of `data` when `per_block` covers its rows, else
-/// for each block of `per_block` rows, the blocks joined into one tensor.
-fn upload_blocks<T>(
-    label: &str,
-    shape: &[usize],
-    data: &[T],
-    per_block: usize,
-    upload: impl Fn(&str, &[usize], &[T]) -> Result<GpuTensor>,
-) -> Result<GpuTensor> {
-    let per_block = per_block.max(1);
-    let rows = shape.first().copied().unwrap_or(1);
     let row: usize = shape.iter().skip(1).product();
+    let rows = shape.first().copied().unwrap_or(1);
     if data.len() != rows * row {
         return Err(crate::error::shape_err(
             "upload",
@@ -108,18 +83,78 @@ fn upload_blocks<T>(
             format!("{} elements", data.len()),
         ));
     }
-    if per_block >= rows {
-        return upload(label, shape, data);
+    upload_rows_from(ctx, label, shape, dtype, limit, |r| {
+        Ok(data[r.start * row..r.end * row].to_vec())
+    })
+}
+
+/// As [`upload_rows`], each block filled piece by piece (about [`PIECE_BYTES`]): `piece(rows)`
+/// gives the f32 values of those rows (read from a file as they are needed).
+pub fn upload_rows_from(
+    ctx: &GpuContext,
+    label: &str,
+    shape: &[usize],
+    dtype: DType,
+    limit: u64,
+    mut piece: impl FnMut(std::ops::Range<usize>) -> Result<Vec<f32>>,
+) -> Result<GpuTensor> {
+    if dtype == DType::F16 && !ctx.has_f16() {
+        return Err(Error::Invalid {
+            what: format!("f16 tensor '{label}'"),
+            expected: "an adapter with shader-f16".into(),
+            found: format!("{} without it", ctx.name()),
+        });
     }
+    let per_block = rows_per_block(label, shape, dtype, limit)?;
+    let rows = shape.first().copied().unwrap_or(1);
+    let row: usize = shape.iter().skip(1).product();
+    // Multiples of 4 rows, so an f16 piece starts on a whole word.
+    let step = piece_rows(row * dtype.size(), 4);
     let mut blocks = Vec::new();
-    for first in (0..rows).step_by(per_block) {
+    for first in (0..rows.max(1)).step_by(per_block.max(1)) {
         let n = per_block.min(rows - first);
         let mut dims = shape.to_vec();
-        dims[0] = n;
-        let name = format!("{label}[{first}..{}]", first + n);
-        blocks.push(upload(&name, &dims, &data[first * row..(first + n) * row])?);
+        if let Some(d) = dims.first_mut() {
+            *d = n;
+        }
+        let name = match per_block >= rows {
+            true => label.to_string(),
+            false => format!("{label}[{first}..{}]", first + n),
+        };
+        let block = GpuTensor::empty(ctx, &name, &dims, dtype)?;
+        for at in (0..n).step_by(step) {
+            let end = (at + step).min(n);
+            let values = piece(first + at..first + end)?;
+            if values.len() != (end - at) * row {
+                return Err(crate::error::shape_err(
+                    "upload",
+                    format!(
+                        "rows {}..{} of '{label}' {shape:?}",
+                        first + at,
+                        first + end
+                    ),
+                    format!("{} elements", (end - at) * row),
+                    format!("{} elements", values.len()),
+                ));
+            }
+            match dtype {
+                DType::F16 => {
+                    let halves: Vec<u16> = values
+                        .iter()
+                        .map(|&v| half::f16::from_f32(v).to_bits())
+                        .collect();
+                    block.write_piece(ctx, at * row, bytemuck::cast_slice(&halves))?;
+                }
+                _ => block.write_piece(ctx, at * row, bytemuck::cast_slice(&values))?,
+            }
+            ctx.release_uploads();
+        }
+        blocks.push(block);
     }
-    GpuTensor::from_row_blocks(label, blocks)
+    match blocks.len() {
+        1 => Ok(blocks.remove(0)),
+        _ => GpuTensor::from_row_blocks(label, blocks),
+    }
 }
 
 /// `t` itself when it fits `limit` bytes, else a copy of it as row blocks of at most `limit`

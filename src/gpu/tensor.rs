@@ -408,6 +408,40 @@ impl GpuTensor {
         self.write_bytes(ctx, DType::U32, bytemuck::cast_slice(data), data.len())
     }
 
+    /// Overwrites `len` elements from element `first` with `bytes` in the tensor's dtype
+    /// (queued before the next submission): a weight uploaded piece by piece. `first` must start
+    /// on a whole word; a piece that ends off one is padded with zeros into the buffer's padding
+    /// or the next piece's place (written after it).
+    pub fn write_piece(&self, ctx: &GpuContext, first: usize, bytes: &[u8]) -> Result<()> {
+        self.expect_whole("write a piece")?;
+        let size = self.dtype.size();
+        let len = bytes.len() / size;
+        let at = (first * size) as u64;
+        if !bytes.len().is_multiple_of(size) || first + len > self.numel() || !at.is_multiple_of(4)
+        {
+            return Err(Error::Shape {
+                op: "write a piece",
+                what: format!("elements {first}..{} of '{}'", first + len, self.label),
+                expected: format!(
+                    "whole {:?} elements within its {}, from a whole word",
+                    self.dtype,
+                    self.numel()
+                ),
+                found: format!("{} bytes at byte {at}", bytes.len()),
+            });
+        }
+        let offset = self.byte_offset() + at;
+        match bytes.len() % 4 {
+            0 => ctx.queue.write_buffer(self.buffer(), offset, bytes),
+            _ => {
+                let mut padded = bytes.to_vec();
+                padded.resize(bytes.len().next_multiple_of(4), 0);
+                ctx.queue.write_buffer(self.buffer(), offset, &padded);
+            }
+        }
+        Ok(())
+    }
+
     fn write_bytes(&self, ctx: &GpuContext, dtype: DType, bytes: &[u8], len: usize) -> Result<()> {
         self.expect_whole("write")?;
         if len != self.numel() || dtype != self.dtype {

@@ -1,7 +1,7 @@
 //! Three-phase latent attention as a model layer: causal (chunked, constant-size decode state)
 //! and bidirectional (the seeds' three equations). The equations are in docs/latent-attention.md.
 
-use super::layers::{load, load_matrix};
+use super::upload::{load, load_matrix};
 use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};

@@ -2,7 +2,7 @@
 //! window), Qwen2 (q/k/v biases) and Qwen3 (per-head q/k RMSNorm) have it.
 
 use super::config::{AttentionConfig, ModelConfig};
-use super::layers::{load, load_matrix, upload_matrix, Upload};
+use super::upload::{load, load_matrix, upload_matrix, Upload};
 use super::weights::{HostMatrix, WeightFile};
 use crate::error::{Error, Result};
 use crate::gpu::tensor::check_shape;

@@ -7,8 +7,8 @@
 //! pairs but writes the result de-interleaved. Both give the same dot products, so the loader
 //! keeps the checkpoint's weights as they are and rotates interleaved pairs in place.
 
-use super::layers::{load, load_matrix, upload_matrix, Upload};
 use super::mla_absorb::absorbed_matrices;
+use super::upload::{load, load_matrix, upload_matrix, Upload};
 use super::weights::{HostMatrix, WeightFile};
 use crate::error::{Error, Result};
 use crate::gpu::split::split_rows;

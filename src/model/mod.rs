@@ -24,6 +24,7 @@ pub mod sampling;
 pub mod summary;
 pub mod tokenizer;
 pub mod transformer;
+pub mod upload;
 pub mod weights;
 
 pub use config::{AttentionConfig, FfnKind, ModelConfig, NormKind, RopeConfig};

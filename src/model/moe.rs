@@ -3,7 +3,8 @@
 //! routed experts chosen and weighed on the GPU, and the shared experts added.
 
 use super::config::{FfnKind, ModelConfig, MoeConfig};
-use super::layers::{load, load_rows, Ffn};
+use super::layers::Ffn;
+use super::upload::{load, load_rows};
 use super::weights::WeightFile;
 use crate::error::Result;
 use crate::gpu::split::{block_limit, rows_per_block};

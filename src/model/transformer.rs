@@ -2,10 +2,11 @@
 
 use super::config::{AttentionConfig, ModelConfig};
 use super::latent::{LatentLayer, LatentShape, LatentState};
-use super::layers::{load_matrix, load_rows, Ffn, Norm};
+use super::layers::{Ffn, Norm};
 use super::mha::{KvCache, MhaLayer};
 use super::mla::{MlaCache, MlaLayer, MlaPath};
 use super::moe::{FeedForward, MoeFfn};
+use super::upload::{load_matrix, load_rows};
 use super::weights::{TensorNames, WeightFile};
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};

@@ -591,6 +591,51 @@ impl WeightFile {
         Ok(matrix)
     }
 
+    /// Whether [`WeightFile::take_rows`] can read the tensor the model calls `name` a few rows
+    /// at a time: not GGUF's stacked experts, split kv_b, or q/k rows permuted across heads
+    /// (read whole).
+    pub fn reads_rows(&self, name: &str) -> bool {
+        let gguf_special = super::gguf::expert_tensor(name).is_some()
+            || super::gguf::split_kv_b(name).is_some()
+            || (self.permuted_qk.is_some()
+                && matches!(name.rsplit('.').nth(1), Some("q_proj" | "k_proj")));
+        self.names != TensorNames::Gguf || !gguf_special
+    }
+
+    /// Rows `rows` of the matrix the model calls `name`, checked to have `shape`, as
+    /// [`WeightFile::take_matrix`] gives the whole: only their bytes are read. An error for a
+    /// tensor that must be read whole ([`WeightFile::reads_rows`]).
+    pub fn take_rows(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        rows: std::ops::Range<usize>,
+    ) -> Result<HostMatrix> {
+        if !self.reads_rows(name) {
+            return Err(self.err(name, "a tensor read by rows", "one read whole"));
+        }
+        let name = self.names.file_name(name);
+        self.read_rows(&name, shape, None, Some(rows))
+    }
+
+    /// Checks the matrix the model calls `name` as [`WeightFile::take_rows`] does (its shape,
+    /// and that a row fits one binding), reading none of it: before its buffers are made.
+    pub fn check_rows(&mut self, name: &str, shape: &[usize]) -> Result<()> {
+        self.take_rows(name, shape, 0..0).map(drop)
+    }
+
+    /// The quantized scheme the files hold the tensor the model calls `name` in (GGUF or
+    /// `latentgpu quantize` blocks), or `None` for values (or a tensor not found: reading it
+    /// says so).
+    pub fn stored_scheme(&self, name: &str) -> Option<crate::ops::QuantScheme> {
+        let name = self.names.file_name(name);
+        let &i = self.index.get(&name)?;
+        match self.shards[i].header.locate(&name)?.1 {
+            Stored::Ggml(kind) => kind.scheme(),
+            Stored::Safetensors(_) => None,
+        }
+    }
+
     /// MLA's `kv_b_proj` `[heads·(nope + v), rank]` of a GGUF file that holds it split into
     /// `k_b` and `v_b` (see [`super::gguf::split_kv_b`]), as values: `k_b`'s blocks run along
     /// other rows than `kv_b_proj`'s.
@@ -635,6 +680,18 @@ impl WeightFile {
         name: &str,
         shape: &[usize],
         expert: Option<usize>,
+    ) -> Result<HostMatrix> {
+        self.read_rows(name, shape, expert, None)
+    }
+
+    /// As [`WeightFile::read_tensor`], only rows `rows` of it (outermost dimension) when given:
+    /// just their bytes are read.
+    fn read_rows(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        expert: Option<usize>,
+        rows: Option<std::ops::Range<usize>>,
     ) -> Result<HostMatrix> {
         let missing = || {
             self.err(
@@ -705,6 +762,23 @@ impl WeightFile {
                 ));
             }
         }
+        // Row elements before the piece read (to name a bad value's index in the tensor).
+        let mut skipped = 0;
+        if let Some(rows) = rows {
+            let total = shape.first().copied().unwrap_or(1).max(1);
+            if rows.start > rows.end || rows.end > total {
+                return Err(self.err(
+                    name,
+                    format!("rows within 0..{total}"),
+                    format!("rows {rows:?}"),
+                ));
+            }
+            // Whole rows of whole blocks (a quantized row is whole blocks): bytes per row exact.
+            let row_bytes = len / total;
+            at += rows.start * row_bytes;
+            len = rows.len() * row_bytes;
+            skipped = rows.start * shape.iter().skip(1).product::<usize>();
+        }
         // The header was checked against the file's length when it was opened.
         let data = self.shards[shard_index].read(at, len)?.into_owned();
         let unsupported = |what: String| match stored {
@@ -749,6 +823,11 @@ impl WeightFile {
                 .map(|i| (i, f32::NAN)),
         };
         if let Some((i, v)) = finite {
+            let i = match &matrix {
+                HostMatrix::F32(_) => skipped + i,
+                // An index among the blocks' scales (and minimums).
+                HostMatrix::Quant(_) => skipped / crate::ops::QUANT_BLOCK + i,
+            };
             return Err(self.err(name, "finite values", format!("{v} at index {i}")));
         }
         self.taken.insert(name.to_string());

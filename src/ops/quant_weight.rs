@@ -15,7 +15,7 @@ use super::expect_rank;
 use super::matmul::{block_params, GateAct};
 use super::quant::{quantize, QuantHost, QuantScheme, QUANT_BLOCK};
 use crate::error::{shape_err, Error, Result};
-use crate::gpu::split::rows_per_block;
+use crate::gpu::split::{piece_rows, rows_per_block};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor, Kernel};
 use crate::shaders;
 
@@ -82,6 +82,24 @@ fn tiles_of(
     (codes, scales, mins)
 }
 
+/// Rows `rows` of `host` (rows of `k` weights), copied.
+fn host_rows(host: &QuantHost, k: usize, rows: std::ops::Range<usize>) -> QuantHost {
+    let blocks = k / QUANT_BLOCK;
+    let words = host.scheme.words_per_block();
+    let (a, b) = (rows.start * blocks, rows.end * blocks);
+    let slice = |v: &[f32]| v.get(a..b).unwrap_or_default().to_vec();
+    QuantHost {
+        scheme: host.scheme,
+        codes: host
+            .codes
+            .get(a * words..b * words)
+            .unwrap_or_default()
+            .to_vec(),
+        scales: slice(&host.scales),
+        mins: slice(&host.mins),
+    }
+}
+
 impl QuantWeight {
     /// Uploads `host`, a matrix of `shape` `[n, k]`, as `label`, in row blocks of whole tiles
     /// of at most `limit` bytes of codes when it is larger.
@@ -92,14 +110,9 @@ impl QuantWeight {
         host: &QuantHost,
         limit: u64,
     ) -> Result<Self> {
-        let [n, k] = shape;
         let scheme = host.scheme;
-        let blocks = k / QUANT_BLOCK;
-        let expected = n * blocks;
-        if host.scales.len() != expected
-            || host.codes.len() != expected * scheme.words_per_block()
-            || host.mins.len() != if scheme.has_min() { expected } else { 0 }
-        {
+        let expected = shape[0] * (shape[1] / QUANT_BLOCK);
+        if host.scales.len() != expected {
             return Err(shape_err(
                 "upload",
                 format!("{} blocks for '{label}'", scheme.name()),
@@ -107,7 +120,29 @@ impl QuantWeight {
                 format!("{} scales", host.scales.len()),
             ));
         }
+        Self::upload_from(ctx, label, shape, scheme, limit, |rows| {
+            Ok(host_rows(host, shape[1], rows))
+        })
+    }
+
+    /// As [`QuantWeight::upload`], the blocks given a piece at a time (about
+    /// [`PIECE_BYTES`](crate::gpu::split::PIECE_BYTES) as f32 values,
+    /// whole tiles): `piece(rows)` gives those rows' blocks in
+    /// `scheme` (read from a file, or quantized, as they are needed).
+    pub fn upload_from(
+        ctx: &GpuContext,
+        label: &str,
+        shape: [usize; 2],
+        scheme: QuantScheme,
+        limit: u64,
+        mut piece: impl FnMut(std::ops::Range<usize>) -> Result<QuantHost>,
+    ) -> Result<Self> {
+        let [n, k] = shape;
+        let blocks = k / QUANT_BLOCK;
+        let words = scheme.words_per_block();
         let per_block = tile_rows_per_block(label, scheme, shape, limit)?;
+        // Pieces of about PIECE_BYTES of f32 values: what a piece quantized at load is read as.
+        let step = piece_rows(k * 4, TILE_ROWS);
         let name = format!("{label} {}", scheme.name());
         let mut out = Vec::new();
         for first in (0..n.max(1)).step_by(per_block) {
@@ -116,23 +151,53 @@ impl QuantWeight {
                 true => String::new(),
                 false => format!("[{first}..{}]", first + rows),
             };
-            let (codes, scales, mins) = tiles_of(host, k, first, rows);
             let padded = rows.div_ceil(TILE_ROWS) * TILE_ROWS;
             let small = [padded, blocks];
-            let codes_shape = scheme.codes_shape(padded, k);
-            let tensor = |what: &str, values: &[f32]| {
-                GpuTensor::from_f32(ctx, &format!("{label} {what}{suffix}"), &small, values)
+            let tensor = |what: &str| {
+                GpuTensor::empty(ctx, &format!("{label} {what}{suffix}"), &small, DType::F32)
             };
-            out.push(QuantBlock {
+            let codes_shape = scheme.codes_shape(padded, k);
+            let block = QuantBlock {
                 first,
                 rows,
-                codes: GpuTensor::from_u32(ctx, &format!("{name}{suffix}"), &codes_shape, &codes)?,
-                scales: tensor("scales", &scales)?,
+                codes: GpuTensor::empty(ctx, &format!("{name}{suffix}"), &codes_shape, DType::U32)?,
+                scales: tensor("scales")?,
                 mins: match scheme.has_min() {
-                    true => Some(tensor("mins", &mins)?),
+                    true => Some(tensor("mins")?),
                     false => None,
                 },
-            });
+            };
+            for at in (0..rows).step_by(step) {
+                let end = (at + step).min(rows);
+                let host = piece(first + at..first + end)?;
+                let expected = (end - at) * blocks;
+                if host.scheme != scheme
+                    || host.scales.len() != expected
+                    || host.codes.len() != expected * words
+                    || host.mins.len() != if scheme.has_min() { expected } else { 0 }
+                {
+                    return Err(shape_err(
+                        "upload",
+                        format!("rows {}..{} of '{label}'", first + at, first + end),
+                        format!("{expected} {} blocks", scheme.name()),
+                        format!("{} {} scales", host.scales.len(), host.scheme.name()),
+                    ));
+                }
+                // Pieces are whole tiles, so the slots of a piece follow the previous piece's.
+                let slot = at * blocks;
+                let (codes, scales, mins) = tiles_of(&host, k, 0, end - at);
+                block
+                    .codes
+                    .write_piece(ctx, slot * words, bytemuck::cast_slice(&codes))?;
+                block
+                    .scales
+                    .write_piece(ctx, slot, bytemuck::cast_slice(&scales))?;
+                if let Some(m) = &block.mins {
+                    m.write_piece(ctx, slot, bytemuck::cast_slice(&mins))?;
+                }
+                ctx.release_uploads();
+            }
+            out.push(block);
         }
         Ok(QuantWeight {
             scheme,
