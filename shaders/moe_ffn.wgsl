@@ -299,11 +299,15 @@ fn moe_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     y[i] = acc;
 }
 
-// The same two products with quantized expert matrices (q8_0, or q4_0 where Q4), dequantized in
-// the kernel as matmul_q8.wgsl and matmul_q4.wgsl do: codes [experts, rows, k/32 blocks] of two
-// (q8) or one (q4) vec4<u32> per block, scales [experts, rows, k/32]. Each block's sum is
-// Σ activation·code in order, then scaled and accumulated, as the matrix-vector kernels do.
+// The same two products with quantized expert matrices (q8_0, q4_0 where Q4, q4_1 where Q4 and
+// HAS_MIN), dequantized in the kernel: codes [experts, rows, k/32 blocks] of two (q8) or one
+// (q4) vec4<u32> per block, scales [experts, rows, k/32] (q4_1: [experts, rows, 2·k/32], a
+// block's scale d and minimum m side by side, so no binding more). For q8_0 and q4_0 a block's
+// sum is Σ activation·code in order, then scaled by d and accumulated, as the matrix-vector
+// kernels do; q4_1's weights are dequantized first (fma(d, code, m), rounded once as
+// ops::dequantize does) and their sum is not scaled.
 override Q4: bool = false;
+override HAS_MIN: bool = false;
 
 // The four signed bytes of a word, as f32.
 fn q8_bytes(word: u32) -> vec4<f32> {
@@ -311,10 +315,19 @@ fn q8_bytes(word: u32) -> vec4<f32> {
     return vec4<f32>(v);
 }
 
-// The low (shift 0) or high (shift 4) nibbles of a word's four bytes, less 8.
+// The low (shift 0) or high (shift 4) nibbles of a word's four bytes, less 8 for q4_0.
 fn q4_nibbles(word: u32, shift: u32) -> vec4<f32> {
     let v = (vec4<u32>(word) >> vec4<u32>(shift, shift + 8u, shift + 16u, shift + 24u)) & vec4<u32>(15u);
-    return vec4<f32>(bitcast<vec4<i32>>(v)) - vec4<f32>(8.0);
+    return vec4<f32>(bitcast<vec4<i32>>(v)) - select(vec4<f32>(8.0), vec4<f32>(0.0), HAS_MIN);
+}
+
+// q4_1's quads of codes dequantized with the block's scale d and minimum m.
+fn with_min(q: array<vec4<f32>, 8>, d: f32, m: f32) -> array<vec4<f32>, 8> {
+    var w = q;
+    for (var t = 0u; t < 8u; t++) {
+        w[t] = fma(vec4<f32>(d), q[t], vec4<f32>(m));
+    }
+    return w;
 }
 
 // A block's 32 codes as 8 quads of weights before the scale: weights 4t..4t+3 in quad t.
@@ -334,8 +347,12 @@ fn block_quads(c0: vec4<u32>, c1: vec4<u32>) -> array<vec4<f32>, 8> {
 @group(0) @binding(6) var<storage, read> up_scales: array<f32>;
 @group(0) @binding(7) var<storage, read_write> hq: array<f32>;
 
-// Block s of each codes array, as quads.
+// Block s of each codes array, as quads (q4_1: the weights themselves).
 fn gate_block(s: u32) -> array<vec4<f32>, 8> {
+    if (HAS_MIN) {
+        let q = block_quads(gate_codes[s], vec4<u32>(0u));
+        return with_min(q, gate_scales[2u * s], gate_scales[2u * s + 1u]);
+    }
     if (Q4) {
         return block_quads(gate_codes[s], vec4<u32>(0u));
     }
@@ -343,10 +360,23 @@ fn gate_block(s: u32) -> array<vec4<f32>, 8> {
 }
 
 fn up_block(s: u32) -> array<vec4<f32>, 8> {
+    if (HAS_MIN) {
+        let q = block_quads(up_codes[s], vec4<u32>(0u));
+        return with_min(q, up_scales[2u * s], up_scales[2u * s + 1u]);
+    }
     if (Q4) {
         return block_quads(up_codes[s], vec4<u32>(0u));
     }
     return block_quads(up_codes[2u * s], up_codes[2u * s + 1u]);
+}
+
+// What block s's sum is scaled by: d, or 1 for q4_1 (its weights are dequantized already).
+fn gate_scale(s: u32) -> vec4<f32> {
+    return vec4<f32>(select(gate_scales[s], 1.0, HAS_MIN));
+}
+
+fn up_scale(s: u32) -> vec4<f32> {
+    return vec4<f32>(select(up_scales[s], 1.0, HAS_MIN));
 }
 
 // The 8 vec4s of activations of block b from vec4 x0 of an input (x4 or h4 per entry point).
@@ -396,8 +426,8 @@ fn moe_gate_up_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
         for (var b = 0u; b < blocks; b++) {
             let gw = gate_block(row + b);
             let uw = up_block(row + b);
-            let gs = vec4<f32>(gate_scales[row + b]);
-            let us = vec4<f32>(up_scales[row + b]);
+            let gs = gate_scale(row + b);
+            let us = up_scale(row + b);
             for (var i = 0u; i < TB; i++) {
                 if (i < TOKENS_PER_PASS) {
                     let xs = x_block(xrow[i], b);
@@ -420,10 +450,18 @@ fn moe_gate_up_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 @group(0) @binding(5) var<storage, read_write> ykq: array<f32>;
 
 fn down_block(s: u32) -> array<vec4<f32>, 8> {
+    if (HAS_MIN) {
+        let q = block_quads(down_codes[s], vec4<u32>(0u));
+        return with_min(q, down_scales[2u * s], down_scales[2u * s + 1u]);
+    }
     if (Q4) {
         return block_quads(down_codes[s], vec4<u32>(0u));
     }
     return block_quads(down_codes[2u * s], down_codes[2u * s + 1u]);
+}
+
+fn down_scale(s: u32) -> vec4<f32> {
+    return vec4<f32>(select(down_scales[s], 1.0, HAS_MIN));
 }
 
 @compute @workgroup_size(WG)
@@ -448,7 +486,7 @@ fn moe_down_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         }
         for (var b = 0u; b < blocks; b++) {
             let w = down_block(row + b);
-            let s = vec4<f32>(down_scales[row + b]);
+            let s = down_scale(row + b);
             for (var i = 0u; i < TB; i++) {
                 if (i < TOKENS_PER_PASS) {
                     acc[i] = fma(s, quad_dot(h_block(hrow[i], b), w), acc[i]);
@@ -486,8 +524,8 @@ fn moe_gate_up_q_one(@builtin(workgroup_id) wid: vec3<u32>,
         let xs = x_block(x0, b);
         for (var r = 0u; r < EXPERT_ROWS; r++) {
             let s = ((e - p.first_expert) * p.inter + min(r0 + r, p.inter - 1u)) * blocks + b;
-            g[r] = fma(vec4<f32>(gate_scales[s]), quad_dot(xs, gate_block(s)), g[r]);
-            u[r] = fma(vec4<f32>(up_scales[s]), quad_dot(xs, up_block(s)), u[r]);
+            g[r] = fma(gate_scale(s), quad_dot(xs, gate_block(s)), g[r]);
+            u[r] = fma(up_scale(s), quad_dot(xs, up_block(s)), u[r]);
         }
     }
     for (var r = 0u; r < EXPERT_ROWS; r++) {
@@ -513,7 +551,7 @@ fn moe_down_q_one(@builtin(workgroup_id) wid: vec3<u32>,
         let hs = h_block(h0, b);
         for (var r = 0u; r < EXPERT_ROWS; r++) {
             let s = ((e - p.first_expert) * p.d + min(o0 + r, p.d - 1u)) * blocks + b;
-            acc[r] = fma(vec4<f32>(down_scales[s]), quad_dot(hs, down_block(s)), acc[r]);
+            acc[r] = fma(down_scale(s), quad_dot(hs, down_block(s)), acc[r]);
         }
     }
     for (var r = 0u; r < EXPERT_ROWS; r++) {

@@ -93,14 +93,9 @@ impl MoeFfn {
         let limit = block_limit(ctx, file.block_bytes);
         let label = |what: &str| format!("{prefix}.experts.{what}");
         let per_block = rows_per_block(&label("gate_proj"), &[e, h, d], DType::F32, limit)?;
-        // q8_0 and q4_0 experts are quantized (each matrix whose rows are whole blocks);
-        // q4_1 ones stay f32 (its minimums would pass the kernels' eight bindings).
+        // Quantized formats quantize the experts too (each matrix whose rows are whole blocks).
         let scheme = match file.weights {
-            Some(WeightFormat::Quant(s)) if s != QuantScheme::Q4_1 => Some(s),
-            Some(WeightFormat::Quant(s)) => {
-                log::info!("{prefix}: routed experts stay f32 with {}", s.name());
-                None
-            }
+            Some(WeightFormat::Quant(s)) => Some(s),
             _ => None,
         };
         let (mut gates, mut ups, mut downs) = (Vec::new(), Vec::new(), Vec::new());
@@ -188,14 +183,26 @@ fn upload_block(
         Some(scheme) => {
             let q = ops::quantize(scheme, data, k)?;
             let words = k / QUANT_BLOCK * scheme.words_per_block();
+            // q4_1: each block's minimum beside its scale (ExpertStack's layout).
+            let (scales, per_block) = match scheme.has_min() {
+                true => (
+                    q.scales
+                        .iter()
+                        .zip(&q.mins)
+                        .flat_map(|(d, m)| [*d, *m])
+                        .collect(),
+                    2,
+                ),
+                false => (q.scales, 1),
+            };
             Ok(ExpertStack::Quant {
                 scheme,
                 codes: GpuTensor::from_u32(ctx, name, &[n, rows, words], &q.codes)?,
                 scales: GpuTensor::from_f32(
                     ctx,
                     &format!("{name} scales"),
-                    &[n, rows, k / QUANT_BLOCK],
-                    &q.scales,
+                    &[n, rows, per_block * k / QUANT_BLOCK],
+                    &scales,
                 )?,
             })
         }

@@ -32,20 +32,22 @@ pub struct MoeParams {
     pub _pad: u32,
 }
 
-/// One stacked expert matrix `[experts, rows, k]`: f32 values, or q8_0/q4_0 blocks (codes
+/// One stacked expert matrix `[experts, rows, k]`: f32 values, or q8_0/q4_0/q4_1 blocks (codes
 /// `[experts, rows, k/32 · words]` u32 and scales `[experts, rows, k/32]` f32, the layout of
-/// `ops::quant`), whole or split into blocks of whole experts (codes and scales alike).
+/// `ops::quant`; for q4_1 each block's scale and minimum side by side, `[experts, rows,
+/// 2·k/32]`, so the kernels need no binding more), whole or split into blocks of whole experts
+/// (codes and scales alike).
 #[derive(Clone, Debug)]
 pub enum ExpertStack {
     /// f32 values.
     F32(GpuTensor),
-    /// Quantized blocks (q8_0 or q4_0).
+    /// Quantized blocks (q8_0, q4_0 or q4_1).
     Quant {
         /// The scheme.
         scheme: QuantScheme,
         /// The codes.
         codes: GpuTensor,
-        /// The scales.
+        /// The scales (and for q4_1 the minimums, each beside its scale).
         scales: GpuTensor,
     },
 }
@@ -55,9 +57,10 @@ impl ExpertStack {
     pub fn shape(&self) -> Vec<usize> {
         match self {
             ExpertStack::F32(t) => t.shape().to_vec(),
-            ExpertStack::Quant { scales, .. } => {
+            ExpertStack::Quant { scheme, scales, .. } => {
                 let s = scales.shape();
-                vec![s[0], s[1], s[2] * QUANT_BLOCK]
+                let per_block = if scheme.has_min() { 2 } else { 1 };
+                vec![s[0], s[1], s[2] / per_block * QUANT_BLOCK]
             }
         }
     }
@@ -204,17 +207,17 @@ pub fn moe_ffn(
         true => n.div_ceil(64 * EXPERT_ROWS),
         false => n.div_ceil(64),
     };
-    let (gate_up, gate_q4) = match experts.gate.scheme() {
-        Some(s) if one_token => (&shaders::MOE_GATE_UP_Q_ONE, s == QuantScheme::Q4_0),
-        Some(s) => (&shaders::MOE_GATE_UP_Q, s == QuantScheme::Q4_0),
-        None if d % 4 == 0 => (&shaders::MOE_GATE_UP_V4, false),
-        None => (&shaders::MOE_GATE_UP, false),
+    let gate_up = match experts.gate.scheme() {
+        Some(_) if one_token => &shaders::MOE_GATE_UP_Q_ONE,
+        Some(_) => &shaders::MOE_GATE_UP_Q,
+        None if d % 4 == 0 => &shaders::MOE_GATE_UP_V4,
+        None => &shaders::MOE_GATE_UP,
     };
-    let (down_kernel, down_q4) = match experts.down.scheme() {
-        Some(s) if one_token => (&shaders::MOE_DOWN_Q_ONE, s == QuantScheme::Q4_0),
-        Some(s) => (&shaders::MOE_DOWN_Q, s == QuantScheme::Q4_0),
-        None if inter % 4 == 0 => (&shaders::MOE_DOWN_V4, false),
-        None => (&shaders::MOE_DOWN, false),
+    let down_kernel = match experts.down.scheme() {
+        Some(_) if one_token => &shaders::MOE_DOWN_Q_ONE,
+        Some(_) => &shaders::MOE_DOWN_Q,
+        None if inter % 4 == 0 => &shaders::MOE_DOWN_V4,
+        None => &shaders::MOE_DOWN,
     };
     for (first, count, gate, up, _) in &blocks {
         params.first_expert = as_u32(OP, "first expert", *first)?;
@@ -225,7 +228,7 @@ pub fn moe_ffn(
             1,
         ];
         let params = Some(bytemuck::bytes_of(&params));
-        let constants = pass_constants(experts.act, one_token, gate_q4);
+        let constants = pass_constants(experts.act, one_token, experts.gate.scheme());
         match (gate, up) {
             ((g, Some(gs)), (u, Some(us))) => batch.dispatch(
                 gate_up,
@@ -248,7 +251,7 @@ pub fn moe_ffn(
             1,
         ];
         let params = Some(bytemuck::bytes_of(&params));
-        let constants = pass_constants(experts.act, one_token, down_q4);
+        let constants = pass_constants(experts.act, one_token, experts.down.scheme());
         match down {
             (w, Some(s)) => {
                 batch.dispatch(down_kernel, constants, params, &[&h, &plan, w, s, &yk], wg)?
@@ -274,30 +277,66 @@ pub fn moe_ffn(
 /// (decode: each expert in use has exactly one), so no work goes to padding; else the shader's
 /// 4 (measured on lavapipe with the DeepSeek-V2-Lite slice, prompt 32: prefill 10.3 tok/s with
 /// 8 tokens per pass, 12.2 with 4, 12.0 with 2).
-/// With `q4`, the quantized kernels read q4_0 blocks (`Q4`).
-fn pass_constants(act: GateAct, one_token: bool, q4: bool) -> crate::gpu::pipeline::Constants {
+/// The quantized kernels read q4_0 blocks with `Q4`, q4_1 ones with `Q4` and `HAS_MIN`.
+fn pass_constants(
+    act: GateAct,
+    one_token: bool,
+    scheme: Option<QuantScheme>,
+) -> crate::gpu::pipeline::Constants {
+    type C = crate::gpu::pipeline::Constants;
     const ONE: (&str, f64) = ("TOKENS_PER_PASS", 1.0);
     const Q4: (&str, f64) = ("Q4", 1.0);
-    const TABLE: [[[crate::gpu::pipeline::Constants; 2]; 2]; 3] = [
+    const MIN: (&str, f64) = ("HAS_MIN", 1.0);
+    // [act][one token][f32 or q8_0, q4_0, q4_1]
+    const TABLE: [[[C; 3]; 2]; 3] = [
         [
-            [&[("ACT", 0.0)], &[("ACT", 0.0), Q4]],
-            [&[("ACT", 0.0), ONE], &[("ACT", 0.0), ONE, Q4]],
+            [
+                &[("ACT", 0.0)],
+                &[("ACT", 0.0), Q4],
+                &[("ACT", 0.0), Q4, MIN],
+            ],
+            [
+                &[("ACT", 0.0), ONE],
+                &[("ACT", 0.0), ONE, Q4],
+                &[("ACT", 0.0), ONE, Q4, MIN],
+            ],
         ],
         [
-            [&[("ACT", 1.0)], &[("ACT", 1.0), Q4]],
-            [&[("ACT", 1.0), ONE], &[("ACT", 1.0), ONE, Q4]],
+            [
+                &[("ACT", 1.0)],
+                &[("ACT", 1.0), Q4],
+                &[("ACT", 1.0), Q4, MIN],
+            ],
+            [
+                &[("ACT", 1.0), ONE],
+                &[("ACT", 1.0), ONE, Q4],
+                &[("ACT", 1.0), ONE, Q4, MIN],
+            ],
         ],
         [
-            [&[("ACT", 2.0)], &[("ACT", 2.0), Q4]],
-            [&[("ACT", 2.0), ONE], &[("ACT", 2.0), ONE, Q4]],
+            [
+                &[("ACT", 2.0)],
+                &[("ACT", 2.0), Q4],
+                &[("ACT", 2.0), Q4, MIN],
+            ],
+            [
+                &[("ACT", 2.0), ONE],
+                &[("ACT", 2.0), ONE, Q4],
+                &[("ACT", 2.0), ONE, Q4, MIN],
+            ],
         ],
     ];
+    let kind = match scheme {
+        None | Some(QuantScheme::Q8_0) => 0,
+        Some(QuantScheme::Q4_0) => 1,
+        Some(QuantScheme::Q4_1) => 2,
+    };
     let row = match act {
         GateAct::Silu => 0,
         GateAct::Gelu => 1,
         GateAct::GeluTanh => 2,
     };
-    TABLE[row][one_token as usize][q4 as usize]
+    TABLE[row][one_token as usize][kind]
 }
 
 /// Rows per invocation of the one-token quantized experts kernels (`EXPERT_ROWS`).

@@ -1175,7 +1175,7 @@ fn experts_reference(
     (reference, bound)
 }
 
-/// Quantized routed experts (q8_0, q4_0) against the f64 reference with the dequantized
+/// Quantized routed experts (q8_0, q4_0, q4_1) against the f64 reference with the dequantized
 /// weights, one token and several (passes of 4 tokens per expert), and the same values bit for
 /// bit with the stacks split into blocks of whole experts (codes and scales alike).
 pub async fn moe_quantized_experts(ctx: &GpuContext) {
@@ -1187,7 +1187,7 @@ pub async fn moe_quantized_experts(ctx: &GpuContext) {
         (5, 2, 13, 32, 96, GateAct::Gelu, false),
         (19, 2, 5, 64, 32, GateAct::Silu, true),
     ];
-    for scheme in [QuantScheme::Q8_0, QuantScheme::Q4_0] {
+    for scheme in [QuantScheme::Q8_0, QuantScheme::Q4_0, QuantScheme::Q4_1] {
         for (tokens, top_k, n_experts, d, inter, act, same) in cases {
             let x = rng.vec(tokens * d, -1.0, 1.0);
             let weights = rng.vec(tokens * top_k, 0.0, 1.0);
@@ -1199,11 +1199,24 @@ pub async fn moe_quantized_experts(ctx: &GpuContext) {
                 let values = rng.vec(n_experts * rows * k, -1.0, 1.0);
                 let q = ops::quantize(scheme, &values, k).unwrap();
                 let words = k / 32 * scheme.words_per_block();
+                // q4_1: each block's minimum beside its scale.
+                let (block_scales, per_block) = match scheme.has_min() {
+                    true => (
+                        q.scales
+                            .iter()
+                            .zip(&q.mins)
+                            .flat_map(|(d, m)| [*d, *m])
+                            .collect(),
+                        2,
+                    ),
+                    false => (q.scales.clone(), 1),
+                };
                 let upload_blocks = |per: usize| {
                     let (mut codes, mut scales) = (Vec::new(), Vec::new());
                     for first in (0..n_experts).step_by(per) {
                         let n = per.min(n_experts - first);
-                        let (c0, s0) = (first * rows * words, first * rows * k / 32);
+                        let s_row = per_block * k / 32;
+                        let (c0, s0) = (first * rows * words, first * rows * s_row);
                         codes.push(
                             GpuTensor::from_u32(
                                 ctx,
@@ -1216,8 +1229,8 @@ pub async fn moe_quantized_experts(ctx: &GpuContext) {
                         scales.push(upload(
                             ctx,
                             &format!("scales[{first}]"),
-                            &[n, rows, k / 32],
-                            &q.scales[s0..s0 + n * rows * k / 32],
+                            &[n, rows, s_row],
+                            &block_scales[s0..s0 + n * rows * s_row],
                         ));
                     }
                     ExpertStack::Quant {
@@ -1258,8 +1271,9 @@ pub async fn moe_quantized_experts(ctx: &GpuContext) {
             assert_eq!(bits(&outs[0]), bits(&outs[1]), "{what}: split differs");
             let (reference, bound) =
                 experts_reference(&x, (&ids, &weights), (&gate, &up, &down), (d, inter), act);
-            // As for f32 experts (the dequantized weights are exact in f32; each block's sum is
-            // scaled once more): c·(sqrt(d) + sqrt(inter) + 8)·u of the magnitudes, c = 4.
+            // As for f32 experts (the dequantized weights are exact in f32, q4_1's rounded once
+            // as the reference's; each block's sum is scaled once more): c·(sqrt(d) +
+            // sqrt(inter) + 8)·u of the magnitudes, c = 4.
             let c = 4.0 * ((d as f64).sqrt() + (inter as f64).sqrt() + 8.0) * U;
             assert_close_by(&what, &outs[0], &reference, |i| c * bound[i] + 1e-30);
         }
