@@ -5,7 +5,7 @@ use super::config::{AttentionConfig, ModelConfig};
 use super::hf::{is_hf_config, HfConfig};
 use super::transformer::open_dir;
 use crate::error::{Error, Result};
-use crate::ops::{QuantScheme, WeightFormat};
+use crate::ops::WeightFormat;
 use serde::Serialize;
 use std::path::Path;
 
@@ -256,12 +256,9 @@ pub fn summarize(
                 (w, _) => w.unwrap_or_default(),
             };
             // Embeddings not tied to the LM head and routers stay f32, and so do routed experts
-            // but in q8_0 and q4_0; so do matrices whose rows are not whole quantized blocks.
+            // but in quantized formats; so do matrices whose rows are not whole quantized blocks.
             let mut f32_kept = vec![".gate.weight"];
-            let quantized_experts = [QuantScheme::Q8_0, QuantScheme::Q4_0]
-                .iter()
-                .any(|&s| wanted == WeightFormat::Quant(s));
-            if !quantized_experts {
+            if !matches!(wanted, WeightFormat::Quant(_)) {
                 f32_kept.push(".experts.");
             }
             if !config.tie_embeddings {
