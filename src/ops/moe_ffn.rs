@@ -53,6 +53,20 @@ pub enum ExpertStack {
 }
 
 impl ExpertStack {
+    /// The scales of `q` as a quantized stack holds them: for q4_1 each block's minimum after
+    /// its scale (`[.., 2·k/32]`), else the scales (`[.., k/32]`).
+    pub fn scales_of(q: &crate::ops::QuantHost) -> Vec<f32> {
+        match q.scheme.has_min() {
+            true => q
+                .scales
+                .iter()
+                .zip(&q.mins)
+                .flat_map(|(d, m)| [*d, *m])
+                .collect(),
+            false => q.scales.clone(),
+        }
+    }
+
     /// `[experts, rows, k]`.
     pub fn shape(&self) -> Vec<usize> {
         match self {
