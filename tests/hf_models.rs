@@ -110,7 +110,7 @@ fn shards_from_bytes_load_as_the_directory_does() {
 #[test]
 fn the_tokenizer_adds_bos_as_transformers_does() {
     let e = expected("llama-gqa3");
-    let tok = Tokenizer::for_model(&dir("llama-gqa3").join("model")).unwrap();
+    let tok = Tokenizer::for_model(&dir("llama-gqa3").join("model"), 131).unwrap();
     let got = tok.encode(e["tokenizer_text"].as_str().unwrap()).unwrap();
     assert_eq!(got, ids(&e["tokenizer_ids"]));
     assert_eq!(got[0], 1, "BOS first");

@@ -29,7 +29,7 @@ fn hugging_face_tokenizer_json_is_used_when_present() {
         std::fs::copy(common::fixture("mha-tiny").join(f), dir.join(f)).unwrap();
     }
     std::fs::write(dir.join("tokenizer.json"), WORD_LEVEL).unwrap();
-    let tok = Tokenizer::for_model(&dir).unwrap();
+    let tok = Tokenizer::for_model(&dir, 256).unwrap();
     assert_eq!(tok.encode("ROMEO: love night").unwrap(), vec![1, 2, 3, 4]);
     let mut d = tok.decoder();
     let text: String = [1u32, 2, 3]
@@ -53,9 +53,31 @@ fn hugging_face_tokenizer_json_is_used_when_present() {
     assert!(String::from_utf8_lossy(&stdout).starts_with("ROMEO:"));
 
     std::fs::write(dir.join("tokenizer.json"), "{ broken").unwrap();
-    let e = Tokenizer::for_model(&dir).err().unwrap().to_string();
+    let e = Tokenizer::for_model(&dir, 256).err().unwrap().to_string();
     assert!(
         e.contains("tokenizer.json") && e.contains("Hugging Face tokenizer.json"),
         "{e}"
     );
+}
+
+/// A model without tokenizer.json whose vocabulary is not bytes (a GGUF file or a checkpoint
+/// given alone) is never tokenized as bytes: text is refused with what is missing, and ids
+/// decode as `<id>`.
+#[test]
+fn a_vocabulary_that_is_not_bytes_needs_its_tokenizer() {
+    let dir = std::env::temp_dir().join(format!("tok-missing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(matches!(
+        Tokenizer::for_model(&dir, 256).unwrap(),
+        Tokenizer::Bytes
+    ));
+    let tok = Tokenizer::for_model(&dir, 49152).unwrap();
+    let e = tok.encode("ROMEO:").err().unwrap().to_string();
+    for f in ["tokenizer.json", "49152 tokens", "--prompt-ids"] {
+        assert!(e.contains(f), "'{f}' not in: {e}");
+    }
+    assert_eq!(tok.decode(&[7, 300]).unwrap(), "<7><300>");
+    let mut d = tok.decoder();
+    assert_eq!(d.push(65).unwrap() + &d.finish().unwrap(), "<65>");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -87,7 +87,7 @@ pub fn eval(
     json: bool,
 ) -> Result<()> {
     let (ctx, dir, model) = open_model(choice, model)?;
-    let tok = tokenizer::Tokenizer::for_model(&dir)?;
+    let tok = tokenizer::Tokenizer::for_model(&dir, model.config.vocab_size)?;
     let tokens = text_tokens(text, &tok).with_context(|| format!("reading {}", text.display()))?;
     let bar = indicatif::ProgressBar::new_spinner().with_style(
         indicatif::ProgressStyle::with_template("evaluating: {pos} windows {elapsed}")

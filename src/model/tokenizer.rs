@@ -61,12 +61,21 @@ pub enum Tokenizer {
     Bytes,
     /// A Hugging Face tokenizer (`tokenizer.json`).
     HuggingFace(Box<tokenizers::Tokenizer>),
+    /// None found for a model whose vocabulary is not bytes: text cannot be encoded (an error
+    /// that says what is missing), and ids decode as `<id>`, never as bytes they are not.
+    Missing {
+        /// Where the tokenizer was looked for.
+        looked_for: String,
+        /// The model's vocabulary size.
+        vocab: usize,
+    },
 }
 
 impl Tokenizer {
-    /// `dir/tokenizer.json` if it exists, else byte-level (native).
+    /// `dir/tokenizer.json` if it exists; else byte-level for a vocabulary of at most 256
+    /// tokens (this project's models), or [`Tokenizer::Missing`] (native).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn for_model(dir: &std::path::Path) -> crate::Result<Self> {
+    pub fn for_model(dir: &std::path::Path, vocab: usize) -> crate::Result<Self> {
         // A GGUF file's tokenizer is the `tokenizer.json` beside it.
         let dir = match dir.is_file() {
             true => dir.parent().unwrap_or(std::path::Path::new(".")),
@@ -74,7 +83,7 @@ impl Tokenizer {
         };
         let path = dir.join("tokenizer.json");
         if !path.exists() {
-            return Ok(Tokenizer::Bytes);
+            return Ok(Self::without_file(&crate::files::shown_path(&path), vocab));
         }
         let bytes = crate::files::read_capped(&path, crate::files::TOKENIZER_CAP)?;
         tokenizers::Tokenizer::from_bytes(bytes)
@@ -84,6 +93,19 @@ impl Tokenizer {
                 expected: "a Hugging Face tokenizer.json".into(),
                 found: e.to_string(),
             })
+    }
+
+    /// The tokenizer of a model whose tokenizer file, looked for as `looked_for`, is absent:
+    /// byte-level for a vocabulary of at most 256 tokens (this project's models), else
+    /// [`Tokenizer::Missing`].
+    pub fn without_file(looked_for: &str, vocab: usize) -> Self {
+        match vocab <= 256 {
+            true => Tokenizer::Bytes,
+            false => Tokenizer::Missing {
+                looked_for: looked_for.to_string(),
+                vocab,
+            },
+        }
     }
 
     /// A Hugging Face tokenizer from the text of its `tokenizer.json` (e.g. a file a web page
@@ -115,12 +137,21 @@ impl Tokenizer {
         match self {
             Tokenizer::Bytes => Ok(decode(ids)),
             Tokenizer::HuggingFace(t) => hf_decode(t, ids),
+            Tokenizer::Missing { .. } => Ok(ids.iter().map(|&i| id_text(i)).collect()),
         }
     }
 
     fn encode_with(&self, text: &str, special: bool) -> crate::Result<Vec<u32>> {
         match self {
             Tokenizer::Bytes => Ok(encode(text)),
+            Tokenizer::Missing { looked_for, vocab } => Err(crate::Error::Invalid {
+                what: "tokenizer".into(),
+                expected: format!(
+                    "{looked_for} (the model's {vocab} tokens are not bytes), or the prompt as \
+                     token ids (--prompt-ids)"
+                ),
+                found: "no such file".into(),
+            }),
             Tokenizer::HuggingFace(t) => t
                 .encode(text, special)
                 .map(|e| e.get_ids().to_vec())
@@ -157,6 +188,7 @@ impl StreamDecoder<'_> {
     pub fn push(&mut self, token: u32) -> crate::Result<String> {
         match self.tokenizer {
             Tokenizer::Bytes => Ok(self.bytes.push(token)),
+            Tokenizer::Missing { .. } => Ok(id_text(token)),
             Tokenizer::HuggingFace(t) => {
                 // Decode everything so far and show the new suffix: merges and byte-fallback
                 // tokens are handled by the tokenizer itself; a suffix ending in an incomplete
@@ -180,6 +212,7 @@ impl StreamDecoder<'_> {
     pub fn finish(&mut self) -> crate::Result<String> {
         match self.tokenizer {
             Tokenizer::Bytes => Ok(self.bytes.finish()),
+            Tokenizer::Missing { .. } => Ok(String::new()),
             Tokenizer::HuggingFace(t) => {
                 let text = hf_decode(t, &self.ids)?;
                 let rest = text.get(self.shown..).unwrap_or("").to_string();
@@ -188,6 +221,11 @@ impl StreamDecoder<'_> {
             }
         }
     }
+}
+
+/// A token shown without a tokenizer: its id, `<id>`.
+fn id_text(id: u32) -> String {
+    format!("<{id}>")
 }
 
 /// A Hugging Face tokenizer's text for `ids`, special tokens skipped.

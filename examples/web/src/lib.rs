@@ -98,7 +98,7 @@ impl WebGpu {
         .map_err(js_err)?;
         let tokenizer = match tokenizer_json {
             Some(json) => Tokenizer::from_json(&json).map_err(js_err)?,
-            None => Tokenizer::Bytes,
+            None => Tokenizer::without_file("tokenizer.json", model.config.vocab_size),
         };
         let config: serde_json::Value = serde_json::from_str(config_json).unwrap_or_default();
         let eos = latentgpu::model::hf::token_ids("eos_token_id", config.get("eos_token_id"))
