@@ -81,3 +81,64 @@ fn a_vocabulary_that_is_not_bytes_needs_its_tokenizer() {
     assert_eq!(d.push(65).unwrap() + &d.finish().unwrap(), "<65>");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A GGUF file's own tokenizer (no tokenizer.json beside it) gives the ids transformers' GGUF
+/// tokenizer gives, and their text back: byte-level BPE from the file's tokens and merges, split
+/// as its `tokenizer.ggml.pre` says (qwen2: digits one at a time; llama-bpe: in threes), control
+/// tokens whole and skipped in the text, a user-defined token whole and kept, BOS where the file
+/// adds it (fixtures from reference/export_gguf_tokenizer.py).
+#[test]
+fn a_gguf_files_tokenizer_matches_transformers() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf/tokenizer");
+    assert!(!dir.join("tokenizer.json").exists());
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap() as u32)
+            .collect()
+    };
+    for (file, cases) in expected.as_object().unwrap() {
+        let tok = Tokenizer::for_model(&dir.join(file), 400).unwrap();
+        assert!(matches!(tok, Tokenizer::HuggingFace(_)), "{file}");
+        for case in cases.as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let want = ids(&case["ids"]);
+            assert_eq!(tok.encode(text).unwrap(), want, "{file}: {text:?}");
+            assert_eq!(
+                tok.decode(&want).unwrap(),
+                case["decoded"].as_str().unwrap(),
+                "{file}: {text:?}"
+            );
+        }
+    }
+}
+
+/// Vocabularies and splits the GGUF tokenizer does not build are refused by name.
+#[test]
+fn a_gguf_tokenizer_it_cannot_build_is_refused_by_name() {
+    use latentgpu::model::gguf::Value;
+    use latentgpu::model::gguf_tokenizer::from_metadata;
+    let s = |v: &str| Value::Str(v.to_string());
+    let mut meta = std::collections::BTreeMap::new();
+    assert!(from_metadata("f.gguf", &meta).unwrap().is_none());
+    meta.insert("tokenizer.ggml.model".to_string(), s("llama"));
+    let e = from_metadata("f.gguf", &meta).err().unwrap().to_string();
+    assert!(
+        e.contains("tokenizer.ggml.model") && e.contains("llama"),
+        "{e}"
+    );
+    meta.insert("tokenizer.ggml.model".to_string(), s("gpt2"));
+    meta.insert("tokenizer.ggml.pre".to_string(), s("deepseek-v3"));
+    let e = from_metadata("f.gguf", &meta).err().unwrap().to_string();
+    assert!(
+        e.contains("tokenizer.ggml.pre") && e.contains("deepseek-v3"),
+        "{e}"
+    );
+    meta.insert("tokenizer.ggml.pre".to_string(), s("qwen2"));
+    let e = from_metadata("f.gguf", &meta).err().unwrap().to_string();
+    assert!(e.contains("tokenizer.ggml.tokens"), "{e}");
+}

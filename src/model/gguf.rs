@@ -275,6 +275,26 @@ impl Reader<'_> {
 /// much (or the whole file when shorter).
 pub const MAX_HEADER_BYTES: usize = 256 << 20;
 
+/// The GGUF file at `path` opened, its length, and its header read from its first bytes (at
+/// most [`MAX_HEADER_BYTES`]) and parsed (native).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_header(path: &std::path::Path) -> Result<(std::fs::File, u64, GgufHeader)> {
+    use std::io::Read;
+    let file = crate::files::open_regular(path)?;
+    let len = file
+        .metadata()
+        .map_err(|e| crate::Error::io(path, e))?
+        .len();
+    let mut head = Vec::new();
+    let cap = (MAX_HEADER_BYTES as u64).min(len);
+    (&file)
+        .take(cap)
+        .read_to_end(&mut head)
+        .map_err(|e| crate::Error::io(path, e))?;
+    let header = parse_header(&path.display().to_string(), &head, len)?;
+    Ok((file, len, header))
+}
+
 /// Parses the header of the GGUF file `file` of `file_len` bytes from its first bytes `head`
 /// (at most [`MAX_HEADER_BYTES`]): metadata, tensor table, and each tensor's place, checked to
 /// lie in the file.

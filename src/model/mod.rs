@@ -8,6 +8,8 @@ pub mod decode;
 pub mod eval;
 pub mod generate;
 pub mod gguf;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod gguf_tokenizer;
 pub mod hf;
 pub mod kv_cache;
 pub mod latent;

@@ -72,17 +72,25 @@ pub enum Tokenizer {
 }
 
 impl Tokenizer {
-    /// `dir/tokenizer.json` if it exists; else byte-level for a vocabulary of at most 256
-    /// tokens (this project's models), or [`Tokenizer::Missing`] (native).
+    /// `dir/tokenizer.json` if it exists (for a GGUF file, the one beside it, else the one
+    /// its metadata describes); else byte-level for a vocabulary of at most 256 tokens (this
+    /// project's models), or [`Tokenizer::Missing`] (native).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn for_model(dir: &std::path::Path, vocab: usize) -> crate::Result<Self> {
-        // A GGUF file's tokenizer is the `tokenizer.json` beside it.
+        let gguf = dir;
         let dir = match dir.is_file() {
             true => dir.parent().unwrap_or(std::path::Path::new(".")),
             false => dir,
         };
         let path = dir.join("tokenizer.json");
         if !path.exists() {
+            if gguf.is_file() {
+                let (_, _, header) = super::gguf::read_header(gguf)?;
+                let file = crate::files::shown_path(gguf);
+                if let Some(t) = super::gguf_tokenizer::from_metadata(&file, &header.metadata)? {
+                    return Ok(Tokenizer::HuggingFace(Box::new(t)));
+                }
+            }
             return Ok(Self::without_file(&crate::files::shown_path(&path), vocab));
         }
         let bytes = crate::files::read_capped(&path, crate::files::TOKENIZER_CAP)?;

@@ -285,19 +285,9 @@ impl Shard {
     /// Reads the header of the GGUF file at `path`; tensors are read when taken (native).
     #[cfg(not(target_arch = "wasm32"))]
     fn open_gguf(path: &std::path::Path) -> Result<Self> {
-        use std::io::Read;
-        let file = crate::files::open_regular(path)?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let mut head = Vec::new();
-        let cap = (super::gguf::MAX_HEADER_BYTES as u64).min(len);
-        (&file)
-            .take(cap)
-            .read_to_end(&mut head)
-            .map_err(|e| Error::io(path, e))?;
-        let name = path.display().to_string();
-        let header = super::gguf::parse_header(&name, &head, len)?;
+        let (file, len, header) = super::gguf::read_header(path)?;
         Ok(Shard {
-            name,
+            name: path.display().to_string(),
             source: Source::File(file, len),
             header: Header::Gguf(header),
         })

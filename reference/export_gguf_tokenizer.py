@@ -1,0 +1,94 @@
+"""GGUF files whose only content is a tokenizer, as llama.cpp's `convert_hf_to_gguf.py` writes a
+byte-level BPE vocabulary (`tokenizer.ggml.model` gpt2: tokens, token types, merges, BOS/EOS ids,
+`add_bos_token`), and the ids transformers' own GGUF tokenizer gives for a few texts.
+
+    python reference/export_gguf_tokenizer.py          # tests/fixtures/gguf/tokenizer/
+
+A byte-level BPE of 400 tokens is trained with the `tokenizers` package on the first lines of the
+shipped test slice and a line of numbers, with two control tokens and one user-defined token. It is written twice:
+- `qwen2.gguf`: architecture qwen2, `tokenizer.ggml.pre` qwen2 (digits one at a time), no BOS;
+- `llama3.gguf`: architecture llama, `tokenizer.ggml.pre` llama-bpe (digits in threes), BOS added.
+`expected.json` holds, per file and text, `AutoTokenizer.from_pretrained(dir, gguf_file=...)`'s
+`input_ids` and its decoding with special tokens skipped. `tests/tokenizer.rs` expects the same.
+"""
+import json
+import os
+
+from gguf import GGUFWriter
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoTokenizer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "tests", "fixtures", "gguf", "tokenizer")
+CORPUS = os.path.join(HERE, "..", "tests", "fixtures", "eval", "test-slice.txt")
+
+CONTROL = ["<|endoftext|>", "<|begin_of_text|>"]
+USER_DEFINED = ["<think>"]
+TEXTS = [
+    "ROMEO: my love,  it's night!",
+    "Year 1597, act 12345; scene 7.\n\n  Enter JULIET.\n",
+    "Caf\u00e9 na\u00efve \u2014 \u5929\u6c14 \U0001F600 tabs\tand\r\nlines",
+    "<|endoftext|>Hello<think>world</think>",
+    "   leading and trailing spaces   ",
+    "",
+]
+
+
+def train():
+    with open(CORPUS, encoding="utf-8") as f:
+        lines = f.read().splitlines()[:400]
+    # Numbers, so that digit merges exist and the two splits (digits one at a time or in threes)
+    # give different ids.
+    lines += ["12 123 1234 2024 1597 12345 300 45"] * 50
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=CONTROL + USER_DEFINED,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(lines, trainer)
+    model = json.loads(tok.to_str())["model"]
+    tokens = [None] * len(model["vocab"])
+    for token, i in model["vocab"].items():
+        tokens[i] = token
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    return tokens, merges
+
+
+def write(path, arch, pre, add_bos, tokens, merges):
+    writer = GGUFWriter(path, arch)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(pre)
+    writer.add_token_list(tokens)
+    writer.add_token_types([3 if t in CONTROL else 4 if t in USER_DEFINED else 1 for t in tokens])
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(tokens.index("<|begin_of_text|>"))
+    writer.add_eos_token_id(tokens.index("<|endoftext|>"))
+    writer.add_add_bos_token(add_bos)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    tokens, merges = train()
+    expected = {}
+    for name, arch, pre, add_bos in [("qwen2", "qwen2", "qwen2", False),
+                                     ("llama3", "llama", "llama-bpe", True)]:
+        write(os.path.join(OUT, f"{name}.gguf"), arch, pre, add_bos, tokens, merges)
+        tok = AutoTokenizer.from_pretrained(OUT, gguf_file=f"{name}.gguf")
+        cases = []
+        for text in TEXTS:
+            ids = tok(text).input_ids
+            cases.append({"text": text, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=True)})
+        expected[f"{name}.gguf"] = cases
+    with open(os.path.join(OUT, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    for name in sorted(os.listdir(OUT)):
+        print(name, os.path.getsize(os.path.join(OUT, name)), "bytes")
+
+
+if __name__ == "__main__":
+    main()
