@@ -61,13 +61,14 @@ pub enum Tokenizer {
     Bytes,
     /// A Hugging Face tokenizer (`tokenizer.json`).
     HuggingFace(Box<tokenizers::Tokenizer>),
-    /// None found for a model whose vocabulary is not bytes: text cannot be encoded (an error
-    /// that says what is missing), and ids decode as `<id>`, never as bytes they are not.
+    /// None that can be used, for a model whose vocabulary is not bytes: text cannot be encoded
+    /// (an error that says what was expected and found), and ids decode as `<id>`, never as
+    /// bytes they are not. `--prompt-ids` still works.
     Missing {
-        /// Where the tokenizer was looked for.
-        looked_for: String,
-        /// The model's vocabulary size.
-        vocab: usize,
+        /// What a tokenizer was expected as.
+        expected: String,
+        /// What was found instead.
+        found: String,
     },
 }
 
@@ -87,8 +88,19 @@ impl Tokenizer {
             if gguf.is_file() {
                 let (_, _, header) = super::gguf::read_header(gguf)?;
                 let file = crate::files::shown_path(gguf);
-                if let Some(t) = super::gguf_tokenizer::from_metadata(&file, &header.metadata)? {
-                    return Ok(Tokenizer::HuggingFace(Box::new(t)));
+                match super::gguf_tokenizer::from_metadata(&file, &header.metadata) {
+                    Ok(Some(t)) => return Ok(Tokenizer::HuggingFace(Box::new(t))),
+                    Ok(None) => {}
+                    // One the metadata describes but that cannot be built: said when text is
+                    // encoded, so that ids given as ids still run.
+                    Err(e) => {
+                        return Ok(Tokenizer::Missing {
+                            expected: "a tokenizer the file's metadata describes, or the \
+                                       prompt as token ids (--prompt-ids)"
+                                .into(),
+                            found: e.to_string(),
+                        })
+                    }
                 }
             }
             return Ok(Self::without_file(&crate::files::shown_path(&path), vocab));
@@ -110,8 +122,11 @@ impl Tokenizer {
         match vocab <= 256 {
             true => Tokenizer::Bytes,
             false => Tokenizer::Missing {
-                looked_for: looked_for.to_string(),
-                vocab,
+                expected: format!(
+                    "{looked_for} (the model's {vocab} tokens are not bytes), or the prompt as \
+                     token ids (--prompt-ids)"
+                ),
+                found: "no such file".into(),
             },
         }
     }
@@ -152,13 +167,10 @@ impl Tokenizer {
     fn encode_with(&self, text: &str, special: bool) -> crate::Result<Vec<u32>> {
         match self {
             Tokenizer::Bytes => Ok(encode(text)),
-            Tokenizer::Missing { looked_for, vocab } => Err(crate::Error::Invalid {
+            Tokenizer::Missing { expected, found } => Err(crate::Error::Invalid {
                 what: "tokenizer".into(),
-                expected: format!(
-                    "{looked_for} (the model's {vocab} tokens are not bytes), or the prompt as \
-                     token ids (--prompt-ids)"
-                ),
-                found: "no such file".into(),
+                expected: expected.clone(),
+                found: found.clone(),
             }),
             Tokenizer::HuggingFace(t) => t
                 .encode(text, special)
