@@ -1,6 +1,7 @@
 """GGUF files whose only content is a tokenizer, as llama.cpp's `convert_hf_to_gguf.py` writes a
 byte-level BPE vocabulary (`tokenizer.ggml.model` gpt2: tokens, token types, merges, BOS/EOS ids,
-`add_bos_token`), and the ids transformers' own GGUF tokenizer gives for a few texts.
+`add_bos_token`) and a sentencepiece one (`llama`: tokens, scores, token types, byte tokens, no
+merges), and the ids transformers' own GGUF tokenizer gives for a few texts.
 
     python reference/export_gguf_tokenizer.py          # tests/fixtures/gguf/tokenizer/
 
@@ -8,6 +9,9 @@ A byte-level BPE of 400 tokens is trained with the `tokenizers` package on the f
 shipped test slice and a line of numbers, with two control tokens and one user-defined token. It is written twice:
 - `qwen2.gguf`: architecture qwen2, `tokenizer.ggml.pre` qwen2 (digits one at a time), no BOS;
 - `llama3.gguf`: architecture llama, `tokenizer.ggml.pre` llama-bpe (digits in threes), BOS added.
+A sentencepiece-style vocabulary (`<unk>`, `<s>`, `</s>`, the 256 byte tokens, then the pieces of
+a BPE trained with `▁` for spaces, scored by rank) is written as `spm.gguf` (architecture llama,
+no `add_bos_token`: BOS by default, merges recovered from the scores).
 `expected.json` holds, per file and text, `AutoTokenizer.from_pretrained(dir, gguf_file=...)`'s
 `input_ids` and its decoding with special tokens skipped. `tests/tokenizer.rs` expects the same.
 """
@@ -54,6 +58,37 @@ def train():
     return tokens, merges
 
 
+def train_spm():
+    """Sentencepiece-style tokens and scores: specials, byte tokens, then learned pieces."""
+    with open(CORPUS, encoding="utf-8") as f:
+        lines = f.read().splitlines()[:400]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=[])
+    tok.train_from_iterator(lines, trainer)
+    vocab = json.loads(tok.to_str())["model"]["vocab"]
+    pieces = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + pieces + USER_DEFINED
+    types = [2, 3, 3] + [6] * 256 + [1] * len(pieces) + [4] * len(USER_DEFINED)
+    scores = [0.0] * 259 + [-float(i) for i in range(len(pieces))] + [0.0] * len(USER_DEFINED)
+    return tokens, types, scores
+
+
+def write_spm(path, tokens, types, scores):
+    writer = GGUFWriter(path, "llama")
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 def write(path, arch, pre, add_bos, tokens, merges):
     writer = GGUFWriter(path, arch)
     writer.add_tokenizer_model("gpt2")
@@ -73,10 +108,13 @@ def write(path, arch, pre, add_bos, tokens, merges):
 def main():
     os.makedirs(OUT, exist_ok=True)
     tokens, merges = train()
+    write_spm(os.path.join(OUT, "spm.gguf"), *train_spm())
     expected = {}
     for name, arch, pre, add_bos in [("qwen2", "qwen2", "qwen2", False),
-                                     ("llama3", "llama", "llama-bpe", True)]:
-        write(os.path.join(OUT, f"{name}.gguf"), arch, pre, add_bos, tokens, merges)
+                                     ("llama3", "llama", "llama-bpe", True),
+                                     ("spm", None, None, None)]:
+        if arch is not None:
+            write(os.path.join(OUT, f"{name}.gguf"), arch, pre, add_bos, tokens, merges)
         tok = AutoTokenizer.from_pretrained(OUT, gguf_file=f"{name}.gguf")
         cases = []
         for text in TEXTS:

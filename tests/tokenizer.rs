@@ -84,9 +84,10 @@ fn a_vocabulary_that_is_not_bytes_needs_its_tokenizer() {
 
 /// A GGUF file's own tokenizer (no tokenizer.json beside it) gives the ids transformers' GGUF
 /// tokenizer gives, and their text back: byte-level BPE from the file's tokens and merges, split
-/// as its `tokenizer.ggml.pre` says (qwen2: digits one at a time; llama-bpe: in threes), control
-/// tokens whole and skipped in the text, a user-defined token whole and kept, BOS where the file
-/// adds it (fixtures from reference/export_gguf_tokenizer.py).
+/// as its `tokenizer.ggml.pre` says (qwen2: digits one at a time; llama-bpe: in threes), and a
+/// sentencepiece vocabulary with byte fallback whose merges come from its scores; control tokens
+/// whole and skipped in the text, a user-defined token whole and kept, BOS where the file adds
+/// it (fixtures from reference/export_gguf_tokenizer.py).
 #[test]
 fn a_gguf_files_tokenizer_matches_transformers() {
     let dir =
@@ -125,10 +126,17 @@ fn a_gguf_tokenizer_it_cannot_build_is_refused_by_name() {
     let s = |v: &str| Value::Str(v.to_string());
     let mut meta = std::collections::BTreeMap::new();
     assert!(from_metadata("f.gguf", &meta).unwrap().is_none());
-    meta.insert("tokenizer.ggml.model".to_string(), s("llama"));
+    meta.insert("tokenizer.ggml.model".to_string(), s("t5"));
     let e = from_metadata("f.gguf", &meta).err().unwrap().to_string();
     assert!(
-        e.contains("tokenizer.ggml.model") && e.contains("llama"),
+        e.contains("tokenizer.ggml.model") && e.contains("t5"),
+        "{e}"
+    );
+    meta.insert("tokenizer.ggml.model".to_string(), s("llama"));
+    meta.insert("general.architecture".to_string(), s("gemma2"));
+    let e = from_metadata("f.gguf", &meta).err().unwrap().to_string();
+    assert!(
+        e.contains("general.architecture") && e.contains("gemma2"),
         "{e}"
     );
     meta.insert("tokenizer.ggml.model".to_string(), s("gpt2"));

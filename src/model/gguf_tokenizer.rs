@@ -1,20 +1,32 @@
 //! A GGUF file's tokenizer, built from its metadata as transformers builds it
-//! (`integrations/gguf/gguf_tokenizer_mapping.py`): a byte-level BPE (`tokenizer.ggml.model`
-//! `gpt2`, the vocabulary of Llama 3, Qwen 2/2.5/3, SmolLM and DeepSeek files) from the file's
-//! tokens and merges, its text split by the regex its `tokenizer.ggml.pre` names, control tokens
-//! kept whole as special tokens and user-defined ones as added tokens, and BOS added where
-//! `tokenizer.ggml.add_bos_token` says so. Other vocabularies (SentencePiece `llama`, ...) and
-//! pre-tokenizers are refused by name.
+//! (`integrations/gguf/gguf_tokenizer_mapping.py`, `LlamaTokenizer`, `GPT2Tokenizer`):
+//! - `tokenizer.ggml.model` `gpt2` (Llama 3, Qwen 2/2.5/3, SmolLM, DeepSeek files): a
+//!   byte-level BPE from the file's tokens and merges, its text split by the regex its
+//!   `tokenizer.ggml.pre` names;
+//! - `llama` (SentencePiece: Llama 2, Mistral 7B, TinyLlama files): a BPE with byte fallback,
+//!   its merges the file's or, where it has none, recovered from the tokens' scores as
+//!   transformers' `generate_merges` does; spaces as `▁`, one prepended to the text.
+//!
+//! Unknown and control tokens are kept whole as special tokens, user-defined ones as added
+//! tokens, and BOS is added where `tokenizer.ggml.add_bos_token` says so (by default for
+//! `llama`). Other vocabularies and pre-tokenizers are refused by name.
 
 use super::gguf::Value;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
+use tokenizers::decoders::byte_fallback::ByteFallback;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::strip::Strip;
 use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::normalizers::replace::Replace;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
+use tokenizers::{
+    AddedToken, DecoderWrapper, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer,
+};
 
 /// Llama 3's split (transformers' `_LLAMA3_SPLIT`).
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -74,18 +86,43 @@ pub fn from_metadata(file: &str, meta: &BTreeMap<String, Value>) -> Result<Optio
         None => return Ok(None),
         Some(v) => v.as_str().unwrap_or_default(),
     };
-    if model != "gpt2" {
-        return Err(refused(
-            file,
-            "tokenizer.ggml.model",
-            "gpt2 (byte-level BPE)",
-            model,
-        ));
-    }
+    let arch = meta.get("general.architecture").and_then(Value::as_str);
+    let sentencepiece = match (model, arch) {
+        ("gpt2", _) => false,
+        // Gemma's and Phi-3's sentencepiece files need other builders.
+        ("llama", Some(a)) if a.starts_with("gemma") || a == "phi3" => {
+            return Err(refused(
+                file,
+                "general.architecture",
+                "a sentencepiece vocabulary of a Llama-like architecture",
+                a,
+            ))
+        }
+        ("llama", _) => true,
+        (other, _) => {
+            return Err(refused(
+                file,
+                "tokenizer.ggml.model",
+                "gpt2 (byte-level BPE) or llama (sentencepiece)",
+                other,
+            ))
+        }
+    };
     let pre = meta.get("tokenizer.ggml.pre").and_then(Value::as_str);
-    let split = split_of(file, pre)?;
+    if !sentencepiece {
+        split_of(file, pre)?;
+    }
     let tokens = strings(file, meta, "tokenizer.ggml.tokens")?;
-    let merges = strings(file, meta, "tokenizer.ggml.merges")?;
+    let merges = match meta.contains_key("tokenizer.ggml.merges") || !sentencepiece {
+        true => strings(file, meta, "tokenizer.ggml.merges")?
+            .iter()
+            .map(|m| match m.split_once(' ') {
+                Some((a, b)) => Ok((a.to_string(), b.to_string())),
+                None => Err(refused(file, "tokenizer.ggml.merges", "pairs 'a b'", m)),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        false => merges_from_scores(&tokens, &numbers(file, meta, "tokenizer.ggml.scores")?),
+    };
     let types: Vec<u64> = match meta.get("tokenizer.ggml.token_type") {
         Some(Value::Array(items)) => items.iter().map(|v| v.as_u64().unwrap_or(1)).collect(),
         _ => Vec::new(),
@@ -95,19 +132,111 @@ pub fn from_metadata(file: &str, meta: &BTreeMap<String, Value>) -> Result<Optio
         .enumerate()
         .map(|(i, t)| (t.to_string(), i as u32))
         .collect();
-    let merges = merges
-        .iter()
-        .map(|m| match m.split_once(' ') {
-            Some((a, b)) => Ok((a.to_string(), b.to_string())),
-            None => Err(refused(file, "tokenizer.ggml.merges", "pairs 'a b'", m)),
-        })
-        .collect::<Result<Vec<_>>>()?;
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
+        .byte_fallback(sentencepiece)
+        .fuse_unk(sentencepiece)
         .build()
         .map_err(|e| refused(file, "tokenizer.ggml.merges", "merges of its tokens", e))?;
     let mut tok = Tokenizer::new(bpe);
-    let pre_tokenizer: PreTokenizerWrapper = match split {
+    match sentencepiece {
+        true => {
+            tok.with_pre_tokenizer(Some(Metaspace::new(
+                '\u{2581}',
+                PrependScheme::First,
+                false,
+            )));
+            let replace = Replace::new("\u{2581}", " ")
+                .map_err(|e| refused(file, "tokenizer.ggml.model", "a decoder", e))?;
+            let decoders: Vec<DecoderWrapper> = vec![
+                replace.into(),
+                ByteFallback::new().into(),
+                Fuse::new().into(),
+                Strip::new(' ', 1, 0).into(),
+            ];
+            tok.with_decoder(Some(tokenizers::decoders::sequence::Sequence::new(
+                decoders,
+            )));
+        }
+        false => {
+            tok.with_pre_tokenizer(Some(byte_level_split(file, pre)?));
+            tok.with_decoder(Some(ByteLevel::default()));
+        }
+    }
+    add_typed_tokens(&mut tok, &tokens, &types, !sentencepiece);
+    // llama.cpp adds BOS to a sentencepiece vocabulary that does not say otherwise.
+    let add_bos = match meta.get("tokenizer.ggml.add_bos_token") {
+        Some(Value::Bool(b)) => *b,
+        _ => sentencepiece,
+    };
+    if add_bos {
+        tok.with_post_processor(Some(bos_template(file, meta, &tokens)?));
+    }
+    Ok(Some(tok))
+}
+
+/// The numbers of array `key`, or an error naming it.
+fn numbers(file: &str, meta: &BTreeMap<String, Value>, key: &str) -> Result<Vec<f64>> {
+    match meta.get(key) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_f64()
+                    .ok_or_else(|| refused(file, key, "an array of numbers", format!("{v:?}")))
+            })
+            .collect(),
+        other => Err(refused(
+            file,
+            key,
+            "an array of numbers",
+            format!("{other:?}"),
+        )),
+    }
+}
+
+/// The merges a sentencepiece vocabulary implies, as transformers' `generate_merges(vocab,
+/// scores)` recovers them: every split of a token into two tokens, a token's splits in the
+/// order of their parts' ids, then all by score, left length and right length, highest first
+/// (stable).
+fn merges_from_scores(tokens: &[&str], scores: &[f64]) -> Vec<(String, String)> {
+    // Python dicts: a repeated token keeps its first place, and its last id and score.
+    let mut id = std::collections::HashMap::new();
+    let mut score = std::collections::HashMap::new();
+    let mut order = Vec::new();
+    for (i, (t, s)) in tokens.iter().zip(scores).enumerate() {
+        if id.insert(*t, i).is_none() {
+            order.push(*t);
+        }
+        score.insert(*t, *s);
+    }
+    let mut merges: Vec<(&str, &str, f64)> = Vec::new();
+    for token in order {
+        let mut local: Vec<(&str, &str, f64)> = token
+            .char_indices()
+            .skip(1)
+            .map(|(at, _)| token.split_at(at))
+            .filter(|(l, r)| id.contains_key(l) && id.contains_key(r))
+            .map(|(l, r)| (l, r, score[token]))
+            .collect();
+        local.sort_by_key(|(l, r, _)| (id[l], id[r]));
+        merges.extend(local);
+    }
+    let key = |m: &(&str, &str, f64)| (m.2, m.0.chars().count(), m.1.chars().count());
+    merges.sort_by(|a, b| {
+        let (ka, kb) = (key(a), key(b));
+        kb.0.total_cmp(&ka.0)
+            .then(kb.1.cmp(&ka.1))
+            .then(kb.2.cmp(&ka.2))
+    });
+    merges
+        .into_iter()
+        .map(|(l, r, _)| (l.to_string(), r.to_string()))
+        .collect()
+}
+
+/// A byte-level vocabulary's pre-tokenizer: the split `pre` names, then bytes as characters.
+fn byte_level_split(file: &str, pre: Option<&str>) -> Result<PreTokenizerWrapper> {
+    Ok(match split_of(file, pre)? {
         None => ByteLevel::new(false, true, true).into(),
         Some(regex) => {
             let split = Split::new(
@@ -122,53 +251,50 @@ pub fn from_metadata(file: &str, meta: &BTreeMap<String, Value>) -> Result<Optio
             ])
             .into()
         }
-    };
-    tok.with_pre_tokenizer(Some(pre_tokenizer));
-    tok.with_decoder(Some(ByteLevel::default()));
-    // Control tokens whole, as special; user-defined ones whole, as added (not special). A
-    // control token spelled outside the byte alphabet is a mislabel transformers skips too.
+    })
+}
+
+/// Unknown (2) and control (3) tokens whole, as special tokens; user-defined ones (4) whole, as
+/// added tokens. In a byte-level vocabulary a control token spelled outside the byte alphabet
+/// is a mislabel transformers skips, and so do we.
+fn add_typed_tokens(tok: &mut Tokenizer, tokens: &[&str], types: &[u64], byte_level: bool) {
     let alphabet = ByteLevel::alphabet();
-    let typed = |kind: u64| {
+    let spelled = |s: &&str| !byte_level || s.chars().all(|c| alphabet.contains(&c));
+    let typed = |kinds: &'static [u64]| {
         tokens
             .iter()
-            .zip(&types)
-            .filter(move |(_, &t)| t == kind)
+            .zip(types)
+            .filter(move |(_, t)| kinds.contains(t))
             .map(|(s, _)| *s)
     };
-    let control: Vec<AddedToken> = typed(3)
-        .filter(|s| s.chars().all(|c| alphabet.contains(&c)))
+    let special: Vec<AddedToken> = typed(if byte_level { &[3] } else { &[2, 3] })
+        .filter(spelled)
         .map(|s| AddedToken::from(s, true).normalized(false))
         .collect();
-    let user: Vec<AddedToken> = typed(4)
+    let user: Vec<AddedToken> = typed(&[4])
         .map(|s| AddedToken::from(s, false).normalized(false))
         .collect();
-    tok.add_special_tokens(&control);
+    tok.add_special_tokens(&special);
     tok.add_tokens(&user);
-    let add_bos = matches!(
-        meta.get("tokenizer.ggml.add_bos_token"),
-        Some(Value::Bool(true))
-    );
-    if add_bos {
-        let id = meta
-            .get("tokenizer.ggml.bos_token_id")
-            .and_then(Value::as_u64)
-            .and_then(|i| tokens.get(i as usize).map(|t| (*t, i as u32)));
-        let (bos, id) = id.ok_or_else(|| {
-            refused(
-                file,
-                "tokenizer.ggml.bos_token_id",
-                "one of its tokens (add_bos_token is set)",
-                format!("{:?}", meta.get("tokenizer.ggml.bos_token_id")),
-            )
-        })?;
-        let template = TemplateProcessing::builder()
-            .try_single(format!("{bos} $A"))
-            .and_then(|b| b.try_pair(format!("{bos} $A {bos} $B")))
-            .map_err(|e| refused(file, "tokenizer.ggml.bos_token_id", "a BOS token", e))?
-            .special_tokens(vec![(bos.to_string(), id)])
-            .build()
-            .map_err(|e| refused(file, "tokenizer.ggml.bos_token_id", "a BOS token", e))?;
-        tok.with_post_processor(Some(template));
-    }
-    Ok(Some(tok))
+}
+
+/// The post-processor that puts the file's BOS token first.
+fn bos_template(
+    file: &str,
+    meta: &BTreeMap<String, Value>,
+    tokens: &[&str],
+) -> Result<TemplateProcessing> {
+    let key = "tokenizer.ggml.bos_token_id";
+    let bad = |e: String| refused(file, key, "one of its tokens (BOS is added)", e);
+    let id = meta.get(key).and_then(Value::as_u64);
+    let bos = id
+        .and_then(|i| tokens.get(i as usize))
+        .ok_or_else(|| bad(format!("{:?}", meta.get(key))))?;
+    TemplateProcessing::builder()
+        .try_single(format!("{bos} $A"))
+        .and_then(|b| b.try_pair(format!("{bos} $A {bos} $B")))
+        .map_err(bad)?
+        .special_tokens(vec![(bos.to_string(), id.unwrap_or_default() as u32)])
+        .build()
+        .map_err(|e| bad(e.to_string()))
 }
