@@ -25,6 +25,7 @@ macro_rules! enable_subgroups {
 pub const ALL: &[(&str, &str)] = &[
     ("attention.wgsl", ATTENTION),
     ("attention_decode.wgsl", ATTENTION_DECODE_SRC),
+    ("attention_lanes.wgsl", ATTENTION_LANES_SRC),
     ("bench.wgsl", BENCH),
     ("cast.wgsl", CAST),
     ("elementwise.wgsl", ELEMENTWISE),
@@ -64,6 +65,13 @@ pub const ATTENTION_DECODE_SRC: &str = concat!(
     include_str!("../shaders/prelude/attention_params.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/attention_decode.wgsl")
+);
+/// Attention of one query row, a subgroup per head.
+pub const ATTENTION_LANES_SRC: &str = concat!(
+    enable_subgroups!(),
+    include_str!("../shaders/prelude/attention_params.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/attention_lanes.wgsl")
 );
 /// Roofline probes (FMA loop, copy).
 pub const BENCH: &str = concat!(
@@ -583,6 +591,13 @@ pub const ATTENTION_DECODE: Kernel = kernel(
     "attention_decode.wgsl",
     ATTENTION_DECODE_SRC,
     "attention_decode",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
+/// Decode attention, a workgroup of one subgroup per head (adapters with subgroups).
+pub const ATTENTION_LANES: Kernel = kernel(
+    "attention_lanes.wgsl",
+    ATTENTION_LANES_SRC,
+    "attention_lanes",
     &[Uniform, Read, Read, Read, Read, ReadWrite],
 );
 /// Fused attention, keys and values read as vec4s (aligned views).

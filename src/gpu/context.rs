@@ -29,6 +29,8 @@ pub struct AdapterSummary {
     pub subgroups: bool,
     /// The fewest invocations a subgroup may have on this adapter.
     pub subgroup_min_size: u32,
+    /// The most invocations a subgroup may have on this adapter.
+    pub subgroup_max_size: u32,
     /// Whether timestamp queries are supported.
     pub timestamp_query: bool,
     /// Largest storage buffer binding in bytes.
@@ -60,6 +62,7 @@ impl AdapterSummary {
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
             subgroup_min_size: info.subgroup_min_size,
+            subgroup_max_size: info.subgroup_max_size,
             timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,
@@ -351,6 +354,16 @@ impl GpuContext {
     /// invocations.
     pub fn has_subgroups_of(&self, lanes: u32) -> bool {
         self.has_subgroups() && self.adapter.subgroup_min_size >= lanes
+    }
+
+    /// The subgroup size, where the adapter has subgroups of one size only (so a workgroup of
+    /// that many invocations is one subgroup).
+    pub fn fixed_subgroup_size(&self) -> Option<u32> {
+        let a = &self.adapter;
+        (self.has_subgroups()
+            && a.subgroup_min_size == a.subgroup_max_size
+            && a.subgroup_min_size > 0)
+            .then_some(a.subgroup_min_size)
     }
 
     /// Whether the adapter is a CPU rasteriser (lavapipe, llvmpipe, SwiftShader), where one

@@ -121,6 +121,20 @@ pub struct AttentionViews<'a> {
 const WG: usize = 64;
 const MAX_D_QK: usize = 1024;
 const MAX_D_V: usize = 16 * WG;
+/// The workgroup size of `attention_lanes.wgsl` for subgroups of `lanes`, if it is one the
+/// kernel is built for.
+fn lanes_constants(lanes: u32) -> Option<crate::gpu::pipeline::Constants> {
+    Some(match lanes {
+        4 => &[("WG", 4.0)],
+        8 => &[("WG", 8.0)],
+        16 => &[("WG", 16.0)],
+        32 => &[("WG", 32.0)],
+        64 => &[("WG", 64.0)],
+        128 => &[("WG", 128.0)],
+        _ => return None,
+    })
+}
+
 /// Heads per workgroup of the decode kernel at most (`MAX_BLOCK` in `attention_decode.wgsl`).
 const DECODE_MAX_BLOCK: usize = 8;
 /// Query floats per workgroup of the decode kernel at most (`MAX_Q`).
@@ -391,6 +405,17 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         && aligned(&a.ka)
         && aligned(&kb)
         && aligned(&a.v);
+    // Decode with subgroups of one size: a subgroup per head, no barriers.
+    if let Some(lanes) = batch.ctx().fixed_subgroup_size() {
+        let fits = |d: usize| d <= 16 * lanes as usize;
+        if n_q == 1 && v4 && aligned(&a.q) && fits(a.d_qk) && fits(a.d_v) {
+            if let Some(constants) = lanes_constants(lanes) {
+                let wg = grid(batch.ctx(), OP, heads as u64)?;
+                let params = Some(bytemuck::bytes_of(&params));
+                return batch.dispatch(&shaders::ATTENTION_LANES, constants, params, &tensors, wg);
+            }
+        }
+    }
     let kernel = match v4 {
         true => &shaders::ATTENTION_FUSED_V4,
         false => &shaders::ATTENTION_FUSED,
