@@ -183,18 +183,8 @@ fn upload_block(
         Some(scheme) => {
             let q = ops::quantize(scheme, data, k)?;
             let words = k / QUANT_BLOCK * scheme.words_per_block();
-            // q4_1: each block's minimum beside its scale (ExpertStack's layout).
-            let (scales, per_block) = match scheme.has_min() {
-                true => (
-                    q.scales
-                        .iter()
-                        .zip(&q.mins)
-                        .flat_map(|(d, m)| [*d, *m])
-                        .collect(),
-                    2,
-                ),
-                false => (q.scales, 1),
-            };
+            let scales = ExpertStack::scales_of(&q);
+            let per_block = scales.len() / q.scales.len().max(1);
             Ok(ExpertStack::Quant {
                 scheme,
                 codes: GpuTensor::from_u32(ctx, name, &[n, rows, words], &q.codes)?,

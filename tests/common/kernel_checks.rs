@@ -1200,17 +1200,8 @@ pub async fn moe_quantized_experts(ctx: &GpuContext) {
                 let q = ops::quantize(scheme, &values, k).unwrap();
                 let words = k / 32 * scheme.words_per_block();
                 // q4_1: each block's minimum beside its scale.
-                let (block_scales, per_block) = match scheme.has_min() {
-                    true => (
-                        q.scales
-                            .iter()
-                            .zip(&q.mins)
-                            .flat_map(|(d, m)| [*d, *m])
-                            .collect(),
-                        2,
-                    ),
-                    false => (q.scales.clone(), 1),
-                };
+                let block_scales = ExpertStack::scales_of(&q);
+                let per_block = block_scales.len() / q.scales.len();
                 let upload_blocks = |per: usize| {
                     let (mut codes, mut scales) = (Vec::new(), Vec::new());
                     for first in (0..n_experts).step_by(per) {
