@@ -52,14 +52,9 @@ pub struct QuantWeight {
     blocks: Vec<QuantBlock>,
 }
 
-/// Rows `first..first + rows` of `host` (rows of `k` weights) in tiles: codes, scales and
-/// minimums (empty without them), zero past the last row.
-fn tiles_of(
-    host: &QuantHost,
-    k: usize,
-    first: usize,
-    rows: usize,
-) -> (Vec<u32>, Vec<f32>, Vec<f32>) {
+/// The first `rows` rows of `host` (rows of `k` weights) in tiles: codes, scales and minimums
+/// (empty without them), zero past the last row.
+fn tiles_of(host: &QuantHost, k: usize, rows: usize) -> (Vec<u32>, Vec<f32>, Vec<f32>) {
     let words = host.scheme.words_per_block();
     let blocks = k / QUANT_BLOCK;
     let slots = rows.div_ceil(TILE_ROWS) * TILE_ROWS * blocks;
@@ -69,7 +64,7 @@ fn tiles_of(
     for r in 0..rows {
         let (tile, lane) = (r / TILE_ROWS, r % TILE_ROWS);
         for b in 0..blocks {
-            let from = (first + r) * blocks + b;
+            let from = r * blocks + b;
             let to = (tile * blocks + b) * TILE_ROWS + lane;
             codes[to * words..(to + 1) * words]
                 .copy_from_slice(&host.codes[from * words..(from + 1) * words]);
@@ -185,7 +180,7 @@ impl QuantWeight {
                 }
                 // Pieces are whole tiles, so the slots of a piece follow the previous piece's.
                 let slot = at * blocks;
-                let (codes, scales, mins) = tiles_of(&host, k, 0, end - at);
+                let (codes, scales, mins) = tiles_of(&host, k, end - at);
                 block
                     .codes
                     .write_piece(ctx, slot * words, bytemuck::cast_slice(&codes))?;
