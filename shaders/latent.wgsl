@@ -7,17 +7,6 @@
 // Layouts: q1 [latents, heads, dh]; k, v [n, heads, dh]; m, l [latents, heads];
 // o, g [latents, heads, dh]. Call with n >= 1. -1e30 is a finite "empty" sentinel, never an infinity.
 
-struct GatherParams {
-    latents: u32,
-    heads: u32,
-    dh: u32,
-    n: u32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
 override WG: u32 = 64u;
 const MAX_DH: u32 = 1024u;
 const OUT_PER_INVOCATION: u32 = 16u; // dh <= OUT_PER_INVOCATION * WG

@@ -26,6 +26,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("attention.wgsl", ATTENTION),
     ("attention_decode.wgsl", ATTENTION_DECODE_SRC),
     ("attention_lanes.wgsl", ATTENTION_LANES_SRC),
+    ("latent_lanes.wgsl", LATENT_LANES),
     ("bench.wgsl", BENCH),
     ("cast.wgsl", CAST),
     ("elementwise.wgsl", ELEMENTWISE),
@@ -105,8 +106,16 @@ pub const EMBEDDING_F16: &str = concat!(
 );
 /// The gather phase of causal latent attention.
 pub const LATENT: &str = concat!(
+    include_str!("../shaders/prelude/gather_params.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/latent.wgsl")
+);
+/// The latent gather update, a subgroup per latent query and head.
+pub const LATENT_LANES: &str = concat!(
+    enable_subgroups!(),
+    include_str!("../shaders/prelude/gather_params.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/latent_lanes.wgsl")
 );
 /// Matrix products.
 pub const MATMUL: &str = concat!(
@@ -357,7 +366,16 @@ pub const ATTENTION_FUSED: Kernel = kernel(
     "attention",
     &[Uniform, Read, Read, Read, Read, ReadWrite],
 );
-/// Latent gather state update.
+/// The latent gather update (phase 1), a subgroup per latent query and head.
+pub const GATHER_LANES: Kernel = kernel(
+    "latent_lanes.wgsl",
+    LATENT_LANES,
+    "gather_lanes",
+    &[
+        Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite,
+    ],
+);
+/// The latent gather update (phase 1), a workgroup per latent query and head.
 pub const GATHER_UPDATE: Kernel = kernel(
     "latent.wgsl",
     LATENT,

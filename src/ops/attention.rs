@@ -123,7 +123,7 @@ const MAX_D_QK: usize = 1024;
 const MAX_D_V: usize = 16 * WG;
 /// The workgroup size of `attention_lanes.wgsl` for subgroups of `lanes`, if it is one the
 /// kernel is built for.
-fn lanes_constants(lanes: u32) -> Option<crate::gpu::pipeline::Constants> {
+pub(crate) fn lanes_constants(lanes: u32) -> Option<crate::gpu::pipeline::Constants> {
     Some(match lanes {
         4 => &[("WG", 4.0)],
         8 => &[("WG", 8.0)],

@@ -103,9 +103,18 @@ pub fn gather_update(
         _pad: [0; 3],
     };
     let wg = grid(batch.ctx(), OP, (m * h) as u64)?;
+    // With subgroups of one size, a subgroup per latent query and head (no barriers) where
+    // the rows are whole vec4s that its lanes hold.
+    let lanes = batch.ctx().fixed_subgroup_size();
+    let (kernel, constants) = match lanes.and_then(super::attention::lanes_constants) {
+        Some(c) if dh % 4 == 0 && dh <= 16 * lanes.unwrap_or(0) as usize => {
+            (&shaders::GATHER_LANES, c)
+        }
+        _ => (&shaders::GATHER_UPDATE, &[][..]),
+    };
     batch.dispatch(
-        &shaders::GATHER_UPDATE,
-        &[],
+        kernel,
+        constants,
         Some(bytemuck::bytes_of(&params)),
         &[q1, k, v, &state.m, &state.l, &state.o, &state.g],
         wg,
