@@ -275,8 +275,10 @@ impl Reader<'_> {
 /// much (or the whole file when shorter).
 pub const MAX_HEADER_BYTES: usize = 256 << 20;
 
-/// The GGUF file at `path` opened, its length, and its header read from its first bytes (at
-/// most [`MAX_HEADER_BYTES`]) and parsed (native).
+/// The GGUF file at `path` opened, its length, and its header read from its first bytes and
+/// parsed (native). The first 16 MiB are read, then four times more while the header does not
+/// parse and the file and [`MAX_HEADER_BYTES`] allow: a header is a few MiB (the vocabulary),
+/// so a load does not hold a quarter of a GiB, or a small file whole, to read it.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_header(path: &std::path::Path) -> Result<(std::fs::File, u64, GgufHeader)> {
     use std::io::Read;
@@ -285,14 +287,21 @@ pub fn read_header(path: &std::path::Path) -> Result<(std::fs::File, u64, GgufHe
         .metadata()
         .map_err(|e| crate::Error::io(path, e))?
         .len();
-    let mut head = Vec::new();
     let cap = (MAX_HEADER_BYTES as u64).min(len);
-    (&file)
-        .take(cap)
-        .read_to_end(&mut head)
-        .map_err(|e| crate::Error::io(path, e))?;
-    let header = parse_header(&path.display().to_string(), &head, len)?;
-    Ok((file, len, header))
+    let name = path.display().to_string();
+    let mut head = Vec::new();
+    let mut want = (16u64 << 20).min(cap);
+    loop {
+        (&file)
+            .take(want - head.len() as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| crate::Error::io(path, e))?;
+        match parse_header(&name, &head, len) {
+            Ok(header) => return Ok((file, len, header)),
+            Err(_) if (head.len() as u64) < cap => want = (want * 4).min(cap),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Parses the header of the GGUF file `file` of `file_len` bytes from its first bytes `head`
