@@ -9,6 +9,9 @@ A byte-level BPE of 400 tokens is trained with the `tokenizers` package on the f
 shipped test slice and a line of numbers, with two control tokens and one user-defined token. It is written twice:
 - `qwen2.gguf`: architecture qwen2, `tokenizer.ggml.pre` qwen2 (digits one at a time), no BOS;
 - `llama3.gguf`: architecture llama, `tokenizer.ggml.pre` llama-bpe (digits in threes), BOS added.
+The same BPE with `tokenizer.ggml.pre` smollm (digits one by one, then GPT-2's split) is
+`smollm.gguf`: transformers' GGUF loader does not map that split (it falls back to GPT-2's), so
+its ids come from the `tokenizers` package with the pipeline of SmolLM's own `tokenizer.json`.
 A sentencepiece-style vocabulary (`<unk>`, `<s>`, `</s>`, the 256 byte tokens, then the pieces of
 a BPE trained with `▁` for spaces, scored by rank) is written as `spm.gguf` (architecture llama,
 no `add_bos_token`: BOS by default, merges recovered from the scores).
@@ -121,6 +124,22 @@ def main():
             ids = tok(text).input_ids
             cases.append({"text": text, "ids": ids, "decoded": tok.decode(ids, skip_special_tokens=True)})
         expected[f"{name}.gguf"] = cases
+    with open(os.path.join(OUT, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    write(os.path.join(OUT, "smollm.gguf"), "llama", "smollm", False, tokens, merges)
+    own = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)},
+                               merges=[tuple(m.split(" ")) for m in merges]))
+    own.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    own.decoder = decoders.ByteLevel()
+    own.add_special_tokens(CONTROL)
+    own.add_tokens(USER_DEFINED)
+    cases = []
+    for text in TEXTS:
+        ids = own.encode(text).ids
+        cases.append({"text": text, "ids": ids, "decoded": own.decode(ids, skip_special_tokens=True)})
+    expected["smollm.gguf"] = cases
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, ensure_ascii=False)
         f.write("\n")

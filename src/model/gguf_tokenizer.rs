@@ -1,8 +1,10 @@
 //! A GGUF file's tokenizer, built from its metadata as transformers builds it
 //! (`integrations/gguf/gguf_tokenizer_mapping.py`, `LlamaTokenizer`, `GPT2Tokenizer`):
-//! - `tokenizer.ggml.model` `gpt2` (Llama 3, Qwen 2/2.5/3, SmolLM, DeepSeek files): a
-//!   byte-level BPE from the file's tokens and merges, its text split by the regex its
-//!   `tokenizer.ggml.pre` names;
+//! - `tokenizer.ggml.model` `gpt2` (GPT-2, Llama 3, Qwen 2/2.5/3, SmolLM and StarCoder files):
+//!   a byte-level BPE from the file's tokens and merges, its text split as its
+//!   `tokenizer.ggml.pre` names (`smollm` and `starcoder`, which transformers does not map,
+//!   as the models' own `tokenizer.json` and llama.cpp split them: digits one by one, then
+//!   GPT-2's split);
 //! - `llama` (SentencePiece: Llama 2, Mistral 7B, TinyLlama files): a BPE with byte fallback,
 //!   its merges the file's or, where it has none, recovered from the tokens' scores as
 //!   transformers' `generate_merges` does; spaces as `▁`, one prepended to the text.
@@ -20,6 +22,7 @@ use tokenizers::decoders::strip::Strip;
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::normalizers::replace::Replace;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
@@ -34,19 +37,29 @@ const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L
 /// Qwen2's split (transformers' `qwen2` `PRETOKENIZE_REGEX`): digits one at a time.
 const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
-/// The split regex of a `tokenizer.ggml.pre`, `None` for GPT-2's own (byte-level's built-in
-/// regex), or an error for one not known.
-fn split_of(file: &str, pre: Option<&str>) -> Result<Option<&'static str>> {
+/// How a byte-level vocabulary's text is split before its merges.
+enum ByteSplit {
+    /// GPT-2's split (byte-level's built-in regex).
+    Gpt2,
+    /// Every digit apart, then GPT-2's split.
+    DigitsThenGpt2,
+    /// This regex's matches, isolated.
+    Regex(&'static str),
+}
+
+/// The split a `tokenizer.ggml.pre` names, or an error for one not known.
+fn split_of(file: &str, pre: Option<&str>) -> Result<ByteSplit> {
     match pre {
-        None | Some("default" | "gpt-2" | "gpt2") => Ok(None),
+        None | Some("default" | "gpt-2" | "gpt2") => Ok(ByteSplit::Gpt2),
+        Some("smollm" | "starcoder") => Ok(ByteSplit::DigitsThenGpt2),
         Some("llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "smaug-bpe" | "dbrx") => {
-            Ok(Some(LLAMA3_SPLIT))
+            Ok(ByteSplit::Regex(LLAMA3_SPLIT))
         }
-        Some("qwen2" | "deepseek-r1-qwen" | "megrez") => Ok(Some(QWEN2_SPLIT)),
+        Some("qwen2" | "deepseek-r1-qwen" | "megrez") => Ok(ByteSplit::Regex(QWEN2_SPLIT)),
         Some(other) => Err(refused(
             file,
             "tokenizer.ggml.pre",
-            "default, gpt-2, llama-bpe (Llama 3) or qwen2",
+            "default, gpt-2, smollm, starcoder, llama-bpe (Llama 3) or qwen2",
             other,
         )),
     }
@@ -237,8 +250,13 @@ fn merges_from_scores(tokens: &[&str], scores: &[f64]) -> Vec<(String, String)> 
 /// A byte-level vocabulary's pre-tokenizer: the split `pre` names, then bytes as characters.
 fn byte_level_split(file: &str, pre: Option<&str>) -> Result<PreTokenizerWrapper> {
     Ok(match split_of(file, pre)? {
-        None => ByteLevel::new(false, true, true).into(),
-        Some(regex) => {
+        ByteSplit::Gpt2 => ByteLevel::new(false, true, true).into(),
+        ByteSplit::DigitsThenGpt2 => Sequence::new(vec![
+            Digits::new(true).into(),
+            ByteLevel::new(false, true, true).into(),
+        ])
+        .into(),
+        ByteSplit::Regex(regex) => {
             let split = Split::new(
                 SplitPattern::Regex(regex.to_string()),
                 SplitDelimiterBehavior::Isolated,
