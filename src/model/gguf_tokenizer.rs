@@ -73,23 +73,47 @@ fn refused(file: &str, key: &str, expected: &str, found: impl std::fmt::Display)
     }
 }
 
-/// The strings of array `key`, or an error naming it.
-fn strings<'a>(file: &str, meta: &'a BTreeMap<String, Value>, key: &str) -> Result<Vec<&'a str>> {
+/// The items of array `key`, each read by `item` (`what` they must be), or an error naming
+/// the key.
+fn array<'a, T>(
+    file: &str,
+    meta: &'a BTreeMap<String, Value>,
+    key: &str,
+    what: &str,
+    item: impl Fn(&'a Value) -> Option<T>,
+) -> Result<Vec<T>> {
     match meta.get(key) {
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| {
-                v.as_str()
-                    .ok_or_else(|| refused(file, key, "an array of strings", format!("{v:?}")))
-            })
+            .map(|v| item(v).ok_or_else(|| refused(file, key, what, format!("{v:?}"))))
             .collect(),
-        other => Err(refused(
+        other => Err(refused(file, key, what, format!("{other:?}"))),
+    }
+}
+
+/// The strings of array `key`, or an error naming it.
+fn strings<'a>(file: &str, meta: &'a BTreeMap<String, Value>, key: &str) -> Result<Vec<&'a str>> {
+    array(file, meta, key, "an array of strings", Value::as_str)
+}
+
+/// One number per token in array `key` (`count` of them), or an error naming it.
+fn per_token<T>(
+    file: &str,
+    meta: &BTreeMap<String, Value>,
+    key: &str,
+    count: usize,
+    item: impl Fn(&Value) -> Option<T>,
+) -> Result<Vec<T>> {
+    let values = array(file, meta, key, "an array of numbers", item)?;
+    if values.len() != count {
+        return Err(refused(
             file,
             key,
-            "an array of strings",
-            format!("{other:?}"),
-        )),
+            &format!("one number per token ({count})"),
+            format!("{} numbers", values.len()),
+        ));
     }
+    Ok(values)
 }
 
 /// The tokenizer `meta` (a GGUF file's metadata) describes, `None` when it has none
@@ -134,11 +158,27 @@ pub fn from_metadata(file: &str, meta: &BTreeMap<String, Value>) -> Result<Optio
                 None => Err(refused(file, "tokenizer.ggml.merges", "pairs 'a b'", m)),
             })
             .collect::<Result<Vec<_>>>()?,
-        false => merges_from_scores(&tokens, &numbers(file, meta, "tokenizer.ggml.scores")?),
+        false => {
+            let scores = per_token(
+                file,
+                meta,
+                "tokenizer.ggml.scores",
+                tokens.len(),
+                Value::as_f64,
+            )?;
+            merges_from_scores(&tokens, &scores)
+        }
     };
-    let types: Vec<u64> = match meta.get("tokenizer.ggml.token_type") {
-        Some(Value::Array(items)) => items.iter().map(|v| v.as_u64().unwrap_or(1)).collect(),
-        _ => Vec::new(),
+    // Without token types every token is normal (none kept whole).
+    let types: Vec<u64> = match meta.contains_key("tokenizer.ggml.token_type") {
+        true => per_token(
+            file,
+            meta,
+            "tokenizer.ggml.token_type",
+            tokens.len(),
+            Value::as_u64,
+        )?,
+        false => Vec::new(),
     };
     let vocab: Vocab = tokens
         .iter()
@@ -186,25 +226,6 @@ pub fn from_metadata(file: &str, meta: &BTreeMap<String, Value>) -> Result<Optio
         tok.with_post_processor(Some(bos_template(file, meta, &tokens)?));
     }
     Ok(Some(tok))
-}
-
-/// The numbers of array `key`, or an error naming it.
-fn numbers(file: &str, meta: &BTreeMap<String, Value>, key: &str) -> Result<Vec<f64>> {
-    match meta.get(key) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_f64()
-                    .ok_or_else(|| refused(file, key, "an array of numbers", format!("{v:?}")))
-            })
-            .collect(),
-        other => Err(refused(
-            file,
-            key,
-            "an array of numbers",
-            format!("{other:?}"),
-        )),
-    }
 }
 
 /// The merges a sentencepiece vocabulary implies, as transformers' `generate_merges(vocab,
