@@ -1,17 +1,14 @@
-// Embedding lookup from a block-quantized table (a tied embedding whose LM head is q8 or q4):
-// out[t, :] = dequantized row ids[t], the same values the products multiply by (matmul_q8.wgsl,
-// matmul_q4.wgsl give the layouts: blocks in tiles of 32 rows, slot(row, b) below). A table
-// split into row blocks is bound block by block, as embedding.wgsl does.
+// Embedding lookup from a block-quantized table (a tied embedding whose LM head is quantized):
+// out[t, :] = dequantized row ids[t], the same values as ops::dequantize (records in tiles of 32
+// rows, as matmul_quant.wgsl reads them; slot(row, b) below; prelude/quant_formats.wgsl
+// decodes them). A table split into row blocks is bound block by block, as embedding.wgsl does.
 
 override WG: u32 = 256u;
-override HAS_MIN: bool = false;
 
 @group(0) @binding(0) var<uniform> p: EmbeddingParams;
-@group(0) @binding(1) var<storage, read> q: array<u32>;         // [slots, 8] or [slots, 4]
-@group(0) @binding(2) var<storage, read> scales: array<f32>;    // [slots]
-@group(0) @binding(3) var<storage, read> mins: array<f32>;      // [slots] (q4_1)
-@group(0) @binding(4) var<storage, read> ids: array<u32>;       // [tokens]
-@group(0) @binding(5) var<storage, read_write> out: array<f32>; // [tokens, d]
+@group(0) @binding(1) var<storage, read> w: array<u32>;         // [slots, record_words()]
+@group(0) @binding(2) var<storage, read> ids: array<u32>;       // [tokens]
+@group(0) @binding(3) var<storage, read_write> out: array<f32>; // [tokens, d]
 
 // The row of the bound block that output element i reads, or none (-1) when i is past the
 // output or its token's row lies in another block.
@@ -26,44 +23,26 @@ fn block_row(i: u32) -> i32 {
     return i32(id - p.first_row);
 }
 
-// The slot of block b of a row of the bound block: tiles of 32 rows, block by block, the
+// The slot of chunk b of a row of the bound block: tiles of 32 rows, chunk by chunk, the
 // tile's 32 rows side by side.
 fn slot(row: u32, b: u32) -> u32 {
     return ((row / 32u) * (p.d / 32u) + b) * 32u + row % 32u;
 }
 
 @compute @workgroup_size(WG)
-fn embedding_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
+fn embedding_quant(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
     let i = linear_index(wid, nwg, lid);
     let row = block_row(i);
     if (row < 0) {
         return;
     }
     let col = i % p.d;
-    let block = slot(u32(row), col / 32u);
-    let word = q[block * 8u + (col % 32u) / 4u];
-    let byte = bitcast<i32>(word << (24u - 8u * (col % 4u))) >> 24u;
-    out[i] = scales[block] * f32(byte);
-}
-
-@compute @workgroup_size(WG)
-fn embedding_q4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let i = linear_index(wid, nwg, lid);
-    let row = block_row(i);
-    if (row < 0) {
-        return;
+    var r: Record;
+    let base = slot(u32(row), col / 32u) * record_words();
+    for (var j = 0u; j < record_words(); j++) {
+        r[j] = w[base + j];
     }
-    let col = i % p.d;
-    let block = slot(u32(row), col / 32u);
-    // Weight j of a block: byte j % 16 (word j % 16 / 4), low nibble for j < 16.
     let j = col % 32u;
-    let word = q[block * 4u + (j % 16u) / 4u];
-    let nibble = f32((word >> ((j % 4u) * 8u + (j / 16u) * 4u)) & 15u);
-    if (HAS_MIN) {
-        out[i] = fma(scales[block], nibble, mins[block]);
-    } else {
-        out[i] = scales[block] * (nibble - 8.0);
-    }
+    out[i] = quad_weights(r, j / 4u)[j % 4u];
 }

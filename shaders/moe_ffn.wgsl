@@ -299,87 +299,13 @@ fn moe_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     y[i] = acc;
 }
 
-// The same two products with quantized expert matrices (q8_0, q4_0 where Q4, q4_1 where Q4 and
-// HAS_MIN), dequantized in the kernel: codes [experts, rows, k/32 blocks] of two (q8) or one
-// (q4) vec4<u32> per block, scales [experts, rows, k/32] (q4_1: [experts, rows, 2·k/32], a
-// block's scale d and minimum m side by side, so no binding more). For q8_0 and q4_0 a block's
-// sum is Σ activation·code in order, then scaled by d and accumulated, as the matrix-vector
-// kernels do; q4_1's weights are dequantized first (fma(d, code, m), rounded once as
-// ops::dequantize does) and their sum is not scaled.
-override Q4: bool = false;
-override HAS_MIN: bool = false;
+// The same two products with quantized expert matrices in any format, one record per chunk of
+// 32 weights (prelude/quant_formats.wgsl): records [experts, rows, k/32 · record_words()] u32,
+// rows in order. Each chunk's weights are dequantized as ops::dequantize does and summed
+// against the activations in order, the same in every kernel below, so the values do not depend
+// on the kernel.
 
-// The four signed bytes of a word, as f32.
-fn q8_bytes(word: u32) -> vec4<f32> {
-    let v = bitcast<vec4<i32>>(vec4<u32>(word << 24u, word << 16u, word << 8u, word)) >> vec4<u32>(24u);
-    return vec4<f32>(v);
-}
-
-// The low (shift 0) or high (shift 4) nibbles of a word's four bytes, less 8 for q4_0.
-fn q4_nibbles(word: u32, shift: u32) -> vec4<f32> {
-    let v = (vec4<u32>(word) >> vec4<u32>(shift, shift + 8u, shift + 16u, shift + 24u)) & vec4<u32>(15u);
-    return vec4<f32>(bitcast<vec4<i32>>(v)) - select(vec4<f32>(8.0), vec4<f32>(0.0), HAS_MIN);
-}
-
-// q4_1's quads of codes dequantized with the block's scale d and minimum m.
-fn with_min(q: array<vec4<f32>, 8>, d: f32, m: f32) -> array<vec4<f32>, 8> {
-    var w = q;
-    for (var t = 0u; t < 8u; t++) {
-        w[t] = fma(vec4<f32>(d), q[t], vec4<f32>(m));
-    }
-    return w;
-}
-
-// A block's 32 codes as 8 quads of weights before the scale: weights 4t..4t+3 in quad t.
-fn block_quads(c0: vec4<u32>, c1: vec4<u32>) -> array<vec4<f32>, 8> {
-    if (Q4) {
-        return array<vec4<f32>, 8>(
-            q4_nibbles(c0.x, 0u), q4_nibbles(c0.y, 0u), q4_nibbles(c0.z, 0u), q4_nibbles(c0.w, 0u),
-            q4_nibbles(c0.x, 4u), q4_nibbles(c0.y, 4u), q4_nibbles(c0.z, 4u), q4_nibbles(c0.w, 4u));
-    }
-    return array<vec4<f32>, 8>(q8_bytes(c0.x), q8_bytes(c0.y), q8_bytes(c0.z), q8_bytes(c0.w),
-                               q8_bytes(c1.x), q8_bytes(c1.y), q8_bytes(c1.z), q8_bytes(c1.w));
-}
-
-@group(0) @binding(3) var<storage, read> gate_codes: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read> gate_scales: array<f32>;
-@group(0) @binding(5) var<storage, read> up_codes: array<vec4<u32>>;
-@group(0) @binding(6) var<storage, read> up_scales: array<f32>;
-@group(0) @binding(7) var<storage, read_write> hq: array<f32>;
-
-// Block s of each codes array, as quads (q4_1: the weights themselves).
-fn gate_block(s: u32) -> array<vec4<f32>, 8> {
-    if (HAS_MIN) {
-        let q = block_quads(gate_codes[s], vec4<u32>(0u));
-        return with_min(q, gate_scales[2u * s], gate_scales[2u * s + 1u]);
-    }
-    if (Q4) {
-        return block_quads(gate_codes[s], vec4<u32>(0u));
-    }
-    return block_quads(gate_codes[2u * s], gate_codes[2u * s + 1u]);
-}
-
-fn up_block(s: u32) -> array<vec4<f32>, 8> {
-    if (HAS_MIN) {
-        let q = block_quads(up_codes[s], vec4<u32>(0u));
-        return with_min(q, up_scales[2u * s], up_scales[2u * s + 1u]);
-    }
-    if (Q4) {
-        return block_quads(up_codes[s], vec4<u32>(0u));
-    }
-    return block_quads(up_codes[2u * s], up_codes[2u * s + 1u]);
-}
-
-// What block s's sum is scaled by: d, or 1 for q4_1 (its weights are dequantized already).
-fn gate_scale(s: u32) -> vec4<f32> {
-    return vec4<f32>(select(gate_scales[s], 1.0, HAS_MIN));
-}
-
-fn up_scale(s: u32) -> vec4<f32> {
-    return vec4<f32>(select(up_scales[s], 1.0, HAS_MIN));
-}
-
-// The 8 vec4s of activations of block b from vec4 x0 of an input (x4 or h4 per entry point).
+// The 8 vec4s of activations of chunk b from vec4 x0 of an input (x4 or h4 per entry point).
 fn x_block(x0: u32, b: u32) -> array<vec4<f32>, 8> {
     let i = x0 + 8u * b;
     return array<vec4<f32>, 8>(x4[i], x4[i + 1u], x4[i + 2u], x4[i + 3u], x4[i + 4u], x4[i + 5u],
@@ -392,13 +318,34 @@ fn h_block(h0: u32, b: u32) -> array<vec4<f32>, 8> {
                                h4[i + 6u], h4[i + 7u]);
 }
 
-// Σ a·w over a block's quads, in order.
+// Σ a·w over a chunk's quads, in order.
 fn quad_dot(a: array<vec4<f32>, 8>, w: array<vec4<f32>, 8>) -> vec4<f32> {
     var part = a[0] * w[0];
     for (var t = 1u; t < 8u; t++) {
         part = fma(a[t], w[t], part);
     }
     return part;
+}
+
+@group(0) @binding(3) var<storage, read> gate_q: array<u32>;
+@group(0) @binding(4) var<storage, read> up_q: array<u32>;
+@group(0) @binding(5) var<storage, read_write> hq: array<f32>;
+
+// The weights of chunk s of the gate and up stacks.
+fn gate_chunk(s: u32) -> array<vec4<f32>, 8> {
+    var r: Record;
+    for (var i = 0u; i < record_words(); i++) {
+        r[i] = gate_q[s * record_words() + i];
+    }
+    return record_weights(r);
+}
+
+fn up_chunk(s: u32) -> array<vec4<f32>, 8> {
+    var r: Record;
+    for (var i = 0u; i < record_words(); i++) {
+        r[i] = up_q[s * record_words() + i];
+    }
+    return record_weights(r);
 }
 
 @compute @workgroup_size(WG)
@@ -424,15 +371,13 @@ fn moe_gate_up_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
             }
         }
         for (var b = 0u; b < blocks; b++) {
-            let gw = gate_block(row + b);
-            let uw = up_block(row + b);
-            let gs = gate_scale(row + b);
-            let us = up_scale(row + b);
+            let gw = gate_chunk(row + b);
+            let uw = up_chunk(row + b);
             for (var i = 0u; i < TB; i++) {
                 if (i < TOKENS_PER_PASS) {
                     let xs = x_block(xrow[i], b);
-                    g[i] = fma(gs, quad_dot(xs, gw), g[i]);
-                    u[i] = fma(us, quad_dot(xs, uw), u[i]);
+                    g[i] += quad_dot(xs, gw);
+                    u[i] += quad_dot(xs, uw);
                 }
             }
         }
@@ -445,23 +390,15 @@ fn moe_gate_up_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     }
 }
 
-@group(0) @binding(3) var<storage, read> down_codes: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read> down_scales: array<f32>;
-@group(0) @binding(5) var<storage, read_write> ykq: array<f32>;
+@group(0) @binding(3) var<storage, read> down_q: array<u32>;
+@group(0) @binding(4) var<storage, read_write> ykq: array<f32>;
 
-fn down_block(s: u32) -> array<vec4<f32>, 8> {
-    if (HAS_MIN) {
-        let q = block_quads(down_codes[s], vec4<u32>(0u));
-        return with_min(q, down_scales[2u * s], down_scales[2u * s + 1u]);
+fn down_chunk(s: u32) -> array<vec4<f32>, 8> {
+    var r: Record;
+    for (var i = 0u; i < record_words(); i++) {
+        r[i] = down_q[s * record_words() + i];
     }
-    if (Q4) {
-        return block_quads(down_codes[s], vec4<u32>(0u));
-    }
-    return block_quads(down_codes[2u * s], down_codes[2u * s + 1u]);
-}
-
-fn down_scale(s: u32) -> vec4<f32> {
-    return vec4<f32>(select(down_scales[s], 1.0, HAS_MIN));
+    return record_weights(r);
 }
 
 @compute @workgroup_size(WG)
@@ -485,11 +422,10 @@ fn moe_down_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
             }
         }
         for (var b = 0u; b < blocks; b++) {
-            let w = down_block(row + b);
-            let s = down_scale(row + b);
+            let w = down_chunk(row + b);
             for (var i = 0u; i < TB; i++) {
                 if (i < TOKENS_PER_PASS) {
-                    acc[i] = fma(s, quad_dot(h_block(hrow[i], b), w), acc[i]);
+                    acc[i] += quad_dot(h_block(hrow[i], b), w);
                 }
             }
         }
@@ -503,7 +439,7 @@ fn moe_down_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 }
 
 // One token (decode: each expert in use has its one slot): EXPERT_ROWS rows per invocation, a
-// block's activations loaded once for them all (as the matrix-vector kernels do); each block's
+// chunk's activations loaded once for them all (as the matrix-vector kernels do); each chunk's
 // sum in the order of moe_gate_up_q and moe_down_q, so the values are theirs.
 const EXPERT_ROWS: u32 = 4u;
 
@@ -524,8 +460,8 @@ fn moe_gate_up_q_one(@builtin(workgroup_id) wid: vec3<u32>,
         let xs = x_block(x0, b);
         for (var r = 0u; r < EXPERT_ROWS; r++) {
             let s = ((e - p.first_expert) * p.inter + min(r0 + r, p.inter - 1u)) * blocks + b;
-            g[r] = fma(gate_scale(s), quad_dot(xs, gate_block(s)), g[r]);
-            u[r] = fma(up_scale(s), quad_dot(xs, up_block(s)), u[r]);
+            g[r] += quad_dot(xs, gate_chunk(s));
+            u[r] += quad_dot(xs, up_chunk(s));
         }
     }
     for (var r = 0u; r < EXPERT_ROWS; r++) {
@@ -551,7 +487,7 @@ fn moe_down_q_one(@builtin(workgroup_id) wid: vec3<u32>,
         let hs = h_block(h0, b);
         for (var r = 0u; r < EXPERT_ROWS; r++) {
             let s = ((e - p.first_expert) * p.d + min(o0 + r, p.d - 1u)) * blocks + b;
-            acc[r] = fma(down_scale(s), quad_dot(hs, down_block(s)), acc[r]);
+            acc[r] += quad_dot(hs, down_chunk(s));
         }
     }
     for (var r = 0u; r < EXPERT_ROWS; r++) {

@@ -36,10 +36,8 @@ pub const ALL: &[(&str, &str)] = &[
     ("latent.wgsl", LATENT),
     ("matmul.wgsl", MATMUL),
     ("matmul_f16w.wgsl", MATMUL_F16W),
-    ("matmul_q4.wgsl", MATMUL_Q4),
-    ("matmul_q4.wgsl", MATMUL_Q4_SUBGROUP),
-    ("matmul_q8.wgsl", MATMUL_Q8),
-    ("matmul_q8.wgsl", MATMUL_Q8_SUBGROUP),
+    ("matmul_quant.wgsl", MATMUL_QUANT),
+    ("matmul_quant.wgsl", MATMUL_QUANT_SUBGROUP),
     ("matmul_vec4.wgsl", MATMUL_VEC4),
     ("matvec_coop.wgsl", MATVEC_COOP_SRC),
     ("mla_rope.wgsl", MLA_ROPE_SRC),
@@ -130,52 +128,34 @@ pub const MATMUL_F16W: &str = concat!(
     include_str!("../shaders/prelude/gate_act.wgsl"),
     include_str!("../shaders/matmul_f16w.wgsl")
 );
-/// Products with 8-bit (q8_0) weights.
-pub const MATMUL_Q8: &str = concat!(
+/// Products with quantized weights, every format (`prelude/quant_formats.wgsl`).
+pub const MATMUL_QUANT: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/quant_formats.wgsl"),
     include_str!("../shaders/prelude/quant_rows.wgsl"),
     include_str!("../shaders/prelude/block_acts.wgsl"),
     include_str!("../shaders/prelude/matvec_quant_entry.wgsl"),
-    include_str!("../shaders/matmul_q8.wgsl")
+    include_str!("../shaders/matmul_quant.wgsl")
 );
-/// The same with a subgroup sharing each block's activation loads (see `MATVEC_SUBGROUP_SRC`
+/// The same with a subgroup sharing each chunk's activation loads (see `MATVEC_SUBGROUP_SRC`
 /// for the `enable` directive).
-pub const MATMUL_Q8_SUBGROUP: &str = concat!(
+pub const MATMUL_QUANT_SUBGROUP: &str = concat!(
     enable_subgroups!(),
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/quant_formats.wgsl"),
     include_str!("../shaders/prelude/quant_rows.wgsl"),
     include_str!("../shaders/prelude/block_acts_subgroup.wgsl"),
     include_str!("../shaders/prelude/matvec_quant_entry_subgroup.wgsl"),
-    include_str!("../shaders/matmul_q8.wgsl")
-);
-/// Products with 4-bit (q4_0, q4_1) weights.
-pub const MATMUL_Q4: &str = concat!(
-    include_str!("../shaders/prelude/matmul_params.wgsl"),
-    include_str!("../shaders/prelude/activations.wgsl"),
-    include_str!("../shaders/prelude/gate_act.wgsl"),
-    include_str!("../shaders/prelude/quant_rows.wgsl"),
-    include_str!("../shaders/prelude/block_acts.wgsl"),
-    include_str!("../shaders/prelude/matvec_quant_entry.wgsl"),
-    include_str!("../shaders/matmul_q4.wgsl")
-);
-/// The same with a subgroup sharing each block's activation loads.
-pub const MATMUL_Q4_SUBGROUP: &str = concat!(
-    enable_subgroups!(),
-    include_str!("../shaders/prelude/matmul_params.wgsl"),
-    include_str!("../shaders/prelude/activations.wgsl"),
-    include_str!("../shaders/prelude/gate_act.wgsl"),
-    include_str!("../shaders/prelude/quant_rows.wgsl"),
-    include_str!("../shaders/prelude/block_acts_subgroup.wgsl"),
-    include_str!("../shaders/prelude/matvec_quant_entry_subgroup.wgsl"),
-    include_str!("../shaders/matmul_q4.wgsl")
+    include_str!("../shaders/matmul_quant.wgsl")
 );
 /// Embedding lookup from a block-quantized table.
 pub const EMBEDDING_QUANT: &str = concat!(
     include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/quant_formats.wgsl"),
     include_str!("../shaders/prelude/embedding_params.wgsl"),
     include_str!("../shaders/embedding_quant.wgsl")
 );
@@ -241,6 +221,7 @@ pub const ROPE: &str = concat!(
 /// The routed experts of a mixture-of-experts feed-forward.
 pub const MOE_FFN_SRC: &str = concat!(
     include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/quant_formats.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
     include_str!("../shaders/moe_ffn.wgsl")
@@ -388,84 +369,48 @@ pub const GATHER_UPDATE: Kernel = kernel(
 pub const FMA_ROOF: Kernel = kernel("bench.wgsl", BENCH, "fma_roof", U_R_W);
 /// Copy roof probe.
 pub const COPY_ROOF: Kernel = kernel("bench.wgsl", BENCH, "copy_roof", U_R_W);
-/// `x·Wᵀ` with q8_0 weights, one invocation per output.
-pub const MATVEC_Q8: Kernel = trusted(kernel("matmul_q8.wgsl", MATMUL_Q8, "matvec_quant", U_RRR_W));
-/// The same, the block's activations shared by the subgroup.
-pub const MATVEC_Q8_SUBGROUP: Kernel = trusted(kernel(
-    "matmul_q8.wgsl (subgroups)",
-    MATMUL_Q8_SUBGROUP,
+/// `x·Wᵀ` with quantized weights (any format: its constants), `MV_ROWS` outputs per
+/// invocation.
+pub const MATVEC_QUANT: Kernel = trusted(kernel(
+    "matmul_quant.wgsl",
+    MATMUL_QUANT,
     "matvec_quant",
+    U_RR_W,
+));
+/// The same, the chunk's activations shared by the subgroup.
+pub const MATVEC_QUANT_SUBGROUP: Kernel = trusted(kernel(
+    "matmul_quant.wgsl (subgroups)",
+    MATMUL_QUANT_SUBGROUP,
+    "matvec_quant",
+    U_RR_W,
+));
+/// `x·Wᵀ` with quantized weights, 8×8 outputs per invocation (prefill).
+pub const MATMUL_NT_QUANT: Kernel = trusted(kernel(
+    "matmul_quant.wgsl",
+    MATMUL_QUANT,
+    "matmul_nt_quant",
+    U_RR_W,
+));
+/// `act(x·Gᵀ) · (x·Uᵀ)` for one row with quantized `G` and `U` of one format.
+pub const MATVEC_GLU_QUANT: Kernel = trusted(kernel(
+    "matmul_quant.wgsl",
+    MATMUL_QUANT,
+    "matvec_glu_quant",
     U_RRR_W,
 ));
-/// `x·Wᵀ` with q8_0 weights, 8×8 outputs per invocation (prefill).
-pub const MATMUL_NT_Q8: Kernel =
-    trusted(kernel("matmul_q8.wgsl", MATMUL_Q8, "matmul_nt_q8", U_RRR_W));
-const U_RRRRR_W: &[crate::gpu::Binding] = &[Uniform, Read, Read, Read, Read, Read, ReadWrite];
-/// `act(x·Gᵀ) · (x·Uᵀ)` for one row with q8_0 `G` and `U`.
-pub const MATVEC_GLU_Q8: Kernel = trusted(kernel(
-    "matmul_q8.wgsl",
-    MATMUL_Q8,
+/// The same, the chunk's activations shared by the subgroup.
+pub const MATVEC_GLU_QUANT_SUBGROUP: Kernel = trusted(kernel(
+    "matmul_quant.wgsl (subgroups)",
+    MATMUL_QUANT_SUBGROUP,
     "matvec_glu_quant",
-    U_RRRRR_W,
+    U_RRR_W,
 ));
-/// The same, the block's activations shared by the subgroup.
-pub const MATVEC_GLU_Q8_SUBGROUP: Kernel = trusted(kernel(
-    "matmul_q8.wgsl (subgroups)",
-    MATMUL_Q8_SUBGROUP,
-    "matvec_glu_quant",
-    U_RRRRR_W,
-));
-const U_RRRR_W: &[crate::gpu::Binding] = &[Uniform, Read, Read, Read, Read, ReadWrite];
-/// `x·Wᵀ` with q4_0 or q4_1 weights (`HAS_MIN`), `MV_ROWS` outputs per invocation.
-pub const MATVEC_Q4: Kernel = trusted(kernel(
-    "matmul_q4.wgsl",
-    MATMUL_Q4,
-    "matvec_quant",
-    U_RRRR_W,
-));
-/// The same, the block's activations shared by the subgroup.
-pub const MATVEC_Q4_SUBGROUP: Kernel = trusted(kernel(
-    "matmul_q4.wgsl (subgroups)",
-    MATMUL_Q4_SUBGROUP,
-    "matvec_quant",
-    U_RRRR_W,
-));
-/// `x·Wᵀ` with q4_0 or q4_1 weights, 8×8 outputs per invocation (prefill).
-pub const MATMUL_NT_Q4: Kernel = trusted(kernel(
-    "matmul_q4.wgsl",
-    MATMUL_Q4,
-    "matmul_nt_q4",
-    U_RRRR_W,
-));
-const U_RRRRRRR_W: &[crate::gpu::Binding] =
-    &[Uniform, Read, Read, Read, Read, Read, Read, Read, ReadWrite];
-/// `act(x·Gᵀ) · (x·Uᵀ)` for one row with q4_0 or q4_1 `G` and `U`.
-pub const MATVEC_GLU_Q4: Kernel = trusted(kernel(
-    "matmul_q4.wgsl",
-    MATMUL_Q4,
-    "matvec_glu_quant",
-    U_RRRRRRR_W,
-));
-/// The same, the block's activations shared by the subgroup.
-pub const MATVEC_GLU_Q4_SUBGROUP: Kernel = trusted(kernel(
-    "matmul_q4.wgsl (subgroups)",
-    MATMUL_Q4_SUBGROUP,
-    "matvec_glu_quant",
-    U_RRRRRRR_W,
-));
-/// Embedding lookup from a q8_0 table.
-pub const EMBEDDING_Q8: Kernel = kernel(
+/// Embedding lookup from a quantized table (any format).
+pub const EMBEDDING_Q: Kernel = kernel(
     "embedding_quant.wgsl",
     EMBEDDING_QUANT,
-    "embedding_q8",
-    &[Uniform, Read, Read, Read, Read, ReadWrite],
-);
-/// Embedding lookup from a q4_0 or q4_1 table (`HAS_MIN`).
-pub const EMBEDDING_Q4: Kernel = kernel(
-    "embedding_quant.wgsl",
-    EMBEDDING_QUANT,
-    "embedding_q4",
-    &[Uniform, Read, Read, Read, Read, ReadWrite],
+    "embedding_quant",
+    U_RR_W,
 );
 /// The slots of each expert in use, grouped (a counting sort of the router's choices).
 pub const MOE_SORT: Kernel = kernel(
@@ -502,33 +447,33 @@ pub const MOE_DOWN_V4: Kernel = kernel(
     "moe_down_v4",
     &[Uniform, Read, Read, Read, ReadWrite],
 );
-/// As [`MOE_GATE_UP_V4`] with q8_0 or q4_0 (`Q4`) gate and up.
+/// As [`MOE_GATE_UP_V4`] with quantized gate and up (any format: its constants).
 pub const MOE_GATE_UP_Q: Kernel = kernel(
     "moe_ffn.wgsl",
     MOE_FFN_SRC,
     "moe_gate_up_q",
-    &[Uniform, Read, Read, Read, Read, Read, Read, ReadWrite],
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
 );
-/// As [`MOE_DOWN_V4`] with a q8_0 or q4_0 (`Q4`) down projection.
+/// As [`MOE_DOWN_V4`] with a quantized down projection.
 pub const MOE_DOWN_Q: Kernel = kernel(
     "moe_ffn.wgsl",
     MOE_FFN_SRC,
     "moe_down_q",
-    &[Uniform, Read, Read, Read, Read, ReadWrite],
+    &[Uniform, Read, Read, Read, ReadWrite],
 );
 /// As [`MOE_GATE_UP_Q`] for one token, four rows per invocation.
 pub const MOE_GATE_UP_Q_ONE: Kernel = kernel(
     "moe_ffn.wgsl",
     MOE_FFN_SRC,
     "moe_gate_up_q_one",
-    &[Uniform, Read, Read, Read, Read, Read, Read, ReadWrite],
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
 );
 /// As [`MOE_DOWN_Q`] for one token, four rows per invocation.
 pub const MOE_DOWN_Q_ONE: Kernel = kernel(
     "moe_ffn.wgsl",
     MOE_FFN_SRC,
     "moe_down_q_one",
-    &[Uniform, Read, Read, Read, Read, ReadWrite],
+    &[Uniform, Read, Read, Read, ReadWrite],
 );
 /// Each token's expert outputs, weighted and summed in choice order.
 pub const MOE_COMBINE: Kernel = kernel(

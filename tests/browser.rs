@@ -12,6 +12,8 @@ mod greedy;
 mod kernel_checks;
 #[path = "common/numeric.rs"]
 mod numeric;
+#[path = "common/quant_checks.rs"]
+mod quant_checks;
 #[path = "common/sampling_checks.rs"]
 mod sampling_checks;
 
@@ -103,7 +105,7 @@ async fn batched_matmul_matches_reference() {
 
 #[wasm_bindgen_test]
 async fn quant_products_match_reference() {
-    kernel_checks::quant_products(&browser_gpu().await).await;
+    quant_checks::quant_products(&browser_gpu().await).await;
 }
 
 #[wasm_bindgen_test]
@@ -113,7 +115,7 @@ async fn moe_experts_match_reference() {
 
 #[wasm_bindgen_test]
 async fn moe_quantized_experts_match_reference() {
-    kernel_checks::moe_quantized_experts(&browser_gpu().await).await;
+    quant_checks::moe_quantized_experts(&browser_gpu().await).await;
 }
 
 #[wasm_bindgen_test]

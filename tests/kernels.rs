@@ -5,6 +5,7 @@ mod common;
 
 use common::kernel_checks as checks;
 use common::on_every_adapter;
+use common::quant_checks;
 use pollster::block_on;
 
 #[test]
@@ -24,12 +25,17 @@ fn moe_experts_match_reference() {
 
 #[test]
 fn moe_quantized_experts_match_reference() {
-    on_every_adapter(|ctx| block_on(checks::moe_quantized_experts(ctx)));
+    on_every_adapter(|ctx| block_on(quant_checks::moe_quantized_experts(ctx)));
+}
+
+#[test]
+fn quantizers_stay_within_half_a_step() {
+    quant_checks::quantizer_error();
 }
 
 #[test]
 fn quant_products_match_reference() {
-    on_every_adapter(|ctx| block_on(checks::quant_products(ctx)));
+    on_every_adapter(|ctx| block_on(quant_checks::quant_products(ctx)));
 }
 
 #[test]

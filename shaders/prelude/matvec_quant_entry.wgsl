@@ -1,5 +1,5 @@
 // The entry points of a quantized format's matrix-vector kernels (`matvec_rows` and
-// `matvec_glu_rows` of matmul_q8.wgsl or matmul_q4.wgsl, spliced after this), for adapters
+// `matvec_glu_rows` of matmul_quant.wgsl, spliced after this), for adapters
 // without subgroups.
 
 @compute @workgroup_size(MV_WG, 1, 1)

@@ -1,5 +1,5 @@
 // The entry points of a quantized format's matrix-vector kernels (`matvec_rows` and
-// `matvec_glu_rows` of matmul_q8.wgsl or matmul_q4.wgsl) with subgroups: the lane picks the
+// `matvec_glu_rows` of matmul_quant.wgsl) with subgroups: the lane picks the
 // activations it loads for the subgroup (prelude/block_acts_subgroup.wgsl).
 
 @compute @workgroup_size(MV_WG, 1, 1)

@@ -1,9 +1,9 @@
-// What the quantized product kernels of matmul_q8.wgsl and matmul_q4.wgsl share: where a row's
+// What the quantized product kernels of matmul_quant.wgsl share: where a row's
 // blocks lie, the rows an invocation computes and how its outputs are stored into `c` (and
 // `c_glu`).
 //
 // W's blocks lie in tiles of TILE_ROWS rows (quant_weight.rs): block b of row n is in slot
-// (n / 32 · blocks + b) · 32 + n % 32, the same slot in the codes, scales and minimums. The last
+// (n / 32 · blocks + b) · 32 + n % 32, one record a slot (prelude/quant_formats.wgsl). The last
 // tile is padded with zero rows, so every row of a tile can be read.
 
 const TILE_ROWS: u32 = 32u;

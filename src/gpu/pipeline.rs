@@ -40,6 +40,26 @@ pub struct Kernel {
 /// Pipeline-override constants, e.g. tile sizes: `&[("WG", 64.0)]`.
 pub type Constants = &'static [(&'static str, f64)];
 
+/// `constants` as a table that lives as long as the program, each distinct table made once:
+/// tables combined at run time (a weight format's constants and a kernel's own) from the few
+/// values they take.
+pub fn intern(constants: &[(&'static str, f64)]) -> Constants {
+    static TABLES: Mutex<Vec<Constants>> = Mutex::new(Vec::new());
+    let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
+    let same = |t: &Constants| {
+        t.len() == constants.len()
+            && t.iter()
+                .zip(constants)
+                .all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits())
+    };
+    if let Some(found) = tables.iter().find(|t| same(t)) {
+        return found;
+    }
+    let table: Constants = Box::leak(constants.to_vec().into_boxed_slice());
+    tables.push(table);
+    table
+}
+
 /// Constants compared and hashed by value (two equal tables from different places are one key).
 #[derive(Clone, Copy, Debug)]
 struct ConstantsKey(Constants);

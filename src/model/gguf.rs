@@ -73,15 +73,25 @@ pub enum GgmlType {
     F16,
     /// bfloat16.
     Bf16,
-    /// Blocks of 32: f16 scale, 32 signed bytes.
-    Q8_0,
-    /// Blocks of 32: f16 scale, 16 bytes of nibbles.
-    Q4_0,
-    /// Blocks of 32: f16 scale and minimum, 16 bytes of nibbles.
-    Q4_1,
+    /// Blocks of a quantized format (q8_0 … q6_K).
+    Quant(QuantScheme),
     /// A type this reader does not decode (named in errors).
     Other(u32),
 }
+
+/// llama.cpp's type numbers of the quantized formats (`enum ggml_type`).
+const QUANT_IDS: [(u32, QuantScheme); 10] = [
+    (8, QuantScheme::Q8_0),
+    (2, QuantScheme::Q4_0),
+    (3, QuantScheme::Q4_1),
+    (6, QuantScheme::Q5_0),
+    (7, QuantScheme::Q5_1),
+    (10, QuantScheme::Q2K),
+    (11, QuantScheme::Q3K),
+    (12, QuantScheme::Q4K),
+    (13, QuantScheme::Q5K),
+    (14, QuantScheme::Q6K),
+];
 
 impl GgmlType {
     fn from_id(id: u32) -> Self {
@@ -89,33 +99,82 @@ impl GgmlType {
             0 => GgmlType::F32,
             1 => GgmlType::F16,
             30 => GgmlType::Bf16,
-            8 => GgmlType::Q8_0,
-            2 => GgmlType::Q4_0,
-            3 => GgmlType::Q4_1,
-            other => GgmlType::Other(other),
+            other => QUANT_IDS
+                .iter()
+                .find(|(i, _)| *i == other)
+                .map_or(GgmlType::Other(other), |(_, s)| GgmlType::Quant(*s)),
+        }
+    }
+
+    /// llama.cpp's number for the type.
+    fn id(self) -> u32 {
+        match self {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::Bf16 => 30,
+            GgmlType::Quant(s) => QUANT_IDS
+                .iter()
+                .find(|(_, q)| *q == s)
+                .map_or(u32::MAX, |(i, _)| *i),
+            GgmlType::Other(id) => id,
         }
     }
 
     /// llama.cpp's name for the type.
     pub fn name(self) -> String {
         const NAMES: &[&str] = &[
-            "f32", "f16", "q4_0", "q4_1", "q4_2", "q4_3", "q5_0", "q5_1", "q8_0", "q8_1", "q2_K",
-            "q3_K", "q4_K", "q5_K", "q6_K", "q8_K", "iq2_xxs", "iq2_xs", "iq3_xxs", "iq1_s",
-            "iq4_nl", "iq3_s", "iq2_s", "iq4_xs", "i8", "i16", "i32", "i64", "f64", "iq1_m",
+            "f32",
+            "f16",
+            "q4_0",
+            "q4_1",
+            "q4_2",
+            "q4_3",
+            "q5_0",
+            "q5_1",
+            "q8_0",
+            "q8_1",
+            "q2_K",
+            "q3_K",
+            "q4_K",
+            "q5_K",
+            "q6_K",
+            "q8_K",
+            "iq2_xxs",
+            "iq2_xs",
+            "iq3_xxs",
+            "iq1_s",
+            "iq4_nl",
+            "iq3_s",
+            "iq2_s",
+            "iq4_xs",
+            "i8",
+            "i16",
+            "i32",
+            "i64",
+            "f64",
+            "iq1_m",
             "bf16",
+            "q4_0_4_4",
+            "q4_0_4_8",
+            "q4_0_8_8",
+            "tq1_0",
+            "tq2_0",
+            "iq4_nl_4_4",
+            "iq4_nl_4_8",
+            "iq4_nl_8_8",
+            "mxfp4",
         ];
-        let id = match self {
-            GgmlType::F32 => 0,
-            GgmlType::F16 => 1,
-            GgmlType::Bf16 => 30,
-            GgmlType::Q8_0 => 8,
-            GgmlType::Q4_0 => 2,
-            GgmlType::Q4_1 => 3,
-            GgmlType::Other(id) => id,
-        };
+        let id = self.id();
         NAMES
             .get(id as usize)
             .map_or(format!("type {id}"), |n| n.to_string())
+    }
+
+    /// The types this reader decodes, by name, for errors about the others.
+    pub fn supported_names() -> String {
+        let mut names = vec!["f32", "f16", "bf16"];
+        names.extend(QuantScheme::ALL.iter().map(|s| s.name()));
+        names.join(", ")
     }
 
     /// `(weights per block, bytes per block)` of the types this reader decodes.
@@ -123,28 +182,20 @@ impl GgmlType {
         match self {
             GgmlType::F32 => Some((1, 4)),
             GgmlType::F16 | GgmlType::Bf16 => Some((1, 2)),
-            GgmlType::Q8_0 => Some((32, 34)),
-            GgmlType::Q4_0 => Some((32, 18)),
-            GgmlType::Q4_1 => Some((32, 20)),
+            GgmlType::Quant(s) => Some(s.file_block()),
             GgmlType::Other(_) => None,
         }
     }
 
     /// The type whose blocks are `scheme`'s.
     pub fn of_scheme(scheme: QuantScheme) -> Self {
-        match scheme {
-            QuantScheme::Q8_0 => GgmlType::Q8_0,
-            QuantScheme::Q4_0 => GgmlType::Q4_0,
-            QuantScheme::Q4_1 => GgmlType::Q4_1,
-        }
+        GgmlType::Quant(scheme)
     }
 
     /// The quantized scheme it is, if it is one.
     pub fn scheme(self) -> Option<QuantScheme> {
         match self {
-            GgmlType::Q8_0 => Some(QuantScheme::Q8_0),
-            GgmlType::Q4_0 => Some(QuantScheme::Q4_0),
-            GgmlType::Q4_1 => Some(QuantScheme::Q4_1),
+            GgmlType::Quant(s) => Some(s),
             _ => None,
         }
     }
@@ -413,35 +464,10 @@ pub fn to_f32(kind: GgmlType, data: &[u8]) -> Option<Vec<f32>> {
     })
 }
 
-/// A quantized tensor's blocks, deinterleaved into codes, scales and minimums (the values as
-/// they are: scales and minimums are f16 in the file and exact in f32).
+/// A quantized tensor's blocks in the chunks the kernels read (see `ops::quant`); `None` for
+/// other types or data that is not whole blocks.
 pub fn to_quant(kind: GgmlType, data: &[u8]) -> Option<QuantHost> {
-    let scheme = kind.scheme()?;
-    let (_, size) = kind.block()?;
-    let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
-    let blocks = data.len() / size;
-    let mut q = QuantHost {
-        scheme,
-        codes: Vec::with_capacity(blocks * scheme.words_per_block()),
-        scales: Vec::with_capacity(blocks),
-        mins: Vec::new(),
-    };
-    for block in data.chunks_exact(size) {
-        q.scales.push(f16(&block[0..2]));
-        let codes = match scheme {
-            QuantScheme::Q4_1 => {
-                q.mins.push(f16(&block[2..4]));
-                &block[4..]
-            }
-            _ => &block[2..],
-        };
-        q.codes.extend(
-            codes
-                .chunks_exact(4)
-                .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
-        );
-    }
-    Some(q)
+    crate::ops::quant::from_ggml_blocks(kind.scheme()?, data)
 }
 
 /// The Hugging Face style `config.json` of a GGUF file's metadata (the families whose GGUF

@@ -182,18 +182,11 @@ fn upload_block(
     match scheme.filter(|_| k.is_multiple_of(QUANT_BLOCK)) {
         Some(scheme) => {
             let q = ops::quantize(scheme, data, k)?;
-            let words = k / QUANT_BLOCK * scheme.words_per_block();
-            let scales = ExpertStack::scales_of(&q);
-            let per_block = scales.len() / q.scales.len().max(1);
+            let words = k / QUANT_BLOCK * scheme.record_words();
+            let records = ExpertStack::records_of(&q);
             Ok(ExpertStack::Quant {
                 scheme,
-                codes: GpuTensor::from_u32(ctx, name, &[n, rows, words], &q.codes)?,
-                scales: GpuTensor::from_f32(
-                    ctx,
-                    &format!("{name} scales"),
-                    &[n, rows, per_block * k / QUANT_BLOCK],
-                    &scales,
-                )?,
+                records: GpuTensor::from_u32(ctx, name, &[n, rows, words], &records)?,
             })
         }
         None => Ok(ExpertStack::F32(GpuTensor::from_f32(
@@ -202,29 +195,26 @@ fn upload_block(
     }
 }
 
-/// The blocks of one stacked matrix as one stack (their codes and scales split alike).
+/// The blocks of one stacked matrix as one stack.
 fn join_blocks(label: &str, blocks: Vec<ExpertStack>) -> Result<ExpertStack> {
     let mut values = Vec::new();
-    let (mut codes, mut scales, mut scheme) = (Vec::new(), Vec::new(), None);
+    let (mut records, mut scheme) = (Vec::new(), None);
     for block in blocks {
         match block {
             ExpertStack::F32(t) => values.push(t),
             ExpertStack::Quant {
                 scheme: s,
-                codes: c,
-                scales: sc,
+                records: r,
             } => {
                 scheme = Some(s);
-                codes.push(c);
-                scales.push(sc);
+                records.push(r);
             }
         }
     }
     Ok(match scheme {
         Some(scheme) if values.is_empty() => ExpertStack::Quant {
             scheme,
-            codes: GpuTensor::from_row_blocks(label, codes)?,
-            scales: GpuTensor::from_row_blocks(&format!("{label} scales"), scales)?,
+            records: GpuTensor::from_row_blocks(label, records)?,
         },
         _ => ExpertStack::F32(GpuTensor::from_row_blocks(label, values)?),
     })

@@ -42,20 +42,6 @@ fn is_quantized_matrix(name: &str, shape: &[usize], tied: bool) -> bool {
         && (tied || !name.contains("embed_tokens"))
 }
 
-/// llama.cpp's block bytes of `q` (see the module doc).
-fn blocks_of(q: &crate::ops::QuantHost) -> Vec<u8> {
-    let words = q.scheme.words_per_block();
-    let mut out = Vec::new();
-    for (b, codes) in q.codes.chunks(words).enumerate() {
-        out.extend(half::f16::from_f32(q.scales[b]).to_le_bytes());
-        if q.scheme.has_min() {
-            out.extend(half::f16::from_f32(q.mins[b]).to_le_bytes());
-        }
-        out.extend(codes.iter().flat_map(|w| w.to_le_bytes()));
-    }
-    out
-}
-
 /// Writes the model directory `dir` to `out` with its matrices in `scheme`.
 pub fn quantize_dir(dir: &Path, scheme: QuantScheme, out: &Path) -> Result<QuantizeReport> {
     let (config, mut file) = open_dir(dir)?;
@@ -94,7 +80,11 @@ pub fn quantize_dir(dir: &Path, scheme: QuantScheme, out: &Path) -> Result<Quant
         if is_quantized_matrix(&info.name, &info.shape, config.tie_embeddings) {
             let values = file.take_matrix(&info.name, &info.shape)?.into_f32();
             let q = quantize(scheme, &values, info.shape[1])?;
-            let blocks = blocks_of(&q);
+            let blocks = crate::ops::quant::to_ggml_blocks(&q).ok_or_else(|| Error::Invalid {
+                what: "quantize format".into(),
+                expected: "q8_0, q4_0 or q4_1".into(),
+                found: scheme.name().into(),
+            })?;
             let row = blocks.len() / info.shape[0];
             tensors.push((
                 info.name.clone(),

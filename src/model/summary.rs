@@ -269,9 +269,9 @@ pub fn summarize(
                 && wanted.fits_row(t.shape[1]);
             let format = if matrix { wanted } else { WeightFormat::F32 };
             let gpu_bytes = (numel as f64 * format.bytes_per_weight()) as u64;
-            // The largest binding: the codes of a quantized matrix (its scales are apart).
+            // The largest binding: the records of a quantized matrix.
             let binding_bytes = match format {
-                WeightFormat::Quant(s) => numel * 4 * s.words_per_block() as u64 / 32,
+                WeightFormat::Quant(s) => numel * s.gpu_block_bytes() as u64 / 32,
                 _ => gpu_bytes,
             };
             TensorSummary {

@@ -773,7 +773,11 @@ impl WeightFile {
         let data = self.shards[shard_index].read(at, len)?.into_owned();
         let unsupported = |what: String| match stored {
             Stored::Safetensors(_) => self.err(name, "dtype F32, F16 or BF16", what),
-            Stored::Ggml(_) => self.err(name, "type f32, f16, bf16, q8_0, q4_0 or q4_1", what),
+            Stored::Ggml(_) => self.err(
+                name,
+                format!("type {}", super::gguf::GgmlType::supported_names()),
+                what,
+            ),
         };
         let matrix = match stored {
             Stored::Safetensors(dtype) => HostMatrix::F32(match dtype {
@@ -795,12 +799,9 @@ impl WeightFile {
                 Some(_) => HostMatrix::Quant(
                     super::gguf::to_quant(kind, &data).ok_or_else(|| unsupported(kind.name()))?,
                 ),
-                None => HostMatrix::F32(super::gguf::to_f32(kind, &data).ok_or_else(|| {
-                    unsupported(format!(
-                        "{} (k-quants and others are not read)",
-                        kind.name()
-                    ))
-                })?),
+                None => HostMatrix::F32(
+                    super::gguf::to_f32(kind, &data).ok_or_else(|| unsupported(kind.name()))?,
+                ),
             },
         };
         let finite = match &matrix {

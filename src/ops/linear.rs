@@ -16,7 +16,7 @@ pub enum WeightFormat {
     F32,
     /// 16-bit floats (adapters with shader-f16).
     F16,
-    /// Blocks of 32 quantized weights.
+    /// Blocks of quantized weights.
     Quant(QuantScheme),
 }
 
@@ -59,10 +59,10 @@ impl WeightFormat {
     }
 
     /// Whether a matrix whose rows are `k` long can be stored in it (quantized rows are whole
-    /// blocks of 32).
+    /// blocks of the format: 32 weights, 256 for the K-quants).
     pub fn fits_row(self, k: usize) -> bool {
         match self {
-            WeightFormat::Quant(_) => k > 0 && k.is_multiple_of(super::quant::QUANT_BLOCK),
+            WeightFormat::Quant(s) => k > 0 && k.is_multiple_of(s.row_multiple()),
             _ => true,
         }
     }

@@ -32,49 +32,39 @@ pub struct MoeParams {
     pub _pad: u32,
 }
 
-/// One stacked expert matrix `[experts, rows, k]`: f32 values, or q8_0/q4_0/q4_1 blocks (codes
-/// `[experts, rows, k/32 · words]` u32 and scales `[experts, rows, k/32]` f32, the layout of
-/// `ops::quant`; for q4_1 each block's scale and minimum side by side, `[experts, rows,
-/// 2·k/32]`, so the kernels need no binding more), whole or split into blocks of whole experts
-/// (codes and scales alike).
+/// One stacked expert matrix `[experts, rows, k]`: f32 values, or quantized chunks in any
+/// format (records `[experts, rows, k/32 · record_words]` u32, rows in order, the records of
+/// `ops::quant`), whole or split into blocks of whole experts.
 #[derive(Clone, Debug)]
 pub enum ExpertStack {
     /// f32 values.
     F32(GpuTensor),
-    /// Quantized blocks (q8_0, q4_0 or q4_1).
+    /// Quantized chunks.
     Quant {
-        /// The scheme.
+        /// The format.
         scheme: QuantScheme,
-        /// The codes.
-        codes: GpuTensor,
-        /// The scales (and for q4_1 the minimums, each beside its scale).
-        scales: GpuTensor,
+        /// `[experts, rows, k/32 · record_words]` u32.
+        records: GpuTensor,
     },
 }
 
 impl ExpertStack {
-    /// The scales of `q` as a quantized stack holds them: for q4_1 each block's minimum after
-    /// its scale (`[.., 2·k/32]`), else the scales (`[.., k/32]`).
-    pub fn scales_of(q: &crate::ops::QuantHost) -> Vec<f32> {
-        match q.scheme.has_min() {
-            true => q
-                .scales
-                .iter()
-                .zip(&q.mins)
-                .flat_map(|(d, m)| [*d, *m])
-                .collect(),
-            false => q.scales.clone(),
+    /// The records of `q` (chunks in row order), as a quantized stack holds them.
+    pub fn records_of(q: &crate::ops::QuantHost) -> Vec<u32> {
+        let mut out = Vec::with_capacity(q.chunks() * q.scheme.record_words());
+        for c in 0..q.chunks() {
+            q.record(c, &mut out);
         }
+        out
     }
 
     /// `[experts, rows, k]`.
     pub fn shape(&self) -> Vec<usize> {
         match self {
             ExpertStack::F32(t) => t.shape().to_vec(),
-            ExpertStack::Quant { scheme, scales, .. } => {
-                let s = scales.shape();
-                let per_block = if scheme.has_min() { 2 } else { 1 };
-                vec![s[0], s[1], s[2] / per_block * QUANT_BLOCK]
+            ExpertStack::Quant { scheme, records } => {
+                let s = records.shape();
+                vec![s[0], s[1], s[2] / scheme.record_words() * QUANT_BLOCK]
             }
         }
     }
@@ -83,7 +73,7 @@ impl ExpertStack {
     pub fn bytes(&self) -> u64 {
         match self {
             ExpertStack::F32(t) => t.bytes(),
-            ExpertStack::Quant { codes, scales, .. } => codes.bytes() + scales.bytes(),
+            ExpertStack::Quant { records, .. } => records.bytes(),
         }
     }
 
@@ -95,21 +85,16 @@ impl ExpertStack {
         }
     }
 
-    /// `(first expert, experts, values or codes, scales)` per block.
-    fn blocks(&self) -> Vec<(usize, usize, GpuTensor, Option<GpuTensor>)> {
-        match self {
-            ExpertStack::F32(t) => t
-                .row_blocks()
-                .into_iter()
-                .map(|(first, b)| (first, b.shape()[0], b, None))
-                .collect(),
-            ExpertStack::Quant { codes, scales, .. } => codes
-                .row_blocks()
-                .into_iter()
-                .zip(scales.row_blocks())
-                .map(|((first, c), (_, s))| (first, c.shape()[0], c, Some(s)))
-                .collect(),
-        }
+    /// `(first expert, experts, values or records)` per block.
+    fn blocks(&self) -> Vec<(usize, usize, GpuTensor)> {
+        let t = match self {
+            ExpertStack::F32(t) => t,
+            ExpertStack::Quant { records, .. } => records,
+        };
+        t.row_blocks()
+            .into_iter()
+            .map(|(first, b)| (first, b.shape()[0], b))
+            .collect()
     }
 }
 
@@ -243,18 +228,7 @@ pub fn moe_ffn(
         ];
         let params = Some(bytemuck::bytes_of(&params));
         let constants = pass_constants(experts.act, one_token, experts.gate.scheme());
-        match (gate, up) {
-            ((g, Some(gs)), (u, Some(us))) => batch.dispatch(
-                gate_up,
-                constants,
-                params,
-                &[x, &plan, g, gs, u, us, &h],
-                wg,
-            )?,
-            ((g, _), (u, _)) => {
-                batch.dispatch(gate_up, constants, params, &[x, &plan, g, u, &h], wg)?
-            }
-        }
+        batch.dispatch(gate_up, constants, params, &[x, &plan, gate, up, &h], wg)?;
     }
     for (first, count, _, _, down) in &blocks {
         params.first_expert = as_u32(OP, "first expert", *first)?;
@@ -266,14 +240,7 @@ pub fn moe_ffn(
         ];
         let params = Some(bytemuck::bytes_of(&params));
         let constants = pass_constants(experts.act, one_token, experts.down.scheme());
-        match down {
-            (w, Some(s)) => {
-                batch.dispatch(down_kernel, constants, params, &[&h, &plan, w, s, &yk], wg)?
-            }
-            (w, None) => {
-                batch.dispatch(down_kernel, constants, params, &[&h, &plan, w, &yk], wg)?
-            }
-        }
+        batch.dispatch(down_kernel, constants, params, &[&h, &plan, down, &yk], wg)?;
     }
     let y = GpuTensor::scratch(ctx, "experts", &[tokens, d], DType::F32)?;
     let wg = grid(ctx, OP, ((tokens * d) as u64).div_ceil(64))?;
@@ -290,67 +257,20 @@ pub fn moe_ffn(
 /// The kernels' constants: the activation, and one token per pass where there is one token
 /// (decode: each expert in use has exactly one), so no work goes to padding; else the shader's
 /// 4 (measured on lavapipe with the DeepSeek-V2-Lite slice, prompt 32: prefill 10.3 tok/s with
-/// 8 tokens per pass, 12.2 with 4, 12.0 with 2).
-/// The quantized kernels read q4_0 blocks with `Q4`, q4_1 ones with `Q4` and `HAS_MIN`.
+/// 8 tokens per pass, 12.2 with 4, 12.0 with 2); and a quantized stack's format.
 fn pass_constants(
     act: GateAct,
     one_token: bool,
     scheme: Option<QuantScheme>,
 ) -> crate::gpu::pipeline::Constants {
-    type C = crate::gpu::pipeline::Constants;
-    const ONE: (&str, f64) = ("TOKENS_PER_PASS", 1.0);
-    const Q4: (&str, f64) = ("Q4", 1.0);
-    const MIN: (&str, f64) = ("HAS_MIN", 1.0);
-    // [act][one token][f32 or q8_0, q4_0, q4_1]
-    const TABLE: [[[C; 3]; 2]; 3] = [
-        [
-            [
-                &[("ACT", 0.0)],
-                &[("ACT", 0.0), Q4],
-                &[("ACT", 0.0), Q4, MIN],
-            ],
-            [
-                &[("ACT", 0.0), ONE],
-                &[("ACT", 0.0), ONE, Q4],
-                &[("ACT", 0.0), ONE, Q4, MIN],
-            ],
-        ],
-        [
-            [
-                &[("ACT", 1.0)],
-                &[("ACT", 1.0), Q4],
-                &[("ACT", 1.0), Q4, MIN],
-            ],
-            [
-                &[("ACT", 1.0), ONE],
-                &[("ACT", 1.0), ONE, Q4],
-                &[("ACT", 1.0), ONE, Q4, MIN],
-            ],
-        ],
-        [
-            [
-                &[("ACT", 2.0)],
-                &[("ACT", 2.0), Q4],
-                &[("ACT", 2.0), Q4, MIN],
-            ],
-            [
-                &[("ACT", 2.0), ONE],
-                &[("ACT", 2.0), ONE, Q4],
-                &[("ACT", 2.0), ONE, Q4, MIN],
-            ],
-        ],
-    ];
-    let kind = match scheme {
-        None | Some(QuantScheme::Q8_0) => 0,
-        Some(QuantScheme::Q4_0) => 1,
-        Some(QuantScheme::Q4_1) => 2,
-    };
-    let row = match act {
-        GateAct::Silu => 0,
-        GateAct::Gelu => 1,
-        GateAct::GeluTanh => 2,
-    };
-    TABLE[row][one_token as usize][kind]
+    let mut own = vec![("ACT", super::quant_weight::act_id(act))];
+    if one_token {
+        own.push(("TOKENS_PER_PASS", 1.0));
+    }
+    match scheme {
+        Some(s) => super::quant_weight::format_constants(s, &own),
+        None => crate::gpu::pipeline::intern(&own),
+    }
 }
 
 /// Rows per invocation of the one-token quantized experts kernels (`EXPERT_ROWS`).
@@ -359,12 +279,9 @@ const EXPERT_ROWS: usize = 4;
 /// The experts kernels sort at most this many experts (one workgroup invocation each).
 pub const MAX_EXPERTS: usize = 256;
 
-/// A block's values or codes, and its scales when quantized.
-type StackBlock = (GpuTensor, Option<GpuTensor>);
-
 /// `(first expert, experts, gate, up, down)` per block of the stacked matrices, which must be
 /// split alike.
-type ExpertBlock = (usize, usize, StackBlock, StackBlock, StackBlock);
+type ExpertBlock = (usize, usize, GpuTensor, GpuTensor, GpuTensor);
 
 fn expert_blocks(experts: &Experts) -> Result<Vec<ExpertBlock>> {
     let (g, u, d) = (
@@ -377,7 +294,7 @@ fn expert_blocks(experts: &Experts) -> Result<Vec<ExpertBlock>> {
         && g.iter()
             .zip(&u)
             .zip(&d)
-            .all(|(((a, x, ..), (b, y, ..)), (c, z, ..))| a == b && b == c && x == y && y == z);
+            .all(|(((a, x, _), (b, y, _)), (c, z, _))| a == b && b == c && x == y && y == z);
     if !alike {
         return Err(shape_err(
             "moe_ffn",
@@ -389,8 +306,6 @@ fn expert_blocks(experts: &Experts) -> Result<Vec<ExpertBlock>> {
     Ok(g.into_iter()
         .zip(u)
         .zip(d)
-        .map(|(((first, n, gv, gs), (_, _, uv, us)), (_, _, dv, ds))| {
-            (first, n, (gv, gs), (uv, us), (dv, ds))
-        })
+        .map(|(((first, n, gv), (_, _, uv)), (_, _, dv))| (first, n, gv, uv, dv))
         .collect())
 }

@@ -1,20 +1,22 @@
-//! Block-quantized weight matrices on the GPU and the kernels that read them: the products
-//! `x·Wᵀ` (one row: `matvec_quant` of `matmul_q8.wgsl` or `matmul_q4.wgsl`, with or without
-//! subgroups; several: the tiled `matmul_nt_q8`/`matmul_nt_q4`), the fused gated product of one
-//! row (`matvec_glu_quant`), and the embedding gather of a tied table.
+//! Block-quantized weight matrices on the GPU and the kernels that read them, every format
+//! through one set of kernels (`matmul_quant.wgsl`, its format's decoder chosen by pipeline
+//! constants): the products `x·Wᵀ` (one row: `matvec_quant`, with or without subgroups;
+//! several: the tiled `matmul_nt_quant`), the fused gated product of one row
+//! (`matvec_glu_quant`), and the embedding gather of a tied table.
 //!
-//! On the GPU the blocks of `quant.rs` are laid out in tiles of [`TILE_ROWS`] rows: tile `t`
-//! holds rows `32t..32t + 31`, block by block, the 32 rows' block `b` side by side (slot
-//! `(t · blocks + b) · 32 + row % 32`), the last tile padded with zero rows. Codes, scales and
-//! minimums share the slots. The matrix-vector kernels read a tile's rows together, so each
-//! step reads 32 neighbouring blocks: one stream of memory where whole rows would be 32 (26%
-//! less time for a q4_0 token's products on lavapipe, whose prefetchers follow few streams), and
-//! coalesced loads on a GPU. The files keep llama.cpp's row order; tiles are built at upload.
+//! On the GPU the chunks of `quant/mod.rs` are records (codes, scales, minimums) laid out in
+//! tiles of [`TILE_ROWS`] rows: tile `t` holds rows `32t..32t + 31`, chunk by chunk, the 32
+//! rows' chunk `b` side by side (slot `(t · chunks + b) · 32 + row % 32`), the last tile padded
+//! with zero rows. The matrix-vector kernels read a tile's rows together, so each step reads 32
+//! neighbouring records: one stream of memory where whole rows would be 32 (26% less time for
+//! a q4_0 token's products on lavapipe, whose prefetchers follow few streams), and coalesced
+//! loads on a GPU. The files keep llama.cpp's row order; tiles are built at upload.
 
 use super::expect_rank;
 use super::matmul::{block_params, GateAct};
 use super::quant::{quantize, QuantHost, QuantScheme, QUANT_BLOCK};
 use crate::error::{shape_err, Error, Result};
+use crate::gpu::pipeline::{intern, Constants};
 use crate::gpu::split::{piece_rows, rows_per_block};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor, Kernel};
 use crate::shaders;
@@ -34,16 +36,12 @@ struct QuantBlock {
     first: usize,
     /// Its rows (the tiles hold them padded to a multiple of [`TILE_ROWS`]).
     rows: usize,
-    /// `[tiles · 32, k/32 · words_per_block]` u32.
-    codes: GpuTensor,
-    /// `[tiles · 32, k/32]` f32.
-    scales: GpuTensor,
-    /// `[tiles · 32, k/32]` f32 (q4_1), else none.
-    mins: Option<GpuTensor>,
+    /// `[tiles · 32, k/32 · record_words]` u32.
+    records: GpuTensor,
 }
 
-/// A weight matrix `[n, k]` on the GPU in a block-quantized scheme: its row blocks (one, or
-/// several past the binding limit), each in tiles of codes, scales and minimums.
+/// A weight matrix `[n, k]` on the GPU in a block-quantized format: its row blocks (one, or
+/// several past the binding limit), each in tiles of records.
 #[derive(Clone, Debug)]
 pub struct QuantWeight {
     scheme: QuantScheme,
@@ -52,47 +50,24 @@ pub struct QuantWeight {
     blocks: Vec<QuantBlock>,
 }
 
-/// The first `rows` rows of `host` (rows of `k` weights) in tiles: codes, scales and minimums
-/// (empty without them), zero past the last row.
-fn tiles_of(host: &QuantHost, k: usize, rows: usize) -> (Vec<u32>, Vec<f32>, Vec<f32>) {
-    let words = host.scheme.words_per_block();
-    let blocks = k / QUANT_BLOCK;
-    let slots = rows.div_ceil(TILE_ROWS) * TILE_ROWS * blocks;
-    let mut codes = vec![0u32; slots * words];
-    let mut scales = vec![0f32; slots];
-    let mut mins = vec![0f32; if host.scheme.has_min() { slots } else { 0 }];
+/// The first `rows` rows of `host` (rows of `k` weights) in tiles of records, zero past the
+/// last row.
+fn tiles_of(host: &QuantHost, k: usize, rows: usize) -> Vec<u32> {
+    let words = host.scheme.record_words();
+    let chunks = k / QUANT_BLOCK;
+    let slots = rows.div_ceil(TILE_ROWS) * TILE_ROWS * chunks;
+    let mut records = vec![0u32; slots * words];
+    let mut record = Vec::with_capacity(words);
     for r in 0..rows {
         let (tile, lane) = (r / TILE_ROWS, r % TILE_ROWS);
-        for b in 0..blocks {
-            let from = r * blocks + b;
-            let to = (tile * blocks + b) * TILE_ROWS + lane;
-            codes[to * words..(to + 1) * words]
-                .copy_from_slice(&host.codes[from * words..(from + 1) * words]);
-            scales[to] = host.scales[from];
-            if let Some(m) = mins.get_mut(to) {
-                *m = host.mins[from];
-            }
+        for b in 0..chunks {
+            let to = (tile * chunks + b) * TILE_ROWS + lane;
+            record.clear();
+            host.record(r * chunks + b, &mut record);
+            records[to * words..(to + 1) * words].copy_from_slice(&record);
         }
     }
-    (codes, scales, mins)
-}
-
-/// Rows `rows` of `host` (rows of `k` weights), copied.
-fn host_rows(host: &QuantHost, k: usize, rows: std::ops::Range<usize>) -> QuantHost {
-    let blocks = k / QUANT_BLOCK;
-    let words = host.scheme.words_per_block();
-    let (a, b) = (rows.start * blocks, rows.end * blocks);
-    let slice = |v: &[f32]| v.get(a..b).unwrap_or_default().to_vec();
-    QuantHost {
-        scheme: host.scheme,
-        codes: host
-            .codes
-            .get(a * words..b * words)
-            .unwrap_or_default()
-            .to_vec(),
-        scales: slice(&host.scales),
-        mins: slice(&host.mins),
-    }
+    records
 }
 
 impl QuantWeight {
@@ -106,17 +81,18 @@ impl QuantWeight {
         limit: u64,
     ) -> Result<Self> {
         let scheme = host.scheme;
-        let expected = shape[0] * (shape[1] / QUANT_BLOCK);
-        if host.scales.len() != expected {
+        let chunks = shape[1] / QUANT_BLOCK;
+        let expected = shape[0] * chunks;
+        if !host.holds(expected) {
             return Err(shape_err(
                 "upload",
-                format!("{} blocks for '{label}'", scheme.name()),
-                format!("{expected} blocks of {shape:?}"),
-                format!("{} scales", host.scales.len()),
+                format!("{} chunks for '{label}'", scheme.name()),
+                format!("{expected} chunks of {shape:?}"),
+                format!("{} chunks", host.chunks()),
             ));
         }
         Self::upload_from(ctx, label, shape, scheme, limit, |rows| {
-            Ok(host_rows(host, shape[1], rows))
+            Ok(host.slice(rows.start * chunks..rows.end * chunks))
         })
     }
 
@@ -133,8 +109,20 @@ impl QuantWeight {
         mut piece: impl FnMut(std::ops::Range<usize>) -> Result<QuantHost>,
     ) -> Result<Self> {
         let [n, k] = shape;
-        let blocks = k / QUANT_BLOCK;
-        let words = scheme.words_per_block();
+        if !k.is_multiple_of(scheme.row_multiple()) {
+            return Err(shape_err(
+                "upload",
+                format!("row length of '{label}'"),
+                format!(
+                    "a multiple of {} for {}",
+                    scheme.row_multiple(),
+                    scheme.name()
+                ),
+                k,
+            ));
+        }
+        let chunks = k / QUANT_BLOCK;
+        let words = scheme.record_words();
         let per_block = tile_rows_per_block(label, scheme, shape, limit)?;
         // Pieces of about PIECE_BYTES of f32 values: what a piece quantized at load is read as.
         let step = piece_rows(k * 4, TILE_ROWS);
@@ -147,49 +135,30 @@ impl QuantWeight {
                 false => format!("[{first}..{}]", first + rows),
             };
             let padded = rows.div_ceil(TILE_ROWS) * TILE_ROWS;
-            let small = [padded, blocks];
-            let tensor = |what: &str| {
-                GpuTensor::empty(ctx, &format!("{label} {what}{suffix}"), &small, DType::F32)
-            };
-            let codes_shape = scheme.codes_shape(padded, k);
+            let shape = scheme.records_shape(padded, k);
             let block = QuantBlock {
                 first,
                 rows,
-                codes: GpuTensor::empty(ctx, &format!("{name}{suffix}"), &codes_shape, DType::U32)?,
-                scales: tensor("scales")?,
-                mins: match scheme.has_min() {
-                    true => Some(tensor("mins")?),
-                    false => None,
-                },
+                records: GpuTensor::empty(ctx, &format!("{name}{suffix}"), &shape, DType::U32)?,
             };
             for at in (0..rows).step_by(step) {
                 let end = (at + step).min(rows);
                 let host = piece(first + at..first + end)?;
-                let expected = (end - at) * blocks;
-                if host.scheme != scheme
-                    || host.scales.len() != expected
-                    || host.codes.len() != expected * words
-                    || host.mins.len() != if scheme.has_min() { expected } else { 0 }
-                {
+                let expected = (end - at) * chunks;
+                if host.scheme != scheme || !host.holds(expected) {
                     return Err(shape_err(
                         "upload",
                         format!("rows {}..{} of '{label}'", first + at, first + end),
-                        format!("{expected} {} blocks", scheme.name()),
-                        format!("{} {} scales", host.scales.len(), host.scheme.name()),
+                        format!("{expected} {} chunks", scheme.name()),
+                        format!("{} {} chunks", host.chunks(), host.scheme.name()),
                     ));
                 }
                 // Pieces are whole tiles, so the slots of a piece follow the previous piece's.
-                let slot = at * blocks;
-                let (codes, scales, mins) = tiles_of(&host, k, end - at);
+                let slot = at * chunks;
+                let records = tiles_of(&host, k, end - at);
                 block
-                    .codes
-                    .write_piece(ctx, slot * words, bytemuck::cast_slice(&codes))?;
-                block
-                    .scales
-                    .write_piece(ctx, slot, bytemuck::cast_slice(&scales))?;
-                if let Some(m) = &block.mins {
-                    m.write_piece(ctx, slot, bytemuck::cast_slice(&mins))?;
-                }
+                    .records
+                    .write_piece(ctx, slot * words, bytemuck::cast_slice(&records))?;
                 ctx.release_uploads();
             }
             out.push(block);
@@ -237,9 +206,7 @@ impl QuantWeight {
             blocks.push(QuantBlock {
                 first: row,
                 rows,
-                codes: block.codes.clone().labelled(&name(scheme.name())),
-                scales: block.scales.clone().labelled(&name("scales")),
-                mins: block.mins.clone().map(|m| m.labelled(&name("mins"))),
+                records: block.records.clone().labelled(&name(scheme.name())),
             });
             row += rows;
         }
@@ -276,22 +243,22 @@ impl QuantWeight {
         self.blocks.len()
     }
 
-    /// Its row blocks: `(first row, rows, codes, scales, minimums)`, the scales standing in for
-    /// the minimums of a scheme without them (the kernels bind them and never read them).
-    fn blocks(&self) -> impl Iterator<Item = (usize, usize, &GpuTensor, &GpuTensor, &GpuTensor)> {
-        self.blocks.iter().map(|b| {
-            let mins = b.mins.as_ref().unwrap_or(&b.scales);
-            (b.first, b.rows, &b.codes, &b.scales, mins)
-        })
+    /// Its row blocks: `(first row, rows, records)`.
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize, &GpuTensor)> {
+        self.blocks.iter().map(|b| (b.first, b.rows, &b.records))
     }
 
-    /// The pipeline constants of its kernels.
-    fn constants(&self) -> &'static [(&'static str, f64)] {
-        match self.scheme.has_min() {
-            true => &[("HAS_MIN", 1.0)],
-            false => &[],
-        }
+    /// The pipeline constants of its kernels: its format's, then `extra`.
+    fn constants(&self, extra: &[(&'static str, f64)]) -> Constants {
+        format_constants(self.scheme, extra)
     }
+}
+
+/// The pipeline constants of a kernel reading `scheme`: the format's, then `extra`.
+pub(crate) fn format_constants(scheme: QuantScheme, extra: &[(&'static str, f64)]) -> Constants {
+    let mut all = scheme.constants().to_vec();
+    all.extend_from_slice(extra);
+    intern(&all)
 }
 
 /// Rows per row block of a quantized `[n, k]` within `limit` bytes of codes: whole tiles, or
@@ -303,13 +270,13 @@ fn tile_rows_per_block(
     limit: u64,
 ) -> Result<usize> {
     let padded = n.div_ceil(TILE_ROWS).max(1) * TILE_ROWS;
-    let codes_shape = scheme.codes_shape(padded, k);
-    let fit = rows_per_block(label, &codes_shape, DType::U32, limit)?;
+    let records_shape = scheme.records_shape(padded, k);
+    let fit = rows_per_block(label, &records_shape, DType::U32, limit)?;
     if fit >= padded {
         return Ok(n.max(1));
     }
     if fit < TILE_ROWS {
-        let tile = scheme.codes_shape(TILE_ROWS, k);
+        let tile = scheme.records_shape(TILE_ROWS, k);
         return Err(Error::BufferTooLarge {
             label: format!("{label} {}", scheme.name()),
             bytes: (tile[0] * tile[1] * 4) as u64,
@@ -337,17 +304,13 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
         ));
     }
     let c = GpuTensor::scratch(batch.ctx(), OP, &[m, n], DType::F32)?;
-    let q8 = w.scheme == QuantScheme::Q8_0;
-    let shared = shares_activations(batch);
-    let (kernel, tiled): (&Kernel, bool) = match (m, q8, shared) {
-        (1, true, false) => (&shaders::MATVEC_Q8, false),
-        (1, true, true) => (&shaders::MATVEC_Q8_SUBGROUP, false),
-        (1, false, false) => (&shaders::MATVEC_Q4, false),
-        (1, false, true) => (&shaders::MATVEC_Q4_SUBGROUP, false),
-        (_, true, _) => (&shaders::MATMUL_NT_Q8, true),
-        (_, false, _) => (&shaders::MATMUL_NT_Q4, true),
+    let (kernel, tiled): (&Kernel, bool) = match (m, shares_activations(batch)) {
+        (1, false) => (&shaders::MATVEC_QUANT, false),
+        (1, true) => (&shaders::MATVEC_QUANT_SUBGROUP, false),
+        _ => (&shaders::MATMUL_NT_QUANT, true),
     };
-    for (first, rows, codes, scales, mins) in w.blocks() {
+    let constants = w.constants(&[]);
+    for (first, rows, records) in w.blocks() {
         let params = block_params(OP, (m, rows, k), n, first)?;
         let wg = match tiled {
             true => super::workgroups(
@@ -364,16 +327,7 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
             )?,
         };
         let params = Some(bytemuck::bytes_of(&params));
-        match q8 {
-            true => batch.dispatch(kernel, &[], params, &[x, codes, scales, &c], wg)?,
-            false => batch.dispatch(
-                kernel,
-                w.constants(),
-                params,
-                &[x, codes, scales, mins, &c],
-                wg,
-            )?,
-        }
+        batch.dispatch(kernel, constants, params, &[x, records, &c], wg)?;
     }
     Ok(c)
 }
@@ -396,7 +350,7 @@ pub fn matvec_glu_quant(
     const OP: &str = "matvec_glu (quantized weights)";
     let rows = |w: &QuantWeight| {
         w.blocks()
-            .map(|(first, rows, ..)| (first, rows))
+            .map(|(first, rows, _)| (first, rows))
             .collect::<Vec<_>>()
     };
     let fits = x.shape().len() == 2
@@ -411,49 +365,27 @@ pub fn matvec_glu_quant(
     }
     let [n, k] = gate.shape;
     let c = GpuTensor::scratch(batch.ctx(), OP, &[1, n], DType::F32)?;
-    let constants = glu_constants(act, gate.scheme.has_min());
-    for ((first, rows, gc, gs, gm), (.., uc, us, um)) in gate.blocks().zip(up.blocks()) {
+    let constants = gate.constants(&[("ACT", act_id(act))]);
+    let kernel = match shares_activations(batch) {
+        true => &shaders::MATVEC_GLU_QUANT_SUBGROUP,
+        false => &shaders::MATVEC_GLU_QUANT,
+    };
+    for ((first, rows, g), (.., u)) in gate.blocks().zip(up.blocks()) {
         let params = block_params(OP, (1, rows, k), 0, first)?;
         let groups = (rows as u64).div_ceil(64 * MV_ROWS);
         let wg = super::workgroups(batch.ctx(), OP, super::COLUMNS, [groups, 1, 1])?;
         let params = Some(bytemuck::bytes_of(&params));
-        let shared = shares_activations(batch);
-        match gate.scheme {
-            QuantScheme::Q8_0 => batch.dispatch(
-                match shared {
-                    true => &shaders::MATVEC_GLU_Q8_SUBGROUP,
-                    false => &shaders::MATVEC_GLU_Q8,
-                },
-                constants,
-                params,
-                &[x, gc, gs, uc, us, &c],
-                wg,
-            )?,
-            _ => batch.dispatch(
-                match shared {
-                    true => &shaders::MATVEC_GLU_Q4_SUBGROUP,
-                    false => &shaders::MATVEC_GLU_Q4,
-                },
-                constants,
-                params,
-                &[x, gc, gs, gm, uc, us, um, &c],
-                wg,
-            )?,
-        }
+        batch.dispatch(kernel, constants, params, &[x, g, u, &c], wg)?;
     }
     Ok(Some(c))
 }
 
-/// The pipeline constants of a gated product: the activation and whether blocks have minimums.
-fn glu_constants(act: GateAct, has_min: bool) -> crate::gpu::pipeline::Constants {
-    const MIN: (&str, f64) = ("HAS_MIN", 1.0);
-    match (act, has_min) {
-        (GateAct::Silu, false) => &[("ACT", 0.0)],
-        (GateAct::Gelu, false) => &[("ACT", 1.0)],
-        (GateAct::GeluTanh, false) => &[("ACT", 2.0)],
-        (GateAct::Silu, true) => &[("ACT", 0.0), MIN],
-        (GateAct::Gelu, true) => &[("ACT", 1.0), MIN],
-        (GateAct::GeluTanh, true) => &[("ACT", 2.0), MIN],
+/// The `ACT` constant of a gated product's activation (`prelude/gate_act.wgsl`).
+pub(crate) fn act_id(act: GateAct) -> f64 {
+    match act {
+        GateAct::Silu => 0.0,
+        GateAct::Gelu => 1.0,
+        GateAct::GeluTanh => 2.0,
     }
 }
 
@@ -470,11 +402,8 @@ pub fn embedding_quant(
     let n = ids.numel();
     let out = GpuTensor::scratch(batch.ctx(), OP, &[n, d], DType::F32)?;
     let wg = crate::gpu::batch::grid(batch.ctx(), OP, ((n * d) as u64).div_ceil(256))?;
-    let kernel = match table.scheme {
-        QuantScheme::Q8_0 => &shaders::EMBEDDING_Q8,
-        _ => &shaders::EMBEDDING_Q4,
-    };
-    for (first, rows, codes, scales, mins) in table.blocks() {
+    let constants = table.constants(&[]);
+    for (first, rows, records) in table.blocks() {
         let params = super::embedding::EmbeddingParams {
             tokens: super::as_u32(OP, "tokens", n)?,
             d: super::as_u32(OP, "width", d)?,
@@ -484,10 +413,10 @@ pub fn embedding_quant(
             _pad: [0; 3],
         };
         batch.dispatch(
-            kernel,
-            table.constants(),
+            &shaders::EMBEDDING_Q,
+            constants,
             Some(bytemuck::bytes_of(&params)),
-            &[codes, scales, mins, ids, &out],
+            &[records, ids, &out],
             wg,
         )?;
     }

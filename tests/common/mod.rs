@@ -4,6 +4,7 @@
 pub mod big_vocab;
 pub mod kernel_checks;
 pub mod numeric;
+pub mod quant_checks;
 pub mod sampling_checks;
 
 pub use numeric::*;

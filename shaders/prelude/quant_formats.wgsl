@@ -1,0 +1,134 @@
+// The block decoder of every quantized format (ops/quant/mod.rs): a chunk of 32 weights is one
+// record of RECORD u32, its WORDS code words, then HALVES scales, then (HAS_MIN) HALVES
+// minimums as f32 bits. Weight i of a chunk is d·(q - OFFSET) + m, with the scale d and
+// minimum m of its half (i / 16; both halves share them where HALVES is 1). The code planes by
+// WORDS (the code's bits):
+//   8  signed byte i % 4 of word i / 4 (q8_0)
+//   4  nibbles: byte i % 16 (word i % 16 / 4), low nibble for i < 16, else high
+//   5  the nibbles, and bit i of word 4 for bit 4
+//   6  the nibbles, and bits 2(i % 16) of word 4 + i / 16 for bits 4 and 5
+//   3  bits 2(i % 16) of word i / 16 for bits 0 and 1, and bit i of word 2 for bit 2
+//   2  bits 2(i % 16) of word i / 16
+// The constants come from QuantScheme::constants; every kernel that reads quantized weights is
+// written once over record_*() and quad_codes().
+
+override WORDS: u32 = 8u;
+override HALVES: u32 = 1u;
+override HAS_MIN: bool = false;
+override OFFSET: f32 = 0.0;
+
+// The longest record (q8_0: 8 code words and a scale).
+const MAX_RECORD: u32 = 9u;
+alias Record = array<u32, MAX_RECORD>;
+
+// u32 words of a record.
+fn record_words() -> u32 {
+    return WORDS + HALVES * select(1u, 2u, HAS_MIN);
+}
+
+// Bits 2(4t % 16) + 2j of `word`, j = 0..3: the 2-bit codes of quad t from its plane word.
+fn pair_quad(word: u32, t: u32) -> vec4<u32> {
+    let s = 8u * (t % 4u);
+    return (vec4<u32>(word) >> vec4<u32>(s, s + 2u, s + 4u, s + 6u)) & vec4<u32>(3u);
+}
+
+// Bits 4t + j of `word`, j = 0..3: the bit-plane codes of quad t.
+fn bit_quad(word: u32, t: u32) -> vec4<u32> {
+    let s = 4u * t;
+    return (vec4<u32>(word) >> vec4<u32>(s, s + 1u, s + 2u, s + 3u)) & vec4<u32>(1u);
+}
+
+// The codes of weights 4t..4t + 3 of record r, as f32 (q8_0 signed, the others unsigned, the
+// offset not yet taken). Converted from i32: a CPU rasteriser's SIMD converts signed integers
+// in one instruction and emulates the unsigned conversion.
+fn quad_codes(r: Record, t: u32) -> vec4<f32> {
+    if (WORDS == 8u) {
+        let v = bitcast<vec4<i32>>(vec4<u32>(r[t]) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+        return vec4<f32>(v);
+    }
+    var c: vec4<u32>;
+    if (WORDS >= 4u) {
+        let s = 4u * (t / 4u);
+        c = (vec4<u32>(r[t % 4u]) >> vec4<u32>(s, s + 8u, s + 16u, s + 24u)) & vec4<u32>(15u);
+        if (WORDS == 5u) {
+            c |= bit_quad(r[4u], t) << vec4<u32>(4u);
+        }
+        if (WORDS == 6u) {
+            c |= pair_quad(r[4u + t / 4u], t) << vec4<u32>(4u);
+        }
+    } else {
+        c = pair_quad(r[t / 4u], t);
+        if (WORDS == 3u) {
+            c |= bit_quad(r[2u], t) << vec4<u32>(2u);
+        }
+    }
+    return vec4<f32>(bitcast<vec4<i32>>(c));
+}
+
+// The scales of the record's halves (weights 0..15, 16..31).
+fn record_scales(r: Record) -> vec2<f32> {
+    return vec2<f32>(bitcast<f32>(r[WORDS]), bitcast<f32>(r[WORDS + HALVES - 1u]));
+}
+
+// The minimums of the record's halves, 0 without. (The indices are clamped to the record for
+// the formats without: the constant index of an unused branch must still be in range.)
+fn record_mins(r: Record) -> vec2<f32> {
+    if (HAS_MIN) {
+        let last = MAX_RECORD - 1u;
+        return vec2<f32>(bitcast<f32>(r[min(WORDS + HALVES, last)]),
+                         bitcast<f32>(r[min(WORDS + 2u * HALVES - 1u, last)]));
+    }
+    return vec2<f32>(0.0);
+}
+
+// What each half's Σ a multiplies when a chunk's sum is taken as d·Σ a·q + this·Σ a: the
+// minimum less OFFSET·d.
+fn record_lows(r: Record) -> vec2<f32> {
+    return record_mins(r) - OFFSET * record_scales(r);
+}
+
+// Quad t of record r dequantized as ops::dequantize does: d·(q - OFFSET), or fma(d, q, m) with
+// a minimum (the same values, bit for bit: d·(q - OFFSET) is exact in f32).
+fn quad_weights(r: Record, t: u32) -> vec4<f32> {
+    let h = t / 4u;
+    let d = vec4<f32>(record_scales(r)[h]);
+    let q = quad_codes(r, t);
+    if (HAS_MIN) {
+        return fma(d, q, vec4<f32>(record_mins(r)[h]));
+    }
+    return d * (q - vec4<f32>(OFFSET));
+}
+
+// The 32 weights of record r, dequantized (quad_weights).
+fn record_weights(r: Record) -> array<vec4<f32>, 8> {
+    var w: array<vec4<f32>, 8>;
+    for (var t = 0u; t < 8u; t++) {
+        w[t] = quad_weights(r, t);
+    }
+    return w;
+}
+
+// A chunk's part of a dot product with its 32 activations av (8 quads) whose halves sum to
+// `sums`: d·Σ a·q + (m - OFFSET·d)·Σ a per half, in f32.
+fn record_dot(av: array<vec4<f32>, 8>, sums: vec2<f32>, r: Record) -> f32 {
+    var lo = av[0] * quad_codes(r, 0u);
+    var hi = av[4] * quad_codes(r, 4u);
+    for (var t = 1u; t < 4u; t++) {
+        lo = fma(av[t], quad_codes(r, t), lo);
+        hi = fma(av[t + 4u], quad_codes(r, t + 4u), hi);
+    }
+    let dots = vec2<f32>((lo.x + lo.y) + (lo.z + lo.w), (hi.x + hi.y) + (hi.z + hi.w));
+    let d = record_scales(r);
+    let low = record_lows(r);
+    if (HALVES == 1u) {
+        return fma(d.x, dots.x + dots.y, low.x * (sums.x + sums.y));
+    }
+    return fma(d.x, dots.x, fma(d.y, dots.y, fma(low.x, sums.x, low.y * sums.y)));
+}
+
+// The sums of a chunk's activations' halves (what the minimums multiply).
+fn half_sums(av: array<vec4<f32>, 8>) -> vec2<f32> {
+    let lo = (av[0] + av[1]) + (av[2] + av[3]);
+    let hi = (av[4] + av[5]) + (av[6] + av[7]);
+    return vec2<f32>(dot(lo, vec4<f32>(1.0)), dot(hi, vec4<f32>(1.0)));
+}
