@@ -118,6 +118,10 @@ pub struct GenerateArgs {
     /// Model directory: this project's own, or a Hugging Face one as transformers saves it.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// A Hugging Face tokenizer.json to use instead of the model's own (a GGUF file's own is
+    /// its metadata's; a tokenizer.json beside it is used only when named here).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// The prompt (tokenized by the model's tokenizer.json, with BOS where it adds one).
     #[arg(long, default_value = "ROMEO:", conflicts_with = "prompt_ids")]
     pub prompt: String,

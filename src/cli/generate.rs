@@ -34,7 +34,10 @@ fn sampling(args: &GenerateArgs, defaults: &GenerationDefaults) -> SamplingConfi
 pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
     let (ctx, dir, model) = open_model(choice, &args.model)?;
     log::info!("generating on {}", ctx.name());
-    let tok = tokenizer::Tokenizer::for_model(&dir, model.config.vocab_size)?;
+    let tok = match &args.tokenizer {
+        Some(path) => tokenizer::Tokenizer::from_file(path)?,
+        None => tokenizer::Tokenizer::for_model(&dir, model.config.vocab_size)?,
+    };
     let defaults = GenerationDefaults::for_model(&dir)?;
     let prompt = match &args.prompt_ids {
         Some(ids) => ids.clone(),

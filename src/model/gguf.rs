@@ -444,6 +444,23 @@ pub fn parse_header(file: &str, head: &[u8], file_len: u64) -> Result<GgufHeader
     Ok(GgufHeader { metadata, tensors })
 }
 
+/// The tokens a GGUF file's metadata says generation ends at: `tokenizer.ggml.eos_token_id`
+/// and, where it names them, the end-of-turn and end-of-message tokens (`eot_token_id`,
+/// `eom_token_id`), in that order, each once.
+pub fn stop_token_ids(meta: &BTreeMap<String, Value>) -> Vec<u32> {
+    let mut ids = Vec::new();
+    for key in ["eos", "eot", "eom"] {
+        let id = meta
+            .get(&format!("tokenizer.ggml.{key}_token_id"))
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok());
+        if let Some(id) = id.filter(|id| !ids.contains(id)) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
 /// The values of a tensor's `data` of type `kind` as f32 (quantized blocks dequantized as the
 /// kernels do).
 pub fn to_f32(kind: GgmlType, data: &[u8]) -> Option<Vec<f32>> {
@@ -535,9 +552,7 @@ pub fn hf_config(
     if let Ok(head_dim) = int("attention.key_length") {
         config["head_dim"] = head_dim.into();
     }
-    if model_type == "qwen2" {
-        config["attention_bias"] = true.into();
-    }
+    // Qwen2's q, k and v biases are the family's (`blk.N.attn_q.bias` and the like): no option.
     Ok((config, permuted))
 }
 

@@ -489,9 +489,17 @@ impl GenerationDefaults {
     }
 
     /// `dir/generation_config.json` (falling back to `config.json`'s `eos_token_id`), or the
-    /// defaults when the model has neither (native).
+    /// defaults when the model has neither; for a GGUF file, the stop tokens its metadata
+    /// names (native).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn for_model(dir: &std::path::Path) -> Result<Self> {
+        if dir.is_file() {
+            let (_, _, header) = super::gguf::read_header(dir)?;
+            return Ok(GenerationDefaults {
+                eos_token_ids: super::gguf::stop_token_ids(&header.metadata),
+                ..Self::default()
+            });
+        }
         let read = |name: &str| -> Result<Option<Value>> {
             let path = dir.join(name);
             if !path.exists() {

@@ -73,43 +73,46 @@ pub enum Tokenizer {
 }
 
 impl Tokenizer {
-    /// `dir/tokenizer.json` if it exists (for a GGUF file, the one beside it, else the one
-    /// its metadata describes); else byte-level for a vocabulary of at most 256 tokens (this
-    /// project's models), or [`Tokenizer::Missing`] (native).
+    /// The tokenizer of the model at `path`: a directory's `tokenizer.json`; a GGUF file's own,
+    /// from its metadata (a `tokenizer.json` beside the file is used only when named, with
+    /// [`Tokenizer::from_file`]: two models in one folder must not share one silently). Without
+    /// either, see [`Tokenizer::without_file`] (native).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn for_model(dir: &std::path::Path, vocab: usize) -> crate::Result<Self> {
-        let gguf = dir;
-        let dir = match dir.is_file() {
-            true => dir.parent().unwrap_or(std::path::Path::new(".")),
-            false => dir,
-        };
-        let path = dir.join("tokenizer.json");
+    pub fn for_model(path: &std::path::Path, vocab: usize) -> crate::Result<Self> {
+        if path.is_file() {
+            let (_, _, header) = super::gguf::read_header(path)?;
+            let file = crate::files::shown_path(path);
+            return match super::gguf_tokenizer::from_metadata(&file, &header.metadata) {
+                Ok(Some(t)) => Ok(Tokenizer::HuggingFace(Box::new(t))),
+                Ok(None) => Ok(Self::without_file(
+                    &format!("a tokenizer in {file}'s metadata or one named with --tokenizer"),
+                    vocab,
+                )),
+                // One the metadata describes but that cannot be built: said when text is
+                // encoded, so that ids given as ids still run.
+                Err(e) => Ok(Tokenizer::Missing {
+                    expected: "a tokenizer the file's metadata describes, one named with \
+                               --tokenizer, or the prompt as token ids (--prompt-ids)"
+                        .into(),
+                    found: e.to_string(),
+                }),
+            };
+        }
+        let path = path.join("tokenizer.json");
         if !path.exists() {
-            if gguf.is_file() {
-                let (_, _, header) = super::gguf::read_header(gguf)?;
-                let file = crate::files::shown_path(gguf);
-                match super::gguf_tokenizer::from_metadata(&file, &header.metadata) {
-                    Ok(Some(t)) => return Ok(Tokenizer::HuggingFace(Box::new(t))),
-                    Ok(None) => {}
-                    // One the metadata describes but that cannot be built: said when text is
-                    // encoded, so that ids given as ids still run.
-                    Err(e) => {
-                        return Ok(Tokenizer::Missing {
-                            expected: "a tokenizer the file's metadata describes, or the \
-                                       prompt as token ids (--prompt-ids)"
-                                .into(),
-                            found: e.to_string(),
-                        })
-                    }
-                }
-            }
             return Ok(Self::without_file(&crate::files::shown_path(&path), vocab));
         }
-        let bytes = crate::files::read_capped(&path, crate::files::TOKENIZER_CAP)?;
+        Self::from_file(&path)
+    }
+
+    /// The Hugging Face `tokenizer.json` at `path` (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_file(path: &std::path::Path) -> crate::Result<Self> {
+        let bytes = crate::files::read_capped(path, crate::files::TOKENIZER_CAP)?;
         tokenizers::Tokenizer::from_bytes(bytes)
             .map(|t| Tokenizer::HuggingFace(Box::new(t)))
             .map_err(|e| crate::Error::Invalid {
-                what: format!("tokenizer {}", crate::files::shown_path(&path)),
+                what: format!("tokenizer {}", crate::files::shown_path(path)),
                 expected: "a Hugging Face tokenizer.json".into(),
                 found: e.to_string(),
             })
