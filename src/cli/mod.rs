@@ -139,9 +139,29 @@ fn quiet_device_select_layer() {
     }
 }
 
-/// Parses the command line, runs the command and exits 1 with the error on failure.
+/// Stack of the thread the command runs on: its own, not the main thread's, which the user's
+/// `ulimit -s` sizes (parsing the command line alone takes more than 64 KiB).
+const STACK_BYTES: usize = 32 << 20;
+
+/// Runs the command line on a thread of its own stack (see [`STACK_BYTES`]).
 pub fn main() {
     quiet_device_select_layer();
+    let worker = std::thread::Builder::new()
+        .name("latentgpu".into())
+        .stack_size(STACK_BYTES)
+        .spawn(run);
+    match worker.map(|w| w.join()) {
+        Ok(Ok(())) => {}
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(e) => {
+            eprintln!("error: starting the command's thread ({STACK_BYTES} bytes of stack): {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Parses the command line, runs the command and exits 1 with the error on failure.
+fn run() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let format = match cli.f16_weights {

@@ -303,6 +303,15 @@ impl Reader<'_> {
             9 if depth == 0 => {
                 let inner = self.u32()?;
                 let n = self.count("array length", 1)?;
+                if n > MAX_ARRAY_ITEMS {
+                    return Err(self.bad(
+                        &format!(
+                            "a metadata array of at most {MAX_ARRAY_ITEMS} items (the largest \
+                             vocabularies are a tenth of that)"
+                        ),
+                        format!("{n} items"),
+                    ));
+                }
                 let mut items = Vec::with_capacity(n.min(1 << 16));
                 for _ in 0..n {
                     items.push(self.value(inner, depth + 1)?);
@@ -321,6 +330,10 @@ impl Reader<'_> {
         })
     }
 }
+
+/// Items a metadata array may hold: 16 times the largest vocabularies (262,144 tokens), so that
+/// a file cannot make the reader hold gigabytes for one array (each item is a [`Value`]).
+pub const MAX_ARRAY_ITEMS: usize = 1 << 22;
 
 /// How many bytes of a file's start hold its header at most: the header is read from this
 /// much (or the whole file when shorter).
@@ -343,12 +356,24 @@ pub fn read_header(path: &std::path::Path) -> Result<(std::fs::File, u64, GgufHe
     let mut head = Vec::new();
     let mut want = (16u64 << 20).min(cap);
     loop {
-        (&file)
-            .take(want - head.len() as u64)
+        let asked = want - head.len() as u64;
+        let got = (&file)
+            .take(asked)
             .read_to_end(&mut head)
             .map_err(|e| crate::Error::io(path, e))?;
+        // A read that ends early (a file that shrank while read, or one whose size is not its
+        // length, as under /sys) reads no further: parsed as it is, never read again.
+        let short = (got as u64) < asked;
         match parse_header(&name, &head, len) {
             Ok(header) => return Ok((file, len, header)),
+            Err(e) if short => {
+                return Err(Error::Weights {
+                    file: name,
+                    what: "the file's bytes".into(),
+                    expected: format!("{len} bytes (its size) or a whole header in fewer"),
+                    found: format!("reading ended at byte {}: {e}", head.len()),
+                })
+            }
             Err(_) if (head.len() as u64) < cap => want = (want * 4).min(cap),
             Err(e) => return Err(e),
         }
@@ -379,6 +404,11 @@ pub fn parse_header(file: &str, head: &[u8], file_len: u64) -> Result<GgufHeader
         let key = r.string()?;
         let kind = r.u32()?;
         let value = r.value(kind, 0)?;
+        // A second value for a key would silently win (a second block_count running 1 of 30
+        // blocks): refused.
+        if metadata.contains_key(&key) {
+            return Err(r.bad("metadata keys used once", format!("'{key}' twice")));
+        }
         metadata.insert(key, value);
     }
     let mut table = Vec::with_capacity(n_tensors);
@@ -525,10 +555,17 @@ pub fn hf_config(
             .and_then(Value::as_u64)
             .ok_or_else(|| bad(&k, "an unsigned integer", format!("{:?}", meta.get(&k))))
     };
-    let float = |key: &str, default: f64| -> f64 {
-        meta.get(&format!("{arch}.{key}"))
-            .and_then(Value::as_f64)
-            .unwrap_or(default)
+    // A number where the key is present (NaN and infinity refused: JSON would make them null,
+    // and the default would silently stand in), else the default.
+    let float = |key: &str, default: f64| -> Result<f64> {
+        let k = format!("{arch}.{key}");
+        match meta.get(&k) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| bad(&k, "a finite number", format!("{v:?}"))),
+        }
     };
     let heads = int("attention.head_count")?;
     let d = int("embedding_length")?;
@@ -541,8 +578,8 @@ pub fn hf_config(
         "num_attention_heads": heads,
         "num_key_value_heads": int("attention.head_count_kv").unwrap_or(heads),
         "max_position_embeddings": int("context_length")?,
-        "rms_norm_eps": float("attention.layer_norm_rms_epsilon", 1e-6),
-        "rope_theta": float("rope.freq_base", 10000.0),
+        "rms_norm_eps": float("attention.layer_norm_rms_epsilon", 1e-6)?,
+        "rope_theta": float("rope.freq_base", 10000.0)?,
         "tie_word_embeddings": false,
     });
     if model_type == "deepseek2" {
@@ -579,7 +616,18 @@ fn deepseek_config(
         })
     };
     let int_or = |key: &str, default: u64| get(key).and_then(Value::as_u64).unwrap_or(default);
-    let float_or = |key: &str, default: f64| get(key).and_then(Value::as_f64).unwrap_or(default);
+    let float_or = |key: &str, default: f64| -> Result<f64> {
+        match get(key) {
+            None => Ok(default),
+            Some(v) => v.as_f64().filter(|f| f.is_finite()).ok_or_else(|| {
+                bad(
+                    &format!("{arch}.{key}"),
+                    "a finite number",
+                    format!("{v:?}"),
+                )
+            }),
+        }
+    };
     let rope = int("rope.dimension_count")?;
     let (qk, v) = match (
         int("attention.key_length_mla"),
@@ -622,7 +670,7 @@ fn deepseek_config(
         "num_experts_per_tok": int("expert_used_count")?,
         "moe_intermediate_size": int("expert_feed_forward_length")?,
         "n_shared_experts": int_or("expert_shared_count", 0),
-        "routed_scaling_factor": float_or("expert_weights_scale", 1.0),
+        "routed_scaling_factor": float_or("expert_weights_scale", 1.0)?,
         "norm_topk_prob": norm_topk,
         "topk_method": if sigmoid { "noaux_tc" } else { "greedy" },
         "n_group": int_or("expert_group_count", 1),
@@ -637,11 +685,11 @@ fn deepseek_config(
     match get("rope.scaling.type").and_then(Value::as_str) {
         None | Some("none") => {}
         Some("yarn") => {
-            let mscale = float_or("rope.scaling.yarn_log_multiplier", 0.0) / 0.1;
+            let mscale = float_or("rope.scaling.yarn_log_multiplier", 0.0)? / 0.1;
             config["rope_parameters"] = serde_json::json!({
                 "rope_type": "yarn",
                 "rope_theta": theta,
-                "factor": float_or("rope.scaling.factor", 1.0),
+                "factor": float_or("rope.scaling.factor", 1.0)?,
                 "original_max_position_embeddings": int("rope.scaling.original_context_length")?,
                 "beta_fast": 32.0,
                 "beta_slow": 1.0,

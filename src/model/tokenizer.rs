@@ -82,6 +82,18 @@ impl Tokenizer {
         if path.is_file() {
             let (_, _, header) = super::gguf::read_header(path)?;
             let file = crate::files::shown_path(path);
+            let key = "tokenizer.ggml.tokens";
+            if let Some(super::gguf::Value::Array(tokens)) = header.metadata.get(key) {
+                // Ids past the list would decode to nothing: words would vanish from the text.
+                if tokens.len() < vocab {
+                    return Err(crate::Error::Weights {
+                        file,
+                        what: key.into(),
+                        expected: format!("a token for each of the embedding's {vocab} rows"),
+                        found: format!("{} tokens", tokens.len()),
+                    });
+                }
+            }
             return match super::gguf_tokenizer::from_metadata(&file, &header.metadata) {
                 Ok(Some(t)) => Ok(Tokenizer::HuggingFace(Box::new(t))),
                 Ok(None) => Ok(Self::without_file(

@@ -389,7 +389,18 @@ impl Model {
             TensorNames::Native => file.finish()?,
             // Checkpoints carry extras (a tied `lm_head.weight`, old `rotary_emb.inv_freq`).
             TensorNames::HuggingFace | TensorNames::Gguf => {
-                for name in file.unused() {
+                let unused = file.unused();
+                // A GGUF block's tensors the model did not take: its block_count is smaller
+                // than the blocks the file holds (running fewer blocks would be a wrong answer).
+                let gguf_block = unused.iter().find(|n| n.starts_with("blk."));
+                if let (TensorNames::Gguf, Some(name)) = (file.names, gguf_block) {
+                    return Err(file.err(
+                        name,
+                        format!("tensors of the {blocks} blocks the metadata's block_count gives"),
+                        "a tensor of a block past them",
+                    ));
+                }
+                for name in unused {
                     log::warn!("tensor '{name}' is not used by the model");
                 }
             }

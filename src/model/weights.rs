@@ -496,7 +496,13 @@ impl WeightFile {
         })
     }
 
-    fn err(&self, what: &str, expected: impl Into<String>, found: impl Into<String>) -> Error {
+    /// An error about `what` (a tensor of the files, or the files), naming its file.
+    pub(crate) fn err(
+        &self,
+        what: &str,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> Error {
         let file = match self.index.get(what) {
             Some(&i) => self.shards[i].name.clone(),
             None => self
