@@ -1,0 +1,263 @@
+//! Malformed GGUF files through the command line: each class a round of mutated files found
+//! (a hang, memory, silent wrong answers with exit 0) is a named error now, and a tiny stack
+//! is enough to start. The files are the q8_0 fixture (`tests/fixtures/gguf/llama`) written
+//! again with one thing changed.
+
+use latentgpu::model::gguf::{parse_header, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf/llama/model-q8_0.gguf")
+}
+
+/// Runs the CLI, killing it after a minute (a hang fails the test instead of stalling it).
+fn run(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latentgpu"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("latentgpu {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts `args` fail with exit 1, an `error:` line naming every fragment, and no panic.
+fn fails(args: &[&str], fragments: &[&str]) {
+    let out = run(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(err.starts_with("error:"), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    for f in fragments {
+        assert!(err.contains(f), "{args:?}: '{f}' not in: {err}");
+    }
+}
+
+/// A metadata value with its GGUF type.
+fn put_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Uint(n) => {
+            out.extend(10u32.to_le_bytes());
+            out.extend(n.to_le_bytes());
+        }
+        Value::Int(n) => {
+            out.extend(11u32.to_le_bytes());
+            out.extend(n.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.extend(6u32.to_le_bytes());
+            out.extend((*f as f32).to_le_bytes());
+        }
+        Value::Bool(b) => {
+            out.extend(7u32.to_le_bytes());
+            out.push(*b as u8);
+        }
+        Value::Str(s) => {
+            out.extend(8u32.to_le_bytes());
+            put_str(out, s);
+        }
+        Value::Array(items) => {
+            out.extend(9u32.to_le_bytes());
+            let mut inner = Vec::new();
+            for item in items {
+                put_value(&mut inner, item);
+            }
+            // Every item carries its type; the array's is the first one's, stripped from each.
+            let kind = inner
+                .get(..4)
+                .map_or(8, |b| u32::from_le_bytes(b.try_into().unwrap()));
+            out.extend(kind.to_le_bytes());
+            out.extend((items.len() as u64).to_le_bytes());
+            for item in items {
+                let mut one = Vec::new();
+                put_value(&mut one, item);
+                out.extend(&one[4..]);
+            }
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+/// The fixture written again with its metadata as `edit` leaves it (keys in order, repeats
+/// kept), its tensors and data as they are.
+fn mutated(edit: impl FnOnce(&mut Vec<(String, Value)>)) -> tempfile::NamedTempFile {
+    let bytes = std::fs::read(fixture()).unwrap();
+    let header = parse_header("fixture", &bytes, bytes.len() as u64).unwrap();
+    let mut meta: Vec<(String, Value)> = header.metadata.into_iter().collect();
+    edit(&mut meta);
+    let tensors: Vec<_> = header.tensors.into_iter().collect();
+    let mut out = b"GGUF".to_vec();
+    out.extend(3u32.to_le_bytes());
+    out.extend((tensors.len() as u64).to_le_bytes());
+    out.extend((meta.len() as u64).to_le_bytes());
+    for (key, value) in &meta {
+        put_str(&mut out, key);
+        put_value(&mut out, value);
+    }
+    let mut offset = 0u64;
+    let mut data = Vec::new();
+    for (name, t) in &tensors {
+        put_str(&mut out, name);
+        out.extend((t.shape.len() as u32).to_le_bytes());
+        for d in t.shape.iter().rev() {
+            out.extend((*d as u64).to_le_bytes());
+        }
+        let id = match t.kind.name().as_str() {
+            "f32" => 0u32,
+            "q8_0" => 8,
+            other => panic!("fixture type {other}"),
+        };
+        out.extend(id.to_le_bytes());
+        out.extend(offset.to_le_bytes());
+        let start = t.start as usize;
+        data.extend(&bytes[start..start + t.bytes as usize]);
+        data.resize(data.len().div_ceil(32) * 32, 0);
+        offset = data.len() as u64;
+    }
+    out.resize(out.len().div_ceil(32) * 32, 0);
+    out.extend(data);
+    let file = tempfile::Builder::new().suffix(".gguf").tempfile().unwrap();
+    std::fs::write(file.path(), out).unwrap();
+    file
+}
+
+fn path(f: &tempfile::NamedTempFile) -> &str {
+    f.path().to_str().unwrap()
+}
+
+fn generate(f: &tempfile::NamedTempFile) -> Vec<String> {
+    let args = [
+        "generate",
+        "--model",
+        path(f),
+        "--prompt-ids",
+        "1,2,3",
+        "--max-tokens",
+        "2",
+    ];
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn fails_to_generate(f: &tempfile::NamedTempFile, fragments: &[&str]) {
+    let args = generate(f);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails(&args, fragments);
+}
+
+#[test]
+fn the_rewritten_fixture_still_runs() {
+    let f = mutated(|_| {});
+    let args = generate(&f);
+    let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_metadata_key_given_twice_is_refused() {
+    let f = mutated(|meta| meta.push(("llama.block_count".into(), Value::Uint(1))));
+    fails_to_generate(&f, &["'llama.block_count' twice", "keys used once"]);
+}
+
+#[test]
+fn a_block_count_smaller_than_the_blocks_present_is_refused() {
+    let f = mutated(|meta| {
+        for (k, v) in meta.iter_mut() {
+            if k == "llama.block_count" {
+                *v = Value::Uint(1);
+            }
+        }
+    });
+    fails_to_generate(&f, &["blk.1.", "block_count"]);
+}
+
+#[test]
+fn nan_or_infinity_in_a_float_key_is_refused() {
+    for (key, value) in [
+        ("llama.rope.freq_base", f64::NAN),
+        ("llama.attention.layer_norm_rms_epsilon", f64::INFINITY),
+    ] {
+        let f = mutated(|meta| {
+            meta.retain(|(k, _)| k != key);
+            meta.push((key.into(), Value::Float(value)));
+        });
+        fails_to_generate(&f, &[key, "a finite number"]);
+    }
+}
+
+#[test]
+fn a_token_list_shorter_than_the_embedding_is_refused() {
+    let f = mutated(|meta| {
+        let tokens = (0..10).map(|i| Value::Str(format!("t{i}"))).collect();
+        meta.push(("tokenizer.ggml.model".into(), Value::Str("gpt2".into())));
+        meta.push(("tokenizer.ggml.tokens".into(), Value::Array(tokens)));
+    });
+    fails_to_generate(&f, &["tokenizer.ggml.tokens", "64 rows", "10 tokens"]);
+}
+
+#[test]
+fn a_huge_metadata_array_is_refused_before_it_is_held() {
+    // 2^22 + 1 one-byte items: past the bound, refused by its count.
+    let f = mutated(|meta| {
+        let items = vec![Value::Bool(true); (1 << 22) + 1];
+        meta.push(("general.huge".into(), Value::Array(items)));
+    });
+    fails_to_generate(
+        &f,
+        &["metadata array of at most 4194304 items", "4194305 items"],
+    );
+}
+
+#[test]
+fn a_file_that_reads_shorter_than_its_size_ends_with_an_error_not_a_hang() {
+    // Files under /sys say 4096 bytes and read fewer: the reader used to ask again forever.
+    let candidates = [
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        "/sys/devices/system/cpu/online",
+    ];
+    let file = candidates.iter().find(|p| Path::new(p).exists());
+    let file = file.expect("a file under /sys (Linux)");
+    // Named as a GGUF file, through a link.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("short.gguf");
+    std::os::unix::fs::symlink(file, &link).unwrap();
+    fails(
+        &["info", "--model", link.to_str().unwrap()],
+        &["reading ended at byte"],
+    );
+}
+
+#[test]
+fn the_command_line_starts_on_a_64_kib_stack() {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -s 64 && '{}' --version",
+            env!("CARGO_BIN_EXE_latentgpu")
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("latentgpu "));
+}
