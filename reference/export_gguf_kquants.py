@@ -29,6 +29,7 @@ from gguf.quants import dequantize
 from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_gguf_fixtures import NAMES as FIXTURE_NAMES  # noqa: E402
 from export_gguf_fixtures import finish, open_writer, permute  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,22 +52,11 @@ FAMILIES = {
               ["Q4_K_M", "Q5_K_M", "Q6_K"]),
 }
 
-NAMES = {
-    "model.embed_tokens.weight": "token_embd.weight",
-    "model.norm.weight": "output_norm.weight",
-    "input_layernorm.weight": "attn_norm.weight",
-    "self_attn.q_proj.weight": "attn_q.weight",
-    "self_attn.k_proj.weight": "attn_k.weight",
-    "self_attn.v_proj.weight": "attn_v.weight",
+NAMES = dict(FIXTURE_NAMES, **{
     "self_attn.q_proj.bias": "attn_q.bias",
     "self_attn.k_proj.bias": "attn_k.bias",
     "self_attn.v_proj.bias": "attn_v.bias",
-    "self_attn.o_proj.weight": "attn_output.weight",
-    "post_attention_layernorm.weight": "ffn_norm.weight",
-    "mlp.gate_proj.weight": "ffn_gate.weight",
-    "mlp.up_proj.weight": "ffn_up.weight",
-    "mlp.down_proj.weight": "ffn_down.weight",
-}
+})
 
 
 def gguf_name(name):

@@ -3,44 +3,20 @@
 //! is enough to start. The files are the q8_0 fixture (`tests/fixtures/gguf/llama`) written
 //! again with one thing changed.
 
+mod common;
+
+use common::cli::run;
 use latentgpu::model::gguf::{parse_header, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf/llama/model-q8_0.gguf")
 }
 
-/// Runs the CLI, killing it after a minute (a hang fails the test instead of stalling it).
-fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latentgpu"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("latentgpu {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 /// Asserts `args` fail with exit 1, an `error:` line naming every fragment, and no panic.
 fn fails(args: &[&str], fragments: &[&str]) {
-    let out = run(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-    assert!(err.starts_with("error:"), "{args:?}: {err}");
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    for f in fragments {
-        assert!(err.contains(f), "{args:?}: '{f}' not in: {err}");
-    }
+    common::cli::fails(args, 1, fragments)
 }
 
 /// A metadata value with its GGUF type.

@@ -53,7 +53,9 @@ fn the_fixtures_hold_every_format_of_the_mixes() {
             seen.insert(t.as_str().unwrap().to_string());
         }
     }
-    for t in ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q5_0", "Q5_1", "Q8_0"] {
+    for t in [
+        "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q5_0", "Q5_1", "Q8_0",
+    ] {
         assert!(seen.contains(t), "no {t} tensor in the fixtures: {seen:?}");
     }
 }
@@ -69,7 +71,10 @@ fn every_quantized_tensor_dequantizes_to_gguf_pys_values_bit_for_bit() {
             let t = &header.tensors[tensor];
             let data = &bytes[t.start as usize..(t.start + t.bytes) as usize];
             let q = to_quant(t.kind, data).unwrap_or_else(|| panic!("{name} {tensor}"));
-            assert_eq!(q.scheme.name().to_uppercase(), e["types"][tensor].as_str().unwrap().to_uppercase());
+            assert_eq!(
+                q.scheme.name().to_uppercase(),
+                e["types"][tensor].as_str().unwrap().to_uppercase()
+            );
             let values = ops::dequantize(&q);
             assert_eq!(values, to_f32(t.kind, data).unwrap());
             assert_eq!(&fnv1a(&values), want.as_str().unwrap(), "{name} {tensor}");
@@ -96,14 +101,31 @@ fn greedy_decoding_gives_transformers_tokens_on_every_file() {
                 cancel: None,
             };
             let want = ids(&e["greedy"]);
-            let got = generate(ctx, &model, &ids(&e["prompt"]), &cfg(want.len(), vec![]), |_| {})
-                .unwrap();
+            let got = generate(
+                ctx,
+                &model,
+                &ids(&e["prompt"]),
+                &cfg(want.len(), vec![]),
+                |_| {},
+            )
+            .unwrap();
             assert_eq!(got, want, "{name} on {}: greedy tokens", ctx.name());
             // Stopped at the file's end-of-sequence token (id 2), kept in the output.
             let want = ids(&e["stop_tokens"]);
-            let got = generate(ctx, &model, &ids(&e["stop_prompt"]), &cfg(16, vec![2]), |_| {})
-                .unwrap();
-            assert_eq!(got, want, "{name} on {}: tokens up to the end of sequence", ctx.name());
+            let got = generate(
+                ctx,
+                &model,
+                &ids(&e["stop_prompt"]),
+                &cfg(16, vec![2]),
+                |_| {},
+            )
+            .unwrap();
+            assert_eq!(
+                got,
+                want,
+                "{name} on {}: tokens up to the end of sequence",
+                ctx.name()
+            );
         }
     });
 }

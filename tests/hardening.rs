@@ -5,53 +5,18 @@
 
 mod common;
 
+use common::cli::{fails, latentgpu, run};
 use common::{contexts, fixture};
 use latentgpu::model::{Logits, Model, WeightFile};
 use safetensors::tensor::TensorView;
 use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn latentgpu() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_latentgpu"))
-}
-
-/// Runs the CLI, killing it after a minute (a hang fails the test instead of stalling it).
-fn run(args: &[&str]) -> Output {
-    let mut child = latentgpu()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("latentgpu {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-/// Asserts `args` fail with exit `code`, an `error:` line of ours naming every fragment, and
-/// no panic.
-fn fails(args: &[&str], code: i32, fragments: &[&str]) {
-    let out = run(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
-    assert!(err.starts_with("error:"), "{args:?}: {err}");
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    for f in fragments {
-        assert!(err.contains(f), "{args:?}: '{f}' not in: {err}");
-    }
 }
 
 /// A copy of a shipped model with its config edited.

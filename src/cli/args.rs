@@ -63,8 +63,8 @@ pub enum Command {
         #[arg(long)]
         model: Option<PathBuf>,
         /// UTF-8 text file.
-        #[arg(long)]
-        text: PathBuf,
+        #[arg(long, required_unless_present = "kl_divergence_base")]
+        text: Option<PathBuf>,
         /// Tokens per window (each window starts from an empty cache).
         #[arg(long, default_value_t = 256, value_parser = at_least_one)]
         window: usize,
@@ -72,6 +72,11 @@ pub enum Command {
         /// it, the KL divergence of the next-token distributions and top-1 agreement.
         #[arg(long, value_parser = parse_weights)]
         against: Option<WeightFormat>,
+        /// Score the model against the base file llama.cpp's `llama-perplexity
+        /// --kl-divergence-base FILE` wrote (its tokens and log-probabilities), as
+        /// `llama-perplexity --kl-divergence` does: KL divergence, same top token, perplexities.
+        #[arg(long, conflicts_with_all = ["text", "against"])]
+        kl_divergence_base: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -106,30 +106,7 @@ pub fn eval(
         )?;
         bar.finish_and_clear();
         let (name, base) = (model.weight_format().name(), format.name());
-        if json {
-            let v = serde_json::json!({"model": dir.display().to_string(),
-                "text": text.display().to_string(), "window": window, "weights": name,
-                "against": base, "tokens_scored": a.reference.count,
-                "perplexity": a.candidate.perplexity(),
-                "reference_perplexity": a.reference.perplexity(),
-                "kld_mean": a.kld_mean, "kld_max": a.kld_max, "top1_agreement": a.top1,
-                "adapter": ctx.name()});
-            outln!("{}", serde_json::to_string_pretty(&v)?);
-        } else {
-            outln!(
-                "{name}: perplexity {:.4} against {:.4} ({base}) over {} tokens; \
-                 KL divergence from {base}: mean {:.6}, max {:.4} nats; top-1 agreement {:.2}% \
-                 ({} on {})",
-                a.candidate.perplexity(),
-                a.reference.perplexity(),
-                a.reference.count,
-                a.kld_mean,
-                a.kld_max,
-                100.0 * a.top1,
-                dir.display(),
-                ctx.name()
-            );
-        }
+        super::kl::print(&a, &dir, name, base, &ctx.name(), json)?;
         return Ok(());
     }
     let nll = latentgpu::model::eval::evaluate_stream(&ctx, &model, tokens, window, |i| {

@@ -8,6 +8,7 @@ mod bench;
 mod check;
 mod generate;
 mod info;
+mod kl;
 mod kv_cache;
 
 use anyhow::{Context, Result};
@@ -178,11 +179,25 @@ fn run() {
         Command::Quantize { model, out } => check::quantize(model, out),
         Command::Eval {
             model,
+            kl_divergence_base: Some(base),
+            json,
+            ..
+        } => kl::against_base(choice, model, base, *json),
+        Command::Eval {
+            model,
             text,
             window,
             against,
             json,
-        } => check::eval(choice, model, text, *window, *against, *json),
+            ..
+        } => check::eval(
+            choice,
+            model,
+            text.as_deref().unwrap_or(Path::new("")),
+            *window,
+            *against,
+            *json,
+        ),
         Command::Compare {
             model,
             golden,

@@ -1,5 +1,6 @@
 //! Perplexity of a model on a token sequence, windowed exactly as `reference/train.py` does.
 
+use super::kl_stats::{log_sum_exp, KlStats, KlSummary};
 use super::non_finite::check_finite;
 use super::transformer::{Logits, Model};
 use crate::error::{Error, Result};
@@ -19,16 +20,6 @@ impl Nll {
     pub fn perplexity(&self) -> f64 {
         (self.total / self.count as f64).exp()
     }
-}
-
-/// log Σ exp(logits) in f64.
-fn log_sum_exp(logits: &[f32]) -> f64 {
-    let m = logits.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
-    m + logits
-        .iter()
-        .map(|&v| (v as f64 - m).exp())
-        .sum::<f64>()
-        .ln()
 }
 
 /// −log softmax(logits)[target] in f64.
@@ -76,27 +67,10 @@ pub fn evaluate_stream(
     Ok(nll)
 }
 
-/// How a model in one weight format agrees with the same model in another (the reference), over
-/// the same windows of the same text: the figures llama.cpp's `perplexity --kl-divergence`
-/// reports.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
-pub struct Agreement {
-    /// The reference's negative log-likelihood.
-    pub reference: Nll,
-    /// The candidate's.
-    pub candidate: Nll,
-    /// Mean over positions of KL(P_reference ‖ P_candidate) of the next-token distributions,
-    /// in nats.
-    pub kld_mean: f64,
-    /// The largest KL divergence of one position.
-    pub kld_max: f64,
-    /// The share of positions where both models' most likely next token is the same.
-    pub top1: f64,
-}
-
 /// Scores `tokens` with `reference` and `candidate` (the same model loaded in two weight
 /// formats) in windows of `window`, as [`evaluate_stream`] does, and compares their next-token
-/// distributions position by position (f64). `progress(done)` is called after each window.
+/// distributions position by position (f64), in the figures llama.cpp's
+/// `perplexity --kl-divergence` reports. `progress(done)` is called after each window.
 pub fn compare_formats(
     ctx: &GpuContext,
     reference: &Model,
@@ -104,7 +78,7 @@ pub fn compare_formats(
     tokens: impl Iterator<Item = Result<u32>>,
     window: usize,
     mut progress: impl FnMut(usize),
-) -> Result<Agreement> {
+) -> Result<KlSummary> {
     let vocab = reference.config.vocab_size;
     if candidate.config.vocab_size != vocab {
         return Err(Error::Invalid {
@@ -113,62 +87,19 @@ pub fn compare_formats(
             found: format!("{} tokens", candidate.config.vocab_size),
         });
     }
-    let mut a = Agreement::default();
-    let (mut kld_sum, mut same) = (0.0, 0usize);
+    let mut stats = KlStats::default();
     for_each_window(reference, tokens, window, |at, inputs, targets| {
         let p = scored_logits(ctx, reference, inputs, at)?;
         let q = scored_logits(ctx, candidate, inputs, at)?;
         for ((p, q), &target) in p.chunks(vocab).zip(q.chunks(vocab)).zip(targets) {
-            a.reference.total += nll_of(p, target);
-            a.candidate.total += nll_of(q, target);
-            let kld = kl_divergence(p, q);
-            kld_sum += kld;
-            // Not f64::max, which would drop a NaN.
-            if kld.is_nan() || kld > a.kld_max {
-                a.kld_max = kld;
-            }
-            same += (argmax(p) == argmax(q)) as usize;
+            let lse = log_sum_exp(p);
+            let base: Vec<Option<f64>> = p.iter().map(|&v| Some(v as f64 - lse)).collect();
+            stats.add(&base, q, target);
         }
-        a.reference.count += targets.len();
         progress(at.0 + 1);
         Ok(())
     })?;
-    a.candidate.count = a.reference.count;
-    a.kld_mean = kld_sum / a.reference.count as f64;
-    a.top1 = same as f64 / a.reference.count as f64;
-    Ok(a)
-}
-
-/// The log-softmax of `logits` in f64.
-fn log_softmax(logits: &[f32]) -> Vec<f64> {
-    let lse = log_sum_exp(logits);
-    logits.iter().map(|&v| v as f64 - lse).collect()
-}
-
-/// KL(softmax(p) ‖ softmax(q)) in f64, nats (rounding's tiny negatives read as 0; a NaN
-/// stays NaN).
-fn kl_divergence(p: &[f32], q: &[f32]) -> f64 {
-    let (lp, lq) = (log_softmax(p), log_softmax(q));
-    let kld: f64 = lp.iter().zip(&lq).map(|(a, b)| a.exp() * (a - b)).sum();
-    if kld < 0.0 {
-        0.0
-    } else {
-        kld
-    }
-}
-
-/// The index of the largest value (the first of equals).
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
-            if x > best.1 {
-                (i, x)
-            } else {
-                best
-            }
-        })
-        .0
+    Ok(stats.summary())
 }
 
 /// The logits of every position of `inputs` (window `at.0`, from the text's token `at.1`) from

@@ -474,6 +474,76 @@ pub fn parse_header(file: &str, head: &[u8], file_len: u64) -> Result<GgufHeader
     Ok(GgufHeader { metadata, tensors })
 }
 
+/// The files of the model `path` names: itself, or for one file of a split model
+/// (`NAME-00002-of-00003.gguf`) every file of it, first to last, each checked to exist (native).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn split_paths(path: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(vec![path.to_path_buf()]);
+    };
+    // NAME-NNNNN-of-MMMMM.gguf
+    let split = name
+        .strip_suffix(".gguf")
+        .and_then(|stem| stem.rsplit_once("-of-"))
+        .and_then(|(head, count)| Some((head.rsplit_once('-')?, count)))
+        .filter(|((_, no), count)| {
+            no.len() == 5
+                && count.len() == 5
+                && no.bytes().chain(count.bytes()).all(|b| b.is_ascii_digit())
+        });
+    let Some(((prefix, _), count)) = split else {
+        return Ok(vec![path.to_path_buf()]);
+    };
+    let count: usize = count.parse().unwrap_or(0);
+    if count == 0 {
+        return Err(Error::Weights {
+            file: path.display().to_string(),
+            what: "its name".into(),
+            expected: "a split of at least one file (-of-00001 or more)".into(),
+            found: name.into(),
+        });
+    }
+    let paths: Vec<_> = (1..=count)
+        .map(|i| path.with_file_name(format!("{prefix}-{i:05}-of-{count:05}.gguf")))
+        .collect();
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        return Err(Error::Weights {
+            file: path.display().to_string(),
+            what: "the files of its split".into(),
+            expected: format!("{count} files, {prefix}-00001-of-{count:05}.gguf on"),
+            found: format!("no {}", missing.display()),
+        });
+    }
+    Ok(paths)
+}
+
+/// The metadata of the GGUF model at `path`: its first file's, for a split model (native).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn metadata_of(path: &std::path::Path) -> Result<BTreeMap<String, Value>> {
+    let first = split_paths(path)?.remove(0);
+    Ok(read_header(&first)?.2.metadata)
+}
+
+/// Checks that split `i` (from 0) of `count` says so in its metadata (`split.no`,
+/// `split.count`, as `llama-gguf-split` writes them).
+pub fn check_split(
+    file: &str,
+    meta: &BTreeMap<String, Value>,
+    i: usize,
+    count: usize,
+) -> Result<()> {
+    let get = |key: &str| meta.get(key).and_then(Value::as_u64).map(|v| v as usize);
+    match (get("split.no"), get("split.count")) {
+        (Some(no), Some(n)) if no == i && n == count => Ok(()),
+        found => Err(Error::Weights {
+            file: file.to_string(),
+            what: "split.no and split.count".into(),
+            expected: format!("split {i} of {count}, as its name says"),
+            found: format!("{found:?}"),
+        }),
+    }
+}
+
 /// The tokens a GGUF file's metadata says generation ends at: `tokenizer.ggml.eos_token_id`
 /// and, where it names them, the end-of-turn and end-of-message tokens (`eot_token_id`,
 /// `eom_token_id`), in that order, each once.

@@ -494,9 +494,8 @@ impl GenerationDefaults {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn for_model(dir: &std::path::Path) -> Result<Self> {
         if dir.is_file() {
-            let (_, _, header) = super::gguf::read_header(dir)?;
             return Ok(GenerationDefaults {
-                eos_token_ids: super::gguf::stop_token_ids(&header.metadata),
+                eos_token_ids: super::gguf::stop_token_ids(&super::gguf::metadata_of(dir)?),
                 ..Self::default()
             });
         }

@@ -11,6 +11,8 @@ pub mod gguf;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod gguf_tokenizer;
 pub mod hf;
+pub mod kl_base;
+pub mod kl_stats;
 pub mod kv_cache;
 pub mod latent;
 pub mod layers;

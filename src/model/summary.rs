@@ -25,6 +25,22 @@ pub struct TensorSummary {
     pub bindings: u64,
 }
 
+/// What matrices of the on-disk `dtypes` become when no format is asked: quantized blocks keep
+/// their format (each chunk's scales and minimums as f32), other values become f32.
+fn as_loaded(dtypes: &[String]) -> String {
+    let quantized = dtypes
+        .iter()
+        .any(|d| crate::ops::QuantScheme::from_name(d).is_some());
+    let values = dtypes
+        .iter()
+        .any(|d| crate::ops::QuantScheme::from_name(d).is_none());
+    match (quantized, values) {
+        (true, true) => "quantized blocks in their own formats, other values as f32".into(),
+        (true, false) => "quantized blocks in their own formats".into(),
+        _ => "f32".into(),
+    }
+}
+
 /// A model directory, summarised.
 #[derive(Clone, Debug, Serialize)]
 pub struct ModelSummary {
@@ -324,7 +340,7 @@ pub fn summarize(
         parameters,
         active_parameters: parameters.saturating_sub(idle),
         dtype_on_disk: dtypes.join(", "),
-        dtype_on_gpu: weights.map_or("as stored".into(), |w| w.name().into()),
+        dtype_on_gpu: weights.map_or_else(|| as_loaded(&dtypes), |w| w.name().into()),
         weight_bytes_on_disk: infos.iter().map(|t| t.bytes).sum(),
         weight_bytes_on_gpu: weight_bytes,
         cache_bytes_per_token: per_token,

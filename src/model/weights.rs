@@ -365,10 +365,24 @@ impl WeightFile {
         Self::from_shards(vec![Shard::open(path)?])
     }
 
-    /// A GGUF file (native); its tensors are named as llama.cpp names them.
+    /// A GGUF file, or all the files of a split model when `path` names one of them
+    /// (`*-00001-of-00003.gguf`, as `llama-gguf-split` writes them: each split checked to say
+    /// its number and the count) (native); its tensors are named as llama.cpp names them.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open_gguf(path: &std::path::Path) -> Result<Self> {
-        let mut file = Self::from_shards(vec![Shard::open_gguf(path)?])?;
+        let paths = super::gguf::split_paths(path)?;
+        let mut shards = Vec::with_capacity(paths.len());
+        for (i, p) in paths.iter().enumerate() {
+            let shard = Shard::open_gguf(p)?;
+            if paths.len() > 1 {
+                let Header::Gguf(h) = &shard.header else {
+                    unreachable!("a GGUF shard")
+                };
+                super::gguf::check_split(&shard.name, &h.metadata, i, paths.len())?;
+            }
+            shards.push(shard);
+        }
+        let mut file = Self::from_shards(shards)?;
         file.names = TensorNames::Gguf;
         Ok(file)
     }

@@ -2,6 +2,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod big_vocab;
+pub mod cli;
 pub mod kernel_checks;
 pub mod numeric;
 pub mod quant_checks;
