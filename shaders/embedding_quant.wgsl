@@ -1,7 +1,10 @@
-// Embedding lookup from a block-quantized table (a tied embedding whose LM head is quantized):
-// out[t, :] = dequantized row ids[t], the same values as ops::dequantize (records in tiles of 32
-// rows, as matmul_quant.wgsl reads them; slot(row, b) below; prelude/quant_formats.wgsl
-// decodes them). A table split into row blocks is bound block by block, as embedding.wgsl does.
+// Rows of a block-quantized matrix dequantized, the same values as ops::dequantize (records in
+// tiles of 32 rows, as matmul_quant.wgsl reads them; slot(row, b) below;
+// prelude/quant_formats.wgsl decodes them):
+//   embedding_quant   out[t, :] = row ids[t] (a tied embedding whose LM head is quantized); a
+//                     table split into row blocks is bound block by block, as embedding.wgsl does
+//   dequantize_rows   rows[r, :] = row r of the bound row block, r < p.rows (the prefill
+//                     products multiply the f32 rows, matmul_quant.rs), a chunk per invocation
 
 override WG: u32 = 256u;
 
@@ -45,4 +48,30 @@ fn embedding_quant(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     }
     let j = col % 32u;
     out[i] = quad_weights(r, j / 4u)[j % 4u];
+}
+
+@group(0) @binding(1) var<storage, read> w4: array<vec4<u32>>;             // records, whole tiles
+@group(0) @binding(2) var<storage, read_write> rows: array<vec4<f32>>;    // [p.rows, p.d]
+
+@compute @workgroup_size(WG)
+fn dequantize_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let i = linear_index(wid, nwg, lid);
+    let chunks = p.d / 32u;
+    if (i >= p.rows * chunks) {
+        return;
+    }
+    let row = i / chunks;
+    let b = i % chunks;
+    let at = slot(row, b) * record_words();
+    let last = arrayLength(&w4) - 1u;
+    var v: array<vec4<u32>, 3>;
+    for (var j = 0u; j < record_vec4s(); j++) {
+        v[j] = w4[min(at / 4u + j, last)];
+    }
+    let r = record_in(v, at);
+    let out_at = (row * p.d + 32u * b) / 4u;
+    for (var t = 0u; t < 8u; t++) {
+        rows[out_at + t] = quad_weights(r, t);
+    }
 }

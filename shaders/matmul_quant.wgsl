@@ -2,7 +2,8 @@
 // dequantized in the kernel with f32 accumulation. A is [M, K] f32 (K % 32 == 0), C [M, N] f32.
 // W's chunks (weights 32b..32b + 31 of a row) lie in tiles of 32 rows (prelude/quant_rows.wgsl),
 // one record per slot:
-//   w       [slots, RECORD] u32   codes, scales and minimums (record_words() per slot)
+//   w       [slots, RECORD] u32   codes, scales and minimums (record_words() per slot), read
+//                                 as whole vec4s (record_in)
 // Rows are independent, so row blocks of w are a W of their own. C's row stride and first
 // column come from the params (a row block of W writes its columns of a wider C).
 //   matvec_rows    MV_ROWS outputs per invocation (the decode layout for CPU rasterisers),
@@ -19,19 +20,21 @@
 
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
 override MV_WG: u32 = 64u;
 
-// The record of slot s of W.
+// The record of slot s of W (its vec4s past the end stand for the last: W's row blocks are
+// whole tiles, so whole vec4s, and a record never needs them).
 fn w_record(s: u32) -> Record {
-    var r: Record;
-    let base = s * record_words();
-    for (var i = 0u; i < record_words(); i++) {
-        r[i] = w[base + i];
+    let at = s * record_words();
+    let last = arrayLength(&w) - 1u;
+    var v: array<vec4<u32>, 3>;
+    for (var i = 0u; i < record_vec4s(); i++) {
+        v[i] = w[min(at / 4u + i, last)];
     }
-    return r;
+    return record_in(v, at);
 }
 
 fn matvec_rows(gid: vec3<u32>, lane: u32) {
@@ -92,17 +95,18 @@ fn matmul_nt_quant(@builtin(global_invocation_id) gid: vec3<u32>) {
     store_tile(m0, n0, acc);
 }
 
-@group(0) @binding(3) var<storage, read> w_up: array<u32>;
+@group(0) @binding(3) var<storage, read> w_up: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> c_glu: array<f32>;
 
-// The record of slot s of the up projection.
+// The record of slot s of the up projection (as w_record).
 fn up_record(s: u32) -> Record {
-    var r: Record;
-    let base = s * record_words();
-    for (var i = 0u; i < record_words(); i++) {
-        r[i] = w_up[base + i];
+    let at = s * record_words();
+    let last = arrayLength(&w_up) - 1u;
+    var v: array<vec4<u32>, 3>;
+    for (var i = 0u; i < record_vec4s(); i++) {
+        v[i] = w_up[min(at / 4u + i, last)];
     }
-    return r;
+    return record_in(v, at);
 }
 
 fn matvec_glu_rows(x: u32, lane: u32) {

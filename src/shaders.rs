@@ -412,6 +412,13 @@ pub const EMBEDDING_Q: Kernel = kernel(
     "embedding_quant",
     U_RR_W,
 );
+/// The rows of a quantized row block as f32 (for the prefill products).
+pub const DEQUANTIZE_ROWS: Kernel = kernel(
+    "embedding_quant.wgsl",
+    EMBEDDING_QUANT,
+    "dequantize_rows",
+    U_R_W,
+);
 /// The slots of each expert in use, grouped (a counting sort of the router's choices).
 pub const MOE_SORT: Kernel = kernel(
     "moe_ffn.wgsl",

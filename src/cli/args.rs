@@ -17,8 +17,8 @@ pub struct Cli {
     /// Weight matrices on the GPU: f32, f16 (adapters with shader-f16), q8 (q8_0), q4 (q4_0)
     /// or q4_1, quantized at load from f32, f16 or bf16 checkpoints; f32 accumulation
     /// everywhere. Norms, routers, latents and embeddings not tied to the LM head stay f32.
-    /// Default: as the files hold them (a GGUF file's q8_0/q4_0/q4_1 blocks as they are, float
-    /// values in f32).
+    /// Default: as the files hold them (a GGUF file's quantized blocks in their own formats,
+    /// q2_K to q8_0; float values in f32).
     #[arg(long, global = true, value_parser = parse_weights)]
     pub weights: Option<WeightFormat>,
     /// Tokens the cache is allocated for, at most the model's context (default: the model's,

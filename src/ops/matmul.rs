@@ -234,26 +234,55 @@ pub fn matmul_into(
             c_offset: as_u32("matmul", "C column", first)?,
             _pad: [0; 3],
         };
-        let v = variant(m, cols, k, transpose_b, b.dtype());
-        let wg = super::workgroups(
-            batch.ctx(),
-            "matmul",
-            super::COLUMNS,
-            [
-                (cols as u64).div_ceil(v.cols_per_workgroup),
-                (m as u64).div_ceil(v.rows_per_workgroup),
-                bt as u64,
-            ],
-        )?;
-        batch.dispatch(
-            v.kernel,
-            v.constants,
-            Some(bytemuck::bytes_of(&params)),
-            &[a, &block, c],
-            wg,
-        )?;
+        dispatch_product(batch, a, &block, c, params, (bt, m, cols, k), transpose_b)?;
     }
     Ok(())
+}
+
+/// `a · blockᵀ` for a block of f32 weights `[cols, K]` that is columns `first..first + cols` of
+/// C `[M, n]` (prefill with quantized weights dequantized a row block at a time).
+pub(crate) fn matmul_block_into(
+    batch: &mut Batch,
+    a: &GpuTensor,
+    block: &GpuTensor,
+    c: &GpuTensor,
+    first: usize,
+    n: usize,
+) -> Result<()> {
+    let (m, k) = (a.shape()[0], a.shape()[1]);
+    let cols = block.shape()[0];
+    let params = block_params("matmul", (m, cols, k), n, first)?;
+    dispatch_product(batch, a, block, c, params, (1, m, cols, k), true)
+}
+
+/// Dispatches the f32 product kernel that suits `(batch, m, cols, k)` with `params`.
+fn dispatch_product(
+    batch: &mut Batch,
+    a: &GpuTensor,
+    block: &GpuTensor,
+    c: &GpuTensor,
+    params: MatmulParams,
+    (bt, m, cols, k): (usize, usize, usize, usize),
+    transpose_b: bool,
+) -> Result<()> {
+    let v = variant(m, cols, k, transpose_b, block.dtype());
+    let wg = super::workgroups(
+        batch.ctx(),
+        "matmul",
+        super::COLUMNS,
+        [
+            (cols as u64).div_ceil(v.cols_per_workgroup),
+            (m as u64).div_ceil(v.rows_per_workgroup),
+            bt as u64,
+        ],
+    )?;
+    batch.dispatch(
+        v.kernel,
+        v.constants,
+        Some(bytemuck::bytes_of(&params)),
+        &[a, block, c],
+        wg,
+    )
 }
 
 /// The params of a product of one row `[1, K]` by weights `[N, K]` (or by the row block of

@@ -304,6 +304,13 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
         ));
     }
     let c = GpuTensor::scratch(batch.ctx(), OP, &[m, n], DType::F32)?;
+    if m >= DEQUANTIZED_ROWS {
+        for (first, rows, records) in w.blocks() {
+            let block = dequantize_rows(batch, w, rows, records)?;
+            super::matmul::matmul_block_into(batch, x, &block, &c, first, n)?;
+        }
+        return Ok(c);
+    }
     let (kernel, tiled): (&Kernel, bool) = match (m, shares_activations(batch)) {
         (1, false) => (&shaders::MATVEC_QUANT, false),
         (1, true) => (&shaders::MATVEC_QUANT_SUBGROUP, false),
@@ -330,6 +337,41 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
         batch.dispatch(kernel, constants, params, &[x, records, &c], wg)?;
     }
     Ok(c)
+}
+
+/// Rows of x from which a product dequantizes W's row blocks to f32 and multiplies them with the
+/// f32 kernels (prefill): the weights are decoded once for all rows, not once per 8, and the f32
+/// kernels' vec4 tiles run at their pace. Fewer rows take the tiled quantized kernel.
+const DEQUANTIZED_ROWS: usize = 16;
+
+/// The `rows` rows of one row block (`records`) of `w`, dequantized: `[rows, k]` f32 scratch.
+fn dequantize_rows(
+    batch: &mut Batch,
+    w: &QuantWeight,
+    rows: usize,
+    records: &GpuTensor,
+) -> Result<GpuTensor> {
+    const OP: &str = "dequantize rows";
+    let k = w.shape[1];
+    let out = GpuTensor::scratch(batch.ctx(), OP, &[rows, k], DType::F32)?;
+    let chunks = (rows * (k / QUANT_BLOCK)) as u64;
+    let wg = crate::gpu::batch::grid(batch.ctx(), OP, chunks.div_ceil(256))?;
+    let params = super::embedding::EmbeddingParams {
+        tokens: 0,
+        d: super::as_u32(OP, "width", k)?,
+        vocab: super::as_u32(OP, "rows", rows)?,
+        first_row: 0,
+        rows: super::as_u32(OP, "rows", rows)?,
+        _pad: [0; 3],
+    };
+    batch.dispatch(
+        &shaders::DEQUANTIZE_ROWS,
+        w.constants(&[]),
+        Some(bytemuck::bytes_of(&params)),
+        &[records, &out],
+        wg,
+    )?;
+    Ok(out)
 }
 
 /// Whether the matrix-vector kernels share each block's activation loads across a subgroup

@@ -47,7 +47,7 @@ pub fn random_blocks(rng: &mut Rng, scheme: QuantScheme, rows: usize, k: usize) 
 }
 
 /// The shapes `(rows of x, n, k)` a format's products are checked on: one row, one block, primes,
-/// rows just past a tile, several row blocks.
+/// rows just past a tile, several row blocks, and from 16 rows of x on the dequantized path.
 fn shapes(scheme: QuantScheme) -> &'static [(usize, usize, usize)] {
     match scheme.row_multiple() {
         32 => &[
@@ -122,9 +122,9 @@ pub async fn quant_products(ctx: &GpuContext) {
             // One row (matvec): per chunk half, 4 quads of code·x accumulate by fma in 4
             // lanes, the lanes add, the half's scale multiplies once and its Σx times the low
             // is added; k/32 chunks accumulate: (k/32 + 12)·u of Σ|x|·(|d·q| + |m - o·d|).
-            // Several rows (tiled): each dequantized weight is exact (rounded once with a
-            // minimum, as the reference's) and k products accumulate serially: (k + 1)·u of
-            // Σ|x·w|.
+            // Several rows (tiled, or from 16 rows the f32 kernels on the dequantized rows): each
+            // dequantized weight is exact (rounded once with a minimum, as the reference's) and
+            // k products accumulate serially: (k + 1)·u of Σ|x·w|.
             let c = match m {
                 1 => (k / 32) as f64 + 12.0,
                 _ => k as f64 + 1.0,
