@@ -5,6 +5,7 @@
 use super::config::{FfnKind, ModelConfig, MoeConfig};
 use super::layers::Ffn;
 use super::upload::{load, load_rows};
+use super::weights::HostMatrix;
 use super::weights::WeightFile;
 use crate::error::Result;
 use crate::gpu::split::{block_limit, rows_per_block};
@@ -104,17 +105,17 @@ impl MoeFfn {
             let (mut gate, mut up, mut down) = (Vec::new(), Vec::new(), Vec::new());
             for j in first..first + n {
                 let name = |m: &str| format!("{prefix}.experts.{j}.{m}.weight");
-                gate.extend(file.take(&name("gate_proj"), &[h, d])?);
-                up.extend(file.take(&name("up_proj"), &[h, d])?);
-                down.extend(file.take(&name("down_proj"), &[d, h])?);
+                gate.push(file.take_matrix(&name("gate_proj"), &[h, d])?);
+                up.push(file.take_matrix(&name("up_proj"), &[h, d])?);
+                down.push(file.take_matrix(&name("down_proj"), &[d, h])?);
             }
-            let block = |what: &str, shape: [usize; 3], data: &[f32]| {
+            let block = |what: &str, shape: [usize; 3], parts: Vec<HostMatrix>| {
                 let name = format!("{}[{first}..{}]", label(what), first + n);
-                upload_block(ctx, &name, shape, data, scheme)
+                upload_block(ctx, &name, shape, HostMatrix::concat(parts), scheme)
             };
-            gates.push(block("gate_proj", [n, h, d], &gate)?);
-            ups.push(block("up_proj", [n, h, d], &up)?);
-            downs.push(block("down_proj", [n, d, h], &down)?);
+            gates.push(block("gate_proj", [n, h, d], gate)?);
+            ups.push(block("up_proj", [n, h, d], up)?);
+            downs.push(block("down_proj", [n, d, h], down)?);
         }
         let shared = match moe.shared_experts {
             0 => None,
@@ -169,30 +170,36 @@ impl MoeFfn {
     }
 }
 
-/// One block of stacked expert matrices `shape` `[experts, rows, k]`: quantized in `scheme`
-/// when its rows are whole blocks of 32, else f32.
+/// One block of stacked expert matrices `shape` `[experts, rows, k]`: quantized blocks as the
+/// file holds them when they are in `scheme` or no format is asked (a GGUF file's experts stay
+/// in their own format, K-quants included); else values, quantized in `scheme` when its rows
+/// are whole blocks of 32, or f32.
 fn upload_block(
     ctx: &GpuContext,
     name: &str,
     shape: [usize; 3],
-    data: &[f32],
+    data: HostMatrix,
     scheme: Option<QuantScheme>,
 ) -> Result<ExpertStack> {
     let [n, rows, k] = shape;
-    match scheme.filter(|_| k.is_multiple_of(QUANT_BLOCK)) {
-        Some(scheme) => {
-            let q = ops::quantize(scheme, data, k)?;
-            let words = k / QUANT_BLOCK * scheme.record_words();
-            let records = ExpertStack::records_of(&q);
-            Ok(ExpertStack::Quant {
-                scheme,
-                records: GpuTensor::from_u32(ctx, name, &[n, rows, words], &records)?,
-            })
-        }
-        None => Ok(ExpertStack::F32(GpuTensor::from_f32(
-            ctx, name, &shape, data,
-        )?)),
-    }
+    let q = match data {
+        HostMatrix::Quant(q) if scheme.is_none_or(|s| s == q.scheme) => q,
+        data => match scheme.filter(|_| k.is_multiple_of(QUANT_BLOCK)) {
+            Some(scheme) => ops::quantize(scheme, &data.into_f32(), k)?,
+            None => {
+                let values = data.into_f32();
+                return Ok(ExpertStack::F32(GpuTensor::from_f32(
+                    ctx, name, &shape, &values,
+                )?));
+            }
+        },
+    };
+    let words = k / QUANT_BLOCK * q.scheme.record_words();
+    let records = ExpertStack::records_of(&q);
+    Ok(ExpertStack::Quant {
+        scheme: q.scheme,
+        records: GpuTensor::from_u32(ctx, name, &[n, rows, words], &records)?,
+    })
 }
 
 /// The blocks of one stacked matrix as one stack.

@@ -48,7 +48,7 @@ impl TensorNames {
 }
 
 /// A matrix as the files hold it: values (converted to f32), or quantized blocks kept as they
-/// are (a GGUF file's q8_0, q4_0, q4_1 tensors).
+/// are (a GGUF file's quantized tensors, every type).
 #[derive(Clone, Debug)]
 pub enum HostMatrix {
     /// f32 values.
@@ -566,8 +566,8 @@ impl WeightFile {
         Ok(self.take_matrix(name, shape)?.into_f32())
     }
 
-    /// As [`WeightFile::take`], with quantized blocks kept as they are (a GGUF file's q8_0,
-    /// q4_0, q4_1 tensors).
+    /// As [`WeightFile::take`], with quantized blocks kept as they are (a GGUF file's
+    /// quantized tensors).
     pub fn take_matrix(&mut self, name: &str, shape: &[usize]) -> Result<HostMatrix> {
         if self.names == TensorNames::Gguf {
             if let Some((stacked, j)) = super::gguf::expert_tensor(name) {
