@@ -71,6 +71,14 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 /// The fixture written again with its metadata as `edit` leaves it (keys in order, repeats
 /// kept), its tensors and data as they are.
 fn mutated(edit: impl FnOnce(&mut Vec<(String, Value)>)) -> tempfile::NamedTempFile {
+    mutated_with(edit, |_, id| id)
+}
+
+/// As [`mutated`], each tensor's type number as `retype(name, number)` gives it.
+fn mutated_with(
+    edit: impl FnOnce(&mut Vec<(String, Value)>),
+    retype: impl Fn(&str, u32) -> u32,
+) -> tempfile::NamedTempFile {
     let bytes = std::fs::read(fixture()).unwrap();
     let header = parse_header("fixture", &bytes, bytes.len() as u64).unwrap();
     let mut meta: Vec<(String, Value)> = header.metadata.into_iter().collect();
@@ -97,7 +105,7 @@ fn mutated(edit: impl FnOnce(&mut Vec<(String, Value)>)) -> tempfile::NamedTempF
             "q8_0" => 8,
             other => panic!("fixture type {other}"),
         };
-        out.extend(id.to_le_bytes());
+        out.extend(retype(name, id).to_le_bytes());
         out.extend(offset.to_le_bytes());
         let start = t.start as usize;
         data.extend(&bytes[start..start + t.bytes as usize]);
@@ -186,6 +194,22 @@ fn a_token_list_shorter_than_the_embedding_is_refused() {
         meta.push(("tokenizer.ggml.tokens".into(), Value::Array(tokens)));
     });
     fails_to_generate(&f, &["tokenizer.ggml.tokens", "64 rows", "10 tokens"]);
+}
+
+#[test]
+fn a_type_outside_those_read_is_named_with_the_types_read() {
+    // 20 is llama.cpp's iq4_nl.
+    let f = mutated_with(
+        |_| {},
+        |name, id| {
+            if name == "blk.0.ffn_down.weight" {
+                20
+            } else {
+                id
+            }
+        },
+    );
+    fails_to_generate(&f, &["blk.0.ffn_down.weight", "iq4_nl", "q2_K", "q6_K"]);
 }
 
 #[test]
