@@ -104,6 +104,11 @@ async fn batched_matmul_matches_reference() {
 }
 
 #[wasm_bindgen_test]
+fn quantizers_stay_within_half_a_step() {
+    quant_checks::quantizer_error();
+}
+
+#[wasm_bindgen_test]
 async fn quant_products_match_reference() {
     quant_checks::quant_products(&browser_gpu().await).await;
 }

@@ -185,7 +185,7 @@ pub fn chunk_bos(path: &Path) -> Result<Option<u32>> {
         .and_then(super::gguf::Value::as_str)
         == Some("llama");
     let add = match meta.get("tokenizer.ggml.add_bos_token") {
-        Some(super::gguf::Value::Bool(b)) => *b,
+        Some(&super::gguf::Value::Bool(b)) => b,
         _ => spm,
     };
     let bos = meta

@@ -11,7 +11,9 @@ pub mod gguf;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod gguf_tokenizer;
 pub mod hf;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod kl_base;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod kl_stats;
 pub mod kv_cache;
 pub mod latent;
