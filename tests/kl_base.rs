@@ -19,7 +19,7 @@ fn dir() -> PathBuf {
 /// (`[4]475.1335,` on its standard output).
 fn llama_cpp_ppl() -> f64 {
     let log = std::fs::read_to_string(dir().join("llama-perplexity.txt")).unwrap();
-    let last = log.split(',').filter(|p| p.contains(']')).last().unwrap();
+    let last = log.split(',').rfind(|p| p.contains(']')).unwrap();
     last.rsplit(']').next().unwrap().trim().parse().unwrap()
 }
 

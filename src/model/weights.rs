@@ -86,17 +86,10 @@ impl HostMatrix {
             .all(|p| matches!(p, HostMatrix::Quant(q) if Some(q.scheme) == scheme));
         match (scheme, same) {
             (Some(scheme), true) => {
-                let mut out = crate::ops::QuantHost {
-                    scheme,
-                    codes: Vec::new(),
-                    scales: Vec::new(),
-                    mins: Vec::new(),
-                };
-                for p in parts {
+                let mut out = crate::ops::QuantHost::with_capacity(scheme, 0);
+                for p in &parts {
                     if let HostMatrix::Quant(q) = p {
-                        out.codes.extend(q.codes);
-                        out.scales.extend(q.scales);
-                        out.mins.extend(q.mins);
+                        out.extend(q);
                     }
                 }
                 HostMatrix::Quant(out)

@@ -78,9 +78,9 @@ fn decode(scheme: QuantScheme, b: &[u8]) -> Decoded {
             for (w, code) in c.iter_mut().enumerate() {
                 *code = (qs[32 * (w / 128) + w % 32] >> (2 * (w % 128 / 32))) & 3;
             }
-            for s in 0..16 {
-                out.scales[s] = d * (scales[s] & 0xF) as f32;
-                out.mins[s] = -(dmin * (scales[s] >> 4) as f32);
+            for ((scale, min), &sc) in out.scales.iter_mut().zip(&mut out.mins).zip(scales) {
+                *scale = d * (sc & 0xF) as f32;
+                *min = -(dmin * (sc >> 4) as f32);
             }
         }
         QuantScheme::Q3K => {
@@ -123,8 +123,8 @@ fn decode(scheme: QuantScheme, b: &[u8]) -> Decoded {
                 let high = (qh[32 * n + l] >> (2 * g)) & 3;
                 *code = low | high << 4;
             }
-            for s in 0..16 {
-                out.scales[s] = d * scales[s] as i8 as f32;
+            for (scale, &sc) in out.scales.iter_mut().zip(scales) {
+                *scale = d * sc as i8 as f32;
             }
         }
     }
