@@ -34,7 +34,7 @@ for t in $types; do
         --kl-divergence-base "$base" --kl-divergence > "$dir/llama-kl-$t.txt" 2>&1
     mean=$(awk '/Mean    KLD/ {print $3}' "$dir/llama-kl-$t.txt")
     p999=$(awk '/99.9%   KLD/ {print $3}' "$dir/llama-kl-$t.txt")
-    same=$(awk '/Same top p/ {print $4}' "$dir/llama-kl-$t.txt")
+    same=$(awk '/^Same top p:/ {print $4}' "$dir/llama-kl-$t.txt")
     "$ours" eval --model "$f" --kl-divergence-base "$base" --json > "$dir/ours-kl-$t.json"
     echo "$sep{\"type\": \"$t\", \"llama_cpp\": {\"kld_mean\": $mean, \"kld_p999\": $p999, \"same_top_percent\": $same}, \"ours\": $(cat "$dir/ours-kl-$t.json")}" >> bench-results/gguf-quality.json
     sep=","
