@@ -162,3 +162,49 @@ fn the_command_line_stops_at_the_files_end_of_sequence_token() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(ids(&json["ids"]), ids(&e["stop_tokens"]), "{json}");
 }
+
+/// The prompt ids `generate` tokenizes `text` into for the model at `path` (`extra` flags too).
+fn prompt_ids(path: &std::path::Path, extra: &[&str]) -> Vec<u32> {
+    let mut args = vec![
+        "generate",
+        "--model",
+        path.to_str().unwrap(),
+        "--prompt",
+        "hello world",
+        "--max-tokens",
+        "1",
+        "--temperature",
+        "0",
+        "--json",
+    ];
+    args.extend(extra);
+    let out = latentgpu(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    ids(&json["prompt_ids"])
+}
+
+#[test]
+fn a_tokenizer_json_beside_a_gguf_file_is_used_only_when_named() {
+    // A GGUF file with its own tokenizer (the KL-base fixture's 400-token BPE), and another
+    // model's tokenizer.json put beside a copy of it.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let gguf = root.join("tests/fixtures/gguf/kl-base/model-f32.gguf");
+    let other = root.join("tests/fixtures/hf-dense/llama-gqa3/model/tokenizer.json");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("model.gguf");
+    std::fs::copy(&gguf, &copy).unwrap();
+    std::fs::copy(&other, dir.path().join("tokenizer.json")).unwrap();
+    let own = prompt_ids(&gguf, &[]);
+    assert_eq!(
+        prompt_ids(&copy, &[]),
+        own,
+        "the file's own tokenizer, not the one beside it"
+    );
+    let named = prompt_ids(&copy, &["--tokenizer", other.to_str().unwrap()]);
+    assert_ne!(named, own, "the named tokenizer.json");
+}

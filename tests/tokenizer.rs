@@ -150,3 +150,36 @@ fn a_gguf_tokenizer_it_cannot_build_is_refused_by_name() {
     let e = from_metadata("f.gguf", &meta).err().unwrap().to_string();
     assert!(e.contains("tokenizer.ggml.tokens"), "{e}");
 }
+
+/// `add_bos_token` and `add_eos_token` as the file says: BOS first, EOS last (llama.cpp's
+/// tokenizer adds them so), neither when the file says false.
+#[test]
+fn a_gguf_tokenizer_adds_bos_and_eos_as_the_file_says() {
+    use latentgpu::model::gguf::{metadata_of, Value};
+    use latentgpu::model::gguf_tokenizer::from_metadata;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gguf/tokenizer/qwen2.gguf");
+    let mut meta = metadata_of(&path).unwrap();
+    let id = |key: &str| meta[key].as_u64().unwrap() as u32;
+    let (bos, eos) = (
+        id("tokenizer.ggml.bos_token_id"),
+        id("tokenizer.ggml.eos_token_id"),
+    );
+    let plain = {
+        meta.insert("tokenizer.ggml.add_bos_token".into(), Value::Bool(false));
+        let tok = from_metadata("f.gguf", &meta).unwrap().unwrap();
+        tok.encode("hello", true).unwrap().get_ids().to_vec()
+    };
+    assert!(!plain.is_empty() && plain[0] != bos && *plain.last().unwrap() != eos);
+    for (add_bos, add_eos) in [(true, false), (false, true), (true, true)] {
+        meta.insert("tokenizer.ggml.add_bos_token".into(), Value::Bool(add_bos));
+        meta.insert("tokenizer.ggml.add_eos_token".into(), Value::Bool(add_eos));
+        let tok = from_metadata("f.gguf", &meta).unwrap().unwrap();
+        let ids = tok.encode("hello", true).unwrap().get_ids().to_vec();
+        let mut want = Vec::new();
+        want.extend(add_bos.then_some(bos));
+        want.extend(&plain);
+        want.extend(add_eos.then_some(eos));
+        assert_eq!(ids, want, "add_bos {add_bos}, add_eos {add_eos}");
+    }
+}

@@ -222,8 +222,13 @@ pub fn from_metadata(file: &str, meta: &BTreeMap<String, Value>) -> Result<Optio
         Some(Value::Bool(b)) => *b,
         _ => sentencepiece,
     };
-    if add_bos {
-        tok.with_post_processor(Some(bos_template(file, meta, &tokens)?));
+    let add_eos = matches!(
+        meta.get("tokenizer.ggml.add_eos_token"),
+        Some(Value::Bool(true))
+    );
+    if add_bos || add_eos {
+        let template = edge_template(file, meta, &tokens, add_bos, add_eos)?;
+        tok.with_post_processor(Some(template));
     }
     Ok(Some(tok))
 }
@@ -317,23 +322,39 @@ fn add_typed_tokens(tok: &mut Tokenizer, tokens: &[&str], types: &[u64], byte_le
     tok.add_tokens(&user);
 }
 
-/// The post-processor that puts the file's BOS token first.
-fn bos_template(
+/// The post-processor that puts the file's BOS token first (`add_bos`) and its EOS token last
+/// (`add_eos`), as the metadata's `add_bos_token` and `add_eos_token` say.
+fn edge_template(
     file: &str,
     meta: &BTreeMap<String, Value>,
     tokens: &[&str],
+    add_bos: bool,
+    add_eos: bool,
 ) -> Result<TemplateProcessing> {
-    let key = "tokenizer.ggml.bos_token_id";
-    let bad = |e: String| refused(file, key, "one of its tokens (BOS is added)", e);
-    let id = meta.get(key).and_then(Value::as_u64);
-    let bos = id
-        .and_then(|i| tokens.get(i as usize))
-        .ok_or_else(|| bad(format!("{:?}", meta.get(key))))?;
+    let mut special = Vec::new();
+    let mut edge = |key: &str, wanted: bool| -> Result<String> {
+        if !wanted {
+            return Ok(String::new());
+        }
+        let bad = |e: String| refused(file, key, "one of its tokens (it is added)", e);
+        let id = meta.get(key).and_then(Value::as_u64);
+        let token = id
+            .and_then(|i| tokens.get(i as usize))
+            .ok_or_else(|| bad(format!("{:?}", meta.get(key))))?;
+        special.push((token.to_string(), id.unwrap_or_default() as u32));
+        Ok(token.to_string())
+    };
+    let bos = edge("tokenizer.ggml.bos_token_id", add_bos)?;
+    let eos = edge("tokenizer.ggml.eos_token_id", add_eos)?;
+    let bad = |e: String| refused(file, "tokenizer.ggml.add_bos_token", "a template", e);
+    let single = format!("{bos} $A {eos}").trim().to_string();
+    let pair = format!("{bos} $A {eos} {bos} $B {eos}");
+    let pair = pair.split_whitespace().collect::<Vec<_>>().join(" ");
     TemplateProcessing::builder()
-        .try_single(format!("{bos} $A"))
-        .and_then(|b| b.try_pair(format!("{bos} $A {bos} $B")))
+        .try_single(single)
+        .and_then(|b| b.try_pair(pair))
         .map_err(bad)?
-        .special_tokens(vec![(bos.to_string(), id.unwrap_or_default() as u32)])
+        .special_tokens(special)
         .build()
         .map_err(|e| bad(e.to_string()))
 }
