@@ -1,12 +1,13 @@
 //! Malformed GGUF files through the command line: each class a round of mutated files found
 //! (a hang, memory, silent wrong answers with exit 0) is a named error now, and a tiny stack
-//! is enough to start. The files are the q8_0 fixture (`tests/fixtures/gguf/llama`) written
-//! again with one thing changed.
+//! is enough to start; a model split in files loads as one, and a split that is not whole is
+//! named. The files are the q8_0 fixture (`tests/fixtures/gguf/llama`) written again with one
+//! thing changed.
 
 mod common;
 
 use common::cli::run;
-use latentgpu::model::gguf::{parse_header, Value};
+use latentgpu::model::gguf::{parse_header, GgufTensor, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -84,17 +85,30 @@ fn mutated_with(
     let mut meta: Vec<(String, Value)> = header.metadata.into_iter().collect();
     edit(&mut meta);
     let tensors: Vec<_> = header.tensors.into_iter().collect();
+    let file = tempfile::Builder::new().suffix(".gguf").tempfile().unwrap();
+    std::fs::write(file.path(), gguf_bytes(&meta, &tensors, &bytes, &retype)).unwrap();
+    file
+}
+
+/// A GGUF file of `meta` and `tensors` (their data from `source`, the fixture's bytes), each
+/// tensor's type number as `retype(name, number)` gives it.
+fn gguf_bytes(
+    meta: &[(String, Value)],
+    tensors: &[(String, GgufTensor)],
+    source: &[u8],
+    retype: &dyn Fn(&str, u32) -> u32,
+) -> Vec<u8> {
     let mut out = b"GGUF".to_vec();
     out.extend(3u32.to_le_bytes());
     out.extend((tensors.len() as u64).to_le_bytes());
     out.extend((meta.len() as u64).to_le_bytes());
-    for (key, value) in &meta {
+    for (key, value) in meta {
         put_str(&mut out, key);
         put_value(&mut out, value);
     }
     let mut offset = 0u64;
     let mut data = Vec::new();
-    for (name, t) in &tensors {
+    for (name, t) in tensors {
         put_str(&mut out, name);
         out.extend((t.shape.len() as u32).to_le_bytes());
         for d in t.shape.iter().rev() {
@@ -108,15 +122,90 @@ fn mutated_with(
         out.extend(retype(name, id).to_le_bytes());
         out.extend(offset.to_le_bytes());
         let start = t.start as usize;
-        data.extend(&bytes[start..start + t.bytes as usize]);
+        data.extend(&source[start..start + t.bytes as usize]);
         data.resize(data.len().div_ceil(32) * 32, 0);
         offset = data.len() as u64;
     }
     out.resize(out.len().div_ceil(32) * 32, 0);
     out.extend(data);
-    let file = tempfile::Builder::new().suffix(".gguf").tempfile().unwrap();
-    std::fs::write(file.path(), out).unwrap();
-    file
+    out
+}
+
+/// The fixture split in two files as `llama-gguf-split` writes them (the metadata in the
+/// first, each with `split.no`, `split.count` and `split.tensors.count`) in `dir`, the second
+/// file's `split.no` as `second_no` says.
+fn split_fixture(dir: &Path, second_no: u64) -> [PathBuf; 2] {
+    let bytes = std::fs::read(fixture()).unwrap();
+    let header = parse_header("fixture", &bytes, bytes.len() as u64).unwrap();
+    let tensors: Vec<_> = header.tensors.into_iter().collect();
+    let half = tensors.len() / 2;
+    let split = |no: u64| {
+        vec![
+            ("split.no".to_string(), Value::Uint(no)),
+            ("split.count".to_string(), Value::Uint(2)),
+            (
+                "split.tensors.count".to_string(),
+                Value::Uint(tensors.len() as u64),
+            ),
+        ]
+    };
+    let mut first_meta: Vec<(String, Value)> = header.metadata.into_iter().collect();
+    first_meta.extend(split(0));
+    let paths = [1, 2].map(|i| dir.join(format!("model-{i:05}-of-00002.gguf")));
+    let keep = |_: &str, id: u32| id;
+    std::fs::write(
+        &paths[0],
+        gguf_bytes(&first_meta, &tensors[..half], &bytes, &keep),
+    )
+    .unwrap();
+    let second = gguf_bytes(&split(second_no), &tensors[half..], &bytes, &keep);
+    std::fs::write(&paths[1], second).unwrap();
+    paths
+}
+
+#[test]
+fn a_split_model_loads_as_one_from_any_of_its_files() {
+    let whole = mutated(|_| {});
+    let ids = |model: &str| {
+        let args = [
+            "generate",
+            "--model",
+            model,
+            "--prompt-ids",
+            "1,2,3",
+            "--max-tokens",
+            "4",
+        ];
+        let out = run(&[&args[..], &["--temperature", "0", "--print-ids"]].concat());
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{model}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.lines().last().unwrap_or_default().to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let [first, second] = split_fixture(dir.path(), 1);
+    let want = ids(path(&whole));
+    assert!(want.starts_with("ids: "), "{want}");
+    assert_eq!(ids(first.to_str().unwrap()), want);
+    assert_eq!(ids(second.to_str().unwrap()), want);
+    // A split that says another number, or a missing file, is named.
+    let [first, _] = split_fixture(dir.path(), 0);
+    let args = [
+        "generate",
+        "--model",
+        first.to_str().unwrap(),
+        "--prompt-ids",
+        "1",
+    ];
+    fails(&args, &["split.no and split.count", "split 1 of 2"]);
+    std::fs::remove_file(dir.path().join("model-00002-of-00002.gguf")).unwrap();
+    fails(
+        &args,
+        &["the files of its split", "model-00002-of-00002.gguf"],
+    );
 }
 
 fn path(f: &tempfile::NamedTempFile) -> &str {
