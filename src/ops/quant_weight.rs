@@ -256,6 +256,18 @@ impl QuantWeight {
 
 /// The pipeline constants of a kernel reading `scheme`: the format's, then `extra`.
 pub(crate) fn format_constants(scheme: QuantScheme, extra: &[(&'static str, f64)]) -> Constants {
+    // The formats' own tables, made once: most dispatches (every product of a token) take them.
+    static OWN: std::sync::OnceLock<Vec<Constants>> = std::sync::OnceLock::new();
+    if extra.is_empty() {
+        let own = OWN.get_or_init(|| {
+            QuantScheme::ALL
+                .iter()
+                .map(|s| intern(&s.constants()))
+                .collect()
+        });
+        let i = QuantScheme::ALL.iter().position(|s| *s == scheme);
+        return own[i.unwrap_or(0)];
+    }
     let mut all = scheme.constants().to_vec();
     all.extend_from_slice(extra);
     intern(&all)
