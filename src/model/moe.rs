@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::gpu::split::{block_limit, rows_per_block};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::ops::{
-    self, BinaryOp, ExpertStack, Experts, GateAct, QuantScheme, Routing, WeightFormat, QUANT_BLOCK,
+    self, BinaryOp, ExpertStack, Experts, GateAct, Routing, WeightFormat, QUANT_BLOCK,
 };
 
 /// A block's feed-forward.
@@ -95,10 +95,7 @@ impl MoeFfn {
         let label = |what: &str| format!("{prefix}.experts.{what}");
         let per_block = rows_per_block(&label("gate_proj"), &[e, h, d], DType::F32, limit)?;
         // Quantized formats quantize the experts too (each matrix whose rows are whole blocks).
-        let scheme = match file.weights {
-            Some(WeightFormat::Quant(s)) => Some(s),
-            _ => None,
-        };
+        let asked = file.weights;
         let (mut gates, mut ups, mut downs) = (Vec::new(), Vec::new(), Vec::new());
         for first in (0..e).step_by(per_block) {
             let n = per_block.min(e - first);
@@ -111,7 +108,7 @@ impl MoeFfn {
             }
             let block = |what: &str, shape: [usize; 3], parts: Vec<HostMatrix>| {
                 let name = format!("{}[{first}..{}]", label(what), first + n);
-                upload_block(ctx, &name, shape, HostMatrix::concat(parts), scheme)
+                upload_block(ctx, &name, shape, HostMatrix::concat(parts), asked)
             };
             gates.push(block("gate_proj", [n, h, d], gate)?);
             ups.push(block("up_proj", [n, h, d], up)?);
@@ -170,20 +167,24 @@ impl MoeFfn {
     }
 }
 
-/// One block of stacked expert matrices `shape` `[experts, rows, k]`: quantized blocks as the
-/// file holds them when they are in `scheme` or no format is asked (a GGUF file's experts stay
-/// in their own format, K-quants included); else values, quantized in `scheme` when its rows
-/// are whole blocks of 32, or f32.
+/// One block of stacked expert matrices `shape` `[experts, rows, k]` in the format `asked`:
+/// quantized blocks as the file holds them when no format is asked or theirs is (a GGUF file's
+/// experts stay in their own format, K-quants included); else values, quantized when a
+/// quantized format is asked and its rows are whole blocks of 32, or f32.
 fn upload_block(
     ctx: &GpuContext,
     name: &str,
     shape: [usize; 3],
     data: HostMatrix,
-    scheme: Option<QuantScheme>,
+    asked: Option<WeightFormat>,
 ) -> Result<ExpertStack> {
     let [n, rows, k] = shape;
+    let scheme = match asked {
+        Some(WeightFormat::Quant(s)) => Some(s),
+        _ => None,
+    };
     let q = match data {
-        HostMatrix::Quant(q) if scheme.is_none_or(|s| s == q.scheme) => q,
+        HostMatrix::Quant(q) if asked.is_none() || scheme == Some(q.scheme) => q,
         data => match scheme.filter(|_| k.is_multiple_of(QUANT_BLOCK)) {
             Some(scheme) => ops::quantize(scheme, &data.into_f32(), k)?,
             None => {
