@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::cli::succeeds;
 use common::on_every_adapter;
 use latentgpu::model::gguf::{parse_header, to_f32, to_quant};
 use latentgpu::model::{generate, GenerateConfig, LoadOptions, Model, SamplingConfig};
@@ -130,14 +131,6 @@ fn greedy_decoding_gives_transformers_tokens_on_every_file() {
     });
 }
 
-/// Runs the command line.
-fn latentgpu(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_latentgpu"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn the_command_line_stops_at_the_files_end_of_sequence_token() {
     let expected = expected();
@@ -145,7 +138,7 @@ fn the_command_line_stops_at_the_files_end_of_sequence_token() {
     let e = &expected[name];
     let path = dir().join(name);
     let prompt: Vec<String> = ids(&e["stop_prompt"]).iter().map(u32::to_string).collect();
-    let out = latentgpu(&[
+    let out = succeeds(&[
         "generate",
         "--model",
         path.to_str().unwrap(),
@@ -157,8 +150,6 @@ fn the_command_line_stops_at_the_files_end_of_sequence_token() {
         "16",
         "--json",
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(ids(&json["ids"]), ids(&e["stop_tokens"]), "{json}");
 }
@@ -178,12 +169,7 @@ fn prompt_ids(path: &std::path::Path, extra: &[&str]) -> Vec<u32> {
         "--json",
     ];
     args.extend(extra);
-    let out = latentgpu(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeds(&args);
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     ids(&json["prompt_ids"])
 }

@@ -69,19 +69,15 @@ fn our_engine_against_llama_cpps_base_gives_transformers_figures() {
 
 #[test]
 fn the_command_line_scores_against_the_base() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latentgpu"))
-        .args(["eval", "--model"])
-        .arg(dir().join("model-f32.gguf"))
-        .arg("--kl-divergence-base")
-        .arg(dir().join("base.bin"))
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (model, base) = (dir().join("model-f32.gguf"), dir().join("base.bin"));
+    let out = common::cli::succeeds(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--kl-divergence-base",
+        base.to_str().unwrap(),
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["positions"], 60);
     let tf = transformers();

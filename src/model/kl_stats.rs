@@ -4,8 +4,6 @@
 //! same, the RMS of the change in the probability of the token that came, and both
 //! perplexities.
 
-use super::eval::Nll;
-
 /// The running figures of a comparison.
 #[derive(Clone, Debug, Default)]
 pub struct KlStats {
@@ -15,10 +13,10 @@ pub struct KlStats {
     p_diff: Vec<f64>,
     /// Positions where both most likely tokens are the same.
     same_top: usize,
-    /// Our negative log-likelihood.
-    nll: Nll,
+    /// Our negative log-likelihood, summed over the positions.
+    nll: f64,
     /// The base's.
-    base_nll: Nll,
+    base_nll: f64,
 }
 
 /// The summary of a comparison (see the module doc).
@@ -64,10 +62,8 @@ impl KlStats {
         self.kld.push(if kld < 0.0 { 0.0 } else { kld });
         let base_at = |i: usize| base_log_p[i].unwrap_or(f64::NEG_INFINITY);
         let t = target as usize;
-        self.nll.total -= ours(t);
-        self.nll.count += 1;
-        self.base_nll.total -= base_at(t);
-        self.base_nll.count += 1;
+        self.nll -= ours(t);
+        self.base_nll -= base_at(t);
         self.p_diff.push(ours(t).exp() - base_at(t).exp());
         let base_top =
             (0..base_log_p.len()).fold(0, |b, i| if base_at(i) > base_at(b) { i } else { b });
@@ -83,8 +79,8 @@ impl KlStats {
         let var = self.kld.iter().map(|k| (k - mean).powi(2)).sum::<f64>() / n.max(2) as f64;
         KlSummary {
             positions: n,
-            perplexity: self.nll.perplexity(),
-            base_perplexity: self.base_nll.perplexity(),
+            perplexity: (self.nll / n as f64).exp(),
+            base_perplexity: (self.base_nll / n as f64).exp(),
             kld_mean: mean,
             kld_mean_uncertainty: match n > 10 {
                 true => (var / (n - 1) as f64).sqrt(),

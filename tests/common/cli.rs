@@ -40,3 +40,11 @@ pub fn fails(args: &[&str], code: i32, fragments: &[&str]) {
         assert!(err.contains(f), "{args:?}: '{f}' not in: {err}");
     }
 }
+
+/// Runs `args` and asserts they succeed, showing standard error when they do not.
+pub fn succeeds(args: &[&str]) -> Output {
+    let out = run(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {err}");
+    out
+}
