@@ -38,7 +38,10 @@ pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
         Some(path) => tokenizer::Tokenizer::from_file(path)?,
         None => tokenizer::Tokenizer::for_model(&dir, model.config.vocab_size)?,
     };
-    let defaults = GenerationDefaults::for_model(&dir)?;
+    let defaults = match model::transformer::is_gguf(&dir) {
+        true => model::gguf::generation_defaults(&dir)?,
+        false => GenerationDefaults::for_model(&dir)?,
+    };
     let prompt = match &args.prompt_ids {
         Some(ids) => ids.clone(),
         None => tok.encode(&args.prompt)?,

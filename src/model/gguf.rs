@@ -544,6 +544,16 @@ pub fn check_split(
     }
 }
 
+/// The generation defaults of the GGUF model at `path`: the stop tokens its metadata names
+/// ([`stop_token_ids`]), sampling as the command line or the defaults say (native).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn generation_defaults(path: &std::path::Path) -> Result<super::hf::GenerationDefaults> {
+    Ok(super::hf::GenerationDefaults {
+        eos_token_ids: stop_token_ids(&metadata_of(path)?),
+        ..Default::default()
+    })
+}
+
 /// The tokens a GGUF file's metadata says generation ends at: `tokenizer.ggml.eos_token_id`
 /// and, where it names them, the end-of-turn and end-of-message tokens (`eot_token_id`,
 /// `eom_token_id`), in that order, each once.

@@ -489,16 +489,10 @@ impl GenerationDefaults {
     }
 
     /// `dir/generation_config.json` (falling back to `config.json`'s `eos_token_id`), or the
-    /// defaults when the model has neither; for a GGUF file, the stop tokens its metadata
-    /// names (native).
+    /// defaults when the model has neither (native; a GGUF file's are
+    /// [`super::gguf::generation_defaults`]).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn for_model(dir: &std::path::Path) -> Result<Self> {
-        if dir.is_file() {
-            return Ok(GenerationDefaults {
-                eos_token_ids: super::gguf::stop_token_ids(&super::gguf::metadata_of(dir)?),
-                ..Self::default()
-            });
-        }
         let read = |name: &str| -> Result<Option<Value>> {
             let path = dir.join(name);
             if !path.exists() {
