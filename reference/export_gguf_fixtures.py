@@ -53,12 +53,14 @@ NAMES = {
 }
 
 
-def gguf_name(name):
-    if name in NAMES:
-        return NAMES[name]
+def gguf_name(name, names=NAMES):
+    """The GGUF name of transformers' tensor `name`, by the map `names` (whole names and the
+    layers' own parts)."""
+    if name in names:
+        return names[name]
     prefix, layer, rest = name.split(".", 2)[0], name.split(".")[2], name.split(".", 3)[3]
     assert prefix == "model"
-    return f"blk.{layer}.{NAMES[rest]}"
+    return f"blk.{layer}.{names[rest]}"
 
 
 def permute(w, n_head):

@@ -30,6 +30,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export_gguf_fixtures import NAMES as FIXTURE_NAMES  # noqa: E402
+from export_gguf_fixtures import gguf_name as fixture_gguf_name  # noqa: E402
 from export_gguf_fixtures import finish, open_writer, permute  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,10 +61,8 @@ NAMES = dict(FIXTURE_NAMES, **{
 
 
 def gguf_name(name):
-    if name in NAMES:
-        return NAMES[name]
-    parts = name.split(".")
-    return f"blk.{parts[2]}.{NAMES['.'.join(parts[3:])]}"
+    """The GGUF name of transformers' tensor `name`, biases included."""
+    return fixture_gguf_name(name, NAMES)
 
 
 def write_f32(path, model, cfg, family):

@@ -10,7 +10,7 @@ mod common;
 
 use common::cli::succeeds;
 use common::on_every_adapter;
-use latentgpu::model::gguf::{parse_header, to_f32, to_quant};
+use latentgpu::model::gguf::{parse_header, to_quant};
 use latentgpu::model::{generate, GenerateConfig, LoadOptions, Model, SamplingConfig};
 use latentgpu::ops;
 use serde_json::Value;
@@ -77,7 +77,6 @@ fn every_quantized_tensor_dequantizes_to_gguf_pys_values_bit_for_bit() {
                 e["types"][tensor].as_str().unwrap().to_uppercase()
             );
             let values = ops::dequantize(&q);
-            assert_eq!(values, to_f32(t.kind, data).unwrap());
             assert_eq!(&fnv1a(&values), want.as_str().unwrap(), "{name} {tensor}");
         }
     }
