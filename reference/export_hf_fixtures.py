@@ -269,6 +269,12 @@ REAL_SHAPES = {
         rms_norm_eps=1e-6, tie_word_embeddings=False,
         rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=40.0, beta_fast=32.0, beta_slow=1.0,
                              mscale=0.707, mscale_all_dim=0.707, original_max_position_embeddings=4096)),
+    # Qwen3-0.6B's config.json: widths that are multiples of 256, so its K-quant files hold K-quants.
+    "qwen3-0.6b": lambda: Qwen3Config(vocab_size=151936, hidden_size=1024, intermediate_size=3072,
+                                      num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8,
+                                      head_dim=128, max_position_embeddings=40960, rms_norm_eps=1e-6,
+                                      tie_word_embeddings=True,
+                                      rope_parameters=dict(rope_type="default", rope_theta=1000000.0)),
 }
 
 

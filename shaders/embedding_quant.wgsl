@@ -9,7 +9,7 @@
 override WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: EmbeddingParams;
-@group(0) @binding(1) var<storage, read> w: array<u32>;         // [slots, record_words()]
+@group(0) @binding(1) var<storage, read> w: array<u32>;         // [group slots, group_words()]
 @group(0) @binding(2) var<storage, read> ids: array<u32>;       // [tokens]
 @group(0) @binding(3) var<storage, read_write> out: array<f32>; // [tokens, d]
 
@@ -27,9 +27,25 @@ fn block_row(i: u32) -> i32 {
 }
 
 // The slot of chunk b of a row of the bound block: tiles of 32 rows, chunk by chunk, the
-// tile's 32 rows side by side.
+// tile's 32 rows side by side (tiled_place finds its group).
 fn slot(row: u32, b: u32) -> u32 {
     return ((row / 32u) * (p.d / 32u) + b) * 32u + row % 32u;
+}
+
+// The record of chunk b of a row, word by word.
+fn row_record(row: u32, b: u32) -> Record {
+    let place = tiled_place(slot(row, b));
+    let at = codes_word(place);
+    let hat = header_word(place);
+    var r: Record;
+    for (var j = 0u; j < stored_words(); j++) {
+        r[j] = w[at + j];
+    }
+    var h: Header;
+    for (var j = 0u; j < HEADER; j++) {
+        h[j] = w[hat + j];
+    }
+    return with_header(r, h, place.y);
 }
 
 @compute @workgroup_size(WG)
@@ -41,11 +57,7 @@ fn embedding_quant(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         return;
     }
     let col = i % p.d;
-    var r: Record;
-    let base = slot(u32(row), col / 32u) * record_words();
-    for (var j = 0u; j < record_words(); j++) {
-        r[j] = w[base + j];
-    }
+    let r = row_record(u32(row), col / 32u);
     let j = col % 32u;
     out[i] = quad_weights(r, j / 4u)[j % 4u];
 }
@@ -63,13 +75,19 @@ fn dequantize_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     }
     let row = i / chunks;
     let b = i % chunks;
-    let at = slot(row, b) * record_words();
+    let place = tiled_place(slot(row, b));
+    let at = codes_word(place);
+    let hat = header_word(place);
     let last = arrayLength(&w4) - 1u;
     var v: array<vec4<u32>, 3>;
     for (var j = 0u; j < record_vec4s(); j++) {
         v[j] = w4[min(at / 4u + j, last)];
     }
-    let r = record_in(v, at);
+    var h: array<vec4<u32>, 2>;
+    for (var j = 0u; j < header_vec4s(); j++) {
+        h[j] = w4[min(hat / 4u + j, last)];
+    }
+    let r = with_header(record_in(v, at), header_in(h, hat), place.y);
     let out_at = (row * p.d + 32u * b) / 4u;
     for (var t = 0u; t < 8u; t++) {
         rows[out_at + t] = quad_weights(r, t);

@@ -1,9 +1,9 @@
 // C = A·Wᵀ with W in any quantized format (prelude/quant_formats.wgsl decodes a chunk's record),
 // dequantized in the kernel with f32 accumulation. A is [M, K] f32 (K % 32 == 0), C [M, N] f32.
 // W's chunks (weights 32b..32b + 31 of a row) lie in tiles of 32 rows (prelude/quant_rows.wgsl),
-// one record per slot:
-//   w       [slots, RECORD] u32   codes, scales and minimums (record_words() per slot), read
-//                                 as whole vec4s (record_in)
+// a chunk's slot naming its place in a group (tiled_place):
+//   w       [group slots, group_words()] u32   records, or K-quant headers and codes, read as
+//                                              whole vec4s (w_record)
 // Rows are independent, so row blocks of w are a W of their own. C's row stride and first
 // column come from the params (a row block of W writes its columns of a wider C).
 //   matvec_rows    MV_ROWS outputs per invocation (the decode layout for CPU rasterisers),
@@ -25,16 +25,23 @@
 
 override MV_WG: u32 = 64u;
 
-// The record of slot s of W (its vec4s past the end stand for the last: W's row blocks are
-// whole tiles, so whole vec4s, and a record never needs them).
+// The record of the chunk in slot s of W (prelude/quant_formats.wgsl: its group's words, loaded
+// as whole vec4s; those past the end stand for the last: W's row blocks are whole tiles, so
+// whole vec4s, and a record never needs them).
 fn w_record(s: u32) -> Record {
-    let at = s * record_words();
+    let place = tiled_place(s);
+    let at = codes_word(place);
+    let hat = header_word(place);
     let last = arrayLength(&w) - 1u;
     var v: array<vec4<u32>, 3>;
     for (var i = 0u; i < record_vec4s(); i++) {
         v[i] = w[min(at / 4u + i, last)];
     }
-    return record_in(v, at);
+    var h: array<vec4<u32>, 2>;
+    for (var i = 0u; i < header_vec4s(); i++) {
+        h[i] = w[min(hat / 4u + i, last)];
+    }
+    return with_header(record_in(v, at), header_in(h, hat), place.y);
 }
 
 fn matvec_rows(gid: vec3<u32>, lane: u32) {
@@ -98,15 +105,21 @@ fn matmul_nt_quant(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(3) var<storage, read> w_up: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> c_glu: array<f32>;
 
-// The record of slot s of the up projection (as w_record).
+// The record of the chunk in slot s of the up projection (as w_record).
 fn up_record(s: u32) -> Record {
-    let at = s * record_words();
+    let place = tiled_place(s);
+    let at = codes_word(place);
+    let hat = header_word(place);
     let last = arrayLength(&w_up) - 1u;
     var v: array<vec4<u32>, 3>;
     for (var i = 0u; i < record_vec4s(); i++) {
         v[i] = w_up[min(at / 4u + i, last)];
     }
-    return record_in(v, at);
+    var h: array<vec4<u32>, 2>;
+    for (var i = 0u; i < header_vec4s(); i++) {
+        h[i] = w_up[min(hat / 4u + i, last)];
+    }
+    return with_header(record_in(v, at), header_in(h, hat), place.y);
 }
 
 fn matvec_glu_rows(x: u32, lane: u32) {

@@ -300,8 +300,8 @@ fn moe_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 }
 
 // The same two products with quantized expert matrices in any format, one record per chunk of
-// 32 weights (prelude/quant_formats.wgsl): records [experts, rows, k/32 · record_words()] u32,
-// rows in order. Each chunk's weights are dequantized as ops::dequantize does and summed
+// 32 weights (prelude/quant_formats.wgsl): groups [experts, rows, k/32/group_chunks() ·
+// group_words()] u32, rows in order (linear_place). Each chunk's weights are dequantized as ops::dequantize does and summed
 // against the activations in order, the same in every kernel below, so the values do not depend
 // on the kernel.
 
@@ -333,19 +333,33 @@ fn quad_dot(a: array<vec4<f32>, 8>, w: array<vec4<f32>, 8>) -> vec4<f32> {
 
 // The weights of chunk s of the gate and up stacks.
 fn gate_chunk(s: u32) -> array<vec4<f32>, 8> {
+    let place = linear_place(s);
+    let at = codes_word(place);
+    let hat = header_word(place);
     var r: Record;
-    for (var i = 0u; i < record_words(); i++) {
-        r[i] = gate_q[s * record_words() + i];
+    for (var i = 0u; i < stored_words(); i++) {
+        r[i] = gate_q[at + i];
     }
-    return record_weights(r);
+    var h: Header;
+    for (var i = 0u; i < HEADER; i++) {
+        h[i] = gate_q[hat + i];
+    }
+    return record_weights(with_header(r, h, place.y));
 }
 
 fn up_chunk(s: u32) -> array<vec4<f32>, 8> {
+    let place = linear_place(s);
+    let at = codes_word(place);
+    let hat = header_word(place);
     var r: Record;
-    for (var i = 0u; i < record_words(); i++) {
-        r[i] = up_q[s * record_words() + i];
+    for (var i = 0u; i < stored_words(); i++) {
+        r[i] = up_q[at + i];
     }
-    return record_weights(r);
+    var h: Header;
+    for (var i = 0u; i < HEADER; i++) {
+        h[i] = up_q[hat + i];
+    }
+    return record_weights(with_header(r, h, place.y));
 }
 
 @compute @workgroup_size(WG)
@@ -394,11 +408,18 @@ fn moe_gate_up_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 @group(0) @binding(4) var<storage, read_write> ykq: array<f32>;
 
 fn down_chunk(s: u32) -> array<vec4<f32>, 8> {
+    let place = linear_place(s);
+    let at = codes_word(place);
+    let hat = header_word(place);
     var r: Record;
-    for (var i = 0u; i < record_words(); i++) {
-        r[i] = down_q[s * record_words() + i];
+    for (var i = 0u; i < stored_words(); i++) {
+        r[i] = down_q[at + i];
     }
-    return record_weights(r);
+    var h: Header;
+    for (var i = 0u; i < HEADER; i++) {
+        h[i] = down_q[hat + i];
+    }
+    return record_weights(with_header(r, h, place.y));
 }
 
 @compute @workgroup_size(WG)

@@ -1,40 +1,94 @@
-// The block decoder of every quantized format (ops/quant/mod.rs): a chunk of 32 weights is one
-// record of RECORD u32, its WORDS code words, then HALVES scales, then (HAS_MIN) HALVES
-// minimums as f32 bits. Weight i of a chunk is d·(q - OFFSET) + m, with the scale d and
-// minimum m of its half (i / 16; both halves share them where HALVES is 1). The code planes by
-// WORDS (the code's bits):
+// The block decoder of every quantized format (ops/quant/mod.rs): a chunk of 32 weights is read
+// as one record of WORDS code words, then HALVES scales, then (HAS_MIN) HALVES minimums as f32
+// bits. Weight i of a chunk is d·(q - OFFSET) + m, with the scale d and minimum m of its half
+// (i / 16; both halves share them where HALVES is 1). The code planes by WORDS (the code's bits):
 //   8  signed byte i % 4 of word i / 4 (q8_0)
 //   4  nibbles: byte i % 16 (word i % 16 / 4), low nibble for i < 16, else high
 //   5  the nibbles, and bit i of word 4 for bit 4
 //   6  the nibbles, and bits 2(i % 16) of word 4 + i / 16 for bits 4 and 5
 //   3  bits 2(i % 16) of word i / 16 for bits 0 and 1, and bit i of word 2 for bit 2
 //   2  bits 2(i % 16) of word i / 16
-// The constants come from QuantScheme::constants; every kernel that reads quantized weights is
-// written once over record_*() and quad_codes().
+// Stored, a group is one record (HEADER 0: the formats whose block is a chunk), or a K-quant
+// super-block: a header of HEADER words (its f16 scales and the sub-blocks' small integer
+// scales, ops/quant/mod.rs's table) then its 8 chunks' code words; the record's scales are
+// made from the header as the chunk is read (with_header). A kernel finds a chunk's group with
+// tiled_place or linear_place, loads the words at codes_word and header_word, and has the record
+// from record_of. The constants come from QuantScheme::constants; every kernel that reads
+// quantized weights is written once over these functions and quad_codes().
 
 override WORDS: u32 = 8u;
 override HALVES: u32 = 1u;
 override HAS_MIN: bool = false;
 override OFFSET: f32 = 0.0;
+override HEADER: u32 = 0u;
 
 // The longest record (q8_0: 8 code words and a scale).
 const MAX_RECORD: u32 = 9u;
 alias Record = array<u32, MAX_RECORD>;
+// The longest header (q2_K, q3_K, q6_K).
+const MAX_HEADER: u32 = 5u;
+alias Header = array<u32, MAX_HEADER>;
 
 // u32 words of a record.
 fn record_words() -> u32 {
     return WORDS + HALVES * select(1u, 2u, HAS_MIN);
 }
 
-// vec4s of a buffer that hold any record whatever its first word's place in a vec4 (2 or 3).
-fn record_vec4s() -> u32 {
-    return (record_words() + 6u) / 4u;
+// Chunks of a group: a super-block's 8, or 1.
+fn group_chunks() -> u32 {
+    return select(1u, 8u, HEADER > 0u);
 }
 
-// The record whose first word is word `at` of a buffer of whole vec4s, from the vec4s `v` that
-// hold it (those from vec4 at / 4 on). Loading whole vec4s and picking the words takes 2 or 3
-// loads where word by word took 5 to 9: on a CPU rasteriser the loads, not the bytes, set the
-// pace (q8_0 decode +35% on lavapipe).
+// u32 words of a stored group.
+fn group_words() -> u32 {
+    return select(record_words(), HEADER + 8u * WORDS, HEADER > 0u);
+}
+
+// u32 words stored together at a chunk's codes_word: the whole record, or the codes.
+fn stored_words() -> u32 {
+    return select(record_words(), WORDS, HEADER > 0u);
+}
+
+// (group, chunk within it) of the chunk in slot s of the tiles of 32 rows (slot
+// (tile · chunks + b) · 32 + row % 32; the groups lie as the chunks do, group by group).
+fn tiled_place(s: u32) -> vec2<u32> {
+    let q = s / 32u;
+    return vec2<u32>((q / group_chunks()) * 32u + s % 32u, q % group_chunks());
+}
+
+// (group, chunk within it) of chunk s of matrices whose chunks lie in row order.
+fn linear_place(s: u32) -> vec2<u32> {
+    return vec2<u32>(s / group_chunks(), s % group_chunks());
+}
+
+// The first word of a chunk's stored record or codes.
+fn codes_word(place: vec2<u32>) -> u32 {
+    return place.x * group_words() + select(0u, HEADER + place.y * WORDS, HEADER > 0u);
+}
+
+// The first word of a chunk's header.
+fn header_word(place: vec2<u32>) -> u32 {
+    return place.x * group_words();
+}
+
+// vec4s of a buffer that hold a chunk's stored words whatever their place in a vec4: 1 where
+// they are whole aligned vec4s (q4_K), else 2 or 3.
+fn record_vec4s() -> u32 {
+    let aligned = HEADER > 0u && group_words() % 4u == 0u && HEADER % 4u == 0u && WORDS % 4u == 0u;
+    return select((stored_words() + 6u) / 4u, WORDS / 4u, aligned);
+}
+
+// vec4s that hold a header: 0 without, 1 where groups are whole vec4s and the header one, else 2.
+fn header_vec4s() -> u32 {
+    if (HEADER == 0u) {
+        return 0u;
+    }
+    return select(2u, 1u, group_words() % 4u == 0u && HEADER <= 4u);
+}
+
+// The words from word `at` on of a buffer of whole vec4s, given the 3 vec4s from vec4 at / 4 on.
+// Loading whole vec4s and picking the words takes 2 or 3 loads where word by word took 5 to 9:
+// on a CPU rasteriser the loads, not the bytes, set the pace (q8_0 decode +35% on lavapipe).
 fn record_in(v: array<vec4<u32>, 3>, at: u32) -> Record {
     let w = array<u32, 12>(v[0].x, v[0].y, v[0].z, v[0].w, v[1].x, v[1].y, v[1].z, v[1].w,
                            v[2].x, v[2].y, v[2].z, v[2].w);
@@ -44,6 +98,79 @@ fn record_in(v: array<vec4<u32>, 3>, at: u32) -> Record {
         let low = select(w[i], w[i + 1u], o == 1u);
         let high = select(w[i + 2u], w[i + 3u], o == 3u);
         r[i] = select(low, high, o >= 2u);
+    }
+    return r;
+}
+
+// The header from word `at` on, given the 2 vec4s from vec4 at / 4 on (as record_in).
+fn header_in(v: array<vec4<u32>, 2>, at: u32) -> Header {
+    let w = array<u32, 8>(v[0].x, v[0].y, v[0].z, v[0].w, v[1].x, v[1].y, v[1].z, v[1].w);
+    let o = at % 4u;
+    var h: Header;
+    for (var i = 0u; i < MAX_HEADER; i++) {
+        let low = select(w[i], w[i + 1u], o == 1u);
+        let high = select(w[i + 2u], w[min(i + 3u, 7u)], o == 3u);
+        h[i] = select(low, high, o >= 2u);
+    }
+    return h;
+}
+
+// The f32 value of the f16 bits in the low half of `bits`, exactly, without shader-f16.
+fn f16_value(bits: u32) -> f32 {
+    let e = (bits >> 10u) & 31u;
+    let m = bits & 1023u;
+    let sign = select(1.0, -1.0, (bits & 0x8000u) != 0u);
+    // A subnormal is m · 2^-24; a normal and inf/NaN rebiased into f32's fields.
+    let normal = bitcast<f32>(((bits & 0x8000u) << 16u) | ((e + 112u) << 23u) | (m << 13u));
+    let special = bitcast<f32>(((bits & 0x8000u) << 16u) | 0x7f800000u | (m << 13u));
+    return select(select(normal, special, e == 31u), sign * f32(m) * 5.9604645e-8, e == 0u);
+}
+
+// Word 1 + i of a header, i = 0..3 (selects: no indexing by a value).
+fn header_word_at(h: Header, i: u32) -> u32 {
+    return select(select(h[1], h[2], i >= 1u), select(h[3], h[4], i >= 3u), i >= 2u);
+}
+
+// Record r (its codes) with the scales and minimums of chunk j of its super-block, made from the
+// header h as ops/quant/ggml.rs computes them (d · sc and -(dmin · m): exact in f32); r itself
+// for the formats without a header.
+fn with_header(r0: Record, h: Header, j: u32) -> Record {
+    if (HEADER == 0u) {
+        return r0;
+    }
+    var r = r0;
+    let d = f16_value(h[0] & 0xffffu);
+    let dmin = f16_value(h[0] >> 16u);
+    var sc: vec2<f32>;
+    var m: vec2<f32>;
+    if (HALVES == 1u) {
+        // q4_K, q5_K: byte j of words 1-2 and nibble j of word 3.
+        let byte = (select(h[1], h[2], j >= 4u) >> (8u * (j % 4u))) & 0xffu;
+        let m6 = ((byte >> 6u) << 4u) | ((h[3] >> (4u * j)) & 15u);
+        sc = vec2<f32>(d * f32(byte & 63u));
+        m = vec2<f32>(-(dmin * f32(m6)));
+    } else {
+        // Bytes 2j and 2j + 1 of words 1-4: q2_K's scale and minimum nibbles, or signed scales.
+        let pair = (header_word_at(h, j / 2u) >> (16u * (j % 2u))) & 0xffffu;
+        let b = vec2<u32>(pair & 0xffu, pair >> 8u);
+        if (HAS_MIN) {
+            sc = d * vec2<f32>(b & vec2<u32>(15u));
+            m = -(dmin * vec2<f32>(b >> vec2<u32>(4u)));
+        } else {
+            sc = d * vec2<f32>(bitcast<vec2<i32>>(b << vec2<u32>(24u)) >> vec2<u32>(24u));
+        }
+    }
+    // (Indices clamped to the record: the constant index of an unused branch must be in range.)
+    let last = MAX_RECORD - 1u;
+    r[min(WORDS, last)] = bitcast<u32>(sc.x);
+    if (HALVES == 2u) {
+        r[min(WORDS + 1u, last)] = bitcast<u32>(sc.y);
+    }
+    if (HAS_MIN) {
+        r[min(WORDS + HALVES, last)] = bitcast<u32>(m.x);
+        if (HALVES == 2u) {
+            r[min(WORDS + 3u, last)] = bitcast<u32>(m.y);
+        }
     }
     return r;
 }

@@ -949,6 +949,10 @@ pub(crate) fn unpermute_rows(m: HostMatrix, shape: &[usize], groups: usize) -> O
                 true => Vec::new(),
                 false => reorder_rows(&q.mins, rows, source),
             },
+            headers: match q.headers.is_empty() {
+                true => Vec::new(),
+                false => reorder_rows(&q.headers, rows, source),
+            },
         }),
     })
 }

@@ -195,7 +195,7 @@ fn upload_block(
             }
         },
     };
-    let words = k / QUANT_BLOCK * q.scheme.record_words();
+    let words = q.scheme.records_shape(rows, k)[1];
     let records = ExpertStack::records_of(&q);
     Ok(ExpertStack::Quant {
         scheme: q.scheme,

@@ -287,7 +287,7 @@ pub fn summarize(
             let gpu_bytes = (numel as f64 * format.bytes_per_weight()) as u64;
             // The largest binding: the records of a quantized matrix.
             let binding_bytes = match format {
-                WeightFormat::Quant(s) => numel * s.gpu_block_bytes() as u64 / 32,
+                WeightFormat::Quant(s) => s.gpu_bytes(numel as usize),
                 _ => gpu_bytes,
             };
             TensorSummary {

@@ -54,7 +54,7 @@ impl WeightFormat {
         match self {
             WeightFormat::F32 => 4.0,
             WeightFormat::F16 => 2.0,
-            WeightFormat::Quant(s) => s.gpu_block_bytes() as f64 / 32.0,
+            WeightFormat::Quant(s) => s.gpu_bytes(1 << 16) as f64 / 65536.0,
         }
     }
 

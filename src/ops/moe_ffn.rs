@@ -33,7 +33,7 @@ pub struct MoeParams {
 }
 
 /// One stacked expert matrix `[experts, rows, k]`: f32 values, or quantized chunks in any
-/// format (records `[experts, rows, k/32 · record_words]` u32, rows in order, the records of
+/// format (records `[experts, rows, k/32/group_chunks · group_words]` u32, rows in order, the records of
 /// `ops::quant`), whole or split into blocks of whole experts.
 #[derive(Clone, Debug)]
 pub enum ExpertStack {
@@ -43,7 +43,7 @@ pub enum ExpertStack {
     Quant {
         /// The format.
         scheme: QuantScheme,
-        /// `[experts, rows, k/32 · record_words]` u32.
+        /// `[experts, rows, k/32/group_chunks · group_words]` u32.
         records: GpuTensor,
     },
 }
@@ -51,9 +51,10 @@ pub enum ExpertStack {
 impl ExpertStack {
     /// The records of `q` (chunks in row order), as a quantized stack holds them.
     pub fn records_of(q: &crate::ops::QuantHost) -> Vec<u32> {
-        let mut out = Vec::with_capacity(q.chunks() * q.scheme.record_words());
-        for c in 0..q.chunks() {
-            q.record(c, &mut out);
+        let groups = q.chunks() / q.scheme.group_chunks();
+        let mut out = Vec::with_capacity(groups * q.scheme.group_words());
+        for g in 0..groups {
+            q.group(g, &mut out);
         }
         out
     }
@@ -64,7 +65,11 @@ impl ExpertStack {
             ExpertStack::F32(t) => t.shape().to_vec(),
             ExpertStack::Quant { scheme, records } => {
                 let s = records.shape();
-                vec![s[0], s[1], s[2] / scheme.record_words() * QUANT_BLOCK]
+                vec![
+                    s[0],
+                    s[1],
+                    s[2] / scheme.group_words() * scheme.group_chunks() * QUANT_BLOCK,
+                ]
             }
         }
     }

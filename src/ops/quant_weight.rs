@@ -4,10 +4,10 @@
 //! several: the tiled `matmul_nt_quant`), the fused gated product of one row
 //! (`matvec_glu_quant`), and the embedding gather of a tied table.
 //!
-//! On the GPU the chunks of `quant/mod.rs` are records (codes, scales, minimums) laid out in
-//! tiles of [`TILE_ROWS`] rows: tile `t` holds rows `32t..32t + 31`, chunk by chunk, the 32
-//! rows' chunk `b` side by side (slot `(t · chunks + b) · 32 + row % 32`), the last tile padded
-//! with zero rows. The matrix-vector kernels read a tile's rows together, so each step reads 32
+//! On the GPU the groups of `quant/mod.rs` (a chunk's record, or a K-quant super-block: a
+//! header and 8 chunks' codes) are laid out in tiles of [`TILE_ROWS`] rows: tile `t` holds rows
+//! `32t..32t + 31`, group by group, the 32 rows' group `g` side by side (slot
+//! `(t · groups + g) · 32 + row % 32`), the last tile padded with zero rows. The matrix-vector kernels read a tile's rows together, so each step reads 32
 //! neighbouring records: one stream of memory where whole rows would be 32 (26% less time for
 //! a q4_0 token's products on lavapipe, whose prefetchers follow few streams), and coalesced
 //! loads on a GPU. The files keep llama.cpp's row order; tiles are built at upload.
@@ -36,7 +36,7 @@ struct QuantBlock {
     first: usize,
     /// Its rows (the tiles hold them padded to a multiple of [`TILE_ROWS`]).
     rows: usize,
-    /// `[tiles · 32, k/32 · record_words]` u32.
+    /// `[tiles · 32, k/32/group_chunks · group_words]` u32.
     records: GpuTensor,
 }
 
@@ -50,21 +50,21 @@ pub struct QuantWeight {
     blocks: Vec<QuantBlock>,
 }
 
-/// The first `rows` rows of `host` (rows of `k` weights) in tiles of records, zero past the
+/// The first `rows` rows of `host` (rows of `k` weights) in tiles of groups, zero past the
 /// last row.
 fn tiles_of(host: &QuantHost, k: usize, rows: usize) -> Vec<u32> {
-    let words = host.scheme.record_words();
-    let chunks = k / QUANT_BLOCK;
-    let slots = rows.div_ceil(TILE_ROWS) * TILE_ROWS * chunks;
+    let words = host.scheme.group_words();
+    let groups = k / (QUANT_BLOCK * host.scheme.group_chunks());
+    let slots = rows.div_ceil(TILE_ROWS) * TILE_ROWS * groups;
     let mut records = vec![0u32; slots * words];
-    let mut record = Vec::with_capacity(words);
+    let mut group = Vec::with_capacity(words);
     for r in 0..rows {
         let (tile, lane) = (r / TILE_ROWS, r % TILE_ROWS);
-        for b in 0..chunks {
-            let to = (tile * chunks + b) * TILE_ROWS + lane;
-            record.clear();
-            host.record(r * chunks + b, &mut record);
-            records[to * words..(to + 1) * words].copy_from_slice(&record);
+        for b in 0..groups {
+            let to = (tile * groups + b) * TILE_ROWS + lane;
+            group.clear();
+            host.group(r * groups + b, &mut group);
+            records[to * words..(to + 1) * words].copy_from_slice(&group);
         }
     }
     records
@@ -122,7 +122,8 @@ impl QuantWeight {
             ));
         }
         let chunks = k / QUANT_BLOCK;
-        let words = scheme.record_words();
+        let words = scheme.group_words();
+        let groups = k / (QUANT_BLOCK * scheme.group_chunks());
         let per_block = tile_rows_per_block(label, scheme, shape, limit)?;
         // Pieces of about PIECE_BYTES of f32 values: what a piece quantized at load is read as.
         let step = piece_rows(k * 4, TILE_ROWS);
@@ -154,7 +155,7 @@ impl QuantWeight {
                     ));
                 }
                 // Pieces are whole tiles, so the slots of a piece follow the previous piece's.
-                let slot = at * chunks;
+                let slot = at * groups;
                 let records = tiles_of(&host, k, end - at);
                 block
                     .records
@@ -235,7 +236,7 @@ impl QuantWeight {
 
     /// Bytes of its blocks (the tiles' padding rows not counted).
     pub fn bytes(&self) -> u64 {
-        (self.shape[0] * self.shape[1] / QUANT_BLOCK * self.scheme.gpu_block_bytes()) as u64
+        self.scheme.gpu_bytes(self.shape[0] * self.shape[1])
     }
 
     /// Buffers each of its parts takes: 1, or the number of row blocks.

@@ -21,7 +21,8 @@ fn f16_fields(scheme: QuantScheme) -> &'static [usize] {
 }
 
 /// `[rows, k]` of random blocks of `scheme` as a file holds them (random codes and sub-block
-/// scales; the f16 scales in [2^-10, 2^-5], minimums of either sign for q4_1 and q5_1), and
+/// scales; the f16 scales in [2^-6, 2^-1], one in 8 a subnormal f16 instead (the K-quants'
+/// kernels decode the f16 bits themselves), minimums of either sign for q4_1 and q5_1), and
 /// the same blocks repacked as the loader repacks them.
 pub fn random_blocks(rng: &mut Rng, scheme: QuantScheme, rows: usize, k: usize) -> QuantHost {
     let (per, size) = scheme.file_block();
@@ -38,7 +39,11 @@ pub fn random_blocks(rng: &mut Rng, scheme: QuantScheme, rows: usize, k: usize) 
             } else {
                 1.0
             };
-            let v = half::f16::from_f32(sign * magnitude * 16.0);
+            let v = match rng.next_u64() % 8 {
+                0 => half::f16::from_bits(1 + (rng.next_u64() % 1023) as u16),
+                _ => half::f16::from_f32(magnitude * 16.0),
+            };
+            let v = if sign < 0.0 { -v } else { v };
             block[at..at + 2].copy_from_slice(&v.to_le_bytes());
         }
         bytes.extend(block);
@@ -101,7 +106,7 @@ pub async fn quant_products(ctx: &GpuContext) {
             let deq = ops::dequantize(&q);
             let magnitude = magnitudes(&q);
             assert_eq!(deq.len(), n * k);
-            let record_row = (k / 32 * scheme.gpu_block_bytes()) as u64;
+            let record_row = scheme.gpu_bytes(k);
             let upload_q = |rows_per_block: u64| {
                 QuantWeight::upload(ctx, "w", [n, k], &q, rows_per_block * record_row).unwrap()
             };
@@ -255,7 +260,7 @@ pub async fn moe_quantized_experts(ctx: &GpuContext) {
             // Each stack as random blocks of rows of k, and its dequantized values.
             let mut stack = |rows: usize, k: usize, experts_per_block: usize| {
                 let q = random_blocks(&mut rng, scheme, n_experts * rows, k);
-                let words = k / 32 * scheme.record_words();
+                let words = k / (32 * scheme.group_chunks()) * scheme.group_words();
                 let records = ExpertStack::records_of(&q);
                 let upload_blocks = |per: usize| {
                     let mut parts = Vec::new();

@@ -32,12 +32,48 @@ fn scale_k3(s: usize, q: &[u8]) -> i32 {
     (low | high << 4) as i32
 }
 
-/// One file block decoded: its unsigned codes in weight order (q8_0: the signed bytes), and the
-/// scale and minimum (0 where the format has none) of each sub-block.
+/// One file block decoded: its unsigned codes in weight order (q8_0: the signed bytes), the
+/// scale and minimum (0 where the format has none) of each sub-block, and (K-quants) the header
+/// the GPU keeps its scales in (`header_words` words, `mod.rs`'s module doc).
 struct Decoded {
     codes: [u8; 256],
     scales: [f32; 16],
     mins: [f32; 16],
+    header: [u32; 5],
+}
+
+/// The little-endian u32 words of `bytes` (a multiple of 4 long).
+fn words_of(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+}
+
+/// The f16 bits at `b[0..2]` as the low half of a word.
+fn f16_bits(b: &[u8]) -> u32 {
+    u16::from_le_bytes([b[0], b[1]]) as u32
+}
+
+/// A header of word 0 `first` and the bytes `sixteen` as words 1–4 (q2_K, q3_K, q6_K).
+fn byte_header(first: u32, sixteen: &[u8; 16]) -> [u32; 5] {
+    let mut h = [first, 0, 0, 0, 0];
+    for (to, w) in h[1..].iter_mut().zip(words_of(sixteen)) {
+        *to = w;
+    }
+    h
+}
+
+/// The header of a q4_K or q5_K block from its `d`/`dmin` word and 8 (scale, minimum) pairs of
+/// 6 bits: byte j of words 1–2 the scale and the minimum's bits 4–5, nibble j of word 3 the
+/// minimum's bits 0–3.
+fn k4_header(scales: u32, pairs: [(u8, u8); 8]) -> [u32; 5] {
+    let mut h = [scales, 0, 0, 0, 0];
+    for (j, (sc, m)) in pairs.into_iter().enumerate() {
+        let byte = (sc & 63) as u32 | ((m >> 4) as u32) << 6;
+        h[1 + j / 4] |= byte << (8 * (j % 4));
+        h[3] |= ((m & 15) as u32) << (4 * j);
+    }
+    h
 }
 
 /// Decodes block `b` (its bytes) of `scheme`.
@@ -46,6 +82,7 @@ fn decode(scheme: QuantScheme, b: &[u8]) -> Decoded {
         codes: [0; 256],
         scales: [0.0; 16],
         mins: [0.0; 16],
+        header: [0; 5],
     };
     let c = &mut out.codes;
     match scheme {
@@ -82,6 +119,8 @@ fn decode(scheme: QuantScheme, b: &[u8]) -> Decoded {
                 *scale = d * (sc & 0xF) as f32;
                 *min = -(dmin * (sc >> 4) as f32);
             }
+            let first = f16_bits(&b[80..]) | f16_bits(&b[82..]) << 16;
+            out.header = byte_header(first, scales.try_into().expect("16 bytes"));
         }
         QuantScheme::Q3K => {
             let (hmask, qs, scales) = (&b[0..32], &b[32..96], &b[96..108]);
@@ -92,9 +131,13 @@ fn decode(scheme: QuantScheme, b: &[u8]) -> Decoded {
                 let high = (hmask[l] >> (4 * n + j)) & 1;
                 *code = low | high << 2;
             }
-            for s in 0..16 {
-                out.scales[s] = d * (scale_k3(s, scales) - 32) as f32;
+            let mut signed = [0u8; 16];
+            for (s, byte) in signed.iter_mut().enumerate() {
+                let sc = scale_k3(s, scales) - 32;
+                out.scales[s] = d * sc as f32;
+                *byte = sc as i8 as u8;
             }
+            out.header = byte_header(f16_bits(&b[108..]), &signed);
         }
         QuantScheme::Q4K | QuantScheme::Q5K => {
             let (d, dmin, scales) = (f16_at(b), f16_at(&b[2..]), &b[4..16]);
@@ -108,11 +151,12 @@ fn decode(scheme: QuantScheme, b: &[u8]) -> Decoded {
                 let high = qh.map_or(0, |h| (h[l] >> chunk) & 1);
                 *code = low | high << 4;
             }
-            for j in 0..8 {
-                let (sc, m) = scale_min_k4(j, scales);
+            let pairs: [(u8, u8); 8] = std::array::from_fn(|j| scale_min_k4(j, scales));
+            for (j, (sc, m)) in pairs.into_iter().enumerate() {
                 out.scales[j] = d * sc as f32;
                 out.mins[j] = -(dmin * m as f32);
             }
+            out.header = k4_header(f16_bits(b) | f16_bits(&b[2..]) << 16, pairs);
         }
         QuantScheme::Q6K => {
             let (ql, qh, scales) = (&b[0..128], &b[128..192], &b[192..208]);
@@ -126,6 +170,7 @@ fn decode(scheme: QuantScheme, b: &[u8]) -> Decoded {
             for (scale, &sc) in out.scales.iter_mut().zip(scales) {
                 *scale = d * sc as i8 as f32;
             }
+            out.header = byte_header(f16_bits(&b[208..]), scales.try_into().expect("16 bytes"));
         }
     }
     out
@@ -143,6 +188,8 @@ pub fn from_ggml_blocks(scheme: QuantScheme, data: &[u8]) -> Option<QuantHost> {
     let mut q = QuantHost::with_capacity(scheme, data.len() / size * chunks_per_block);
     for block in data.chunks_exact(size) {
         let decoded = decode(scheme, block);
+        q.headers
+            .extend_from_slice(&decoded.header[..scheme.header_words()]);
         for chunk in 0..chunks_per_block {
             let codes: &[u8; QUANT_BLOCK] = decoded.codes[chunk * 32..chunk * 32 + 32]
                 .try_into()

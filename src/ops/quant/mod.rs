@@ -22,9 +22,24 @@
 //! | 3 | 3 | bits `2(i % 16)` of word `i / 16` for bits 0 and 1, bit `i` of word 2 for bit 2 |
 //! | 2 | 2 | bits `2(i % 16)` of word `i / 16` |
 //!
-//! On the GPU each chunk is one record, its code words then its scales then its minimums (as
-//! f32 bits), in tiles of 32 rows (`quant_weight.rs`). The files' blocks are repacked into
-//! this form as they are read (`ggml.rs`); the host never expands a matrix to f32 values.
+//! On the GPU a chunk is read as one record: its code words, then its scales and minimums. The
+//! formats whose block is a chunk (q8_0, q4_0, q4_1, q5_0, q5_1) store the record as it is,
+//! scales and minimums as f32 bits. The K-quants keep their super-block's scales packed as the
+//! file does: a group of 8 chunks (one super-block) is a header of
+//! [`QuantScheme::header_words`] u32 (the f16 scale and minimum scale, and the sub-blocks' small
+//! integer scales) then the 8 chunks' code words, and the kernel makes a chunk's f32 scales
+//! from the header (`d · sc`, exact) as it reads the chunk: q4_K and q5_K take 0.5625 and 0.6875
+//! bytes per weight on the GPU, as in the file. Groups lie in tiles of 32 rows
+//! (`quant_weight.rs`). The files' blocks are repacked into this form as they are read
+//! (`ggml.rs`); the host never expands a matrix to f32 values.
+//!
+//! A header (chunk `j` of its group reads sub-block `j`, or `2j` and `2j + 1`):
+//!
+//! | formats | words | word 0 | words 1… |
+//! |---|---|---|---|
+//! | q4_K, q5_K | 4 | `d` and `dmin` (f16 bits, low and high) | byte `j` of words 1–2: the 6-bit scale, and bits 4–5 of the 6-bit minimum in its top bits; nibble `j` of word 3: bits 0–3 of the minimum |
+//! | q2_K | 5 | `d` and `dmin` | byte `i` of words 1–4: sub-block `i`'s scale (low nibble) and minimum (high) |
+//! | q3_K, q6_K | 5 | `d` | byte `i` of words 1–4: sub-block `i`'s signed scale (q3_K's less its 32) |
 
 mod ggml;
 mod quantize;
@@ -176,29 +191,60 @@ impl QuantScheme {
         )
     }
 
-    /// u32 words of a chunk's record on the GPU: its codes, scales and minimums.
+    /// u32 words of a chunk's record as the kernels decode it: its codes, scales and minimums.
     pub fn record_words(self) -> usize {
         self.words_per_block() + self.halves() * (1 + self.has_min() as usize)
     }
 
-    /// Bytes per chunk on the GPU.
-    pub fn gpu_block_bytes(self) -> usize {
-        4 * self.record_words()
+    /// u32 words of a super-block's header on the GPU (the module doc), 0 for the formats whose
+    /// chunk is their block.
+    pub fn header_words(self) -> usize {
+        match self {
+            QuantScheme::Q4K | QuantScheme::Q5K => 4,
+            QuantScheme::Q2K | QuantScheme::Q3K | QuantScheme::Q6K => 5,
+            _ => 0,
+        }
+    }
+
+    /// Chunks stored as one group on the GPU: a super-block's 8, or 1.
+    pub fn group_chunks(self) -> usize {
+        match self.header_words() {
+            0 => 1,
+            _ => 8,
+        }
+    }
+
+    /// u32 words of a group on the GPU: a header and its chunks' codes, or one record.
+    pub fn group_words(self) -> usize {
+        match self.header_words() {
+            0 => self.record_words(),
+            h => h + self.group_chunks() * self.words_per_block(),
+        }
+    }
+
+    /// Bytes on the GPU of `weights` weights (whole groups).
+    pub fn gpu_bytes(self, weights: usize) -> u64 {
+        (weights / (QUANT_BLOCK * self.group_chunks()) * 4 * self.group_words()) as u64
     }
 
     /// The pipeline constants that select the format in `prelude/quant_formats.wgsl`.
-    pub(crate) fn constants(self) -> [(&'static str, f64); 4] {
+    pub(crate) fn constants(self) -> [(&'static str, f64); 5] {
         [
             ("WORDS", self.words_per_block() as f64),
             ("HALVES", self.halves() as f64),
             ("HAS_MIN", self.has_min() as u32 as f64),
             ("OFFSET", self.offset() as f64),
+            ("HEADER", self.header_words() as f64),
         ]
     }
 
-    /// The records' shape for a matrix `[n, k]`.
+    /// The groups' shape on the GPU for a matrix `[n, k]`: `[n, k/32/group_chunks · group_words]`
+    /// u32.
     pub(crate) fn records_shape(self, n: usize, k: usize) -> [usize; 2] {
-        [n, k / QUANT_BLOCK * self.record_words()]
+        [
+            n,
+            k / (QUANT_BLOCK * self.group_chunks()) * self.group_words(),
+        ]
     }
 }
 
@@ -213,6 +259,9 @@ pub struct QuantHost {
     pub scales: Vec<f32>,
     /// `halves` minimums per chunk (formats with a minimum, else empty).
     pub mins: Vec<f32>,
+    /// `header_words` words per group of `group_chunks` chunks (the K-quants' super-blocks,
+    /// else empty): the scales as the GPU keeps them.
+    pub headers: Vec<u32>,
 }
 
 impl QuantHost {
@@ -224,6 +273,7 @@ impl QuantHost {
             codes: Vec::with_capacity(chunks * scheme.words_per_block()),
             scales: Vec::with_capacity(halves),
             mins: Vec::with_capacity(if scheme.has_min() { halves } else { 0 }),
+            headers: Vec::with_capacity(chunks / scheme.group_chunks() * scheme.header_words()),
         }
     }
 
@@ -238,9 +288,12 @@ impl QuantHost {
         self.codes.len() == chunks * self.scheme.words_per_block()
             && self.scales.len() == h
             && self.mins.len() == if self.scheme.has_min() { h } else { 0 }
+            && chunks.is_multiple_of(self.scheme.group_chunks())
+            && self.headers.len()
+                == chunks / self.scheme.group_chunks() * self.scheme.header_words()
     }
 
-    /// Chunks `range` as a matrix of their own.
+    /// Chunks `range` (whole groups) as a matrix of their own.
     pub fn slice(&self, range: std::ops::Range<usize>) -> QuantHost {
         let (w, h) = (self.scheme.words_per_block(), self.scheme.halves());
         let part = |v: &[f32]| {
@@ -257,6 +310,13 @@ impl QuantHost {
                 .to_vec(),
             scales: part(&self.scales),
             mins: part(&self.mins),
+            headers: {
+                let (g, hw) = (self.scheme.group_chunks(), self.scheme.header_words());
+                self.headers
+                    .get(range.start / g * hw..range.end / g * hw)
+                    .unwrap_or_default()
+                    .to_vec()
+            },
         }
     }
 
@@ -265,15 +325,24 @@ impl QuantHost {
         self.codes.extend_from_slice(&other.codes);
         self.scales.extend_from_slice(&other.scales);
         self.mins.extend_from_slice(&other.mins);
+        self.headers.extend_from_slice(&other.headers);
     }
 
-    /// Chunk `c`'s record: its code words, scales and minimums (f32 bits).
-    pub fn record(&self, c: usize, out: &mut Vec<u32>) {
+    /// Group `g`'s words as the GPU holds them: chunk `g`'s record (its code words, scales and
+    /// minimums as f32 bits), or a super-block's header and its 8 chunks' code words.
+    pub fn group(&self, g: usize, out: &mut Vec<u32>) {
         let (w, h) = (self.scheme.words_per_block(), self.scheme.halves());
-        out.extend_from_slice(&self.codes[c * w..(c + 1) * w]);
-        out.extend(self.scales[c * h..(c + 1) * h].iter().map(|v| v.to_bits()));
+        let hw = self.scheme.header_words();
+        if hw > 0 {
+            let chunks = self.scheme.group_chunks();
+            out.extend_from_slice(&self.headers[g * hw..(g + 1) * hw]);
+            out.extend_from_slice(&self.codes[g * chunks * w..(g + 1) * chunks * w]);
+            return;
+        }
+        out.extend_from_slice(&self.codes[g * w..(g + 1) * w]);
+        out.extend(self.scales[g * h..(g + 1) * h].iter().map(|v| v.to_bits()));
         if self.scheme.has_min() {
-            out.extend(self.mins[c * h..(c + 1) * h].iter().map(|v| v.to_bits()));
+            out.extend(self.mins[g * h..(g + 1) * h].iter().map(|v| v.to_bits()));
         }
     }
 
