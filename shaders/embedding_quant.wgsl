@@ -41,11 +41,11 @@ fn row_record(row: u32, b: u32) -> Record {
     for (var j = 0u; j < stored_words(); j++) {
         r[j] = w[at + j];
     }
-    var h: Header;
-    for (var j = 0u; j < HEADER; j++) {
+    var h = array<u32, 5>();
+    for (var j = 0u; j < min(HEADER, 5u); j++) {
         h[j] = w[hat + j];
     }
-    return with_header(r, h, place.y);
+    return with_header(r, head_of(vec4<u32>(h[0], h[1], h[2], h[3]), vec4<u32>(h[4])), place.y);
 }
 
 @compute @workgroup_size(WG)
@@ -87,7 +87,7 @@ fn dequantize_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     for (var j = 0u; j < header_vec4s(); j++) {
         h[j] = w4[min(hat / 4u + j, last)];
     }
-    let r = with_header(record_in(v, at), header_in(h, hat), place.y);
+    let r = with_header(record_in(v, at), head_of(h[0], h[1]), place.y);
     let out_at = (row * p.d + 32u * b) / 4u;
     for (var t = 0u; t < 8u; t++) {
         rows[out_at + t] = quad_weights(r, t);

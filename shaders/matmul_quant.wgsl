@@ -25,23 +25,32 @@
 
 override MV_WG: u32 = 64u;
 
-// The record of the chunk in slot s of W (prelude/quant_formats.wgsl: its group's words, loaded
-// as whole vec4s; those past the end stand for the last: W's row blocks are whole tiles, so
-// whole vec4s, and a record never needs them).
-fn w_record(s: u32) -> Record {
-    let place = tiled_place(s);
-    let at = codes_word(place);
-    let hat = header_word(place);
+// The stored words of the chunk in slot s of W (prelude/quant_formats.wgsl: loaded as whole
+// vec4s; those past the end stand for the last: W's row blocks are whole tiles, so whole vec4s,
+// and a record never needs them), and the header of its group.
+fn w_codes(s: u32) -> Record {
+    let at = codes_word(tiled_place(s));
     let last = arrayLength(&w) - 1u;
     var v: array<vec4<u32>, 3>;
     for (var i = 0u; i < record_vec4s(); i++) {
         v[i] = w[min(at / 4u + i, last)];
     }
-    var h: array<vec4<u32>, 2>;
+    return record_in(v, at);
+}
+
+fn w_head(s: u32) -> Head {
+    let at = header_word(tiled_place(s)) / 4u;
+    let last = arrayLength(&w) - 1u;
+    var v: array<vec4<u32>, 2>;
     for (var i = 0u; i < header_vec4s(); i++) {
-        h[i] = w[min(hat / 4u + i, last)];
+        v[i] = w[min(at + i, last)];
     }
-    return with_header(record_in(v, at), header_in(h, hat), place.y);
+    return head_of(v[0], v[1]);
+}
+
+// The record of the chunk in slot s of W.
+fn w_record(s: u32) -> Record {
+    return with_header(w_codes(s), w_head(s), tiled_place(s).y);
 }
 
 fn matvec_rows(gid: vec3<u32>, lane: u32) {
@@ -51,15 +60,26 @@ fn matvec_rows(gid: vec3<u32>, lane: u32) {
     let rows = invocation_rows(gid.x);
     let slot = first_slots(rows, blocks);
     var acc = array<f32, MV_ROWS>();
-    for (var b = 0u; b < blocks; b++) {
-        var rec = array<Record, MV_ROWS>();
+    // Group by group (a K-quant's header loaded and decoded once for its 8 chunks), chunk by
+    // chunk.
+    for (var g = 0u; g < blocks / group_chunks(); g++) {
+        var head = array<Head, MV_ROWS>();
         for (var r = 0u; r < MV_ROWS; r++) {
-            rec[r] = w_record(slot[r] + 32u * b);
+            if (HEADER > 0u) {
+                head[r] = w_head(slot[r] + 32u * g * group_chunks());
+            }
         }
-        let av = block_acts(a_row + 8u * b, lane);
-        let sums = half_sums(av);
-        for (var r = 0u; r < MV_ROWS; r++) {
-            acc[r] += record_dot(av, sums, rec[r]);
+        for (var j = 0u; j < group_chunks(); j++) {
+            let b = g * group_chunks() + j;
+            var rec = array<Record, MV_ROWS>();
+            for (var r = 0u; r < MV_ROWS; r++) {
+                rec[r] = with_header(w_codes(slot[r] + 32u * b), head[r], j);
+            }
+            let av = block_acts(a_row + 8u * b, lane);
+            let sums = half_sums(av);
+            for (var r = 0u; r < MV_ROWS; r++) {
+                acc[r] += record_dot(av, sums, rec[r]);
+            }
         }
     }
     store_rows(m, rows, acc);
@@ -105,21 +125,25 @@ fn matmul_nt_quant(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(3) var<storage, read> w_up: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> c_glu: array<f32>;
 
-// The record of the chunk in slot s of the up projection (as w_record).
-fn up_record(s: u32) -> Record {
-    let place = tiled_place(s);
-    let at = codes_word(place);
-    let hat = header_word(place);
+// The stored words and header of the chunk in slot s of the up projection (as w_codes, w_head).
+fn up_codes(s: u32) -> Record {
+    let at = codes_word(tiled_place(s));
     let last = arrayLength(&w_up) - 1u;
     var v: array<vec4<u32>, 3>;
     for (var i = 0u; i < record_vec4s(); i++) {
         v[i] = w_up[min(at / 4u + i, last)];
     }
-    var h: array<vec4<u32>, 2>;
+    return record_in(v, at);
+}
+
+fn up_head(s: u32) -> Head {
+    let at = header_word(tiled_place(s)) / 4u;
+    let last = arrayLength(&w_up) - 1u;
+    var v: array<vec4<u32>, 2>;
     for (var i = 0u; i < header_vec4s(); i++) {
-        h[i] = w_up[min(hat / 4u + i, last)];
+        v[i] = w_up[min(at + i, last)];
     }
-    return with_header(record_in(v, at), header_in(h, hat), place.y);
+    return head_of(v[0], v[1]);
 }
 
 fn matvec_glu_rows(x: u32, lane: u32) {
@@ -128,13 +152,25 @@ fn matvec_glu_rows(x: u32, lane: u32) {
     let slot = first_slots(rows, blocks);
     var g = array<f32, MV_ROWS>();
     var u = array<f32, MV_ROWS>();
-    for (var b = 0u; b < blocks; b++) {
-        let av = block_acts(8u * b, lane);
-        let sums = half_sums(av);
+    // As matvec_rows: group by group, chunk by chunk.
+    for (var q = 0u; q < blocks / group_chunks(); q++) {
+        var g_head = array<Head, MV_ROWS>();
+        var u_head = array<Head, MV_ROWS>();
         for (var r = 0u; r < MV_ROWS; r++) {
-            let s = slot[r] + 32u * b;
-            g[r] += record_dot(av, sums, w_record(s));
-            u[r] += record_dot(av, sums, up_record(s));
+            if (HEADER > 0u) {
+                g_head[r] = w_head(slot[r] + 32u * q * group_chunks());
+                u_head[r] = up_head(slot[r] + 32u * q * group_chunks());
+            }
+        }
+        for (var j = 0u; j < group_chunks(); j++) {
+            let b = q * group_chunks() + j;
+            let av = block_acts(8u * b, lane);
+            let sums = half_sums(av);
+            for (var r = 0u; r < MV_ROWS; r++) {
+                let s = slot[r] + 32u * b;
+                g[r] += record_dot(av, sums, with_header(w_codes(s), g_head[r], j));
+                u[r] += record_dot(av, sums, with_header(up_codes(s), u_head[r], j));
+            }
         }
     }
     store_glu_rows(rows, g, u);

@@ -340,11 +340,12 @@ fn gate_chunk(s: u32) -> array<vec4<f32>, 8> {
     for (var i = 0u; i < stored_words(); i++) {
         r[i] = gate_q[at + i];
     }
-    var h: Header;
-    for (var i = 0u; i < HEADER; i++) {
+    var h = array<u32, 5>();
+    for (var i = 0u; i < min(HEADER, 5u); i++) {
         h[i] = gate_q[hat + i];
     }
-    return record_weights(with_header(r, h, place.y));
+    let head = head_of(vec4<u32>(h[0], h[1], h[2], h[3]), vec4<u32>(h[4]));
+    return record_weights(with_header(r, head, place.y));
 }
 
 fn up_chunk(s: u32) -> array<vec4<f32>, 8> {
@@ -355,11 +356,12 @@ fn up_chunk(s: u32) -> array<vec4<f32>, 8> {
     for (var i = 0u; i < stored_words(); i++) {
         r[i] = up_q[at + i];
     }
-    var h: Header;
-    for (var i = 0u; i < HEADER; i++) {
+    var h = array<u32, 5>();
+    for (var i = 0u; i < min(HEADER, 5u); i++) {
         h[i] = up_q[hat + i];
     }
-    return record_weights(with_header(r, h, place.y));
+    let head = head_of(vec4<u32>(h[0], h[1], h[2], h[3]), vec4<u32>(h[4]));
+    return record_weights(with_header(r, head, place.y));
 }
 
 @compute @workgroup_size(WG)
@@ -415,11 +417,12 @@ fn down_chunk(s: u32) -> array<vec4<f32>, 8> {
     for (var i = 0u; i < stored_words(); i++) {
         r[i] = down_q[at + i];
     }
-    var h: Header;
-    for (var i = 0u; i < HEADER; i++) {
+    var h = array<u32, 5>();
+    for (var i = 0u; i < min(HEADER, 5u); i++) {
         h[i] = down_q[hat + i];
     }
-    return record_weights(with_header(r, h, place.y));
+    let head = head_of(vec4<u32>(h[0], h[1], h[2], h[3]), vec4<u32>(h[4]));
+    return record_weights(with_header(r, head, place.y));
 }
 
 @compute @workgroup_size(WG)

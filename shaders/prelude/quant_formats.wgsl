@@ -9,11 +9,12 @@
 //   3  bits 2(i % 16) of word i / 16 for bits 0 and 1, and bit i of word 2 for bit 2
 //   2  bits 2(i % 16) of word i / 16
 // Stored, a group is one record (HEADER 0: the formats whose block is a chunk), or a K-quant
-// super-block: a header of HEADER words (its f16 scales and the sub-blocks' small integer
-// scales, ops/quant/mod.rs's table) then its 8 chunks' code words; the record's scales are
-// made from the header as the chunk is read (with_header). A kernel finds a chunk's group with
-// tiled_place or linear_place, loads the words at codes_word and header_word, and has the record
-// from record_of. The constants come from QuantScheme::constants; every kernel that reads
+// super-block: a header of HEADER words (4, or 5 padded to 8: its f16 scales and the
+// sub-blocks' small integer scales, ops/quant/mod.rs's table) then its 8 chunks' code words.
+// Groups and headers start on whole vec4s. A kernel finds a chunk's group with tiled_place or
+// linear_place, loads its words at codes_word and its header at header_word (once per group
+// where it reads a group's chunks in turn), and has the record from with_header(record_in(..),
+// head_of(..), chunk). The constants come from QuantScheme::constants; every kernel that reads
 // quantized weights is written once over these functions and quad_codes().
 
 override WORDS: u32 = 8u;
@@ -25,9 +26,12 @@ override HEADER: u32 = 0u;
 // The longest record (q8_0: 8 code words and a scale).
 const MAX_RECORD: u32 = 9u;
 alias Record = array<u32, MAX_RECORD>;
-// The longest header (q2_K, q3_K, q6_K).
-const MAX_HEADER: u32 = 5u;
-alias Header = array<u32, MAX_HEADER>;
+// A K-quant header decoded: its f16 scale and minimum scale as f32, and words 1-4 (the
+// sub-blocks' scales).
+struct Head {
+    d: vec2<f32>,
+    words: vec4<u32>,
+}
 
 // u32 words of a record.
 fn record_words() -> u32 {
@@ -71,19 +75,18 @@ fn header_word(place: vec2<u32>) -> u32 {
     return place.x * group_words();
 }
 
-// vec4s of a buffer that hold a chunk's stored words whatever their place in a vec4: 1 where
-// they are whole aligned vec4s (q4_K), else 2 or 3.
+// vec4s of a buffer that hold a chunk's stored words wherever they start: a K-quant chunk's
+// codes start on a vec4 (4 words), or on one or its middle (2 and 6); the others anywhere.
 fn record_vec4s() -> u32 {
-    let aligned = HEADER > 0u && group_words() % 4u == 0u && HEADER % 4u == 0u && WORDS % 4u == 0u;
-    return select((stored_words() + 6u) / 4u, WORDS / 4u, aligned);
+    if (HEADER > 0u && WORDS % 2u == 0u) {
+        return select((WORDS + 5u) / 4u, WORDS / 4u, WORDS % 4u == 0u);
+    }
+    return (stored_words() + 6u) / 4u;
 }
 
-// vec4s that hold a header: 0 without, 1 where groups are whole vec4s and the header one, else 2.
+// vec4s of a header (they start on a vec4): HEADER / 4.
 fn header_vec4s() -> u32 {
-    if (HEADER == 0u) {
-        return 0u;
-    }
-    return select(2u, 1u, group_words() % 4u == 0u && HEADER <= 4u);
+    return HEADER / 4u;
 }
 
 // The words from word `at` on of a buffer of whole vec4s, given the 3 vec4s from vec4 at / 4 on.
@@ -102,19 +105,6 @@ fn record_in(v: array<vec4<u32>, 3>, at: u32) -> Record {
     return r;
 }
 
-// The header from word `at` on, given the 2 vec4s from vec4 at / 4 on (as record_in).
-fn header_in(v: array<vec4<u32>, 2>, at: u32) -> Header {
-    let w = array<u32, 8>(v[0].x, v[0].y, v[0].z, v[0].w, v[1].x, v[1].y, v[1].z, v[1].w);
-    let o = at % 4u;
-    var h: Header;
-    for (var i = 0u; i < MAX_HEADER; i++) {
-        let low = select(w[i], w[i + 1u], o == 1u);
-        let high = select(w[i + 2u], w[min(i + 3u, 7u)], o == 3u);
-        h[i] = select(low, high, o >= 2u);
-    }
-    return h;
-}
-
 // The f32 value of the f16 bits in the low half of `bits`, exactly, without shader-f16.
 fn f16_value(bits: u32) -> f32 {
     let e = (bits >> 10u) & 31u;
@@ -126,38 +116,40 @@ fn f16_value(bits: u32) -> f32 {
     return select(select(normal, special, e == 31u), sign * f32(m) * 5.9604645e-8, e == 0u);
 }
 
-// Word 1 + i of a header, i = 0..3 (selects: no indexing by a value).
-fn header_word_at(h: Header, i: u32) -> u32 {
-    return select(select(h[1], h[2], i >= 1u), select(h[3], h[4], i >= 3u), i >= 2u);
+// The header whose first vec4 is v (its words 0-3; a header's word 4 is word 0 of the next,
+// which is all a 5-word header has past its first vec4).
+fn head_of(v: vec4<u32>, next: vec4<u32>) -> Head {
+    return Head(vec2<f32>(f16_value(v.x & 0xffffu), f16_value(v.x >> 16u)),
+                vec4<u32>(v.y, v.z, v.w, next.x));
 }
 
-// Record r (its codes) with the scales and minimums of chunk j of its super-block, made from the
-// header h as ops/quant/ggml.rs computes them (d · sc and -(dmin · m): exact in f32); r itself
-// for the formats without a header.
-fn with_header(r0: Record, h: Header, j: u32) -> Record {
+// Record r0 (its codes) with the scales and minimums of chunk j of its super-block, made from
+// its header as ops/quant/ggml.rs computes them (d · sc and -(dmin · m): exact in f32); r0
+// itself for the formats without a header.
+fn with_header(r0: Record, head: Head, j: u32) -> Record {
     if (HEADER == 0u) {
         return r0;
     }
     var r = r0;
-    let d = f16_value(h[0] & 0xffffu);
-    let dmin = f16_value(h[0] >> 16u);
+    let h = head.words;
     var sc: vec2<f32>;
     var m: vec2<f32>;
     if (HALVES == 1u) {
         // q4_K, q5_K: byte j of words 1-2 and nibble j of word 3.
-        let byte = (select(h[1], h[2], j >= 4u) >> (8u * (j % 4u))) & 0xffu;
-        let m6 = ((byte >> 6u) << 4u) | ((h[3] >> (4u * j)) & 15u);
-        sc = vec2<f32>(d * f32(byte & 63u));
-        m = vec2<f32>(-(dmin * f32(m6)));
+        let byte = (select(h.x, h.y, j >= 4u) >> (8u * (j % 4u))) & 0xffu;
+        let m6 = ((byte >> 6u) << 4u) | ((h.z >> (4u * j)) & 15u);
+        sc = vec2<f32>(head.d.x * f32(byte & 63u));
+        m = vec2<f32>(-(head.d.y * f32(m6)));
     } else {
         // Bytes 2j and 2j + 1 of words 1-4: q2_K's scale and minimum nibbles, or signed scales.
-        let pair = (header_word_at(h, j / 2u) >> (16u * (j % 2u))) & 0xffffu;
+        let word = select(select(h.x, h.y, j >= 2u), select(h.z, h.w, j >= 6u), j >= 4u);
+        let pair = (word >> (16u * (j % 2u))) & 0xffffu;
         let b = vec2<u32>(pair & 0xffu, pair >> 8u);
         if (HAS_MIN) {
-            sc = d * vec2<f32>(b & vec2<u32>(15u));
-            m = -(dmin * vec2<f32>(b >> vec2<u32>(4u)));
+            sc = head.d.x * vec2<f32>(b & vec2<u32>(15u));
+            m = -(head.d.y * vec2<f32>(b >> vec2<u32>(4u)));
         } else {
-            sc = d * vec2<f32>(bitcast<vec2<i32>>(b << vec2<u32>(24u)) >> vec2<u32>(24u));
+            sc = head.d.x * vec2<f32>(bitcast<vec2<i32>>(b << vec2<u32>(24u)) >> vec2<u32>(24u));
         }
     }
     // (Indices clamped to the record: the constant index of an unused branch must be in range.)

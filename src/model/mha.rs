@@ -2,8 +2,8 @@
 //! window), Qwen2 (q/k/v biases) and Qwen3 (per-head q/k RMSNorm) have it.
 
 use super::config::{AttentionConfig, ModelConfig};
-use super::upload::{load, load_matrix, upload_matrix, Upload};
-use super::weights::{HostMatrix, WeightFile};
+use super::upload::{load, load_matrix, upload_stacked, Upload};
+use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::tensor::check_shape;
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
@@ -125,12 +125,12 @@ impl MhaLayer {
                 aux[(slots + i) * dh..(slots + i + 1) * dh].copy_from_slice(&w);
             }
         }
-        let qkv = upload_matrix(
+        let qkv = upload_stacked(
             ctx,
             Upload::of(ctx, file),
             &format!("{prefix}.qkv_proj"),
-            &[slots * dh, d],
-            HostMatrix::concat(parts),
+            d,
+            parts,
         )?;
         Ok(MhaLayer {
             qkv,

@@ -192,3 +192,47 @@ pub(crate) fn upload_matrix(
         )?),
     })
 }
+
+/// The matrices `parts` (rows of one width `k`) stacked into one weight `[Σ rows, k]` (a
+/// layer's q, k and v as one product). Parts whose blocks stay as the file holds them in
+/// different formats (a Q4_K_M file's v in q6_K beside q and k in q4_K) stay so, each in its
+/// own row blocks; otherwise the rows are joined and uploaded as [`upload_matrix`] does.
+pub(crate) fn upload_stacked(
+    ctx: &GpuContext,
+    up: Upload,
+    name: &str,
+    k: usize,
+    parts: Vec<HostMatrix>,
+) -> Result<Weight> {
+    let rows_of = |p: &HostMatrix| match p {
+        HostMatrix::Quant(q) => q.chunks() * crate::ops::QUANT_BLOCK / k.max(1),
+        HostMatrix::F32(v) => v.len() / k.max(1),
+    };
+    let kept: Vec<Option<QuantScheme>> = parts
+        .iter()
+        .map(|p| match p {
+            HostMatrix::Quant(q) => match target(up, Some(q.scheme), name, &[rows_of(p), k]) {
+                Target::Blocks(s) if s == q.scheme => Some(s),
+                _ => None,
+            },
+            HostMatrix::F32(_) => None,
+        })
+        .collect();
+    let mixed = kept.iter().all(Option::is_some) && kept.windows(2).any(|w| w[0] != w[1]);
+    let rows: usize = parts.iter().map(rows_of).sum();
+    if !mixed {
+        return upload_matrix(ctx, up, name, &[rows, k], HostMatrix::concat(parts));
+    }
+    let mut uploaded = Vec::with_capacity(parts.len());
+    for (i, part) in parts.into_iter().enumerate() {
+        let shape = [rows_of(&part), k];
+        // A part kept in its blocks (`kept`) uploads as blocks.
+        if let Weight::Quant(q) = upload_matrix(ctx, up, &format!("{name}[{i}]"), &shape, part)? {
+            uploaded.push(*q);
+        }
+    }
+    let refs: Vec<&QuantWeight> = uploaded.iter().collect();
+    Ok(Weight::Quant(Box::new(QuantWeight::stack_blocks(
+        name, &refs,
+    )?)))
+}

@@ -36,14 +36,19 @@ struct QuantBlock {
     first: usize,
     /// Its rows (the tiles hold them padded to a multiple of [`TILE_ROWS`]).
     rows: usize,
+    /// Its format (a weight stacked from matrices of several formats has several: a Q4_K_M
+    /// file's q and k in q4_K beside its v in q6_K).
+    scheme: QuantScheme,
     /// `[tiles · 32, k/32/group_chunks · group_words]` u32.
     records: GpuTensor,
 }
 
-/// A weight matrix `[n, k]` on the GPU in a block-quantized format: its row blocks (one, or
-/// several past the binding limit), each in tiles of records.
+/// A weight matrix `[n, k]` on the GPU in block-quantized formats: its row blocks (one, or
+/// several past the binding limit or where it is stacked from several matrices), each in tiles
+/// of records of its format.
 #[derive(Clone, Debug)]
 pub struct QuantWeight {
+    /// The first block's format.
     scheme: QuantScheme,
     label: String,
     shape: [usize; 2],
@@ -140,6 +145,7 @@ impl QuantWeight {
             let block = QuantBlock {
                 first,
                 rows,
+                scheme,
                 records: GpuTensor::empty(ctx, &format!("{name}{suffix}"), &shape, DType::U32)?,
             };
             for at in (0..rows).step_by(step) {
@@ -185,18 +191,18 @@ impl QuantWeight {
         Self::upload(ctx, label, shape, &host, limit)
     }
 
-    /// The rows of `parts` (one scheme, one width) as one weight of their row blocks.
+    /// The rows of `parts` (one width, any formats) as one weight of their row blocks.
     pub fn stack_blocks(label: &str, parts: &[&QuantWeight]) -> Result<Self> {
         let first = parts
             .first()
             .ok_or_else(|| shape_err("stack weights", label, "parts", 0))?;
         let (scheme, k) = (first.scheme, first.shape[1]);
-        if let Some(odd) = parts.iter().find(|p| p.scheme != scheme || p.shape[1] != k) {
+        if let Some(odd) = parts.iter().find(|p| p.shape[1] != k) {
             return Err(shape_err(
                 "stack weights",
                 format!("'{}' in {label}", odd.label),
-                format!("{} rows of {k}", scheme.name()),
-                format!("{} rows of {}", odd.scheme.name(), odd.shape[1]),
+                format!("rows of {k}"),
+                format!("rows of {}", odd.shape[1]),
             ));
         }
         let mut row = 0;
@@ -207,7 +213,8 @@ impl QuantWeight {
             blocks.push(QuantBlock {
                 first: row,
                 rows,
-                records: block.records.clone().labelled(&name(scheme.name())),
+                scheme: block.scheme,
+                records: block.records.clone().labelled(&name(block.scheme.name())),
             });
             row += rows;
         }
@@ -219,9 +226,20 @@ impl QuantWeight {
         })
     }
 
-    /// The format.
+    /// The format (of its first rows, where it is stacked from several).
     pub fn scheme(&self) -> QuantScheme {
         self.scheme
+    }
+
+    /// Its formats, each once, in row order.
+    pub fn schemes(&self) -> Vec<QuantScheme> {
+        let mut out: Vec<QuantScheme> = Vec::new();
+        for b in &self.blocks {
+            if !out.contains(&b.scheme) {
+                out.push(b.scheme);
+            }
+        }
+        out
     }
 
     /// `[n, k]`.
@@ -236,7 +254,10 @@ impl QuantWeight {
 
     /// Bytes of its blocks (the tiles' padding rows not counted).
     pub fn bytes(&self) -> u64 {
-        self.scheme.gpu_bytes(self.shape[0] * self.shape[1])
+        self.blocks
+            .iter()
+            .map(|b| b.scheme.gpu_bytes(b.rows * self.shape[1]))
+            .sum()
     }
 
     /// Buffers each of its parts takes: 1, or the number of row blocks.
@@ -244,14 +265,11 @@ impl QuantWeight {
         self.blocks.len()
     }
 
-    /// Its row blocks: `(first row, rows, records)`.
-    fn blocks(&self) -> impl Iterator<Item = (usize, usize, &GpuTensor)> {
-        self.blocks.iter().map(|b| (b.first, b.rows, &b.records))
-    }
-
-    /// The pipeline constants of its kernels: its format's, then `extra`.
-    fn constants(&self, extra: &[(&'static str, f64)]) -> Constants {
-        format_constants(self.scheme, extra)
+    /// Its row blocks: `(first row, rows, records, format)`.
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize, &GpuTensor, QuantScheme)> {
+        self.blocks
+            .iter()
+            .map(|b| (b.first, b.rows, &b.records, b.scheme))
     }
 }
 
@@ -318,8 +336,8 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
     }
     let c = GpuTensor::scratch(batch.ctx(), OP, &[m, n], DType::F32)?;
     if m >= DEQUANTIZED_ROWS {
-        for (first, rows, records) in w.blocks() {
-            let block = dequantize_rows(batch, w, rows, records)?;
+        for (first, rows, records, scheme) in w.blocks() {
+            let block = dequantize_rows(batch, scheme, [rows, k], records)?;
             super::matmul::matmul_block_into(batch, x, &block, &c, first, n)?;
         }
         return Ok(c);
@@ -329,8 +347,8 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
         (1, true) => (&shaders::MATVEC_QUANT_SUBGROUP, false),
         _ => (&shaders::MATMUL_NT_QUANT, true),
     };
-    let constants = w.constants(&[]);
-    for (first, rows, records) in w.blocks() {
+    for (first, rows, records, scheme) in w.blocks() {
+        let constants = format_constants(scheme, &[]);
         let params = block_params(OP, (m, rows, k), n, first)?;
         let wg = match tiled {
             true => super::workgroups(
@@ -357,15 +375,14 @@ pub fn matmul_quant(batch: &mut Batch, x: &GpuTensor, w: &QuantWeight) -> Result
 /// kernels' vec4 tiles run at their pace. Fewer rows take the tiled quantized kernel.
 const DEQUANTIZED_ROWS: usize = 16;
 
-/// The `rows` rows of one row block (`records`) of `w`, dequantized: `[rows, k]` f32 scratch.
+/// The `[rows, k]` of one row block (`records`, in `scheme`) dequantized: f32 scratch.
 fn dequantize_rows(
     batch: &mut Batch,
-    w: &QuantWeight,
-    rows: usize,
+    scheme: QuantScheme,
+    [rows, k]: [usize; 2],
     records: &GpuTensor,
 ) -> Result<GpuTensor> {
     const OP: &str = "dequantize rows";
-    let k = w.shape[1];
     let out = GpuTensor::scratch(batch.ctx(), OP, &[rows, k], DType::F32)?;
     let chunks = (rows * (k / QUANT_BLOCK)) as u64;
     let wg = crate::gpu::batch::grid(batch.ctx(), OP, chunks.div_ceil(256))?;
@@ -379,7 +396,7 @@ fn dequantize_rows(
     };
     batch.dispatch(
         &shaders::DEQUANTIZE_ROWS,
-        w.constants(&[]),
+        format_constants(scheme, &[]),
         Some(bytemuck::bytes_of(&params)),
         &[records, &out],
         wg,
@@ -405,14 +422,13 @@ pub fn matvec_glu_quant(
     const OP: &str = "matvec_glu (quantized weights)";
     let rows = |w: &QuantWeight| {
         w.blocks()
-            .map(|(first, rows, _)| (first, rows))
+            .map(|(first, rows, _, scheme)| (first, rows, scheme))
             .collect::<Vec<_>>()
     };
     let fits = x.shape().len() == 2
         && x.shape()[0] == 1
         && x.dtype() == DType::F32
         && gate.shape == up.shape
-        && gate.scheme == up.scheme
         && gate.shape[1] == x.shape()[1]
         && rows(gate) == rows(up);
     if !fits {
@@ -420,12 +436,13 @@ pub fn matvec_glu_quant(
     }
     let [n, k] = gate.shape;
     let c = GpuTensor::scratch(batch.ctx(), OP, &[1, n], DType::F32)?;
-    let constants = gate.constants(&[("ACT", act_id(act))]);
+
     let kernel = match shares_activations(batch) {
         true => &shaders::MATVEC_GLU_QUANT_SUBGROUP,
         false => &shaders::MATVEC_GLU_QUANT,
     };
-    for ((first, rows, g), (.., u)) in gate.blocks().zip(up.blocks()) {
+    for ((first, rows, g, scheme), (_, _, u, _)) in gate.blocks().zip(up.blocks()) {
+        let constants = format_constants(scheme, &[("ACT", act_id(act))]);
         let params = block_params(OP, (1, rows, k), 0, first)?;
         let groups = (rows as u64).div_ceil(64 * MV_ROWS);
         let wg = super::workgroups(batch.ctx(), OP, super::COLUMNS, [groups, 1, 1])?;
@@ -457,8 +474,8 @@ pub fn embedding_quant(
     let n = ids.numel();
     let out = GpuTensor::scratch(batch.ctx(), OP, &[n, d], DType::F32)?;
     let wg = crate::gpu::batch::grid(batch.ctx(), OP, ((n * d) as u64).div_ceil(256))?;
-    let constants = table.constants(&[]);
-    for (first, rows, records) in table.blocks() {
+    for (first, rows, records, scheme) in table.blocks() {
+        let constants = format_constants(scheme, &[]);
         let params = super::embedding::EmbeddingParams {
             tokens: super::as_u32(OP, "tokens", n)?,
             d: super::as_u32(OP, "width", d)?,

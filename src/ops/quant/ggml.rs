@@ -39,7 +39,7 @@ struct Decoded {
     codes: [u8; 256],
     scales: [f32; 16],
     mins: [f32; 16],
-    header: [u32; 5],
+    header: [u32; 8],
 }
 
 /// The little-endian u32 words of `bytes` (a multiple of 4 long).
@@ -54,9 +54,10 @@ fn f16_bits(b: &[u8]) -> u32 {
     u16::from_le_bytes([b[0], b[1]]) as u32
 }
 
-/// A header of word 0 `first` and the bytes `sixteen` as words 1–4 (q2_K, q3_K, q6_K).
-fn byte_header(first: u32, sixteen: &[u8; 16]) -> [u32; 5] {
-    let mut h = [first, 0, 0, 0, 0];
+/// A header of word 0 `first` and the bytes `sixteen` as words 1–4, words 5–7 zero (q2_K, q3_K,
+/// q6_K).
+fn byte_header(first: u32, sixteen: &[u8; 16]) -> [u32; 8] {
+    let mut h = [first, 0, 0, 0, 0, 0, 0, 0];
     for (to, w) in h[1..].iter_mut().zip(words_of(sixteen)) {
         *to = w;
     }
@@ -66,8 +67,8 @@ fn byte_header(first: u32, sixteen: &[u8; 16]) -> [u32; 5] {
 /// The header of a q4_K or q5_K block from its `d`/`dmin` word and 8 (scale, minimum) pairs of
 /// 6 bits: byte j of words 1–2 the scale and the minimum's bits 4–5, nibble j of word 3 the
 /// minimum's bits 0–3.
-fn k4_header(scales: u32, pairs: [(u8, u8); 8]) -> [u32; 5] {
-    let mut h = [scales, 0, 0, 0, 0];
+fn k4_header(scales: u32, pairs: [(u8, u8); 8]) -> [u32; 8] {
+    let mut h = [scales, 0, 0, 0, 0, 0, 0, 0];
     for (j, (sc, m)) in pairs.into_iter().enumerate() {
         let byte = (sc & 63) as u32 | ((m >> 4) as u32) << 6;
         h[1 + j / 4] |= byte << (8 * (j % 4));
@@ -82,7 +83,7 @@ fn decode(scheme: QuantScheme, b: &[u8]) -> Decoded {
         codes: [0; 256],
         scales: [0.0; 16],
         mins: [0.0; 16],
-        header: [0; 5],
+        header: [0; 8],
     };
     let c = &mut out.codes;
     match scheme {

@@ -29,7 +29,8 @@
 //! [`QuantScheme::header_words`] u32 (the f16 scale and minimum scale, and the sub-blocks' small
 //! integer scales) then the 8 chunks' code words, and the kernel makes a chunk's f32 scales
 //! from the header (`d · sc`, exact) as it reads the chunk: q4_K and q5_K take 0.5625 and 0.6875
-//! bytes per weight on the GPU, as in the file. Groups lie in tiles of 32 rows
+//! bytes per weight on the GPU, as in the file (q6_K 0.875, the file 0.82: its header is padded
+//! to whole vec4s, which saves the decode a load per chunk). Groups lie in tiles of 32 rows
 //! (`quant_weight.rs`). The files' blocks are repacked into this form as they are read
 //! (`ggml.rs`); the host never expands a matrix to f32 values.
 //!
@@ -38,8 +39,8 @@
 //! | formats | words | word 0 | words 1… |
 //! |---|---|---|---|
 //! | q4_K, q5_K | 4 | `d` and `dmin` (f16 bits, low and high) | byte `j` of words 1–2: the 6-bit scale, and bits 4–5 of the 6-bit minimum in its top bits; nibble `j` of word 3: bits 0–3 of the minimum |
-//! | q2_K | 5 | `d` and `dmin` | byte `i` of words 1–4: sub-block `i`'s scale (low nibble) and minimum (high) |
-//! | q3_K, q6_K | 5 | `d` | byte `i` of words 1–4: sub-block `i`'s signed scale (q3_K's less its 32) |
+//! | q2_K | 8 | `d` and `dmin` | byte `i` of words 1–4: sub-block `i`'s scale (low nibble) and minimum (high); words 5–7 zero |
+//! | q3_K, q6_K | 8 | `d` | byte `i` of words 1–4: sub-block `i`'s signed scale (q3_K's less its 32); words 5–7 zero |
 
 mod ggml;
 mod quantize;
@@ -196,12 +197,13 @@ impl QuantScheme {
         self.words_per_block() + self.halves() * (1 + self.has_min() as usize)
     }
 
-    /// u32 words of a super-block's header on the GPU (the module doc), 0 for the formats whose
-    /// chunk is their block.
+    /// u32 words of a super-block's header on the GPU (the module doc; q2_K's, q3_K's and
+    /// q6_K's 5 padded to 8, so that every group and code plane starts on a vec4 or half of
+    /// one), 0 for the formats whose chunk is their block.
     pub fn header_words(self) -> usize {
         match self {
             QuantScheme::Q4K | QuantScheme::Q5K => 4,
-            QuantScheme::Q2K | QuantScheme::Q3K | QuantScheme::Q6K => 5,
+            QuantScheme::Q2K | QuantScheme::Q3K | QuantScheme::Q6K => 8,
             _ => 0,
         }
     }
