@@ -37,6 +37,8 @@ CONFIG = dict(vocab_size=64, hidden_size=32, intermediate_size=32, num_hidden_la
 
 TYPES = {"f16": GGMLQuantizationType.F16, "q8_0": GGMLQuantizationType.Q8_0}
 FILE_TYPES = {"f16": 1, "q8_0": 7}
+# The f32 file llama-quantize starts from (reference/export_gguf_kquants.py).
+F32 = {"f32": GGMLQuantizationType.F32}
 
 TOP = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
        "lm_head.weight": "output.weight"}
@@ -44,6 +46,9 @@ LAYER = {
     "input_layernorm.weight": "attn_norm.weight",
     "post_attention_layernorm.weight": "ffn_norm.weight",
     "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.q_a_proj.weight": "attn_q_a.weight",
+    "self_attn.q_a_layernorm.weight": "attn_q_a_norm.weight",
+    "self_attn.q_b_proj.weight": "attn_q_b.weight",
     "self_attn.kv_a_proj_with_mqa.weight": "attn_kv_a_mqa.weight",
     "self_attn.kv_a_layernorm.weight": "attn_kv_a_norm.weight",
     "self_attn.o_proj.weight": "attn_output.weight",
@@ -98,11 +103,17 @@ def gguf_tensors(state, cfg):
     return out
 
 
-def write_gguf(path, model, cfg, kind):
+def write_gguf(path, model, cfg, kind, eos=None):
+    """`model` as `kind` (f16, q8_0, or f32), with BOS 1 and EOS `eos` where given."""
     writer = open_writer(path, "deepseek2", cfg, 1)  # MLA written as MQA
+    if eos is not None:
+        writer.add_bos_token_id(1)
+        writer.add_eos_token_id(eos)
     writer.add_expert_count(cfg.n_routed_experts)
     writer.add_expert_used_count(cfg.num_experts_per_tok)
-    writer.add_file_type(FILE_TYPES[kind])
+    writer.add_file_type(FILE_TYPES.get(kind, 0))
+    if cfg.q_lora_rank is not None:
+        writer.add_q_lora_rank(cfg.q_lora_rank)
     writer.add_leading_dense_block_count(cfg.first_k_dense_replace)
     writer.add_vocab_size(cfg.vocab_size)
     writer.add_kv_lora_rank(cfg.kv_lora_rank)
@@ -111,14 +122,14 @@ def write_gguf(path, model, cfg, kind):
     writer.add_key_length_mla(cfg.qk_nope_head_dim + cfg.qk_rope_head_dim)
     writer.add_value_length_mla(cfg.v_head_dim)
     writer.add_expert_feed_forward_length(cfg.moe_intermediate_size)
-    writer.add_expert_shared_count(cfg.n_shared_experts)
+    writer.add_expert_shared_count(cfg.n_shared_experts or 0)
     writer.add_expert_weights_scale(cfg.routed_scaling_factor)
     writer.add_expert_weights_norm(cfg.norm_topk_prob)
     writer.add_expert_gating_func(ExpertGatingFuncType.SOFTMAX)
     writer.add_rope_dimension_count(cfg.qk_rope_head_dim)
     for name, data in gguf_tensors(model.state_dict(), cfg):
         keep_f32 = data.ndim == 1 or name.endswith("ffn_gate_inp.weight")
-        qtype = GGMLQuantizationType.F32 if keep_f32 else TYPES[kind]
+        qtype = GGMLQuantizationType.F32 if keep_f32 else {**TYPES, **F32}[kind]
         writer.add_tensor(name, quantize(data, qtype), raw_dtype=qtype)
     finish(writer)
 

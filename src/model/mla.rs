@@ -442,7 +442,13 @@ impl MlaLayer {
                 HostMatrix::Quant(q) => Some(WeightFormat::Quant(q.scheme)),
                 HostMatrix::F32(_) => None,
             });
-        let format = upload.format.or(stored).unwrap_or(WeightFormat::F32);
+        let format = match upload.format.or(stored).unwrap_or(WeightFormat::F32) {
+            // Matrices the layer makes from values (kv_b joined from a GGUF file's attn_k_b and
+            // attn_v_b, the absorbed matrices) take the file's format where the quantizer
+            // writes it, else q8_0, the finest it writes (a K-quant file's q5_0 or q4_K).
+            WeightFormat::Quant(s) if !s.quantizable() => WeightFormat::Quant(QuantScheme::Q8_0),
+            f => f,
+        };
         // Quantized, the layer is its quantized q, kv_b and o: the absorbed matrices are built
         // from their values, so the absorbed decode and the naive prefill run one model (and a
         // directory quantized by `latentgpu quantize` loads as the same model).
