@@ -18,7 +18,9 @@ Writes tests/fixtures/gguf/kquants/<family>-<type>.gguf and expected.json:
   tokens come as its GGUF loader's would: every tensor dequantized by gguf-py, mapped back to
   the checkpoint's names (attn_k_b and attn_v_b joined into kv_b_proj, the experts unstacked)
   and loaded into DeepseekV2ForCausalLM.
-For each file, expected.json holds the tensor types llama-quantize chose, the FNV-1a hash of
+Each file's <file>-golden.safetensors is compare's golden of the second prompt (transformers in
+f32 and in float64, every layer's output and the logits, as reference/export_golden.py writes
+them). For each file, expected.json holds the tensor types llama-quantize chose, the FNV-1a hash of
 each quantized tensor's values as gguf-py dequantizes them, and transformers' greedy tokens
 (loading the same file, `from_pretrained(..., gguf_file=...)`, dequantized by gguf-py) after
 two prompts, with the margin between the top two logits at each step. The first prompt of
@@ -40,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export_gguf_fixtures import NAMES as FIXTURE_NAMES  # noqa: E402
 from export_gguf_fixtures import gguf_name as fixture_gguf_name  # noqa: E402
 from export_gguf_fixtures import finish, open_writer, permute  # noqa: E402
+from export_hf_fixtures import layer_outputs, save_golden  # noqa: E402
 import export_gguf_deepseek as deepseek  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -158,7 +161,8 @@ def deepseek_twin(path, cfg):
                                      axis=1)
             state[prefix + "mlp.experts.gate_up_proj"] = gate_up
             state[prefix + "mlp.experts.down_proj"] = parts["ffn_down_exps.weight"]
-    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32, attn_implementation="eager",
+                                             experts_implementation="eager").eval()
     missing, unexpected = model.load_state_dict(
         {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=False)
     assert not missing and not unexpected, (missing, unexpected)
@@ -206,8 +210,8 @@ def main():
             if family == "deepseek2":
                 hf = deepseek_twin(path, cfg)
             else:
-                hf = AutoModelForCausalLM.from_pretrained(OUT, gguf_file=name,
-                                                          dtype=torch.float32).eval()
+                hf = AutoModelForCausalLM.from_pretrained(OUT, gguf_file=name, dtype=torch.float32,
+                                                          attn_implementation="eager").eval()
             rng = np.random.default_rng(7)
             # A prompt after which the end-of-sequence token comes soon (the stop test).
             stop_prompt, stop_tokens = None, None
@@ -225,6 +229,12 @@ def main():
                                   stop_tokens=stop_tokens)
             print(name, os.path.getsize(path), "bytes", sorted(set(tensor_types.values())),
                   "min margin", min(margins), "stop", stop_prompt, stop_tokens)
+            # compare's golden of the prompt: transformers in f32, then the same model in float64.
+            ids = torch.tensor([prompt])
+            with torch.no_grad():
+                outputs = layer_outputs(hf, ids)
+            golden = os.path.join(OUT, name.removesuffix(".gguf") + "-golden.safetensors")
+            save_golden(ids, outputs, hf.to(torch.float64), golden, name)
         os.remove(f32)
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)

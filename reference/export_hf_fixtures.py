@@ -163,15 +163,24 @@ def golden(model_dir, tokens, out_path, device="cpu", dtype=torch.float32):
         del model
         ref = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64, attn_implementation="eager",
                                                    experts_implementation="eager")
+    name = os.path.basename(os.path.normpath(model_dir))
+    return save_golden(ids, (logits, hidden), ref, out_path, name, device, dtype)
+
+
+def save_golden(ids, outputs, ref, out_path, name, device="cpu", dtype=torch.float32):
+    """Writes export_golden.py's format: `outputs` (the logits and layer outputs transformers
+    gave on `device` in `dtype`) beside those of `ref` (the same model in float64 on the CPU).
+    Returns the logits' largest difference."""
+    logits, hidden = outputs
     ref.eval()
     logits64, hidden64 = layer_outputs(ref, ids)
     out = {"tokens": ids[0].to(torch.int64), "logits": logits.float().cpu(), "logits_f64": logits64}
     for i, (h, h64) in enumerate(zip(hidden, hidden64)):
         out[f"hidden.{i}"] = h.float().cpu()
         out[f"hidden_f64.{i}"] = h64
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else device
-    meta = {"device": name, "torch": torch.__version__, "dtype": str(dtype).removeprefix("torch."),
-            "model": os.path.basename(os.path.normpath(model_dir))}
+    device_name = torch.cuda.get_device_name() if device.startswith("cuda") else device
+    meta = {"device": device_name, "torch": torch.__version__,
+            "dtype": str(dtype).removeprefix("torch."), "model": name}
     save_file({k: v.contiguous() for k, v in out.items()}, out_path, metadata=meta)
     return (logits.double().cpu() - logits64).abs().max().item()
 

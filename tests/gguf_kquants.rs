@@ -1,8 +1,10 @@
 //! GGUF files as llama.cpp's own `llama-quantize` writes them (`reference/export_gguf_kquants.py`:
 //! Q4_K_M, Q5_K_M, Q6_K, Q3_K_M and Q2_K mixes of a Llama whose widths are multiples of 256, and
 //! a Qwen2 with q/k/v biases whose widths force the Q5_0, Q5_1 and Q8_0 fallbacks) load as they
-//! are, every tensor stays in its own format, dequantizes to gguf-py's values bit for bit, and
-//! greedy decoding with the cache gives transformers' tokens on the same file, on every adapter.
+//! are, every tensor stays in its own format, dequantizes to gguf-py's values bit for bit,
+//! greedy decoding with the cache gives transformers' tokens on the same file, and `compare`
+//! passes every layer against transformers' golden of the file, on every adapter. A DeepSeek-V2
+//! Q4_K_M file has q4_K routed experts.
 //! Through the command line: the end-of-sequence token stops generation, and the file's own
 //! tokenizer is used, not a `tokenizer.json` beside it.
 
@@ -10,6 +12,7 @@ mod common;
 
 use common::cli::succeeds;
 use common::on_every_adapter;
+use latentgpu::model::compare::{compare, Golden};
 use latentgpu::model::gguf::{parse_header, to_quant};
 use latentgpu::model::{generate, GenerateConfig, LoadOptions, Model, SamplingConfig};
 use latentgpu::ops;
@@ -126,6 +129,28 @@ fn greedy_decoding_gives_transformers_tokens_on_every_file() {
                 "{name} on {}: tokens up to the end of sequence",
                 ctx.name()
             );
+        }
+    });
+}
+
+#[test]
+fn compare_passes_every_layer_against_transformers_golden_of_each_file() {
+    let expected = expected();
+    on_every_adapter(|ctx| {
+        for name in expected.keys() {
+            let model =
+                Model::load_dir_with(ctx, &dir().join(name), LoadOptions::default(), |_, _| {})
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let golden = dir().join(name.replace(".gguf", "-golden.safetensors"));
+            let report = compare(ctx, &model, &Golden::open(&golden).unwrap()).unwrap();
+            assert_eq!(
+                report.first_failure,
+                None,
+                "{name} on {}: {:#?}",
+                ctx.name(),
+                report.rows
+            );
+            assert_eq!(report.rows.len(), model.config.n_layers + 1, "{name}");
         }
     });
 }

@@ -442,10 +442,10 @@ impl MlaLayer {
                 HostMatrix::Quant(q) => Some(WeightFormat::Quant(q.scheme)),
                 HostMatrix::F32(_) => None,
             });
-        let format = match upload.format.or(stored).unwrap_or(WeightFormat::F32) {
-            // Matrices the layer makes from values (kv_b joined from a GGUF file's attn_k_b and
-            // attn_v_b, the absorbed matrices) take the file's format where the quantizer
-            // writes it, else q8_0, the finest it writes (a K-quant file's q5_0 or q4_K).
+        let format = upload.format.or(stored).unwrap_or(WeightFormat::F32);
+        // The absorbed matrices, made from values, take the layer's format where the quantizer
+        // writes it, else q8_0, the finest it writes (a K-quant file's q5_0 or q4_K).
+        let absorbed_format = match format {
             WeightFormat::Quant(s) if !s.quantizable() => WeightFormat::Quant(QuantScheme::Q8_0),
             f => f,
         };
@@ -454,7 +454,10 @@ impl MlaLayer {
         // directory quantized by `latentgpu quantize` loads as the same model).
         let requantized = |m: HostMatrix, k: usize| -> Result<HostMatrix> {
             Ok(match (format, m) {
-                (WeightFormat::Quant(s), HostMatrix::F32(v)) if format.fits_row(k) => {
+                // (kv_b joined from a K-quant file's attn_k_b and attn_v_b stays their values.)
+                (WeightFormat::Quant(s), HostMatrix::F32(v))
+                    if format.fits_row(k) && s.quantizable() =>
+                {
                     HostMatrix::Quant(ops::quantize(s, &v, k)?)
                 }
                 (_, m) => m,
@@ -545,7 +548,7 @@ impl MlaLayer {
             ),
         };
         b.submit()?;
-        let (q_absorbed, o_absorbed) = match format {
+        let (q_absorbed, o_absorbed) = match absorbed_format {
             // From the unsplit matrices: the blocks are the quantized weight's own.
             WeightFormat::Quant(scheme) => (
                 quantized(ctx, &q_absorbed, (&q_absorbed_t, scheme), limit)?,
