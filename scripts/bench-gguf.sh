@@ -8,9 +8,9 @@
 #   speed    prefill and decode of every file (bench model), and llama.cpp's Vulkan backend on
 #            the same files and adapter (llama-bench) where LLAMA_VK_BIN names its build.
 # Usage: LLAMA_CPP=/path/to/llama.cpp [LLAMA_VK_BIN=/path/to/build-vk/bin] [QUALITY=0] \
-#            scripts/bench-gguf.sh DIR [SHAPE]
+#            [TYPES="q8_0 q4_k_m ..."] [PROMPT=256] [DECODE=64] scripts/bench-gguf.sh DIR [SHAPE]
 # SHAPE is smollm2 (the default) or qwen3-0.6b (reference/export_real_gguf.py); QUALITY=0 runs
-# the speed table only. DIR holds the files (made there first when absent); results go to
+# the speed table only; TYPES, PROMPT and DECODE choose the files and lengths. DIR holds the files (made there first when absent); results go to
 # bench-results/gguf-{quality,speed,llama-vk-TYPE}[-SHAPE].json (no suffix for smollm2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,9 @@ suffix=""
 llama=${LLAMA_CPP:?set LLAMA_CPP to a llama.cpp source tree with build/bin}
 bin="$llama/build/bin"
 target=${CARGO_TARGET_DIR:-target}
-types="q8_0 q6_k q5_k_m q4_k_m q3_k_m q4_0 q4_1"
+types=${TYPES:-q8_0 q6_k q5_k_m q4_k_m q3_k_m q4_0 q4_1}
+prompt=${PROMPT:-256}
+decode=${DECODE:-64}
 [ -f "$dir/$shape-shaped-f32.gguf" ] || python3 reference/export_real_gguf.py "$dir" "$shape"
 cargo build --release --quiet
 ours="$target/release/latentgpu"
@@ -53,12 +55,12 @@ fi
 
 models="$dir/$shape-shaped-f32.gguf"
 for t in $types; do models="$models,$dir/$shape-shaped-$t.gguf"; done
-"$ours" bench model --models "$models" --prompt 256 --decode 64 --out "bench-results/gguf-speed$suffix.json"
+"$ours" bench model --models "$models" --prompt "$prompt" --decode "$decode" --out "bench-results/gguf-speed$suffix.json"
 if [ -n "${LLAMA_VK_BIN:-}" ]; then
     for t in f32 $types; do
         out="bench-results/gguf-llama-vk-$t$suffix.json"
         GGML_VK_VISIBLE_DEVICES=0 "$LLAMA_VK_BIN/llama-bench" -m "$dir/$shape-shaped-$t.gguf" \
-            -p 256 -n 64 -ngl 99 -r 1 -o json > "$out" 2> /dev/null
+            -p "$prompt" -n "$decode" -ngl 99 -r 1 -o json > "$out" 2> /dev/null
         echo "llama.cpp Vulkan $t: $(grep -o '"avg_ts": [0-9.]*' "$out" | tr '\n' ' ')"
     done
 fi

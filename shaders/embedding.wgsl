@@ -1,13 +1,13 @@
 // Embedding lookup: out[t, :] = table[ids[t], :]. Ids are checked on the host before upload.
 // A table split into row blocks (past the binding limit) is bound block by block: each
 // dispatch writes the tokens whose row lies in its block, rows first_row..first_row + rows.
-// The table's element type TableElem (f32, or f16 for a tied embedding kept in f16) is spliced
-// in front of this file (`src/shaders.rs`).
+// The table and table_value are spliced in front of this file (`src/shaders.rs`): elements of
+// f32 or f16 (prelude/table_elements.wgsl), or 16-bit values in u32 words on any adapter
+// (prelude/table_words.wgsl).
 
 override WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: EmbeddingParams;
-@group(0) @binding(1) var<storage, read> table: array<TableElem>; // [rows, d]
 @group(0) @binding(2) var<storage, read> ids: array<u32>;        // [tokens]
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // [tokens, d]
 
@@ -23,5 +23,5 @@ fn embedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if (id < p.first_row || id - p.first_row >= p.rows) {
         return;
     }
-    out[i] = f32(table[(id - p.first_row) * p.d + i % p.d]);
+    out[i] = table_value((id - p.first_row) * p.d + i % p.d);
 }

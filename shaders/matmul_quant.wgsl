@@ -60,26 +60,23 @@ fn matvec_rows(gid: vec3<u32>, lane: u32) {
     let rows = invocation_rows(gid.x);
     let slot = first_slots(rows, blocks);
     var acc = array<f32, MV_ROWS>();
-    // Group by group (a K-quant's header loaded and decoded once for its 8 chunks), chunk by
-    // chunk.
-    for (var g = 0u; g < blocks / group_chunks(); g++) {
-        var head = array<Head, MV_ROWS>();
-        for (var r = 0u; r < MV_ROWS; r++) {
-            if (HEADER > 0u) {
-                head[r] = w_head(slot[r] + 32u * g * group_chunks());
+    // A K-quant's header is loaded and decoded at the first of its group's 8 chunks.
+    var head = array<Head, MV_ROWS>();
+    for (var b = 0u; b < blocks; b++) {
+        let j = b % group_chunks();
+        if (HEADER > 0u && j == 0u) {
+            for (var r = 0u; r < MV_ROWS; r++) {
+                head[r] = w_head(slot[r] + 32u * b);
             }
         }
-        for (var j = 0u; j < group_chunks(); j++) {
-            let b = g * group_chunks() + j;
-            var rec = array<Record, MV_ROWS>();
-            for (var r = 0u; r < MV_ROWS; r++) {
-                rec[r] = with_header(w_codes(slot[r] + 32u * b), head[r], j);
-            }
-            let av = block_acts(a_row + 8u * b, lane);
-            let sums = half_sums(av);
-            for (var r = 0u; r < MV_ROWS; r++) {
-                acc[r] += record_dot(av, sums, rec[r]);
-            }
+        var rec = array<Record, MV_ROWS>();
+        for (var r = 0u; r < MV_ROWS; r++) {
+            rec[r] = with_header(w_codes(slot[r] + 32u * b), head[r], j);
+        }
+        let av = block_acts(a_row + 8u * b, lane);
+        let sums = half_sums(av);
+        for (var r = 0u; r < MV_ROWS; r++) {
+            acc[r] += record_dot(av, sums, rec[r]);
         }
     }
     store_rows(m, rows, acc);
@@ -152,25 +149,23 @@ fn matvec_glu_rows(x: u32, lane: u32) {
     let slot = first_slots(rows, blocks);
     var g = array<f32, MV_ROWS>();
     var u = array<f32, MV_ROWS>();
-    // As matvec_rows: group by group, chunk by chunk.
-    for (var q = 0u; q < blocks / group_chunks(); q++) {
-        var g_head = array<Head, MV_ROWS>();
-        var u_head = array<Head, MV_ROWS>();
-        for (var r = 0u; r < MV_ROWS; r++) {
-            if (HEADER > 0u) {
-                g_head[r] = w_head(slot[r] + 32u * q * group_chunks());
-                u_head[r] = up_head(slot[r] + 32u * q * group_chunks());
+    // As matvec_rows: headers at the first chunk of their group.
+    var g_head = array<Head, MV_ROWS>();
+    var u_head = array<Head, MV_ROWS>();
+    for (var b = 0u; b < blocks; b++) {
+        let j = b % group_chunks();
+        if (HEADER > 0u && j == 0u) {
+            for (var r = 0u; r < MV_ROWS; r++) {
+                g_head[r] = w_head(slot[r] + 32u * b);
+                u_head[r] = up_head(slot[r] + 32u * b);
             }
         }
-        for (var j = 0u; j < group_chunks(); j++) {
-            let b = q * group_chunks() + j;
-            let av = block_acts(8u * b, lane);
-            let sums = half_sums(av);
-            for (var r = 0u; r < MV_ROWS; r++) {
-                let s = slot[r] + 32u * b;
-                g[r] += record_dot(av, sums, with_header(w_codes(s), g_head[r], j));
-                u[r] += record_dot(av, sums, with_header(up_codes(s), u_head[r], j));
-            }
+        let av = block_acts(8u * b, lane);
+        let sums = half_sums(av);
+        for (var r = 0u; r < MV_ROWS; r++) {
+            let s = slot[r] + 32u * b;
+            g[r] += record_dot(av, sums, with_header(w_codes(s), g_head[r], j));
+            u[r] += record_dot(av, sums, with_header(up_codes(s), u_head[r], j));
         }
     }
     store_glu_rows(rows, g, u);

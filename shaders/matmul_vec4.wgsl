@@ -1,6 +1,9 @@
 // Matrix products for aligned shapes, reading A and B as vec4s (K % 4 == 0; for matmul_nn_v4 also
 // N % 4 == 0). Same contracts as matmul.wgsl. Wide loads matter: on software rasterisers such as
 // llvmpipe every storage load is a per-invocation loop, so four values per load cost about one.
+// B (and U) are read through b_quad (up_quad), spliced in front by src/shaders.rs: f32
+// (prelude/weights_f32.wgsl), f16 (weights_f16.wgsl) or 16-bit words on any adapter
+// (weights_packed.wgsl); the same sums in every case, only B's storage differs.
 //   matmul_nt_v4: C = A·Bᵀ   A [batch, M, K], B [batch, N, K], C [batch, M, N]
 //   matmul_nn_v4: C = A·B    A [batch, M, K], B [batch, K, N], C [batch, M, N]
 //   matvec_nt_v4: C = A·Bᵀ with M = 1 (decode), one output per invocation.
@@ -12,7 +15,6 @@ const TN: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
@@ -40,7 +42,7 @@ fn matmul_nt_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
             av[r] = a[a_row[r] + k];
         }
         for (var j = 0u; j < TN; j++) {
-            let bv = b[b_row[j] + k];
+            let bv = b_quad(b_row[j] + k);
             for (var r = 0u; r < TM; r++) {
                 let i = r * TN + j;
                 acc[i] = fma(av[r].x, bv.x, acc[i]);
@@ -89,7 +91,7 @@ fn matmul_nn_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var kk = 0u; kk < 4u; kk++) {
             let row = b_base + (4u * k + kk) * n4;
             for (var j = 0u; j < NN_TV; j++) {
-                bv[kk * NN_TV + j] = b[row + cols[j]];
+                bv[kk * NN_TV + j] = b_quad(row + cols[j]);
             }
         }
         for (var r = 0u; r < TM; r++) {
@@ -136,13 +138,13 @@ fn matvec_nt_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc = vec4<f32>(0.0);
     let k8 = k4 & ~1u;
     for (var k = 0u; k < k8; k += 2u) {
-        let b0 = b[b_base + k];
-        let b1 = b[b_base + k + 1u];
+        let b0 = b_quad(b_base + k);
+        let b1 = b_quad(b_base + k + 1u);
         acc = fma(a[a_base + k], b0, acc);
         acc = fma(a[a_base + k + 1u], b1, acc);
     }
     if (k8 < k4) {
-        acc = fma(a[a_base + k8], b[b_base + k8], acc);
+        acc = fma(a[a_base + k8], b_quad(b_base + k8), acc);
     }
     c[p.c_offset + gid.z * p.c_stride + n] = dot(acc, vec4<f32>(1.0));
 }
@@ -152,7 +154,6 @@ fn matvec_nt_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
 // ACT is the elementwise op's activation (0 silu, 1 gelu erf, 2 gelu tanh), so the result is
 // the unfused one's.
 
-@group(0) @binding(3) var<storage, read> b_up: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> c_glu: array<f32>;
 
 @compute @workgroup_size(MV_WG, 1, 1)
@@ -168,18 +169,18 @@ fn matvec_glu_v4(@builtin(global_invocation_id) gid: vec3<u32>) {
     // Two vec4s a step, as matvec_nt_v4.
     let k8 = k4 & ~1u;
     for (var k = 0u; k < k8; k += 2u) {
-        let g0 = b[b_base + k];
-        let g1 = b[b_base + k + 1u];
-        let u0 = b_up[b_base + k];
-        let u1 = b_up[b_base + k + 1u];
+        let g0 = b_quad(b_base + k);
+        let g1 = b_quad(b_base + k + 1u);
+        let u0 = up_quad(b_base + k);
+        let u1 = up_quad(b_base + k + 1u);
         g = fma(a[k], g0, g);
         u = fma(a[k], u0, u);
         g = fma(a[k + 1u], g1, g);
         u = fma(a[k + 1u], u1, u);
     }
     if (k8 < k4) {
-        g = fma(a[k8], b[b_base + k8], g);
-        u = fma(a[k8], b_up[b_base + k8], u);
+        g = fma(a[k8], b_quad(b_base + k8), g);
+        u = fma(a[k8], up_quad(b_base + k8), u);
     }
     c_glu[p.c_offset + n] = gate_act(dot(g, vec4<f32>(1.0))) * dot(u, vec4<f32>(1.0));
 }

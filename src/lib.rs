@@ -15,4 +15,4 @@ pub mod ops;
 pub mod shaders;
 
 pub use error::{Error, Result};
-pub use gpu::{BackendChoice, Batch, GpuContext, GpuTensor};
+pub use gpu::{BackendChoice, Batch, DType, GpuContext, GpuTensor};

@@ -32,13 +32,15 @@ pub const ALL: &[(&str, &str)] = &[
     ("elementwise.wgsl", ELEMENTWISE),
     ("embedding.wgsl", EMBEDDING),
     ("embedding.wgsl", EMBEDDING_F16),
+    ("embedding.wgsl", EMBEDDING_HALF),
     ("embedding_quant.wgsl", EMBEDDING_QUANT),
     ("latent.wgsl", LATENT),
     ("matmul.wgsl", MATMUL),
-    ("matmul_f16w.wgsl", MATMUL_F16W),
     ("matmul_quant.wgsl", MATMUL_QUANT),
     ("matmul_quant.wgsl", MATMUL_QUANT_SUBGROUP),
     ("matmul_vec4.wgsl", MATMUL_VEC4),
+    ("matmul_vec4.wgsl", MATMUL_VEC4_F16),
+    ("matmul_vec4.wgsl", MATMUL_VEC4_HALF),
     ("matvec_coop.wgsl", MATVEC_COOP_SRC),
     ("mla_rope.wgsl", MLA_ROPE_SRC),
     ("moe_ffn.wgsl", MOE_FFN_SRC),
@@ -91,13 +93,23 @@ pub const ELEMENTWISE: &str = concat!(
 /// Embedding lookup (f32 table).
 pub const EMBEDDING: &str = concat!(
     "alias TableElem = f32;\n",
+    include_str!("../shaders/prelude/table_elements.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/prelude/embedding_params.wgsl"),
     include_str!("../shaders/embedding.wgsl")
 );
-/// Embedding lookup from an f16 table: the same file with f16 elements.
+/// Embedding lookup from an f16 table (shader-f16): the same file with f16 elements.
 pub const EMBEDDING_F16: &str = concat!(
     "enable f16;\nalias TableElem = f16;\n",
+    include_str!("../shaders/prelude/table_elements.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/embedding_params.wgsl"),
+    include_str!("../shaders/embedding.wgsl")
+);
+/// Embedding lookup from a table of 16-bit values in u32 words (any adapter; override `BF16`).
+pub const EMBEDDING_HALF: &str = concat!(
+    include_str!("../shaders/prelude/half_words.wgsl"),
+    include_str!("../shaders/prelude/table_words.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/prelude/embedding_params.wgsl"),
     include_str!("../shaders/embedding.wgsl")
@@ -119,14 +131,6 @@ pub const LATENT_LANES: &str = concat!(
 pub const MATMUL: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/matmul.wgsl")
-);
-/// `A·Bᵀ` with f16 weights (shader-f16 adapters).
-pub const MATMUL_F16W: &str = concat!(
-    "enable f16;\n",
-    include_str!("../shaders/prelude/matmul_params.wgsl"),
-    include_str!("../shaders/prelude/activations.wgsl"),
-    include_str!("../shaders/prelude/gate_act.wgsl"),
-    include_str!("../shaders/matmul_f16w.wgsl")
 );
 /// Products with quantized weights, every format (`prelude/quant_formats.wgsl`).
 pub const MATMUL_QUANT: &str = concat!(
@@ -164,6 +168,25 @@ pub const MATMUL_VEC4: &str = concat!(
     include_str!("../shaders/prelude/matmul_params.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/weights_f32.wgsl"),
+    include_str!("../shaders/matmul_vec4.wgsl")
+);
+/// The same products with f16 weights read natively (shader-f16 adapters).
+pub const MATMUL_VEC4_F16: &str = concat!(
+    "enable f16;\n",
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/weights_f16.wgsl"),
+    include_str!("../shaders/matmul_vec4.wgsl")
+);
+/// The same products with f16 or bf16 weights read as u32 words (any adapter).
+pub const MATMUL_VEC4_HALF: &str = concat!(
+    include_str!("../shaders/prelude/matmul_params.wgsl"),
+    include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/half_words.wgsl"),
+    include_str!("../shaders/prelude/weights_packed.wgsl"),
     include_str!("../shaders/matmul_vec4.wgsl")
 );
 /// The decode product with a workgroup per output.
@@ -292,6 +315,13 @@ pub const SOFTMAX_ROWS: Kernel = kernel("softmax.wgsl", SOFTMAX, "softmax_rows",
 pub const ROPE_INPLACE: Kernel = kernel("rope.wgsl", ROPE, "rope", U_RR_W);
 /// Embedding lookup.
 pub const EMBEDDING_LOOKUP: Kernel = kernel("embedding.wgsl", EMBEDDING, "embedding", U_RR_W);
+/// Embedding lookup from a table of 16-bit values as u32 words (override `BF16`).
+pub const EMBEDDING_LOOKUP_HALF: Kernel = kernel(
+    "embedding.wgsl (16-bit words)",
+    EMBEDDING_HALF,
+    "embedding",
+    U_RR_W,
+);
 /// Embedding lookup from an f16 table (shader-f16 adapters).
 pub const EMBEDDING_LOOKUP_F16: Kernel = kernel(
     "embedding.wgsl (f16 table)",
@@ -324,20 +354,6 @@ pub const MATVEC_NT_V4: Kernel = trusted(kernel(
     "matmul_vec4.wgsl",
     MATMUL_VEC4,
     "matvec_nt_v4",
-    U_RR_W,
-));
-/// `C = A·Bᵀ` with f16 `B`.
-pub const MATMUL_NT_F16W: Kernel = trusted(kernel(
-    "matmul_f16w.wgsl",
-    MATMUL_F16W,
-    "matmul_nt_f16w",
-    U_RR_W,
-));
-/// `c = a·Bᵀ` for one row, f16 `B`.
-pub const MATVEC_NT_F16W: Kernel = trusted(kernel(
-    "matmul_f16w.wgsl",
-    MATMUL_F16W,
-    "matvec_nt_f16w",
     U_RR_W,
 ));
 /// Fused attention.
@@ -503,18 +519,32 @@ pub const SAMPLE_TOKEN: Kernel = kernel(
     "sample",
     &[Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite],
 );
-/// `C = A·Bᵀ` with f16 `B`, K % 4 == 0.
+/// `C = A·Bᵀ` with f16 `B` (shader-f16), K % 4 == 0.
 pub const MATMUL_NT_F16W_V4: Kernel = trusted(kernel(
-    "matmul_f16w.wgsl",
-    MATMUL_F16W,
-    "matmul_nt_f16w_v4",
+    "matmul_vec4.wgsl (f16 weights)",
+    MATMUL_VEC4_F16,
+    "matmul_nt_v4",
     U_RR_W,
 ));
-/// `c = a·Bᵀ` for one row, f16 `B`, K % 4 == 0.
+/// `c = a·Bᵀ` for one row, f16 `B` (shader-f16), K % 4 == 0.
 pub const MATVEC_NT_F16W_V4: Kernel = trusted(kernel(
-    "matmul_f16w.wgsl",
-    MATMUL_F16W,
-    "matvec_nt_f16w_v4",
+    "matmul_vec4.wgsl (f16 weights)",
+    MATMUL_VEC4_F16,
+    "matvec_nt_v4",
+    U_RR_W,
+));
+/// `C = A·Bᵀ` with 16-bit `B` as u32 words (override `BF16`), K % 4 == 0.
+pub const MATMUL_NT_HALF_V4: Kernel = trusted(kernel(
+    "matmul_vec4.wgsl (16-bit words)",
+    MATMUL_VEC4_HALF,
+    "matmul_nt_v4",
+    U_RR_W,
+));
+/// `c = a·Bᵀ` for one row, 16-bit `B` as u32 words (override `BF16`), K % 4 == 0.
+pub const MATVEC_NT_HALF_V4: Kernel = trusted(kernel(
+    "matmul_vec4.wgsl (16-bit words)",
+    MATMUL_VEC4_HALF,
+    "matvec_nt_v4",
     U_RR_W,
 ));
 /// `c = act(a·Gᵀ)·(a·Uᵀ)` for one row, K % 4 == 0 (override `ACT`).
@@ -524,11 +554,18 @@ pub const MATVEC_GLU_V4: Kernel = trusted(kernel(
     "matvec_glu_v4",
     U_RRR_W,
 ));
-/// As [`MATVEC_GLU_V4`] with f16 `G` and `U`.
+/// As [`MATVEC_GLU_V4`] with f16 `G` and `U` (shader-f16).
 pub const MATVEC_GLU_F16W_V4: Kernel = trusted(kernel(
-    "matmul_f16w.wgsl",
-    MATMUL_F16W,
-    "matvec_glu_f16w_v4",
+    "matmul_vec4.wgsl (f16 weights)",
+    MATMUL_VEC4_F16,
+    "matvec_glu_v4",
+    U_RRR_W,
+));
+/// As [`MATVEC_GLU_V4`] with 16-bit `G` and `U` as u32 words (override `BF16`).
+pub const MATVEC_GLU_HALF_V4: Kernel = trusted(kernel(
+    "matmul_vec4.wgsl (16-bit words)",
+    MATMUL_VEC4_HALF,
+    "matvec_glu_v4",
     U_RRR_W,
 ));
 /// Bias, q/k norm, RoPE and cache writes after the fused q|k|v product.

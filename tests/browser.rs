@@ -184,10 +184,8 @@ async fn attention_decode_over_kv_cache_matches_reference() {
 }
 
 #[wasm_bindgen_test]
-async fn f16_weight_matmul_matches_reference_where_the_browser_has_shader_f16() {
-    if !kernel_checks::f16_weight_matmul(&browser_gpu().await).await {
-        wasm_bindgen_test::console_log!("no shader-f16 on this adapter: f16 weights not checked");
-    }
+async fn half_weight_matmul_matches_reference_on_rounded_weights() {
+    kernel_checks::half_weight_matmul(&browser_gpu().await).await;
 }
 
 #[wasm_bindgen_test]

@@ -37,17 +37,16 @@ fn gguf_files_give_their_safetensors_twins_logits_bit_for_bit() {
     on_every_adapter(|ctx| {
         let twin = dir().join("model");
         // (file, format the file is loaded in, format the twin is loaded in)
-        let mut cases = vec![
+        let cases = vec![
             ("f32", None, WeightFormat::F32),
-            // f16 values are the twin's (its weights are f16 values), kept in f32.
-            ("f16", None, WeightFormat::F32),
+            // f16 values are the twin's (its weights are f16 values): kept in f16 as the file
+            // holds them, on every adapter, or in f32 when asked.
+            ("f16", None, WeightFormat::F16),
+            ("f16", Some(WeightFormat::F32), WeightFormat::F32),
             ("q8_0", None, WeightFormat::parse("q8_0").unwrap()),
             ("q4_0", None, WeightFormat::parse("q4_0").unwrap()),
             ("q4_1", None, WeightFormat::parse("q4_1").unwrap()),
         ];
-        if ctx.has_f16() {
-            cases.push(("f16", Some(WeightFormat::F16), WeightFormat::F16));
-        }
         for (kind, file_format, twin_format) in cases {
             let path = dir().join(format!("model-{kind}.gguf"));
             let gguf = load(ctx, &path, file_format);
@@ -75,29 +74,27 @@ fn deepseek_dir() -> PathBuf {
 
 /// A DeepSeek-V2 GGUF as `convert_hf_to_gguf.py` writes it (`reference/export_gguf_deepseek.py`):
 /// MLA with kv_b_proj split into attn_k_b and attn_v_b, stacked routed experts, a shared one.
-/// The f16 file holds the twin's values: its logits are the twin's bit for bit, in f32 and (with
-/// shader-f16) in f16. The q8_0 file is its own model (attn_k_b's blocks run along other rows
+/// The f16 file holds the twin's values: its logits are the twin's bit for bit, in f32 and in
+/// f16. The q8_0 file is its own model (attn_k_b's blocks run along other rows
 /// than kv_b_proj's), held to q8_0's agreement bound with the twin.
 #[test]
 fn deepseek_v2_gguf_gives_its_twins_logits() {
     on_every_adapter(|ctx| {
         let twin = deepseek_dir().join("model");
         let f16_file = deepseek_dir().join("model-f16.gguf");
-        let gguf = load(ctx, &f16_file, None);
+        let gguf = load(ctx, &f16_file, Some(WeightFormat::F32));
         let st = load(ctx, &twin, Some(WeightFormat::F32));
         assert_eq!(gguf.config.n_layers, 2);
         assert!(
             logits(ctx, &gguf) == logits(ctx, &st),
             "f16 DeepSeek-V2 GGUF differs from the twin in f32"
         );
-        if ctx.has_f16() {
-            let gguf = load(ctx, &f16_file, Some(WeightFormat::F16));
-            let st = load(ctx, &twin, Some(WeightFormat::F16));
-            assert!(
-                logits(ctx, &gguf) == logits(ctx, &st),
-                "f16 DeepSeek-V2 GGUF differs from the twin in f16"
-            );
-        }
+        let gguf = load(ctx, &f16_file, Some(WeightFormat::F16));
+        let st = load(ctx, &twin, Some(WeightFormat::F16));
+        assert!(
+            logits(ctx, &gguf) == logits(ctx, &st),
+            "f16 DeepSeek-V2 GGUF differs from the twin in f16"
+        );
         // The q8_0 file against the twin, and the twin quantized to q8_0 at load against
         // itself: both are q8_0 roundings of the same weights, only along other rows for k_b,
         // so they should stray from f32 by as much (measured: mean KLD 2.8e-3 and 2.3e-3 on

@@ -5,6 +5,7 @@ mod common;
 
 use common::{contexts, fixture};
 use latentgpu::model::{Cache, LoadOptions, Logits, Model, ModelConfig};
+use latentgpu::ops::WeightFormat;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use std::path::{Path, PathBuf};
@@ -153,8 +154,11 @@ fn missing_misshaped_wrong_dtype_and_extra_tensors_are_errors() {
     assert_mentions(&load_err(&dir), &["layers.9.attn.q_proj.weight", "unused"]);
 }
 
+/// A checkpoint published in f16 or bf16 keeps its matrices 16-bit on the GPU by default (half
+/// the bytes, on every adapter), and gives the logits of the same values in f32 bit for bit: the
+/// products sum alike and 16-bit -> f32 is exact.
 #[test]
-fn f16_and_bf16_weights_load_as_f32() {
+fn f16_and_bf16_checkpoints_stay_16_bit() {
     for dtype in [Dtype::F16, Dtype::BF16] {
         let dir = scratch(&format!("{dtype:?}"));
         rewrite(&dir, |t| {
@@ -176,13 +180,30 @@ fn f16_and_bf16_weights_load_as_f32() {
                 *d = dtype;
             }
         });
-        let ctx = &contexts()[0];
-        let model = Model::load_dir(ctx, &dir).unwrap();
-        let mut cache = model.new_cache(ctx).unwrap();
-        let logits = model
-            .forward(ctx, &[1, 2, 3], &mut cache, Logits::Last)
-            .unwrap();
-        assert!(logits.iter().all(|v| v.is_finite()));
+        for ctx in contexts() {
+            let run = |options| {
+                let model = Model::load_dir_with(ctx, &dir, options, |_, _| {}).unwrap();
+                let mut cache = model.new_cache(ctx).unwrap();
+                let logits = model
+                    .forward(ctx, &[1, 2, 3], &mut cache, Logits::Last)
+                    .unwrap();
+                (model.weight_format(), model.decode_weight_bytes(), logits)
+            };
+            let (format, bytes, logits) = run(LoadOptions::default());
+            let (f32_format, f32_bytes, f32_logits) =
+                run(LoadOptions::weights(WeightFormat::F32));
+            let want = match dtype {
+                Dtype::F16 => WeightFormat::F16,
+                _ => WeightFormat::BF16,
+            };
+            assert_eq!((format, f32_format), (want, WeightFormat::F32));
+            assert!(bytes < f32_bytes, "{dtype:?}: {bytes} bytes, f32 {f32_bytes}");
+            assert!(logits.iter().all(|v| v.is_finite()));
+            if ctx.is_cpu() {
+                // One product kernel per shape on CPU adapters (GPUs decode f32 with subgroups).
+                assert_eq!(logits, f32_logits, "{dtype:?} on {}", ctx.name());
+            }
+        }
     }
 }
 

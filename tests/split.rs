@@ -123,12 +123,9 @@ fn greedy(ctx: &GpuContext, model: &Model, ids: &[u32]) -> Vec<u32> {
 #[test]
 fn split_weights_give_the_unsplit_logits_bit_for_bit() {
     on_every_adapter(|ctx| {
-        // f32 matrices, f16 ones where the adapter has shader-f16, and the quantized formats
-        // (their codes, scales and minimums split alike).
-        let mut formats = vec![WeightFormat::F32];
-        if ctx.has_f16() {
-            formats.push(WeightFormat::F16);
-        }
+        // f32, f16 and bf16 matrices, and the quantized formats (their codes, scales and
+        // minimums split alike).
+        let mut formats = vec![WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16];
         formats.extend(["q8_0", "q4_0", "q4_1"].map(|n| WeightFormat::parse(n).unwrap()));
         for ((dir, block_bytes), &weights) in models()
             .into_iter()

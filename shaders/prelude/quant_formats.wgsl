@@ -56,18 +56,27 @@ fn stored_words() -> u32 {
 // (group, chunk within it) of the chunk in slot s of the tiles of 32 rows (slot
 // (tile · chunks + b) · 32 + row % 32; the groups lie as the chunks do, group by group).
 fn tiled_place(s: u32) -> vec2<u32> {
+    if (HEADER == 0u) {
+        return vec2<u32>(s, 0u);
+    }
     let q = s / 32u;
-    return vec2<u32>((q / group_chunks()) * 32u + s % 32u, q % group_chunks());
+    return vec2<u32>((q / 8u) * 32u + s % 32u, q % 8u);
 }
 
 // (group, chunk within it) of chunk s of matrices whose chunks lie in row order.
 fn linear_place(s: u32) -> vec2<u32> {
-    return vec2<u32>(s / group_chunks(), s % group_chunks());
+    if (HEADER == 0u) {
+        return vec2<u32>(s, 0u);
+    }
+    return vec2<u32>(s / 8u, s % 8u);
 }
 
 // The first word of a chunk's stored record or codes.
 fn codes_word(place: vec2<u32>) -> u32 {
-    return place.x * group_words() + select(0u, HEADER + place.y * WORDS, HEADER > 0u);
+    if (HEADER == 0u) {
+        return place.x * record_words();
+    }
+    return place.x * group_words() + HEADER + place.y * WORDS;
 }
 
 // The first word of a chunk's header.

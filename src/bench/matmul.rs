@@ -92,6 +92,7 @@ pub fn run(
                     .collect();
                 let up = Upload {
                     format: Some(weights),
+                    values: WeightFormat::F32,
                     block_bytes: split::block_limit(ctx, None),
                 };
                 let b = upload_matrix(ctx, up, "B", &[n, k], HostMatrix::F32(values))?;

@@ -14,11 +14,11 @@ pub struct Cli {
     /// Backend: vulkan, metal, dx12, gl, browser or any (default: $LATENTGPU_BACKEND, else any).
     #[arg(long, global = true, env = "LATENTGPU_BACKEND")]
     pub backend: Option<String>,
-    /// Weight matrices on the GPU: f32, f16 (adapters with shader-f16), q8 (q8_0), q4 (q4_0)
-    /// or q4_1, quantized at load from f32, f16 or bf16 checkpoints; f32 accumulation
+    /// Weight matrices on the GPU: f32, f16, bf16 (16-bit on every adapter), q8 (q8_0), q4
+    /// (q4_0) or q4_1, quantized at load from f32, f16 or bf16 checkpoints; f32 accumulation
     /// everywhere. Norms, routers, latents and embeddings not tied to the LM head stay f32.
     /// Default: as the files hold them (a GGUF file's quantized blocks in their own formats,
-    /// q2_K to q8_0; float values in f32).
+    /// q2_K to q8_0; float values in f16 or bf16 where all the matrices are, else f32).
     #[arg(long, global = true, value_parser = parse_weights)]
     pub weights: Option<WeightFormat>,
     /// Tokens the cache is allocated for, at most the model's context (default: the model's,

@@ -98,13 +98,6 @@ pub fn upload_rows_from(
     limit: u64,
     mut piece: impl FnMut(std::ops::Range<usize>) -> Result<Vec<f32>>,
 ) -> Result<GpuTensor> {
-    if dtype == DType::F16 && !ctx.has_f16() {
-        return Err(Error::Invalid {
-            what: format!("f16 tensor '{label}'"),
-            expected: "an adapter with shader-f16".into(),
-            found: format!("{} without it", ctx.name()),
-        });
-    }
     let per_block = rows_per_block(label, shape, dtype, limit)?;
     let rows = shape.first().copied().unwrap_or(1);
     let row: usize = shape.iter().skip(1).product();
@@ -138,11 +131,8 @@ pub fn upload_rows_from(
                 ));
             }
             match dtype {
-                DType::F16 => {
-                    let halves: Vec<u16> = values
-                        .iter()
-                        .map(|&v| half::f16::from_f32(v).to_bits())
-                        .collect();
+                DType::F16 | DType::BF16 => {
+                    let halves: Vec<u16> = values.iter().map(|&v| dtype.half_bits(v)).collect();
                     block.write_piece(ctx, at * row, bytemuck::cast_slice(&halves))?;
                 }
                 _ => block.write_piece(ctx, at * row, bytemuck::cast_slice(&values))?,

@@ -16,16 +16,32 @@ pub enum DType {
     F32,
     /// 32-bit unsigned integer (token ids).
     U32,
-    /// 16-bit float (weights on adapters with shader-f16).
+    /// 16-bit float, IEEE half (weights; kernels read them natively on adapters with
+    /// shader-f16, as u32 words on the others).
     F16,
+    /// bfloat16, the high half of an f32 (weights; kernels read them as u32 words).
+    BF16,
 }
 
 impl DType {
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
-            DType::F16 => 2,
+            DType::F16 | DType::BF16 => 2,
             _ => 4,
+        }
+    }
+
+    /// Whether it is a 16-bit float type.
+    pub fn is_16_bit(self) -> bool {
+        matches!(self, DType::F16 | DType::BF16)
+    }
+
+    /// The 16-bit pattern of `v` in this type (round to nearest even; F16 and BF16 only).
+    pub fn half_bits(self, v: f32) -> u16 {
+        match self {
+            DType::BF16 => half::bf16::from_f32(v).to_bits(),
+            _ => half::f16::from_f32(v).to_bits(),
         }
     }
 }
@@ -271,7 +287,7 @@ impl GpuTensor {
     /// This f16 tensor's elements as `ceil(numel / 2)` u32 words (the last one's high half in
     /// the buffer's padding when numel is odd), for kernels that write f16 pairs.
     pub(crate) fn view_words(&self) -> Result<Self> {
-        if self.dtype != DType::F16 || !self.offset.is_multiple_of(2) {
+        if !self.dtype.is_16_bit() || !self.offset.is_multiple_of(2) {
             return Err(Error::Invalid {
                 what: format!("'{}' as u32 words", self.label),
                 expected: "an f16 tensor starting on a word".into(),
@@ -372,25 +388,33 @@ impl GpuTensor {
         Self::from_bytes(ctx, label, shape, DType::F32, bytemuck::cast_slice(data))
     }
 
-    /// Uploads f32 data rounded to f16 (round to nearest even). Needs a device with shader-f16.
+    /// Uploads f32 data rounded to f16 (round to nearest even), on any adapter.
     pub fn from_f32_as_f16(
         ctx: &GpuContext,
         label: &str,
         shape: &[usize],
         data: &[f32],
     ) -> Result<Self> {
-        if !ctx.has_f16() {
+        Self::from_f32_as_half(ctx, label, shape, DType::F16, data)
+    }
+
+    /// Uploads f32 data rounded to `dtype`, F16 or BF16 (round to nearest even), on any adapter.
+    pub fn from_f32_as_half(
+        ctx: &GpuContext,
+        label: &str,
+        shape: &[usize],
+        dtype: DType,
+        data: &[f32],
+    ) -> Result<Self> {
+        if !dtype.is_16_bit() {
             return Err(Error::Invalid {
-                what: format!("f16 tensor '{label}'"),
-                expected: "an adapter with shader-f16".into(),
-                found: format!("{} without it", ctx.name()),
+                what: format!("16-bit tensor '{label}'"),
+                expected: "dtype F16 or BF16".into(),
+                found: format!("{dtype:?}"),
             });
         }
-        let halves: Vec<u16> = data
-            .iter()
-            .map(|&v| half::f16::from_f32(v).to_bits())
-            .collect();
-        Self::from_bytes(ctx, label, shape, DType::F16, bytemuck::cast_slice(&halves))
+        let halves: Vec<u16> = data.iter().map(|&v| dtype.half_bits(v)).collect();
+        Self::from_bytes(ctx, label, shape, dtype, bytemuck::cast_slice(&halves))
     }
 
     /// Uploads u32 data (token ids) of the given shape.

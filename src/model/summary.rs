@@ -258,6 +258,7 @@ pub fn summarize(
         }
     };
     let infos = file.infos();
+    let values = file.values_format();
     let mut dtypes: Vec<String> = infos.iter().map(|t| t.dtype.clone()).collect();
     dtypes.sort();
     dtypes.dedup();
@@ -269,7 +270,7 @@ pub fn summarize(
             let stored = crate::ops::QuantScheme::from_name(&t.dtype.to_lowercase());
             let wanted = match (weights, stored) {
                 (None, Some(s)) => WeightFormat::Quant(s),
-                (w, _) => w.unwrap_or_default(),
+                (w, _) => w.unwrap_or(values),
             };
             // Embeddings not tied to the LM head and routers stay f32, and so do routed experts
             // but in quantized formats; so do matrices whose rows are not whole quantized blocks.

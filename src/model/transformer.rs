@@ -235,10 +235,10 @@ pub struct Model {
 /// How a model's weights go to the GPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// How matrices are kept: f32, f16 (the adapter must have shader-f16) or quantized (q8_0,
+    /// How matrices are kept: f32, f16, bf16 (16-bit on every adapter) or quantized (q8_0,
     /// q4_0, q4_1, quantized at load); `None`: as the files hold them (a GGUF file's quantized
-    /// blocks as they are, float values in f32). Norms, embeddings not tied to the LM head,
-    /// routers, latents and the routed experts stay f32.
+    /// blocks as they are, float values in f16 or bf16 where every matrix is, else f32). Norms,
+    /// embeddings not tied to the LM head, routers, latents and the routed experts stay f32.
     pub weights: Option<WeightFormat>,
     /// Split weights into row blocks of at most this many bytes even below the adapter's
     /// binding limit (tests use it to split every weight; the values do not change).
@@ -374,13 +374,6 @@ impl Model {
                 });
             }
             config.max_context = c;
-        }
-        if weights == Some(WeightFormat::F16) && !ctx.has_f16() {
-            return Err(Error::Invalid {
-                what: "f16 weights".into(),
-                expected: "an adapter with shader-f16".into(),
-                found: format!("{} without it", ctx.name()),
-            });
         }
         file.weights = weights;
         file.block_bytes = block_bytes;

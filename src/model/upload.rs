@@ -85,9 +85,12 @@ fn streams(file: &WeightFile, name: &str, shape: &[usize]) -> bool {
 /// How matrices go to the GPU: their format, and the largest block they are split into.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Upload {
-    /// f32, f16 or quantized; `None`: as the file holds them (quantized blocks as they are,
-    /// values in f32).
+    /// f32, f16, bf16 or quantized; `None`: as the files hold them (quantized blocks as they
+    /// are, values in `values`).
     pub format: Option<WeightFormat>,
+    /// The format float values take when none is asked: the files' own 16-bit type where all
+    /// their matrices have it, else f32 ([`WeightFile::values_format`]).
+    pub values: WeightFormat,
     /// Bytes per row block at most (the adapter's binding limit, or a smaller forced one).
     pub block_bytes: u64,
 }
@@ -97,6 +100,7 @@ impl Upload {
     pub fn of(ctx: &GpuContext, file: &WeightFile) -> Self {
         Upload {
             format: file.weights,
+            values: file.values_format(),
             block_bytes: block_limit(ctx, file.block_bytes),
         }
     }
@@ -128,7 +132,7 @@ fn target(up: Upload, stored: Option<QuantScheme>, name: &str, shape: &[usize]) 
         }
     }
     let k = shape.get(1).copied().unwrap_or(1);
-    match up.format.unwrap_or(WeightFormat::F32) {
+    match up.format.unwrap_or(up.values) {
         f @ WeightFormat::Quant(scheme) if f.fits_row(k) && shape.len() == 2 => {
             Target::Blocks(scheme)
         }
@@ -139,7 +143,16 @@ fn target(up: Upload, stored: Option<QuantScheme>, name: &str, shape: &[usize]) 
             );
             Target::Values(DType::F32)
         }
-        WeightFormat::F16 => Target::Values(DType::F16),
+        f @ (WeightFormat::F16 | WeightFormat::BF16) if f.fits_row(k) && shape.len() == 2 => {
+            Target::Values(f.dtype())
+        }
+        f @ (WeightFormat::F16 | WeightFormat::BF16) => {
+            log::info!(
+                "'{name}' {shape:?} stays f32: {} products read rows of whole quads",
+                f.name()
+            );
+            Target::Values(DType::F32)
+        }
         WeightFormat::F32 => Target::Values(DType::F32),
     }
 }

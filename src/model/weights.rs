@@ -334,10 +334,10 @@ pub struct WeightFile {
     taken: BTreeSet<String>,
     /// How the model's names are spelled in the files.
     pub names: TensorNames,
-    /// How matrices (the `W` of `x·Wᵀ` products) are kept on the GPU: f32, f16 (needs
-    /// shader-f16) or quantized; `None`: as the files hold them (quantized blocks as they are,
-    /// float values in f32). Norms, embeddings not tied to the LM head, routers and latents stay
-    /// f32.
+    /// How matrices (the `W` of `x·Wᵀ` products) are kept on the GPU: f32, f16, bf16 or
+    /// quantized; `None`: as the files hold them (quantized blocks as they are, float values
+    /// in [`WeightFile::values_format`]). Norms, embeddings not tied to the LM head, routers
+    /// and latents stay f32.
     pub weights: Option<crate::ops::WeightFormat>,
     /// The most bytes a weight block may hold on the GPU (the adapter's binding limit, or a
     /// forced smaller one): a matrix past it is split into row blocks, and a tensor that cannot
@@ -627,6 +627,39 @@ impl WeightFile {
         self.take_rows(name, shape, 0..0).map(drop)
     }
 
+    /// The format float matrices take when none is asked ("as the files hold them"): f16 or
+    /// bf16 where every matrix the files hold as values is in it (a checkpoint published in
+    /// bf16, an F16 GGUF file), else f32. Quantized matrices and vectors do not count.
+    pub fn values_format(&self) -> crate::ops::WeightFormat {
+        use crate::ops::WeightFormat;
+        let mut seen = None;
+        for (name, &i) in &self.index {
+            let Some((shape, stored, ..)) = self.shards[i].header.locate(name) else {
+                continue;
+            };
+            if shape.len() < 2 {
+                continue;
+            }
+            let format = match stored {
+                Stored::Safetensors(Dtype::F16) => WeightFormat::F16,
+                Stored::Safetensors(Dtype::BF16) => WeightFormat::BF16,
+                Stored::Ggml(kind) if kind.scheme().is_some() => continue,
+                Stored::Ggml(kind) if kind.name().eq_ignore_ascii_case("f16") => {
+                    WeightFormat::F16
+                }
+                Stored::Ggml(kind) if kind.name().eq_ignore_ascii_case("bf16") => {
+                    WeightFormat::BF16
+                }
+                _ => return WeightFormat::F32,
+            };
+            if seen.is_some_and(|s| s != format) {
+                return WeightFormat::F32;
+            }
+            seen = Some(format);
+        }
+        seen.unwrap_or(WeightFormat::F32)
+    }
+
     /// The quantized scheme the files hold the tensor the model calls `name` in (GGUF or
     /// `latentgpu quantize` blocks), or `None` for values (or a tensor not found: reading it
     /// says so).
@@ -745,7 +778,7 @@ impl WeightFile {
             // Quantized codes are at most a byte a weight (their scales are a separate tensor).
             let element = match self.weights {
                 Some(crate::ops::WeightFormat::F32) | None => 4,
-                Some(crate::ops::WeightFormat::F16) => 2,
+                Some(crate::ops::WeightFormat::F16 | crate::ops::WeightFormat::BF16) => 2,
                 Some(crate::ops::WeightFormat::Quant(_)) => 1,
             };
             let unit = if shape.len() > 1 { &shape[1..] } else { shape };

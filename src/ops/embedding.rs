@@ -70,9 +70,13 @@ pub fn embedding_ids(batch: &mut Batch, table: &GpuTensor, ids_t: &GpuTensor) ->
     let ctx = batch.ctx();
     let out = GpuTensor::scratch(ctx, "embedding", &[n, d], DType::F32)?;
     let wg = grid(ctx, "embedding", ((n * d) as u64).div_ceil(256))?;
-    let kernel = match table.dtype() {
-        DType::F16 => &shaders::EMBEDDING_LOOKUP_F16,
-        _ => &shaders::EMBEDDING_LOOKUP,
+    const F16_WORDS: &[(&str, f64)] = &[("BF16", 0.0)];
+    const BF16_WORDS: &[(&str, f64)] = &[("BF16", 1.0)];
+    let (kernel, constants) = match table.dtype() {
+        DType::F16 if ctx.has_f16() => (&shaders::EMBEDDING_LOOKUP_F16, &[][..]),
+        DType::F16 => (&shaders::EMBEDDING_LOOKUP_HALF, F16_WORDS),
+        DType::BF16 => (&shaders::EMBEDDING_LOOKUP_HALF, BF16_WORDS),
+        _ => (&shaders::EMBEDDING_LOOKUP, &[][..]),
     };
     for (first, block) in table.row_blocks() {
         let params = EmbeddingParams {
@@ -85,7 +89,7 @@ pub fn embedding_ids(batch: &mut Batch, table: &GpuTensor, ids_t: &GpuTensor) ->
         };
         batch.dispatch(
             kernel,
-            &[],
+            constants,
             Some(bytemuck::bytes_of(&params)),
             &[&block, ids_t, &out],
             wg,
@@ -94,14 +98,14 @@ pub fn embedding_ids(batch: &mut Batch, table: &GpuTensor, ids_t: &GpuTensor) ->
     Ok(out)
 }
 
-/// A `[vocab, d]` table of f32 or f16.
+/// A `[vocab, d]` table of f32, f16 or bf16.
 fn expect_table(table: &GpuTensor) -> Result<()> {
     super::expect_rank_any_dtype("embedding", "table", table, 2..=2)?;
     if table.dtype() == DType::U32 {
         return Err(crate::error::shape_err(
             "embedding",
             format!("table '{}' dtype", table.label()),
-            "F32 or F16",
+            "F32, F16 or BF16",
             "U32",
         ));
     }

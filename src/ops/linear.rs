@@ -14,8 +14,11 @@ pub enum WeightFormat {
     /// 32-bit floats.
     #[default]
     F32,
-    /// 16-bit floats (adapters with shader-f16).
+    /// 16-bit IEEE floats (read natively on adapters with shader-f16, as u32 words on the
+    /// others).
     F16,
+    /// bfloat16 (the high half of an f32), read as u32 words on every adapter.
+    BF16,
     /// Blocks of quantized weights.
     Quant(QuantScheme),
 }
@@ -25,6 +28,7 @@ impl WeightFormat {
     pub const NAMES: &'static [(&'static str, WeightFormat)] = &[
         ("f32", WeightFormat::F32),
         ("f16", WeightFormat::F16),
+        ("bf16", WeightFormat::BF16),
         ("q8", WeightFormat::Quant(QuantScheme::Q8_0)),
         ("q8_0", WeightFormat::Quant(QuantScheme::Q8_0)),
         ("q4", WeightFormat::Quant(QuantScheme::Q4_0)),
@@ -32,7 +36,7 @@ impl WeightFormat {
         ("q4_1", WeightFormat::Quant(QuantScheme::Q4_1)),
     ];
 
-    /// The format called `name` (`f32`, `f16`, `q8`, `q4`, or a scheme's own name).
+    /// The format called `name` (`f32`, `f16`, `bf16`, `q8`, `q4`, or a scheme's own name).
     pub fn parse(name: &str) -> Option<Self> {
         Self::NAMES
             .iter()
@@ -40,11 +44,12 @@ impl WeightFormat {
             .map(|(_, f)| *f)
     }
 
-    /// Its name: `f32`, `f16` or the scheme's.
+    /// Its name: `f32`, `f16`, `bf16` or the scheme's.
     pub fn name(self) -> &'static str {
         match self {
             WeightFormat::F32 => "f32",
             WeightFormat::F16 => "f16",
+            WeightFormat::BF16 => "bf16",
             WeightFormat::Quant(s) => s.name(),
         }
     }
@@ -53,17 +58,28 @@ impl WeightFormat {
     pub fn bytes_per_weight(self) -> f64 {
         match self {
             WeightFormat::F32 => 4.0,
-            WeightFormat::F16 => 2.0,
+            WeightFormat::F16 | WeightFormat::BF16 => 2.0,
             WeightFormat::Quant(s) => s.gpu_bytes(1 << 16) as f64 / 65536.0,
         }
     }
 
     /// Whether a matrix whose rows are `k` long can be stored in it (quantized rows are whole
-    /// blocks of the format: 32 weights, 256 for the K-quants).
+    /// blocks of the format: 32 weights, 256 for the K-quants; 16-bit rows whole quads, as
+    /// the products read them).
     pub fn fits_row(self, k: usize) -> bool {
         match self {
             WeightFormat::Quant(s) => k > 0 && k.is_multiple_of(s.row_multiple()),
-            _ => true,
+            WeightFormat::F16 | WeightFormat::BF16 => k > 0 && k.is_multiple_of(4),
+            WeightFormat::F32 => true,
+        }
+    }
+
+    /// The dtype of its values on the GPU (F32 for the quantized formats' other tensors).
+    pub fn dtype(self) -> DType {
+        match self {
+            WeightFormat::F16 => DType::F16,
+            WeightFormat::BF16 => DType::BF16,
+            _ => DType::F32,
         }
     }
 }
@@ -98,6 +114,7 @@ impl Weight {
     pub fn format(&self) -> WeightFormat {
         match self {
             Weight::Dense(t) if t.dtype() == DType::F16 => WeightFormat::F16,
+            Weight::Dense(t) if t.dtype() == DType::BF16 => WeightFormat::BF16,
             Weight::Dense(_) => WeightFormat::F32,
             Weight::Quant(q) => WeightFormat::Quant(q.scheme()),
         }

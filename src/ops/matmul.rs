@@ -39,40 +39,69 @@ struct Variant {
     constants: &'static [(&'static str, f64)],
 }
 
+/// The kernels for 16-bit weights of `dtype` (A·Bᵀ, K % 4 == 0): f16 read natively where the
+/// adapter has shader-f16, else f16 or bf16 read as u32 words (the `BF16` constant chooses),
+/// with `extra` constants. `(matmul_nt, matvec_nt, matvec_glu, constants)`.
+fn half_kernels(
+    dtype: DType,
+    native_f16: bool,
+) -> (&'static Kernel, &'static Kernel, &'static Kernel, &'static [(&'static str, f64)]) {
+    const F16_WORDS: &[(&str, f64)] = &[("BF16", 0.0)];
+    const BF16_WORDS: &[(&str, f64)] = &[("BF16", 1.0)];
+    match (dtype, native_f16) {
+        (DType::F16, true) => (
+            &shaders::MATMUL_NT_F16W_V4,
+            &shaders::MATVEC_NT_F16W_V4,
+            &shaders::MATVEC_GLU_F16W_V4,
+            &[],
+        ),
+        (DType::F16, false) => (
+            &shaders::MATMUL_NT_HALF_V4,
+            &shaders::MATVEC_NT_HALF_V4,
+            &shaders::MATVEC_GLU_HALF_V4,
+            F16_WORDS,
+        ),
+        _ => (
+            &shaders::MATMUL_NT_HALF_V4,
+            &shaders::MATVEC_NT_HALF_V4,
+            &shaders::MATVEC_GLU_HALF_V4,
+            BF16_WORDS,
+        ),
+    }
+}
+
 /// Picks the kernel for a shape: the vec4 kernels when rows are 4-aligned, the matrix-vector
-/// kernels for a single row of A times weights, the scalar tiled kernels otherwise.
+/// kernels for a single row of A times weights, the scalar tiled kernels otherwise; 16-bit
+/// weights (A·Bᵀ, K % 4 == 0, checked by `output_shape`) take the vec4 kernels over their
+/// words (`half_kernels`).
 /// Tiles: workgroup (x, y) invocations times outputs per invocation (see the shaders' TM/TN).
 /// The vec4 tile sizes were chosen with `latentgpu bench matmul` on lavapipe (8x8 outputs per
 /// invocation, 8x8 invocations: 33% of the FMA roof at 1024³ against 15-20% for 4x4 and 8x4).
-fn variant(m: usize, n: usize, k: usize, transpose_b: bool, b_dtype: DType) -> Variant {
+fn variant(m: usize, n: usize, k: usize, transpose_b: bool, b: (DType, bool)) -> Variant {
     const WG8: &[(&str, f64)] = &[("WG_X", 8.0), ("WG_Y", 8.0)];
     const WG16: &[(&str, f64)] = &[("WG_X", 16.0), ("WG_Y", 16.0)];
+    const WG8_F16_WORDS: &[(&str, f64)] = &[("WG_X", 8.0), ("WG_Y", 8.0), ("BF16", 0.0)];
+    const WG8_BF16_WORDS: &[(&str, f64)] = &[("WG_X", 8.0), ("WG_Y", 8.0), ("BF16", 1.0)];
     let aligned_k = k.is_multiple_of(4);
-    if b_dtype == DType::F16 {
-        return match (m, aligned_k) {
-            (1, true) => Variant {
-                kernel: &shaders::MATVEC_NT_F16W_V4,
+    let (b_dtype, native_f16) = b;
+    if b_dtype.is_16_bit() {
+        let (matmul_nt, matvec_nt, _, words) = half_kernels(b_dtype, native_f16);
+        if m == 1 {
+            return Variant {
+                kernel: matvec_nt,
                 rows_per_workgroup: 1,
                 cols_per_workgroup: 64,
-                constants: &[],
-            },
-            (1, false) => Variant {
-                kernel: &shaders::MATVEC_NT_F16W,
-                rows_per_workgroup: 1,
-                cols_per_workgroup: 64,
-                constants: &[],
-            },
-            (_, true) => Variant {
-                kernel: &shaders::MATMUL_NT_F16W_V4,
-                rows_per_workgroup: 8 * 8,
-                cols_per_workgroup: 8 * 8,
-                constants: WG8,
-            },
-            (_, false) => Variant {
-                kernel: &shaders::MATMUL_NT_F16W,
-                rows_per_workgroup: 16 * 4,
-                cols_per_workgroup: 16 * 4,
-                constants: WG16,
+                constants: words,
+            };
+        }
+        return Variant {
+            kernel: matmul_nt,
+            rows_per_workgroup: 8 * 8,
+            cols_per_workgroup: 8 * 8,
+            constants: match (words.is_empty(), b_dtype) {
+                (true, _) => WG8,
+                (false, DType::BF16) => WG8_BF16_WORDS,
+                (false, _) => WG8_F16_WORDS,
             },
         };
     }
@@ -123,19 +152,23 @@ fn output_shape(
     const OP: &str = "matmul";
     expect_rank(OP, "A", a, 2..=3)?;
     expect_rank_any_dtype(OP, "B", b, 2..=3)?;
-    if b.dtype() == DType::F16 && !transpose_b {
+    if b.dtype().is_16_bit() && !(transpose_b && a.shape().last().is_some_and(|k| k % 4 == 0)) {
         return Err(shape_err(
             OP,
             format!("B '{}'", b.label()),
-            "f16 weights only as A·Bᵀ",
-            "A·B",
+            "16-bit weights only as A·Bᵀ with K % 4 == 0",
+            format!(
+                "{}K = {}",
+                if transpose_b { "" } else { "A·B, " },
+                a.shape().last().copied().unwrap_or(0)
+            ),
         ));
     }
     if b.dtype() == DType::U32 {
         return Err(shape_err(
             OP,
             format!("B '{}' dtype", b.label()),
-            "F32 or F16",
+            "F32, F16 or BF16",
             "U32",
         ));
     }
@@ -265,7 +298,13 @@ fn dispatch_product(
     (bt, m, cols, k): (usize, usize, usize, usize),
     transpose_b: bool,
 ) -> Result<()> {
-    let v = variant(m, cols, k, transpose_b, block.dtype());
+    let v = variant(
+        m,
+        cols,
+        k,
+        transpose_b,
+        (block.dtype(), batch.ctx().has_f16()),
+    );
     let wg = super::workgroups(
         batch.ctx(),
         "matmul",
@@ -349,8 +388,8 @@ impl GateAct {
     }
 }
 
-/// `act(x·gateᵀ) · (x·upᵀ)` for one row `x` `[1, K]` with `gate`, `up` `[N, K]` (f32 or f16,
-/// K % 4 == 0) in one dispatch: the decode path of a gated feed-forward, the same values as
+/// `act(x·gateᵀ) · (x·upᵀ)` for one row `x` `[1, K]` with `gate`, `up` `[N, K]` (f32, f16 or
+/// bf16, K % 4 == 0) in one dispatch: the decode path of a gated feed-forward, the same values as
 /// two [`matmul`]s and the elementwise op. `None` when the shapes do not fit it.
 pub fn matvec_glu(
     batch: &mut Batch,
@@ -374,10 +413,14 @@ pub fn matvec_glu(
         return Ok(None);
     }
     let (n, k) = (gate.shape()[0], gate.shape()[1]);
-    let constants = act.constants();
-    let kernel = match gate.dtype() {
-        DType::F16 => &shaders::MATVEC_GLU_F16W_V4,
-        _ => &shaders::MATVEC_GLU_V4,
+    let (kernel, constants) = match gate.dtype() {
+        d if d.is_16_bit() => {
+            let (.., glu, words) = half_kernels(d, batch.ctx().has_f16());
+            let mut all = act.constants().to_vec();
+            all.extend_from_slice(words);
+            (glu, crate::gpu::pipeline::intern(&all))
+        }
+        _ => (&shaders::MATVEC_GLU_V4, act.constants()),
     };
     let c = GpuTensor::scratch(batch.ctx(), OP, &[1, n], DType::F32)?;
     for ((first, g), (_, u)) in gate.row_blocks().into_iter().zip(up.row_blocks()) {

@@ -5,7 +5,7 @@
 use super::numeric::{assert_close, assert_close_by, bits, max_abs, reduction_tol, Rng, U};
 use latentgpu::cpu;
 use latentgpu::ops::{self, AttentionShape, BinaryOp, GatherState, RopeMode, RopeTable, UnaryOp};
-use latentgpu::{Batch, GpuContext, GpuTensor};
+use latentgpu::{Batch, DType, GpuContext, GpuTensor};
 
 /// Uploads f32 data.
 pub fn upload(ctx: &GpuContext, label: &str, shape: &[usize], data: &[f32]) -> GpuTensor {
@@ -418,18 +418,16 @@ pub async fn embedding(ctx: &GpuContext) {
         let out = b.read_async(&[&out]).await.unwrap().remove(0);
         // A copy: exact.
         assert_close("embedding", &out, &cpu::embedding(&table, d, &ids), 0.0);
-        if ctx.has_f16() {
-            // From an f16 table: exactly the f16-rounded values (f16 -> f32 is exact).
-            let t16 = GpuTensor::from_f32_as_f16(ctx, "table16", &[vocab, d], &table).unwrap();
-            let rounded: Vec<f32> = table
-                .iter()
-                .map(|&v| half::f16::from_f32(v).to_f32())
-                .collect();
+        for dtype in [DType::F16, DType::BF16] {
+            // From a 16-bit table: exactly the rounded values (16-bit -> f32 is exact).
+            let t16 = GpuTensor::from_f32_as_half(ctx, "table16", &[vocab, d], dtype, &table)
+                .unwrap();
+            let rounded: Vec<f32> = table.iter().map(|&v| round_to(dtype, v)).collect();
             let mut b = Batch::new(ctx);
             let out = ops::embedding(&mut b, &t16, &ids).unwrap();
             let out = b.read_async(&[&out]).await.unwrap().remove(0);
             assert_close(
-                "f16 embedding",
+                &format!("{dtype:?} embedding"),
                 &out,
                 &cpu::embedding(&rounded, d, &ids),
                 0.0,
@@ -523,43 +521,55 @@ pub async fn latent_gather_in_pieces(ctx: &GpuContext) {
     }
 }
 
-/// `A·Bᵀ` with `B` stored in f16 (adapters with shader-f16) against the reference on the
-/// f16-rounded weights; returns whether the adapter has shader-f16 (false: nothing checked; the
-/// model tests check the loader refuses f16 weights there).
-pub async fn f16_weight_matmul(ctx: &GpuContext) -> bool {
-    if !ctx.has_f16() {
-        return false;
-    }
+/// `A·Bᵀ` with `B` stored in f16 and in bf16, on every adapter (read natively with shader-f16,
+/// as u32 words without it and for bf16), against the reference on the rounded weights; and a
+/// 16-bit `B` whose rows are not whole quads is refused by name.
+pub async fn half_weight_matmul(ctx: &GpuContext) {
     let mut rng = Rng::new(11);
-    for &(m, n, k) in &[
-        (1, 1, 1),
-        (1, 257, 1000),
-        (3, 17, 65),
-        (65, 63, 128),
-        (130, 9, 7),
-        (1, 65, 4),
-        (67, 129, 12),
-    ] {
-        let a = rng.vec(m * k, -1.0, 1.0);
-        let b = rng.vec(n * k, -1.0, 1.0);
-        // The reference sees exactly the f16 values the GPU stores.
-        let b16: Vec<f32> = b.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
-        let ga = upload(ctx, "A", &[m, k], &a);
-        let gb = GpuTensor::from_f32_as_f16(ctx, "B16", &[n, k], &b).unwrap();
-        let mut bt = Batch::new(ctx);
-        let gc = ops::matmul(&mut bt, &ga, &gb, true).unwrap();
-        let out = bt.read_async(&[&gc]).await.unwrap().remove(0);
-        let reference = cpu::matmul(&a, &b16, 1, m, n, k, true, false);
-        // As the f32 matmul: f16 -> f32 conversion is exact, accumulation is f32.
-        let tol = reduction_tol(k, max_abs(&reference).max((k as f64).sqrt()), 8.0);
-        assert_close(&format!("f16 matmul m{m} n{n} k{k}"), &out, &reference, tol);
+    for dtype in [DType::F16, DType::BF16] {
+        for &(m, n, k) in &[
+            (1, 1, 4),
+            (1, 257, 1000),
+            (3, 17, 68),
+            (65, 63, 128),
+            (130, 9, 8),
+            (1, 65, 4),
+            (67, 129, 12),
+            (2, 5, 260),
+        ] {
+            let a = rng.vec(m * k, -1.0, 1.0);
+            let b = rng.vec(n * k, -1.0, 1.0);
+            // The reference sees exactly the 16-bit values the GPU stores.
+            let rounded: Vec<f32> = b.iter().map(|&v| round_to(dtype, v)).collect();
+            let ga = upload(ctx, "A", &[m, k], &a);
+            let gb = GpuTensor::from_f32_as_half(ctx, "B16", &[n, k], dtype, &b).unwrap();
+            let mut bt = Batch::new(ctx);
+            let gc = ops::matmul(&mut bt, &ga, &gb, true).unwrap();
+            let out = bt.read_async(&[&gc]).await.unwrap().remove(0);
+            let reference = cpu::matmul(&a, &rounded, 1, m, n, k, true, false);
+            // As the f32 matmul: 16-bit -> f32 conversion is exact, accumulation is f32.
+            let tol = reduction_tol(k, max_abs(&reference).max((k as f64).sqrt()), 8.0);
+            let what = format!("{dtype:?} matmul m{m} n{n} k{k}");
+            assert_close(&what, &out, &reference, tol);
+        }
+        let ga = upload(ctx, "A", &[1, 7], &[0.5; 7]);
+        let gb = GpuTensor::from_f32_as_half(ctx, "B16", &[3, 7], dtype, &[0.5; 21]).unwrap();
+        let e = ops::matmul(&mut Batch::new(ctx), &ga, &gb, true).unwrap_err();
+        assert!(e.to_string().contains("K % 4 == 0"), "{e}");
     }
-    true
+}
+
+/// `v` rounded to `dtype` (F16 or BF16, round to nearest even) and back: exact in f32.
+pub fn round_to(dtype: DType, v: f32) -> f32 {
+    match dtype {
+        DType::BF16 => half::bf16::from_f32(v).to_f32(),
+        _ => half::f16::from_f32(v).to_f32(),
+    }
 }
 
 /// The fused gated product of one row (the decode feed-forward) gives exactly what its unfused
 /// ops give: both sum each product in the same order (`matvec_nt_v4`'s vec4 accumulators) and
-/// apply the same activation, so equality is bitwise, for f32 weights and (with shader-f16) f16.
+/// apply the same activation, so equality is bitwise, for f32, f16 and bf16 weights.
 /// The unfused ops are checked against the f64 reference by the tests above.
 pub async fn fused_gated_matvec(ctx: &GpuContext) {
     let mut rng = Rng::new(13);
@@ -577,10 +587,10 @@ pub async fn fused_gated_matvec(ctx: &GpuContext) {
             upload(ctx, "gate", &[n, k], &g),
             upload(ctx, "up", &[n, k], &u),
         )];
-        if ctx.has_f16() {
+        for dtype in [DType::F16, DType::BF16] {
             weights.push((
-                GpuTensor::from_f32_as_f16(ctx, "gate16", &[n, k], &g).unwrap(),
-                GpuTensor::from_f32_as_f16(ctx, "up16", &[n, k], &u).unwrap(),
+                GpuTensor::from_f32_as_half(ctx, "gate16", &[n, k], dtype, &g).unwrap(),
+                GpuTensor::from_f32_as_half(ctx, "up16", &[n, k], dtype, &u).unwrap(),
             ));
         }
         for (gate, up) in &weights {
