@@ -255,7 +255,10 @@ fn half_weights_stay_within_their_tolerance_of_f32() {
             };
             let (p32, d32, layers) = run(WeightFormat::F32);
             // f16 keeps 11 significant bits (unit roundoff 2^-11), bf16 8 (2^-8).
-            for (weights, u16) in [(WeightFormat::F16, 2f64.powi(-11)), (WeightFormat::BF16, 2f64.powi(-8))] {
+            for (weights, u16) in [
+                (WeightFormat::F16, 2f64.powi(-11)),
+                (WeightFormat::BF16, 2f64.powi(-8)),
+            ] {
                 let (p16, d16, _) = run(weights);
                 // Rounding a weight perturbs it by at most u16 relative; a product of length K
                 // with such weights moves by about u16 of its size (the perturbations are
@@ -272,7 +275,10 @@ fn half_weights_stay_within_their_tolerance_of_f32() {
                 let all16: Vec<f32> = p16.iter().chain(&d16).copied().collect();
                 let err = max_diff(&all16, &all32);
                 let what = weights.name();
-                eprintln!("{name}: {what} weights vs f32 {err:.3e} (tol {tol:.3e}) on {}", ctx.name());
+                eprintln!(
+                    "{name}: {what} weights vs f32 {err:.3e} (tol {tol:.3e}) on {}",
+                    ctx.name()
+                );
                 assert!(
                     err <= tol,
                     "{name}: {what} weights moved logits by {err:.3e} > {tol:.3e}"

@@ -190,14 +190,16 @@ fn f16_and_bf16_checkpoints_stay_16_bit() {
                 (model.weight_format(), model.decode_weight_bytes(), logits)
             };
             let (format, bytes, logits) = run(LoadOptions::default());
-            let (f32_format, f32_bytes, f32_logits) =
-                run(LoadOptions::weights(WeightFormat::F32));
+            let (f32_format, f32_bytes, f32_logits) = run(LoadOptions::weights(WeightFormat::F32));
             let want = match dtype {
                 Dtype::F16 => WeightFormat::F16,
                 _ => WeightFormat::BF16,
             };
             assert_eq!((format, f32_format), (want, WeightFormat::F32));
-            assert!(bytes < f32_bytes, "{dtype:?}: {bytes} bytes, f32 {f32_bytes}");
+            assert!(
+                bytes < f32_bytes,
+                "{dtype:?}: {bytes} bytes, f32 {f32_bytes}"
+            );
             assert!(logits.iter().all(|v| v.is_finite()));
             if ctx.is_cpu() {
                 // One product kernel per shape on CPU adapters (GPUs decode f32 with subgroups).
@@ -380,7 +382,7 @@ fn a_model_past_the_memory_budget_is_refused_with_the_plan() {
     }
     let (code, err) = cli(&["--weights", "q3", "info", "--model", dir.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
-    assert_mentions(&err, &["expected one of f32, f16, q8", "found 'q3'"]);
+    assert_mentions(&err, &["expected one of f32, f16, bf16, q8", "found 'q3'"]);
     let (code, err) = cli(&["--context", "0", "info"]);
     assert_eq!(code, 2, "{err}");
     let (code, err) = cli(&[

@@ -433,7 +433,12 @@ impl MlaLayer {
         let kv_b_host = file.take_matrix(&name("kv_b_proj.weight"), &[h * (nope + v), r])?;
         let o_host = file.take_matrix(&name("o_proj.weight"), &[d, h * v])?;
         let (inv_freq, mscale) = shape.inv_freq();
-        let upload = Upload::of(ctx, file);
+        // Float values stay f32 unless a format is asked, whatever the files hold: the layer's
+        // absorbed matrices are products made at load, not the files' values.
+        let upload = Upload {
+            values: WeightFormat::F32,
+            ..Upload::of(ctx, file)
+        };
         // As the file holds them: the scheme of its quantized matrices (a quantized directory),
         // else f32.
         let stored = [&q_host, &kv_b_host, &o_host]

@@ -644,9 +644,7 @@ impl WeightFile {
                 Stored::Safetensors(Dtype::F16) => WeightFormat::F16,
                 Stored::Safetensors(Dtype::BF16) => WeightFormat::BF16,
                 Stored::Ggml(kind) if kind.scheme().is_some() => continue,
-                Stored::Ggml(kind) if kind.name().eq_ignore_ascii_case("f16") => {
-                    WeightFormat::F16
-                }
+                Stored::Ggml(kind) if kind.name().eq_ignore_ascii_case("f16") => WeightFormat::F16,
                 Stored::Ggml(kind) if kind.name().eq_ignore_ascii_case("bf16") => {
                     WeightFormat::BF16
                 }

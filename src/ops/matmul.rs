@@ -45,7 +45,12 @@ struct Variant {
 fn half_kernels(
     dtype: DType,
     native_f16: bool,
-) -> (&'static Kernel, &'static Kernel, &'static Kernel, &'static [(&'static str, f64)]) {
+) -> (
+    &'static Kernel,
+    &'static Kernel,
+    &'static Kernel,
+    &'static [(&'static str, f64)],
+) {
     const F16_WORDS: &[(&str, f64)] = &[("BF16", 0.0)];
     const BF16_WORDS: &[(&str, f64)] = &[("BF16", 1.0)];
     match (dtype, native_f16) {

@@ -420,8 +420,8 @@ pub async fn embedding(ctx: &GpuContext) {
         assert_close("embedding", &out, &cpu::embedding(&table, d, &ids), 0.0);
         for dtype in [DType::F16, DType::BF16] {
             // From a 16-bit table: exactly the rounded values (16-bit -> f32 is exact).
-            let t16 = GpuTensor::from_f32_as_half(ctx, "table16", &[vocab, d], dtype, &table)
-                .unwrap();
+            let t16 =
+                GpuTensor::from_f32_as_half(ctx, "table16", &[vocab, d], dtype, &table).unwrap();
             let rounded: Vec<f32> = table.iter().map(|&v| round_to(dtype, v)).collect();
             let mut b = Batch::new(ctx);
             let out = ops::embedding(&mut b, &t16, &ids).unwrap();
