@@ -548,7 +548,8 @@ impl Model {
         self.weights == WeightFormat::F16
     }
 
-    /// The format the matrices were uploaded in.
+    /// The format the matrices were uploaded in (loaded as the files hold them, which may mix
+    /// formats: the LM head's).
     pub fn weight_format(&self) -> WeightFormat {
         self.weights
     }

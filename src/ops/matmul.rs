@@ -40,8 +40,8 @@ struct Variant {
 }
 
 /// The kernels for 16-bit weights of `dtype` (A·Bᵀ, K % 4 == 0): f16 read natively where the
-/// adapter has shader-f16, else f16 or bf16 read as u32 words (the `BF16` constant chooses),
-/// with `extra` constants. `(matmul_nt, matvec_nt, matvec_glu, constants)`.
+/// adapter has shader-f16, else f16 or bf16 read as u32 words (the `BF16` constant chooses):
+/// `(matmul_nt, matvec_nt, matvec_glu, their constants)`.
 fn half_kernels(
     dtype: DType,
     native_f16: bool,

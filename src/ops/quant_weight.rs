@@ -7,10 +7,11 @@
 //! On the GPU the groups of `quant/mod.rs` (a chunk's record, or a K-quant super-block: a
 //! header and 8 chunks' codes) are laid out in tiles of [`TILE_ROWS`] rows: tile `t` holds rows
 //! `32t..32t + 31`, group by group, the 32 rows' group `g` side by side (slot
-//! `(t · groups + g) · 32 + row % 32`), the last tile padded with zero rows. The matrix-vector kernels read a tile's rows together, so each step reads 32
-//! neighbouring records: one stream of memory where whole rows would be 32 (26% less time for
-//! a q4_0 token's products on lavapipe, whose prefetchers follow few streams), and coalesced
-//! loads on a GPU. The files keep llama.cpp's row order; tiles are built at upload.
+//! `(t · groups + g) · 32 + row % 32`), the last tile padded with zero rows. The
+//! matrix-vector kernels read a tile's rows together, so each step reads 32 neighbouring
+//! records: one stream of memory where whole rows would be 32 (26% less time for a q4_0
+//! token's products on lavapipe, whose prefetchers follow few streams), and coalesced loads on
+//! a GPU. The files keep llama.cpp's row order; tiles are built at upload.
 
 use super::expect_rank;
 use super::matmul::{block_params, GateAct};
