@@ -190,10 +190,10 @@ fn moe_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
 
 // The same two products with vec4 loads, where d (gate and up) or inter (down) is a multiple of
 // 4: each dot product sums four interleaved partial sums, then adds them (as matvec_nt_v4 does),
-// in the same order whatever the grouping.
+// in the same order whatever the grouping. The matrices are read through gate_quad, up_quad
+// and down_quad, spliced in front by src/shaders.rs: f32 (prelude/experts_f32.wgsl) or 16-bit
+// values in u32 words (prelude/experts_packed.wgsl), the same sums either way.
 @group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> gate4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> up4: array<vec4<f32>>;
 
 @compute @workgroup_size(WG)
 fn moe_gate_up_v4(@builtin(workgroup_id) wid: vec3<u32>,
@@ -219,8 +219,8 @@ fn moe_gate_up_v4(@builtin(workgroup_id) wid: vec3<u32>,
             }
         }
         for (var c = 0u; c < d4; c++) {
-            let wg = gate4[row + c];
-            let wu = up4[row + c];
+            let wg = gate_quad(row + c);
+            let wu = up_quad(row + c);
             for (var i = 0u; i < TB; i++) {
                 if (i < TOKENS_PER_PASS) {
                     let xv = x4[xrow[i] + c];
@@ -239,7 +239,6 @@ fn moe_gate_up_v4(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @group(0) @binding(1) var<storage, read> h4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> down4: array<vec4<f32>>;
 
 @compute @workgroup_size(WG)
 fn moe_down_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -262,7 +261,7 @@ fn moe_down_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             }
         }
         for (var c = 0u; c < i4; c++) {
-            let w = down4[row + c];
+            let w = down_quad(row + c);
             for (var i = 0u; i < TB; i++) {
                 if (i < TOKENS_PER_PASS) {
                     acc[i] = fma(h4[hrow[i] + c], w, acc[i]);

@@ -44,6 +44,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("matvec_coop.wgsl", MATVEC_COOP_SRC),
     ("mla_rope.wgsl", MLA_ROPE_SRC),
     ("moe_ffn.wgsl", MOE_FFN_SRC),
+    ("moe_ffn.wgsl", MOE_FFN_HALF_SRC),
     ("moe_route.wgsl", MOE_ROUTE_SRC),
     ("matvec_subgroup.wgsl", MATVEC_SUBGROUP_SRC),
     ("norm.wgsl", NORM),
@@ -247,6 +248,17 @@ pub const MOE_FFN_SRC: &str = concat!(
     include_str!("../shaders/prelude/quant_formats.wgsl"),
     include_str!("../shaders/prelude/activations.wgsl"),
     include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/experts_f32.wgsl"),
+    include_str!("../shaders/moe_ffn.wgsl")
+);
+/// The same with 16-bit expert matrices in u32 words for the vec4 kernels (override `BF16`).
+pub const MOE_FFN_HALF_SRC: &str = concat!(
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/quant_formats.wgsl"),
+    include_str!("../shaders/prelude/activations.wgsl"),
+    include_str!("../shaders/prelude/gate_act.wgsl"),
+    include_str!("../shaders/prelude/half_words.wgsl"),
+    include_str!("../shaders/prelude/experts_packed.wgsl"),
     include_str!("../shaders/moe_ffn.wgsl")
 );
 /// Mixture-of-experts routing.
@@ -467,6 +479,20 @@ pub const MOE_GATE_UP_V4: Kernel = kernel(
 pub const MOE_DOWN_V4: Kernel = kernel(
     "moe_ffn.wgsl",
     MOE_FFN_SRC,
+    "moe_down_v4",
+    &[Uniform, Read, Read, Read, ReadWrite],
+);
+/// As [`MOE_GATE_UP_V4`] with 16-bit gate and up in u32 words (override `BF16`).
+pub const MOE_GATE_UP_HALF_V4: Kernel = kernel(
+    "moe_ffn.wgsl (16-bit words)",
+    MOE_FFN_HALF_SRC,
+    "moe_gate_up_v4",
+    &[Uniform, Read, Read, Read, Read, ReadWrite],
+);
+/// As [`MOE_DOWN_V4`] with a 16-bit down projection in u32 words (override `BF16`).
+pub const MOE_DOWN_HALF_V4: Kernel = kernel(
+    "moe_ffn.wgsl (16-bit words)",
+    MOE_FFN_HALF_SRC,
     "moe_down_v4",
     &[Uniform, Read, Read, Read, ReadWrite],
 );

@@ -155,55 +155,68 @@ fn missing_misshaped_wrong_dtype_and_extra_tensors_are_errors() {
 }
 
 /// A checkpoint published in f16 or bf16 keeps its matrices 16-bit on the GPU by default (half
-/// the bytes, on every adapter), and gives the logits of the same values in f32 bit for bit: the
-/// products sum alike and 16-bit -> f32 is exact.
+/// the bytes, on every adapter), routed experts included, and gives the logits of the same
+/// values in f32 bit for bit on the CPU adapters: the products sum alike and 16-bit -> f32 is
+/// exact. This project's own format (mha-tiny) and a Hugging Face DeepSeek-V2 with experts.
 #[test]
 fn f16_and_bf16_checkpoints_stay_16_bit() {
-    for dtype in [Dtype::F16, Dtype::BF16] {
-        let dir = scratch(&format!("{dtype:?}"));
-        rewrite(&dir, |t| {
-            for (_, d, _, b) in t.iter_mut() {
-                let vals: Vec<f32> = b
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                    .collect();
-                *b = match dtype {
-                    Dtype::F16 => vals
-                        .iter()
-                        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-                        .collect(),
-                    _ => vals
-                        .iter()
-                        .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
-                        .collect(),
-                };
-                *d = dtype;
+    let sources = [
+        ("mha", fixture("mha-tiny")),
+        ("moe", fixture("hf-dense/deepseek-v2-moe/model")),
+    ];
+    for (kind, source) in sources {
+        for dtype in [Dtype::F16, Dtype::BF16] {
+            let dir = std::env::temp_dir()
+                .join(format!("latentgpu-{kind}-{dtype:?}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            for entry in std::fs::read_dir(&source).unwrap() {
+                let path = entry.unwrap().path();
+                std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
             }
-        });
-        for ctx in contexts() {
-            let run = |options| {
-                let model = Model::load_dir_with(ctx, &dir, options, |_, _| {}).unwrap();
-                let mut cache = model.new_cache(ctx).unwrap();
-                let logits = model
-                    .forward(ctx, &[1, 2, 3], &mut cache, Logits::Last)
-                    .unwrap();
-                (model.weight_format(), model.decode_weight_bytes(), logits)
-            };
-            let (format, bytes, logits) = run(LoadOptions::default());
-            let (f32_format, f32_bytes, f32_logits) = run(LoadOptions::weights(WeightFormat::F32));
-            let want = match dtype {
-                Dtype::F16 => WeightFormat::F16,
-                _ => WeightFormat::BF16,
-            };
-            assert_eq!((format, f32_format), (want, WeightFormat::F32));
-            assert!(
-                bytes < f32_bytes,
-                "{dtype:?}: {bytes} bytes, f32 {f32_bytes}"
-            );
-            assert!(logits.iter().all(|v| v.is_finite()));
-            if ctx.is_cpu() {
-                // One product kernel per shape on CPU adapters (GPUs decode f32 with subgroups).
-                assert_eq!(logits, f32_logits, "{dtype:?} on {}", ctx.name());
+            rewrite(&dir, |t| {
+                for (_, d, _, b) in t.iter_mut() {
+                    let vals: Vec<f32> = b
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                        .collect();
+                    *b = match dtype {
+                        Dtype::F16 => vals
+                            .iter()
+                            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                            .collect(),
+                        _ => vals
+                            .iter()
+                            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                            .collect(),
+                    };
+                    *d = dtype;
+                }
+            });
+            for ctx in contexts() {
+                let run = |options| {
+                    let model = Model::load_dir_with(ctx, &dir, options, |_, _| {}).unwrap();
+                    let mut cache = model.new_cache(ctx).unwrap();
+                    let logits = model
+                        .forward(ctx, &[1, 2, 3], &mut cache, Logits::Last)
+                        .unwrap();
+                    (model.weight_format(), model.decode_weight_bytes(), logits)
+                };
+                let (format, bytes, logits) = run(LoadOptions::default());
+                let (f32_format, f32_bytes, f32_logits) =
+                    run(LoadOptions::weights(WeightFormat::F32));
+                let want = match dtype {
+                    Dtype::F16 => WeightFormat::F16,
+                    _ => WeightFormat::BF16,
+                };
+                let what = format!("{kind} {dtype:?} on {}", ctx.name());
+                assert_eq!((format, f32_format), (want, WeightFormat::F32), "{what}");
+                assert!(bytes < f32_bytes, "{what}: {bytes} bytes, f32 {f32_bytes}");
+                assert!(logits.iter().all(|v| v.is_finite()), "{what}");
+                if ctx.is_cpu() {
+                    // One product kernel per shape on CPU adapters (GPUs decode f32 with
+                    // subgroups).
+                    assert_eq!(logits, f32_logits, "{what}");
+                }
             }
         }
     }

@@ -95,7 +95,7 @@ impl MoeFfn {
         let label = |what: &str| format!("{prefix}.experts.{what}");
         let per_block = rows_per_block(&label("gate_proj"), &[e, h, d], DType::F32, limit)?;
         // Quantized formats quantize the experts too (each matrix whose rows are whole blocks).
-        let asked = file.weights;
+        let asked = (file.weights, file.values_format());
         let (mut gates, mut ups, mut downs) = (Vec::new(), Vec::new(), Vec::new());
         for first in (0..e).step_by(per_block) {
             let n = per_block.min(e - first);
@@ -167,16 +167,18 @@ impl MoeFfn {
     }
 }
 
-/// One block of stacked expert matrices `shape` `[experts, rows, k]` in the format `asked`:
-/// quantized blocks as the file holds them when no format is asked or theirs is (a GGUF file's
-/// experts stay in their own format, K-quants included); else values, quantized when a
-/// quantized format is asked and its rows are whole blocks of 32, or f32.
+/// One block of stacked expert matrices `shape` `[experts, rows, k]` in the format `asked`
+/// (`None`: as the files hold them, float values in `values`): quantized blocks as the file
+/// holds them when no format is asked or theirs is (a GGUF file's experts stay in their own
+/// format, K-quants included); else values, quantized when a quantized format is asked and its
+/// rows are whole blocks of 32, in f16 or bf16 when that is asked (or the files' own) and its
+/// rows are whole quads, else f32.
 fn upload_block(
     ctx: &GpuContext,
     name: &str,
     shape: [usize; 3],
     data: HostMatrix,
-    asked: Option<WeightFormat>,
+    (asked, values): (Option<WeightFormat>, WeightFormat),
 ) -> Result<ExpertStack> {
     let [n, rows, k] = shape;
     let scheme = match asked {
@@ -188,10 +190,15 @@ fn upload_block(
         data => match scheme.filter(|_| k.is_multiple_of(QUANT_BLOCK)) {
             Some(scheme) => ops::quantize(scheme, &data.into_f32(), k)?,
             None => {
-                let values = data.into_f32();
-                return Ok(ExpertStack::F32(GpuTensor::from_f32(
-                    ctx, name, &shape, &values,
-                )?));
+                let dense = asked.unwrap_or(values);
+                let data = data.into_f32();
+                let stack = match dense {
+                    WeightFormat::F16 | WeightFormat::BF16 if dense.fits_row(k) => {
+                        GpuTensor::from_f32_as_half(ctx, name, &shape, dense.dtype(), &data)?
+                    }
+                    _ => GpuTensor::from_f32(ctx, name, &shape, &data)?,
+                };
+                return Ok(ExpertStack::Dense(stack));
             }
         },
     };
@@ -209,7 +216,7 @@ fn join_blocks(label: &str, blocks: Vec<ExpertStack>) -> Result<ExpertStack> {
     let (mut records, mut scheme) = (Vec::new(), None);
     for block in blocks {
         match block {
-            ExpertStack::F32(t) => values.push(t),
+            ExpertStack::Dense(t) => values.push(t),
             ExpertStack::Quant {
                 scheme: s,
                 records: r,
@@ -224,6 +231,6 @@ fn join_blocks(label: &str, blocks: Vec<ExpertStack>) -> Result<ExpertStack> {
             scheme,
             records: GpuTensor::from_row_blocks(label, records)?,
         },
-        _ => ExpertStack::F32(GpuTensor::from_row_blocks(label, values)?),
+        _ => ExpertStack::Dense(GpuTensor::from_row_blocks(label, values)?),
     })
 }

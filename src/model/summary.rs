@@ -272,12 +272,9 @@ pub fn summarize(
                 (None, Some(s)) => WeightFormat::Quant(s),
                 (w, _) => w.unwrap_or(values),
             };
-            // Embeddings not tied to the LM head and routers stay f32, and so do routed experts
-            // but in quantized formats; so do matrices whose rows are not whole quantized blocks.
+            // Embeddings not tied to the LM head and routers stay f32; so do matrices whose
+            // rows are not whole blocks (quads for 16-bit formats).
             let mut f32_kept = vec![".gate.weight"];
-            if !matches!(wanted, WeightFormat::Quant(_)) {
-                f32_kept.push(".experts.");
-            }
             if !config.tie_embeddings {
                 f32_kept.push("embed_tokens");
             }

@@ -238,7 +238,7 @@ pub struct LoadOptions {
     /// How matrices are kept: f32, f16, bf16 (16-bit on every adapter) or quantized (q8_0,
     /// q4_0, q4_1, quantized at load); `None`: as the files hold them (a GGUF file's quantized
     /// blocks as they are, float values in f16 or bf16 where every matrix is, else f32). Norms,
-    /// embeddings not tied to the LM head, routers, latents and the routed experts stay f32.
+    /// embeddings not tied to the LM head, routers and latents stay f32.
     pub weights: Option<WeightFormat>,
     /// Split weights into row blocks of at most this many bytes even below the adapter's
     /// binding limit (tests use it to split every weight; the values do not change).

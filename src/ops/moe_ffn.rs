@@ -37,8 +37,8 @@ pub struct MoeParams {
 /// `ops::quant`), whole or split into blocks of whole experts.
 #[derive(Clone, Debug)]
 pub enum ExpertStack {
-    /// f32 values.
-    F32(GpuTensor),
+    /// f32, f16 or bf16 values (16-bit stacks need rows of whole quads: d and inter % 4 == 0).
+    Dense(GpuTensor),
     /// Quantized chunks.
     Quant {
         /// The format.
@@ -62,7 +62,7 @@ impl ExpertStack {
     /// `[experts, rows, k]`.
     pub fn shape(&self) -> Vec<usize> {
         match self {
-            ExpertStack::F32(t) => t.shape().to_vec(),
+            ExpertStack::Dense(t) => t.shape().to_vec(),
             ExpertStack::Quant { scheme, records } => {
                 let s = records.shape();
                 vec![
@@ -77,15 +77,23 @@ impl ExpertStack {
     /// Bytes on the GPU.
     pub fn bytes(&self) -> u64 {
         match self {
-            ExpertStack::F32(t) => t.bytes(),
+            ExpertStack::Dense(t) => t.bytes(),
             ExpertStack::Quant { records, .. } => records.bytes(),
+        }
+    }
+
+    /// The dtype of its values (U32 for a quantized stack's records).
+    fn dtype(&self) -> DType {
+        match self {
+            ExpertStack::Dense(t) => t.dtype(),
+            ExpertStack::Quant { .. } => DType::U32,
         }
     }
 
     /// The scheme of a quantized stack.
     fn scheme(&self) -> Option<QuantScheme> {
         match self {
-            ExpertStack::F32(_) => None,
+            ExpertStack::Dense(_) => None,
             ExpertStack::Quant { scheme, .. } => Some(*scheme),
         }
     }
@@ -93,7 +101,7 @@ impl ExpertStack {
     /// `(first expert, experts, values or records)` per block.
     fn blocks(&self) -> Vec<(usize, usize, GpuTensor)> {
         let t = match self {
-            ExpertStack::F32(t) => t,
+            ExpertStack::Dense(t) => t,
             ExpertStack::Quant { records, .. } => records,
         };
         t.row_blocks()
@@ -159,8 +167,22 @@ pub fn moe_ffn(
             ));
         }
     }
-    if experts.gate.scheme() != experts.up.scheme() {
+    if experts.gate.scheme() != experts.up.scheme() || experts.gate.dtype() != experts.up.dtype() {
         return Err(shape_err(OP, "gate and up", "one format", "two"));
+    }
+    for (what, stack, k) in [
+        ("gate", experts.gate, d),
+        ("up", experts.up, d),
+        ("down", experts.down, inter),
+    ] {
+        if stack.dtype().is_16_bit() && !k.is_multiple_of(4) {
+            return Err(shape_err(
+                OP,
+                format!("16-bit {what} stack's rows"),
+                "a multiple of 4 long",
+                k,
+            ));
+        }
     }
     let top_k = ids.shape().last().copied().unwrap_or(0);
     if ids.dtype() != DType::U32 || ids.shape() != [tokens, top_k] || top_k == 0 {
@@ -211,17 +233,19 @@ pub fn moe_ffn(
         true => n.div_ceil(64 * EXPERT_ROWS),
         false => n.div_ceil(64),
     };
-    let gate_up = match experts.gate.scheme() {
-        Some(_) if one_token => &shaders::MOE_GATE_UP_Q_ONE,
-        Some(_) => &shaders::MOE_GATE_UP_Q,
-        None if d % 4 == 0 => &shaders::MOE_GATE_UP_V4,
-        None => &shaders::MOE_GATE_UP,
+    let gate_up = match (experts.gate.scheme(), experts.gate.dtype().is_16_bit()) {
+        (Some(_), _) if one_token => &shaders::MOE_GATE_UP_Q_ONE,
+        (Some(_), _) => &shaders::MOE_GATE_UP_Q,
+        (None, true) => &shaders::MOE_GATE_UP_HALF_V4,
+        (None, false) if d % 4 == 0 => &shaders::MOE_GATE_UP_V4,
+        (None, false) => &shaders::MOE_GATE_UP,
     };
-    let down_kernel = match experts.down.scheme() {
-        Some(_) if one_token => &shaders::MOE_DOWN_Q_ONE,
-        Some(_) => &shaders::MOE_DOWN_Q,
-        None if inter % 4 == 0 => &shaders::MOE_DOWN_V4,
-        None => &shaders::MOE_DOWN,
+    let down_kernel = match (experts.down.scheme(), experts.down.dtype().is_16_bit()) {
+        (Some(_), _) if one_token => &shaders::MOE_DOWN_Q_ONE,
+        (Some(_), _) => &shaders::MOE_DOWN_Q,
+        (None, true) => &shaders::MOE_DOWN_HALF_V4,
+        (None, false) if inter % 4 == 0 => &shaders::MOE_DOWN_V4,
+        (None, false) => &shaders::MOE_DOWN,
     };
     for (first, count, gate, up, _) in &blocks {
         params.first_expert = as_u32(OP, "first expert", *first)?;
@@ -232,7 +256,7 @@ pub fn moe_ffn(
             1,
         ];
         let params = Some(bytemuck::bytes_of(&params));
-        let constants = pass_constants(experts.act, one_token, experts.gate.scheme());
+        let constants = pass_constants(experts.act, one_token, experts.gate);
         batch.dispatch(gate_up, constants, params, &[x, &plan, gate, up, &h], wg)?;
     }
     for (first, count, _, _, down) in &blocks {
@@ -244,7 +268,7 @@ pub fn moe_ffn(
             1,
         ];
         let params = Some(bytemuck::bytes_of(&params));
-        let constants = pass_constants(experts.act, one_token, experts.down.scheme());
+        let constants = pass_constants(experts.act, one_token, experts.down);
         batch.dispatch(down_kernel, constants, params, &[&h, &plan, down, &yk], wg)?;
     }
     let y = GpuTensor::scratch(ctx, "experts", &[tokens, d], DType::F32)?;
@@ -262,17 +286,21 @@ pub fn moe_ffn(
 /// The kernels' constants: the activation, and one token per pass where there is one token
 /// (decode: each expert in use has exactly one), so no work goes to padding; else the shader's
 /// 4 (measured on lavapipe with the DeepSeek-V2-Lite slice, prompt 32: prefill 10.3 tok/s with
-/// 8 tokens per pass, 12.2 with 4, 12.0 with 2); and a quantized stack's format.
+/// 8 tokens per pass, 12.2 with 4, 12.0 with 2); a 16-bit stack's type; a quantized stack's
+/// format.
 fn pass_constants(
     act: GateAct,
     one_token: bool,
-    scheme: Option<QuantScheme>,
+    stack: &ExpertStack,
 ) -> crate::gpu::pipeline::Constants {
     let mut own = vec![("ACT", super::quant_weight::act_id(act))];
     if one_token {
         own.push(("TOKENS_PER_PASS", 1.0));
     }
-    match scheme {
+    if stack.dtype().is_16_bit() {
+        own.push(("BF16", (stack.dtype() == DType::BF16) as u32 as f64));
+    }
+    match stack.scheme() {
         Some(s) => super::quant_weight::format_constants(s, &own),
         None => crate::gpu::pipeline::intern(&own),
     }

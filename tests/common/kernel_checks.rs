@@ -1079,9 +1079,9 @@ pub async fn moe_experts(ctx: &GpuContext) {
         let g_up = upload(ctx, "up", &[n_experts, inter, d], &up);
         let g_down = upload(ctx, "down", &[n_experts, d, inter], &down);
         let (g_gate, g_up, g_down) = (
-            ExpertStack::F32(g_gate),
-            ExpertStack::F32(g_up),
-            ExpertStack::F32(g_down),
+            ExpertStack::Dense(g_gate),
+            ExpertStack::Dense(g_up),
+            ExpertStack::Dense(g_down),
         );
         let experts = Experts {
             gate: &g_gate,
@@ -1118,9 +1118,9 @@ pub async fn moe_experts(ctx: &GpuContext) {
         );
         assert_eq!(s_gate.is_split(), n_experts > 2);
         let (s_gate, s_up, s_down) = (
-            ExpertStack::F32(s_gate),
-            ExpertStack::F32(s_up),
-            ExpertStack::F32(s_down),
+            ExpertStack::Dense(s_gate),
+            ExpertStack::Dense(s_up),
+            ExpertStack::Dense(s_down),
         );
         let split_experts = Experts {
             gate: &s_gate,
@@ -1148,6 +1148,49 @@ pub async fn moe_experts(ctx: &GpuContext) {
             &reference,
             |i| c * bound[i] + 1e-30,
         );
+        if d % 4 != 0 || inter % 4 != 0 {
+            continue;
+        }
+        // 16-bit stacks (rows of whole quads): the same sums of the rounded values, whole and
+        // split into blocks of 2 experts alike.
+        for dtype in [DType::F16, DType::BF16] {
+            let round = |v: &[f32]| v.iter().map(|&w| round_to(dtype, w)).collect::<Vec<_>>();
+            let (gate16, up16, down16) = (round(&gate), round(&up), round(&down));
+            let stack = |label: &str, shape: &[usize], data: &[f32], limit: u64| {
+                ExpertStack::Dense(
+                    latentgpu::gpu::split::upload_rows(ctx, label, shape, dtype, data, limit)
+                        .unwrap(),
+                )
+            };
+            let mut outs = Vec::new();
+            for limit in [u64::MAX, (2 * inter * d * 2) as u64] {
+                let (g, u, dn) = (
+                    stack("gate16", &[n_experts, inter, d], &gate, limit),
+                    stack("up16", &[n_experts, inter, d], &up, limit),
+                    stack("down16", &[n_experts, d, inter], &down, limit),
+                );
+                let experts = Experts {
+                    gate: &g,
+                    up: &u,
+                    down: &dn,
+                    act,
+                };
+                let mut b = Batch::new(ctx);
+                let x_t = upload(ctx, "x", &[tokens, d], &x);
+                let y = ops::moe_ffn(&mut b, &x_t, (&g_ids, &g_w), &experts).unwrap();
+                outs.push(b.read_async(&[&y]).await.unwrap().remove(0));
+            }
+            let what = format!("moe experts {dtype:?} t{tokens} e{n_experts} d{d} i{inter}");
+            assert_eq!(bits(&outs[0]), bits(&outs[1]), "{what}: split differs");
+            let (reference, bound) = experts_reference(
+                &x,
+                (&ids, &weights),
+                (&gate16, &up16, &down16),
+                (d, inter),
+                act,
+            );
+            assert_close_by(&what, &outs[0], &reference, |i| c * bound[i] + 1e-30);
+        }
     }
 }
 
