@@ -68,7 +68,6 @@ async function openGpu() {
     `${a.max_compute_invocations_per_workgroup} invocations/workgroup, ` +
     `${a.max_storage_buffers_per_shader_stage} storage buffers/stage`;
   $("adapter").textContent = adapterText;
-  $("f16").disabled = !gpu.has_f16();
   console.log(`latentgpu-web: adapter ${a.name || browserAdapter} (${a.backend})`);
 }
 

@@ -46,13 +46,14 @@ impl WebGpu {
         serde_json::to_string(&self.ctx.adapter).unwrap_or_default()
     }
 
-    /// Whether the device has shader-f16 (weights can then be kept in f16).
+    /// Whether the device has shader-f16 (f16 weights are then read natively; without it, as
+    /// u32 words).
     pub fn has_f16(&self) -> bool {
         self.ctx.has_f16()
     }
 
     /// Uploads a model from the text of its `config.json` and the bytes of its
-    /// `model.safetensors`, keeping weight matrices in f16 when `f16_weights` (needs shader-f16).
+    /// `model.safetensors`, keeping weight matrices in f16 when `f16_weights` (any adapter).
     /// Errors name the file, tensor or field, what was expected and what was found.
     pub fn load(
         &self,
