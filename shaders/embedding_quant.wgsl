@@ -45,7 +45,7 @@ fn row_record(row: u32, b: u32) -> Record {
     for (var j = 0u; j < min(HEADER, 5u); j++) {
         h[j] = w[hat + j];
     }
-    return with_header(r, head_of(vec4<u32>(h[0], h[1], h[2], h[3]), vec4<u32>(h[4])), place.y);
+    return with_header(r, head_of_words(h), place.y);
 }
 
 @compute @workgroup_size(WG)

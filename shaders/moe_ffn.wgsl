@@ -343,8 +343,7 @@ fn gate_chunk(s: u32) -> array<vec4<f32>, 8> {
     for (var i = 0u; i < min(HEADER, 5u); i++) {
         h[i] = gate_q[hat + i];
     }
-    let head = head_of(vec4<u32>(h[0], h[1], h[2], h[3]), vec4<u32>(h[4]));
-    return record_weights(with_header(r, head, place.y));
+    return record_weights(with_header(r, head_of_words(h), place.y));
 }
 
 fn up_chunk(s: u32) -> array<vec4<f32>, 8> {
@@ -359,8 +358,7 @@ fn up_chunk(s: u32) -> array<vec4<f32>, 8> {
     for (var i = 0u; i < min(HEADER, 5u); i++) {
         h[i] = up_q[hat + i];
     }
-    let head = head_of(vec4<u32>(h[0], h[1], h[2], h[3]), vec4<u32>(h[4]));
-    return record_weights(with_header(r, head, place.y));
+    return record_weights(with_header(r, head_of_words(h), place.y));
 }
 
 @compute @workgroup_size(WG)
@@ -420,8 +418,7 @@ fn down_chunk(s: u32) -> array<vec4<f32>, 8> {
     for (var i = 0u; i < min(HEADER, 5u); i++) {
         h[i] = down_q[hat + i];
     }
-    let head = head_of(vec4<u32>(h[0], h[1], h[2], h[3]), vec4<u32>(h[4]));
-    return record_weights(with_header(r, head, place.y));
+    return record_weights(with_header(r, head_of_words(h), place.y));
 }
 
 @compute @workgroup_size(WG)

@@ -132,6 +132,11 @@ fn head_of(v: vec4<u32>, next: vec4<u32>) -> Head {
                 vec4<u32>(v.y, v.z, v.w, next.x));
 }
 
+// The header of words h (kernels that read a buffer word by word; head_of for vec4s).
+fn head_of_words(h: array<u32, 5>) -> Head {
+    return head_of(vec4<u32>(h[0], h[1], h[2], h[3]), vec4<u32>(h[4]));
+}
+
 // Record r0 (its codes) with the scales and minimums of chunk j of its super-block, made from
 // its header as ops/quant/ggml.rs computes them (d · sc and -(dmin · m): exact in f32); r0
 // itself for the formats without a header.

@@ -349,6 +349,9 @@ pub struct WeightFile {
     /// `(heads, kv_heads)` when the q and k rows are permuted for llama.cpp's RoPE (a GGUF
     /// Llama or Mistral): taking `q_proj` or `k_proj` undoes it.
     pub permuted_qk: Option<(usize, usize)>,
+    /// The format float matrices take when none is asked (see [`WeightFile::values_format`]),
+    /// found once when the files are opened.
+    values: crate::ops::WeightFormat,
 }
 
 impl WeightFile {
@@ -491,6 +494,7 @@ impl WeightFile {
                 index.insert(name, i);
             }
         }
+        let values = values_format_of(&shards, &index);
         Ok(WeightFile {
             shards,
             index,
@@ -500,6 +504,7 @@ impl WeightFile {
             max_tensor_bytes: None,
             block_bytes: None,
             permuted_qk: None,
+            values,
         })
     }
 
@@ -631,31 +636,7 @@ impl WeightFile {
     /// bf16 where every matrix the files hold as values is in it (a checkpoint published in
     /// bf16, an F16 GGUF file), else f32. Quantized matrices and vectors do not count.
     pub fn values_format(&self) -> crate::ops::WeightFormat {
-        use crate::ops::WeightFormat;
-        let mut seen = None;
-        for (name, &i) in &self.index {
-            let Some((shape, stored, ..)) = self.shards[i].header.locate(name) else {
-                continue;
-            };
-            if shape.len() < 2 {
-                continue;
-            }
-            let format = match stored {
-                Stored::Safetensors(Dtype::F16) => WeightFormat::F16,
-                Stored::Safetensors(Dtype::BF16) => WeightFormat::BF16,
-                Stored::Ggml(kind) if kind.scheme().is_some() => continue,
-                Stored::Ggml(kind) if kind.name().eq_ignore_ascii_case("f16") => WeightFormat::F16,
-                Stored::Ggml(kind) if kind.name().eq_ignore_ascii_case("bf16") => {
-                    WeightFormat::BF16
-                }
-                _ => return WeightFormat::F32,
-            };
-            if seen.is_some_and(|s| s != format) {
-                return WeightFormat::F32;
-            }
-            seen = Some(format);
-        }
-        seen.unwrap_or(WeightFormat::F32)
+        self.values
     }
 
     /// The quantized scheme the files hold the tensor the model calls `name` in (GGUF or
@@ -916,4 +897,31 @@ impl WeightFile {
         }
         Ok(())
     }
+}
+
+/// [`WeightFile::values_format`] of the tensors `index` names in `shards`.
+fn values_format_of(shards: &[Shard], index: &BTreeMap<String, usize>) -> crate::ops::WeightFormat {
+    use crate::ops::WeightFormat;
+    let mut seen = None;
+    for (name, &i) in index {
+        let Some((shape, stored, ..)) = shards[i].header.locate(name) else {
+            continue;
+        };
+        if shape.len() < 2 {
+            continue;
+        }
+        let format = match stored {
+            Stored::Safetensors(Dtype::F16) => WeightFormat::F16,
+            Stored::Safetensors(Dtype::BF16) => WeightFormat::BF16,
+            Stored::Ggml(kind) if kind.scheme().is_some() => continue,
+            Stored::Ggml(kind) if kind.name().eq_ignore_ascii_case("f16") => WeightFormat::F16,
+            Stored::Ggml(kind) if kind.name().eq_ignore_ascii_case("bf16") => WeightFormat::BF16,
+            _ => return WeightFormat::F32,
+        };
+        if seen.is_some_and(|s| s != format) {
+            return WeightFormat::F32;
+        }
+        seen = Some(format);
+    }
+    seen.unwrap_or(WeightFormat::F32)
 }

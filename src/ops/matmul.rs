@@ -380,6 +380,30 @@ pub enum GateAct {
 }
 
 impl GateAct {
+    /// Its constant and `BF16` (`bf16`: 1, else 0), for the kernels that read 16-bit words.
+    fn constants_for_words(self, bf16: bool) -> crate::gpu::pipeline::Constants {
+        const TABLE: [[&[(&str, f64)]; 2]; 3] = [
+            [
+                &[("ACT", 0.0), ("BF16", 0.0)],
+                &[("ACT", 0.0), ("BF16", 1.0)],
+            ],
+            [
+                &[("ACT", 1.0), ("BF16", 0.0)],
+                &[("ACT", 1.0), ("BF16", 1.0)],
+            ],
+            [
+                &[("ACT", 2.0), ("BF16", 0.0)],
+                &[("ACT", 2.0), ("BF16", 1.0)],
+            ],
+        ];
+        let act = match self {
+            GateAct::Silu => 0,
+            GateAct::Gelu => 1,
+            GateAct::GeluTanh => 2,
+        };
+        TABLE[act][bf16 as usize]
+    }
+
     /// The pipeline constant that selects it (`ACT` in `prelude/gate_act.wgsl`).
     pub(crate) fn constants(self) -> crate::gpu::pipeline::Constants {
         const SILU: &[(&str, f64)] = &[("ACT", 0.0)];
@@ -421,9 +445,11 @@ pub fn matvec_glu(
     let (kernel, constants) = match gate.dtype() {
         d if d.is_16_bit() => {
             let (.., glu, words) = half_kernels(d, batch.ctx().has_f16());
-            let mut all = act.constants().to_vec();
-            all.extend_from_slice(words);
-            (glu, crate::gpu::pipeline::intern(&all))
+            let constants = match words.is_empty() {
+                true => act.constants(),
+                false => act.constants_for_words(d == DType::BF16),
+            };
+            (glu, constants)
         }
         _ => (&shaders::MATVEC_GLU_V4, act.constants()),
     };

@@ -6,7 +6,7 @@
 use super::{as_u32, expect_shape, GateAct};
 use crate::error::{shape_err, Result};
 use crate::gpu::batch::grid;
-use crate::gpu::{Batch, DType, GpuTensor};
+use crate::gpu::{Batch, DType, GpuTensor, Kernel};
 use crate::ops::{QuantScheme, QUANT_BLOCK};
 use crate::shaders;
 
@@ -87,6 +87,19 @@ impl ExpertStack {
         match self {
             ExpertStack::Dense(t) => t.dtype(),
             ExpertStack::Quant { .. } => DType::U32,
+        }
+    }
+
+    /// Which of a product's kernels reads this stack, its rows `k` long: `[quantized, one
+    /// token; quantized; 16-bit; f32 vec4 (k % 4 == 0); f32]`.
+    fn kernel(&self, k: usize, one_token: bool, kinds: [&'static Kernel; 5]) -> &'static Kernel {
+        let [q_one, q, half, v4, scalar] = kinds;
+        match (self.scheme(), self.dtype().is_16_bit()) {
+            (Some(_), _) if one_token => q_one,
+            (Some(_), _) => q,
+            (None, true) => half,
+            (None, false) if k.is_multiple_of(4) => v4,
+            (None, false) => scalar,
         }
     }
 
@@ -233,20 +246,28 @@ pub fn moe_ffn(
         true => n.div_ceil(64 * EXPERT_ROWS),
         false => n.div_ceil(64),
     };
-    let gate_up = match (experts.gate.scheme(), experts.gate.dtype().is_16_bit()) {
-        (Some(_), _) if one_token => &shaders::MOE_GATE_UP_Q_ONE,
-        (Some(_), _) => &shaders::MOE_GATE_UP_Q,
-        (None, true) => &shaders::MOE_GATE_UP_HALF_V4,
-        (None, false) if d % 4 == 0 => &shaders::MOE_GATE_UP_V4,
-        (None, false) => &shaders::MOE_GATE_UP,
-    };
-    let down_kernel = match (experts.down.scheme(), experts.down.dtype().is_16_bit()) {
-        (Some(_), _) if one_token => &shaders::MOE_DOWN_Q_ONE,
-        (Some(_), _) => &shaders::MOE_DOWN_Q,
-        (None, true) => &shaders::MOE_DOWN_HALF_V4,
-        (None, false) if inter % 4 == 0 => &shaders::MOE_DOWN_V4,
-        (None, false) => &shaders::MOE_DOWN,
-    };
+    let gate_up = experts.gate.kernel(
+        d,
+        one_token,
+        [
+            &shaders::MOE_GATE_UP_Q_ONE,
+            &shaders::MOE_GATE_UP_Q,
+            &shaders::MOE_GATE_UP_HALF_V4,
+            &shaders::MOE_GATE_UP_V4,
+            &shaders::MOE_GATE_UP,
+        ],
+    );
+    let down_kernel = experts.down.kernel(
+        inter,
+        one_token,
+        [
+            &shaders::MOE_DOWN_Q_ONE,
+            &shaders::MOE_DOWN_Q,
+            &shaders::MOE_DOWN_HALF_V4,
+            &shaders::MOE_DOWN_V4,
+            &shaders::MOE_DOWN,
+        ],
+    );
     for (first, count, gate, up, _) in &blocks {
         params.first_expert = as_u32(OP, "first expert", *first)?;
         params.block_experts = as_u32(OP, "experts", *count)?;

@@ -49,8 +49,6 @@ struct QuantBlock {
 /// of records of its format.
 #[derive(Clone, Debug)]
 pub struct QuantWeight {
-    /// The first block's format.
-    scheme: QuantScheme,
     label: String,
     shape: [usize; 2],
     blocks: Vec<QuantBlock>,
@@ -172,7 +170,6 @@ impl QuantWeight {
             out.push(block);
         }
         Ok(QuantWeight {
-            scheme,
             label: label.to_string(),
             shape,
             blocks: out,
@@ -197,7 +194,7 @@ impl QuantWeight {
         let first = parts
             .first()
             .ok_or_else(|| shape_err("stack weights", label, "parts", 0))?;
-        let (scheme, k) = (first.scheme, first.shape[1]);
+        let k = first.shape[1];
         if let Some(odd) = parts.iter().find(|p| p.shape[1] != k) {
             return Err(shape_err(
                 "stack weights",
@@ -220,27 +217,16 @@ impl QuantWeight {
             row += rows;
         }
         Ok(QuantWeight {
-            scheme,
             label: label.to_string(),
             shape: [row, k],
             blocks,
         })
     }
 
-    /// The format (of its first rows, where it is stacked from several).
+    /// The format (of its first rows, where it is stacked from several; every constructor
+    /// makes one row block at least).
     pub fn scheme(&self) -> QuantScheme {
-        self.scheme
-    }
-
-    /// Its formats, each once, in row order.
-    pub fn schemes(&self) -> Vec<QuantScheme> {
-        let mut out: Vec<QuantScheme> = Vec::new();
-        for b in &self.blocks {
-            if !out.contains(&b.scheme) {
-                out.push(b.scheme);
-            }
-        }
-        out
+        self.blocks[0].scheme
     }
 
     /// `[n, k]`.
