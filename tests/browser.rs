@@ -332,7 +332,7 @@ async fn an_embedding_past_the_binding_limit_loads_and_generates() {
     let vocab = big_vocab::VOCAB;
     let small = Model::from_bytes(&ctx, config, weights.to_vec(), LoadOptions::default()).unwrap();
     let big = Model::from_bytes(&ctx, &big_config, big_weights, LoadOptions::default()).unwrap();
-    let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
+    let prompt = latentgpu::model::formats::tokenizer::encode("ROMEO:");
     let mut logits = Vec::new();
     for model in [&small, &big] {
         let mut cache = model.new_cache(&ctx).unwrap();

@@ -4,8 +4,8 @@
 mod common;
 
 use common::on_every_adapter;
-use latentgpu::model::compare::{compare, Golden};
-use latentgpu::model::eval::evaluate;
+use latentgpu::model::tools::compare::{compare, Golden};
+use latentgpu::model::tools::eval::evaluate;
 use latentgpu::model::Model;
 use safetensors::tensor::TensorView;
 use std::path::{Path, PathBuf};
@@ -141,7 +141,7 @@ fn eval_matches_pytorch_perplexity_within_a_thousandth() {
 
 #[test]
 fn eval_reads_its_text_as_it_scores_and_through_the_cli() {
-    use latentgpu::model::eval::evaluate_stream;
+    use latentgpu::model::tools::eval::evaluate_stream;
     let ctx = &common::contexts()[0];
     let model = Model::load_dir(ctx, &root().join("models/shakespeare-mha")).unwrap();
     // An endless text that fails after 1000 tokens: the windows before it are scored while it

@@ -187,7 +187,7 @@ fn model_load_and_forward_never_panic_on_configs_that_parse() {
 /// from the header reader, the metadata's config or a tensor: never a panic.
 #[test]
 fn gguf_loader_never_panics() {
-    use latentgpu::model::gguf::config_of;
+    use latentgpu::model::formats::gguf::config_of;
     type Tensors = &'static [(&'static str, &'static [usize])];
     let cases: [(&str, Tensors); 2] = [
         (

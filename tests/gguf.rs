@@ -8,7 +8,7 @@ mod common;
 
 use common::{bits, on_every_adapter};
 use latentgpu::gpu::GpuContext;
-use latentgpu::model::eval::compare_formats;
+use latentgpu::model::tools::eval::compare_formats;
 use latentgpu::model::{LoadOptions, Logits, Model};
 use latentgpu::ops::WeightFormat;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 mod common;
 
 use common::cli::run;
-use latentgpu::model::gguf::{parse_header, GgufTensor, Value};
+use latentgpu::model::formats::gguf::{parse_header, GgufTensor, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -12,8 +12,8 @@ mod common;
 
 use common::cli::succeeds;
 use common::on_every_adapter;
-use latentgpu::model::compare::{compare, Golden};
-use latentgpu::model::gguf::{parse_header, to_quant};
+use latentgpu::model::formats::gguf::{parse_header, to_quant};
+use latentgpu::model::tools::compare::{compare, Golden};
 use latentgpu::model::{generate, GenerateConfig, LoadOptions, Model, SamplingConfig};
 use latentgpu::ops;
 use serde_json::Value;

@@ -7,8 +7,8 @@ mod common;
 
 use common::{contexts, fixture};
 use latentgpu::gpu::{Batch, GpuContext};
-use latentgpu::model::compare::{compare, compare_outputs, CompareReport, Golden};
-use latentgpu::model::transformer::open_dir;
+use latentgpu::model::layers::transformer::open_dir;
+use latentgpu::model::tools::compare::{compare, compare_outputs, CompareReport, Golden};
 use latentgpu::model::{AttentionConfig, Logits, Model, ModelConfig};
 use latentgpu::ops::RopeMode;
 

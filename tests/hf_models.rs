@@ -7,8 +7,8 @@
 mod common;
 
 use common::{contexts, fixture, on_every_adapter};
-use latentgpu::model::compare::{compare, Golden};
-use latentgpu::model::tokenizer::Tokenizer;
+use latentgpu::model::formats::tokenizer::Tokenizer;
+use latentgpu::model::tools::compare::{compare, Golden};
 use latentgpu::model::{GenerateConfig, LoadOptions, Model, SamplingConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -214,7 +214,8 @@ fn info_cache_bytes_are_those_the_model_allocates() {
         dir("mistral-window-sharded").join("model"),
     ];
     for d in dirs {
-        let summary = latentgpu::model::summary::summarize(&d, u64::MAX, None, None).unwrap();
+        let summary =
+            latentgpu::model::tools::summary::summarize(&d, u64::MAX, None, None).unwrap();
         let model = Model::load_dir(ctx, &d).unwrap();
         let cache = model.new_cache(ctx).unwrap();
         assert_eq!(
@@ -354,7 +355,7 @@ fn unsupported_families_and_options_are_errors_that_list_what_is_supported() {
 #[test]
 fn a_tensor_the_model_does_not_use_is_reported_not_an_error() {
     let d = scratch("qwen2-bias", "extra");
-    let (config, mut file) = latentgpu::model::transformer::open_dir(&d).unwrap();
+    let (config, mut file) = latentgpu::model::layers::transformer::open_dir(&d).unwrap();
     Model::load(&contexts()[0], config, &mut file, |_| {}).unwrap();
     assert!(file.unused().is_empty(), "{:?}", file.unused());
     // Tied: a checkpoint that also carries lm_head.weight loads, and the extra is reported.
@@ -368,7 +369,7 @@ fn a_tensor_the_model_does_not_use_is_reported_not_an_error() {
         safetensors::serialize(tensors, None).unwrap(),
     )
     .unwrap();
-    let (config, mut file) = latentgpu::model::transformer::open_dir(&d).unwrap();
+    let (config, mut file) = latentgpu::model::layers::transformer::open_dir(&d).unwrap();
     Model::load(&contexts()[0], config, &mut file, |_| {}).unwrap();
     assert_eq!(file.unused(), vec!["lm_head.weight".to_string()]);
 }

@@ -15,7 +15,7 @@ mod common;
 
 use common::{on_every_adapter, Rng};
 use latentgpu::cpu::{llama_forward, LlamaLayer, LlamaShape, LlamaWeights};
-use latentgpu::model::compare::{compare, CompareReport, Golden};
+use latentgpu::model::tools::compare::{compare, CompareReport, Golden};
 use latentgpu::model::Model;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;

@@ -7,7 +7,7 @@
 mod common;
 
 use common::on_every_adapter;
-use latentgpu::model::kl_base::{chunk_bos, compare_with_base, KlBase};
+use latentgpu::model::tools::kl_base::{chunk_bos, compare_with_base, KlBase};
 use latentgpu::model::{LoadOptions, Model};
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! The KV-cache arithmetic of math.md §3 and the `kv-cache` command.
 
-use latentgpu::model::kv_cache::{mla_report, preset};
+use latentgpu::model::runtime::kv_cache::{mla_report, preset};
 
 #[test]
 fn deepseek_v3_numbers_match_the_published_arithmetic() {

@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_close, contexts, fixture, max_abs, on_every_adapter, Golden, Rng, U};
 use latentgpu::cpu::LatentWeights;
-use latentgpu::model::latent::{LatentLayer, LatentShape};
+use latentgpu::model::layers::latent::{LatentLayer, LatentShape};
 use latentgpu::model::{Logits, Model, ModelConfig, WeightFile};
 use latentgpu::ops::{self, RopeMode, RopeTable};
 use latentgpu::{Batch, GpuContext, GpuTensor};

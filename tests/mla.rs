@@ -5,7 +5,8 @@
 mod common;
 
 use common::{fixture, max_diff, max_diff64, on_every_adapter, Golden};
-use latentgpu::model::mla::{MlaLayer, MlaPath, MlaShape};
+use latentgpu::model::config::mla::MlaShape;
+use latentgpu::model::layers::mla::{MlaLayer, MlaPath};
 use latentgpu::model::WeightFile;
 use latentgpu::{Batch, GpuContext, GpuTensor};
 
@@ -227,7 +228,7 @@ fn matmul_f64(a: &[f32], b: &[f32], r: usize, k: usize, c: usize) -> (Vec<f64>, 
 
 #[test]
 fn absorbed_matrices_built_on_the_gpu_match_an_f64_reference() {
-    use latentgpu::model::mla_absorb::absorbed_matrices;
+    use latentgpu::model::layers::mla_absorb::absorbed_matrices;
     let mut rng = common::Rng::new(17);
     // (d, heads, kv_lora, nope, rope, v, q_in): awkward sizes, q_in ≠ d as with q_lora.
     for &(d, h, r, nope, rope, v, q_in) in &[

@@ -108,7 +108,7 @@ fn same_seed_gives_the_same_tokens() {
             },
             cancel: None,
         };
-        let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
+        let prompt = latentgpu::model::formats::tokenizer::encode("ROMEO:");
         let a = generate(ctx, &model, &prompt, &cfg, |_| {}).unwrap();
         let b = generate(ctx, &model, &prompt, &cfg, |_| {}).unwrap();
         assert_eq!(a, b);
@@ -143,7 +143,7 @@ fn several_tokens_per_batch_choose_the_tokens_of_one_batch_per_token() {
     on_every_adapter(|ctx| {
         for name in ["mha-tiny", "latent-tiny", "mla-tiny"] {
             let model = Model::load_dir(ctx, &fixture(name)).unwrap();
-            let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
+            let prompt = latentgpu::model::formats::tokenizer::encode("ROMEO:");
             let run = |batches: &[usize]| {
                 let mut d = Decoder::new(ctx, &model, busy_sampling(11)).unwrap();
                 let mut out = vec![pollster::block_on(d.prefill(&prompt)).unwrap()];
@@ -194,7 +194,7 @@ fn a_batch_stops_at_the_end_of_the_context_and_generation_at_eos_inside_a_batch(
         sampling: busy_sampling(5),
         cancel: None,
     };
-    let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
+    let prompt = latentgpu::model::formats::tokenizer::encode("ROMEO:");
     let all = generate(ctx, &model, &prompt, &cfg, |_| {}).unwrap();
     assert_eq!(all.len(), 40);
     let at = (20..40)

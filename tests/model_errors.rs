@@ -341,7 +341,7 @@ fn a_model_past_the_memory_budget_is_refused_with_the_plan() {
     let load = |options: LoadOptions| Model::load_dir_with(ctx, &dir, options, |_, _| {});
     let q4 = latentgpu::ops::WeightFormat::parse("q4").unwrap();
     let plan = |w| {
-        latentgpu::model::summary::summarize(&dir, u64::MAX, Some(w), None)
+        latentgpu::model::tools::summary::summarize(&dir, u64::MAX, Some(w), None)
             .unwrap()
             .plan
     };

@@ -6,7 +6,7 @@
 mod common;
 
 use common::on_every_adapter;
-use latentgpu::model::eval::compare_formats;
+use latentgpu::model::tools::eval::compare_formats;
 use latentgpu::model::{LoadOptions, Logits, Model};
 use latentgpu::ops::WeightFormat;
 use std::path::Path;
@@ -100,7 +100,8 @@ fn quantized_directories_load_as_quantized_at_load() {
                     dir.display().to_string().replace('/', "_")
                 ));
                 let _ = std::fs::remove_dir_all(&out);
-                let report = latentgpu::model::quantize::quantize_dir(dir, scheme, &out).unwrap();
+                let report =
+                    latentgpu::model::tools::quantize::quantize_dir(dir, scheme, &out).unwrap();
                 assert!(report.quantized > 0 && report.bytes_out < report.bytes_in);
                 let stored = Model::load_dir(ctx, &out).unwrap();
                 let at_load = Model::load_dir_with(
@@ -116,8 +117,11 @@ fn quantized_directories_load_as_quantized_at_load() {
                     "{} {name}: the quantized directory differs",
                     dir.display()
                 );
-                let again =
-                    latentgpu::model::quantize::quantize_dir(&out, scheme, &tmp.join("again"));
+                let again = latentgpu::model::tools::quantize::quantize_dir(
+                    &out,
+                    scheme,
+                    &tmp.join("again"),
+                );
                 assert!(
                     again.is_err(),
                     "a quantized directory is not quantized again"

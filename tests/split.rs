@@ -185,7 +185,7 @@ fn an_embedding_past_the_binding_limit_loads_and_generates() {
     let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     let (big_config, big_weights) = common::big_vocab::padded_model(&config, &bytes);
     let (vocab, d) = (common::big_vocab::VOCAB, 160);
-    let prompt = latentgpu::model::tokenizer::encode("ROMEO:");
+    let prompt = latentgpu::model::formats::tokenizer::encode("ROMEO:");
     on_every_adapter(|ctx| {
         let limit = ctx.limits.max_storage_buffer_binding_size;
         if (vocab * d * 4) as u64 <= limit {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use latentgpu::model::tokenizer::{decode, encode, Tokenizer};
+use latentgpu::model::formats::tokenizer::{decode, encode, Tokenizer};
 
 const WORD_LEVEL: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
 "normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,
@@ -121,8 +121,8 @@ fn a_gguf_files_tokenizer_matches_transformers() {
 /// Vocabularies and splits the GGUF tokenizer does not build are refused by name.
 #[test]
 fn a_gguf_tokenizer_it_cannot_build_is_refused_by_name() {
-    use latentgpu::model::gguf::Value;
-    use latentgpu::model::gguf_tokenizer::from_metadata;
+    use latentgpu::model::formats::gguf::Value;
+    use latentgpu::model::formats::gguf_tokenizer::from_metadata;
     let s = |v: &str| Value::Str(v.to_string());
     let mut meta = std::collections::BTreeMap::new();
     assert!(from_metadata("f.gguf", &meta).unwrap().is_none());
@@ -155,8 +155,8 @@ fn a_gguf_tokenizer_it_cannot_build_is_refused_by_name() {
 /// tokenizer adds them so), neither when the file says false.
 #[test]
 fn a_gguf_tokenizer_adds_bos_and_eos_as_the_file_says() {
-    use latentgpu::model::gguf::{metadata_of, Value};
-    use latentgpu::model::gguf_tokenizer::from_metadata;
+    use latentgpu::model::formats::gguf::{metadata_of, Value};
+    use latentgpu::model::formats::gguf_tokenizer::from_metadata;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/gguf/tokenizer/qwen2.gguf");
     let mut meta = metadata_of(&path).unwrap();

@@ -2,7 +2,7 @@
 //! and dequantized) or a named error.
 #![no_main]
 
-use latentgpu::model::gguf::{parse_header, to_f32, to_quant};
+use latentgpu::model::formats::gguf::{parse_header, to_f32, to_quant};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(header) = parse_header("fuzz.gguf", data, data.len() as u64) else {

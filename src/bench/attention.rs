@@ -5,8 +5,8 @@
 use super::seconds_per_rep;
 use crate::error::Result;
 use crate::gpu::{Batch, GpuContext, GpuTensor};
-use crate::model::latent::{LatentLayer, LatentShape};
-use crate::model::mha::MhaLayer;
+use crate::model::layers::latent::{LatentLayer, LatentShape};
+use crate::model::layers::mha::MhaLayer;
 use crate::model::{AttentionConfig, FfnKind, ModelConfig, NormKind, WeightFile};
 use crate::ops::{RopeMode, RopeTable};
 use safetensors::tensor::TensorView;

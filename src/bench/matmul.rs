@@ -4,8 +4,8 @@
 use super::{copy_roof_gbps, fma_roof_gflops, seconds_per_rep};
 use crate::error::Result;
 use crate::gpu::{split, GpuContext, GpuTensor};
-use crate::model::upload::{upload_matrix, Upload};
-use crate::model::weights::HostMatrix;
+use crate::model::formats::weights::HostMatrix;
+use crate::model::layers::upload::{upload_matrix, Upload};
 use crate::ops::{self, WeightFormat};
 
 /// One measured product.

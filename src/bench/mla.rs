@@ -5,8 +5,9 @@ use super::attention::{mha_config, random_weights, square};
 use super::seconds_per_rep;
 use crate::error::Result;
 use crate::gpu::{Batch, GpuContext, GpuTensor};
-use crate::model::mha::MhaLayer;
-use crate::model::mla::{MlaLayer, MlaPath, MlaShape};
+use crate::model::config::mla::MlaShape;
+use crate::model::layers::mha::MhaLayer;
+use crate::model::layers::mla::{MlaLayer, MlaPath};
 use crate::ops::{RopeMode, RopeTable};
 
 /// Decode at one context length.

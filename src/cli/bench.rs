@@ -201,7 +201,7 @@ fn expert_comparison(
     );
     model.set_expert_readback(false);
     let r = r?;
-    let s = latentgpu::model::summary::summarize(
+    let s = latentgpu::model::tools::summary::summarize(
         dir,
         ctx.limits.max_storage_buffer_binding_size,
         Some(model.weight_format()),
@@ -302,7 +302,7 @@ pub fn bench_mla(
 ) -> Result<()> {
     let ctx = GpuContext::new(choice)?;
     let dh = width / heads;
-    let shape = latentgpu::model::mla::MlaShape {
+    let shape = latentgpu::model::config::mla::MlaShape {
         d: width,
         heads,
         q_lora_rank: None,
@@ -348,7 +348,7 @@ pub fn bench_mla(
 /// Causal latent attention against full causal attention: prefill scaling and decode.
 pub fn bench_attention(
     choice: BackendChoice,
-    shape: latentgpu::model::latent::LatentShape,
+    shape: latentgpu::model::layers::latent::LatentShape,
     sizes: &[usize],
     out: &PathBuf,
 ) -> Result<()> {

@@ -3,7 +3,7 @@
 use super::open_model;
 use anyhow::{Context, Result};
 use latentgpu::gpu::BackendChoice;
-use latentgpu::model::tokenizer;
+use latentgpu::model::formats::tokenizer;
 use latentgpu::ops::WeightFormat;
 use std::path::{Path, PathBuf};
 
@@ -96,7 +96,7 @@ pub fn eval(
     if let Some(format) = against {
         let reference = super::load_model_as(&ctx, &dir, Some(format))
             .with_context(|| format!("loading model {} as {}", dir.display(), format.name()))?;
-        let a = latentgpu::model::eval::compare_formats(
+        let a = latentgpu::model::tools::eval::compare_formats(
             &ctx,
             &reference,
             &model,
@@ -109,7 +109,7 @@ pub fn eval(
         super::kl::print(&a, &dir, name, base, &ctx.name(), json)?;
         return Ok(());
     }
-    let nll = latentgpu::model::eval::evaluate_stream(&ctx, &model, tokens, window, |i| {
+    let nll = latentgpu::model::tools::eval::evaluate_stream(&ctx, &model, tokens, window, |i| {
         bar.set_position(i as u64);
     })?;
     bar.finish_and_clear();
@@ -139,8 +139,8 @@ pub fn compare(
     json: bool,
 ) -> Result<()> {
     let (ctx, _, model) = open_model(choice, model)?;
-    let golden = latentgpu::model::compare::Golden::open(golden)?;
-    let report = latentgpu::model::compare::compare(&ctx, &model, &golden)?;
+    let golden = latentgpu::model::tools::compare::Golden::open(golden)?;
+    let report = latentgpu::model::tools::compare::compare(&ctx, &model, &golden)?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -215,7 +215,7 @@ pub fn quantize(model: &Option<PathBuf>, out: &Path) -> Result<()> {
             other.map_or("none", |f| f.name())
         ),
     };
-    let report = latentgpu::model::quantize::quantize_dir(&dir, scheme, out)
+    let report = latentgpu::model::tools::quantize::quantize_dir(&dir, scheme, out)
         .with_context(|| format!("quantizing {}", dir.display()))?;
     outln!(
         "{} tensors in {}, {} kept: {} -> {} bytes ({})",

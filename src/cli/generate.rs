@@ -5,7 +5,8 @@ use super::open_model;
 use super::output;
 use anyhow::Result;
 use latentgpu::gpu::BackendChoice;
-use latentgpu::model::{self, tokenizer, GenerateConfig, GenerationDefaults, SamplingConfig};
+use latentgpu::model::formats::tokenizer;
+use latentgpu::model::{self, GenerateConfig, GenerationDefaults, SamplingConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -38,8 +39,8 @@ pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
         Some(path) => tokenizer::Tokenizer::from_file(path)?,
         None => tokenizer::Tokenizer::for_model(&dir, model.config.vocab_size)?,
     };
-    let defaults = match model::transformer::is_gguf(&dir) {
-        true => model::gguf::generation_defaults(&dir)?,
+    let defaults = match model::layers::transformer::is_gguf(&dir) {
+        true => model::formats::gguf::generation_defaults(&dir)?,
         false => GenerationDefaults::for_model(&dir)?,
     };
     let prompt = match &args.prompt_ids {

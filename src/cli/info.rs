@@ -16,7 +16,7 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
         .next()
         .map_or_else(|| GpuContext::new(choice).map(|c| c.adapter), Ok)?;
     let weights = super::weights();
-    let s = latentgpu::model::summary::summarize(
+    let s = latentgpu::model::tools::summary::summarize(
         dir,
         adapter.max_storage_buffer_binding_size,
         weights,

@@ -5,8 +5,8 @@
 use super::open_model;
 use anyhow::Result;
 use latentgpu::gpu::BackendChoice;
-use latentgpu::model::kl_base::{chunk_bos, compare_with_base, KlBase};
-use latentgpu::model::kl_stats::KlSummary;
+use latentgpu::model::tools::kl_base::{chunk_bos, compare_with_base, KlBase};
+use latentgpu::model::tools::kl_stats::KlSummary;
 use std::path::{Path, PathBuf};
 
 /// Prints `s`, the model `model` (`ours`) against `base`, as text or JSON.

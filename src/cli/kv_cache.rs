@@ -11,13 +11,13 @@ pub fn kv_cache(
     bytes: usize,
     json: bool,
 ) -> Result<()> {
-    use latentgpu::model::kv_cache;
+    use latentgpu::model::runtime::kv_cache;
     let (name, layers, shape) = match (config, preset) {
         (Some(path), _) => {
             let text = latentgpu::files::read_text_capped(path, latentgpu::files::CONFIG_CAP)?;
             let value: serde_json::Value = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
-            let shape = latentgpu::model::mla::MlaShape::from_hf_config(&value)
+            let shape = latentgpu::model::config::mla::MlaShape::from_hf_config(&value)
                 .with_context(|| format!("reading the MLA fields of {}", path.display()))?;
             let layers = value
                 .get("num_hidden_layers")

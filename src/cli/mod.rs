@@ -245,7 +245,7 @@ fn run() {
                 sizes,
                 out,
             } => {
-                let shape = latentgpu::model::latent::LatentShape {
+                let shape = latentgpu::model::layers::latent::LatentShape {
                     d: *width,
                     heads: *heads,
                     latents: *latents,

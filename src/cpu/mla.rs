@@ -2,7 +2,7 @@
 
 use super::attention::attention;
 use super::linear;
-use crate::model::mla::MlaShape;
+use crate::model::config::mla::MlaShape;
 
 /// One MLA layer's weights by their Hugging Face names (row-major `[out, in]`).
 pub struct MlaWeights<'a> {

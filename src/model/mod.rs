@@ -1,44 +1,24 @@
-//! The language-model runtime: config, weights, blocks, caches, sampling, generation.
+//! The language-model runtime, in rooms that depend downwards only:
+//! - [`config`]: the model description (widths, attention, RoPE, experts, the block recipe);
+//! - [`formats`]: what files hold (safetensors, GGUF, tokenizers), read as they are;
+//! - [`families`]: one file per architecture, mapping its files to the description;
+//! - [`layers`]: the model on the GPU (attention kinds, feed-forwards, blocks);
+//! - [`runtime`]: generation, sampling and caches;
+//! - [`tools`]: `compare`, `eval`, `info`'s summary, KL bases and quantizing.
 
-#[cfg(not(target_arch = "wasm32"))]
-pub mod compare;
 pub mod config;
-pub mod decode;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod eval;
-pub mod generate;
-pub mod gguf;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod gguf_tokenizer;
-pub mod hf;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod kl_base;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod kl_stats;
-pub mod kv_cache;
-pub mod latent;
+pub mod families;
+pub mod formats;
 pub mod layers;
-pub mod mha;
-pub mod mla;
-pub mod mla_absorb;
-pub mod moe;
-pub mod non_finite;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod quantize;
-pub mod sampling;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod summary;
-pub mod tokenizer;
-pub mod transformer;
-pub mod upload;
-pub mod weights;
+pub mod runtime;
+pub mod tools;
 
 pub use config::{AttentionConfig, FfnKind, ModelConfig, NormKind, RopeConfig};
-pub use decode::Decoder;
+pub use families::hf::{GenerationDefaults, HfConfig};
+pub use formats::weights::{TensorNames, WeightFile};
+pub use layers::transformer::{Cache, LoadOptions, Logits, Model};
+pub use runtime::decode::Decoder;
 #[cfg(not(target_arch = "wasm32"))]
-pub use generate::generate;
-pub use generate::{generate_async, GenerateConfig};
-pub use hf::{GenerationDefaults, HfConfig};
-pub use sampling::{Sampler, SamplingConfig, REMOVED};
-pub use transformer::{Cache, LoadOptions, Logits, Model};
-pub use weights::{TensorNames, WeightFile};
+pub use runtime::generate::generate;
+pub use runtime::generate::{generate_async, GenerateConfig};
+pub use runtime::sampling::{Sampler, SamplingConfig, REMOVED};

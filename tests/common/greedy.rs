@@ -72,7 +72,7 @@ pub async fn greedy_run(
     max_tokens: usize,
 ) -> GreedyRun {
     let m = load_shipped(ctx, model);
-    let ids = latentgpu::model::tokenizer::encode(prompt);
+    let ids = latentgpu::model::formats::tokenizer::encode(prompt);
     let cfg = GenerateConfig {
         eos_token_ids: Vec::new(),
         max_tokens,
@@ -141,7 +141,7 @@ pub async fn check_greedy(ctx: &GpuContext, model: &str) {
         "{model} on {}: greedy tokens differ from the native run on {} (text {:?} vs {:?})",
         ctx.name(),
         fixture.made_on,
-        latentgpu::model::tokenizer::decode(&got.tokens),
-        latentgpu::model::tokenizer::decode(&want.tokens)
+        latentgpu::model::formats::tokenizer::decode(&got.tokens),
+        latentgpu::model::formats::tokenizer::decode(&want.tokens)
     );
 }

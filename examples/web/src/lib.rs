@@ -6,7 +6,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use latentgpu::gpu::{BackendChoice, GpuContext};
-use latentgpu::model::tokenizer::Tokenizer;
+use latentgpu::model::formats::tokenizer::Tokenizer;
 use latentgpu::model::{generate_async, GenerateConfig, LoadOptions, Model, SamplingConfig};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,8 +102,9 @@ impl WebGpu {
             None => Tokenizer::without_file("tokenizer.json", model.config.vocab_size),
         };
         let config: serde_json::Value = serde_json::from_str(config_json).unwrap_or_default();
-        let eos = latentgpu::model::hf::token_ids("eos_token_id", config.get("eos_token_id"))
-            .map_err(js_err)?;
+        let eos =
+            latentgpu::model::families::hf::token_ids("eos_token_id", config.get("eos_token_id"))
+                .map_err(js_err)?;
         Ok(self.loaded(model, tokenizer, eos))
     }
 

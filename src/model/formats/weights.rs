@@ -25,7 +25,7 @@ impl TensorNames {
     /// The name a tensor of the model has in the files.
     pub fn file_name(self, name: &str) -> String {
         if self == TensorNames::Gguf {
-            return super::gguf::tensor_name(name);
+            return crate::model::formats::gguf::tensor_name(name);
         }
         if self == TensorNames::Native || name.starts_with("lm_head.") {
             return name.to_string();
@@ -124,7 +124,7 @@ struct Shard {
 /// A shard's header: a safetensors file's byte length and tensor table, or a GGUF file's.
 enum Header {
     Safetensors(usize, Metadata),
-    Gguf(super::gguf::GgufHeader),
+    Gguf(crate::model::formats::gguf::GgufHeader),
 }
 
 impl Header {
@@ -153,7 +153,7 @@ impl Header {
                 if let (Some(scheme), Dtype::U8, [rows, row_bytes]) =
                     (scheme, info.dtype, &info.shape[..])
                 {
-                    let kind = super::gguf::GgmlType::of_scheme(scheme);
+                    let kind = crate::model::formats::gguf::GgmlType::of_scheme(scheme);
                     let (per, size) = kind.block()?;
                     if row_bytes % size == 0 {
                         let shape = vec![*rows, row_bytes / size * per];
@@ -186,7 +186,7 @@ enum Stored {
     /// A safetensors dtype.
     Safetensors(Dtype),
     /// llama.cpp's types and blocks (a GGUF file, or a quantized safetensors file).
-    Ggml(super::gguf::GgmlType),
+    Ggml(crate::model::formats::gguf::GgmlType),
 }
 
 impl Stored {
@@ -266,8 +266,10 @@ impl Shard {
 
     /// A GGUF file in memory; `name` names it in errors.
     fn gguf_bytes(name: String, bytes: Vec<u8>) -> Result<Self> {
-        let head = &bytes[..bytes.len().min(super::gguf::MAX_HEADER_BYTES)];
-        let header = super::gguf::parse_header(&name, head, bytes.len() as u64)?;
+        let head = &bytes[..bytes
+            .len()
+            .min(crate::model::formats::gguf::MAX_HEADER_BYTES)];
+        let header = crate::model::formats::gguf::parse_header(&name, head, bytes.len() as u64)?;
         Ok(Shard {
             name,
             source: Source::Bytes(bytes),
@@ -278,7 +280,7 @@ impl Shard {
     /// Reads the header of the GGUF file at `path`; tensors are read when taken (native).
     #[cfg(not(target_arch = "wasm32"))]
     fn open_gguf(path: &std::path::Path) -> Result<Self> {
-        let (file, len, header) = super::gguf::read_header(path)?;
+        let (file, len, header) = crate::model::formats::gguf::read_header(path)?;
         Ok(Shard {
             name: path.display().to_string(),
             source: Source::File(file, len),
@@ -366,7 +368,7 @@ impl WeightFile {
     /// its number and the count) (native); its tensors are named as llama.cpp names them.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open_gguf(path: &std::path::Path) -> Result<Self> {
-        let paths = super::gguf::split_paths(path)?;
+        let paths = crate::model::formats::gguf::split_paths(path)?;
         let mut shards = Vec::with_capacity(paths.len());
         for (i, p) in paths.iter().enumerate() {
             let shard = Shard::open_gguf(p)?;
@@ -374,7 +376,7 @@ impl WeightFile {
                 let Header::Gguf(h) = &shard.header else {
                     unreachable!("a GGUF shard")
                 };
-                super::gguf::check_split(&shard.name, &h.metadata, i, paths.len())?;
+                crate::model::formats::gguf::check_split(&shard.name, &h.metadata, i, paths.len())?;
             }
             shards.push(shard);
         }
@@ -391,7 +393,7 @@ impl WeightFile {
     }
 
     /// A GGUF file's metadata (`None` for safetensors files).
-    pub fn gguf_metadata(&self) -> Option<&BTreeMap<String, super::gguf::Value>> {
+    pub fn gguf_metadata(&self) -> Option<&BTreeMap<String, crate::model::formats::gguf::Value>> {
         match &self.shards.first()?.header {
             Header::Gguf(g) => Some(&g.metadata),
             Header::Safetensors(..) => None,
@@ -568,10 +570,10 @@ impl WeightFile {
     /// quantized tensors).
     pub fn take_matrix(&mut self, name: &str, shape: &[usize]) -> Result<HostMatrix> {
         if self.names == TensorNames::Gguf {
-            if let Some((stacked, j)) = super::gguf::expert_tensor(name) {
+            if let Some((stacked, j)) = crate::model::formats::gguf::expert_tensor(name) {
                 return self.read_tensor(&stacked, shape, Some(j));
             }
-            if let Some((k_b, v_b)) = super::gguf::split_kv_b(name) {
+            if let Some((k_b, v_b)) = crate::model::formats::gguf::split_kv_b(name) {
                 if !self.contains(name) && self.index.contains_key(&k_b) {
                     return self.take_split_kv_b(&k_b, &v_b, shape);
                 }
@@ -587,13 +589,14 @@ impl WeightFile {
                 _ => None,
             };
             if let Some(groups) = groups {
-                matrix = super::gguf::unpermute_rows(matrix, shape, groups).ok_or_else(|| {
-                    self.err(
-                        &name,
-                        format!("rows in {groups} heads of pairs"),
-                        format!("shape {shape:?}"),
-                    )
-                })?;
+                matrix = crate::model::formats::gguf::unpermute_rows(matrix, shape, groups)
+                    .ok_or_else(|| {
+                        self.err(
+                            &name,
+                            format!("rows in {groups} heads of pairs"),
+                            format!("shape {shape:?}"),
+                        )
+                    })?;
             }
         }
         Ok(matrix)
@@ -603,8 +606,8 @@ impl WeightFile {
     /// at a time: not GGUF's stacked experts, split kv_b, or q/k rows permuted across heads
     /// (read whole).
     pub fn reads_rows(&self, name: &str) -> bool {
-        let gguf_special = super::gguf::expert_tensor(name).is_some()
-            || super::gguf::split_kv_b(name).is_some()
+        let gguf_special = crate::model::formats::gguf::expert_tensor(name).is_some()
+            || crate::model::formats::gguf::split_kv_b(name).is_some()
             || (self.permuted_qk.is_some()
                 && matches!(name.rsplit('.').nth(1), Some("q_proj" | "k_proj")));
         self.names != TensorNames::Gguf || !gguf_special
@@ -652,7 +655,7 @@ impl WeightFile {
     }
 
     /// MLA's `kv_b_proj` `[heads·(nope + v), rank]` of a GGUF file that holds it split into
-    /// `k_b` and `v_b` (see [`super::gguf::split_kv_b`]), as values: `k_b`'s blocks run along
+    /// `k_b` and `v_b` (see [`crate::model::formats::gguf::split_kv_b`]), as values: `k_b`'s blocks run along
     /// other rows than `kv_b_proj`'s.
     fn take_split_kv_b(&mut self, k_b: &str, v_b: &str, shape: &[usize]) -> Result<HostMatrix> {
         let found = |f: &Self, name: &str| {
@@ -679,7 +682,7 @@ impl WeightFile {
         };
         let k = self.read_tensor(k_b, &k_shape, None)?.into_f32();
         let v = self.read_tensor(v_b, &[heads, rows / heads - nope, rank], None)?;
-        Ok(HostMatrix::F32(super::gguf::join_kv_b(
+        Ok(HostMatrix::F32(crate::model::formats::gguf::join_kv_b(
             &k,
             &v.into_f32(),
             heads,
@@ -800,7 +803,10 @@ impl WeightFile {
             Stored::Safetensors(_) => self.err(name, "dtype F32, F16 or BF16", what),
             Stored::Ggml(_) => self.err(
                 name,
-                format!("type {}", super::gguf::GgmlType::supported_names()),
+                format!(
+                    "type {}",
+                    crate::model::formats::gguf::GgmlType::supported_names()
+                ),
                 what,
             ),
         };
@@ -822,10 +828,12 @@ impl WeightFile {
             }),
             Stored::Ggml(kind) => match kind.scheme() {
                 Some(_) => HostMatrix::Quant(
-                    super::gguf::to_quant(kind, &data).ok_or_else(|| unsupported(kind.name()))?,
+                    crate::model::formats::gguf::to_quant(kind, &data)
+                        .ok_or_else(|| unsupported(kind.name()))?,
                 ),
                 None => HostMatrix::F32(
-                    super::gguf::to_f32(kind, &data).ok_or_else(|| unsupported(kind.name()))?,
+                    crate::model::formats::gguf::to_f32(kind, &data)
+                        .ok_or_else(|| unsupported(kind.name()))?,
                 ),
             },
         };

@@ -5,9 +5,9 @@
 //! device, the KL divergence of next-token distributions, and a pass/fail of our normwise error
 //! with a bound derived from the golden's own error and dtype ([`tolerance`]).
 
-use super::transformer::{Logits, Model};
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext};
+use crate::model::layers::transformer::{Logits, Model};
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
 

@@ -1,10 +1,10 @@
 //! Text generation: prefill the prompt, then decode, streaming the tokens as they come.
 
-use super::decode::Decoder;
-use super::sampling::SamplingConfig;
-use super::transformer::Model;
 use crate::error::Result;
 use crate::gpu::GpuContext;
+use crate::model::layers::transformer::Model;
+use crate::model::runtime::decode::Decoder;
+use crate::model::runtime::sampling::SamplingConfig;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

@@ -8,11 +8,11 @@
 //! its batches so that one comes back about every [`STREAM_INTERVAL_S`], so the text still
 //! streams smoothly; the tokens are exactly those of one batch per token.
 
-use super::non_finite::non_finite_error;
-use super::sampling::{Sampler, SamplingConfig};
-use super::transformer::{Cache, Logits, Model};
 use crate::error::Result;
 use crate::gpu::{Batch, GpuContext};
+use crate::model::layers::transformer::{Cache, Logits, Model};
+use crate::model::runtime::non_finite::non_finite_error;
+use crate::model::runtime::sampling::{Sampler, SamplingConfig};
 use crate::ops::{self, SampleState, CHOSEN_SLOTS, NON_FINITE_TOKEN};
 use web_time::Instant;
 

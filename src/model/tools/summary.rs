@@ -1,10 +1,10 @@
 //! What a model directory holds, read from its headers before anything is uploaded: family,
 //! parameters, dtypes, weight and cache bytes, and which tensors fit the adapter's binding limit.
 
-use super::config::{AttentionConfig, ModelConfig};
-use super::hf::{is_hf_config, HfConfig};
-use super::transformer::open_dir;
 use crate::error::{Error, Result};
+use crate::model::config::{AttentionConfig, ModelConfig};
+use crate::model::families::hf::{is_hf_config, HfConfig};
+use crate::model::layers::transformer::open_dir;
 use crate::ops::WeightFormat;
 use serde::Serialize;
 use std::path::Path;
@@ -188,7 +188,7 @@ fn cache_bytes(cfg: &ModelConfig) -> (u64, u64) {
             ..
         } => {
             // A constant-size state, whatever the context.
-            let shape = crate::model::latent::LatentShape {
+            let shape = crate::model::layers::latent::LatentShape {
                 d: cfg.d_model,
                 heads: cfg.n_heads,
                 latents: *latents,

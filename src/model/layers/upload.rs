@@ -3,10 +3,10 @@
 //! at a time (about [`PIECE_BYTES`]), so loading holds one piece of it on the host, not the
 //! whole tensor in its file form, as f32 and as the upload's copy.
 
-use super::weights::{HostMatrix, WeightFile};
 use crate::error::Result;
 use crate::gpu::split::{block_limit, upload_rows, upload_rows_from, PIECE_BYTES};
 use crate::gpu::{DType, GpuContext, GpuTensor};
+use crate::model::formats::weights::{HostMatrix, WeightFile};
 use crate::ops::{QuantHost, QuantScheme, QuantWeight, Weight, WeightFormat};
 
 /// Uploads tensor `name` of `shape` from the file, f32 in one buffer (vectors, latents, the

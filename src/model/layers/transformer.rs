@@ -1,15 +1,15 @@
 //! The transformer: embedding, pre-norm blocks, final norm, LM head; prefill and decode.
 
-use super::config::{AttentionConfig, ModelConfig};
-use super::latent::{LatentLayer, LatentShape, LatentState};
-use super::layers::{Ffn, Norm};
-use super::mha::{KvCache, MhaLayer};
-use super::mla::{MlaCache, MlaLayer, MlaPath};
-use super::moe::{FeedForward, MoeFfn};
-use super::upload::{load_matrix, load_rows};
-use super::weights::{TensorNames, WeightFile};
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::model::config::{AttentionConfig, ModelConfig};
+use crate::model::formats::weights::{TensorNames, WeightFile};
+use crate::model::layers::ffn::{Ffn, Norm};
+use crate::model::layers::latent::{LatentLayer, LatentShape, LatentState};
+use crate::model::layers::mha::{KvCache, MhaLayer};
+use crate::model::layers::mla::{MlaCache, MlaLayer, MlaPath};
+use crate::model::layers::moe::{FeedForward, MoeFfn};
+use crate::model::layers::upload::{load_matrix, load_rows};
 use crate::ops::{self, RopeMode, RopeTable, Weight, WeightFormat};
 
 /// The config and opened weights of a model directory, own or Hugging Face (native); nothing is
@@ -18,7 +18,7 @@ use crate::ops::{self, RopeMode, RopeTable, Weight, WeightFormat};
 pub fn open_dir(dir: &std::path::Path) -> Result<(ModelConfig, WeightFile)> {
     if is_gguf(dir) {
         let mut file = WeightFile::open_gguf(dir)?;
-        let config = super::gguf::config_of(&mut file)?;
+        let config = crate::model::formats::gguf::config_of(&mut file)?;
         return Ok((config, file));
     }
     let path = dir.join("config.json");
@@ -28,11 +28,11 @@ pub fn open_dir(dir: &std::path::Path) -> Result<(ModelConfig, WeightFile)> {
         expected: "a JSON object".into(),
         found: e.to_string(),
     })?;
-    if !super::hf::is_hf_config(&json) {
+    if !crate::model::families::hf::is_hf_config(&json) {
         let config = ModelConfig::load(&path)?;
         return Ok((config, WeightFile::open(&dir.join("model.safetensors"))?));
     }
-    let hf = super::hf::HfConfig::from_json(&json)
+    let hf = crate::model::families::hf::HfConfig::from_json(&json)
         .map_err(|e| e.in_context(|what| format!("{what} in {}", path.display())))?;
     let mut file = WeightFile::open_dir(dir)?;
     file.names = TensorNames::HuggingFace;
@@ -44,7 +44,7 @@ pub fn open_dir(dir: &std::path::Path) -> Result<(ModelConfig, WeightFile)> {
 /// known to give). Reads headers only.
 #[cfg(not(target_arch = "wasm32"))]
 fn check_memory(ctx: &GpuContext, dir: &std::path::Path, options: &LoadOptions) -> Result<()> {
-    use super::summary::summarize;
+    use crate::model::tools::summary::summarize;
     let budget = match options.memory_budget {
         Some(b) => Some((b, "the memory budget asked for".to_string())),
         None => ctx.memory_budget(),
@@ -320,7 +320,7 @@ impl Model {
         options: LoadOptions,
     ) -> Result<Self> {
         let mut file = WeightFile::from_gguf_bytes(name, bytes)?;
-        let config = super::gguf::config_of(&mut file)?;
+        let config = crate::model::formats::gguf::config_of(&mut file)?;
         Self::load_file(ctx, config, file, options, |_, _| {})
     }
 
@@ -339,9 +339,9 @@ impl Model {
                 found: e.to_string(),
             })?;
         let mut file = WeightFile::from_shards_bytes(shards)?;
-        let config = if super::hf::is_hf_config(&json) {
+        let config = if crate::model::families::hf::is_hf_config(&json) {
             file.names = TensorNames::HuggingFace;
-            super::hf::HfConfig::from_json(&json)?.config
+            crate::model::families::hf::HfConfig::from_json(&json)?.config
         } else {
             ModelConfig::from_json(config_json)?
         };

@@ -1,10 +1,10 @@
 //! Three-phase latent attention as a model layer: causal (chunked, constant-size decode state)
 //! and bidirectional (the seeds' three equations). The equations are in docs/latent-attention.md.
 
-use super::upload::{load, load_matrix};
-use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
+use crate::model::formats::weights::WeightFile;
+use crate::model::layers::upload::{load, load_matrix};
 use crate::ops::{
     self, AttentionShape, BinaryOp, GatherState, QkvExtras, RopeMode, RopeTable, Weight,
 };

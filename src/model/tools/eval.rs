@@ -1,10 +1,10 @@
 //! Perplexity of a model on a token sequence, windowed exactly as `reference/train.py` does.
 
-use super::kl_stats::{log_sum_exp, KlStats, KlSummary};
-use super::non_finite::check_finite;
-use super::transformer::{Logits, Model};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::model::layers::transformer::{Logits, Model};
+use crate::model::runtime::non_finite::check_finite;
+use crate::model::tools::kl_stats::{log_sum_exp, KlStats, KlSummary};
 
 /// Negative log-likelihood totals.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]

@@ -2,10 +2,10 @@
 //! families (Llama, Mistral, Qwen2, Qwen3) read into a [`ModelConfig`], and
 //! `generation_config.json`'s stop tokens and sampling defaults.
 
-use super::config::{
+use crate::error::{Error, Result};
+use crate::model::config::{
     AttentionConfig, FfnKind, ModelConfig, MoeConfig, NormKind, RopeConfig, RopeScaling,
 };
-use crate::error::{Error, Result};
 use crate::ops::RopeMode;
 use serde_json::Value;
 
@@ -290,7 +290,7 @@ fn deepseek_parts(
     f: &Fields,
     family: &str,
 ) -> Result<(AttentionConfig, RopeConfig, Option<MoeConfig>)> {
-    let shape = crate::model::mla::MlaShape::from_hf_config(json)?;
+    let shape = crate::model::config::mla::MlaShape::from_hf_config(json)?;
     let attention = AttentionConfig::Mla {
         q_lora_rank: shape.q_lora_rank,
         kv_lora_rank: shape.kv_lora_rank,
@@ -490,7 +490,7 @@ impl GenerationDefaults {
 
     /// `dir/generation_config.json` (falling back to `config.json`'s `eos_token_id`), or the
     /// defaults when the model has neither (native; a GGUF file's are
-    /// [`super::gguf::generation_defaults`]).
+    /// [`crate::model::formats::gguf::generation_defaults`]).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn for_model(dir: &std::path::Path) -> Result<Self> {
         let read = |name: &str| -> Result<Option<Value>> {

@@ -1,5 +1,7 @@
 //! Model configuration (`config.json` of a model directory), with validation that names the field.
 
+pub mod mla;
+
 use crate::error::{Error, Result};
 use crate::ops::RopeMode;
 use serde::{Deserialize, Serialize};
@@ -178,7 +180,7 @@ pub enum AttentionConfig {
         norm_eps: f32,
         /// YaRN scaling, if any.
         #[serde(default)]
-        yarn: Option<crate::model::mla::Yarn>,
+        yarn: Option<crate::model::config::mla::Yarn>,
     },
 }
 
@@ -367,7 +369,7 @@ impl ModelConfig {
     }
 
     /// The MLA layer shape, for `mla` attention.
-    pub fn mla_shape(&self) -> Option<crate::model::mla::MlaShape> {
+    pub fn mla_shape(&self) -> Option<crate::model::config::mla::MlaShape> {
         match &self.attention {
             AttentionConfig::Mla {
                 q_lora_rank,
@@ -377,7 +379,7 @@ impl ModelConfig {
                 v_head_dim,
                 norm_eps,
                 yarn,
-            } => Some(crate::model::mla::MlaShape {
+            } => Some(crate::model::config::mla::MlaShape {
                 d: self.d_model,
                 heads: self.n_heads,
                 q_lora_rank: *q_lora_rank,

@@ -8,8 +8,8 @@
 //! The crates that read GGUF are small single-author projects; this reader is short, and it
 //! treats the file as untrusted input.
 
-use super::weights::HostMatrix;
 use crate::error::{Error, Result};
+use crate::model::formats::weights::HostMatrix;
 use crate::ops::{QuantHost, QuantScheme};
 use std::collections::BTreeMap;
 
@@ -547,8 +547,10 @@ pub fn check_split(
 /// The generation defaults of the GGUF model at `path`: the stop tokens its metadata names
 /// ([`stop_token_ids`]), sampling as the command line or the defaults say (native).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn generation_defaults(path: &std::path::Path) -> Result<super::hf::GenerationDefaults> {
-    Ok(super::hf::GenerationDefaults {
+pub fn generation_defaults(
+    path: &std::path::Path,
+) -> Result<crate::model::families::hf::GenerationDefaults> {
+    Ok(crate::model::families::hf::GenerationDefaults {
         eos_token_ids: stop_token_ids(&metadata_of(path)?),
         ..Default::default()
     })
@@ -791,7 +793,9 @@ fn deepseek_config(
 /// The model config of an opened GGUF `file` (metadata mapped as [`hf_config`] does; the
 /// vocabulary from `token_embd.weight`, the head tied when there is no `output.weight`), with the
 /// file set to undo the q/k permutation where the family has it.
-pub fn config_of(file: &mut super::weights::WeightFile) -> Result<super::config::ModelConfig> {
+pub fn config_of(
+    file: &mut crate::model::formats::weights::WeightFile,
+) -> Result<crate::model::config::ModelConfig> {
     let infos = file.infos();
     let shards = file.shard_names();
     let name = shards
@@ -816,7 +820,7 @@ pub fn config_of(file: &mut super::weights::WeightFile) -> Result<super::config:
     let vocab = embed.shape.first().copied().unwrap_or(0);
     let (mut json, permuted) = hf_config(&name, meta, vocab)?;
     json["tie_word_embeddings"] = (!infos.iter().any(|t| t.name == "output.weight")).into();
-    let hf = super::hf::HfConfig::from_json(&json)
+    let hf = crate::model::families::hf::HfConfig::from_json(&json)
         .map_err(|e| e.in_context(|what| format!("{what} in the metadata of {name}")))?;
     if permuted {
         file.permuted_qk = Some((hf.config.n_heads, hf.config.n_kv_heads()));

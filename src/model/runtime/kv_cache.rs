@@ -1,7 +1,7 @@
 //! KV-cache arithmetic: numbers and bytes per token for MLA and its MHA/GQA/MQA equivalents.
 
-use super::mla::MlaShape;
 use crate::error::{Error, Result};
+use crate::model::config::mla::MlaShape;
 
 /// One cache layout's cost.
 #[derive(Clone, Debug, serde::Serialize, PartialEq)]

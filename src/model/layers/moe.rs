@@ -2,14 +2,14 @@
 //! transformers' `DeepseekV2Moe`/`DeepseekV3MoE` computes it: the router's logits in f32, the
 //! routed experts chosen and weighed on the GPU, and the shared experts added.
 
-use super::config::{FfnKind, ModelConfig, MoeConfig};
-use super::layers::Ffn;
-use super::upload::{load, load_rows};
-use super::weights::HostMatrix;
-use super::weights::WeightFile;
 use crate::error::Result;
 use crate::gpu::split::{block_limit, rows_per_block};
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
+use crate::model::config::{FfnKind, ModelConfig, MoeConfig};
+use crate::model::formats::weights::HostMatrix;
+use crate::model::formats::weights::WeightFile;
+use crate::model::layers::ffn::Ffn;
+use crate::model::layers::upload::{load, load_rows};
 use crate::ops::{
     self, BinaryOp, ExpertStack, Experts, GateAct, Routing, WeightFormat, QUANT_BLOCK,
 };

@@ -9,14 +9,14 @@
 //! (norms, an embedding not tied to the LM head, routers, routed experts, latents, matrices
 //! whose rows are not whole blocks) is kept as it was.
 
-use super::transformer::open_dir;
 use crate::error::{Error, Result};
+use crate::model::layers::transformer::open_dir;
 use crate::ops::{quantize, QuantScheme};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use std::path::Path;
 
-pub use super::weights::SCHEME_KEY;
+pub use crate::model::formats::weights::SCHEME_KEY;
 
 /// What was written.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -75,7 +75,7 @@ pub fn quantize_dir(dir: &Path, scheme: QuantScheme, out: &Path) -> Result<Quant
         bytes_out: 0,
     };
     // Tensors are taken by the files' own names.
-    file.names = super::weights::TensorNames::Native;
+    file.names = crate::model::formats::weights::TensorNames::Native;
     for info in &infos {
         if is_quantized_matrix(&info.name, &info.shape, config.tie_embeddings) {
             let values = file.take_matrix(&info.name, &info.shape)?.into_f32();

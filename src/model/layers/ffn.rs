@@ -1,10 +1,10 @@
 //! The pieces of a block other than attention: norms and feed-forward networks.
 
-use super::config::{FfnKind, ModelConfig, NormKind};
-use super::upload::{load, load_matrix};
-use super::weights::WeightFile;
 use crate::error::Result;
 use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::model::config::{FfnKind, ModelConfig, NormKind};
+use crate::model::formats::weights::WeightFile;
+use crate::model::layers::upload::{load, load_matrix};
 use crate::ops::{self, BinaryOp, GateAct, UnaryOp, Weight};
 
 /// RMSNorm or LayerNorm over the model width.

@@ -4,9 +4,9 @@
 //! - query: per head `[W_UKᵀ·Wq_nope ; Wq_pe]`, `[h·(kv_lora + rope), q_in]`;
 //! - output: per head `Wo_h·W_UV`, `[d, h·kv_lora]`.
 
-use super::mla::MlaShape;
 use crate::error::Result;
 use crate::gpu::{Batch, GpuTensor};
+use crate::model::config::mla::MlaShape;
 use crate::ops;
 
 /// The absorbed (query, output) matrices in f32 from the f32 weights `kv_b`

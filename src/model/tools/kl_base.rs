@@ -10,10 +10,10 @@
 //! Each chunk is scored from an empty cache, its first token replaced by BOS where the model's
 //! tokenizer adds one.
 
-use super::kl_stats::{KlStats, KlSummary};
-use super::transformer::{Logits, Model};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::model::layers::transformer::{Logits, Model};
+use crate::model::tools::kl_stats::{KlStats, KlSummary};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -179,18 +179,18 @@ pub fn chunk_bos(path: &Path) -> Result<Option<u32>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let meta = &super::gguf::metadata_of(path)?;
+    let meta = &crate::model::formats::gguf::metadata_of(path)?;
     let spm = meta
         .get("tokenizer.ggml.model")
-        .and_then(super::gguf::Value::as_str)
+        .and_then(crate::model::formats::gguf::Value::as_str)
         == Some("llama");
     let add = match meta.get("tokenizer.ggml.add_bos_token") {
-        Some(&super::gguf::Value::Bool(b)) => b,
+        Some(&crate::model::formats::gguf::Value::Bool(b)) => b,
         _ => spm,
     };
     let bos = meta
         .get("tokenizer.ggml.bos_token_id")
-        .and_then(super::gguf::Value::as_u64)
+        .and_then(crate::model::formats::gguf::Value::as_u64)
         .and_then(|v| u32::try_from(v).ok());
     Ok(bos.filter(|_| add))
 }

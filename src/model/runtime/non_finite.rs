@@ -3,9 +3,9 @@
 //! whose output is not finite, found by running the sequence again in one pass and reading
 //! every block's output.
 
-use super::transformer::{Logits, Model};
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
+use crate::model::layers::transformer::{Logits, Model};
 
 /// The error for values (`what`) that are not finite at `position` of `ids` (a sequence run
 /// from an empty cache).

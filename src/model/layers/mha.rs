@@ -1,12 +1,12 @@
 //! Causal multi-head (grouped-query) attention with a KV cache, as Llama, Mistral (sliding
 //! window), Qwen2 (q/k/v biases) and Qwen3 (per-head q/k RMSNorm) have it.
 
-use super::config::{AttentionConfig, ModelConfig};
-use super::upload::{load, load_matrix, upload_stacked, Upload};
-use super::weights::WeightFile;
 use crate::error::{Error, Result};
 use crate::gpu::tensor::check_shape;
 use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
+use crate::model::config::{AttentionConfig, ModelConfig};
+use crate::model::formats::weights::WeightFile;
+use crate::model::layers::upload::{load, load_matrix, upload_stacked, Upload};
 use crate::ops::{self, AttentionShape, QkvExtras, RopeMode, RopeTable, Weight};
 
 /// A linear layer `y = x·Wᵀ (+ b)`.

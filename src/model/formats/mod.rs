@@ -1,0 +1,8 @@
+//! What model files hold, read as they are: safetensors and GGUF tensors, GGUF metadata, and
+//! tokenizers. Which family a file is, and what its tensors mean, is `families`' to say.
+
+pub mod gguf;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod gguf_tokenizer;
+pub mod tokenizer;
+pub mod weights;
