@@ -187,7 +187,7 @@ fn model_load_and_forward_never_panic_on_configs_that_parse() {
 /// from the header reader, the metadata's config or a tensor: never a panic.
 #[test]
 fn gguf_loader_never_panics() {
-    use latentgpu::model::formats::gguf::config_of;
+    use latentgpu::model::families::gguf_config;
     type Tensors = &'static [(&'static str, &'static [usize])];
     let cases: [(&str, Tensors); 2] = [
         (
@@ -215,7 +215,7 @@ fn gguf_loader_never_panics() {
             let input = mutate(&mut rng, &base);
             let r = std::panic::catch_unwind(|| {
                 let mut f = WeightFile::from_gguf_bytes("fuzz.gguf", input)?;
-                config_of(&mut f)?;
+                gguf_config(&mut f)?;
                 for (name, shape) in tensors {
                     f.take_matrix(name, shape)?;
                 }

@@ -7,7 +7,7 @@ mod common;
 
 use common::{contexts, fixture};
 use latentgpu::gpu::{Batch, GpuContext};
-use latentgpu::model::layers::transformer::open_dir;
+use latentgpu::model::families::open_dir;
 use latentgpu::model::tools::compare::{compare, compare_outputs, CompareReport, Golden};
 use latentgpu::model::{AttentionConfig, Logits, Model, ModelConfig};
 use latentgpu::ops::RopeMode;

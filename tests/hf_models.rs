@@ -355,7 +355,7 @@ fn unsupported_families_and_options_are_errors_that_list_what_is_supported() {
 #[test]
 fn a_tensor_the_model_does_not_use_is_reported_not_an_error() {
     let d = scratch("qwen2-bias", "extra");
-    let (config, mut file) = latentgpu::model::layers::transformer::open_dir(&d).unwrap();
+    let (config, mut file) = latentgpu::model::families::open_dir(&d).unwrap();
     Model::load(&contexts()[0], config, &mut file, |_| {}).unwrap();
     assert!(file.unused().is_empty(), "{:?}", file.unused());
     // Tied: a checkpoint that also carries lm_head.weight loads, and the extra is reported.
@@ -369,7 +369,7 @@ fn a_tensor_the_model_does_not_use_is_reported_not_an_error() {
         safetensors::serialize(tensors, None).unwrap(),
     )
     .unwrap();
-    let (config, mut file) = latentgpu::model::layers::transformer::open_dir(&d).unwrap();
+    let (config, mut file) = latentgpu::model::families::open_dir(&d).unwrap();
     Model::load(&contexts()[0], config, &mut file, |_| {}).unwrap();
     assert_eq!(file.unused(), vec!["lm_head.weight".to_string()]);
 }

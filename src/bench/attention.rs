@@ -136,7 +136,12 @@ pub(crate) fn mha_config(d: usize, heads: usize, max_context: usize) -> ModelCon
             o_bias: false,
             qk_norm: false,
             sliding_window: Vec::new(),
+            scale: None,
         },
+        post_norms: false,
+        embed_scale: None,
+        rope_sliding: None,
+        nope_layers: Vec::new(),
     }
 }
 

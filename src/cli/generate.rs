@@ -39,8 +39,8 @@ pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
         Some(path) => tokenizer::Tokenizer::from_file(path)?,
         None => tokenizer::Tokenizer::for_model(&dir, model.config.vocab_size)?,
     };
-    let defaults = match model::layers::transformer::is_gguf(&dir) {
-        true => model::formats::gguf::generation_defaults(&dir)?,
+    let defaults = match model::families::is_gguf(&dir) {
+        true => model::families::gguf_generation_defaults(&dir)?,
         false => GenerationDefaults::for_model(&dir)?,
     };
     let prompt = match &args.prompt_ids {

@@ -10,12 +10,15 @@ pub mod config;
 pub mod families;
 pub mod formats;
 pub mod layers;
+#[cfg(not(target_arch = "wasm32"))]
+mod load;
 pub mod runtime;
 pub mod tools;
 
 pub use config::{AttentionConfig, FfnKind, ModelConfig, NormKind, RopeConfig};
-pub use families::hf::{GenerationDefaults, HfConfig};
-pub use formats::weights::{TensorNames, WeightFile};
+pub use families::hf::HfConfig;
+pub use formats::hf_json::GenerationDefaults;
+pub use formats::weights::WeightFile;
 pub use layers::transformer::{Cache, LoadOptions, Logits, Model};
 pub use runtime::decode::Decoder;
 #[cfg(not(target_arch = "wasm32"))]

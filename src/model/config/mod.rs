@@ -145,6 +145,10 @@ pub enum AttentionConfig {
         /// full attention in every layer.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         sliding_window: Vec<Option<usize>>,
+        /// The factor on the scores, where it is not `head_dim^-1/2` (Gemma 3's
+        /// `query_pre_attn_scalar^-1/2`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scale: Option<f32>,
     },
     /// Causal three-phase latent attention (docs/latent-attention.md): `latents` learnable
     /// latents gather from past chunks of `chunk` tokens, talk to each other (`synthesis`), and
@@ -232,6 +236,30 @@ pub struct ModelConfig {
     /// A mixture-of-experts feed-forward in some layers (DeepSeek-V2/V3), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moe: Option<MoeConfig>,
+    /// Norms on the attention's and the feed-forward's outputs, before each residual add
+    /// (Gemma 3's four norms a block; weights `post_attn_norm`, `post_ffn_norm`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub post_norms: bool,
+    /// A factor on the token embedding's rows (Gemma: `sqrt(d_model)`), not on the tied head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed_scale: Option<f32>,
+    /// The RoPE of the sliding-window layers, where it is not `rope` (Gemma 3's local base).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_sliding: Option<RopeConfig>,
+    /// Layers that rotate nothing (SmolLM3's NoPE layers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nope_layers: Vec<usize>,
+}
+
+/// Which RoPE a layer rotates its queries and keys with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerRope {
+    /// The model's `rope`.
+    Global,
+    /// `rope_sliding`.
+    Sliding,
+    /// None (a NoPE layer).
+    None,
 }
 
 /// A mixture-of-experts feed-forward (DeepSeek-V2/V3): routed experts chosen per token, plus
@@ -403,6 +431,17 @@ impl ModelConfig {
         }
     }
 
+    /// Which RoPE layer `layer` rotates with.
+    pub fn layer_rope(&self, layer: usize) -> LayerRope {
+        if self.nope_layers.contains(&layer) {
+            LayerRope::None
+        } else if self.rope_sliding.is_some() && self.sliding_window(layer).is_some() {
+            LayerRope::Sliding
+        } else {
+            LayerRope::Global
+        }
+    }
+
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<()> {
         // Bounds far past any published model, which keep every size the loaders compute (a
@@ -491,46 +530,15 @@ impl ModelConfig {
         if !(self.norm_eps > 0.0 && self.norm_eps < 1.0) {
             return Err(invalid("norm_eps", "in (0, 1)", self.norm_eps));
         }
-        if !(self.rope.base > 1.0 && self.rope.base.is_finite()) {
-            return Err(invalid("rope.base", "a finite number > 1", self.rope.base));
+        if let Some(scale) = self.embed_scale.filter(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(invalid("embed_scale", "a finite number > 0", scale));
         }
-        match self.rope.scaling {
-            Some(RopeScaling::Linear { factor }) if !(factor >= 1.0 && factor.is_finite()) => {
-                return Err(invalid(
-                    "rope.scaling.factor",
-                    "a finite number >= 1",
-                    factor,
-                ));
-            }
-            Some(RopeScaling::Llama3 {
-                factor,
-                low_freq_factor,
-                high_freq_factor,
-                original_max_position_embeddings,
-            }) => {
-                if !(factor >= 1.0 && factor.is_finite()) {
-                    return Err(invalid(
-                        "rope.scaling.factor",
-                        "a finite number >= 1",
-                        factor,
-                    ));
-                }
-                if !(low_freq_factor > 0.0 && high_freq_factor > low_freq_factor) {
-                    return Err(invalid(
-                        "rope.scaling.high_freq_factor",
-                        format!("> low_freq_factor ({low_freq_factor}) > 0"),
-                        high_freq_factor,
-                    ));
-                }
-                if original_max_position_embeddings == 0 {
-                    return Err(invalid(
-                        "rope.scaling.original_max_position_embeddings",
-                        "a positive integer",
-                        0,
-                    ));
-                }
-            }
-            _ => {}
+        if let Some(&layer) = self.nope_layers.iter().find(|&&l| l >= self.n_layers) {
+            return Err(invalid(
+                "nope_layers",
+                format!("layers below n_layers ({})", self.n_layers),
+                layer,
+            ));
         }
         match &self.attention {
             AttentionConfig::Mha {
@@ -596,6 +604,57 @@ impl ModelConfig {
                         .map_err(|e| e.in_context(|what| format!("config attention: {what}")))?;
                 }
             }
+        }
+        for rope in std::iter::once(&self.rope).chain(&self.rope_sliding) {
+            rope.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl RopeConfig {
+    /// Checks the base and the scaling; the error names the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.base > 1.0 && self.base.is_finite()) {
+            return Err(invalid("rope.base", "a finite number > 1", self.base));
+        }
+        match self.scaling {
+            Some(RopeScaling::Linear { factor }) if !(factor >= 1.0 && factor.is_finite()) => {
+                return Err(invalid(
+                    "rope.scaling.factor",
+                    "a finite number >= 1",
+                    factor,
+                ));
+            }
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            }) => {
+                if !(factor >= 1.0 && factor.is_finite()) {
+                    return Err(invalid(
+                        "rope.scaling.factor",
+                        "a finite number >= 1",
+                        factor,
+                    ));
+                }
+                if !(low_freq_factor > 0.0 && high_freq_factor > low_freq_factor) {
+                    return Err(invalid(
+                        "rope.scaling.high_freq_factor",
+                        format!("> low_freq_factor ({low_freq_factor}) > 0"),
+                        high_freq_factor,
+                    ));
+                }
+                if original_max_position_embeddings == 0 {
+                    return Err(invalid(
+                        "rope.scaling.original_max_position_embeddings",
+                        "a positive integer",
+                        0,
+                    ));
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

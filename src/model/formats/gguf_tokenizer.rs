@@ -13,8 +13,8 @@
 //! tokens, and BOS is added where `tokenizer.ggml.add_bos_token` says so (by default for
 //! `llama`). Other vocabularies and pre-tokenizers are refused by name.
 
+use super::gguf::Value;
 use crate::error::{Error, Result};
-use crate::model::formats::gguf::Value;
 use std::collections::BTreeMap;
 use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::fuse::Fuse;

@@ -4,5 +4,6 @@
 pub mod gguf;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod gguf_tokenizer;
+pub mod hf_json;
 pub mod tokenizer;
 pub mod weights;

@@ -80,10 +80,10 @@ impl Tokenizer {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn for_model(path: &std::path::Path, vocab: usize) -> crate::Result<Self> {
         if path.is_file() {
-            let metadata = crate::model::formats::gguf::metadata_of(path)?;
+            let metadata = super::gguf::metadata_of(path)?;
             let file = crate::files::shown_path(path);
             let key = "tokenizer.ggml.tokens";
-            if let Some(crate::model::formats::gguf::Value::Array(tokens)) = metadata.get(key) {
+            if let Some(super::gguf::Value::Array(tokens)) = metadata.get(key) {
                 // Ids past the list would decode to nothing: words would vanish from the text.
                 if tokens.len() < vocab {
                     return Err(crate::Error::Weights {

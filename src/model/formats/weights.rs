@@ -9,41 +9,52 @@ use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// How the model's tensor names (`layers.3.attn.q_proj.weight`) are spelled in the files.
+/// What a tensor the files hold and the model did not take means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TensorNames {
-    /// This project's own names, as they are.
-    Native,
-    /// Hugging Face transformers' names: `model.layers.3.self_attn.q_proj.weight`,
-    /// `input_layernorm`, `post_attention_layernorm`, `mlp`, `model.embed_tokens`, `model.norm`.
-    HuggingFace,
-    /// llama.cpp's GGUF names: `blk.3.attn_q.weight`, `token_embd`, `output_norm`, `output`.
-    Gguf,
+pub enum Unused {
+    /// An error: this project's own files hold exactly the model's tensors.
+    Error,
+    /// A warning: checkpoints carry extras (a tied `lm_head.weight`, an old
+    /// `rotary_emb.inv_freq`, a multimodal model's vision tower).
+    Warn,
+    /// An error for a tensor of a block (`blk.N.`: the metadata's `block_count` is smaller than
+    /// the blocks the file holds, and running fewer would be a wrong answer), else a warning.
+    ErrorInBlocks,
 }
 
-impl TensorNames {
-    /// The name a tensor of the model has in the files.
-    pub fn file_name(self, name: &str) -> String {
-        if self == TensorNames::Gguf {
-            return crate::model::formats::gguf::tensor_name(name);
-        }
-        if self == TensorNames::Native || name.starts_with("lm_head.") {
-            return name.to_string();
-        }
-        let Some(rest) = name.strip_prefix("layers.") else {
-            return format!("model.{name}");
-        };
-        let (index, inner) = rest.split_once('.').unwrap_or((rest, ""));
-        let inner = [
-            ("attn_norm.", "input_layernorm."),
-            ("ffn_norm.", "post_attention_layernorm."),
-            ("attn.", "self_attn."),
-            ("ffn.", "mlp."),
-        ]
-        .iter()
-        .find_map(|(ours, theirs)| inner.strip_prefix(ours).map(|r| format!("{theirs}{r}")))
-        .unwrap_or_else(|| inner.to_string());
-        format!("model.layers.{index}.{inner}")
+/// How the files spell and lay out the model's tensors (`layers.3.attn.q_proj.weight`): a
+/// family's to say (`model::families`); the reader reads what the files hold.
+pub trait TensorLayout: Send + Sync {
+    /// The name in the files of the model's tensor `name`.
+    fn file_name(&self, name: &str) -> String;
+
+    /// Reads the model's tensor `name`, checked to have `shape` (default: the files'
+    /// [`TensorLayout::file_name`] as it is). A family whose files hold a tensor otherwise
+    /// (stacked, split, reordered, offset) makes it here.
+    fn take(&self, files: &mut WeightFile, name: &str, shape: &[usize]) -> Result<HostMatrix> {
+        files.read_tensor(&self.file_name(name), shape, None)
+    }
+
+    /// Whether the model's tensor `name` is one tensor of the files as it is, so that a few
+    /// rows of it can be read at a time.
+    fn reads_rows(&self, _name: &str) -> bool {
+        true
+    }
+
+    /// What a tensor the model did not take means.
+    fn unused(&self) -> Unused;
+}
+
+/// This project's own files: the model's names as they are, every tensor used.
+pub struct OwnLayout;
+
+impl TensorLayout for OwnLayout {
+    fn file_name(&self, name: &str) -> String {
+        name.to_string()
+    }
+
+    fn unused(&self) -> Unused {
+        Unused::Error
     }
 }
 
@@ -124,7 +135,7 @@ struct Shard {
 /// A shard's header: a safetensors file's byte length and tensor table, or a GGUF file's.
 enum Header {
     Safetensors(usize, Metadata),
-    Gguf(crate::model::formats::gguf::GgufHeader),
+    Gguf(super::gguf::GgufHeader),
 }
 
 impl Header {
@@ -153,7 +164,7 @@ impl Header {
                 if let (Some(scheme), Dtype::U8, [rows, row_bytes]) =
                     (scheme, info.dtype, &info.shape[..])
                 {
-                    let kind = crate::model::formats::gguf::GgmlType::of_scheme(scheme);
+                    let kind = super::gguf::GgmlType::of_scheme(scheme);
                     let (per, size) = kind.block()?;
                     if row_bytes % size == 0 {
                         let shape = vec![*rows, row_bytes / size * per];
@@ -186,7 +197,7 @@ enum Stored {
     /// A safetensors dtype.
     Safetensors(Dtype),
     /// llama.cpp's types and blocks (a GGUF file, or a quantized safetensors file).
-    Ggml(crate::model::formats::gguf::GgmlType),
+    Ggml(super::gguf::GgmlType),
 }
 
 impl Stored {
@@ -266,10 +277,8 @@ impl Shard {
 
     /// A GGUF file in memory; `name` names it in errors.
     fn gguf_bytes(name: String, bytes: Vec<u8>) -> Result<Self> {
-        let head = &bytes[..bytes
-            .len()
-            .min(crate::model::formats::gguf::MAX_HEADER_BYTES)];
-        let header = crate::model::formats::gguf::parse_header(&name, head, bytes.len() as u64)?;
+        let head = &bytes[..bytes.len().min(super::gguf::MAX_HEADER_BYTES)];
+        let header = super::gguf::parse_header(&name, head, bytes.len() as u64)?;
         Ok(Shard {
             name,
             source: Source::Bytes(bytes),
@@ -280,7 +289,7 @@ impl Shard {
     /// Reads the header of the GGUF file at `path`; tensors are read when taken (native).
     #[cfg(not(target_arch = "wasm32"))]
     fn open_gguf(path: &std::path::Path) -> Result<Self> {
-        let (file, len, header) = crate::model::formats::gguf::read_header(path)?;
+        let (file, len, header) = super::gguf::read_header(path)?;
         Ok(Shard {
             name: path.display().to_string(),
             source: Source::File(file, len),
@@ -334,8 +343,8 @@ pub struct WeightFile {
     /// Which shard holds each tensor.
     index: BTreeMap<String, usize>,
     taken: BTreeSet<String>,
-    /// How the model's names are spelled in the files.
-    pub names: TensorNames,
+    /// How the files spell and lay out the model's tensors.
+    pub layout: std::sync::Arc<dyn TensorLayout>,
     /// How matrices (the `W` of `x·Wᵀ` products) are kept on the GPU: f32, f16, bf16 or
     /// quantized; `None`: as the files hold them (quantized blocks as they are, float values
     /// in [`WeightFile::values_format`]). Norms, embeddings not tied to the LM head, routers
@@ -348,9 +357,6 @@ pub struct WeightFile {
     /// Forces weights into row blocks of at most this many bytes, below the adapter's limit
     /// (tests split every weight with it; `None`: split only past the adapter's limit).
     pub block_bytes: Option<u64>,
-    /// `(heads, kv_heads)` when the q and k rows are permuted for llama.cpp's RoPE (a GGUF
-    /// Llama or Mistral): taking `q_proj` or `k_proj` undoes it.
-    pub permuted_qk: Option<(usize, usize)>,
     /// The format float matrices take when none is asked (see [`WeightFile::values_format`]),
     /// found once when the files are opened.
     values: crate::ops::WeightFormat,
@@ -368,7 +374,7 @@ impl WeightFile {
     /// its number and the count) (native); its tensors are named as llama.cpp names them.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open_gguf(path: &std::path::Path) -> Result<Self> {
-        let paths = crate::model::formats::gguf::split_paths(path)?;
+        let paths = super::gguf::split_paths(path)?;
         let mut shards = Vec::with_capacity(paths.len());
         for (i, p) in paths.iter().enumerate() {
             let shard = Shard::open_gguf(p)?;
@@ -376,24 +382,20 @@ impl WeightFile {
                 let Header::Gguf(h) = &shard.header else {
                     unreachable!("a GGUF shard")
                 };
-                crate::model::formats::gguf::check_split(&shard.name, &h.metadata, i, paths.len())?;
+                super::gguf::check_split(&shard.name, &h.metadata, i, paths.len())?;
             }
             shards.push(shard);
         }
-        let mut file = Self::from_shards(shards)?;
-        file.names = TensorNames::Gguf;
-        Ok(file)
+        Self::from_shards(shards)
     }
 
     /// A GGUF file already in memory; `name` names it in errors.
     pub fn from_gguf_bytes(name: &str, bytes: Vec<u8>) -> Result<Self> {
-        let mut file = Self::from_shards(vec![Shard::gguf_bytes(name.to_string(), bytes)?])?;
-        file.names = TensorNames::Gguf;
-        Ok(file)
+        Self::from_shards(vec![Shard::gguf_bytes(name.to_string(), bytes)?])
     }
 
     /// A GGUF file's metadata (`None` for safetensors files).
-    pub fn gguf_metadata(&self) -> Option<&BTreeMap<String, crate::model::formats::gguf::Value>> {
+    pub fn gguf_metadata(&self) -> Option<&BTreeMap<String, super::gguf::Value>> {
         match &self.shards.first()?.header {
             Header::Gguf(g) => Some(&g.metadata),
             Header::Safetensors(..) => None,
@@ -501,11 +503,10 @@ impl WeightFile {
             shards,
             index,
             taken: BTreeSet::new(),
-            names: TensorNames::Native,
+            layout: std::sync::Arc::new(OwnLayout),
             weights: None,
             max_tensor_bytes: None,
             block_bytes: None,
-            permuted_qk: None,
             values,
         })
     }
@@ -569,48 +570,14 @@ impl WeightFile {
     /// As [`WeightFile::take`], with quantized blocks kept as they are (a GGUF file's
     /// quantized tensors).
     pub fn take_matrix(&mut self, name: &str, shape: &[usize]) -> Result<HostMatrix> {
-        if self.names == TensorNames::Gguf {
-            if let Some((stacked, j)) = crate::model::formats::gguf::expert_tensor(name) {
-                return self.read_tensor(&stacked, shape, Some(j));
-            }
-            if let Some((k_b, v_b)) = crate::model::formats::gguf::split_kv_b(name) {
-                if !self.contains(name) && self.index.contains_key(&k_b) {
-                    return self.take_split_kv_b(&k_b, &v_b, shape);
-                }
-            }
-        }
-        let ours = name;
-        let name = self.names.file_name(name);
-        let mut matrix = self.read_tensor(&name, shape, None)?;
-        if let Some((heads, kv_heads)) = self.permuted_qk {
-            let groups = match ours.rsplit('.').nth(1) {
-                Some("q_proj") => Some(heads),
-                Some("k_proj") => Some(kv_heads),
-                _ => None,
-            };
-            if let Some(groups) = groups {
-                matrix = crate::model::formats::gguf::unpermute_rows(matrix, shape, groups)
-                    .ok_or_else(|| {
-                        self.err(
-                            &name,
-                            format!("rows in {groups} heads of pairs"),
-                            format!("shape {shape:?}"),
-                        )
-                    })?;
-            }
-        }
-        Ok(matrix)
+        let layout = self.layout.clone();
+        layout.take(self, name, shape)
     }
 
     /// Whether [`WeightFile::take_rows`] can read the tensor the model calls `name` a few rows
-    /// at a time: not GGUF's stacked experts, split kv_b, or q/k rows permuted across heads
-    /// (read whole).
+    /// at a time (the layout's [`TensorLayout::reads_rows`]; else it is read whole).
     pub fn reads_rows(&self, name: &str) -> bool {
-        let gguf_special = crate::model::formats::gguf::expert_tensor(name).is_some()
-            || crate::model::formats::gguf::split_kv_b(name).is_some()
-            || (self.permuted_qk.is_some()
-                && matches!(name.rsplit('.').nth(1), Some("q_proj" | "k_proj")));
-        self.names != TensorNames::Gguf || !gguf_special
+        self.layout.reads_rows(name)
     }
 
     /// Rows `rows` of the matrix the model calls `name`, checked to have `shape`, as
@@ -625,7 +592,7 @@ impl WeightFile {
         if !self.reads_rows(name) {
             return Err(self.err(name, "a tensor read by rows", "one read whole"));
         }
-        let name = self.names.file_name(name);
+        let name = self.layout.file_name(name);
         self.read_rows(&name, shape, None, Some(rows))
     }
 
@@ -646,7 +613,7 @@ impl WeightFile {
     /// `latentgpu quantize` blocks), or `None` for values (or a tensor not found: reading it
     /// says so).
     pub fn stored_scheme(&self, name: &str) -> Option<crate::ops::QuantScheme> {
-        let name = self.names.file_name(name);
+        let name = self.layout.file_name(name);
         let &i = self.index.get(&name)?;
         match self.shards[i].header.locate(&name)?.1 {
             Stored::Ggml(kind) => kind.scheme(),
@@ -654,46 +621,9 @@ impl WeightFile {
         }
     }
 
-    /// MLA's `kv_b_proj` `[heads·(nope + v), rank]` of a GGUF file that holds it split into
-    /// `k_b` and `v_b` (see [`crate::model::formats::gguf::split_kv_b`]), as values: `k_b`'s blocks run along
-    /// other rows than `kv_b_proj`'s.
-    fn take_split_kv_b(&mut self, k_b: &str, v_b: &str, shape: &[usize]) -> Result<HostMatrix> {
-        let found = |f: &Self, name: &str| {
-            f.index
-                .get(name)
-                .and_then(|&i| f.shards[i].header.locate(name))
-                .map(|(s, ..)| s)
-                .unwrap_or_default()
-        };
-        let k_shape = found(self, k_b);
-        let (rows, rank) = match shape {
-            [rows, rank] => (*rows, *rank),
-            _ => return Err(self.err(k_b, "a matrix", format!("shape {shape:?}"))),
-        };
-        let (heads, nope) = match k_shape[..] {
-            [h, r, nope] if r == rank && h > 0 && rows % h == 0 && nope <= rows / h => (h, nope),
-            _ => {
-                return Err(self.err(
-                    k_b,
-                    format!("shape [heads, {rank}, qk_nope] of kv_b_proj {shape:?}"),
-                    format!("shape {k_shape:?}"),
-                ))
-            }
-        };
-        let k = self.read_tensor(k_b, &k_shape, None)?.into_f32();
-        let v = self.read_tensor(v_b, &[heads, rows / heads - nope, rank], None)?;
-        Ok(HostMatrix::F32(crate::model::formats::gguf::join_kv_b(
-            &k,
-            &v.into_f32(),
-            heads,
-            rank,
-            nope,
-        )))
-    }
-
     /// Reads the tensor the files call `name`, checked to be `shape`, or with `expert`, that
     /// slice of a tensor `[experts, shape..]` (GGUF's stacked routed experts).
-    fn read_tensor(
+    pub fn read_tensor(
         &mut self,
         name: &str,
         shape: &[usize],
@@ -803,10 +733,7 @@ impl WeightFile {
             Stored::Safetensors(_) => self.err(name, "dtype F32, F16 or BF16", what),
             Stored::Ggml(_) => self.err(
                 name,
-                format!(
-                    "type {}",
-                    crate::model::formats::gguf::GgmlType::supported_names()
-                ),
+                format!("type {}", super::gguf::GgmlType::supported_names()),
                 what,
             ),
         };
@@ -828,12 +755,10 @@ impl WeightFile {
             }),
             Stored::Ggml(kind) => match kind.scheme() {
                 Some(_) => HostMatrix::Quant(
-                    crate::model::formats::gguf::to_quant(kind, &data)
-                        .ok_or_else(|| unsupported(kind.name()))?,
+                    super::gguf::to_quant(kind, &data).ok_or_else(|| unsupported(kind.name()))?,
                 ),
                 None => HostMatrix::F32(
-                    crate::model::formats::gguf::to_f32(kind, &data)
-                        .ok_or_else(|| unsupported(kind.name()))?,
+                    super::gguf::to_f32(kind, &data).ok_or_else(|| unsupported(kind.name()))?,
                 ),
             },
         };
@@ -875,7 +800,18 @@ impl WeightFile {
 
     /// Whether the files hold the tensor the model calls `name`.
     pub fn contains(&self, name: &str) -> bool {
-        self.index.contains_key(&self.names.file_name(name))
+        self.index.contains_key(&self.layout.file_name(name))
+    }
+
+    /// Whether the files hold a tensor they call `name`.
+    pub fn holds(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// The shape of the tensor the files call `name`, if they hold it.
+    pub fn shape_of(&self, name: &str) -> Option<Vec<usize>> {
+        let &i = self.index.get(name)?;
+        Some(self.shards[i].header.locate(name)?.0)
     }
 
     /// The tensors the files hold that the model did not take.

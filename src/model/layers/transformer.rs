@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
 use crate::model::config::{AttentionConfig, ModelConfig};
-use crate::model::formats::weights::{TensorNames, WeightFile};
+use crate::model::formats::weights::{Unused, WeightFile};
 use crate::model::layers::ffn::{Ffn, Norm};
 use crate::model::layers::latent::{LatentLayer, LatentShape, LatentState};
 use crate::model::layers::mha::{KvCache, MhaLayer};
@@ -11,75 +11,6 @@ use crate::model::layers::mla::{MlaCache, MlaLayer, MlaPath};
 use crate::model::layers::moe::{FeedForward, MoeFfn};
 use crate::model::layers::upload::{load_matrix, load_rows};
 use crate::ops::{self, RopeMode, RopeTable, Weight, WeightFormat};
-
-/// The config and opened weights of a model directory, own or Hugging Face (native); nothing is
-/// uploaded yet.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn open_dir(dir: &std::path::Path) -> Result<(ModelConfig, WeightFile)> {
-    if is_gguf(dir) {
-        let mut file = WeightFile::open_gguf(dir)?;
-        let config = crate::model::formats::gguf::config_of(&mut file)?;
-        return Ok((config, file));
-    }
-    let path = dir.join("config.json");
-    let text = crate::files::read_text_capped(&path, crate::files::CONFIG_CAP)?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
-        what: format!("config JSON in {}", crate::files::shown_path(&path)),
-        expected: "a JSON object".into(),
-        found: e.to_string(),
-    })?;
-    if !crate::model::families::hf::is_hf_config(&json) {
-        let config = ModelConfig::load(&path)?;
-        return Ok((config, WeightFile::open(&dir.join("model.safetensors"))?));
-    }
-    let hf = crate::model::families::hf::HfConfig::from_json(&json)
-        .map_err(|e| e.in_context(|what| format!("{what} in {}", path.display())))?;
-    let mut file = WeightFile::open_dir(dir)?;
-    file.names = TensorNames::HuggingFace;
-    Ok((hf.config, file))
-}
-
-/// Sums the memory loading `dir` as `options` say will take and errors, with the figures and
-/// what would fit, when it is past the budget (`options.memory_budget`, else what the adapter is
-/// known to give). Reads headers only.
-#[cfg(not(target_arch = "wasm32"))]
-fn check_memory(ctx: &GpuContext, dir: &std::path::Path, options: &LoadOptions) -> Result<()> {
-    use crate::model::tools::summary::summarize;
-    let budget = match options.memory_budget {
-        Some(b) => Some((b, "the memory budget asked for".to_string())),
-        None => ctx.memory_budget(),
-    };
-    let Some((budget, source)) = budget else {
-        return Ok(());
-    };
-    let limit = ctx.limits.max_storage_buffer_binding_size;
-    let s = summarize(dir, limit, options.weights, options.context)?;
-    let q4 = WeightFormat::parse("q4_0").unwrap_or_default();
-    let smaller = match options.weights {
-        Some(w) if w == q4 => None,
-        _ => Some(
-            summarize(dir, limit, Some(q4), options.context)?
-                .plan
-                .weights,
-        ),
-    };
-    let per_token = (s.plan.cache + s.plan.activations) / s.context.max(1) as u64;
-    s.plan.check(
-        &dir.display().to_string(),
-        ((budget, &source), s.context),
-        smaller.map(|w| ("q4", w)),
-        per_token,
-    )
-}
-
-/// Whether `path` names a GGUF file (a `.gguf` file, not a directory).
-#[cfg(not(target_arch = "wasm32"))]
-pub fn is_gguf(path: &std::path::Path) -> bool {
-    path.is_file()
-        && path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
-}
 
 /// The attention of one block.
 pub enum Attention {
@@ -270,29 +201,6 @@ impl LoadOptions {
 }
 
 impl Model {
-    /// Loads a model directory (native): this project's own (`config.json` and
-    /// `model.safetensors`, every tensor of which must be used) or a Hugging Face one as
-    /// transformers saves it (its `config.json` names a `model_type`; one `model.safetensors` or
-    /// the shards of `model.safetensors.index.json`; tensors the model does not use are logged).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn load_dir(ctx: &GpuContext, dir: &std::path::Path) -> Result<Self> {
-        Self::load_dir_with(ctx, dir, LoadOptions::default(), |_, _| {})
-    }
-
-    /// As [`Model::load_dir`], with `options` (f16 matrices, forced weight blocks), calling
-    /// `progress(block, blocks)` as each block is uploaded.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn load_dir_with(
-        ctx: &GpuContext,
-        dir: &std::path::Path,
-        options: LoadOptions,
-        progress: impl FnMut(usize, usize),
-    ) -> Result<Self> {
-        check_memory(ctx, dir, &options)?;
-        let (config, file) = open_dir(dir)?;
-        Self::load_file(ctx, config, file, options, progress)
-    }
-
     /// Builds a model from the text of its `config.json` and the bytes of its
     /// `model.safetensors` (what a web page fetches): this project's own format, every tensor of
     /// which must be used, or a Hugging Face one (its config names a `model_type`).
@@ -320,7 +228,7 @@ impl Model {
         options: LoadOptions,
     ) -> Result<Self> {
         let mut file = WeightFile::from_gguf_bytes(name, bytes)?;
-        let config = crate::model::formats::gguf::config_of(&mut file)?;
+        let config = crate::model::families::gguf_config(&mut file)?;
         Self::load_file(ctx, config, file, options, |_, _| {})
     }
 
@@ -339,9 +247,8 @@ impl Model {
                 found: e.to_string(),
             })?;
         let mut file = WeightFile::from_shards_bytes(shards)?;
-        let config = if crate::model::families::hf::is_hf_config(&json) {
-            file.names = TensorNames::HuggingFace;
-            crate::model::families::hf::HfConfig::from_json(&json)?.config
+        let config = if crate::model::formats::hf_json::is_hf_config(&json) {
+            crate::model::families::hf_config(&json, &mut file)?
         } else {
             ModelConfig::from_json(config_json)?
         };
@@ -350,7 +257,7 @@ impl Model {
 
     /// Uploads every tensor of `file` for `config` as `options` say, telling
     /// `progress(block, blocks)`; errors if the file holds tensors the model does not use.
-    fn load_file(
+    pub(crate) fn load_file(
         ctx: &GpuContext,
         config: ModelConfig,
         mut file: WeightFile,
@@ -378,15 +285,14 @@ impl Model {
         file.weights = weights;
         file.block_bytes = block_bytes;
         let model = Self::load(ctx, config, &mut file, |i| progress(i + 1, blocks))?;
-        match file.names {
-            TensorNames::Native => file.finish()?,
-            // Checkpoints carry extras (a tied `lm_head.weight`, old `rotary_emb.inv_freq`).
-            TensorNames::HuggingFace | TensorNames::Gguf => {
+        match file.layout.unused() {
+            Unused::Error => file.finish()?,
+            Unused::Warn | Unused::ErrorInBlocks => {
                 let unused = file.unused();
                 // A GGUF block's tensors the model did not take: its block_count is smaller
                 // than the blocks the file holds (running fewer blocks would be a wrong answer).
                 let gguf_block = unused.iter().find(|n| n.starts_with("blk."));
-                if let (TensorNames::Gguf, Some(name)) = (file.names, gguf_block) {
+                if let (Unused::ErrorInBlocks, Some(name)) = (file.layout.unused(), gguf_block) {
                     return Err(file.err(
                         name,
                         format!("tensors of the {blocks} blocks the metadata's block_count gives"),

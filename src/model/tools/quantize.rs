@@ -10,7 +10,7 @@
 //! whose rows are not whole blocks) is kept as it was.
 
 use crate::error::{Error, Result};
-use crate::model::layers::transformer::open_dir;
+use crate::model::families::open_dir;
 use crate::ops::{quantize, QuantScheme};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
@@ -75,7 +75,7 @@ pub fn quantize_dir(dir: &Path, scheme: QuantScheme, out: &Path) -> Result<Quant
         bytes_out: 0,
     };
     // Tensors are taken by the files' own names.
-    file.names = crate::model::formats::weights::TensorNames::Native;
+    file.layout = std::sync::Arc::new(crate::model::formats::weights::OwnLayout);
     for info in &infos {
         if is_quantized_matrix(&info.name, &info.shape, config.tie_embeddings) {
             let values = file.take_matrix(&info.name, &info.shape)?.into_f32();

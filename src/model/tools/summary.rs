@@ -3,8 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::model::config::{AttentionConfig, ModelConfig};
-use crate::model::families::hf::{is_hf_config, HfConfig};
-use crate::model::layers::transformer::open_dir;
+use crate::model::families::hf::HfConfig;
+use crate::model::families::open_dir;
+use crate::model::formats::hf_json::is_hf_config;
 use crate::ops::WeightFormat;
 use serde::Serialize;
 use std::path::Path;

@@ -1,0 +1,66 @@
+//! Loading a model from a path (native): its family opens it, the memory it will take is
+//! checked against the budget, then the layers are uploaded.
+
+use crate::error::Result;
+use crate::gpu::GpuContext;
+use crate::model::families::open_dir;
+use crate::model::layers::transformer::{LoadOptions, Model};
+use crate::ops::WeightFormat;
+
+/// Sums the memory loading `dir` as `options` say will take and errors, with the figures and
+/// what would fit, when it is past the budget (`options.memory_budget`, else what the adapter is
+/// known to give). Reads headers only.
+#[cfg(not(target_arch = "wasm32"))]
+fn check_memory(ctx: &GpuContext, dir: &std::path::Path, options: &LoadOptions) -> Result<()> {
+    use crate::model::tools::summary::summarize;
+    let budget = match options.memory_budget {
+        Some(b) => Some((b, "the memory budget asked for".to_string())),
+        None => ctx.memory_budget(),
+    };
+    let Some((budget, source)) = budget else {
+        return Ok(());
+    };
+    let limit = ctx.limits.max_storage_buffer_binding_size;
+    let s = summarize(dir, limit, options.weights, options.context)?;
+    let q4 = WeightFormat::parse("q4_0").unwrap_or_default();
+    let smaller = match options.weights {
+        Some(w) if w == q4 => None,
+        _ => Some(
+            summarize(dir, limit, Some(q4), options.context)?
+                .plan
+                .weights,
+        ),
+    };
+    let per_token = (s.plan.cache + s.plan.activations) / s.context.max(1) as u64;
+    s.plan.check(
+        &dir.display().to_string(),
+        ((budget, &source), s.context),
+        smaller.map(|w| ("q4", w)),
+        per_token,
+    )
+}
+
+impl Model {
+    /// Loads a model directory (native): this project's own (`config.json` and
+    /// `model.safetensors`, every tensor of which must be used) or a Hugging Face one as
+    /// transformers saves it (its `config.json` names a `model_type`; one `model.safetensors` or
+    /// the shards of `model.safetensors.index.json`; tensors the model does not use are logged).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_dir(ctx: &GpuContext, dir: &std::path::Path) -> Result<Self> {
+        Self::load_dir_with(ctx, dir, LoadOptions::default(), |_, _| {})
+    }
+
+    /// As [`Model::load_dir`], with `options` (f16 matrices, forced weight blocks), calling
+    /// `progress(block, blocks)` as each block is uploaded.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_dir_with(
+        ctx: &GpuContext,
+        dir: &std::path::Path,
+        options: LoadOptions,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Self> {
+        check_memory(ctx, dir, &options)?;
+        let (config, file) = open_dir(dir)?;
+        Self::load_file(ctx, config, file, options, progress)
+    }
+}
