@@ -30,8 +30,8 @@ import shutil
 
 import torch
 from safetensors.torch import save_file
-from transformers import (AutoModelForCausalLM, DeepseekV2Config, DeepseekV3Config, LlamaConfig, MistralConfig,
-                          PreTrainedTokenizerFast, Qwen2Config, Qwen3Config)
+from transformers import (AutoModelForCausalLM, DeepseekV2Config, DeepseekV3Config, Gemma3TextConfig, LlamaConfig,
+                          MistralConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen3Config, SmolLM3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "tests", "fixtures", "hf-dense")
@@ -111,6 +111,24 @@ FIXTURES = {
                                                     routed_scaling_factor=1.0, kv_lora_rank=12, q_lora_rank=None,
                                                     qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8,
                                                     max_position_embeddings=128)),
+    # Gemma 3: seven layers, the sixth full between sliding ones (the default pattern of 6), a window
+    # of 5 over 40 tokens, query_pre_attn_scalar 24 with head_dim 16, linear RoPE on the full
+    # layer only, its own base on the sliding ones, four norms a block, a scaled tied embedding.
+    "gemma3-window-full": (Gemma3TextConfig, dict(vocab_size=67, hidden_size=24, intermediate_size=32,
+                                                  num_hidden_layers=7, num_attention_heads=4, num_key_value_heads=2,
+                                                  head_dim=12, query_pre_attn_scalar=24, sliding_window=5,
+                                                  max_position_embeddings=256,
+                                                  rope_parameters={
+                                                      "sliding_attention": dict(rope_type="default",
+                                                                                rope_theta=10000.0),
+                                                      "full_attention": dict(rope_type="linear", factor=2.0,
+                                                                             rope_theta=1000000.0)})),
+    # SmolLM3: NoPE in layers 1 and 3 (given as a list, not the default interval), untied.
+    "smollm3-nope": (SmolLM3Config, dict(vocab_size=97, hidden_size=32, intermediate_size=44, num_hidden_layers=4,
+                                         num_attention_heads=4, num_key_value_heads=2, no_rope_layers=[1, 0, 1, 0], pad_token_id=0, bos_token_id=1,
+                                         eos_token_id=2,
+                                         tie_word_embeddings=False, max_position_embeddings=256,
+                                         rope_parameters=dict(rope_type="default", rope_theta=50000.0))),
 }
 
 
@@ -120,13 +138,15 @@ def randomize(model, seed):
     a wrong norm epsilon shows)."""
     g = torch.Generator().manual_seed(seed)
     tied = model.config.tie_word_embeddings
+    # Gemma's norms scale by 1 + weight: their weights are stored around 0.
+    norm_centre = 0.0 if model.config.model_type.startswith("gemma") else 1.0
     with torch.no_grad():
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype)
             if "embed_tokens" in name and not tied:
                 p.copy_(0.02 * noise)
             elif "norm" in name:
-                p.copy_(1.0 + 0.2 * noise)
+                p.copy_(norm_centre + 0.2 * noise)
             elif name.endswith("bias"):
                 p.copy_(0.3 * noise)
             else:

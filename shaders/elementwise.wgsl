@@ -2,6 +2,7 @@
 //   binary: out[i] = f(a[i], b[i])   op 0 add, 1 mul, 2 swiglu = silu(a) * b,
 //                                    4 geglu = gelu(a) * b (erf form), 5 the same in tanh form
 //           out[i] = a[i] + b[i % cols]   op 3: a bias row broadcast over the rows of a
+//           out[i] = a[i] * b[i % cols]   op 6: a row of factors broadcast over the rows of a
 //   unary:  out[i] = f(a[i])         op 0 silu, 1 gelu (erf form), 2 gelu (tanh form)
 // The unary entry binds `a` twice (bindings 1 and 2), so both entries share one layout.
 
@@ -34,6 +35,7 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         case 3u: { r = x + b[i % p.cols]; }
         case 4u: { r = gelu_erf(x) * b[i]; }
         case 5u: { r = gelu_tanh(x) * b[i]; }
+        case 6u: { r = x * b[i % p.cols]; }
         default: { r = silu(x) * b[i]; }
     }
     out[i] = r;

@@ -19,7 +19,9 @@ use std::process::Command;
 /// shared expert; and with q_lora, YaRN, group-limited routing, and the moe_layer_freq and
 /// norm_topk_prob that transformers 5's V2 ignores)
 /// and DeepSeek-V3 (q_lora, noaux_tc routing over groups with a correction
-/// bias, two shared experts; and unnormalised weights, one group, no q_lora).
+/// bias, two shared experts; and unnormalised weights, one group, no q_lora), Gemma 3 (a window
+/// of 5 over 40 tokens, a full layer between sliding ones with its own linear RoPE, four norms
+/// a block, query_pre_attn_scalar, a scaled tied embedding) and SmolLM3 (NoPE layers).
 const FIXTURES: &[&str] = &[
     "llama-gqa3",
     "llama3-mqa-bf16",
@@ -31,6 +33,8 @@ const FIXTURES: &[&str] = &[
     "deepseek-v2-groups-yarn",
     "deepseek-v3-noaux",
     "deepseek-v3-unnormed",
+    "gemma3-window-full",
+    "smollm3-nope",
 ];
 
 fn dir(name: &str) -> PathBuf {

@@ -1,4 +1,5 @@
-//! Elementwise add, multiply, SwiGLU, SiLU and GELU.
+//! Elementwise add, multiply, SwiGLU, SiLU and GELU; a bias row added or a row of factors
+//! multiplied across rows.
 
 use super::expect_shape;
 use crate::error::Result;
@@ -39,6 +40,8 @@ pub enum BinaryOp {
 
 /// Op code of [`add_bias`] in `elementwise.wgsl`.
 const ADD_BIAS: u32 = 3;
+/// Op code of [`scale_rows`] in `elementwise.wgsl`.
+const SCALE_ROWS: u32 = 6;
 
 /// One-input elementwise ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +98,17 @@ pub fn add_bias(batch: &mut Batch, x: &GpuTensor, bias: &GpuTensor) -> Result<Gp
     expect_shape("add_bias", "bias", bias, &[cols])?;
     let out = GpuTensor::scratch(batch.ctx(), "add_bias", x.shape(), DType::F32)?;
     launch(batch, &shaders::EW_BINARY, ADD_BIAS, x, bias, &out)?;
+    Ok(out)
+}
+
+/// `out = x · factors` with the row `factors` `[cols]` multiplying every row of `x` `[.., cols]`
+/// (one rounded product an element: Gemma's embedding scale).
+pub fn scale_rows(batch: &mut Batch, x: &GpuTensor, factors: &GpuTensor) -> Result<GpuTensor> {
+    super::expect_rank("scale_rows", "x", x, 1..=4)?;
+    let cols = *x.shape().last().unwrap_or(&0);
+    expect_shape("scale_rows", "factors", factors, &[cols])?;
+    let out = GpuTensor::scratch(batch.ctx(), "scale_rows", x.shape(), DType::F32)?;
+    launch(batch, &shaders::EW_BINARY, SCALE_ROWS, x, factors, &out)?;
     Ok(out)
 }
 

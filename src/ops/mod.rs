@@ -26,7 +26,7 @@ pub use attention::{
     View,
 };
 pub use cast::{to_f16, CastParams};
-pub use elementwise::{add_bias, binary, unary, BinaryOp, EwParams, UnaryOp};
+pub use elementwise::{add_bias, binary, scale_rows, unary, BinaryOp, EwParams, UnaryOp};
 pub use embedding::{embedding, embedding_ids, upload_ids, EmbeddingParams};
 pub use latent::{gather_update, GatherParams, GatherState};
 pub use linear::{gather_rows, linear, linear_glu, Weight, WeightFormat};

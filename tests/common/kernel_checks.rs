@@ -320,7 +320,7 @@ pub async fn elementwise_ops(ctx: &GpuContext) {
     }
 }
 
-/// A linear layer's bias row broadcast over rows, and GeGLU (both GELU forms) as a gated FFN's
+/// A linear layer's bias row broadcast over rows, a row of factors likewise, and GeGLU (both GELU forms) as a gated FFN's
 /// activation.
 pub async fn bias_and_geglu(ctx: &GpuContext) {
     let mut rng = Rng::new(12);
@@ -334,6 +334,7 @@ pub async fn bias_and_geglu(ctx: &GpuContext) {
         let mut b = Batch::new(ctx);
         let outs = [
             ops::add_bias(&mut b, &ga, &gbias).unwrap(),
+            ops::scale_rows(&mut b, &ga, &gbias).unwrap(),
             ops::binary(&mut b, BinaryOp::GeGlu, &ga, &gb).unwrap(),
             ops::binary(&mut b, BinaryOp::GeGluTanh, &ga, &gb).unwrap(),
         ];
@@ -354,10 +355,18 @@ pub async fn bias_and_geglu(ctx: &GpuContext) {
             .zip(&bv)
             .map(|(&x, &y)| cpu::gelu_tanh(x) * y as f64)
             .collect();
+        let scaled: Vec<f64> = (0..rows * cols)
+            .map(|i| a[i] as f64 * bias[i % cols] as f64)
+            .collect();
         // One correctly rounded add: half an ULP of the result.
         assert_close_by(&format!("add_bias {rows}x{cols}"), &out[0], &biased, |i| {
             0.5 * U * 2.0 * biased[i].abs()
         });
+        // One correctly rounded product of f32 values: half an ULP of the result.
+        assert_close_by(&format!("scale_rows {rows}x{cols}"), &out[1], &scaled, |i| {
+            0.5 * U * 2.0 * scaled[i].abs()
+        });
+        let out = &out[1..];
         // The GELU bounds of `elementwise_ops`, plus one rounded product (2u relative).
         let act = |x: f32| (8.0 + 2.0 * x.abs() as f64) * 2.0 * U + 2.0 * U;
         assert_close_by("geglu", &out[1], &geglu, |i| {

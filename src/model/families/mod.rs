@@ -11,6 +11,7 @@ pub mod hf;
 pub mod llama;
 pub mod qwen2;
 pub mod qwen3;
+pub mod smollm3;
 
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
@@ -59,6 +60,7 @@ pub const FAMILIES: &[&dyn Family] = &[
     &qwen3::Qwen3,
     &deepseek::DeepSeek,
     &gemma3::Gemma3,
+    &smollm3::SmolLm3,
 ];
 
 /// The family whose `config.json` says `model_type`.

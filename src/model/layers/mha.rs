@@ -64,6 +64,8 @@ pub struct MhaLayer {
     head_dim: usize,
     /// Causal sliding window in tokens (0: none).
     window: usize,
+    /// The factor on the scores (`head_dim^-1/2` unless the config says).
+    scale: f32,
 }
 
 /// The KV cache of one MHA layer.
@@ -91,14 +93,15 @@ impl MhaLayer {
         layer: usize,
     ) -> Result<Self> {
         let (d, h, kv, dh) = (cfg.d_model, cfg.n_heads, cfg.n_kv_heads(), cfg.head_dim());
-        let (qkv_bias, o_bias, qk_norm) = match &cfg.attention {
+        let (qkv_bias, o_bias, qk_norm, scale) = match &cfg.attention {
             AttentionConfig::Mha {
                 qkv_bias,
                 o_bias,
                 qk_norm,
+                scale,
                 ..
-            } => (*qkv_bias, *o_bias, *qk_norm),
-            _ => (false, false, false),
+            } => (*qkv_bias, *o_bias, *qk_norm, *scale),
+            _ => (false, false, false, None),
         };
         let slots = h + 2 * kv;
         // The stacked matrix grows as its parts are read (each checked against the file); the
@@ -142,6 +145,7 @@ impl MhaLayer {
             kv_heads: kv,
             head_dim: dh,
             window: cfg.sliding_window(layer).unwrap_or(0),
+            scale: scale.unwrap_or(1.0 / (dh as f32).sqrt()),
         })
     }
 
@@ -187,7 +191,7 @@ impl MhaLayer {
             (&cache.k, &cache.v),
         )?;
         let how = AttentionShape {
-            scale: 1.0 / (dh as f32).sqrt(),
+            scale: self.scale,
             causal: true,
             n_kv: pos + n,
             window: self.window,

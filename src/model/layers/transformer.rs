@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
-use crate::model::config::{AttentionConfig, ModelConfig};
+use crate::model::config::{AttentionConfig, LayerRope, ModelConfig};
 use crate::model::formats::weights::{Unused, WeightFile};
 use crate::model::layers::ffn::{Ffn, Norm};
 use crate::model::layers::latent::{LatentLayer, LatentShape, LatentState};
@@ -70,19 +70,26 @@ impl Attention {
     }
 }
 
-/// One pre-norm block: `x + attn(norm(x))`, then `x + ffn(norm(x))`.
+/// One pre-norm block: `x + attn(norm(x))`, then `x + ffn(norm(x))`; with post-norms (Gemma 3),
+/// `x + post_norm(attn(norm(x)))` and `x + post_norm(ffn(norm(x)))`.
 pub struct Block {
     attn_norm: Norm,
     attn: Attention,
+    /// The norm of the attention's output, before the residual add (Gemma 3).
+    post_attn_norm: Option<Norm>,
     ffn_norm: Norm,
     ffn: FeedForward,
+    /// The norm of the feed-forward's output, before the residual add (Gemma 3).
+    post_ffn_norm: Option<Norm>,
+    /// Which of the model's RoPE tables the attention rotates with.
+    rope: LayerRope,
 }
 
 impl Block {
     /// `reference/model.py`'s block:
     /// ```text
-    /// x = x + attn(attn_norm(x))
-    /// x = x + ffn(ffn_norm(x))
+    /// x = x + attn(attn_norm(x))            # x + post_attn_norm(attn(attn_norm(x)))
+    /// x = x + ffn(ffn_norm(x))              # x + post_ffn_norm(ffn(ffn_norm(x)))
     /// ```
     /// Each residual add runs fused with the norm that reads its sum, so the block takes
     /// `h = attn_norm(x)` with `x`, and returns the new `x` with `next_norm(x)` (the next
@@ -95,9 +102,15 @@ impl Block {
         rope: (&RopeTable, RopeMode),
         next_norm: &Norm,
     ) -> Result<(GpuTensor, GpuTensor)> {
-        let a = self.attn.forward(b, &h, cache.1, cache.0, rope)?;
+        let mut a = self.attn.forward(b, &h, cache.1, cache.0, rope)?;
+        if let Some(norm) = &self.post_attn_norm {
+            a = norm.forward(b, &a)?;
+        }
         let (x, h) = self.ffn_norm.add_forward(b, &x, &a)?;
-        let f = self.ffn.forward(b, &h)?;
+        let mut f = self.ffn.forward(b, &h)?;
+        if let Some(norm) = &self.post_ffn_norm {
+            f = norm.forward(b, &f)?;
+        }
         next_norm.add_forward(b, &x, &f)
     }
 }
@@ -159,8 +172,32 @@ pub struct Model {
     norm: Norm,
     /// LM head `[vocab, d]` (the embedding when tied).
     lm_head: Weight,
-    rope: RopeTable,
+    /// `[d]`, every element `embed_scale`, when the config has one (Gemma).
+    embed_scale: Option<GpuTensor>,
+    /// The RoPE tables a [`LayerRope`] picks: the model's, the sliding layers', none.
+    ropes: Ropes,
     weights: WeightFormat,
+}
+
+/// The RoPE tables of a model's layers.
+struct Ropes {
+    /// `rope`'s.
+    global: RopeTable,
+    /// `rope_sliding`'s, when the config has it.
+    sliding: Option<RopeTable>,
+    /// Zero frequencies (cos 1, sin 0: a rotation that leaves every value as it is), for NoPE
+    /// layers.
+    none: Option<RopeTable>,
+}
+
+impl Ropes {
+    fn pick(&self, which: LayerRope) -> &RopeTable {
+        match which {
+            LayerRope::Global => &self.global,
+            LayerRope::Sliding => self.sliding.as_ref().unwrap_or(&self.global),
+            LayerRope::None => self.none.as_ref().unwrap_or(&self.global),
+        }
+    }
 }
 
 /// How a model's weights go to the GPU.
@@ -373,9 +410,14 @@ impl Model {
                     )?))
                 }
             };
+            let post_norm = |file: &mut WeightFile, name: &str| match cfg.post_norms {
+                true => Norm::load(ctx, file, cfg, &format!("{p}.{name}")).map(Some),
+                false => Ok(None),
+            };
             blocks.push(Block {
                 attn_norm: Norm::load(ctx, file, cfg, &format!("{p}.attn_norm"))?,
                 attn,
+                post_attn_norm: post_norm(file, "post_attn_norm")?,
                 ffn_norm: Norm::load(ctx, file, cfg, &format!("{p}.ffn_norm"))?,
                 ffn: match &cfg.moe {
                     Some(moe) if moe.is_moe_layer(i) => FeedForward::Moe(Box::new(MoeFfn::load(
@@ -392,6 +434,8 @@ impl Model {
                         &format!("{p}.ffn"),
                     )?)),
                 },
+                post_ffn_norm: post_norm(file, "post_ffn_norm")?,
+                rope: cfg.layer_rope(i),
             });
             ctx.release_uploads();
             progress(i);
@@ -402,12 +446,27 @@ impl Model {
         } else {
             load_matrix(ctx, file, "lm_head.weight", &[v, d])?
         };
-        let rope = RopeTable::from_inv_freq(
-            ctx,
-            &cfg.rope.inv_freq(cfg.rope_dim()),
-            cfg.max_context,
-            1.0,
-        )?;
+        let table = |rope: &crate::model::config::RopeConfig| {
+            RopeTable::from_inv_freq(ctx, &rope.inv_freq(cfg.rope_dim()), cfg.max_context, 1.0)
+        };
+        let any_nope = (0..cfg.n_layers).any(|i| cfg.layer_rope(i) == LayerRope::None);
+        let ropes = Ropes {
+            global: table(&cfg.rope)?,
+            sliding: cfg.rope_sliding.as_ref().map(table).transpose()?,
+            none: match any_nope {
+                true => Some(RopeTable::from_inv_freq(
+                    ctx,
+                    &vec![0.0; cfg.rope_dim() / 2],
+                    cfg.max_context,
+                    1.0,
+                )?),
+                false => None,
+            },
+        };
+        let embed_scale = match cfg.embed_scale {
+            Some(s) => Some(GpuTensor::from_f32(ctx, "embed_scale", &[d], &vec![s; d])?),
+            None => None,
+        };
         let weights = file.weights.unwrap_or_else(|| lm_head.format());
         Ok(Model {
             config,
@@ -415,7 +474,8 @@ impl Model {
             blocks,
             norm,
             lm_head,
-            rope,
+            embed_scale,
+            ropes,
             weights,
         })
     }
@@ -515,7 +575,7 @@ impl Model {
     ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
         self.check_tokens(ids, cache)?;
         let ids = ops::upload_ids(b, ids, self.config.vocab_size)?;
-        let x = ops::gather_rows(b, &self.embed, &ids)?;
+        let x = self.embed(b, &ids)?;
         self.record_blocks(b, x, cache, cache.len, which)
     }
 
@@ -541,8 +601,18 @@ impl Model {
                 found: pos.to_string(),
             });
         }
-        let x = ops::gather_rows(b, &self.embed, id)?;
+        let x = self.embed(b, id)?;
         Ok(self.record_blocks(b, x, cache, pos, Logits::Last)?.0)
+    }
+
+    /// The embedding rows of the token ids `ids` `[n]` (on the GPU) -> `[n, d]`, scaled where
+    /// the config says.
+    fn embed(&self, b: &mut Batch, ids: &GpuTensor) -> Result<GpuTensor> {
+        let x = ops::gather_rows(b, &self.embed, ids)?;
+        match &self.embed_scale {
+            Some(scale) => ops::scale_rows(b, &x, scale),
+            None => Ok(x),
+        }
     }
 
     /// The blocks, final norm and LM head over the embedded tokens `x` `[n, d]` at positions
@@ -567,12 +637,13 @@ impl Model {
             });
         }
         let mut outputs = Vec::with_capacity(self.blocks.len());
-        let rope = (&self.rope, self.config.rope.mode);
+        let mode = self.config.rope.mode;
         let first_norm = self.blocks.first().map_or(&self.norm, |b| &b.attn_norm);
         let h = first_norm.forward(b, &x)?;
         let mut state = (x, h);
         for (i, (block, layer_cache)) in self.blocks.iter().zip(&cache.layers).enumerate() {
             let next_norm = self.blocks.get(i + 1).map_or(&self.norm, |b| &b.attn_norm);
+            let rope = (self.ropes.pick(block.rope), mode);
             state = block.forward(b, state, (layer_cache, pos), rope, next_norm)?;
             outputs.push(state.0.clone());
         }
