@@ -112,20 +112,23 @@ FIXTURES = {
                                                     qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8,
                                                     max_position_embeddings=128)),
     # Gemma 3: seven layers, the sixth full between sliding ones (the default pattern of 6), a window
-    # of 5 over 40 tokens, query_pre_attn_scalar 24 with head_dim 16, linear RoPE on the full
-    # layer only, its own base on the sliding ones, four norms a block, a scaled tied embedding.
+    # of 5 over 40 tokens, head_dim 12 with hidden 24 / 4 heads, linear RoPE on the full layer only,
+    # its own base on the sliding ones, four norms a block, a scaled tied embedding.
+    # query_pre_attn_scalar is head_dim, as in every Gemma 3 but 27B: GGUF files do not keep it
+    # (llama.cpp derives it), and tests/families_gguf.rs loads this fixture's GGUF twin.
     "gemma3-window-full": (Gemma3TextConfig, dict(vocab_size=67, hidden_size=24, intermediate_size=32,
                                                   num_hidden_layers=7, num_attention_heads=4, num_key_value_heads=2,
-                                                  head_dim=12, query_pre_attn_scalar=24, sliding_window=5,
+                                                  head_dim=12, query_pre_attn_scalar=12, sliding_window=5,
                                                   max_position_embeddings=256,
                                                   rope_parameters={
                                                       "sliding_attention": dict(rope_type="default",
                                                                                 rope_theta=10000.0),
                                                       "full_attention": dict(rope_type="linear", factor=2.0,
                                                                              rope_theta=1000000.0)})),
-    # SmolLM3: NoPE in layers 1 and 3 (given as a list, not the default interval), untied.
+    # SmolLM3: NoPE in every fourth layer, as its default interval and llama.cpp have it (config.json
+    # lists it per layer), untied.
     "smollm3-nope": (SmolLM3Config, dict(vocab_size=97, hidden_size=32, intermediate_size=44, num_hidden_layers=4,
-                                         num_attention_heads=4, num_key_value_heads=2, no_rope_layers=[1, 0, 1, 0], pad_token_id=0, bos_token_id=1,
+                                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, bos_token_id=1,
                                          eos_token_id=2,
                                          tie_word_embeddings=False, max_position_embeddings=256,
                                          rope_parameters=dict(rope_type="default", rope_theta=50000.0))),

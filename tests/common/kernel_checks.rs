@@ -363,9 +363,12 @@ pub async fn bias_and_geglu(ctx: &GpuContext) {
             0.5 * U * 2.0 * biased[i].abs()
         });
         // One correctly rounded product of f32 values: half an ULP of the result.
-        assert_close_by(&format!("scale_rows {rows}x{cols}"), &out[1], &scaled, |i| {
-            0.5 * U * 2.0 * scaled[i].abs()
-        });
+        assert_close_by(
+            &format!("scale_rows {rows}x{cols}"),
+            &out[1],
+            &scaled,
+            |i| 0.5 * U * 2.0 * scaled[i].abs(),
+        );
         let out = &out[1..];
         // The GELU bounds of `elementwise_ops`, plus one rounded product (2u relative).
         let act = |x: f32| (8.0 + 2.0 * x.abs() as f64) * 2.0 * U + 2.0 * U;

@@ -215,7 +215,11 @@ impl HfConfig {
         Ok(HfConfig {
             family: model_type.to_string(),
             config,
-            max_position_embeddings: f.usize("max_position_embeddings")?,
+            // A multimodal checkpoint's decoder has its own config (`text_config`).
+            max_position_embeddings: match f.get("text_config").filter(|t| t.is_object()) {
+                Some(text) => Fields(text).usize("max_position_embeddings")?,
+                None => f.usize("max_position_embeddings")?,
+            },
         })
     }
 }

@@ -71,7 +71,13 @@ fn nope_layers(f: &Fields, layers: usize) -> Result<Vec<usize>> {
     let flags = list
         .as_array()
         .filter(|l| l.len() == layers)
-        .ok_or_else(|| invalid("no_rope_layers", format!("a list of {layers} 0s and 1s"), list))?;
+        .ok_or_else(|| {
+            invalid(
+                "no_rope_layers",
+                format!("a list of {layers} 0s and 1s"),
+                list,
+            )
+        })?;
     let mut nope = Vec::new();
     for (i, flag) in flags.iter().enumerate() {
         match flag.as_u64() {
