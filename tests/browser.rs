@@ -319,6 +319,49 @@ async fn split_weights_give_the_unsplit_logits_bit_for_bit() {
     }
 }
 
+/// Gemma 3 (four norms a block, a window, two RoPE bases, a scaled embedding) and SmolLM3
+/// (NoPE layers) in the browser: the Hugging Face directory gives transformers' greedy tokens,
+/// and the GGUF file llama.cpp's converter wrote gives the directory's logits bit for bit.
+#[wasm_bindgen_test]
+async fn gemma3_and_smollm3_give_transformers_tokens_from_both_formats() {
+    use latentgpu::model::{LoadOptions, Model};
+    let ctx = browser_gpu().await;
+    // (config, weights, GGUF twin, transformers' expected tokens)
+    let models: [(&str, &[u8], &[u8], &str); 2] = [
+        (
+            include_str!("fixtures/hf-dense/gemma3-window-full/model/config.json"),
+            include_bytes!("fixtures/hf-dense/gemma3-window-full/model/model.safetensors"),
+            include_bytes!("fixtures/gguf/families/gemma3-window-full-f32.gguf"),
+            include_str!("fixtures/hf-dense/gemma3-window-full/expected.json"),
+        ),
+        (
+            include_str!("fixtures/hf-dense/smollm3-nope/model/config.json"),
+            include_bytes!("fixtures/hf-dense/smollm3-nope/model/model.safetensors"),
+            include_bytes!("fixtures/gguf/families/smollm3-nope-f32.gguf"),
+            include_str!("fixtures/hf-dense/smollm3-nope/expected.json"),
+        ),
+    ];
+    for (config, weights, gguf, expected) in models {
+        let dir =
+            Model::from_bytes(&ctx, config, weights.to_vec(), LoadOptions::default()).unwrap();
+        let file = Model::from_gguf_bytes(&ctx, "twin.gguf", gguf.to_vec(), LoadOptions::default())
+            .unwrap();
+        let e: serde_json::Value = serde_json::from_str(expected).unwrap();
+        let prompt = ids(&e["prompt_ids"]);
+        assert!(
+            all_logit_bits(&ctx, &dir, &prompt).await == all_logit_bits(&ctx, &file, &prompt).await,
+            "the GGUF file's logits differ from the directory's"
+        );
+        let cfg = greedy_config(24);
+        for model in [&dir, &file] {
+            let got = latentgpu::model::generate_async(&ctx, model, &prompt, &cfg, |_| {})
+                .await
+                .unwrap();
+            assert_eq!(got, ids(&e["greedy_ids"]));
+        }
+    }
+}
+
 /// The shipped MHA model with its tied embedding padded by zero rows to 2^18 tokens (168 MB in
 /// f32, past the browser's 128 MiB binding limit) loads, split, and gives the shipped model's
 /// logits and greedy tokens.

@@ -15,7 +15,7 @@ pub mod smollm3;
 
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
-use crate::model::formats::hf_json::{is_hf_config, Fields};
+use crate::model::formats::hf_json::Fields;
 use crate::model::formats::weights::{TensorLayout, WeightFile};
 use gguf::GgufMeta;
 use std::sync::Arc;
@@ -220,7 +220,7 @@ pub fn open_dir(dir: &std::path::Path) -> Result<(ModelConfig, WeightFile)> {
         expected: "a JSON object".into(),
         found: e.to_string(),
     })?;
-    if !is_hf_config(&json) {
+    if !crate::model::formats::hf_json::is_hf_config(&json) {
         let config = ModelConfig::load(&path)?;
         return Ok((config, WeightFile::open(&dir.join("model.safetensors"))?));
     }
