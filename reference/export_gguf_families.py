@@ -1,7 +1,8 @@
 """GGUF twins of the Hugging Face fixtures of the newer families, written by llama.cpp's own
-converter classes (`convert_hf_to_gguf.py`'s `Gemma3Model`, `SmolLM3Model`): their tensor names,
-metadata keys and value changes (Gemma's norms stored as 1 + weight, SmolLM3's q and k rows
-permuted), in f32 so that each file holds its directory's values exactly.
+converter classes (`convert_hf_to_gguf.py`'s `Gemma3Model`, `SmolLM3Model`, `Qwen3MoeModel`, and
+`LlamaModel` for Mixtral): their tensor names, metadata keys and value changes (Gemma's norms
+stored as 1 + weight, SmolLM3's and Mixtral's q and k rows permuted, routed experts stacked), in
+f32 so that each file holds its directory's values exactly.
 
     python reference/export_gguf_families.py --llama-cpp /path/to/llama.cpp
 
@@ -25,6 +26,9 @@ OUT = os.path.join(FIXTURES, "gguf", "families")
 FAMILIES = {
     "gemma3-window-full": ("conversion.gemma", "Gemma3Model"),
     "smollm3-nope": ("conversion.llama", "SmolLM3Model"),
+    "qwen3-moe-normed": ("conversion.qwen", "Qwen3MoeModel"),
+    # Mixtral is a Llama to the converter: its experts stacked, its q and k rows permuted.
+    "mixtral-top2": ("conversion.llama", "LlamaModel"),
 }
 END_OF_TURN = 5
 

@@ -31,7 +31,8 @@ import shutil
 import torch
 from safetensors.torch import save_file
 from transformers import (AutoModelForCausalLM, DeepseekV2Config, DeepseekV3Config, Gemma3TextConfig, LlamaConfig,
-                          MistralConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen3Config, SmolLM3Config)
+                          MistralConfig, MixtralConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen3Config,
+                          Qwen3MoeConfig, SmolLM3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "tests", "fixtures", "hf-dense")
@@ -132,6 +133,26 @@ FIXTURES = {
                                          eos_token_id=2,
                                          tie_word_embeddings=False, max_position_embeddings=256,
                                          rope_parameters=dict(rope_type="default", rope_theta=50000.0))),
+    # Qwen3-MoE: mixtures in every second layer (decoder_sparse_step 2) but layer 3 (mlp_only_layers),
+    # so layers 1 and 5; 6 experts, 3 chosen, weights not normalised; dense layers of another width.
+    "qwen3-moe-sparse-step": (Qwen3MoeConfig, dict(vocab_size=73, hidden_size=24, intermediate_size=40,
+                                                   moe_intermediate_size=16, num_hidden_layers=6,
+                                                   num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                                                   num_experts=6, num_experts_per_tok=3, decoder_sparse_step=2,
+                                                   mlp_only_layers=[3], norm_topk_prob=False,
+                                                   tie_word_embeddings=False, max_position_embeddings=256)),
+    # Qwen3-MoE as its published models are and llama.cpp runs a qwen3moe GGUF file: a mixture in
+    # every layer, weights normalised (tests/families_gguf.rs loads its GGUF twin).
+    "qwen3-moe-normed": (Qwen3MoeConfig, dict(vocab_size=61, hidden_size=24, intermediate_size=40,
+                                              moe_intermediate_size=16, num_hidden_layers=2, num_attention_heads=4,
+                                              num_key_value_heads=2, head_dim=8, num_experts=5, num_experts_per_tok=2,
+                                              norm_topk_prob=True, tie_word_embeddings=False,
+                                              max_position_embeddings=256)),
+    # Mixtral: top-2 of 8 experts in every layer, normalised, GQA.
+    "mixtral-top2": (MixtralConfig, dict(vocab_size=71, hidden_size=32, intermediate_size=20, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, num_local_experts=8,
+                                         num_experts_per_tok=2, tie_word_embeddings=False,
+                                         max_position_embeddings=256)),
 }
 
 

@@ -150,3 +150,23 @@ fn smollm3_reads_its_nope_layers_from_the_list_or_the_interval() {
         "{e}"
     );
 }
+
+#[test]
+fn qwen3_moe_places_its_mixtures_as_step_and_mlp_only_layers_say() {
+    let mut json = config_of("qwen3-moe-sparse-step");
+    let c = HfConfig::from_json(&json).unwrap().config;
+    let moe = c.moe.as_ref().unwrap();
+    let mixtures: Vec<usize> = (0..c.n_layers).filter(|&i| moe.is_moe_layer(i)).collect();
+    assert_eq!(mixtures, vec![1, 5]);
+    // Configs from before transformers 5 call the expert count num_experts.
+    let experts = json["num_local_experts"].take();
+    json.as_object_mut().unwrap().remove("num_local_experts");
+    json["num_experts"] = experts;
+    assert_eq!(HfConfig::from_json(&json).unwrap().config, c);
+    json["mlp_only_layers"] = json!([6]);
+    let e = err(&json);
+    assert!(
+        e.contains("mlp_only_layers") && e.contains("below 6"),
+        "{e}"
+    );
+}

@@ -12,9 +12,15 @@ use latentgpu::model::tools::compare::{compare, Golden};
 use latentgpu::model::{GenerateConfig, Logits, Model, SamplingConfig, WeightFile};
 use std::path::PathBuf;
 
-/// Gemma 3 (its norms stored as 1 + weight, post-norms, two RoPE bases and a window) and
-/// SmolLM3 (q/k rows permuted, NoPE every fourth layer).
-const FAMILIES: &[&str] = &["gemma3-window-full", "smollm3-nope"];
+/// Gemma 3 (its norms stored as 1 + weight, post-norms, two RoPE bases and a window), SmolLM3
+/// (q/k rows permuted, NoPE every fourth layer), Qwen3-MoE (stacked experts, normalised as
+/// llama.cpp always does for qwen3moe) and Mixtral (a `llama` file with experts).
+const FAMILIES: &[&str] = &[
+    "gemma3-window-full",
+    "smollm3-nope",
+    "qwen3-moe-normed",
+    "mixtral-top2",
+];
 
 fn gguf(name: &str) -> PathBuf {
     fixture("gguf")

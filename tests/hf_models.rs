@@ -21,7 +21,9 @@ use std::process::Command;
 /// and DeepSeek-V3 (q_lora, noaux_tc routing over groups with a correction
 /// bias, two shared experts; and unnormalised weights, one group, no q_lora), Gemma 3 (a window
 /// of 5 over 40 tokens, a full layer between sliding ones with its own linear RoPE, four norms
-/// a block, query_pre_attn_scalar, a scaled tied embedding) and SmolLM3 (NoPE layers).
+/// a block, a scaled tied embedding), SmolLM3 (NoPE layers), Qwen3-MoE (mixtures in the layers
+/// decoder_sparse_step and mlp_only_layers leave, unnormalised top-3 of 6) and Mixtral (top-2 of
+/// 8 in every layer).
 const FIXTURES: &[&str] = &[
     "llama-gqa3",
     "llama3-mqa-bf16",
@@ -35,6 +37,9 @@ const FIXTURES: &[&str] = &[
     "deepseek-v3-unnormed",
     "gemma3-window-full",
     "smollm3-nope",
+    "qwen3-moe-sparse-step",
+    "qwen3-moe-normed",
+    "mixtral-top2",
 ];
 
 fn dir(name: &str) -> PathBuf {

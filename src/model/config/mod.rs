@@ -275,13 +275,15 @@ pub struct MoeConfig {
     pub expert_hidden: usize,
     /// Shared experts (`n_shared_experts`), one gated feed-forward of their total width.
     pub shared_experts: usize,
-    /// `greedy`, `group_limited_greedy` (DeepSeek-V2) or `noaux_tc` (DeepSeek-V3).
+    /// `greedy`, `group_limited_greedy` (DeepSeek-V2), `noaux_tc` (DeepSeek-V3) or `softmax`
+    /// (Qwen3-MoE, Mixtral: softmax scores, their top k; the same router as `greedy`).
     pub topk_method: String,
     /// Expert groups (`n_group`).
     pub groups: usize,
     /// Groups kept per token (`topk_group`).
     pub topk_group: usize,
-    /// Divide the chosen weights by their sum (`norm_topk_prob`; V3 only, as transformers).
+    /// Divide the chosen weights by their sum (`norm_topk_prob`; the DeepSeek family clears it
+    /// for V2, whose router in transformers 5 ignores it).
     pub norm_topk_prob: bool,
     /// Multiplies the routed experts' weights (`routed_scaling_factor`).
     pub routed_scaling_factor: f32,
@@ -290,25 +292,31 @@ pub struct MoeConfig {
     /// Of the other layers, every `layer_freq`-th is a mixture (1 from Hugging Face configs:
     /// transformers 5 ignores their `moe_layer_freq`).
     pub layer_freq: usize,
+    /// Further layers with a dense feed-forward (Qwen3-MoE's `mlp_only_layers` and the layers
+    /// its `decoder_sparse_step` skips).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dense_layers: Vec<usize>,
 }
 
 impl MoeConfig {
     /// Whether layer `i` has the mixture (else the dense feed-forward of `ffn_hidden`).
     pub fn is_moe_layer(&self, i: usize) -> bool {
-        i >= self.first_dense && i.is_multiple_of(self.layer_freq.max(1))
+        i >= self.first_dense
+            && i.is_multiple_of(self.layer_freq.max(1))
+            && !self.dense_layers.contains(&i)
     }
 
     /// The router's settings.
     pub fn routing(&self) -> Result<crate::ops::Routing> {
         use crate::ops::RouteMethod;
         let method = match self.topk_method.as_str() {
-            "greedy" => RouteMethod::Greedy,
+            "greedy" | "softmax" => RouteMethod::Greedy,
             "group_limited_greedy" => RouteMethod::GroupLimitedGreedy,
             "noaux_tc" => RouteMethod::NoauxTc,
             other => {
                 return Err(invalid(
                     "moe.topk_method",
-                    "greedy, group_limited_greedy or noaux_tc",
+                    "greedy, softmax, group_limited_greedy or noaux_tc",
                     other,
                 ))
             }
@@ -318,7 +326,7 @@ impl MoeConfig {
             top_k: self.top_k,
             groups: self.groups,
             topk_group: self.topk_group,
-            norm_topk_prob: self.norm_topk_prob && method == RouteMethod::NoauxTc,
+            norm_topk_prob: self.norm_topk_prob,
             scaling: self.routed_scaling_factor,
         };
         routing.validate(self.experts)?;

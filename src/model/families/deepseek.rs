@@ -164,12 +164,14 @@ fn deepseek_parts(
         },
         groups: f.usize_or("n_group", 1)?,
         topk_group: f.usize_or("topk_group", 1)?,
-        norm_topk_prob: f.bool_or("norm_topk_prob", false)?,
+        // transformers 5's DeepSeek-V2 router never normalises, whatever the config says.
+        norm_topk_prob: v3 && f.bool_or("norm_topk_prob", false)?,
         routed_scaling_factor: f.f64_or("routed_scaling_factor", 1.0)? as f32,
         first_dense: f.count_or("first_k_dense_replace", 0)?,
         // transformers 5 puts a mixture in every layer from first_k_dense_replace on, whatever
         // moe_layer_freq says (DeepSeek's own code honoured it); its checkpoints are laid out so.
         layer_freq: 1,
+        dense_layers: Vec::new(),
     };
     if f.usize_or("moe_layer_freq", 1)? > 1 {
         log::warn!("moe_layer_freq is ignored, as transformers 5 ignores it: every layer from first_k_dense_replace on is a mixture");

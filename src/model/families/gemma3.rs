@@ -181,6 +181,7 @@ impl Family for Gemma3 {
             renames: HF_RENAMES,
             prefix,
             norms_minus_one: true,
+            rename: None,
         })
     }
 

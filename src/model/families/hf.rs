@@ -320,6 +320,9 @@ pub struct HfLayout {
     pub prefix: &'static str,
     /// Whether every norm weight is stored as `weight - 1`.
     pub norms_minus_one: bool,
+    /// A family's own spelling of a block part that prefix renames cannot say (Mixtral's
+    /// `experts.{j}.w1`), tried first on the part after `layers.{i}.`.
+    pub rename: Option<fn(&str) -> Option<String>>,
 }
 
 /// The renames of the Llama layout: `input_layernorm`, `post_attention_layernorm` (the
@@ -337,6 +340,7 @@ impl HfLayout {
         renames: LLAMA_RENAMES,
         prefix: "model.",
         norms_minus_one: false,
+        rename: None,
     };
 
     fn is_norm(name: &str) -> bool {
@@ -353,11 +357,13 @@ impl TensorLayout for HfLayout {
             return format!("{}{name}", self.prefix);
         };
         let (index, inner) = rest.split_once('.').unwrap_or((rest, ""));
-        let inner = self
-            .renames
-            .iter()
-            .find_map(|(ours, theirs)| inner.strip_prefix(ours).map(|r| format!("{theirs}{r}")))
-            .unwrap_or_else(|| inner.to_string());
+        let own = self.rename.and_then(|rename| rename(inner));
+        let inner = own.unwrap_or_else(|| {
+            self.renames
+                .iter()
+                .find_map(|(ours, theirs)| inner.strip_prefix(ours).map(|r| format!("{theirs}{r}")))
+                .unwrap_or_else(|| inner.to_string())
+        });
         format!("{}layers.{index}.{inner}", self.prefix)
     }
 

@@ -50,7 +50,11 @@ impl Family for Llama {
         Ok(config)
     }
 
+    /// A `llama` file with experts is Mixtral (`convert_hf_to_gguf.py` writes it so).
     fn gguf_config(&self, meta: &GgufMeta) -> Result<serde_json::Value> {
+        if meta.int_or("expert_count", 0) > 0 {
+            return super::mixtral::Mixtral.gguf_config(meta);
+        }
         let mut json = meta.decoder_json(meta.arch)?;
         if let Ok(head_dim) = meta.int("attention.key_length") {
             json["head_dim"] = head_dim.into();

@@ -9,8 +9,10 @@ pub mod gemma3;
 pub mod gguf;
 pub mod hf;
 pub mod llama;
+pub mod mixtral;
 pub mod qwen2;
 pub mod qwen3;
+pub mod qwen3_moe;
 pub mod smollm3;
 
 use crate::error::{Error, Result};
@@ -61,6 +63,8 @@ pub const FAMILIES: &[&dyn Family] = &[
     &deepseek::DeepSeek,
     &gemma3::Gemma3,
     &smollm3::SmolLm3,
+    &qwen3_moe::Qwen3Moe,
+    &mixtral::Mixtral,
 ];
 
 /// The family whose `config.json` says `model_type`.
