@@ -31,8 +31,8 @@ import shutil
 import torch
 from safetensors.torch import save_file
 from transformers import (AutoModelForCausalLM, DeepseekV2Config, DeepseekV3Config, Gemma3TextConfig, LlamaConfig,
-                          MistralConfig, MixtralConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen3Config,
-                          Qwen3MoeConfig, SmolLM3Config)
+                          MistralConfig, MixtralConfig, Phi3Config, PreTrainedTokenizerFast, Qwen2Config,
+                          Qwen3Config, Qwen3MoeConfig, SmolLM3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "tests", "fixtures", "hf-dense")
@@ -148,6 +148,23 @@ FIXTURES = {
                                               num_key_value_heads=2, head_dim=8, num_experts=5, num_experts_per_tok=2,
                                               norm_topk_prob=True, tie_word_embeddings=False,
                                               max_position_embeddings=256)),
+    # Phi-4-mini's shape of Phi-3: RoPE over three quarters of each head (3 of 4 pairs), LongRoPE
+    # past an original context of 16 (the 40-token golden runs on the long factors; greedy decoding
+    # from an 8-token prompt on the short ones, then the long), a window of 9, tied.
+    "phi4-mini-longrope": (Phi3Config, dict(vocab_size=79, hidden_size=32, intermediate_size=40, num_hidden_layers=2,
+                                            num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                                            max_position_embeddings=64, original_max_position_embeddings=16,
+                                            sliding_window=9, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                            rope_parameters=dict(rope_type="longrope", rope_theta=10000.0,
+                                                                 partial_rotary_factor=0.75,
+                                                                 short_factor=[1.0, 1.3, 2.1],
+                                                                 long_factor=[1.1, 3.7, 9.5]))),
+    # Qwen3 past its native context: YaRN with factor 4 over an original context of 16.
+    "qwen3-yarn": (Qwen3Config, dict(vocab_size=83, hidden_size=32, intermediate_size=40, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                                     tie_word_embeddings=True, max_position_embeddings=64,
+                                     rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
+                                                          original_max_position_embeddings=16))),
     # Mixtral: top-2 of 8 experts in every layer, normalised, GQA.
     "mixtral-top2": (MixtralConfig, dict(vocab_size=71, hidden_size=32, intermediate_size=20, num_hidden_layers=2,
                                          num_attention_heads=4, num_key_value_heads=2, num_local_experts=8,

@@ -22,8 +22,9 @@ use std::process::Command;
 /// bias, two shared experts; and unnormalised weights, one group, no q_lora), Gemma 3 (a window
 /// of 5 over 40 tokens, a full layer between sliding ones with its own linear RoPE, four norms
 /// a block, a scaled tied embedding), SmolLM3 (NoPE layers), Qwen3-MoE (mixtures in the layers
-/// decoder_sparse_step and mlp_only_layers leave, unnormalised top-3 of 6) and Mixtral (top-2 of
-/// 8 in every layer).
+/// decoder_sparse_step and mlp_only_layers leave, unnormalised top-3 of 6), Mixtral (top-2 of 8
+/// in every layer), Phi-4-mini's Phi-3 (fused q/k/v and gate/up, partial rotary, LongRoPE past
+/// its original context, a window) and Qwen3 with YaRN past its native context.
 const FIXTURES: &[&str] = &[
     "llama-gqa3",
     "llama3-mqa-bf16",
@@ -40,6 +41,8 @@ const FIXTURES: &[&str] = &[
     "qwen3-moe-sparse-step",
     "qwen3-moe-normed",
     "mixtral-top2",
+    "phi4-mini-longrope",
+    "qwen3-yarn",
 ];
 
 fn dir(name: &str) -> PathBuf {

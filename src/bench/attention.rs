@@ -137,6 +137,7 @@ pub(crate) fn mha_config(d: usize, heads: usize, max_context: usize) -> ModelCon
             qk_norm: false,
             sliding_window: Vec::new(),
             scale: None,
+            rope_dim: None,
         },
         post_norms: false,
         embed_scale: None,

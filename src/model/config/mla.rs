@@ -1,45 +1,9 @@
 //! The shape of DeepSeek's Multi-head Latent Attention: its ranks and per-head widths, the
 //! YaRN scaling of its RoPE, and the frequencies and softmax scale they give.
 
+use super::rope::{yarn_mscale, Yarn};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-
-/// YaRN RoPE scaling (`rope_type: yarn`).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Yarn {
-    /// Context extension factor.
-    pub factor: f64,
-    /// Context length of pre-training.
-    pub original_max_position_embeddings: usize,
-    /// Rotations at which extrapolation stops.
-    #[serde(default = "default_beta_fast")]
-    pub beta_fast: f64,
-    /// Rotations at which interpolation starts.
-    #[serde(default = "default_beta_slow")]
-    pub beta_slow: f64,
-    /// Magnitude scale numerator (0 = none).
-    #[serde(default)]
-    pub mscale: f64,
-    /// Magnitude scale denominator, and the softmax-scale correction (0 = none).
-    #[serde(default)]
-    pub mscale_all_dim: f64,
-}
-
-fn default_beta_fast() -> f64 {
-    32.0
-}
-fn default_beta_slow() -> f64 {
-    1.0
-}
-
-/// YaRN's magnitude factor `0.1·m·ln(s) + 1` (1 when `s <= 1`).
-fn yarn_mscale(scale: f64, m: f64) -> f64 {
-    if scale <= 1.0 {
-        1.0
-    } else {
-        0.1 * m * scale.ln() + 1.0
-    }
-}
 
 /// The sizes and RoPE settings of one MLA layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,40 +55,7 @@ impl MlaShape {
 
     /// RoPE inverse frequencies (fp32, as HF computes them) and the cos/sin magnitude factor.
     pub fn inv_freq(&self) -> (Vec<f32>, f32) {
-        let dim = self.qk_rope_head_dim;
-        let base = self.rope_base as f32;
-        let pos_freqs: Vec<f32> = (0..dim / 2)
-            .map(|i| ((base as f64).powf(((2 * i) as f32 / dim as f32) as f64)) as f32)
-            .collect();
-        let Some(y) = &self.yarn else {
-            return (pos_freqs.iter().map(|p| 1.0 / p).collect(), 1.0);
-        };
-        let correction = |rot: f64| {
-            dim as f64
-                * (y.original_max_position_embeddings as f64 / (rot * 2.0 * std::f64::consts::PI))
-                    .ln()
-                / (2.0 * (self.rope_base).ln())
-        };
-        let low = correction(y.beta_fast).floor().max(0.0);
-        let high = correction(y.beta_slow).ceil().min(dim as f64 - 1.0);
-        let high = if low == high { high + 0.001 } else { high };
-        let factor = y.factor as f32;
-        let inv: Vec<f32> = pos_freqs
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| {
-                let ramp = (((i as f32) - low as f32) / (high - low) as f32).clamp(0.0, 1.0);
-                let extrapolation = 1.0 - ramp;
-                let (inter, extra) = (1.0 / (factor * p), 1.0 / p);
-                inter * (1.0 - extrapolation) + extra * extrapolation
-            })
-            .collect();
-        let attention_factor = if y.mscale != 0.0 && y.mscale_all_dim != 0.0 {
-            yarn_mscale(y.factor, y.mscale) / yarn_mscale(y.factor, y.mscale_all_dim)
-        } else {
-            yarn_mscale(y.factor, 1.0)
-        };
-        (inv, attention_factor as f32)
+        super::rope::yarn_inv_freq(self.qk_rope_head_dim, self.rope_base, self.yarn.as_ref())
     }
 
     /// Reads the MLA fields of a Hugging Face DeepseekV2/V3 `config.json` (RoPE settings from

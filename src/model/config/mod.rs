@@ -1,9 +1,11 @@
 //! Model configuration (`config.json` of a model directory), with validation that names the field.
 
 pub mod mla;
+pub mod rope;
+
+pub use rope::{RopeConfig, RopeScaling};
 
 use crate::error::{Error, Result};
-use crate::ops::RopeMode;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -29,97 +31,6 @@ pub enum NormKind {
     Rmsnorm,
     /// LayerNorm with a weight and a bias.
     Layernorm,
-}
-
-/// RoPE settings of the token-side attention.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RopeConfig {
-    /// Frequency base (10000 in most models).
-    #[serde(default = "default_rope_base")]
-    pub base: f32,
-    /// Pair convention.
-    #[serde(default = "default_rope_mode")]
-    pub mode: RopeMode,
-    /// Frequency scaling for contexts past the trained one, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scaling: Option<RopeScaling>,
-}
-
-/// RoPE frequency scaling (Hugging Face `rope_type`), applied to the inverse frequencies exactly
-/// as transformers computes them in fp32.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RopeScaling {
-    /// Position interpolation: every frequency divided by `factor`.
-    Linear {
-        /// Divisor of every frequency.
-        factor: f32,
-    },
-    /// Llama 3.1: low frequencies divided by `factor`, high ones kept, a smooth blend between.
-    Llama3 {
-        /// Divisor of the low frequencies.
-        factor: f32,
-        /// Wavelengths above `original_max_position_embeddings / low_freq_factor` are scaled.
-        low_freq_factor: f32,
-        /// Wavelengths below `original_max_position_embeddings / high_freq_factor` are kept.
-        high_freq_factor: f32,
-        /// The context the model was pretrained with.
-        original_max_position_embeddings: usize,
-    },
-}
-
-impl RopeConfig {
-    /// The inverse frequencies of `rot_dim` rotated values, scaled as configured (fp32, in
-    /// transformers' order of operations).
-    pub fn inv_freq(&self, rot_dim: usize) -> Vec<f32> {
-        let plain = crate::ops::rope::inv_freq(rot_dim, self.base);
-        match self.scaling {
-            None => plain,
-            Some(RopeScaling::Linear { factor }) => plain.iter().map(|f| f / factor).collect(),
-            Some(RopeScaling::Llama3 {
-                factor,
-                low_freq_factor,
-                high_freq_factor,
-                original_max_position_embeddings,
-            }) => {
-                let old = original_max_position_embeddings as f32;
-                let (low_wavelen, high_wavelen) = (old / low_freq_factor, old / high_freq_factor);
-                plain
-                    .iter()
-                    .map(|&f| {
-                        let wavelen = 2.0 * std::f32::consts::PI / f;
-                        if wavelen < high_wavelen {
-                            f
-                        } else if wavelen > low_wavelen {
-                            f / factor
-                        } else {
-                            let smooth = (old / wavelen - low_freq_factor)
-                                / (high_freq_factor - low_freq_factor);
-                            (1.0 - smooth) * f / factor + smooth * f
-                        }
-                    })
-                    .collect()
-            }
-        }
-    }
-}
-
-fn default_rope_base() -> f32 {
-    10000.0
-}
-fn default_rope_mode() -> RopeMode {
-    RopeMode::HalfSplit
-}
-
-impl Default for RopeConfig {
-    fn default() -> Self {
-        RopeConfig {
-            base: default_rope_base(),
-            mode: default_rope_mode(),
-            scaling: None,
-        }
-    }
 }
 
 /// Which attention every layer uses.
@@ -149,6 +60,10 @@ pub enum AttentionConfig {
         /// `query_pre_attn_scalar^-1/2`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scale: Option<f32>,
+        /// Rotated values at the start of each head, where not the whole head
+        /// (`partial_rotary_factor`: Phi-4-mini rotates three quarters).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rope_dim: Option<usize>,
     },
     /// Causal three-phase latent attention (docs/latent-attention.md): `latents` learnable
     /// latents gather from past chunks of `chunk` tokens, talk to each other (`synthesis`), and
@@ -184,7 +99,7 @@ pub enum AttentionConfig {
         norm_eps: f32,
         /// YaRN scaling, if any.
         #[serde(default)]
-        yarn: Option<crate::model::config::mla::Yarn>,
+        yarn: Option<rope::Yarn>,
     },
 }
 
@@ -394,9 +309,13 @@ impl ModelConfig {
         }
     }
 
-    /// Rotated values per head: the whole head for MHA, `rope_dim` for latent attention.
+    /// Rotated values per head: the whole head for MHA unless it says, `rope_dim` for latent
+    /// attention.
     pub fn rope_dim(&self) -> usize {
         match &self.attention {
+            AttentionConfig::Mha {
+                rope_dim: Some(r), ..
+            } => *r,
             AttentionConfig::Latent { rope_dim, .. } => {
                 rope_dim.unwrap_or(self.head_dim() / 2 / 2 * 2)
             }
@@ -583,6 +502,14 @@ impl ModelConfig {
                         self.head_dim(),
                     ));
                 }
+                let r = self.rope_dim();
+                if r == 0 || r % 2 != 0 || r > self.head_dim() {
+                    return Err(invalid(
+                        "attention.rope_dim",
+                        format!("an even number in 2..={}", self.head_dim()),
+                        r,
+                    ));
+                }
             }
             AttentionConfig::Latent {
                 latents,
@@ -615,54 +542,25 @@ impl ModelConfig {
         }
         for rope in std::iter::once(&self.rope).chain(&self.rope_sliding) {
             rope.validate()?;
-        }
-        Ok(())
-    }
-}
-
-impl RopeConfig {
-    /// Checks the base and the scaling; the error names the first bad field.
-    pub fn validate(&self) -> Result<()> {
-        if !(self.base > 1.0 && self.base.is_finite()) {
-            return Err(invalid("rope.base", "a finite number > 1", self.base));
-        }
-        match self.scaling {
-            Some(RopeScaling::Linear { factor }) if !(factor >= 1.0 && factor.is_finite()) => {
-                return Err(invalid(
-                    "rope.scaling.factor",
-                    "a finite number >= 1",
-                    factor,
-                ));
-            }
-            Some(RopeScaling::Llama3 {
-                factor,
-                low_freq_factor,
-                high_freq_factor,
-                original_max_position_embeddings,
-            }) => {
-                if !(factor >= 1.0 && factor.is_finite()) {
-                    return Err(invalid(
-                        "rope.scaling.factor",
-                        "a finite number >= 1",
-                        factor,
-                    ));
-                }
-                if !(low_freq_factor > 0.0 && high_freq_factor > low_freq_factor) {
-                    return Err(invalid(
-                        "rope.scaling.high_freq_factor",
-                        format!("> low_freq_factor ({low_freq_factor}) > 0"),
-                        high_freq_factor,
-                    ));
-                }
-                if original_max_position_embeddings == 0 {
-                    return Err(invalid(
-                        "rope.scaling.original_max_position_embeddings",
-                        "a positive integer",
-                        0,
-                    ));
+            if let Some(RopeScaling::LongRope {
+                short_factor,
+                long_factor,
+                ..
+            }) = &rope.scaling
+            {
+                let half = self.rope_dim() / 2;
+                for (field, factors) in
+                    [("short_factor", short_factor), ("long_factor", long_factor)]
+                {
+                    if factors.len() != half {
+                        return Err(invalid(
+                            &format!("rope.scaling.{field}"),
+                            format!("one factor per rotated pair ({half})"),
+                            format!("{} factors", factors.len()),
+                        ));
+                    }
                 }
             }
-            _ => {}
         }
         Ok(())
     }

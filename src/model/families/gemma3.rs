@@ -102,6 +102,7 @@ impl Family for Gemma3 {
             qk_norm: true,
             sliding_window: sliding.iter().map(|&s| s.then_some(window)).collect(),
             scale: Some((f.f64_or("query_pre_attn_scalar", 256.0)?).powf(-0.5) as f32),
+            rope_dim: None,
         };
         let mut config = decoder(f, ffn, attention)?;
         // Gemma's head_dim is its own (256 at every size), not hidden / heads.
@@ -259,7 +260,7 @@ fn ropes(
                         sub,
                     ));
                 }
-                rope_params(&Fields(sub), &format!("rope_parameters.{kind}"), base)
+                rope_params(&Fields(sub), &format!("rope_parameters.{kind}"), base, f)
             };
             Ok((
                 of("full_attention", GLOBAL_BASE)?,
@@ -274,11 +275,13 @@ fn ropes(
                 &Fields(scaling),
                 "rope_scaling",
                 f.f64_or("rope_theta", GLOBAL_BASE)?,
+                f,
             )?;
             let local = rope_params(
                 &Fields(&Value::Null),
                 "rope_local_base_freq",
                 f.f64_or("rope_local_base_freq", LOCAL_BASE)?,
+                f,
             )?;
             Ok((global, local))
         }

@@ -3,6 +3,7 @@
 //! activation; and the checkpoints' tensor names.
 
 use crate::error::Result;
+use crate::model::config::rope::Yarn;
 use crate::model::config::{
     AttentionConfig, FfnKind, ModelConfig, NormKind, RopeConfig, RopeScaling,
 };
@@ -12,7 +13,7 @@ use crate::ops::RopeMode;
 use serde_json::Value;
 
 /// The RoPE types this loader runs (`rope_type` in `rope_parameters` or `rope_scaling`).
-pub const ROPE_TYPES: &[&str] = &["default", "linear", "llama3"];
+pub const ROPE_TYPES: &[&str] = &["default", "linear", "llama3", "yarn", "longrope"];
 
 /// The `hidden_act` values this loader runs.
 pub const ACTIVATIONS: &[&str] = &[
@@ -76,30 +77,47 @@ pub fn rope(f: &Fields) -> Result<RopeConfig> {
             ));
         }
     }
-    let partial = f.f64_or("partial_rotary_factor", 1.0)?;
-    if partial != 1.0 {
+    let theta = f.f64_or("rope_theta", 10000.0)?;
+    rope_params(&Fields(params.unwrap_or(&Value::Null)), field, theta, f)
+}
+
+/// The rotated values of a head of `head_dim`: `int(head_dim · partial_rotary_factor)` as
+/// transformers computes it, the factor from `rope_parameters` or the config (1 where neither
+/// gives one).
+pub fn rotary_dim(f: &Fields, head_dim: usize) -> Result<usize> {
+    let params = f.get("rope_parameters").filter(|p| p.is_object());
+    let inner = params
+        .map(Fields)
+        .map(|p| p.f64_or("partial_rotary_factor", f64::NAN));
+    let factor = match inner.transpose()?.filter(|v| !v.is_nan()) {
+        Some(v) => v,
+        None => f.f64_or("partial_rotary_factor", 1.0)?,
+    };
+    if !(factor > 0.0 && factor <= 1.0) {
         return Err(invalid(
             "partial_rotary_factor",
-            "1 (RoPE over the whole head; partial rotation is not supported)",
-            partial,
+            "a number in (0, 1]",
+            factor,
         ));
     }
-    let theta = f.f64_or("rope_theta", 10000.0)?;
-    rope_params(&Fields(params.unwrap_or(&Value::Null)), field, theta)
+    Ok((head_dim as f64 * factor) as usize)
 }
 
 /// The RoPE of one `rope_parameters` object `p` (named `field` in errors), its base
-/// `default_theta` where it gives none.
-pub fn rope_params(p: &Fields, field: &str, default_theta: f64) -> Result<RopeConfig> {
+/// `default_theta` where it gives none; `top` is the whole config (`max_position_embeddings`,
+/// and Phi-3's `original_max_position_embeddings` beside `rope_scaling`).
+pub fn rope_params(
+    p: &Fields,
+    field: &str,
+    default_theta: f64,
+    top: &Fields,
+) -> Result<RopeConfig> {
     let theta = p.f64_or("rope_theta", default_theta)?;
-    let partial = p.f64_or("partial_rotary_factor", 1.0)?;
-    if partial != 1.0 {
-        return Err(invalid(
-            "partial_rotary_factor",
-            "1 (RoPE over the whole head; partial rotation is not supported)",
-            partial,
-        ));
-    }
+    // The pretrained context: in the RoPE parameters, else beside them (Phi-3).
+    let original = || match p.get("original_max_position_embeddings") {
+        Some(_) => p.usize("original_max_position_embeddings"),
+        None => top.usize("original_max_position_embeddings"),
+    };
     let kind = match p.get("rope_type") {
         Some(_) => p.str_or("rope_type", "default")?,
         None => p.str_or("type", "default")?,
@@ -124,6 +142,71 @@ pub fn rope_params(p: &Fields, field: &str, default_theta: f64) -> Result<RopeCo
             high_freq_factor: p.f64_or("high_freq_factor", 4.0)? as f32,
             original_max_position_embeddings: p.usize("original_max_position_embeddings")?,
         }),
+        "yarn" => {
+            if !p.bool_or("truncate", true)? {
+                return Err(invalid(
+                    &format!("{field}.truncate"),
+                    "true or absent (YaRN's correction range rounded out)",
+                    false,
+                ));
+            }
+            let original = original()?;
+            // transformers: the factor from the contexts' ratio where none is given.
+            let factor = match p.get("factor") {
+                Some(_) => factor()? as f64,
+                None => top.usize("max_position_embeddings")? as f64 / original as f64,
+            };
+            let attention_factor = match p.get("attention_factor") {
+                Some(_) => Some(p.f64_or("attention_factor", 1.0)?),
+                None => None,
+            };
+            Some(RopeScaling::Yarn(Yarn {
+                factor,
+                original_max_position_embeddings: original,
+                // transformers: `get("beta_fast") or 32`, so 0 and null are the default too.
+                beta_fast: Some(p.f64_or("beta_fast", 32.0)?)
+                    .filter(|&b| b != 0.0)
+                    .unwrap_or(32.0),
+                beta_slow: Some(p.f64_or("beta_slow", 1.0)?)
+                    .filter(|&b| b != 0.0)
+                    .unwrap_or(1.0),
+                mscale: p.f64_or("mscale", 0.0)?,
+                mscale_all_dim: p.f64_or("mscale_all_dim", 0.0)?,
+                attention_factor,
+            }))
+        }
+        "longrope" | "su" => {
+            let original = original()?;
+            let factors = |name: &str| -> Result<Vec<f32>> {
+                let v = p.get(name).ok_or_else(|| {
+                    invalid(
+                        &format!("{field}.{name}"),
+                        "a list of numbers",
+                        "nothing (missing)",
+                    )
+                })?;
+                v.as_array()
+                    .and_then(|a| a.iter().map(|x| x.as_f64().map(|x| x as f32)).collect())
+                    .ok_or_else(|| invalid(&format!("{field}.{name}"), "a list of numbers", v))
+            };
+            // transformers: the factor from the contexts' ratio where none is given, and the
+            // attention factor from it.
+            let factor = match p.get("factor") {
+                Some(_) => factor()? as f64,
+                None => top.usize("max_position_embeddings")? as f64 / original as f64,
+            };
+            let attention_factor = match p.get("attention_factor") {
+                Some(_) => p.f64_or("attention_factor", 1.0)?,
+                None if factor <= 1.0 => 1.0,
+                None => (1.0 + factor.ln() / (original as f64).ln()).sqrt(),
+            };
+            Some(RopeScaling::LongRope {
+                short_factor: factors("short_factor")?,
+                long_factor: factors("long_factor")?,
+                original_max_position_embeddings: original,
+                attention_factor: attention_factor as f32,
+            })
+        }
         other => {
             return Err(invalid(
                 &format!("{field}.rope_type"),
@@ -274,6 +357,11 @@ pub fn decoder(f: &Fields, ffn_kind: FfnKind, attention: AttentionConfig) -> Res
         );
     }
     let norm_eps = f.f64_or("rms_norm_eps", 1e-6)? as f32;
+    let mut attention = attention;
+    if let AttentionConfig::Mha { rope_dim, .. } = &mut attention {
+        let whole = head_dim.unwrap_or(d / heads);
+        *rope_dim = Some(rotary_dim(f, whole)?).filter(|&r| r != whole);
+    }
     Ok(ModelConfig {
         vocab_size: f.usize("vocab_size")?,
         d_model: d,
@@ -305,6 +393,7 @@ pub fn mha(f: &Fields) -> Result<AttentionConfig> {
         qk_norm: false,
         sliding_window: Vec::new(),
         scale: None,
+        rope_dim: None,
     })
 }
 

@@ -38,6 +38,7 @@ impl Family for Mixtral {
             // Mistral's window, in every layer where the config sets one.
             sliding_window: sliding_windows(f, "mistral", layers)?,
             scale: None,
+            rope_dim: None,
         };
         let mut config = decoder(f, ffn, attention)?;
         config.rope = rope(f)?;

@@ -10,6 +10,7 @@ pub mod gguf;
 pub mod hf;
 pub mod llama;
 pub mod mixtral;
+pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
 pub mod qwen3_moe;
@@ -65,6 +66,7 @@ pub const FAMILIES: &[&dyn Family] = &[
     &smollm3::SmolLm3,
     &qwen3_moe::Qwen3Moe,
     &mixtral::Mixtral,
+    &phi3::Phi3,
 ];
 
 /// The family whose `config.json` says `model_type`.

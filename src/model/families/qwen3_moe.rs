@@ -36,6 +36,7 @@ impl Family for Qwen3Moe {
             qk_norm: true,
             sliding_window: sliding_windows(f, model_type, layers)?,
             scale: None,
+            rope_dim: None,
         };
         let mut config = decoder(f, ffn, attention)?;
         config.rope = rope(f)?;

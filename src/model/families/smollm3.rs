@@ -39,6 +39,7 @@ impl Family for SmolLm3 {
             qk_norm: false,
             sliding_window: sliding_windows(f, model_type, layers)?,
             scale: None,
+            rope_dim: None,
         };
         let mut config = decoder(f, ffn, attention)?;
         config.rope = rope(f)?;

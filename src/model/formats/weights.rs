@@ -633,8 +633,8 @@ impl WeightFile {
     }
 
     /// As [`WeightFile::read_tensor`], only rows `rows` of it (outermost dimension) when given:
-    /// just their bytes are read.
-    fn read_rows(
+    /// just their bytes are read (a family takes one matrix of a fused stack so).
+    pub fn read_rows(
         &mut self,
         name: &str,
         shape: &[usize],

@@ -181,8 +181,11 @@ pub struct Model {
 
 /// The RoPE tables of a model's layers.
 struct Ropes {
-    /// `rope`'s.
+    /// `rope`'s (LongRoPE's short frequencies).
     global: RopeTable,
+    /// LongRoPE's long frequencies, for a forward pass that ends past the original context
+    /// (the second value).
+    long: Option<(RopeTable, usize)>,
     /// `rope_sliding`'s, when the config has it.
     sliding: Option<RopeTable>,
     /// Zero frequencies (cos 1, sin 0: a rotation that leaves every value as it is), for NoPE
@@ -191,9 +194,13 @@ struct Ropes {
 }
 
 impl Ropes {
-    fn pick(&self, which: LayerRope) -> &RopeTable {
+    /// The table of a layer of `which` kind in a forward pass whose last position is `end - 1`.
+    fn pick(&self, which: LayerRope, end: usize) -> &RopeTable {
         match which {
-            LayerRope::Global => &self.global,
+            LayerRope::Global => match &self.long {
+                Some((long, original)) if end > *original => long,
+                _ => &self.global,
+            },
             LayerRope::Sliding => self.sliding.as_ref().unwrap_or(&self.global),
             LayerRope::None => self.none.as_ref().unwrap_or(&self.global),
         }
@@ -446,13 +453,19 @@ impl Model {
         } else {
             load_matrix(ctx, file, "lm_head.weight", &[v, d])?
         };
-        let table = |rope: &crate::model::config::RopeConfig| {
-            RopeTable::from_inv_freq(ctx, &rope.inv_freq(cfg.rope_dim()), cfg.max_context, 1.0)
+        let table = |rope: &crate::model::config::RopeConfig, inv_freq: &[f32]| {
+            RopeTable::from_inv_freq(ctx, inv_freq, cfg.max_context, rope.attention_factor())
         };
+        let plain =
+            |rope: &crate::model::config::RopeConfig| table(rope, &rope.inv_freq(cfg.rope_dim()));
         let any_nope = (0..cfg.n_layers).any(|i| cfg.layer_rope(i) == LayerRope::None);
         let ropes = Ropes {
-            global: table(&cfg.rope)?,
-            sliding: cfg.rope_sliding.as_ref().map(table).transpose()?,
+            global: plain(&cfg.rope)?,
+            long: match cfg.rope.long_inv_freq(cfg.rope_dim()) {
+                Some((inv_freq, original)) => Some((table(&cfg.rope, &inv_freq)?, original)),
+                None => None,
+            },
+            sliding: cfg.rope_sliding.as_ref().map(plain).transpose()?,
             none: match any_nope {
                 true => Some(RopeTable::from_inv_freq(
                     ctx,
@@ -518,6 +531,12 @@ impl Model {
     /// formats: the LM head's).
     pub fn weight_format(&self) -> WeightFormat {
         self.weights
+    }
+
+    /// LongRoPE's original context, past which a forward pass rotates with the long factors
+    /// (`None` without LongRoPE): a decoder runs the sequence again when it first passes it.
+    pub fn long_rope_context(&self) -> Option<usize> {
+        self.ropes.long.as_ref().map(|(_, original)| *original)
     }
 
     /// An empty decode state for up to `max_context` tokens.
@@ -643,7 +662,7 @@ impl Model {
         let mut state = (x, h);
         for (i, (block, layer_cache)) in self.blocks.iter().zip(&cache.layers).enumerate() {
             let next_norm = self.blocks.get(i + 1).map_or(&self.norm, |b| &b.attn_norm);
-            let rope = (self.ropes.pick(block.rope), mode);
+            let rope = (self.ropes.pick(block.rope, pos + n), mode);
             state = block.forward(b, state, (layer_cache, pos), rope, next_norm)?;
             outputs.push(state.0.clone());
         }

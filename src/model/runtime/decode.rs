@@ -116,9 +116,21 @@ impl<'a> Decoder<'a> {
     /// batch's uniform ring (whose overflow would allocate) run out first. Returns them in
     /// order. `cache().len` advances once the batch has run.
     pub async fn decode(&mut self, n: usize) -> Result<Vec<u32>> {
-        let n = n.min(self.room()).min(CHOSEN_SLOTS);
+        let mut n = n.min(self.room()).min(CHOSEN_SLOTS);
         if n == 0 {
             return Ok(Vec::new());
+        }
+        // LongRoPE: the keys cached so far were rotated with the short factors. At the first
+        // position past the original context, transformers' Phi-3 drops its cache and runs the
+        // whole sequence again on the long ones; so does this (the batch ends before it).
+        if let Some(original) = self.model.long_rope_context() {
+            let len = self.cache.len;
+            if len == original {
+                return self.recompute().await.map(|t| vec![t]);
+            }
+            if len < original {
+                n = n.min(original - len);
+            }
         }
         let vocab = self.model.config.vocab_size;
         let start = Instant::now();
@@ -142,6 +154,29 @@ impl<'a> Decoder<'a> {
         self.cache.len += steps;
         self.check_chosen(&tokens).await?;
         Ok(tokens)
+    }
+
+    /// Runs every token so far through the model again into an emptied cache (one batch) and
+    /// returns the next token chosen: LongRoPE's switch to its long factors.
+    async fn recompute(&mut self) -> Result<u32> {
+        let vocab = self.model.config.vocab_size;
+        let tokens = self.history.clone();
+        self.cache.len = 0;
+        let mut b = Batch::new(self.ctx);
+        let (logits, _) = self
+            .model
+            .record_forward(&mut b, &tokens, &self.cache, Logits::Last)?;
+        ops::sample(
+            &mut b,
+            &logits,
+            &self.state,
+            0,
+            self.sampler.next_params(vocab),
+        )?;
+        let token = b.read_u32_async(&[&self.state.token]).await?[0][0];
+        self.cache.len = tokens.len();
+        self.check_chosen(&[token]).await?;
+        Ok(token)
     }
 
     /// Adds `tokens` (chosen after the history) to the history; the sampler's mark for scores
