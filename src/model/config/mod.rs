@@ -503,7 +503,7 @@ impl ModelConfig {
                     ));
                 }
                 let r = self.rope_dim();
-                if r == 0 || r % 2 != 0 || r > self.head_dim() {
+                if r == 0 || !r.is_multiple_of(2) || r > self.head_dim() {
                     return Err(invalid(
                         "attention.rope_dim",
                         format!("an even number in 2..={}", self.head_dim()),
@@ -524,7 +524,7 @@ impl ModelConfig {
                     return Err(invalid("attention.chunk", "a positive integer", chunk));
                 }
                 let r = rope_dim.unwrap_or(self.head_dim() / 2 / 2 * 2);
-                if r == 0 || r % 2 != 0 || r > self.head_dim() {
+                if r == 0 || !r.is_multiple_of(2) || r > self.head_dim() {
                     return Err(invalid(
                         "attention.rope_dim",
                         format!("an even number in 2..={}", self.head_dim()),
