@@ -95,7 +95,7 @@ fn rmsnorm<R: Fn(f64) -> f64>(x: &[f64], w: &[f32], eps: f64, round: &R) -> Vec<
 
 /// Half-split RoPE of `x` `[n, heads, head_dim]` at positions `0..n`, angles in fp32 as PyTorch.
 fn rope<R: Fn(f64) -> f64>(x: &mut [f64], heads: usize, dh: usize, base: f32, round: &R) {
-    let inv = crate::ops::rope::inv_freq(dh, base);
+    let inv = super::rope::plain_inv_freq(base as f64, dh);
     let half = dh / 2;
     for (r, row) in x.chunks_mut(dh).enumerate() {
         let pos = (r / heads) as f32;

@@ -38,16 +38,13 @@ fn rope(
     start: usize,
     rope: usize,
     groups_per_row: usize,
-    cos: &[f32],
-    sin: &[f32],
+    cos: &[f64],
+    sin: &[f64],
 ) {
     for (g, vals) in x.chunks_mut(width).enumerate() {
         let pos = g / groups_per_row;
         for i in 0..rope / 2 {
-            let (c, s) = (
-                cos[pos * rope / 2 + i] as f64,
-                sin[pos * rope / 2 + i] as f64,
-            );
+            let (c, s) = (cos[pos * rope / 2 + i], sin[pos * rope / 2 + i]);
             let (a, b) = (vals[start + 2 * i], vals[start + 2 * i + 1]);
             vals[start + 2 * i] = a * c - b * s;
             vals[start + 2 * i + 1] = a * s + b * c;
@@ -67,8 +64,18 @@ pub fn mla_naive(s: &MlaShape, w: &MlaWeights, x: &[f32], n: usize) -> Vec<f64> 
     );
     let qk = nope + rp;
     let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    let (inv_freq, mscale) = s.inv_freq();
-    let (cos, sin) = crate::ops::rope::rope_tables(&inv_freq, n, mscale);
+    // The reference's own frequencies from the shape's settings, as a `rope_parameters` object.
+    let params = match &s.yarn {
+        Some(y) => serde_json::json!({
+            "rope_type": "yarn", "rope_theta": s.rope_base, "factor": y.factor,
+            "original_max_position_embeddings": y.original_max_position_embeddings,
+            "beta_fast": y.beta_fast, "beta_slow": y.beta_slow, "mscale": y.mscale,
+            "mscale_all_dim": y.mscale_all_dim,
+        }),
+        None => serde_json::json!({"rope_type": "default", "rope_theta": s.rope_base}),
+    };
+    let (inv_freq, mscale) = super::rope::inv_freq(&params, &serde_json::Value::Null, rp);
+    let (cos, sin) = super::rope::tables(&inv_freq, n, mscale);
     let q_in = match w.q_a {
         Some((a, norm)) => rmsnorm(&linear(&x, a, d), norm, s.norm_eps),
         None => x.clone(),

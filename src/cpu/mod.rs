@@ -7,6 +7,7 @@ mod latent;
 mod llama;
 mod mla;
 mod moe;
+pub mod rope;
 
 pub use attention::{attention, attention_windowed};
 pub use basic::{embedding, gelu, gelu_tanh, layernorm, matmul, rmsnorm, rope, silu, softmax};
