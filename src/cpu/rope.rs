@@ -67,7 +67,7 @@ pub fn inv_freq(p: &Value, config: &Value, dim: usize) -> (Vec<f32>, f64) {
                     let smooth = r32(r32(r32(r32(1.0 / wavelen) * original) - low) / (high - low));
                     let smoothed =
                         r32(r32(r32(r32(1.0 - smooth) * scaled) / f) + r32(smooth * scaled));
-                    let medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+                    let medium = wavelen >= high_wavelen && wavelen <= low_wavelen;
                     if medium {
                         smoothed
                     } else {
