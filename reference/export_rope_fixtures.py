@@ -21,6 +21,9 @@ CASES = {
         rope_type="default", rope_theta=500000.0))),
     "linear": (LlamaConfig, dict(hidden_size=96, num_attention_heads=4, rope_parameters=dict(
         rope_type="linear", rope_theta=10000.0, factor=3.0))),
+    # Dynamic NTK: plain RoPE up to max_position_embeddings, all the context ever holds.
+    "dynamic": (LlamaConfig, dict(hidden_size=64, num_attention_heads=2, max_position_embeddings=2048,
+                                  rope_parameters=dict(rope_type="dynamic", rope_theta=10000.0, factor=4.0))),
     "llama3": (LlamaConfig, dict(hidden_size=128, num_attention_heads=2, max_position_embeddings=131072,
                                  rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0,
                                                       low_freq_factor=1.0, high_freq_factor=4.0,
@@ -78,6 +81,11 @@ def main():
             for kind in ["full_attention", "sliding_attention"]:
                 inv, factor = frequencies(config, kind)
                 entry[kind] = {"inv_freq": inv.float().tolist(), "attention_factor": float(factor)}
+        elif name == "dynamic":
+            # The frequencies of the longest sequence the context can hold.
+            inv, factor = frequencies(config, seq_len=config.max_position_embeddings)
+            entry["inv_freq"] = inv.float().tolist()
+            entry["attention_factor"] = float(factor)
         else:
             inv, factor = frequencies(config)
             entry["inv_freq"] = inv.float().tolist()

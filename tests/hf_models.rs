@@ -334,8 +334,9 @@ fn unsupported_families_and_options_are_errors_that_list_what_is_supported() {
         (
             "llama-gqa3",
             "rope_parameters",
-            serde_json::json!({"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0}),
-            &["rope_type", "dynamic", "default, linear, llama3"],
+            // Qwen2-VL's multimodal RoPE, which no family here runs.
+            serde_json::json!({"rope_type": "mrope", "mrope_section": [2, 1], "rope_theta": 10000.0}),
+            &["rope_type", "mrope", "default, linear, dynamic, llama3, yarn, longrope"],
         ),
         (
             "llama-gqa3",

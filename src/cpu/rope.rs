@@ -78,6 +78,8 @@ pub fn inv_freq(p: &Value, config: &Value, dim: usize) -> (Vec<f32>, f64) {
             (inv, 1.0)
         }
         "yarn" => yarn(p, base, dim, &pows, max_pos, original),
+        // Dynamic NTK at a sequence of at most max_position_embeddings: the base unchanged.
+        "dynamic" => (plain, 1.0),
         "longrope" => {
             let short = factors(p, "short_factor");
             let f = num(p, "factor").unwrap_or(max_pos / original);

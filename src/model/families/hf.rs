@@ -13,7 +13,7 @@ use crate::ops::RopeMode;
 use serde_json::Value;
 
 /// The RoPE types this loader runs (`rope_type` in `rope_parameters` or `rope_scaling`).
-pub const ROPE_TYPES: &[&str] = &["default", "linear", "llama3", "yarn", "longrope"];
+pub const ROPE_TYPES: &[&str] = &["default", "linear", "dynamic", "llama3", "yarn", "longrope"];
 
 /// The `hidden_act` values this loader runs.
 pub const ACTIVATIONS: &[&str] = &[
@@ -135,6 +135,16 @@ pub fn rope_params(
     };
     let scaling = match kind {
         "default" => None,
+        // Dynamic NTK scales the base only for a sequence past max_position_embeddings
+        // (transformers' `_compute_dynamic_ntk_parameters` with `seq_len` at most that is plain
+        // RoPE), and the context never holds more.
+        "dynamic" => {
+            let f = factor()?;
+            if !(f >= 1.0 && f.is_finite()) {
+                return Err(invalid(&format!("{field}.factor"), "a finite number >= 1", f));
+            }
+            None
+        }
         "linear" => Some(RopeScaling::Linear { factor: factor()? }),
         "llama3" => Some(RopeScaling::Llama3 {
             factor: factor()?,
