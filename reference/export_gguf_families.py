@@ -1,6 +1,6 @@
 """GGUF twins of the Hugging Face fixtures of the newer families, written by llama.cpp's own
-converter classes (`convert_hf_to_gguf.py`'s `Gemma3Model`, `SmolLM3Model`, `Qwen3MoeModel`, and
-`LlamaModel` for Mixtral): their tensor names, metadata keys and value changes (Gemma's norms
+converter classes (`convert_hf_to_gguf.py`'s `Gemma3Model`, `SmolLM3Model`, `Qwen3MoeModel`,
+`Phi3MiniModel`, and `LlamaModel` for Mixtral): their tensor names, metadata keys and value changes (Gemma's norms
 stored as 1 + weight, SmolLM3's and Mixtral's q and k rows permuted, routed experts stacked), in
 f32 so that each file holds its directory's values exactly.
 
@@ -27,6 +27,7 @@ FAMILIES = {
     "gemma3-window-full": ("conversion.gemma", "Gemma3Model"),
     "smollm3-nope": ("conversion.llama", "SmolLM3Model"),
     "qwen3-moe-normed": ("conversion.qwen", "Qwen3MoeModel"),
+    "phi4-mini-longrope": ("conversion.phi", "Phi3MiniModel"),
     # Mixtral is a Llama to the converter: its experts stacked, its q and k rows permuted.
     "mixtral-top2": ("conversion.llama", "LlamaModel"),
 }

@@ -14,12 +14,14 @@ use std::path::PathBuf;
 
 /// Gemma 3 (its norms stored as 1 + weight, post-norms, two RoPE bases and a window), SmolLM3
 /// (q/k rows permuted, NoPE every fourth layer), Qwen3-MoE (stacked experts, normalised as
-/// llama.cpp always does for qwen3moe) and Mixtral (a `llama` file with experts).
+/// llama.cpp always does for qwen3moe), Mixtral (a `llama` file with experts) and Phi-4-mini's
+/// Phi-3 (fused q/k/v and gate/up, partial rotary, LongRoPE's factors as tensors).
 const FAMILIES: &[&str] = &[
     "gemma3-window-full",
     "smollm3-nope",
     "qwen3-moe-normed",
     "mixtral-top2",
+    "phi4-mini-longrope",
 ];
 
 fn gguf(name: &str) -> PathBuf {

@@ -336,7 +336,11 @@ fn unsupported_families_and_options_are_errors_that_list_what_is_supported() {
             "rope_parameters",
             // Qwen2-VL's multimodal RoPE, which no family here runs.
             serde_json::json!({"rope_type": "mrope", "mrope_section": [2, 1], "rope_theta": 10000.0}),
-            &["rope_type", "mrope", "default, linear, dynamic, llama3, yarn, longrope"],
+            &[
+                "rope_type",
+                "mrope",
+                "default, linear, dynamic, llama3, yarn, longrope",
+            ],
         ),
         (
             "llama-gqa3",

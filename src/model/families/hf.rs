@@ -141,7 +141,11 @@ pub fn rope_params(
         "dynamic" => {
             let f = factor()?;
             if !(f >= 1.0 && f.is_finite()) {
-                return Err(invalid(&format!("{field}.factor"), "a finite number >= 1", f));
+                return Err(invalid(
+                    &format!("{field}.factor"),
+                    "a finite number >= 1",
+                    f,
+                ));
             }
             None
         }

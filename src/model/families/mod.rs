@@ -115,7 +115,15 @@ pub fn hf_config(json: &serde_json::Value, file: &mut WeightFile) -> Result<Mode
 /// The family of an opened GGUF `file`, its name in errors, and the Hugging Face config its
 /// metadata says (the vocabulary from `token_embd.weight`, the head tied when there is no
 /// `output.weight`).
-fn gguf_family(file: &WeightFile) -> Result<(&'static dyn Family, String, serde_json::Value)> {
+fn gguf_family(file: &mut WeightFile) -> Result<(&'static dyn Family, String, serde_json::Value)> {
+    // The per-frequency RoPE factors some converters write as tensors (Phi-3's LongRoPE).
+    let mut rope_factors = std::collections::BTreeMap::new();
+    for key in ["rope_factors_long.weight", "rope_factors_short.weight"] {
+        if let Some(shape) = file.shape_of(key).filter(|s| s.len() == 1) {
+            let values = file.read_tensor(key, &shape, None)?.into_f32();
+            rope_factors.insert(key.trim_end_matches(".weight").to_string(), values);
+        }
+    }
     let name = file
         .shard_names()
         .first()
@@ -159,6 +167,7 @@ fn gguf_family(file: &WeightFile) -> Result<(&'static dyn Family, String, serde_
         arch,
         meta,
         vocab,
+        rope_factors,
     };
     let mut json = family.gguf_config(&meta)?;
     json["tie_word_embeddings"] = (!file.holds("output.weight")).into();
@@ -179,13 +188,23 @@ pub fn gguf_config(file: &mut WeightFile) -> Result<ModelConfig> {
 /// ([`crate::model::formats::gguf::stop_token_ids`]) and its family's end-of-turn tokens, found
 /// by their text in its vocabulary.
 pub fn gguf_stop_tokens(file: &WeightFile) -> Result<Vec<u32>> {
-    let (family, ..) = gguf_family(file)?;
-    let meta = file.gguf_metadata().expect("a GGUF file");
+    let meta = file.gguf_metadata().ok_or_else(|| Error::Weights {
+        file: file.shard_names().join(", "),
+        what: "header".into(),
+        expected: "a GGUF file".into(),
+        found: "a safetensors file".into(),
+    })?;
+    let arch = meta
+        .get("general.architecture")
+        .and_then(crate::model::formats::gguf::Value::as_str);
+    let stop_texts = arch
+        .and_then(by_gguf_arch)
+        .map_or(&[][..], |f| f.stop_texts());
     let mut ids = crate::model::formats::gguf::stop_token_ids(meta);
     if let Some(crate::model::formats::gguf::Value::Array(tokens)) =
         meta.get("tokenizer.ggml.tokens")
     {
-        for text in family.stop_texts() {
+        for text in stop_texts {
             let found = tokens.iter().position(|t| t.as_str() == Some(text));
             if let Some(id) = found.and_then(|i| u32::try_from(i).ok()) {
                 if !ids.contains(&id) {

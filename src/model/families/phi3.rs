@@ -3,9 +3,11 @@
 //! `partial_rotary_factor` of each head (Phi-4-mini: three quarters), LongRoPE past the
 //! pretrained context (`longrope`: the short factors while a forward pass ends within
 //! `original_max_position_embeddings`, the long ones past it), and a sliding window in every
-//! layer where `sliding_window` is set.
+//! layer where `sliding_window` is set. GGUF `phi3` files keep the fused tensors (`attn_qkv`, and
+//! `ffn_up` holding gate then up), the rotated width as `rope.dimension_count`, and LongRoPE's
+//! factors as the tensors `rope_factors_long` and `rope_factors_short`.
 
-use super::gguf::GgufMeta;
+use super::gguf::{GgufLayout, GgufMeta};
 use super::hf::{activation, decoder, no_mlp_bias, rope, HfLayout};
 use super::Family;
 use crate::error::Result;
@@ -24,7 +26,7 @@ impl Family for Phi3 {
     }
 
     fn gguf_archs(&self) -> &'static [&'static str] {
-        &[]
+        &["phi3"]
     }
 
     fn config(&self, f: &Fields, _model_type: &str) -> Result<ModelConfig> {
@@ -56,32 +58,69 @@ impl Family for Phi3 {
         Ok(config)
     }
 
+    /// `convert_hf_to_gguf.py`'s keys: the rotated width (`rope.dimension_count`), the window
+    /// (0: none), LongRoPE's original context and attention factor, and its factors from the
+    /// file's `rope_factors_*` tensors.
     fn gguf_config(&self, meta: &GgufMeta) -> Result<serde_json::Value> {
-        Err(meta.bad(
-            "general.architecture",
-            "a GGUF family this project maps",
-            "phi3 (its Hugging Face directories load)".into(),
-        ))
+        let mut json = meta.decoder_json("phi3")?;
+        let (d, heads) = (
+            meta.int("embedding_length")?,
+            meta.int("attention.head_count")?,
+        );
+        let head_dim = d / heads.max(1);
+        let rotated = meta.int_or("rope.dimension_count", head_dim);
+        json["partial_rotary_factor"] = (rotated as f64 / head_dim.max(1) as f64).into();
+        if let Some(window) = meta
+            .get("attention.sliding_window")
+            .and_then(|v| v.as_u64())
+        {
+            if window > 0 {
+                json["sliding_window"] = window.into();
+            }
+        }
+        let factors = (
+            meta.rope_factors.get("rope_factors_short"),
+            meta.rope_factors.get("rope_factors_long"),
+        );
+        if let (Some(short), Some(long)) = factors {
+            let theta = json["rope_theta"].clone();
+            json["rope_parameters"] = serde_json::json!({
+                "rope_type": "longrope",
+                "rope_theta": theta,
+                "short_factor": short,
+                "long_factor": long,
+                "original_max_position_embeddings":
+                    meta.int("rope.scaling.original_context_length")?,
+                "attention_factor": meta.float_or("rope.scaling.attn_factor", 1.0)?,
+            });
+            json.as_object_mut().map(|o| o.remove("rope_theta"));
+        }
+        Ok(json)
     }
 
     fn hf_layout(&self, config: &ModelConfig, _file: &WeightFile) -> Arc<dyn TensorLayout> {
-        let dh = config.head_dim();
-        let (q, kv) = (config.n_heads * dh, config.n_kv_heads() * dh);
-        Arc::new(FusedLayout {
-            names: HfLayout::LLAMA,
-            qkv: [0..q, q..q + kv, q + kv..q + 2 * kv],
-            gate_up: [
-                0..config.ffn_hidden,
-                config.ffn_hidden..2 * config.ffn_hidden,
-            ],
-        })
+        Arc::new(FusedLayout::new(config, Box::new(HfLayout::LLAMA)))
+    }
+
+    fn gguf_layout(&self, config: &ModelConfig) -> Arc<dyn TensorLayout> {
+        let names = GgufLayout {
+            extra: GGUF_NAMES,
+            permuted_qk: None,
+        };
+        Arc::new(FusedLayout::new(config, Box::new(names)))
     }
 }
 
-/// Phi-3's checkpoints: the model's `q_proj`, `k_proj` and `v_proj` are row ranges of
-/// `self_attn.qkv_proj`, its `gate_proj` and `up_proj` of `mlp.gate_up_proj`.
+/// The fused tensors' GGUF names: `ffn_up` holds gate then up.
+const GGUF_NAMES: &[(&str, &str)] = &[
+    ("attn.qkv_proj.", "attn_qkv."),
+    ("ffn.gate_up_proj.", "ffn_up."),
+];
+
+/// Phi-3's files: the model's `q_proj`, `k_proj` and `v_proj` are row ranges of `qkv_proj`,
+/// its `gate_proj` and `up_proj` of `gate_up_proj` (named in the files as `names` says).
 struct FusedLayout {
-    names: HfLayout,
+    names: Box<dyn TensorLayout>,
     /// The rows of q, k and v in `qkv_proj`.
     qkv: [Range<usize>; 3],
     /// The rows of gate and up in `gate_up_proj`.
@@ -89,6 +128,17 @@ struct FusedLayout {
 }
 
 impl FusedLayout {
+    fn new(config: &ModelConfig, names: Box<dyn TensorLayout>) -> Self {
+        let dh = config.head_dim();
+        let (q, kv) = (config.n_heads * dh, config.n_kv_heads() * dh);
+        let ffn = config.ffn_hidden;
+        FusedLayout {
+            names,
+            qkv: [0..q, q..q + kv, q + kv..q + 2 * kv],
+            gate_up: [0..ffn, ffn..2 * ffn],
+        }
+    }
+
     /// The fused tensor holding the model's tensor `name`, the part's rows, and all its rows.
     fn part(&self, name: &str) -> Option<(String, Range<usize>, usize)> {
         let (stem, leaf) = name.rsplit_once('.')?;
@@ -141,6 +191,6 @@ impl TensorLayout for FusedLayout {
     }
 
     fn unused(&self) -> Unused {
-        Unused::Warn
+        self.names.unused()
     }
 }
