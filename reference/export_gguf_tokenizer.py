@@ -14,7 +14,9 @@ The same BPE with `tokenizer.ggml.pre` smollm (digits one by one, then GPT-2's s
 its ids come from the `tokenizers` package with the pipeline of SmolLM's own `tokenizer.json`.
 A sentencepiece-style vocabulary (`<unk>`, `<s>`, `</s>`, the 256 byte tokens, then the pieces of
 a BPE trained with `▁` for spaces, scored by rank) is written as `spm.gguf` (architecture llama,
-no `add_bos_token`: BOS by default, merges recovered from the scores).
+no `add_bos_token`: BOS by default, merges recovered from the scores), as `phi3.gguf`
+(architecture phi3: the prefix `▁` from a normalizer) and, with three tokens of spaces and every
+score 0, as `gemma3.gguf` (architecture gemma3: no prefix, merges in the tokens' order).
 `expected.json` holds, per file and text, `AutoTokenizer.from_pretrained(dir, gguf_file=...)`'s
 `input_ids` and its decoding with special tokens skipped. `tests/tokenizer.rs` expects the same.
 """
@@ -37,6 +39,7 @@ TEXTS = [
     "Caf\u00e9 na\u00efve \u2014 \u5929\u6c14 \U0001F600 tabs\tand\r\nlines",
     "<|endoftext|>Hello<think>world</think>",
     "   leading and trailing spaces   ",
+    " one space first, then  two and   three",
     "",
 ]
 
@@ -77,8 +80,8 @@ def train_spm():
     return tokens, types, scores
 
 
-def write_spm(path, tokens, types, scores):
-    writer = GGUFWriter(path, "llama")
+def write_spm(path, tokens, types, scores, arch="llama"):
+    writer = GGUFWriter(path, arch)
     writer.add_tokenizer_model("llama")
     writer.add_token_list(tokens)
     writer.add_token_scores(scores)
@@ -111,11 +114,22 @@ def write(path, arch, pre, add_bos, tokens, merges):
 def main():
     os.makedirs(OUT, exist_ok=True)
     tokens, merges = train()
-    write_spm(os.path.join(OUT, "spm.gguf"), *train_spm())
+    spm = train_spm()
+    write_spm(os.path.join(OUT, "spm.gguf"), *spm)
+    # The same vocabulary as Phi-3's and Gemma 3's files: Gemma's with tokens of spaces stored
+    # as spaces, and scores that do not follow the merges' order (its tokens' order does).
+    write_spm(os.path.join(OUT, "phi3.gguf"), *spm, arch="phi3")
+    pieces, types, _ = spm
+    spaces = ["  ", "   ", "\t  "]
+    gemma = (pieces[:-1] + spaces + pieces[-1:], types[:-1] + [1] * 3 + types[-1:],
+             [0.0] * (len(pieces) + 3))
+    write_spm(os.path.join(OUT, "gemma3.gguf"), *gemma, arch="gemma3")
     expected = {}
     for name, arch, pre, add_bos in [("qwen2", "qwen2", "qwen2", False),
                                      ("llama3", "llama", "llama-bpe", True),
-                                     ("spm", None, None, None)]:
+                                     ("spm", None, None, None),
+                                     ("phi3", None, None, None),
+                                     ("gemma3", None, None, None)]:
         if arch is not None:
             write(os.path.join(OUT, f"{name}.gguf"), arch, pre, add_bos, tokens, merges)
         tok = AutoTokenizer.from_pretrained(OUT, gguf_file=f"{name}.gguf")

@@ -7,7 +7,9 @@
 //!   GPT-2's split);
 //! - `llama` (SentencePiece: Llama 2, Mistral 7B, TinyLlama files): a BPE with byte fallback,
 //!   its merges the file's or, where it has none, recovered from the tokens' scores as
-//!   transformers' `generate_merges` does; spaces as `▁`, one prepended to the text.
+//!   transformers' `generate_merges` does; spaces as `▁`, one prepended to the text. Phi-3's
+//!   files prepend it with a normalizer (a leading space keeps both); Gemma's prepend none,
+//!   store tokens of spaces as spaces, and order merges by the tokens' places, not scores.
 //!
 //! Unknown and control tokens are kept whole as special tokens, user-defined ones as added
 //! tokens, and BOS is added where `tokenizer.ggml.add_bos_token` says so (by default for
@@ -20,13 +22,16 @@ use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::fuse::Fuse;
 use tokenizers::decoders::strip::Strip;
 use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::normalizers::prepend::Prepend;
 use tokenizers::normalizers::replace::Replace;
+use tokenizers::normalizers::utils::Sequence as NormalizerSequence;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::NormalizerWrapper;
 use tokenizers::{
     AddedToken, DecoderWrapper, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer,
 };
@@ -124,18 +129,12 @@ pub fn from_metadata(file: &str, meta: &BTreeMap<String, Value>) -> Result<Optio
         Some(v) => v.as_str().unwrap_or_default(),
     };
     let arch = meta.get("general.architecture").and_then(Value::as_str);
-    let sentencepiece = match (model, arch) {
-        ("gpt2", _) => false,
-        // Gemma's and Phi-3's sentencepiece files need other builders.
-        ("llama", Some(a)) if a.starts_with("gemma") || a == "phi3" => {
-            return Err(refused(
-                file,
-                "general.architecture",
-                "a sentencepiece vocabulary of a Llama-like architecture",
-                a,
-            ))
-        }
-        ("llama", _) => true,
+    // Which sentencepiece pipeline, as transformers' GGUF loader picks it by architecture.
+    let flavour = match (model, arch) {
+        ("gpt2", _) => None,
+        ("llama", Some(a)) if a.starts_with("gemma") => Some(Spm::Gemma),
+        ("llama", Some("phi3")) => Some(Spm::Phi3),
+        ("llama", _) => Some(Spm::Llama),
         (other, _) => {
             return Err(refused(
                 file,
@@ -145,11 +144,24 @@ pub fn from_metadata(file: &str, meta: &BTreeMap<String, Value>) -> Result<Optio
             ))
         }
     };
+    let sentencepiece = flavour.is_some();
     let pre = meta.get("tokenizer.ggml.pre").and_then(Value::as_str);
     if !sentencepiece {
         split_of(file, pre)?;
     }
-    let tokens = strings(file, meta, "tokenizer.ggml.tokens")?;
+    let mut tokens = strings(file, meta, "tokenizer.ggml.tokens")?;
+    // Gemma's files store a token of spaces as spaces; its tokenizer looks it up as `▁`s.
+    let respelled: Vec<String>;
+    if flavour == Some(Spm::Gemma) {
+        respelled = tokens
+            .iter()
+            .map(|t| match t.contains(' ') && t.trim().is_empty() {
+                true => "\u{2581}".repeat(t.chars().count()),
+                false => t.to_string(),
+            })
+            .collect();
+        tokens = respelled.iter().map(String::as_str).collect();
+    }
     let merges = match meta.contains_key("tokenizer.ggml.merges") || !sentencepiece {
         true => strings(file, meta, "tokenizer.ggml.merges")?
             .iter()
@@ -158,6 +170,11 @@ pub fn from_metadata(file: &str, meta: &BTreeMap<String, Value>) -> Result<Optio
                 None => Err(refused(file, "tokenizer.ggml.merges", "pairs 'a b'", m)),
             })
             .collect::<Result<Vec<_>>>()?,
+        // Gemma's scores do not follow its merges' order; the tokens' order in the file does.
+        false if flavour == Some(Spm::Gemma) => {
+            let scores: Vec<f64> = (0..tokens.len()).map(|i| -(i as f64)).collect();
+            merges_from_scores(&tokens, &scores)
+        }
         false => {
             let scores = per_token(
                 file,
@@ -192,26 +209,9 @@ pub fn from_metadata(file: &str, meta: &BTreeMap<String, Value>) -> Result<Optio
         .build()
         .map_err(|e| refused(file, "tokenizer.ggml.merges", "merges of its tokens", e))?;
     let mut tok = Tokenizer::new(bpe);
-    match sentencepiece {
-        true => {
-            tok.with_pre_tokenizer(Some(Metaspace::new(
-                '\u{2581}',
-                PrependScheme::First,
-                false,
-            )));
-            let replace = Replace::new("\u{2581}", " ")
-                .map_err(|e| refused(file, "tokenizer.ggml.model", "a decoder", e))?;
-            let decoders: Vec<DecoderWrapper> = vec![
-                replace.into(),
-                ByteFallback::new().into(),
-                Fuse::new().into(),
-                Strip::new(' ', 1, 0).into(),
-            ];
-            tok.with_decoder(Some(tokenizers::decoders::sequence::Sequence::new(
-                decoders,
-            )));
-        }
-        false => {
+    match flavour {
+        Some(spm) => spm.pipeline(file, &mut tok)?,
+        None => {
             tok.with_pre_tokenizer(Some(byte_level_split(file, pre)?));
             tok.with_decoder(Some(ByteLevel::default()));
         }
@@ -231,6 +231,66 @@ pub fn from_metadata(file: &str, meta: &BTreeMap<String, Value>) -> Result<Optio
         tok.with_post_processor(Some(template));
     }
     Ok(Some(tok))
+}
+
+/// The sentencepiece pipelines of transformers' GGUF tokenizers, by architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Spm {
+    /// `LlamaTokenizer`: `▁` for spaces and one before the text (`Metaspace`), the decoder
+    /// strips it again.
+    Llama,
+    /// Phi-3's: the same, but the `▁` before the text comes from a normalizer, so a text
+    /// starting with a space keeps both.
+    Phi3,
+    /// `GemmaTokenizer`: `▁` for spaces, nothing before the text, nothing stripped.
+    Gemma,
+}
+
+impl Spm {
+    /// Sets `tok`'s normalizer, pre-tokenizer and decoder.
+    fn pipeline(self, file: &str, tok: &mut Tokenizer) -> Result<()> {
+        let bad = |e: String| refused(file, "tokenizer.ggml.model", "a sentencepiece pipeline", e);
+        let spaces = || Replace::new(" ", "\u{2581}").map_err(|e| bad(e.to_string()));
+        let mut decoders: Vec<DecoderWrapper> = vec![
+            Replace::new("\u{2581}", " ")
+                .map_err(|e| bad(e.to_string()))?
+                .into(),
+            ByteFallback::new().into(),
+            Fuse::new().into(),
+        ];
+        match self {
+            Spm::Llama => {
+                tok.with_pre_tokenizer(Some(Metaspace::new(
+                    '\u{2581}',
+                    PrependScheme::First,
+                    false,
+                )));
+            }
+            Spm::Phi3 => {
+                let normalizers: Vec<NormalizerWrapper> =
+                    vec![Prepend::new("\u{2581}".into()).into(), spaces()?.into()];
+                tok.with_normalizer(Some(NormalizerSequence::new(normalizers)));
+                tok.with_pre_tokenizer(None::<PreTokenizerWrapper>);
+            }
+            Spm::Gemma => {
+                tok.with_normalizer(Some(spaces()?));
+                let split = Split::new(
+                    SplitPattern::String(" ".into()),
+                    SplitDelimiterBehavior::MergedWithPrevious,
+                    false,
+                )
+                .map_err(|e| bad(e.to_string()))?;
+                tok.with_pre_tokenizer(Some(split));
+            }
+        }
+        if self != Spm::Gemma {
+            decoders.push(Strip::new(' ', 1, 0).into());
+        }
+        tok.with_decoder(Some(tokenizers::decoders::sequence::Sequence::new(
+            decoders,
+        )));
+        Ok(())
+    }
 }
 
 /// The merges a sentencepiece vocabulary implies, as transformers' `generate_merges(vocab,
