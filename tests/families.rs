@@ -112,8 +112,8 @@ fn options_gemma3_does_not_run_are_errors_that_name_them() {
         ),
         (
             "rope_parameters",
-            json!({"full_attention": {"rope_type": "dynamic", "factor": 2.0}}),
-            &["rope_parameters.full_attention.rope_type", "dynamic"],
+            json!({"full_attention": {"rope_type": "mrope", "mrope_section": [2]}}),
+            &["rope_parameters.full_attention.rope_type", "mrope"],
         ),
     ];
     for (field, value, fragments) in cases {
@@ -169,4 +169,26 @@ fn qwen3_moe_places_its_mixtures_as_step_and_mlp_only_layers_say() {
         e.contains("mlp_only_layers") && e.contains("below 6"),
         "{e}"
     );
+}
+
+#[test]
+fn options_phi3_and_the_rope_types_do_not_run_are_errors_that_name_them() {
+    let base = config_of("phi4-mini-longrope");
+    let mut json = base.clone();
+    json["attention_bias"] = true.into();
+    let e = err(&json);
+    assert!(e.contains("attention_bias") && e.contains("phi3"), "{e}");
+    // One LongRoPE factor per rotated pair: 3 here (three quarters of a head of 8).
+    let mut json = base.clone();
+    json["rope_parameters"]["short_factor"] = json!([1.0, 1.0]);
+    let e = err(&json);
+    assert!(e.contains("short_factor") && e.contains("(3)") && e.contains("2 factors"), "{e}");
+    let mut json = base;
+    json["rope_parameters"]["partial_rotary_factor"] = json!(1.5);
+    let e = err(&json);
+    assert!(e.contains("partial_rotary_factor") && e.contains("(0, 1]"), "{e}");
+    let mut json = config_of("qwen3-yarn");
+    json["rope_parameters"]["truncate"] = false.into();
+    let e = err(&json);
+    assert!(e.contains("truncate"), "{e}");
 }
