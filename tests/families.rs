@@ -182,11 +182,17 @@ fn options_phi3_and_the_rope_types_do_not_run_are_errors_that_name_them() {
     let mut json = base.clone();
     json["rope_parameters"]["short_factor"] = json!([1.0, 1.0]);
     let e = err(&json);
-    assert!(e.contains("short_factor") && e.contains("(3)") && e.contains("2 factors"), "{e}");
+    assert!(
+        e.contains("short_factor") && e.contains("(3)") && e.contains("2 factors"),
+        "{e}"
+    );
     let mut json = base;
     json["rope_parameters"]["partial_rotary_factor"] = json!(1.5);
     let e = err(&json);
-    assert!(e.contains("partial_rotary_factor") && e.contains("(0, 1]"), "{e}");
+    assert!(
+        e.contains("partial_rotary_factor") && e.contains("(0, 1]"),
+        "{e}"
+    );
     let mut json = config_of("qwen3-yarn");
     json["rope_parameters"]["truncate"] = false.into();
     let e = err(&json);

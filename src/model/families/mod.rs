@@ -174,6 +174,13 @@ fn gguf_family(file: &mut WeightFile) -> Result<(&'static dyn Family, String, se
     Ok((family, name, json))
 }
 
+/// The Hugging Face `model_type` an opened GGUF `file`'s metadata maps to (`mixtral` for a
+/// `llama` file with experts).
+pub fn gguf_model_type(file: &mut WeightFile) -> Result<String> {
+    let (_, _, json) = gguf_family(file)?;
+    Ok(json["model_type"].as_str().unwrap_or_default().to_string())
+}
+
 /// The model config of an opened GGUF `file` (its metadata mapped by its family), with the
 /// file set to its family's layout.
 pub fn gguf_config(file: &mut WeightFile) -> Result<ModelConfig> {

@@ -228,17 +228,23 @@ pub fn summarize(
     weights: Option<WeightFormat>,
     context: Option<usize>,
 ) -> Result<ModelSummary> {
-    let (mut config, file) = open_dir(dir)?;
+    let (mut config, mut file) = open_dir(dir)?;
     if let Some(c) = context {
         config.max_context = c;
     }
-    let (family, max_position_embeddings) = match file.gguf_metadata() {
-        Some(meta) => {
-            let arch = meta
-                .get("general.architecture")
-                .and_then(|v| v.as_str())
-                .unwrap_or("unknown");
-            (format!("{arch} (GGUF)"), None)
+    let arch = file.gguf_metadata().map(|meta| {
+        meta.get("general.architecture")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_string()
+    });
+    let (family, max_position_embeddings) = match arch {
+        Some(arch) => {
+            let model_type = crate::model::families::gguf_model_type(&mut file)?;
+            match model_type == arch {
+                true => (format!("{arch} (GGUF)"), None),
+                false => (format!("{model_type} (GGUF {arch})"), None),
+            }
         }
         None => {
             let path = dir.join("config.json");
