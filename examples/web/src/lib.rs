@@ -103,7 +103,7 @@ impl WebGpu {
         };
         let config: serde_json::Value = serde_json::from_str(config_json).unwrap_or_default();
         let eos =
-            latentgpu::model::families::hf::token_ids("eos_token_id", config.get("eos_token_id"))
+            latentgpu::model::formats::hf_json::token_ids("eos_token_id", config.get("eos_token_id"))
                 .map_err(js_err)?;
         Ok(self.loaded(model, tokenizer, eos))
     }
