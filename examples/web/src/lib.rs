@@ -102,9 +102,11 @@ impl WebGpu {
             None => Tokenizer::without_file("tokenizer.json", model.config.vocab_size),
         };
         let config: serde_json::Value = serde_json::from_str(config_json).unwrap_or_default();
-        let eos =
-            latentgpu::model::formats::hf_json::token_ids("eos_token_id", config.get("eos_token_id"))
-                .map_err(js_err)?;
+        let eos = latentgpu::model::formats::hf_json::token_ids(
+            "eos_token_id",
+            config.get("eos_token_id"),
+        )
+        .map_err(js_err)?;
         Ok(self.loaded(model, tokenizer, eos))
     }
 

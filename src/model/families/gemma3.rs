@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::model::config::{AttentionConfig, ModelConfig};
 use crate::model::formats::hf_json::{invalid, Fields};
 use crate::model::formats::weights::{TensorLayout, WeightFile};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// Gemma 3.
@@ -129,11 +129,10 @@ impl Family for Gemma3 {
             _ => head_dim,
         };
         json["query_pre_attn_scalar"] = scalar.into();
-        let full = json!({
+        let mut full = json!({
             "rope_type": "default",
             "rope_theta": meta.float_or("rope.freq_base", GLOBAL_BASE)?,
         });
-        let mut full = full;
         match meta.get("rope.scaling.type").and_then(|v| v.as_str()) {
             None | Some("none") => {}
             Some("linear") => {
@@ -167,7 +166,6 @@ impl Family for Gemma3 {
             }
             _ => json["layer_types"] = vec!["full_attention"; layers].into(),
         }
-        json["tie_word_embeddings"] = true.into();
         Ok(json)
     }
 
@@ -197,8 +195,6 @@ impl Family for Gemma3 {
         &["<end_of_turn>"]
     }
 }
-
-use serde_json::json;
 
 /// Per layer, whether it is a sliding-window one: `layer_types`, else every
 /// `sliding_window_pattern`-th layer full (6 where absent).
