@@ -345,6 +345,27 @@ REAL_SHAPES = {
                                       head_dim=128, max_position_embeddings=40960, rms_norm_eps=1e-6,
                                       tie_word_embeddings=True,
                                       rope_parameters=dict(rope_type="default", rope_theta=1000000.0)),
+    # Gemma-3-270M's config.json: head_dim 256 with 4 heads of a 640-wide model, one key/value head,
+    # a window of 512, every sixth layer full, a 262144-token tied vocabulary (640 MiB in f32).
+    "gemma3-270m": lambda: Gemma3TextConfig(vocab_size=262144, hidden_size=640, intermediate_size=2048,
+                                            num_hidden_layers=18, num_attention_heads=4, num_key_value_heads=1,
+                                            head_dim=256, query_pre_attn_scalar=256, sliding_window=512,
+                                            max_position_embeddings=32768, rms_norm_eps=1e-6,
+                                            tie_word_embeddings=True,
+                                            rope_parameters={
+                                                "sliding_attention": dict(rope_type="default", rope_theta=10000.0),
+                                                "full_attention": dict(rope_type="default", rope_theta=1000000.0)}),
+    # Phi-4-mini's widths (d 3072, 24 heads of 128, 8 key/value heads, three quarters rotated,
+    # LongRoPE from 4k to 128k, vocabulary 200064, tied) with 2 of its 32 layers.
+    "phi4-mini-slice": lambda: Phi3Config(vocab_size=200064, hidden_size=3072, intermediate_size=8192,
+                                          num_hidden_layers=2, num_attention_heads=24, num_key_value_heads=8,
+                                          max_position_embeddings=131072, original_max_position_embeddings=4096,
+                                          rms_norm_eps=1e-5, tie_word_embeddings=True, sliding_window=262144,
+                                          pad_token_id=199999, bos_token_id=199999, eos_token_id=199999,
+                                          rope_parameters=dict(rope_type="longrope", rope_theta=10000.0,
+                                                               partial_rotary_factor=0.75,
+                                                               short_factor=[1.0 + 0.02 * i for i in range(48)],
+                                                               long_factor=[1.0 + 1.5 * i for i in range(48)])),
 }
 
 
