@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{bits, fixture, on_every_adapter};
+use common::{bits, fixture, greedy_and_expected, on_every_adapter};
 use latentgpu::gpu::GpuContext;
 use latentgpu::model::tools::compare::{compare, Golden};
-use latentgpu::model::{GenerateConfig, Logits, Model, SamplingConfig, WeightFile};
+use latentgpu::model::{Logits, Model, WeightFile};
 use std::path::PathBuf;
 
 /// Gemma 3 (its norms stored as 1 + weight, post-norms, two RoPE bases and a window), SmolLM3
@@ -36,14 +36,6 @@ fn hf(name: &str) -> PathBuf {
 
 fn load(ctx: &GpuContext, path: &std::path::Path) -> Model {
     Model::load_dir(ctx, path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 fn expected(name: &str) -> serde_json::Value {
@@ -80,20 +72,7 @@ fn compare_passes_and_greedy_decoding_gives_transformers_tokens() {
             let golden = Golden::open(&hf(name).join("golden.safetensors")).unwrap();
             let report = compare(ctx, &model, &golden).unwrap();
             assert_eq!(report.first_failure, None, "{name}: {:#?}", report.rows);
-            let e = expected(name);
-            let want = ids(&e["greedy_ids"]);
-            let cfg = GenerateConfig {
-                max_tokens: want.len(),
-                stop: None,
-                eos_token_ids: Vec::new(),
-                sampling: SamplingConfig {
-                    temperature: 0.0,
-                    ..SamplingConfig::default()
-                },
-                cancel: None,
-            };
-            let got = latentgpu::model::generate(ctx, &model, &ids(&e["prompt_ids"]), &cfg, |_| {})
-                .unwrap();
+            let (got, want) = greedy_and_expected(ctx, &model, &expected(name));
             assert_eq!(got, want, "{name} on {}", ctx.name());
         }
     });

@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{contexts, fixture, on_every_adapter};
+use common::{contexts, fixture, greedy_and_expected, on_every_adapter};
 use latentgpu::model::formats::tokenizer::Tokenizer;
 use latentgpu::model::tools::compare::{compare, Golden};
-use latentgpu::model::{GenerateConfig, LoadOptions, Model, SamplingConfig};
+use latentgpu::model::{LoadOptions, Model};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -82,21 +82,7 @@ fn greedy_decoding_with_the_cache_gives_transformers_tokens() {
     on_every_adapter(|ctx| {
         for name in FIXTURES {
             let model = Model::load_dir(ctx, &dir(name).join("model")).unwrap();
-            let e = expected(name);
-            let want = ids(&e["greedy_ids"]);
-            let cfg = GenerateConfig {
-                max_tokens: want.len(),
-                stop: None,
-                eos_token_ids: Vec::new(),
-                sampling: SamplingConfig {
-                    temperature: 0.0,
-                    ..Default::default()
-                },
-                cancel: None,
-            };
-            // Prefill the prompt, then one token at a time through the cache.
-            let got = latentgpu::model::generate(ctx, &model, &ids(&e["prompt_ids"]), &cfg, |_| {})
-                .unwrap();
+            let (got, want) = greedy_and_expected(ctx, &model, &expected(name));
             assert_eq!(got, want, "{name} on {}", ctx.name());
         }
     });

@@ -136,3 +136,36 @@ pub fn fixture(name: &str) -> std::path::PathBuf {
         .join("tests/fixtures")
         .join(name)
 }
+
+/// The ids of a JSON list.
+pub fn json_ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("a list of ids")
+        .iter()
+        .map(|x| x.as_u64().expect("an id") as u32)
+        .collect()
+}
+
+/// Greedy decoding with the cache (the prompt in one pass, then a token at a time) from
+/// `expected`'s `prompt_ids`, as many tokens as its `greedy_ids` (transformers' `generate`):
+/// `(ours, theirs)`.
+pub fn greedy_and_expected(
+    ctx: &GpuContext,
+    model: &latentgpu::model::Model,
+    expected: &serde_json::Value,
+) -> (Vec<u32>, Vec<u32>) {
+    let want = json_ids(&expected["greedy_ids"]);
+    let cfg = latentgpu::model::GenerateConfig {
+        max_tokens: want.len(),
+        stop: None,
+        eos_token_ids: Vec::new(),
+        sampling: latentgpu::model::SamplingConfig {
+            temperature: 0.0,
+            ..Default::default()
+        },
+        cancel: None,
+    };
+    let prompt = json_ids(&expected["prompt_ids"]);
+    let got = latentgpu::model::generate(ctx, model, &prompt, &cfg, |_| {}).unwrap();
+    (got, want)
+}

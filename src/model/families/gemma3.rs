@@ -12,10 +12,13 @@
 //! layers' base 10000 unless the config says otherwise, scaling on the full layers only.
 
 use super::gguf::{GgufLayout, GgufMeta};
-use super::hf::{activation, decoder, no_mlp_bias, rope_params, HfLayout};
+use super::hf::{
+    activation, attention_bias, decoder, layer_types, mha, no_mlp_bias, rope_params, HfLayout,
+    MhaExtras,
+};
 use super::Family;
 use crate::error::Result;
-use crate::model::config::{AttentionConfig, ModelConfig};
+use crate::model::config::ModelConfig;
 use crate::model::formats::hf_json::{invalid, Fields};
 use crate::model::formats::weights::{TensorLayout, WeightFile};
 use serde_json::{json, Value};
@@ -80,30 +83,19 @@ impl Family for Gemma3 {
                 true,
             ));
         }
-        if f.bool_or("attention_bias", false)? {
-            return Err(invalid(
-                "attention_bias",
-                "false (biases in attention are not supported for Gemma 3)",
-                true,
-            ));
-        }
+        attention_bias(f, "gemma3", false)?;
         no_mlp_bias(f)?;
         let ffn = activation(f, "hidden_activation", "gelu_pytorch_tanh")?;
-        let (heads, layers) = (
-            f.usize("num_attention_heads")?,
-            f.usize("num_hidden_layers")?,
-        );
-        let sliding = sliding_layers(f, layers)?;
+        let layers = f.usize("num_hidden_layers")?;
         let window = f.usize_or("sliding_window", 4096)?;
-        let attention = AttentionConfig::Mha {
-            n_kv_heads: Some(f.usize_or("num_key_value_heads", heads)?),
-            qkv_bias: false,
-            o_bias: false,
+        let sliding = sliding_layers(f, layers)?;
+        let extras = MhaExtras {
             qk_norm: true,
             sliding_window: sliding.iter().map(|&s| s.then_some(window)).collect(),
             scale: Some((f.f64_or("query_pre_attn_scalar", 256.0)?).powf(-0.5) as f32),
-            rope_dim: None,
+            ..MhaExtras::default()
         };
+        let attention = mha(f, extras)?;
         let mut config = decoder(f, ffn, attention)?;
         // Gemma's head_dim is its own (256 at every size), not hidden / heads.
         config.head_dim = Some(f.usize_or("head_dim", 256)?);
@@ -199,29 +191,8 @@ impl Family for Gemma3 {
 /// Per layer, whether it is a sliding-window one: `layer_types`, else every
 /// `sliding_window_pattern`-th layer full (6 where absent).
 fn sliding_layers(f: &Fields, layers: usize) -> Result<Vec<bool>> {
-    if let Some(types) = f.get("layer_types") {
-        let types = types
-            .as_array()
-            .filter(|t| t.len() == layers)
-            .ok_or_else(|| {
-                invalid(
-                    "layer_types",
-                    format!("a list of {layers} layer types"),
-                    types,
-                )
-            })?;
-        return types
-            .iter()
-            .map(|t| match t.as_str() {
-                Some("sliding_attention") => Ok(true),
-                Some("full_attention") => Ok(false),
-                _ => Err(invalid(
-                    "layer_types",
-                    "full_attention or sliding_attention",
-                    t,
-                )),
-            })
-            .collect();
+    if let Some(sliding) = layer_types(f, layers)? {
+        return Ok(sliding);
     }
     let pattern = f.usize_or("sliding_window_pattern", DEFAULT_PATTERN)?;
     Ok((0..layers).map(|i| (i + 1) % pattern != 0).collect())

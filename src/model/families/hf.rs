@@ -236,6 +236,37 @@ pub fn rope_params(
     })
 }
 
+/// Per layer, whether `layer_types` says `sliding_attention` (else `full_attention`), `None`
+/// where the config has no `layer_types`.
+pub fn layer_types(f: &Fields, layers: usize) -> Result<Option<Vec<bool>>> {
+    let Some(types) = f.get("layer_types") else {
+        return Ok(None);
+    };
+    let types = types
+        .as_array()
+        .filter(|t| t.len() == layers)
+        .ok_or_else(|| {
+            invalid(
+                "layer_types",
+                format!("a list of {layers} layer types"),
+                types,
+            )
+        })?;
+    types
+        .iter()
+        .map(|t| match t.as_str() {
+            Some("sliding_attention") => Ok(true),
+            Some("full_attention") => Ok(false),
+            _ => Err(invalid(
+                "layer_types",
+                "full_attention or sliding_attention",
+                t,
+            )),
+        })
+        .collect::<Result<_>>()
+        .map(Some)
+}
+
 /// Per layer, the sliding window: Mistral's `sliding_window` in every layer; Qwen2/Qwen3's
 /// where `layer_types` says `sliding_attention` (or, in older configs, `use_sliding_window` from
 /// `max_window_layers` on).
@@ -253,32 +284,8 @@ pub fn sliding_windows(f: &Fields, family: &str, layers: usize) -> Result<Vec<Op
             if !f.bool_or("use_sliding_window", false)? {
                 return Ok(Vec::new());
             }
-            match f.get("layer_types") {
-                Some(types) => {
-                    let types =
-                        types
-                            .as_array()
-                            .filter(|t| t.len() == layers)
-                            .ok_or_else(|| {
-                                invalid(
-                                    "layer_types",
-                                    format!("a list of {layers} layer types"),
-                                    types,
-                                )
-                            })?;
-                    types
-                        .iter()
-                        .map(|t| match t.as_str() {
-                            Some("sliding_attention") => Ok(true),
-                            Some("full_attention") => Ok(false),
-                            _ => Err(invalid(
-                                "layer_types",
-                                "full_attention or sliding_attention",
-                                t,
-                            )),
-                        })
-                        .collect::<Result<_>>()?
-                }
+            match layer_types(f, layers)? {
+                Some(sliding) => sliding,
                 None => {
                     let from = f.usize_or("max_window_layers", 0)?;
                     (0..layers).map(|i| i >= from).collect()
@@ -398,17 +405,56 @@ pub fn decoder(f: &Fields, ffn_kind: FfnKind, attention: AttentionConfig) -> Res
     })
 }
 
-/// Multi-head attention with `num_key_value_heads` (all heads where absent) and no extras.
-pub fn mha(f: &Fields) -> Result<AttentionConfig> {
+/// What a family's multi-head attention adds to Llama's.
+#[derive(Clone, Debug, Default)]
+pub struct MhaExtras {
+    /// Biases on the q, k and v projections.
+    pub qkv_bias: bool,
+    /// A bias on the output projection.
+    pub o_bias: bool,
+    /// RMSNorm over each head's query and key before RoPE.
+    pub qk_norm: bool,
+    /// Per layer, the sliding window (empty: none).
+    pub sliding_window: Vec<Option<usize>>,
+    /// The factor on the scores, where not `head_dim^-1/2`.
+    pub scale: Option<f32>,
+}
+
+/// Multi-head attention of `num_key_value_heads` (all heads where absent) with `extras`.
+pub fn mha(f: &Fields, extras: MhaExtras) -> Result<AttentionConfig> {
     Ok(AttentionConfig::Mha {
         n_kv_heads: Some(f.usize_or("num_key_value_heads", f.usize("num_attention_heads")?)?),
-        qkv_bias: false,
-        o_bias: false,
-        qk_norm: false,
-        sliding_window: Vec::new(),
-        scale: None,
+        qkv_bias: extras.qkv_bias,
+        o_bias: extras.o_bias,
+        qk_norm: extras.qk_norm,
+        sliding_window: extras.sliding_window,
+        scale: extras.scale,
         rope_dim: None,
     })
+}
+
+/// Llama's block with `extras` on its attention: `hidden_act` (SwiGLU where absent), no MLP
+/// biases, RoPE as [`rope`] reads it. Every family with Llama's block starts here.
+pub fn llama_like(f: &Fields, extras: MhaExtras) -> Result<ModelConfig> {
+    let ffn = activation(f, "hidden_act", "silu")?;
+    no_mlp_bias(f)?;
+    let mut config = decoder(f, ffn, mha(f, extras)?)?;
+    config.rope = rope(f)?;
+    Ok(config)
+}
+
+/// `attention_bias` (biases on q, k, v and o), refused by name where `family` has no such
+/// option.
+pub fn attention_bias(f: &Fields, family: &str, has_option: bool) -> Result<bool> {
+    let bias = f.bool_or("attention_bias", false)?;
+    if bias && !has_option {
+        return Err(invalid(
+            "attention_bias",
+            format!("false or absent ({family} has no such option)"),
+            true,
+        ));
+    }
+    Ok(bias)
 }
 
 /// The names of a Hugging Face checkpoint's tensors (`model.layers.3.self_attn.q_proj.weight`),

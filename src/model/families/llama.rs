@@ -5,11 +5,11 @@
 //! RoPE; the layout undoes it.
 
 use super::gguf::{GgufLayout, GgufMeta};
-use super::hf::{activation, decoder, no_mlp_bias, rope, sliding_windows};
+use super::hf::{attention_bias, llama_like, sliding_windows, MhaExtras};
 use super::Family;
 use crate::error::Result;
-use crate::model::config::{AttentionConfig, ModelConfig};
-use crate::model::formats::hf_json::{invalid, Fields};
+use crate::model::config::ModelConfig;
+use crate::model::formats::hf_json::Fields;
 use crate::model::formats::weights::TensorLayout;
 use std::sync::Arc;
 
@@ -26,29 +26,17 @@ impl Family for Llama {
     }
 
     fn config(&self, f: &Fields, model_type: &str) -> Result<ModelConfig> {
-        let ffn = activation(f, "hidden_act", "silu")?;
-        let bias = f.bool_or("attention_bias", false)?;
-        if bias && model_type == "mistral" {
-            return Err(invalid(
-                "attention_bias",
-                "false or absent (mistral has no such option)",
-                true,
-            ));
-        }
-        no_mlp_bias(f)?;
+        let bias = attention_bias(f, model_type, model_type == "llama")?;
         let layers = f.usize("num_hidden_layers")?;
-        let attention = AttentionConfig::Mha {
-            n_kv_heads: Some(f.usize_or("num_key_value_heads", f.usize("num_attention_heads")?)?),
-            qkv_bias: bias,
-            o_bias: bias,
-            qk_norm: false,
-            sliding_window: sliding_windows(f, model_type, layers)?,
-            scale: None,
-            rope_dim: None,
-        };
-        let mut config = decoder(f, ffn, attention)?;
-        config.rope = rope(f)?;
-        Ok(config)
+        llama_like(
+            f,
+            MhaExtras {
+                qkv_bias: bias,
+                o_bias: bias,
+                sliding_window: sliding_windows(f, model_type, layers)?,
+                ..MhaExtras::default()
+            },
+        )
     }
 
     /// A `llama` file with experts is Mixtral (`convert_hf_to_gguf.py` writes it so).

@@ -4,10 +4,10 @@
 //! name the experts `block_sparse_moe.experts.{j}.w1` (gate), `w3` (up) and `w2` (down).
 
 use super::gguf::GgufMeta;
-use super::hf::{activation, decoder, no_mlp_bias, rope, sliding_windows, HfLayout};
+use super::hf::{attention_bias, llama_like, sliding_windows, HfLayout, MhaExtras};
 use super::Family;
 use crate::error::Result;
-use crate::model::config::{AttentionConfig, ModelConfig, MoeConfig};
+use crate::model::config::{ModelConfig, MoeConfig};
 use crate::model::formats::hf_json::Fields;
 use crate::model::formats::weights::{TensorLayout, WeightFile};
 use std::sync::Arc;
@@ -27,21 +27,16 @@ impl Family for Mixtral {
     }
 
     fn config(&self, f: &Fields, _model_type: &str) -> Result<ModelConfig> {
-        let ffn = activation(f, "hidden_act", "silu")?;
-        no_mlp_bias(f)?;
+        attention_bias(f, "mixtral", false)?;
         let layers = f.usize("num_hidden_layers")?;
-        let attention = AttentionConfig::Mha {
-            n_kv_heads: Some(f.usize_or("num_key_value_heads", f.usize("num_attention_heads")?)?),
-            qkv_bias: false,
-            o_bias: false,
-            qk_norm: false,
-            // Mistral's window, in every layer where the config sets one.
-            sliding_window: sliding_windows(f, "mistral", layers)?,
-            scale: None,
-            rope_dim: None,
-        };
-        let mut config = decoder(f, ffn, attention)?;
-        config.rope = rope(f)?;
+        let mut config = llama_like(
+            f,
+            MhaExtras {
+                // Mistral's window, in every layer where the config sets one.
+                sliding_window: sliding_windows(f, "mistral", layers)?,
+                ..MhaExtras::default()
+            },
+        )?;
         config.moe = Some(MoeConfig {
             experts: f.usize("num_local_experts")?,
             top_k: f.usize("num_experts_per_tok")?,

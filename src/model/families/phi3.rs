@@ -8,11 +8,11 @@
 //! factors as the tensors `rope_factors_long` and `rope_factors_short`.
 
 use super::gguf::{GgufLayout, GgufMeta};
-use super::hf::{activation, decoder, no_mlp_bias, rope, HfLayout};
+use super::hf::{attention_bias, llama_like, HfLayout, MhaExtras};
 use super::Family;
 use crate::error::Result;
-use crate::model::config::{AttentionConfig, ModelConfig};
-use crate::model::formats::hf_json::{invalid, Fields};
+use crate::model::config::ModelConfig;
+use crate::model::formats::hf_json::Fields;
 use crate::model::formats::weights::{HostMatrix, TensorLayout, Unused, WeightFile};
 use std::ops::Range;
 use std::sync::Arc;
@@ -30,31 +30,19 @@ impl Family for Phi3 {
     }
 
     fn config(&self, f: &Fields, _model_type: &str) -> Result<ModelConfig> {
-        let ffn = activation(f, "hidden_act", "silu")?;
-        if f.bool_or("attention_bias", false)? {
-            return Err(invalid(
-                "attention_bias",
-                "false or absent (phi3 has no such option)",
-                true,
-            ));
-        }
-        no_mlp_bias(f)?;
+        attention_bias(f, "phi3", false)?;
         let layers = f.usize("num_hidden_layers")?;
         let window = match f.get("sliding_window") {
             Some(_) => vec![Some(f.usize("sliding_window")?); layers],
             None => Vec::new(),
         };
-        let attention = AttentionConfig::Mha {
-            n_kv_heads: Some(f.usize_or("num_key_value_heads", f.usize("num_attention_heads")?)?),
-            qkv_bias: false,
-            o_bias: false,
-            qk_norm: false,
-            sliding_window: window,
-            scale: None,
-            rope_dim: None,
-        };
-        let mut config = decoder(f, ffn, attention)?;
-        config.rope = rope(f)?;
+        let config = llama_like(
+            f,
+            MhaExtras {
+                sliding_window: window,
+                ..MhaExtras::default()
+            },
+        )?;
         Ok(config)
     }
 

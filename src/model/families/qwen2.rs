@@ -3,11 +3,11 @@
 //! in older configs).
 
 use super::gguf::GgufMeta;
-use super::hf::{activation, decoder, no_mlp_bias, rope, sliding_windows};
+use super::hf::{attention_bias, llama_like, sliding_windows, MhaExtras};
 use super::Family;
 use crate::error::Result;
-use crate::model::config::{AttentionConfig, ModelConfig};
-use crate::model::formats::hf_json::{invalid, Fields};
+use crate::model::config::ModelConfig;
+use crate::model::formats::hf_json::Fields;
 
 /// Qwen2 and Qwen2.5.
 pub struct Qwen2;
@@ -22,28 +22,16 @@ impl Family for Qwen2 {
     }
 
     fn config(&self, f: &Fields, model_type: &str) -> Result<ModelConfig> {
-        let ffn = activation(f, "hidden_act", "silu")?;
-        if f.bool_or("attention_bias", false)? {
-            return Err(invalid(
-                "attention_bias",
-                "false or absent (qwen2 has no such option)",
-                true,
-            ));
-        }
-        no_mlp_bias(f)?;
+        attention_bias(f, model_type, false)?;
         let layers = f.usize("num_hidden_layers")?;
-        let attention = AttentionConfig::Mha {
-            n_kv_heads: Some(f.usize_or("num_key_value_heads", f.usize("num_attention_heads")?)?),
-            qkv_bias: true,
-            o_bias: false,
-            qk_norm: false,
-            sliding_window: sliding_windows(f, model_type, layers)?,
-            scale: None,
-            rope_dim: None,
-        };
-        let mut config = decoder(f, ffn, attention)?;
-        config.rope = rope(f)?;
-        Ok(config)
+        llama_like(
+            f,
+            MhaExtras {
+                qkv_bias: true,
+                sliding_window: sliding_windows(f, model_type, layers)?,
+                ..MhaExtras::default()
+            },
+        )
     }
 
     fn gguf_config(&self, meta: &GgufMeta) -> Result<serde_json::Value> {

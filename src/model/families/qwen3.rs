@@ -3,10 +3,10 @@
 //! (`attention_bias`) and sliding windows as Qwen2 has them.
 
 use super::gguf::GgufMeta;
-use super::hf::{activation, decoder, no_mlp_bias, rope, sliding_windows};
+use super::hf::{attention_bias, llama_like, sliding_windows, MhaExtras};
 use super::Family;
 use crate::error::Result;
-use crate::model::config::{AttentionConfig, ModelConfig};
+use crate::model::config::ModelConfig;
 use crate::model::formats::hf_json::Fields;
 
 /// Qwen3 (dense).
@@ -22,22 +22,7 @@ impl Family for Qwen3 {
     }
 
     fn config(&self, f: &Fields, model_type: &str) -> Result<ModelConfig> {
-        let ffn = activation(f, "hidden_act", "silu")?;
-        let bias = f.bool_or("attention_bias", false)?;
-        no_mlp_bias(f)?;
-        let layers = f.usize("num_hidden_layers")?;
-        let attention = AttentionConfig::Mha {
-            n_kv_heads: Some(f.usize_or("num_key_value_heads", f.usize("num_attention_heads")?)?),
-            qkv_bias: bias,
-            o_bias: bias,
-            qk_norm: true,
-            sliding_window: sliding_windows(f, model_type, layers)?,
-            scale: None,
-            rope_dim: None,
-        };
-        let mut config = decoder(f, ffn, attention)?;
-        config.rope = rope(f)?;
-        Ok(config)
+        decoder(f, model_type)
     }
 
     fn gguf_config(&self, meta: &GgufMeta) -> Result<serde_json::Value> {
@@ -47,4 +32,21 @@ impl Family for Qwen3 {
         }
         Ok(json)
     }
+}
+
+/// Qwen3's block (Qwen3-MoE's attention too): Llama's, with per-head q/k norms, optional
+/// attention biases and sliding windows as Qwen2 has them.
+pub fn decoder(f: &Fields, model_type: &str) -> Result<ModelConfig> {
+    let bias = attention_bias(f, model_type, true)?;
+    let layers = f.usize("num_hidden_layers")?;
+    llama_like(
+        f,
+        MhaExtras {
+            qkv_bias: bias,
+            o_bias: bias,
+            qk_norm: true,
+            sliding_window: sliding_windows(f, model_type, layers)?,
+            ..MhaExtras::default()
+        },
+    )
 }

@@ -1,15 +1,14 @@
 //! Qwen3-MoE (`qwen3_moe`; GGUF `qwen3moe`): Qwen3's attention (per-head q/k norms) and a
-//! mixture of `num_local_experts` (older configs: `num_experts`) routed experts in the layers `decoder_sparse_step` marks (every
-//! step-th, counting from 1) and `mlp_only_layers` does not, a dense feed-forward of
-//! `intermediate_size` in the others. The router takes the softmax of its logits in f32, the
+//! mixture of `num_local_experts` (older configs: `num_experts`) routed experts in the layers
+//! `decoder_sparse_step` marks (every step-th, counting from 1) and `mlp_only_layers` does not,
+//! a dense feed-forward of `intermediate_size` in the others. The router takes the softmax of its logits in f32, the
 //! top `num_experts_per_tok`, and divides them by their sum when `norm_topk_prob`; no shared
 //! experts.
 
 use super::gguf::GgufMeta;
-use super::hf::{activation, decoder, no_mlp_bias, rope, sliding_windows};
 use super::Family;
 use crate::error::Result;
-use crate::model::config::{AttentionConfig, ModelConfig, MoeConfig};
+use crate::model::config::{ModelConfig, MoeConfig};
 use crate::model::formats::hf_json::{invalid, Fields};
 
 /// Qwen3-MoE.
@@ -25,21 +24,8 @@ impl Family for Qwen3Moe {
     }
 
     fn config(&self, f: &Fields, model_type: &str) -> Result<ModelConfig> {
-        let ffn = activation(f, "hidden_act", "silu")?;
-        let bias = f.bool_or("attention_bias", false)?;
-        no_mlp_bias(f)?;
         let layers = f.usize("num_hidden_layers")?;
-        let attention = AttentionConfig::Mha {
-            n_kv_heads: Some(f.usize_or("num_key_value_heads", f.usize("num_attention_heads")?)?),
-            qkv_bias: bias,
-            o_bias: bias,
-            qk_norm: true,
-            sliding_window: sliding_windows(f, model_type, layers)?,
-            scale: None,
-            rope_dim: None,
-        };
-        let mut config = decoder(f, ffn, attention)?;
-        config.rope = rope(f)?;
+        let mut config = super::qwen3::decoder(f, model_type)?;
         let step = f.usize_or("decoder_sparse_step", 1)?;
         let only_mlp = layer_list(f, "mlp_only_layers", layers)?;
         let dense_layers = (0..layers)

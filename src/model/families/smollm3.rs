@@ -4,10 +4,10 @@
 //! `layer_types` say. `convert_hf_to_gguf.py` writes it as a Llama: q and k rows permuted.
 
 use super::gguf::{GgufLayout, GgufMeta};
-use super::hf::{activation, decoder, no_mlp_bias, rope, sliding_windows};
+use super::hf::{attention_bias, llama_like, sliding_windows, MhaExtras};
 use super::Family;
 use crate::error::Result;
-use crate::model::config::{AttentionConfig, ModelConfig};
+use crate::model::config::ModelConfig;
 use crate::model::formats::hf_json::{invalid, Fields};
 use crate::model::formats::weights::TensorLayout;
 use std::sync::Arc;
@@ -28,21 +28,17 @@ impl Family for SmolLm3 {
     }
 
     fn config(&self, f: &Fields, model_type: &str) -> Result<ModelConfig> {
-        let ffn = activation(f, "hidden_act", "silu")?;
-        let bias = f.bool_or("attention_bias", false)?;
-        no_mlp_bias(f)?;
+        let bias = attention_bias(f, model_type, true)?;
         let layers = f.usize("num_hidden_layers")?;
-        let attention = AttentionConfig::Mha {
-            n_kv_heads: Some(f.usize_or("num_key_value_heads", f.usize("num_attention_heads")?)?),
-            qkv_bias: bias,
-            o_bias: bias,
-            qk_norm: false,
-            sliding_window: sliding_windows(f, model_type, layers)?,
-            scale: None,
-            rope_dim: None,
-        };
-        let mut config = decoder(f, ffn, attention)?;
-        config.rope = rope(f)?;
+        let mut config = llama_like(
+            f,
+            MhaExtras {
+                qkv_bias: bias,
+                o_bias: bias,
+                sliding_window: sliding_windows(f, model_type, layers)?,
+                ..MhaExtras::default()
+            },
+        )?;
         config.nope_layers = nope_layers(f, layers)?;
         config.tie_embeddings = f.bool_or("tie_word_embeddings", true)?;
         Ok(config)

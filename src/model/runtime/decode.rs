@@ -80,12 +80,24 @@ impl<'a> Decoder<'a> {
 
     /// Runs the prompt through the model (one batch) and returns the first token chosen.
     pub async fn prefill(&mut self, prompt: &[u32]) -> Result<u32> {
+        self.state.set_seen(self.ctx, prompt)?;
+        // The prompt goes in at the cache's end (a token chosen but not yet run is replaced).
+        let start = self.cache.len;
+        self.history.truncate(start);
+        self.history.extend_from_slice(prompt);
+        self.run_from(start).await
+    }
+
+    /// Runs the history from position `start` on through the model into the cache from there
+    /// (one batch) and returns the next token chosen.
+    async fn run_from(&mut self, start: usize) -> Result<u32> {
         let vocab = self.model.config.vocab_size;
         let mut b = Batch::new(self.ctx);
+        self.cache.len = start;
+        let tokens = &self.history[start..];
         let (logits, _) = self
             .model
-            .record_forward(&mut b, prompt, &self.cache, Logits::Last)?;
-        self.state.set_seen(self.ctx, prompt)?;
+            .record_forward(&mut b, tokens, &self.cache, Logits::Last)?;
         ops::sample(
             &mut b,
             &logits,
@@ -94,8 +106,7 @@ impl<'a> Decoder<'a> {
             self.sampler.next_params(vocab),
         )?;
         let token = b.read_u32_async(&[&self.state.token]).await?[0][0];
-        self.cache.len += prompt.len();
-        self.history.extend_from_slice(prompt);
+        self.cache.len = self.history.len();
         self.check_chosen(&[token]).await?;
         Ok(token)
     }
@@ -126,7 +137,7 @@ impl<'a> Decoder<'a> {
         if let Some(original) = self.model.long_rope_context() {
             let len = self.cache.len;
             if len == original {
-                return self.recompute().await.map(|t| vec![t]);
+                return self.run_from(0).await.map(|t| vec![t]);
             }
             if len < original {
                 n = n.min(original - len);
@@ -154,29 +165,6 @@ impl<'a> Decoder<'a> {
         self.cache.len += steps;
         self.check_chosen(&tokens).await?;
         Ok(tokens)
-    }
-
-    /// Runs every token so far through the model again into an emptied cache (one batch) and
-    /// returns the next token chosen: LongRoPE's switch to its long factors.
-    async fn recompute(&mut self) -> Result<u32> {
-        let vocab = self.model.config.vocab_size;
-        let tokens = self.history.clone();
-        self.cache.len = 0;
-        let mut b = Batch::new(self.ctx);
-        let (logits, _) = self
-            .model
-            .record_forward(&mut b, &tokens, &self.cache, Logits::Last)?;
-        ops::sample(
-            &mut b,
-            &logits,
-            &self.state,
-            0,
-            self.sampler.next_params(vocab),
-        )?;
-        let token = b.read_u32_async(&[&self.state.token]).await?[0][0];
-        self.cache.len = tokens.len();
-        self.check_chosen(&[token]).await?;
-        Ok(token)
     }
 
     /// Adds `tokens` (chosen after the history) to the history; the sampler's mark for scores
