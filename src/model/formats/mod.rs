@@ -1,6 +1,7 @@
 //! What model files hold, read as they are: safetensors and GGUF tensors, GGUF metadata, and
 //! tokenizers. Which family a file is, and what its tensors mean, is `families`' to say.
 
+pub mod chat_template;
 pub mod gguf;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod gguf_tokenizer;
