@@ -57,6 +57,9 @@ pub enum Command {
     },
     /// Generate text from a prompt, streaming tokens to stdout.
     Generate(GenerateArgs),
+    /// Chat with an instruct model through its chat template, the cache kept between turns:
+    /// one user message per line of standard input; /reset starts over, /exit ends.
+    Chat(ChatArgs),
     /// Perplexity of a model on a text file (byte tokens), windowed as reference/train.py.
     Eval {
         /// Model directory.
@@ -136,6 +139,27 @@ pub struct GenerateArgs {
     /// New tokens at most.
     #[arg(long, default_value_t = 200)]
     pub max_tokens: usize,
+    /// Sampling settings.
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Stop after generating this text.
+    #[arg(long)]
+    pub stop: Option<String>,
+    /// Keep going past the model's end-of-sequence tokens.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// After the text, print the prompt's and the generated token ids.
+    #[arg(long)]
+    pub print_ids: bool,
+    /// Print one JSON object (prompt and generated ids, text) instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How tokens are chosen; each defaults to the model's `generation_config.json`, else the
+/// library's default.
+#[derive(clap::Args)]
+pub struct SamplingArgs {
     /// Sampling temperature; 0 is greedy (default: generation_config.json's, else 0.8).
     #[arg(long, value_parser = temperature)]
     pub temperature: Option<f32>,
@@ -151,16 +175,30 @@ pub struct GenerateArgs {
     /// Seed: the same seed on the same adapter gives the same text.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Stop after generating this text.
+}
+
+#[derive(clap::Args)]
+pub struct ChatArgs {
+    /// Model directory or GGUF file.
     #[arg(long)]
-    pub stop: Option<String>,
-    /// Keep going past the model's end-of-sequence tokens.
+    pub model: Option<PathBuf>,
+    /// A Hugging Face tokenizer.json to use instead of the model's own.
     #[arg(long)]
-    pub ignore_eos: bool,
-    /// After the text, print the prompt's and the generated token ids.
+    pub tokenizer: Option<PathBuf>,
+    /// A Jinja chat template to use instead of the model's own.
     #[arg(long)]
-    pub print_ids: bool,
-    /// Print one JSON object (prompt and generated ids, text) instead of streaming text.
+    pub chat_template: Option<PathBuf>,
+    /// A system message opening the conversation.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// New tokens at most in each reply.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Sampling settings.
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Print one JSON object per reply (the prompt's ids, how many the cache held already,
+    /// the reply's ids and text) instead of streaming text.
     #[arg(long)]
     pub json: bool,
 }

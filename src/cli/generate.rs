@@ -1,6 +1,6 @@
 //! `latentgpu generate`: prefill and decode with the model's cache, streaming to stdout.
 
-use super::args::GenerateArgs;
+use super::args::{GenerateArgs, SamplingArgs};
 use super::open_model;
 use super::output;
 use anyhow::Result;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// The sampling settings: the command line's, else the model's `generation_config.json`'s
 /// (`do_sample: false` is greedy), else the library's defaults.
-fn sampling(args: &GenerateArgs, defaults: &GenerationDefaults) -> SamplingConfig {
+pub(super) fn sampling(args: &SamplingArgs, defaults: &GenerationDefaults) -> SamplingConfig {
     let base = SamplingConfig::default();
     let greedy_by_default = defaults.do_sample == Some(false);
     SamplingConfig {
@@ -31,6 +31,15 @@ fn sampling(args: &GenerateArgs, defaults: &GenerationDefaults) -> SamplingConfi
     }
 }
 
+/// The model's stop tokens and sampling defaults: a GGUF file's metadata, or a directory's
+/// `generation_config.json`.
+pub(super) fn generation_defaults(dir: &std::path::Path) -> Result<GenerationDefaults> {
+    Ok(match model::families::is_gguf(dir) {
+        true => model::families::gguf_generation_defaults(dir)?,
+        false => GenerationDefaults::for_model(dir)?,
+    })
+}
+
 /// Generates after the prompt, streaming text to stdout (or printing JSON with `--json`).
 pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
     let (ctx, dir, model) = open_model(choice, &args.model)?;
@@ -39,10 +48,7 @@ pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
         Some(path) => tokenizer::Tokenizer::from_file(path)?,
         None => tokenizer::Tokenizer::for_model(&dir, model.config.vocab_size)?,
     };
-    let defaults = match model::families::is_gguf(&dir) {
-        true => model::families::gguf_generation_defaults(&dir)?,
-        false => GenerationDefaults::for_model(&dir)?,
-    };
+    let defaults = generation_defaults(&dir)?;
     let prompt = match &args.prompt_ids {
         Some(ids) => ids.clone(),
         None => tok.encode(&args.prompt)?,
@@ -59,7 +65,7 @@ pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
             true => Vec::new(),
             false => defaults.eos_token_ids.clone(),
         },
-        sampling: sampling(args, &defaults),
+        sampling: sampling(&args.sampling, &defaults),
         cancel: Some(interrupted()?),
     };
     let shown_prompt = match &args.prompt_ids {
@@ -128,11 +134,11 @@ pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
 }
 
 /// The exit status after Ctrl-C: 128 + SIGINT, as shells report a process that SIGINT ended.
-const INTERRUPTED_EXIT: i32 = 130;
+pub(super) const INTERRUPTED_EXIT: i32 = 130;
 
 /// A flag that Ctrl-C sets, so that generation ends after the token being chosen and the text
 /// so far is printed; a second Ctrl-C exits at once.
-fn interrupted() -> Result<Arc<AtomicBool>> {
+pub(super) fn interrupted() -> Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let handler_flag = flag.clone();
     ctrlc::set_handler(move || {

@@ -5,6 +5,7 @@ mod output;
 
 mod args;
 mod bench;
+mod chat;
 mod check;
 mod generate;
 mod info;
@@ -176,6 +177,7 @@ fn run() {
             None => info::info(choice, *json),
         },
         Command::Generate(args) => generate::generate(choice, args),
+        Command::Chat(args) => chat::chat(choice, args),
         Command::Quantize { model, out } => check::quantize(model, out),
         Command::Eval {
             model,

@@ -23,5 +23,5 @@ pub use layers::transformer::{Cache, LoadOptions, Logits, Model};
 pub use runtime::decode::Decoder;
 #[cfg(not(target_arch = "wasm32"))]
 pub use runtime::generate::generate;
-pub use runtime::generate::{generate_async, GenerateConfig};
+pub use runtime::generate::{continue_async, generate_async, GenerateConfig};
 pub use runtime::sampling::{Sampler, SamplingConfig, REMOVED};

@@ -36,6 +36,8 @@ pub struct Decoder<'a> {
     encode: (f64, usize),
     /// The prompt and every token chosen since (to locate a NaN's origin).
     history: Vec<u32>,
+    /// Tokens the last prefill ran.
+    prefilled: usize,
 }
 
 impl<'a> Decoder<'a> {
@@ -51,6 +53,7 @@ impl<'a> Decoder<'a> {
             seconds_per_token: None,
             encode: (0.0, 0),
             history: Vec::new(),
+            prefilled: 0,
         })
     }
 
@@ -78,14 +81,37 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// Runs the prompt through the model (one batch) and returns the first token chosen.
+    /// Runs the prompt through the model after what the cache holds (one batch) and returns
+    /// the first token chosen (a token chosen but not yet run is replaced by the prompt).
     pub async fn prefill(&mut self, prompt: &[u32]) -> Result<u32> {
-        self.state.set_seen(self.ctx, prompt)?;
-        // The prompt goes in at the cache's end (a token chosen but not yet run is replaced).
         let start = self.cache.len;
         self.history.truncate(start);
         self.history.extend_from_slice(prompt);
+        // The repetition penalty sees the whole sequence, as transformers' does.
+        self.state.set_seen(self.ctx, &self.history)?;
         self.run_from(start).await
+    }
+
+    /// Tokens the last prefill ran through the model (a chat's turn: what the conversation
+    /// added to what the cache held).
+    pub fn last_prefill(&self) -> usize {
+        self.prefilled
+    }
+
+    /// How many of `tokens`' first tokens the cache holds already.
+    pub fn cached_prefix(&self, tokens: &[u32]) -> usize {
+        let cached = &self.history[..self.cache.len.min(self.history.len())];
+        cached
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
+
+    /// Forgets every token from position `len` on (the cache's later rows are written again).
+    pub fn rewind(&mut self, len: usize) {
+        self.cache.len = self.cache.len.min(len);
+        self.history.truncate(self.cache.len);
     }
 
     /// Runs the history from position `start` on through the model into the cache from there
@@ -95,6 +121,7 @@ impl<'a> Decoder<'a> {
         let mut b = Batch::new(self.ctx);
         self.cache.len = start;
         let tokens = &self.history[start..];
+        self.prefilled = tokens.len();
         let (logits, _) = self
             .model
             .record_forward(&mut b, tokens, &self.cache, Logits::Last)?;

@@ -50,13 +50,31 @@ pub async fn generate_async(
     model: &Model,
     prompt: &[u32],
     cfg: &GenerateConfig,
-    mut on_token: impl FnMut(u32),
+    on_token: impl FnMut(u32),
 ) -> Result<Vec<u32>> {
     let mut decoder = Decoder::new(ctx, model, cfg.sampling.clone())?;
+    continue_async(&mut decoder, prompt, cfg, on_token).await
+}
+
+/// Generation after `tokens`, the whole sequence so far as the caller now has it (a chat's
+/// conversation rendered again after a new message): the longest prefix `decoder`'s cache
+/// already holds is kept and only the rest is prefilled, then tokens come as from
+/// [`generate_async`]. Returns the new tokens.
+pub async fn continue_async(
+    decoder: &mut Decoder<'_>,
+    tokens: &[u32],
+    cfg: &GenerateConfig,
+    mut on_token: impl FnMut(u32),
+) -> Result<Vec<u32>> {
     if cfg.max_tokens == 0 {
         return Ok(Vec::new());
     }
-    let mut chosen = vec![decoder.prefill(prompt).await?];
+    // At least the last token runs again: its logits choose the first new one.
+    let kept = decoder
+        .cached_prefix(tokens)
+        .min(tokens.len().saturating_sub(1));
+    decoder.rewind(kept);
+    let mut chosen = vec![decoder.prefill(&tokens[kept..]).await?];
     let mut out = Vec::new();
     loop {
         for token in chosen {
