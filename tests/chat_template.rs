@@ -59,3 +59,22 @@ fn every_template_renders_transformers_text() {
     }
     assert!(rendered >= 35, "{rendered} renders compared");
 }
+
+/// A template's own errors are ours too, named, never a panic: `raise_exception`, a syntax
+/// error, a date format `strftime_now` cannot read.
+#[test]
+fn a_template_that_fails_is_an_error_naming_it() {
+    for (text, fragment) in [
+        ("{{ raise_exception('no system role') }}", "no system role"),
+        ("{% for m in messages %}", "syntax"),
+        ("{{ strftime_now('%Q%') }}", "strftime_now"),
+    ] {
+        let t = ChatTemplate {
+            source: "the test's template".into(),
+            text: text.into(),
+            special_tokens: Vec::new(),
+        };
+        let e = t.render(&[Message::new("user", "hi")], true).unwrap_err().to_string();
+        assert!(e.contains("the test's template") && e.contains(fragment), "{e}");
+    }
+}

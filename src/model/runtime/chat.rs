@@ -47,6 +47,16 @@ impl ChatTemplate {
         add_generation_prompt: bool,
         now: chrono::NaiveDateTime,
     ) -> Result<String> {
+        self.render_with(messages, add_generation_prompt, Some(now))
+    }
+
+    /// Renders with `strftime_now` at `now`, or the clock when `None`.
+    fn render_with(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        now: Option<chrono::NaiveDateTime>,
+    ) -> Result<String> {
         let bad = |e: minijinja::Error| {
             let mut found = e.to_string();
             let mut cause = std::error::Error::source(&e);
@@ -89,8 +99,26 @@ impl ChatTemplate {
     }
 }
 
-/// The environment transformers' `_compile_jinja_template` makes.
-fn environment(now: chrono::NaiveDateTime) -> Environment<'static> {
+/// The local time now (in the browser, UTC: a page's time zone is not known here).
+fn clock() -> chrono::NaiveDateTime {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        chrono::Local::now().naive_local()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let since = web_time::SystemTime::now()
+            .duration_since(web_time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        chrono::DateTime::from_timestamp(since.as_secs() as i64, since.subsec_nanos())
+            .unwrap_or_default()
+            .naive_utc()
+    }
+}
+
+/// The environment transformers' `_compile_jinja_template` makes; `strftime_now` at `now`, or
+/// the clock's when `None`.
+fn environment(now: Option<chrono::NaiveDateTime>) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()
@@ -108,7 +136,14 @@ fn environment(now: chrono::NaiveDateTime) -> Environment<'static> {
         },
     );
     env.add_function("strftime_now", move |format: String| {
-        now.format(&format).to_string()
+        use std::fmt::Write;
+        // chrono's formatter fails (rather than writes) on a format it cannot read.
+        let mut out = String::new();
+        write!(out, "{}", now.unwrap_or_else(clock).format(&format)).map_err(|_| {
+            let msg = format!("strftime_now: a format it cannot read, '{format}'");
+            minijinja::Error::new(ErrorKind::InvalidOperation, msg)
+        })?;
+        Ok::<_, minijinja::Error>(out)
     });
     env.add_filter("tojson", tojson);
     // Python's None is not iterable (`tools is iterable` is false when a call gives no tools).
