@@ -82,6 +82,9 @@ pub fn chat(choice: BackendChoice, args: &ChatArgs) -> Result<()> {
             }
         }))?;
         written?;
+        // Ctrl-C stopped this reply only: the next one starts afresh (a second Ctrl-C while it
+        // runs exits, as generate's does).
+        cancel.store(false, Ordering::Relaxed);
         let text = tok.decode(&ids)?;
         let prefilled = decoder.last_prefill();
         if args.json {
