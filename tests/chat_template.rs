@@ -74,7 +74,13 @@ fn a_template_that_fails_is_an_error_naming_it() {
             text: text.into(),
             special_tokens: Vec::new(),
         };
-        let e = t.render(&[Message::new("user", "hi")], true).unwrap_err().to_string();
-        assert!(e.contains("the test's template") && e.contains(fragment), "{e}");
+        let e = t
+            .render(&[Message::new("user", "hi")], true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the test's template") && e.contains(fragment),
+            "{e}"
+        );
     }
 }

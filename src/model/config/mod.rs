@@ -471,8 +471,12 @@ impl ModelConfig {
             AttentionConfig::Mha {
                 n_kv_heads,
                 sliding_window,
+                scale,
                 ..
             } => {
+                if let Some(s) = scale.filter(|s| !(s.is_finite() && *s > 0.0)) {
+                    return Err(invalid("attention.scale", "a finite number > 0", s));
+                }
                 let kv = n_kv_heads.unwrap_or(self.n_heads);
                 if !sliding_window.is_empty() && sliding_window.len() != self.n_layers {
                     return Err(invalid(
