@@ -94,13 +94,14 @@ impl RopeConfig {
                 plain
                     .iter()
                     .map(|&f| {
-                        let wavelen = 2.0 * std::f32::consts::PI / f;
+                        // PyTorch's `scalar / tensor` is `tensor.reciprocal() * scalar`.
+                        let wavelen = (1.0 / f) * (2.0 * std::f64::consts::PI) as f32;
                         if wavelen < high_wavelen {
                             f
                         } else if wavelen > low_wavelen {
                             f / factor
                         } else {
-                            let smooth = (old / wavelen - low_freq_factor)
+                            let smooth = ((1.0 / wavelen) * old - low_freq_factor)
                                 / (high_freq_factor - low_freq_factor);
                             (1.0 - smooth) * f / factor + smooth * f
                         }
