@@ -3,7 +3,8 @@
 repository on localhost, opens the page in headless Chromium through ChromeDriver, lets it
 generate greedily with each shipped model, and checks the text it shows is the prompt followed by
 the native run's tokens (tests/fixtures/generate/greedy.json); presses Stop during a long run;
-loads a model from files picked in the page, and a mismatched pair that must fail. Saves a screenshot of the last
+loads a model from files picked in the page, a mismatched pair that must fail, a Hugging Face
+checkpoint and a GGUF file (which generates). Saves a screenshot of the last
 page to target/web-page.png and the page's tokens/s to bench-results/web-page.json (figures, not
 assertions). Standard library only; exits 1 on any mismatch or error."""
 
@@ -121,13 +122,14 @@ def element(base, s, css):
 
 def load_own_model(base, s, config, weights, tokenizer=None):
     """Picks files in the page's "Your own model" inputs (`weights`: one path or a list of
-    shards), presses Load; returns the status."""
+    shards; `config` None for a GGUF file), presses Load; returns the status."""
     script(base, s, "document.querySelector('details').open = true;"
                     "document.getElementById('status').textContent = '';"
                     "for (const id of ['own_config', 'own_tokenizer', 'own_weights'])"
                     "  document.getElementById(id).value = ''")
     weights = [weights] if isinstance(weights, str) else weights
-    picks = [("#own_config", [config]), ("#own_weights", weights)]
+    picks = [("#own_config", [config])] if config else []
+    picks.append(("#own_weights", weights))
     if tokenizer:
         picks.append(("#own_tokenizer", [tokenizer]))
     for css, paths in picks:
@@ -186,6 +188,22 @@ def check_hugging_face_checkpoint(base, s):
     return ok
 
 
+def check_gguf_file(base, s):
+    """Loads a GGUF file alone (Gemma 3's twin, as llama.cpp's converter wrote it: its config,
+    tokenizer and stop tokens from its metadata) and generates from it."""
+    loaded = load_own_model(base, s, None, "tests/fixtures/gguf/families/gemma3-window-full-f32.gguf")
+    script(base, s, "document.getElementById('prompt').value = 'w10 w11 w12';"
+                    "document.getElementById('tokens').value = 8;"
+                    "document.getElementById('temperature').value = 0;"
+                    "document.getElementById('output').textContent = '';"
+                    "document.getElementById('status').textContent = ''")
+    call(base, "POST", element(base, s, "#generate") + "/click", {})
+    status = wait_for_run(base, s, 120)
+    ok = loaded.startswith("Loaded") and "tokens in" in status
+    print(f"{'ok  ' if ok else 'FAIL'} GGUF file: {loaded} {status}")
+    return ok
+
+
 def main():
     fixture = json.load(open(os.path.join(ROOT, "tests/fixtures/generate/greedy.json")))
     if not os.path.exists(os.path.join(ROOT, "examples/web/pkg/latentgpu_web.js")):
@@ -220,6 +238,7 @@ def main():
         failures += not check_stop_button(base, s, http_port)
         failures += not check_own_model(base, s)
         failures += not check_hugging_face_checkpoint(base, s)
+        failures += not check_gguf_file(base, s)
         shot = call(base, "GET", s + "/screenshot")
         os.makedirs(os.path.join(ROOT, "target"), exist_ok=True)
         with open(os.path.join(ROOT, "target/web-page.png"), "wb") as f:
@@ -232,7 +251,7 @@ def main():
     os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench-results/web-page.json"), "w") as f:
         json.dump({"what": "greedy generation in the web page, prefill included", "runs": runs}, f, indent=2)
-    checks = len(fixture["runs"]) + 3
+    checks = len(fixture["runs"]) + 4
     print(f"{checks - failures} passed, {failures} failed")
     sys.exit(1 if failures else 0)
 

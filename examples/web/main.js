@@ -89,7 +89,9 @@ async function model(name, f16) {
     // Give the status a frame to show: the upload itself runs without yielding.
     await new Promise(requestAnimationFrame);
     loaded.set(key, own
-      ? gpu.load_checkpoint(own.config, own.tokenizer, own.files, f16)
+      ? (own.gguf
+        ? gpu.load_gguf(own.gguf[0], own.gguf[1], f16)
+        : gpu.load_checkpoint(own.config, own.tokenizer, own.files, f16))
       : gpu.load(files.config, files.weights, f16));
   }
   const m = loaded.get(key);
@@ -144,19 +146,23 @@ async function loadOwn() {
   const configFile = $("own_config").files[0];
   const tokenizerFile = $("own_tokenizer").files[0];
   const weightFiles = [...$("own_weights").files];
-  if (!configFile || weightFiles.length === 0) {
-    status("Choose a config.json and its safetensors file(s).", true);
+  // A GGUF file holds its config and tokenizer: it needs nothing beside it.
+  const gguf = weightFiles.length === 1 && weightFiles[0].name.toLowerCase().endsWith(".gguf");
+  if ((!configFile && !gguf) || weightFiles.length === 0) {
+    status("Choose a GGUF file, or a config.json and its safetensors file(s).", true);
     return;
   }
   const bytes = weightFiles.reduce((sum, f) => sum + f.size, 0);
   const shown = weightFiles.length === 1 ? weightFiles[0].name : `${weightFiles.length} files`;
   const name = `yours ${ownFiles.size + 1}: ${shown} (${mib(bytes)} MiB)`;
   try {
-    ownFiles.set(name, {
-      config: await configFile.text(),
-      tokenizer: tokenizerFile ? await tokenizerFile.text() : undefined,
-      files: await Promise.all(weightFiles.map(async (f) => [f.name, new Uint8Array(await f.arrayBuffer())])),
-    });
+    ownFiles.set(name, gguf
+      ? { gguf: [weightFiles[0].name, new Uint8Array(await weightFiles[0].arrayBuffer())] }
+      : {
+        config: await configFile.text(),
+        tokenizer: tokenizerFile ? await tokenizerFile.text() : undefined,
+        files: await Promise.all(weightFiles.map(async (f) => [f.name, new Uint8Array(await f.arrayBuffer())])),
+      });
     await model(name, $("f16").checked);
     $("model").add(new Option(name, name));
     $("model").value = name;

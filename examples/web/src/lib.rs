@@ -1,5 +1,5 @@
 //! latentgpu in the browser: the bindings `index.html` calls to load a model from fetched bytes
-//! and generate text on the browser's WebGPU adapter, streaming tokens to the page.
+//! (this project's files, a Hugging Face checkpoint or a GGUF file) and generate text on the browser's WebGPU adapter, streaming tokens to the page.
 //!
 //! Built by `scripts/build-web.sh` (cargo for `wasm32-unknown-unknown`, then `wasm-bindgen
 //! --target web` into `examples/web/pkg/`). On other targets this crate is empty.
@@ -7,7 +7,9 @@
 
 use latentgpu::gpu::{BackendChoice, GpuContext};
 use latentgpu::model::formats::tokenizer::Tokenizer;
-use latentgpu::model::{generate_async, GenerateConfig, LoadOptions, Model, SamplingConfig};
+use latentgpu::model::{
+    generate_async, GenerateConfig, LoadOptions, Model, SamplingConfig, WeightFile,
+};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -107,6 +109,28 @@ impl WebGpu {
             config.get("eos_token_id"),
         )
         .map_err(js_err)?;
+        Ok(self.loaded(model, tokenizer, eos))
+    }
+
+    /// Uploads a GGUF file a user picked (its `name` names it in errors): its config,
+    /// tokenizer and stop tokens from its metadata, its tensors as the file holds them (a
+    /// quantized file stays quantized; `f16_weights` keeps float matrices 16-bit).
+    pub fn load_gguf(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        f16_weights: bool,
+    ) -> Result<WebModel, JsError> {
+        let file = WeightFile::from_gguf_bytes(name, bytes).map_err(js_err)?;
+        let eos = latentgpu::model::families::gguf_stop_tokens(&file).map_err(js_err)?;
+        let metadata = file.gguf_metadata().cloned().unwrap_or_default();
+        let options = match f16_weights {
+            true => LoadOptions::f16(true),
+            false => LoadOptions::default(),
+        };
+        let model = Model::from_gguf_file(&self.ctx, file, options).map_err(js_err)?;
+        let tokenizer = Tokenizer::from_gguf_metadata(name, &metadata, model.config.vocab_size)
+            .map_err(js_err)?;
         Ok(self.loaded(model, tokenizer, eos))
     }
 

@@ -3,7 +3,6 @@
 
 pub mod chat_template;
 pub mod gguf;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod gguf_tokenizer;
 pub mod hf_json;
 pub mod tokenizer;

@@ -81,40 +81,49 @@ impl Tokenizer {
     pub fn for_model(path: &std::path::Path, vocab: usize) -> crate::Result<Self> {
         if path.is_file() {
             let metadata = super::gguf::metadata_of(path)?;
-            let file = crate::files::shown_path(path);
-            let key = "tokenizer.ggml.tokens";
-            if let Some(super::gguf::Value::Array(tokens)) = metadata.get(key) {
-                // Ids past the list would decode to nothing: words would vanish from the text.
-                if tokens.len() < vocab {
-                    return Err(crate::Error::Weights {
-                        file,
-                        what: key.into(),
-                        expected: format!("a token for each of the embedding's {vocab} rows"),
-                        found: format!("{} tokens", tokens.len()),
-                    });
-                }
-            }
-            return match crate::model::formats::gguf_tokenizer::from_metadata(&file, &metadata) {
-                Ok(Some(t)) => Ok(Tokenizer::HuggingFace(Box::new(t))),
-                Ok(None) => Ok(Self::without_file(
-                    &format!("a tokenizer in {file}'s metadata or one named with --tokenizer"),
-                    vocab,
-                )),
-                // One the metadata describes but that cannot be built: said when text is
-                // encoded, so that ids given as ids still run.
-                Err(e) => Ok(Tokenizer::Missing {
-                    expected: "a tokenizer the file's metadata describes, one named with \
-                               --tokenizer, or the prompt as token ids (--prompt-ids)"
-                        .into(),
-                    found: e.to_string(),
-                }),
-            };
+            return Self::from_gguf_metadata(&crate::files::shown_path(path), &metadata, vocab);
         }
         let path = path.join("tokenizer.json");
         if !path.exists() {
             return Ok(Self::without_file(&crate::files::shown_path(&path), vocab));
         }
         Self::from_file(&path)
+    }
+
+    /// The tokenizer a GGUF file's metadata `metadata` describes (`file` names it in errors),
+    /// checked to have a token for each of the embedding's `vocab` rows; without one, see
+    /// [`Tokenizer::without_file`]; one it describes that cannot be built is said when text is
+    /// encoded, so that ids given as ids still run.
+    pub fn from_gguf_metadata(
+        file: &str,
+        metadata: &std::collections::BTreeMap<String, super::gguf::Value>,
+        vocab: usize,
+    ) -> crate::Result<Self> {
+        let key = "tokenizer.ggml.tokens";
+        if let Some(super::gguf::Value::Array(tokens)) = metadata.get(key) {
+            // Ids past the list would decode to nothing: words would vanish from the text.
+            if tokens.len() < vocab {
+                return Err(crate::Error::Weights {
+                    file: file.to_string(),
+                    what: key.into(),
+                    expected: format!("a token for each of the embedding's {vocab} rows"),
+                    found: format!("{} tokens", tokens.len()),
+                });
+            }
+        }
+        match crate::model::formats::gguf_tokenizer::from_metadata(file, metadata) {
+            Ok(Some(t)) => Ok(Tokenizer::HuggingFace(Box::new(t))),
+            Ok(None) => Ok(Self::without_file(
+                &format!("a tokenizer in {file}'s metadata or one named with --tokenizer"),
+                vocab,
+            )),
+            Err(e) => Ok(Tokenizer::Missing {
+                expected: "a tokenizer the file's metadata describes, one named with \
+                           --tokenizer, or the prompt as token ids (--prompt-ids)"
+                    .into(),
+                found: e.to_string(),
+            }),
+        }
     }
 
     /// The Hugging Face `tokenizer.json` at `path` (native).

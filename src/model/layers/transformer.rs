@@ -271,7 +271,17 @@ impl Model {
         bytes: Vec<u8>,
         options: LoadOptions,
     ) -> Result<Self> {
-        let mut file = WeightFile::from_gguf_bytes(name, bytes)?;
+        Self::from_gguf_file(ctx, WeightFile::from_gguf_bytes(name, bytes)?, options)
+    }
+
+    /// As [`Model::from_gguf_bytes`], from the GGUF file opened already (a web page reads its
+    /// tokenizer and stop tokens from it first).
+    pub fn from_gguf_file(
+        ctx: &GpuContext,
+        file: WeightFile,
+        options: LoadOptions,
+    ) -> Result<Self> {
+        let mut file = file;
         let config = crate::model::families::gguf_config(&mut file)?;
         Self::load_file(ctx, config, file, options, |_, _| {})
     }
