@@ -3,11 +3,13 @@ sdist vendors them) rendered by transformers' own `render_jinja_template` (what
 `apply_chat_template` calls) on a few conversations, for `tests/chat_template.rs`.
 
     python reference/export_chat_templates.py --templates LLAMA_CPP/models/templates
+    python reference/export_chat_templates.py --templates LLAMA_CPP/models/templates --all DIR
 
 Writes tests/fixtures/chat_templates/: each chosen template as it is, and `cases.json`: per
 template its file, the special tokens given, and per conversation (system + user with a
 generation prompt, several turns with one, a finished exchange without one) transformers' text,
-or the error it raises. `strftime_now` sees a fixed date (`NOW`), which the test gives too.
+or the error it raises. `strftime_now` sees a fixed date (`NOW`), which the test gives too. With
+`--all DIR`, every template of the directory, written to DIR (not committed).
 """
 import argparse
 import datetime as real_datetime
@@ -42,6 +44,8 @@ CHOSEN = [
     "ibm-granite-granite-4.0.jinja",
     "openai-gpt-oss-120b.jinja",
     "Qwen-QwQ-32B.jinja",
+    # transformers' `{% generation %}` blocks (its AssistantTracker), rendered as their body.
+    "LFM2.5-8B-A1B.jinja",
 ]
 
 SPECIAL = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
@@ -66,15 +70,18 @@ class FixedDatetime(real_datetime.datetime):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--templates", required=True, help="llama.cpp's models/templates directory")
+    ap.add_argument("--all", help="write every template of the directory here instead")
     args = ap.parse_args()
     ctu.datetime = FixedDatetime
-    shutil.rmtree(OUT, ignore_errors=True)
-    os.makedirs(OUT)
+    out = args.all or OUT
+    chosen = sorted(f for f in os.listdir(args.templates) if f.endswith(".jinja")) if args.all else CHOSEN
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
     cases = {"now": NOW.isoformat(), "special_tokens": SPECIAL, "templates": {}}
-    for name in CHOSEN:
+    for name in chosen:
         with open(os.path.join(args.templates, name), encoding="utf-8") as f:
             template = f.read()
-        shutil.copy(os.path.join(args.templates, name), os.path.join(OUT, name))
+        shutil.copy(os.path.join(args.templates, name), os.path.join(out, name))
         renders = []
         for messages, add_generation_prompt in CONVERSATIONS:
             entry = {"messages": messages, "add_generation_prompt": add_generation_prompt}
@@ -86,11 +93,11 @@ def main():
                 entry["error"] = str(e)
             renders.append(entry)
         cases["templates"][name] = renders
-    with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out, "cases.json"), "w", encoding="utf-8") as f:
         json.dump(cases, f, indent=1, ensure_ascii=False)
         f.write("\n")
-    size = sum(os.path.getsize(os.path.join(OUT, x)) for x in os.listdir(OUT))
-    print(f"{OUT}: {len(CHOSEN)} templates, {size / 1024:.0f} KB")
+    size = sum(os.path.getsize(os.path.join(out, x)) for x in os.listdir(out))
+    print(f"{out}: {len(chosen)} templates, {size / 1024:.0f} KB")
 
 
 if __name__ == "__main__":

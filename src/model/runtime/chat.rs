@@ -71,7 +71,8 @@ impl ChatTemplate {
             }
         };
         let env = environment(now);
-        let template = env.template_from_str(&self.text).map_err(bad)?;
+        let text = without_generation_tags(&self.text);
+        let template = env.template_from_str(&text).map_err(bad)?;
         let mut context: std::collections::BTreeMap<String, Value> = self
             .special_tokens
             .iter()
@@ -97,6 +98,34 @@ impl ChatTemplate {
         );
         template.render(context).map_err(bad)
     }
+}
+
+/// `text` with transformers' `{% generation %}` … `{% endgeneration %}` (its `AssistantTracker`
+/// extension, which marks the assistant's tokens and renders its body as it is) as an
+/// always-true `if`, whitespace control kept.
+fn without_generation_tags(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("generation") {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{%") {
+        let Some(len) = rest[open..].find("%}") else {
+            break;
+        };
+        let tag = &rest[open..open + len + 2];
+        let inner = tag[2..tag.len() - 2].trim_matches(|c: char| c == '-' || c == '+');
+        let replaced = match inner.trim() {
+            "generation" => Some(tag.replacen("generation", "if true", 1)),
+            "endgeneration" => Some(tag.replacen("endgeneration", "endif", 1)),
+            _ => None,
+        };
+        out.push_str(&rest[..open]);
+        out.push_str(replaced.as_deref().unwrap_or(tag));
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    out.into()
 }
 
 /// The local time now (in the browser, UTC: a page's time zone is not known here).
