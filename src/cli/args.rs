@@ -60,6 +60,9 @@ pub enum Command {
     /// Chat with an instruct model through its chat template, the cache kept between turns:
     /// one user message per line of standard input; /reset starts over, /exit ends.
     Chat(ChatArgs),
+    /// An OpenAI-compatible HTTP server: /v1/chat/completions (streamed as server-sent events
+    /// or whole), /v1/completions, /v1/models, /health and /metrics.
+    Serve(ServeArgs),
     /// Perplexity of a model on a text file (byte tokens), windowed as reference/train.py.
     Eval {
         /// Model directory.
@@ -158,7 +161,7 @@ pub struct GenerateArgs {
 
 /// How tokens are chosen; each defaults to the model's `generation_config.json`, else the
 /// library's default.
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 pub struct SamplingArgs {
     /// Sampling temperature; 0 is greedy (default: generation_config.json's, else 0.8).
     #[arg(long, value_parser = temperature)]
@@ -201,6 +204,31 @@ pub struct ChatArgs {
     /// the reply's ids and text) instead of streaming text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Model directory or GGUF file.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// A Hugging Face tokenizer.json to use instead of the model's own.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// A Jinja chat template to use instead of the model's own.
+    #[arg(long)]
+    pub chat_template: Option<PathBuf>,
+    /// The address to listen on (loopback unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The port (0: one the system picks; the address is printed on standard error).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Require `Authorization: Bearer KEY` on every request.
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Requests waiting for the GPU at most; past it, 429.
+    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
+    pub queue: usize,
 }
 
 #[derive(Subcommand)]

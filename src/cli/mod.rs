@@ -11,6 +11,7 @@ mod generate;
 mod info;
 mod kl;
 mod kv_cache;
+mod serve;
 
 use anyhow::{Context, Result};
 use args::{BenchCommand, Cli, Command};
@@ -178,6 +179,7 @@ fn run() {
         },
         Command::Generate(args) => generate::generate(choice, args),
         Command::Chat(args) => chat::chat(choice, args),
+        Command::Serve(args) => serve::serve(choice, args),
         Command::Quantize { model, out } => check::quantize(model, out),
         Command::Eval {
             model,
