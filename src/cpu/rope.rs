@@ -2,7 +2,7 @@
 //! `ops::rope`) so that tests check those against this, and this against transformers
 //! (`tests/rope_frequencies.rs`). It reads a Hugging Face `rope_parameters` object itself, and
 //! follows transformers' `ROPE_INIT_FUNCTIONS` step by step: each tensor operation of theirs
-//! is one f64 operation here rounded to f32 ([`r32`]); `scalar / tensor` is PyTorch's
+//! is one f64 operation here rounded to f32 (`r32`); `scalar / tensor` is PyTorch's
 //! `tensor.reciprocal() * scalar`.
 
 use serde_json::Value;

@@ -148,7 +148,7 @@ impl GenerationDefaults {
 
     /// `dir/generation_config.json` (falling back to `config.json`'s `eos_token_id`), or the
     /// defaults when the model has neither (native; a GGUF file's are
-    /// [`crate::model::formats::gguf::generation_defaults`]).
+    /// [`crate::model::families::gguf_generation_defaults`]).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn for_model(dir: &std::path::Path) -> Result<Self> {
         let read = |name: &str| -> Result<Option<Value>> {
