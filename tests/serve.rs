@@ -300,3 +300,75 @@ fn the_openai_package_gets_transformers_reply() {
     );
     assert!(text.contains("passed"), "{text}");
 }
+
+/// Clients at once, each sending several requests: every response is complete and is its own
+/// request's (each prompt's greedy reply, as it gets alone), nothing is lost, and the server is
+/// healthy after.
+#[test]
+fn concurrent_clients_each_get_their_own_replies() {
+    let server = start("load", &[]);
+    let body = |i: usize| json!({"prompt": format!("w{} w{}", 10 + i, 30 + i), "max_tokens": 6, "temperature": 0});
+    // Each prompt's reply alone first.
+    let alone: Vec<Value> = (0..4)
+        .map(|i| post(&server, "/v1/completions", body(i)).1["choices"][0]["text"].clone())
+        .collect();
+    std::thread::scope(|scope| {
+        for (i, want) in alone.iter().enumerate() {
+            let server = &server;
+            scope.spawn(move || {
+                for _ in 0..3 {
+                    let (status, r) = post(server, "/v1/completions", body(i));
+                    assert_eq!(status, 200, "{r}");
+                    assert_eq!(&r["choices"][0]["text"], want, "client {i}");
+                    assert_eq!(r["usage"]["completion_tokens"], 6);
+                }
+            });
+        }
+    });
+    assert_eq!(request(&server, "GET", "/health", None, &[]).0, 200);
+    let (_, metrics) = request(&server, "GET", "/metrics", None, &[]);
+    assert!(metrics.contains("latentgpu_requests_total 16"), "{metrics}");
+    assert!(metrics.contains("latentgpu_queue_length 0"), "{metrics}");
+}
+
+/// A client that goes away mid-stream stops its generation: the server generates a few tokens
+/// past the disconnect, not the 1500 asked, and serves the next request.
+#[test]
+fn a_client_that_disconnects_cancels_its_generation() {
+    let server = start("gone", &[]);
+    let body =
+        json!({"prompt": "w10", "max_tokens": 1500, "temperature": 0, "stream": true}).to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // Read until the first token's chunk, then hang up.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while !String::from_utf8_lossy(&seen).contains("\"text\"") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before a token");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    drop(s);
+    // The next request is served, and far fewer than 1500 tokens were generated.
+    let (status, r) = post(
+        &server,
+        "/v1/completions",
+        json!({"prompt": "w11", "max_tokens": 2}),
+    );
+    assert_eq!(status, 200, "{r}");
+    let (_, metrics) = request(&server, "GET", "/metrics", None, &[]);
+    let generated: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("latentgpu_generated_tokens_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        generated < 600,
+        "{generated} tokens generated after the disconnect: {metrics}"
+    );
+}
