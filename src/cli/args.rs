@@ -180,8 +180,9 @@ pub struct SamplingArgs {
     pub seed: u64,
 }
 
+/// The model a chat or a server talks through, and what may replace its own files.
 #[derive(clap::Args)]
-pub struct ChatArgs {
+pub struct ChatModelArgs {
     /// Model directory or GGUF file.
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -191,6 +192,13 @@ pub struct ChatArgs {
     /// A Jinja chat template to use instead of the model's own.
     #[arg(long)]
     pub chat_template: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct ChatArgs {
+    /// The model, its tokenizer and chat template.
+    #[command(flatten)]
+    pub files: ChatModelArgs,
     /// A system message opening the conversation.
     #[arg(long)]
     pub system: Option<String>,
@@ -208,15 +216,9 @@ pub struct ChatArgs {
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Model directory or GGUF file.
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// A Hugging Face tokenizer.json to use instead of the model's own.
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    /// A Jinja chat template to use instead of the model's own.
-    #[arg(long)]
-    pub chat_template: Option<PathBuf>,
+    /// The model, its tokenizer and chat template.
+    #[command(flatten)]
+    pub files: ChatModelArgs,
     /// The address to listen on (loopback unless told otherwise).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,

@@ -17,13 +17,15 @@ use std::sync::atomic::Ordering;
 /// Runs the conversation until `/exit` or the end of standard input.
 pub fn chat(choice: BackendChoice, args: &ChatArgs) -> Result<()> {
     // A model without a template is refused before anything is loaded.
+    let files = &args.files;
     let template =
-        chat_template::for_model(&model_dir(&args.model), args.chat_template.as_deref())?;
-    let (ctx, dir, model) = open_model(choice, &args.model)?;
-    let tok = match &args.tokenizer {
-        Some(path) => tokenizer::Tokenizer::from_file(path)?,
-        None => tokenizer::Tokenizer::for_model(&dir, model.config.vocab_size)?,
-    };
+        chat_template::for_model(&model_dir(&files.model), files.chat_template.as_deref())?;
+    let (ctx, dir, model) = open_model(choice, &files.model)?;
+    let tok = tokenizer::Tokenizer::named_or_for_model(
+        files.tokenizer.as_deref(),
+        &dir,
+        model.config.vocab_size,
+    )?;
     let defaults = generation_defaults(&dir)?;
     let cancel = interrupted()?;
     let cfg = GenerateConfig {

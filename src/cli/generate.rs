@@ -44,10 +44,11 @@ pub(super) fn generation_defaults(dir: &std::path::Path) -> Result<GenerationDef
 pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
     let (ctx, dir, model) = open_model(choice, &args.model)?;
     log::info!("generating on {}", ctx.name());
-    let tok = match &args.tokenizer {
-        Some(path) => tokenizer::Tokenizer::from_file(path)?,
-        None => tokenizer::Tokenizer::for_model(&dir, model.config.vocab_size)?,
-    };
+    let tok = tokenizer::Tokenizer::named_or_for_model(
+        args.tokenizer.as_deref(),
+        &dir,
+        model.config.vocab_size,
+    )?;
     let defaults = generation_defaults(&dir)?;
     let prompt = match &args.prompt_ids {
         Some(ids) => ids.clone(),

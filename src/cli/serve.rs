@@ -91,8 +91,8 @@ fn error(status: StatusCode, message: impl Into<String>, param: Option<&str>) ->
 
 /// Serves until interrupted.
 pub fn serve(choice: BackendChoice, args: &ServeArgs) -> Result<()> {
-    let dir = model_dir(&args.model);
-    let template = match chat_template::for_model(&dir, args.chat_template.as_deref()) {
+    let dir = model_dir(&args.files.model);
+    let template = match chat_template::for_model(&dir, args.files.chat_template.as_deref()) {
         Ok(t) => Some(t),
         Err(e) => {
             log::warn!("no chat template ({e}): /v1/chat/completions will refuse requests");
@@ -115,7 +115,7 @@ pub fn serve(choice: BackendChoice, args: &ServeArgs) -> Result<()> {
     });
     let worker_shared = shared.clone();
     let worker_dir = dir.clone();
-    let tokenizer_file = args.tokenizer.clone();
+    let tokenizer_file = args.files.tokenizer.clone();
     std::thread::spawn(move || {
         let loaded = worker(
             choice,
@@ -164,10 +164,11 @@ fn worker(
 ) -> Result<()> {
     let ctx = GpuContext::new(choice)?;
     let model = load_model(&ctx, dir)?;
-    let tokenizer = Arc::new(match tokenizer_file {
-        Some(path) => Tokenizer::from_file(path)?,
-        None => Tokenizer::for_model(dir, model.config.vocab_size)?,
-    });
+    let tokenizer = Arc::new(Tokenizer::named_or_for_model(
+        tokenizer_file,
+        dir,
+        model.config.vocab_size,
+    )?);
     let _ = shared.tokenizer.set(tokenizer.clone());
     shared
         .context

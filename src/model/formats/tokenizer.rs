@@ -126,6 +126,20 @@ impl Tokenizer {
         }
     }
 
+    /// `file` when the user names one (`--tokenizer`), else the model's own
+    /// ([`Tokenizer::for_model`]) (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn named_or_for_model(
+        file: Option<&std::path::Path>,
+        model: &std::path::Path,
+        vocab: usize,
+    ) -> crate::Result<Self> {
+        match file {
+            Some(path) => Self::from_file(path),
+            None => Self::for_model(model, vocab),
+        }
+    }
+
     /// The Hugging Face `tokenizer.json` at `path` (native).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_file(path: &std::path::Path) -> crate::Result<Self> {
