@@ -38,19 +38,28 @@ fn gemma3_reads_its_scalar_layer_types_and_ropes() {
 fn gemma3_older_configs_load_as_the_new_ones() {
     // Before transformers 5: rope_theta, rope_local_base_freq, rope_scaling (the full layers')
     // and sliding_window_pattern instead of layer_types.
-    let new = config_of("gemma3-window-full");
+    // Bases and a pattern other than the defaults, so that a key read wrong or not at all shows.
+    let mut new = config_of("gemma3-window-full");
+    new["rope_parameters"]["full_attention"]["rope_theta"] = json!(500_000.0);
+    new["rope_parameters"]["sliding_attention"]["rope_theta"] = json!(20_000.0);
+    new["layer_types"] = (0..7)
+        .map(|i| match (i + 1) % 3 {
+            0 => "full_attention",
+            _ => "sliding_attention",
+        })
+        .collect();
     let mut old = new.clone();
     let o = old.as_object_mut().unwrap();
     for key in ["rope_parameters", "layer_types", "_sliding_window_pattern"] {
         o.remove(key);
     }
-    o.insert("rope_theta".into(), json!(1_000_000.0));
-    o.insert("rope_local_base_freq".into(), json!(10_000.0));
+    o.insert("rope_theta".into(), json!(500_000.0));
+    o.insert("rope_local_base_freq".into(), json!(20_000.0));
     o.insert(
         "rope_scaling".into(),
         json!({"rope_type": "linear", "factor": 2.0}),
     );
-    o.insert("sliding_window_pattern".into(), json!(6));
+    o.insert("sliding_window_pattern".into(), json!(3));
     let (a, b) = (
         HfConfig::from_json(&new).unwrap(),
         HfConfig::from_json(&old).unwrap(),
