@@ -18,9 +18,8 @@ pub struct GgufMeta<'a> {
     pub meta: &'a BTreeMap<String, Value>,
     /// Rows of `token_embd.weight`: the vocabulary.
     pub vocab: usize,
-    /// The per-frequency RoPE factors the file holds as tensors (`rope_factors_long`,
-    /// `rope_factors_short`: Phi-3's LongRoPE), by name.
-    pub rope_factors: BTreeMap<String, Vec<f32>>,
+    /// The vectors [`super::Family::gguf_config_vectors`] names that the file holds, by name.
+    pub vectors: BTreeMap<String, Vec<f32>>,
 }
 
 impl GgufMeta<'_> {

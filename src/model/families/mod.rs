@@ -49,6 +49,12 @@ pub trait Family: Sync {
         Arc::new(gguf::GgufLayout::PLAIN)
     }
 
+    /// One-dimensional tensors of its GGUF files that its config is made of, read before
+    /// [`Family::gguf_config`] into [`GgufMeta::vectors`] (Phi-3's LongRoPE factors).
+    fn gguf_config_vectors(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Tokens, by their text, that end a turn besides the files' end-of-sequence token
     /// (Gemma's `<end_of_turn>`): generation stops at them too.
     fn stop_texts(&self) -> &'static [&'static str] {
@@ -116,14 +122,6 @@ pub fn hf_config(json: &serde_json::Value, file: &mut WeightFile) -> Result<Mode
 /// metadata says (the vocabulary from `token_embd.weight`, the head tied when there is no
 /// `output.weight`).
 fn gguf_family(file: &mut WeightFile) -> Result<(&'static dyn Family, String, serde_json::Value)> {
-    // The per-frequency RoPE factors some converters write as tensors (Phi-3's LongRoPE).
-    let mut rope_factors = std::collections::BTreeMap::new();
-    for key in ["rope_factors_long.weight", "rope_factors_short.weight"] {
-        if let Some(shape) = file.shape_of(key).filter(|s| s.len() == 1) {
-            let values = file.read_tensor(key, &shape, None)?.into_f32();
-            rope_factors.insert(key.trim_end_matches(".weight").to_string(), values);
-        }
-    }
     let name = file
         .shard_names()
         .first()
@@ -151,23 +149,34 @@ fn gguf_family(file: &mut WeightFile) -> Result<(&'static dyn Family, String, se
     let arch = meta
         .get("general.architecture")
         .and_then(crate::model::formats::gguf::Value::as_str)
-        .ok_or_else(|| bad("general.architecture", "a string".into(), "none".into()))?;
-    let family = by_gguf_arch(arch).ok_or_else(|| {
+        .ok_or_else(|| bad("general.architecture", "a string".into(), "none".into()))?
+        .to_string();
+    let family = by_gguf_arch(&arch).ok_or_else(|| {
         bad(
             "general.architecture",
             format!(
                 "{} (the GGUF families this project maps)",
                 gguf_archs().join(", ")
             ),
-            arch.to_string(),
+            arch.clone(),
         )
     })?;
+    // The vectors the family's config is made of (Phi-3's LongRoPE factors), where present.
+    let mut vectors = std::collections::BTreeMap::new();
+    for key in family.gguf_config_vectors() {
+        if let Some(shape) = file.shape_of(key).filter(|s| s.len() == 1) {
+            vectors.insert(
+                key.to_string(),
+                file.read_tensor(key, &shape, None)?.into_f32(),
+            );
+        }
+    }
     let meta = GgufMeta {
         file: &name,
-        arch,
-        meta,
+        arch: &arch,
+        meta: file.gguf_metadata().expect("a GGUF file"),
         vocab,
-        rope_factors,
+        vectors,
     };
     let mut json = family.gguf_config(&meta)?;
     json["tie_word_embeddings"] = (!file.holds("output.weight")).into();

@@ -67,8 +67,8 @@ impl Family for Phi3 {
             }
         }
         let factors = (
-            meta.rope_factors.get("rope_factors_short"),
-            meta.rope_factors.get("rope_factors_long"),
+            meta.vectors.get(ROPE_FACTORS[1]),
+            meta.vectors.get(ROPE_FACTORS[0]),
         );
         if let (Some(short), Some(long)) = factors {
             let theta = json["rope_theta"].clone();
@@ -86,6 +86,10 @@ impl Family for Phi3 {
         Ok(json)
     }
 
+    fn gguf_config_vectors(&self) -> &'static [&'static str] {
+        &ROPE_FACTORS
+    }
+
     fn hf_layout(&self, config: &ModelConfig, _file: &WeightFile) -> Arc<dyn TensorLayout> {
         Arc::new(FusedLayout::new(config, Box::new(HfLayout::LLAMA)))
     }
@@ -98,6 +102,9 @@ impl Family for Phi3 {
         Arc::new(FusedLayout::new(config, Box::new(names)))
     }
 }
+
+/// LongRoPE's long and short factors in GGUF files.
+const ROPE_FACTORS: [&str; 2] = ["rope_factors_long.weight", "rope_factors_short.weight"];
 
 /// The fused tensors' GGUF names: `ffn_up` holds gate then up.
 const GGUF_NAMES: &[(&str, &str)] = &[
