@@ -9,7 +9,9 @@
 //   k[s, g, j], j >= d_a  at kb[kb_off + s * kb_row + g * kb_head + j - d_a]
 //   v[s, g, j]            at v[v_off + s * v_row + g * v_head + j]          j < d_v
 //   o[t, h, j]            at o[o_off + t * o_row + h * o_head + j]
-// A head stride of 0 shares one key/value head among all heads (MQA).
+// A head stride of 0 shares one key/value head among all heads (MQA). Over a paged cache, key
+// and value row s is read at row cache_row(s) of its view (cache_pages.wgsl), found once per
+// key per tile and shared in workgroup memory.
 // Causal: query t sees keys s <= t + offset (offset = keys already cached before this block);
 // with a sliding window W > 0 also only keys s > t + offset - W (the last W positions).
 // Masked keys are skipped by loop bounds; -1e30 is a finite "empty" sentinel, never an infinity.
@@ -25,9 +27,12 @@ const EMPTY: f32 = -1.0e30;
 @group(0) @binding(3) var<storage, read> kb: array<f32>;
 @group(0) @binding(4) var<storage, read> v: array<f32>;
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
+@group(0) @binding(6) var<storage, read> pages: array<u32>;
 
 var<workgroup> q_sh: array<f32, MAX_D_QK>;
 var<workgroup> prob_sh: array<f32, WG>;
+// The pool row of each key of the tile.
+var<workgroup> row_sh: array<u32, WG>;
 
 // One tile of the online softmax (FlashAttention-2's recurrence): the invocation's key scored
 // `score` (EMPTY past the tile's `count` keys), its probability under the new running max
@@ -89,7 +94,9 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         let s = s0 + lid;
         var score = EMPTY;
         if (lid < count) {
-            let a_base = p.ka_off + s * p.ka_row + g * p.ka_head;
+            let r = cache_row(s, p.page_tokens);
+            row_sh[lid] = r;
+            let a_base = p.ka_off + r * p.ka_row + g * p.ka_head;
             var dot4 = vec4<f32>(0.0);
             let d4 = p.d_a & ~3u;
             for (var j = 0u; j < d4; j += 4u) {
@@ -101,7 +108,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             for (var j = d4; j < p.d_a; j++) {
                 d = fma(q_sh[j], ka[a_base + j], d);
             }
-            let b_base = p.kb_off + s * p.kb_row + g * p.kb_head;
+            let b_base = p.kb_off + r * p.kb_row + g * p.kb_head;
             for (var j = p.d_a; j < p.d_qk; j++) {
                 d = fma(q_sh[j], kb[b_base + j - p.d_a], d);
             }
@@ -115,9 +122,9 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             let dim = lid + i * WG;
             if (dim < p.d_v) {
                 var sum = acc[i] * alpha;
-                let v_base = p.v_off + s0 * p.v_row + g * p.v_head + dim;
+                let v_base = p.v_off + g * p.v_head + dim;
                 for (var j = 0u; j < count; j++) {
-                    sum = fma(prob_sh[j], v[v_base + j * p.v_row], sum);
+                    sum = fma(prob_sh[j], v[v_base + row_sh[j] * p.v_row], sum);
                 }
                 acc[i] = sum;
             }
@@ -169,13 +176,15 @@ fn attention_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         let s = s0 + lid;
         var score = EMPTY;
         if (lid < count) {
-            let a_base4 = (p.ka_off + s * p.ka_row + g * p.ka_head) / 4u;
+            let r = cache_row(s, p.page_tokens);
+            row_sh[lid] = r;
+            let a_base4 = (p.ka_off + r * p.ka_row + g * p.ka_head) / 4u;
             var dot4 = vec4<f32>(0.0);
             for (var j = 0u; j < p.d_a / 4u; j++) {
                 let qv = vec4<f32>(q_sh[4u * j], q_sh[4u * j + 1u], q_sh[4u * j + 2u], q_sh[4u * j + 3u]);
                 dot4 = fma(qv, ka4[a_base4 + j], dot4);
             }
-            let b_base4 = (p.kb_off + s * p.kb_row + g * p.kb_head) / 4u;
+            let b_base4 = (p.kb_off + r * p.kb_row + g * p.kb_head) / 4u;
             for (var j = 0u; j < (p.d_qk - p.d_a) / 4u; j++) {
                 let o = p.d_a + 4u * j;
                 let qv = vec4<f32>(q_sh[o], q_sh[o + 1u], q_sh[o + 2u], q_sh[o + 3u]);
@@ -191,10 +200,10 @@ fn attention_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
             let dim4 = lid + i * WG;
             if (dim4 < d_v4) {
                 var sum = acc[i] * alpha;
-                let v_base4 = (p.v_off + s0 * p.v_row + g * p.v_head) / 4u + dim4;
+                let v_base4 = (p.v_off + g * p.v_head) / 4u + dim4;
                 let v_row4 = p.v_row / 4u;
                 for (var j = 0u; j < count; j++) {
-                    sum = fma(vec4<f32>(prob_sh[j]), v4[v_base4 + j * v_row4], sum);
+                    sum = fma(vec4<f32>(prob_sh[j]), v4[v_base4 + row_sh[j] * v_row4], sum);
                 }
                 acc[i] = sum;
             }

@@ -5,7 +5,7 @@
 // attention.wgsl's (read its header); the block's heads are scored together: an invocation
 // scores one key of a tile for every head of the block, one invocation per head then takes
 // that head's tile max and sum, and each invocation accumulates its output dimensions for
-// every head.
+// every head. Over a paged cache the pool row of each key of a tile is found once and shared.
 
 const WG: u32 = 64u;
 const MAX_BLOCK: u32 = 8u;          // heads per workgroup at most
@@ -19,12 +19,14 @@ const EMPTY: f32 = -1.0e30;
 @group(0) @binding(3) var<storage, read> kb: array<f32>;
 @group(0) @binding(4) var<storage, read> v: array<f32>;
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
+@group(0) @binding(6) var<storage, read> pages: array<u32>;
 
 var<workgroup> q_sh: array<f32, MAX_Q>;
 var<workgroup> score_sh: array<f32, 512>;  // MAX_BLOCK * WG
 var<workgroup> m_sh: array<f32, MAX_BLOCK>;
 var<workgroup> l_sh: array<f32, MAX_BLOCK>;
 var<workgroup> alpha_sh: array<f32, MAX_BLOCK>;
+var<workgroup> row_sh: array<u32, WG>;
 
 @compute @workgroup_size(WG)
 fn attention_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -64,14 +66,16 @@ fn attention_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         // function-scope vars (this one declared in the loop) gave wrong sums.
         var dots = array<f32, MAX_BLOCK>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         if (lid < count) {
-            let a_base = p.ka_off + s * p.ka_row + g * p.ka_head;
+            let r = cache_row(s, p.page_tokens);
+            row_sh[lid] = r;
+            let a_base = p.ka_off + r * p.ka_row + g * p.ka_head;
             for (var j = 0u; j < p.d_a; j++) {
                 let k = ka[a_base + j];
                 for (var i = 0u; i < nh; i++) {
                     dots[i] = fma(q_sh[i * p.d_qk + j], k, dots[i]);
                 }
             }
-            let b_base = p.kb_off + s * p.kb_row + g * p.kb_head;
+            let b_base = p.kb_off + r * p.kb_row + g * p.kb_head;
             for (var j = p.d_a; j < p.d_qk; j++) {
                 let k = kb[b_base + j - p.d_a];
                 for (var i = 0u; i < nh; i++) {
@@ -114,9 +118,9 @@ fn attention_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
                 for (var i = 0u; i < nh; i++) {
                     acc[i * OUT_PER_INVOCATION + c] *= alpha_sh[i];
                 }
-                let v_base = p.v_off + s0 * p.v_row + g * p.v_head + dim;
+                let v_base = p.v_off + g * p.v_head + dim;
                 for (var j = 0u; j < count; j++) {
-                    let vv = v[v_base + j * p.v_row];
+                    let vv = v[v_base + row_sh[j] * p.v_row];
                     for (var i = 0u; i < nh; i++) {
                         let k = i * OUT_PER_INVOCATION + c;
                         acc[k] = fma(score_sh[i * WG + j], vv, acc[k]);

@@ -5,7 +5,8 @@
 // and its own slice of the output: no workgroup memory and no barriers, which on a CPU
 // rasteriser cost more than the arithmetic of a small head. The views are attention.wgsl's
 // (read its header); here every offset and stride is a multiple of 4, d_a, d_qk and d_v too,
-// and d_qk, d_v <= 4 · LANE_VEC4S · WG.
+// and d_qk, d_v <= 4 · LANE_VEC4S · WG. Key and value row s of a paged cache is at row
+// cache_row(s) (cache_pages.wgsl).
 
 // The adapter's subgroup size (set at dispatch): a workgroup is one subgroup.
 override WG: u32 = 32u;
@@ -18,6 +19,7 @@ const EMPTY: f32 = -1.0e30;
 @group(0) @binding(3) var<storage, read> kb4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> v4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
+@group(0) @binding(6) var<storage, read> pages: array<u32>;
 
 @compute @workgroup_size(WG)
 fn attention_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -48,8 +50,9 @@ fn attention_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     var m = EMPTY;
     var l = 0.0;
     for (var s = first; s < end; s++) {
-        let a_base4 = (p.ka_off + s * p.ka_row + g * p.ka_head) / 4u;
-        let b_base4 = (p.kb_off + s * p.kb_row + g * p.kb_head) / 4u;
+        let r = cache_row(s, p.page_tokens);
+        let a_base4 = (p.ka_off + r * p.ka_row + g * p.ka_head) / 4u;
+        let b_base4 = (p.kb_off + r * p.kb_row + g * p.kb_head) / 4u;
         var part = vec4<f32>(0.0);
         for (var i = 0u; i < LANE_VEC4S; i++) {
             let j = lane + i * WG;
@@ -64,7 +67,7 @@ fn attention_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         let alpha = exp(m - m_new);
         let prob = exp(score - m_new);
         l = fma(l, alpha, prob);
-        let v_base4 = (p.v_off + s * p.v_row + g * p.v_head) / 4u;
+        let v_base4 = (p.v_off + r * p.v_row + g * p.v_head) / 4u;
         for (var i = 0u; i < LANE_VEC4S; i++) {
             let j = lane + i * WG;
             if (j < d_v4) {

@@ -4,7 +4,9 @@
 //   kv       [tokens, r + rope]         kv_a_proj_with_mqa's output: c_kv, then k_pe (slot heads)
 //   norm     [r]                        kv_a_layernorm: c_kv is RMS-normalised into the cache
 //   table    [2, positions, rope / 2]   cos, then sin (RopeTable)
-//   c_cache  [capacity, r]              out: the normalised c_kv at row pos + token
+//   c_cache  [capacity, r]              out: the normalised c_kv at row pos + token (of a
+//                                       paged cache, the pool row its page table `pages`
+//                                       gives: cache_pages.wgsl)
 //   pe_cache [capacity, rope]           out: the rotated k_pe there
 // Interleaved pairs, rmsnorm.wgsl's and rope.wgsl's formulas.
 
@@ -18,7 +20,7 @@ struct MlaRopeParams {
     pos: u32,
     positions: u32,
     eps: f32,
-    _pad0: u32,
+    page_tokens: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -32,6 +34,7 @@ const WG: u32 = 64u;
 @group(0) @binding(4) var<storage, read_write> q: array<f32>;
 @group(0) @binding(5) var<storage, read_write> c_cache: array<f32>;
 @group(0) @binding(6) var<storage, read_write> pe_cache: array<f32>;
+@group(0) @binding(7) var<storage, read> pages: array<u32>;
 
 // The rotation of pair i of (x0, x1) at position pos.
 fn rotate(x0: f32, x1: f32, pos: u32, i: u32) -> vec2<f32> {
@@ -63,6 +66,7 @@ fn mla_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         return;
     }
     let src = t * (p.r + p.rope);
+    let at = cache_row(pos, p.page_tokens);
     var ss = 0.0;
     for (var j = lid; j < p.r; j += WG) {
         let v = kv[src + j];
@@ -70,11 +74,11 @@ fn mla_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     let inv = inverseSqrt(workgroup_sum(ss, lid) / f32(p.r) + p.eps);
     for (var j = lid; j < p.r; j += WG) {
-        c_cache[pos * p.r + j] = kv[src + j] * inv * norm[j];
+        c_cache[at * p.r + j] = kv[src + j] * inv * norm[j];
     }
     for (var i = lid; i < half; i += WG) {
         let r = rotate(kv[src + p.r + 2u * i], kv[src + p.r + 2u * i + 1u], pos, i);
-        pe_cache[pos * p.rope + 2u * i] = r.x;
-        pe_cache[pos * p.rope + 2u * i + 1u] = r.y;
+        pe_cache[at * p.rope + 2u * i] = r.x;
+        pe_cache[at * p.rope + 2u * i + 1u] = r.y;
     }
 }

@@ -6,7 +6,9 @@
 //   table [2, positions, rot_dim / 2]        cos, then sin (RopeTable)
 //   q     [tokens, heads, dh]                out: the rotated queries
 //   k_cache, v_cache [capacity, kv_heads, dh] out: the rotated keys and the values, at rows
-//                                            row.. (an element offset, so any row can be written)
+//                                            row.. (an element offset, so any row can be written);
+//                                            of a paged cache, at the pool rows its page table
+//                                            `pages` gives (cache_pages.wgsl)
 // Token t is rotated for position pos + t.
 // The norm and the rotation are rmsnorm.wgsl's and rope.wgsl's formulas (modes: 0 interleaved
 // pairs, 1 half-split pairs; values rot_dim.. of a head are not rotated).
@@ -24,6 +26,10 @@ struct QkvParams {
     has_norm: u32,
     eps: f32,
     row: u32,
+    page_tokens: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const WG: u32 = 64u;
@@ -36,6 +42,7 @@ const MAX_DH: u32 = 1024u;
 @group(0) @binding(4) var<storage, read_write> q: array<f32>;
 @group(0) @binding(5) var<storage, read_write> k_cache: array<f32>;
 @group(0) @binding(6) var<storage, read_write> v_cache: array<f32>;
+@group(0) @binding(7) var<storage, read> pages: array<u32>;
 
 var<workgroup> head: array<f32, MAX_DH>;
 
@@ -58,9 +65,9 @@ fn qkv_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         head[j] = x;
     }
     workgroupBarrier();
-    let cache_row = (p.row + t) * p.kv_heads;
+    let kv_base = cache_row(p.row + t, p.page_tokens) * p.kv_heads;
     if (s >= p.heads + p.kv_heads) {
-        let base = (cache_row + s - p.heads - p.kv_heads) * dh;
+        let base = (kv_base + s - p.heads - p.kv_heads) * dh;
         for (var j = lid; j < dh; j += WG) {
             v_cache[base + j] = head[j];
         }
@@ -90,7 +97,7 @@ fn qkv_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let pos = p.pos + t;
     var out_base = (t * p.heads + s) * dh;
     if (s >= p.heads) {
-        out_base = (cache_row + s - p.heads) * dh;
+        out_base = (kv_base + s - p.heads) * dh;
     }
     for (var j = lid; j < dh; j += WG) {
         var v = head[j];

@@ -57,6 +57,7 @@ pub const ALL: &[(&str, &str)] = &[
 
 /// Fused multi-head attention (prefill and decode).
 pub const ATTENTION: &str = concat!(
+    include_str!("../shaders/prelude/cache_pages.wgsl"),
     include_str!("../shaders/prelude/attention_params.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/prelude/reduce.wgsl"),
@@ -64,6 +65,7 @@ pub const ATTENTION: &str = concat!(
 );
 /// Attention of one query row, heads sharing each key/value row.
 pub const ATTENTION_DECODE_SRC: &str = concat!(
+    include_str!("../shaders/prelude/cache_pages.wgsl"),
     include_str!("../shaders/prelude/attention_params.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/attention_decode.wgsl")
@@ -71,6 +73,7 @@ pub const ATTENTION_DECODE_SRC: &str = concat!(
 /// Attention of one query row, a subgroup per head.
 pub const ATTENTION_LANES_SRC: &str = concat!(
     enable_subgroups!(),
+    include_str!("../shaders/prelude/cache_pages.wgsl"),
     include_str!("../shaders/prelude/attention_params.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/attention_lanes.wgsl")
@@ -216,6 +219,7 @@ pub const MATVEC_SUBGROUP_SRC: &str = concat!(
 );
 /// MLA's step between its products and its attention.
 pub const MLA_ROPE_SRC: &str = concat!(
+    include_str!("../shaders/prelude/cache_pages.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/prelude/reduce.wgsl"),
     include_str!("../shaders/mla_rope.wgsl")
@@ -233,6 +237,7 @@ pub const PERMUTE: &str = concat!(
 );
 /// Bias, q/k norm, RoPE and cache writes after the fused q|k|v product.
 pub const QKV_ROPE_SRC: &str = concat!(
+    include_str!("../shaders/prelude/cache_pages.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/prelude/reduce.wgsl"),
     include_str!("../shaders/qkv_rope.wgsl")
@@ -373,7 +378,7 @@ pub const ATTENTION_FUSED: Kernel = kernel(
     "attention.wgsl",
     ATTENTION,
     "attention",
-    &[Uniform, Read, Read, Read, Read, ReadWrite],
+    &[Uniform, Read, Read, Read, Read, ReadWrite, Read],
 );
 /// The latent gather update (phase 1), a subgroup per latent query and head.
 pub const GATHER_LANES: Kernel = kernel(
@@ -599,7 +604,9 @@ pub const QKV_ROPE: Kernel = kernel(
     "qkv_rope.wgsl",
     QKV_ROPE_SRC,
     "qkv_rope",
-    &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+    &[
+        Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read,
+    ],
 );
 /// `[A, B, C]` -> `[B, A, C]`.
 pub const PERMUTE01: Kernel = kernel("permute.wgsl", PERMUTE, "permute", U_R_W);
@@ -624,26 +631,28 @@ pub const ATTENTION_DECODE: Kernel = kernel(
     "attention_decode.wgsl",
     ATTENTION_DECODE_SRC,
     "attention_decode",
-    &[Uniform, Read, Read, Read, Read, ReadWrite],
+    &[Uniform, Read, Read, Read, Read, ReadWrite, Read],
 );
 /// Decode attention, a workgroup of one subgroup per head (adapters with subgroups).
 pub const ATTENTION_LANES: Kernel = kernel(
     "attention_lanes.wgsl",
     ATTENTION_LANES_SRC,
     "attention_lanes",
-    &[Uniform, Read, Read, Read, Read, ReadWrite],
+    &[Uniform, Read, Read, Read, Read, ReadWrite, Read],
 );
 /// Fused attention, keys and values read as vec4s (aligned views).
 pub const ATTENTION_FUSED_V4: Kernel = kernel(
     "attention.wgsl",
     ATTENTION,
     "attention_v4",
-    &[Uniform, Read, Read, Read, Read, ReadWrite],
+    &[Uniform, Read, Read, Read, Read, ReadWrite, Read],
 );
 /// MLA: q's RoPE part, c_kv normalised and k_pe rotated into the cache.
 pub const MLA_ROPE: Kernel = kernel(
     "mla_rope.wgsl",
     MLA_ROPE_SRC,
     "mla_rope",
-    &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+    &[
+        Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read,
+    ],
 );

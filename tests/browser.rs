@@ -12,6 +12,8 @@ mod greedy;
 mod kernel_checks;
 #[path = "common/numeric.rs"]
 mod numeric;
+#[path = "common/paged_checks.rs"]
+mod paged_checks;
 #[path = "common/quant_checks.rs"]
 mod quant_checks;
 #[path = "common/sampling_checks.rs"]
@@ -211,6 +213,21 @@ async fn matvec_paths_match_reference() {
 #[wasm_bindgen_test]
 async fn gpu_sampler_matches_transformers_logits_processors() {
     sampling_checks::gpu_sampler_matches_transformers(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn paged_attention_reads_the_rows_of_a_whole_cache() {
+    paged_checks::paged_attention(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn paged_qkv_step_writes_the_rows_of_a_whole_cache() {
+    paged_checks::paged_qkv_rope(&browser_gpu().await).await;
+}
+
+#[wasm_bindgen_test]
+async fn paged_mla_step_writes_the_rows_of_a_whole_cache() {
+    paged_checks::paged_mla_rope(&browser_gpu().await).await;
 }
 
 #[wasm_bindgen_test]

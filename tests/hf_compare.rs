@@ -30,7 +30,7 @@ fn run(ctx: &GpuContext, model: &Model, golden: &Golden, start: usize) -> Compar
     cache.len = start;
     let mut b = Batch::new(ctx);
     let (logits, hidden) = model
-        .record_forward(&mut b, &tokens, &cache, Logits::All)
+        .record_forward(&mut b, &tokens, &mut cache, Logits::All)
         .unwrap();
     let mut all: Vec<_> = hidden.iter().collect();
     all.push(&logits);

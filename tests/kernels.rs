@@ -5,6 +5,7 @@ mod common;
 
 use common::kernel_checks as checks;
 use common::on_every_adapter;
+use common::paged_checks;
 use common::quant_checks;
 use pollster::block_on;
 
@@ -140,6 +141,21 @@ fn cast_to_f16_rounds_to_nearest_even() {
 #[test]
 fn matvec_paths_match_reference() {
     on_every_adapter(|ctx| block_on(checks::matvec_paths(ctx)));
+}
+
+#[test]
+fn paged_attention_reads_the_rows_of_a_whole_cache() {
+    on_every_adapter(|ctx| block_on(paged_checks::paged_attention(ctx)));
+}
+
+#[test]
+fn paged_qkv_step_writes_the_rows_of_a_whole_cache() {
+    on_every_adapter(|ctx| block_on(paged_checks::paged_qkv_rope(ctx)));
+}
+
+#[test]
+fn paged_mla_step_writes_the_rows_of_a_whole_cache() {
+    on_every_adapter(|ctx| block_on(paged_checks::paged_mla_rope(ctx)));
 }
 
 #[test]

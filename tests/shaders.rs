@@ -224,7 +224,19 @@ fn params_structs_match_their_wgsl_twins() {
             shaders::ATTENTION,
             "AttentionParams",
             offsets!(AttentionParams: n_q, n_kv, heads, kv_heads, d_qk, d_a, d_v, causal, offset,
-                scale, q, ka, kb, v, o, window, heads_per_group, _pad),
+                scale, q, ka, kb, v, o, window, heads_per_group, page_tokens),
+        ),
+        (
+            shaders::QKV_ROPE_SRC,
+            "QkvParams",
+            offsets!(QkvParams: tokens, heads, kv_heads, dh, rot_dim, mode, pos, positions,
+                has_bias, has_norm, eps, row, page_tokens, _pad),
+        ),
+        (
+            shaders::MLA_ROPE_SRC,
+            "MlaRopeParams",
+            offsets!(MlaRopeParams: tokens, heads, q_width, q_rot, r, rope, pos, positions, eps,
+                page_tokens, _pad),
         ),
         (
             shaders::LATENT,

@@ -1,5 +1,6 @@
 // The params of the attention kernels (mirrored by `ops::AttentionParams`): sizes, and
-// each operand's view (offset, row stride, head stride).
+// each operand's view (offset, row stride, head stride), and the page size of a paged cache
+// whose page table maps the key and value rows (0: rows as they are; see cache_pages.wgsl).
 struct AttentionParams {
     n_q: u32,
     n_kv: u32,
@@ -28,5 +29,5 @@ struct AttentionParams {
     o_head: u32,
     window: u32,
     heads_per_group: u32,
-    _pad: u32,
+    page_tokens: u32,
 }

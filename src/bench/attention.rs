@@ -179,10 +179,11 @@ pub fn run(
         let one = GpuTensor::from_f32(ctx, "x1", &[1, d], &vec![0.01; d])?;
         let cache = mha.new_cache(ctx, n)?;
         let full_prefill_s = seconds_per_rep(ctx, 0.2, |b: &mut Batch| {
-            mha.forward(b, &x, 0, &cache, &full_rope, mode).map(|_| ())
+            mha.forward(b, &x, 0, (&cache, None), &full_rope, mode)
+                .map(|_| ())
         })?;
         let full_decode_s = seconds_per_rep(ctx, 0.2, |b: &mut Batch| {
-            mha.forward(b, &one, n - 1, &cache, &full_rope, mode)
+            mha.forward(b, &one, n - 1, (&cache, None), &full_rope, mode)
                 .map(|_| ())
         })?;
         let state = latent.new_state(ctx)?;

@@ -79,14 +79,22 @@ pub fn run(
         let mha_cache = mha.new_cache(ctx, n)?;
         let time = |path: MlaPath| {
             seconds_per_rep(ctx, 0.2, |b: &mut Batch| {
-                mla.forward(b, &one, n - 1, &mla_cache, path).map(|_| ())
+                mla.forward(b, &one, n - 1, (&mla_cache, None), path)
+                    .map(|_| ())
             })
         };
         let mla_naive_s = time(MlaPath::Naive)?;
         let mla_absorbed_s = time(MlaPath::Absorbed)?;
         let mha_s = seconds_per_rep(ctx, 0.2, |b: &mut Batch| {
-            mha.forward(b, &one, n - 1, &mha_cache, &rope_table, RopeMode::HalfSplit)
-                .map(|_| ())
+            mha.forward(
+                b,
+                &one,
+                n - 1,
+                (&mha_cache, None),
+                &rope_table,
+                RopeMode::HalfSplit,
+            )
+            .map(|_| ())
         })?;
         let fig = MlaFigure {
             context: n,

@@ -162,7 +162,7 @@ pub fn run(
 
     let prefill_times = DispatchTimes::default();
     let mut b = Batch::profiled(ctx, prefill_times.clone());
-    let (logits, _) = model.record_forward(&mut b, &ids, &cache, Logits::Last)?;
+    let (logits, _) = model.record_forward(&mut b, &ids, &mut cache, Logits::Last)?;
     ops::sample(&mut b, &logits, &state, 0, sampler.next_params(vocab))?;
     let prefill_log = b.recorded().to_vec();
     pollster::block_on(b.read_u32_async(&[&state.token]))?;
@@ -176,7 +176,8 @@ pub fn run(
         } else {
             Batch::profiled(ctx, decode_times.clone())
         };
-        let logits = model.record_decode(&mut b, &state.token, &cache, cache.len)?;
+        let pos = cache.len;
+        let logits = model.record_decode(&mut b, &state.token, &mut cache, pos)?;
         ops::sample(&mut b, &logits, &state, 0, sampler.next_params(vocab))?;
         if decode_log.is_empty() {
             decode_log = b.recorded().to_vec();

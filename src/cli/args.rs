@@ -21,10 +21,19 @@ pub struct Cli {
     /// q2_K to q8_0; float values in f16 or bf16 where all the matrices are, else f32).
     #[arg(long, global = true, value_parser = parse_weights)]
     pub weights: Option<WeightFormat>,
-    /// Tokens the cache is allocated for, at most the model's context (default: the model's,
-    /// Hugging Face models capped at 4096). The memory plan (`info --model`) counts it.
+    /// Tokens a sequence may reach, at most the model's trained context (default: the
+    /// model's). The cache grows in pages as tokens come; `info --model` says what a context
+    /// costs.
     #[arg(long, global = true, value_parser = at_least_one)]
     pub context: Option<usize>,
+    /// The most GPU memory a sequence's KV cache pages may take, in bytes (suffixes K, M, G
+    /// for KiB, MiB, GiB); reaching it is an error naming the context reached. Default: what
+    /// the context needs.
+    #[arg(long, global = true, value_parser = byte_count)]
+    pub cache_memory: Option<u64>,
+    /// Tokens per page of the KV cache.
+    #[arg(long, global = true, default_value_t = latentgpu::model::DEFAULT_PAGE_TOKENS, value_parser = at_least_one)]
+    pub page_tokens: usize,
     /// The same as --weights f16.
     #[arg(long, global = true, conflicts_with = "weights")]
     pub f16_weights: bool,
@@ -325,6 +334,34 @@ pub enum BenchCommand {
 /// A count of at least 1.
 fn at_least_one(s: &str) -> Result<usize, String> {
     in_range(s, 1, usize::MAX)
+}
+
+/// A positive number of bytes, with an optional K, M or G (KiB, MiB, GiB) suffix.
+fn byte_count(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_uppercase()),
+        _ => (t, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => {
+            return Err(format!(
+                "expected a byte count like 512M or 2G, found '{s}'"
+            ))
+        }
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 => n
+            .checked_mul(1 << shift)
+            .ok_or_else(|| format!("expected a byte count below 2^64, found '{s}'")),
+        _ => Err(format!(
+            "expected a positive whole number of bytes (suffix K, M or G), found '{s}'"
+        )),
+    }
 }
 
 /// Largest matrix side the benchmarks take: an 8192² f32 matrix is 256 MiB on the host.

@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use args::{BenchCommand, Cli, Command};
 use clap::Parser;
 use latentgpu::gpu::{BackendChoice, GpuContext};
-use latentgpu::model::{LoadOptions, Model};
+use latentgpu::model::{CacheOptions, LoadOptions, Model};
 use latentgpu::ops::WeightFormat;
 use std::path::{Path, PathBuf};
 
@@ -69,18 +69,32 @@ fn open_model(
     Ok((ctx, dir, model))
 }
 
-/// `--weights` (or `--f16-weights`) and `--context`, set once from the command line.
-static LOAD_CHOICE: std::sync::OnceLock<(Option<WeightFormat>, Option<usize>)> =
-    std::sync::OnceLock::new();
+/// How the command line asks models to be loaded, set once.
+#[derive(Clone, Copy, Debug, Default)]
+struct LoadChoice {
+    /// `--weights` (or `--f16-weights`).
+    weights: Option<WeightFormat>,
+    /// `--context`.
+    context: Option<usize>,
+    /// `--cache-memory` and `--page-tokens`.
+    cache: CacheOptions,
+}
+
+static LOAD_CHOICE: std::sync::OnceLock<LoadChoice> = std::sync::OnceLock::new();
 
 /// The weight format the command line asks for (`None`: as the files hold them).
 fn weights() -> Option<WeightFormat> {
-    LOAD_CHOICE.get().and_then(|c| c.0)
+    LOAD_CHOICE.get().and_then(|c| c.weights)
 }
 
 /// The context the command line asks for (`None`: the model's).
 fn context() -> Option<usize> {
-    LOAD_CHOICE.get().and_then(|c| c.1)
+    LOAD_CHOICE.get().and_then(|c| c.context)
+}
+
+/// How the command line asks the KV cache to be kept.
+fn cache_options() -> CacheOptions {
+    LOAD_CHOICE.get().map(|c| c.cache).unwrap_or_default()
 }
 
 fn load_model(ctx: &GpuContext, dir: &Path) -> Result<Model> {
@@ -99,6 +113,7 @@ fn load_model_as(ctx: &GpuContext, dir: &Path, weights: Option<WeightFormat>) ->
         context: context(),
         memory_budget: None,
         block_bytes: block_bytes_from_env()?,
+        cache: cache_options(),
     };
     let model = Model::load_dir_with(ctx, dir, options, |i, n| {
         bar.set_length(n as u64);
@@ -171,7 +186,14 @@ fn run() {
         true => Some(WeightFormat::F16),
         false => cli.weights,
     };
-    LOAD_CHOICE.get_or_init(|| (format, cli.context));
+    LOAD_CHOICE.get_or_init(|| LoadChoice {
+        weights: format,
+        context: cli.context,
+        cache: CacheOptions {
+            page_tokens: cli.page_tokens,
+            memory: cli.cache_memory,
+        },
+    });
     let result = backend(&cli).and_then(|choice| match &cli.command {
         Command::Info { model, json } => match model {
             Some(dir) => info::model_info(choice, dir, *json),

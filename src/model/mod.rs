@@ -19,7 +19,8 @@ pub use config::{AttentionConfig, FfnKind, ModelConfig, NormKind, RopeConfig};
 pub use families::hf::HfConfig;
 pub use formats::hf_json::GenerationDefaults;
 pub use formats::weights::WeightFile;
-pub use layers::transformer::{Cache, LoadOptions, Logits, Model};
+pub use layers::cache::{Cache, CacheOptions, PageCount, DEFAULT_PAGE_TOKENS};
+pub use layers::transformer::{LoadOptions, Logits, Model};
 pub use runtime::decode::Decoder;
 #[cfg(not(target_arch = "wasm32"))]
 pub use runtime::generate::generate;

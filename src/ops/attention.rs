@@ -1,6 +1,6 @@
 //! Fused multi-head attention (online softmax), causal or not, over a KV cache or a whole sequence.
 
-use super::{as_u32, expect_rank, expect_shape};
+use super::{as_u32, expect_rank, expect_shape, Pages};
 use crate::error::{shape_err, Result};
 use crate::gpu::batch::grid;
 use crate::gpu::{Batch, DType, GpuTensor};
@@ -44,8 +44,9 @@ pub struct AttentionParams {
     pub window: u32,
     /// Query heads per workgroup of the decode kernel (0 for the fused kernel).
     pub heads_per_group: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// Tokens per page of a paged cache whose page table maps the key and value rows (0: the
+    /// rows as they are).
+    pub page_tokens: u32,
 }
 
 /// A strided view of an attention operand: element `[row, head, j]` is at
@@ -115,6 +116,8 @@ pub struct AttentionViews<'a> {
     pub d_v: usize,
     /// Scale, causality and valid keys.
     pub how: AttentionShape,
+    /// The page table that maps the rows of `ka`, `kb` and `v` (a paged cache), if any.
+    pub pages: Option<Pages<'a>>,
 }
 
 /// Invocations per workgroup; each holds up to 16 output values, so `d_v <= 16 * WG`.
@@ -169,14 +172,38 @@ pub fn attention(
     v: &GpuTensor,
     how: AttentionShape,
 ) -> Result<GpuTensor> {
+    attention_paged(batch, q, (k, v), None, how)
+}
+
+/// As [`attention`] over a paged cache: `k` `[pool rows, kv_heads, d_qk]` and `v`
+/// `[pool rows, kv_heads, d_v]` hold logical row `s` at the pool row `pages` gives (`None`: at
+/// row `s`). A prefill that takes the products path reads the rows gathered in order.
+pub fn attention_paged(
+    batch: &mut Batch,
+    q: &GpuTensor,
+    (k, v): (&GpuTensor, &GpuTensor),
+    pages: Option<Pages>,
+    how: AttentionShape,
+) -> Result<GpuTensor> {
     expect_rank("attention", "q", q, 3..=3)?;
+    expect_rank("attention", "k", k, 3..=3)?;
     expect_rank("attention", "v", v, 3..=3)?;
     let shape = [q.shape()[0], q.shape()[1], v.shape()[2]];
-    if let Some(o) = attention_by_products(batch, q, k, v, how)? {
-        return Ok(o);
+    if products_fit(q, k.shape()[1], how) {
+        let o = match pages {
+            Some(pages) => {
+                let k = pages.gather(batch, k, how.n_kv)?;
+                let v = pages.gather(batch, v, how.n_kv)?;
+                attention_by_products(batch, q, &k, &v, how)?
+            }
+            None => attention_by_products(batch, q, k, v, how)?,
+        };
+        if let Some(o) = o {
+            return Ok(o);
+        }
     }
     let o = GpuTensor::scratch(batch.ctx(), "attention", &shape, DType::F32)?;
-    attention_into(batch, q, k, v, &o, how)?;
+    attention_into_paged(batch, q, (k, v), &o, pages, how)?;
     Ok(o)
 }
 
@@ -185,10 +212,23 @@ const PRODUCTS_MIN_QUERIES: usize = 16;
 /// Most bytes of scores the products path holds at once.
 const PRODUCTS_MAX_SCORE_BYTES: usize = 64 << 20;
 
+/// Whether a prefill of `q` `[n, heads, d_qk]` over `kv_heads` key heads takes the products
+/// path: not for few queries, a sliding window, or scores over [`PRODUCTS_MAX_SCORE_BYTES`].
+fn products_fit(q: &GpuTensor, kv_heads: usize, how: AttentionShape) -> bool {
+    let (n, heads, n_kv) = (q.shape()[0], q.shape()[1], how.n_kv);
+    n >= PRODUCTS_MIN_QUERIES
+        && how.window == 0
+        && n_kv >= 1
+        && kv_heads > 0
+        && heads % kv_heads == 0
+        && heads * n * n_kv * 4 <= PRODUCTS_MAX_SCORE_BYTES
+        && (!how.causal || n <= n_kv)
+}
+
 /// Prefill attention as transformers' eager attention computes it, on the tiled matrix
 /// kernels: `S = Q·Kᵀ` per head, `P = softmax(scale·S)` with the causal mask, `O = P·V`, with
-/// the heads moved to the front and back. `None` (the fused kernel's job) for few queries, a
-/// sliding window, or scores over [`PRODUCTS_MAX_SCORE_BYTES`].
+/// the heads moved to the front and back. `None` (the fused kernel's job) where
+/// [`products_fit`] says no, or `k` holds fewer than `n_kv` rows.
 fn attention_by_products(
     batch: &mut Batch,
     q: &GpuTensor,
@@ -199,15 +239,7 @@ fn attention_by_products(
     let (n, heads, d_qk) = (q.shape()[0], q.shape()[1], q.shape()[2]);
     let (kv_heads, d_v) = (k.shape()[1], v.shape()[2]);
     let n_kv = how.n_kv;
-    let fits = n >= PRODUCTS_MIN_QUERIES
-        && how.window == 0
-        && n_kv >= 1
-        && n_kv <= k.shape()[0]
-        && kv_heads > 0
-        && heads % kv_heads == 0
-        && heads * n * n_kv * 4 <= PRODUCTS_MAX_SCORE_BYTES
-        && (!how.causal || n <= n_kv);
-    if !fits {
+    if !products_fit(q, kv_heads, how) || n_kv > k.shape()[0] {
         return Ok(None);
     }
     let group = heads / kv_heads;
@@ -223,13 +255,25 @@ fn attention_by_products(
     Ok(Some(super::permute01(batch, &o)?))
 }
 
-/// As [`attention`], writing into `o`.
+/// As [`attention`], writing into `o` (always the fused kernels).
 pub fn attention_into(
     batch: &mut Batch,
     q: &GpuTensor,
     k: &GpuTensor,
     v: &GpuTensor,
     o: &GpuTensor,
+    how: AttentionShape,
+) -> Result<()> {
+    attention_into_paged(batch, q, (k, v), o, None, how)
+}
+
+/// As [`attention_paged`], writing into `o` (always the fused kernels).
+pub fn attention_into_paged(
+    batch: &mut Batch,
+    q: &GpuTensor,
+    (k, v): (&GpuTensor, &GpuTensor),
+    o: &GpuTensor,
+    pages: Option<Pages>,
     how: AttentionShape,
 ) -> Result<()> {
     const OP: &str = "attention";
@@ -242,7 +286,7 @@ pub fn attention_into(
     expect_shape(OP, "k", k, &[cap, kv_heads, d_qk])?;
     expect_shape(OP, "v", v, &[cap, kv_heads, d_v])?;
     expect_shape(OP, "o", o, &[n_q, heads, d_v])?;
-    if how.n_kv > cap {
+    if pages.is_none() && how.n_kv > cap {
         return Err(shape_err(OP, "valid keys", format!("1..={cap}"), how.n_kv));
     }
     attention_views(
@@ -260,6 +304,7 @@ pub fn attention_into(
             d_a: d_qk,
             d_v,
             how,
+            pages,
         },
     )
 }
@@ -324,17 +369,27 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         ));
     }
     let kb = a.kb.unwrap_or(a.ka);
+    // The key and value rows the queries see, and through a page table the pool rows they
+    // are: the views must hold them.
+    let first_key = match a.how.causal && a.how.window > 0 {
+        true => (n_kv - n_q + 1).saturating_sub(a.how.window),
+        false => 0,
+    };
+    let kv_rows = match &a.pages {
+        Some(pages) => pages.last_row(OP, first_key, n_kv)? + 1,
+        None => n_kv,
+    };
     let checks = [
         ("q", &a.q, n_q, heads, a.d_qk),
-        ("k", &a.ka, n_kv, kv_heads, a.d_a.max(1)),
+        ("k", &a.ka, kv_rows, kv_heads, a.d_a.max(1)),
         (
             "k (second part)",
             &kb,
-            n_kv,
+            kv_rows,
             kv_heads,
             (a.d_qk - a.d_a).max(1),
         ),
-        ("v", &a.v, n_kv, kv_heads, a.d_v),
+        ("v", &a.v, kv_rows, kv_heads, a.d_v),
         ("o", &a.o, n_q, heads, a.d_v),
     ];
     for (what, view, rows, hs, width) in checks {
@@ -367,9 +422,21 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         o: a.o.packed(OP, "o view")?,
         window: u("window", a.how.window)?,
         heads_per_group: 0,
-        _pad: 0,
+        page_tokens: match &a.pages {
+            Some(pages) => pages.param(OP)?,
+            None => 0,
+        },
     };
-    let tensors = [a.q.tensor, a.ka.tensor, kb.tensor, a.v.tensor, a.o.tensor];
+    // Unpaged, the table is not read: the queries stand in for it.
+    let table = a.pages.map_or(a.q.tensor, |p| p.table);
+    let tensors = [
+        a.q.tensor,
+        a.ka.tensor,
+        kb.tensor,
+        a.v.tensor,
+        a.o.tensor,
+        table,
+    ];
     let group = heads / kv_heads;
     if n_q == 1 && group >= DECODE_MIN_GROUP {
         // Decode where many heads share a key/value head (MLA's absorbed path, wide GQA): each

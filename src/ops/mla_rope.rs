@@ -1,7 +1,7 @@
 //! The step between MLA's products and its attention (see `mla_rope.wgsl`): the queries' RoPE
 //! part rotated, `c_kv` normalised and `k_pe` rotated into the compressed cache, in one dispatch.
 
-use super::{as_u32, expect_rank, expect_shape, RopeTable};
+use super::{as_u32, expect_rank, expect_shape, Pages, RopeTable};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::batch::grid;
 use crate::gpu::{Batch, GpuTensor};
@@ -29,14 +29,16 @@ pub struct MlaRopeParams {
     pub positions: u32,
     /// The norm's epsilon.
     pub eps: f32,
+    /// Tokens per page of a paged cache (0: rows as they are).
+    pub page_tokens: u32,
     /// Padding.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 /// Rotates values `q_rot..q_rot + rope` of each head of `q` `[n, heads, q_width]` in place
 /// (interleaved pairs), and writes `kv` `[n, r + rope]`'s `c_kv` part, RMS-normalised by `norm`
 /// `[r]`, and its rotated `k_pe` part into `c_cache` `[capacity, r]` and `pe_cache`
-/// `[capacity, rope]` at rows `pos..pos + n`.
+/// `[capacity, rope]` at rows `pos..pos + n` (of a paged cache, the pool rows `pages` gives).
 #[allow(clippy::too_many_arguments)]
 pub fn mla_rope(
     batch: &mut Batch,
@@ -45,7 +47,7 @@ pub fn mla_rope(
     kv: &GpuTensor,
     (norm, eps): (&GpuTensor, f32),
     (table, pos): (&RopeTable, usize),
-    (c_cache, pe_cache): (&GpuTensor, &GpuTensor),
+    (c_cache, pe_cache, pages): (&GpuTensor, &GpuTensor, Option<Pages>),
 ) -> Result<()> {
     const OP: &str = "mla_rope";
     expect_rank(OP, "q", q, 3..=3)?;
@@ -65,11 +67,22 @@ pub fn mla_rope(
             format!("{q_rot}..{}", q_rot + rope),
         ));
     }
-    if pos + n > capacity.min(table.positions) {
+    if pos + n > table.positions {
         return Err(Error::OutOfRange {
             what: format!("{OP}: position ({pos} + {n} tokens)"),
             found: (pos + n - 1) as u64,
-            bound: capacity.min(table.positions) as u64,
+            bound: table.positions as u64,
+        });
+    }
+    let last_row = match &pages {
+        Some(pages) => pages.last_row(OP, pos, pos + n)?,
+        None => pos + n - 1,
+    };
+    if last_row >= capacity {
+        return Err(Error::OutOfRange {
+            what: format!("{OP}: cache row ({pos} + {n} tokens)"),
+            found: last_row as u64,
+            bound: capacity as u64,
         });
     }
     let params = MlaRopeParams {
@@ -82,14 +95,27 @@ pub fn mla_rope(
         pos: as_u32(OP, "pos", pos)?,
         positions: as_u32(OP, "positions", table.positions)?,
         eps,
-        _pad: [0; 3],
+        page_tokens: match &pages {
+            Some(pages) => pages.param(OP)?,
+            None => 0,
+        },
+        _pad: [0; 2],
     };
     let wg = grid(batch.ctx(), OP, (n * (heads + 1)) as u64)?;
     batch.dispatch(
         &shaders::MLA_ROPE,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[kv, norm, &table.both, q, c_cache, pe_cache],
+        // Unpaged, the table is not read: the compressed KV stands in for it.
+        &[
+            kv,
+            norm,
+            &table.both,
+            q,
+            c_cache,
+            pe_cache,
+            pages.map_or(kv, |p| p.table),
+        ],
         wg,
     )
 }

@@ -13,6 +13,7 @@ pub mod mla_rope;
 pub mod moe_ffn;
 pub mod moe_route;
 pub mod norm;
+pub mod pages;
 pub mod permute;
 pub mod qkv;
 pub mod quant;
@@ -22,8 +23,8 @@ pub mod sample;
 pub mod softmax;
 
 pub use attention::{
-    attention, attention_into, attention_views, AttentionParams, AttentionShape, AttentionViews,
-    View,
+    attention, attention_into, attention_into_paged, attention_paged, attention_views,
+    AttentionParams, AttentionShape, AttentionViews, View,
 };
 pub use cast::{to_f16, CastParams};
 pub use elementwise::{add_bias, binary, scale_rows, unary, BinaryOp, EwParams, UnaryOp};
@@ -35,6 +36,7 @@ pub use mla_rope::{mla_rope, MlaRopeParams};
 pub use moe_ffn::{moe_ffn, ExpertStack, Experts, MoeParams};
 pub use moe_route::{moe_route, RouteMethod, RouteParams, Routing};
 pub use norm::{add_norm, layernorm, rmsnorm, NormParams};
+pub use pages::Pages;
 pub use permute::{permute01, PermuteParams};
 pub use qkv::{qkv_rope, QkvExtras, QkvParams};
 pub use quant::{dequantize, quantize, QuantHost, QuantScheme, QUANT_BLOCK};

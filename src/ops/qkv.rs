@@ -2,7 +2,7 @@
 //! `qkv_rope.wgsl`): bias, per-head q/k RMSNorm, RoPE, and the keys and values written into the
 //! cache at their positions, in one dispatch.
 
-use super::{as_u32, expect_rank, expect_shape, RopeMode, RopeTable};
+use super::{as_u32, expect_rank, expect_shape, Pages, RopeMode, RopeTable};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::batch::grid;
 use crate::gpu::{Batch, DType, GpuTensor};
@@ -36,6 +36,10 @@ pub struct QkvParams {
     pub eps: f32,
     /// Cache row of the first token.
     pub row: u32,
+    /// Tokens per page of a paged cache (0: rows as they are).
+    pub page_tokens: u32,
+    /// Padding.
+    pub _pad: [u32; 3],
 }
 
 /// What the step adds to the product: a bias, a per-head q/k norm. `aux` holds
@@ -52,7 +56,8 @@ pub struct QkvExtras<'a> {
 
 /// `qkv` `[n, (heads + 2·kv_heads)·dh]` of tokens at positions `pos..pos + n` -> the rotated
 /// queries `[n, heads, dh]`; the rotated keys and the values go to `k_cache` and `v_cache`
-/// (`[capacity, kv_heads, dh]`) at rows `row..row + n`.
+/// (`[capacity, kv_heads, dh]`) at rows `row..row + n`, or of a paged cache at the pool rows
+/// `pages` gives for them.
 #[allow(clippy::too_many_arguments)]
 pub fn qkv_rope(
     batch: &mut Batch,
@@ -61,7 +66,7 @@ pub fn qkv_rope(
     extras: &QkvExtras,
     rope: (&RopeTable, RopeMode),
     (pos, row): (usize, usize),
-    (k_cache, v_cache): (&GpuTensor, &GpuTensor),
+    (k_cache, v_cache, pages): (&GpuTensor, &GpuTensor, Option<Pages>),
 ) -> Result<GpuTensor> {
     const OP: &str = "qkv_rope";
     expect_rank(OP, "qkv", qkv, 2..=2)?;
@@ -84,10 +89,14 @@ pub fn qkv_rope(
             ),
         ));
     }
-    if row + n > capacity {
+    let last_row = match &pages {
+        Some(pages) => pages.last_row(OP, row, row + n)?,
+        None => row + n - 1,
+    };
+    if last_row >= capacity {
         return Err(Error::OutOfRange {
             what: format!("{OP}: cache row ({row} + {n} tokens)"),
-            found: (row + n - 1) as u64,
+            found: last_row as u64,
             bound: capacity as u64,
         });
     }
@@ -111,6 +120,11 @@ pub fn qkv_rope(
         has_norm: extras.norm_eps.is_some() as u32,
         eps: extras.norm_eps.unwrap_or(0.0),
         row: as_u32(OP, "row", row)?,
+        page_tokens: match &pages {
+            Some(pages) => pages.param(OP)?,
+            None => 0,
+        },
+        _pad: [0; 3],
     };
     let q = GpuTensor::scratch(batch.ctx(), "rotated queries", &[n, heads, dh], DType::F32)?;
     let wg = grid(batch.ctx(), OP, (n * slots) as u64)?;
@@ -118,7 +132,16 @@ pub fn qkv_rope(
         &shaders::QKV_ROPE,
         &[],
         Some(bytemuck::bytes_of(&params)),
-        &[qkv, extras.aux, &table.both, &q, k_cache, v_cache],
+        // Unpaged, the table is not read: the product stands in for it.
+        &[
+            qkv,
+            extras.aux,
+            &table.both,
+            &q,
+            k_cache,
+            v_cache,
+            pages.map_or(qkv, |p| p.table),
+        ],
         wg,
     )?;
     Ok(q)

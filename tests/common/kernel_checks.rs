@@ -727,7 +727,7 @@ pub async fn qkv_rope(ctx: &GpuContext) {
                 &extras,
                 (&table, mode),
                 (pos, row),
-                (&kc, &vc),
+                (&kc, &vc, None),
             )
             .unwrap();
             let out = b.read_async(&[&q, &kc, &vc]).await.unwrap();
@@ -930,7 +930,7 @@ pub async fn mla_rope(ctx: &GpuContext) {
             &gkv,
             (&gw, 1e-6),
             (&table, pos),
-            (&c_cache, &pe_cache),
+            (&c_cache, &pe_cache, None),
         )
         .unwrap();
         let out = b.read_async(&[&gq, &c_cache, &pe_cache]).await.unwrap();

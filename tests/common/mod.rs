@@ -5,6 +5,7 @@ pub mod big_vocab;
 pub mod cli;
 pub mod kernel_checks;
 pub mod numeric;
+pub mod paged_checks;
 pub mod quant_checks;
 pub mod sampling_checks;
 

@@ -346,7 +346,7 @@ impl LatentLayer {
                 &extras,
                 (rope, mode),
                 at,
-                (&state.keys, &state.values),
+                (&state.keys, &state.values, None),
             )?;
             // The chunk's unrotated keys and values, for the gather.
             let kv = match seg {

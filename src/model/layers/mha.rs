@@ -7,7 +7,7 @@ use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::model::config::{AttentionConfig, ModelConfig};
 use crate::model::formats::weights::WeightFile;
 use crate::model::layers::upload::{load, load_matrix, upload_stacked, Upload};
-use crate::ops::{self, AttentionShape, QkvExtras, RopeMode, RopeTable, Weight};
+use crate::ops::{self, AttentionShape, Pages, QkvExtras, RopeMode, RopeTable, Weight};
 
 /// A linear layer `y = x·Wᵀ (+ b)`.
 pub struct Linear {
@@ -68,11 +68,12 @@ pub struct MhaLayer {
     scale: f32,
 }
 
-/// The KV cache of one MHA layer.
+/// The KV cache of one MHA layer: pool buffers whose rows a page table assigns to positions
+/// (see `layers::cache`).
 pub struct KvCache {
-    /// Keys `[max_context, Hkv, dh]`, RoPE applied.
+    /// Keys `[pool rows, Hkv, dh]`, RoPE applied.
     pub k: GpuTensor,
-    /// Values `[max_context, Hkv, dh]`.
+    /// Values `[pool rows, Hkv, dh]`.
     pub v: GpuTensor,
 }
 
@@ -80,6 +81,28 @@ impl KvCache {
     /// Bytes held.
     pub fn bytes(&self) -> u64 {
         self.k.bytes() + self.v.bytes()
+    }
+
+    /// Bytes of one cached token's keys and values.
+    pub fn row_bytes(&self) -> u64 {
+        let rows = self.k.shape()[0].max(1) as u64;
+        self.bytes() / rows
+    }
+
+    /// The same cache with `rows` pool rows, its first `kept` copied in `b`.
+    pub fn grown(&self, b: &mut Batch, rows: usize, kept: usize) -> Result<KvCache> {
+        let grow = |b: &mut Batch, t: &GpuTensor| -> Result<GpuTensor> {
+            let mut shape = t.shape().to_vec();
+            let row = shape[1] * shape[2];
+            shape[0] = rows;
+            let new = GpuTensor::zeros(b.ctx(), t.label(), &shape)?;
+            b.copy_elements(t, 0, &new, 0, kept * row)?;
+            Ok(new)
+        };
+        Ok(KvCache {
+            k: grow(b, &self.k)?,
+            v: grow(b, &self.v)?,
+        })
     }
 }
 
@@ -154,22 +177,29 @@ impl MhaLayer {
         self.qkv.bytes() + self.o_proj.weight.bytes()
     }
 
-    /// An empty cache for `max_context` tokens.
-    pub fn new_cache(&self, ctx: &GpuContext, max_context: usize) -> Result<KvCache> {
-        let shape = [max_context, self.kv_heads, self.head_dim];
+    /// The causal sliding window in tokens (0: none).
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// An empty cache of `rows` pool rows.
+    pub fn new_cache(&self, ctx: &GpuContext, rows: usize) -> Result<KvCache> {
+        let shape = [rows, self.kv_heads, self.head_dim];
         Ok(KvCache {
             k: GpuTensor::zeros(ctx, "k cache", &shape)?,
             v: GpuTensor::zeros(ctx, "v cache", &shape)?,
         })
     }
 
-    /// `x` `[n, d]` at positions `pos..pos+n` -> `[n, d]`; appends the tokens' K and V to `cache`.
+    /// `x` `[n, d]` at positions `pos..pos+n` -> `[n, d]`; appends the tokens' K and V to `cache`
+    /// (at the pool rows `pages` gives, whose pages are held).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         b: &mut Batch,
         x: &GpuTensor,
         pos: usize,
-        cache: &KvCache,
+        (cache, pages): (&KvCache, Option<Pages>),
         rope: &RopeTable,
         mode: RopeMode,
     ) -> Result<GpuTensor> {
@@ -188,7 +218,7 @@ impl MhaLayer {
             &extras,
             (rope, mode),
             (pos, pos),
-            (&cache.k, &cache.v),
+            (&cache.k, &cache.v, pages),
         )?;
         let how = AttentionShape {
             scale: self.scale,
@@ -196,7 +226,8 @@ impl MhaLayer {
             n_kv: pos + n,
             window: self.window,
         };
-        let o = ops::attention(b, &q, &cache.k, &cache.v, how)?.reshape(&[n, h * dh])?;
+        let o =
+            ops::attention_paged(b, &q, (&cache.k, &cache.v), pages, how)?.reshape(&[n, h * dh])?;
         self.o_proj.forward(b, &o)
     }
 }

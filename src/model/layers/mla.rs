@@ -15,21 +15,41 @@ use crate::model::formats::weights::{HostMatrix, WeightFile};
 use crate::model::layers::mla_absorb::absorbed_matrices;
 use crate::model::layers::upload::{load, load_matrix, upload_matrix, Upload};
 use crate::ops::{
-    self, AttentionShape, AttentionViews, QuantScheme, RopeTable, View, Weight, WeightFormat,
+    self, AttentionShape, AttentionViews, Pages, QuantScheme, RopeTable, View, Weight, WeightFormat,
 };
 
-/// The compressed cache of one MLA layer: per token only `c_kv` and the rotated `k_pe`.
+/// The compressed cache of one MLA layer: per token only `c_kv` and the rotated `k_pe`, in pool
+/// buffers whose rows a page table assigns to positions (see `layers::cache`).
 pub struct MlaCache {
-    /// Normalised `c_kv` `[capacity, kv_lora_rank]`.
+    /// Normalised `c_kv` `[pool rows, kv_lora_rank]`.
     pub c_kv: GpuTensor,
-    /// Rotated `k_pe` `[capacity, qk_rope_head_dim]`.
+    /// Rotated `k_pe` `[pool rows, qk_rope_head_dim]`.
     pub k_pe: GpuTensor,
 }
 
 impl MlaCache {
-    /// Bytes held: `capacity · (kv_lora_rank + qk_rope_head_dim) · 4`.
+    /// Bytes held: `pool rows · (kv_lora_rank + qk_rope_head_dim) · 4`.
     pub fn bytes(&self) -> u64 {
         self.c_kv.bytes() + self.k_pe.bytes()
+    }
+
+    /// Bytes of one cached token.
+    pub fn row_bytes(&self) -> u64 {
+        self.bytes() / self.c_kv.shape()[0].max(1) as u64
+    }
+
+    /// The same cache with `rows` pool rows, its first `kept` copied in `b`.
+    pub fn grown(&self, b: &mut Batch, rows: usize, kept: usize) -> Result<MlaCache> {
+        let grow = |b: &mut Batch, t: &GpuTensor| -> Result<GpuTensor> {
+            let width = t.shape()[1];
+            let new = GpuTensor::zeros(b.ctx(), t.label(), &[rows, width])?;
+            b.copy_elements(t, 0, &new, 0, kept * width)?;
+            Ok(new)
+        };
+        Ok(MlaCache {
+            c_kv: grow(b, &self.c_kv)?,
+            k_pe: grow(b, &self.k_pe)?,
+        })
     }
 }
 
@@ -280,7 +300,7 @@ impl MlaLayer {
         q_a + inputs + self.o_absorbed.bytes()
     }
 
-    /// An empty compressed cache for `capacity` tokens.
+    /// An empty compressed cache of `capacity` pool rows.
     pub fn new_cache(&self, ctx: &GpuContext, capacity: usize) -> Result<MlaCache> {
         Ok(MlaCache {
             c_kv: GpuTensor::zeros(ctx, "mla c_kv cache", &[capacity, self.shape.kv_lora_rank])?,
@@ -292,13 +312,14 @@ impl MlaLayer {
         })
     }
 
-    /// `x` `[n, d]` at positions `pos..pos+n` -> `[n, d]`; appends `c_kv` and `k_pe` to `cache`.
+    /// `x` `[n, d]` at positions `pos..pos+n` -> `[n, d]`; appends `c_kv` and `k_pe` to `cache`
+    /// (at the pool rows `pages` gives, whose pages are held).
     pub fn forward(
         &self,
         b: &mut Batch,
         x: &GpuTensor,
         pos: usize,
-        cache: &MlaCache,
+        (cache, pages): (&MlaCache, Option<Pages>),
         path: MlaPath,
     ) -> Result<GpuTensor> {
         let s = &self.shape;
@@ -310,7 +331,7 @@ impl MlaLayer {
             s.kv_lora_rank,
         );
         let t = pos + n;
-        if t > cache.c_kv.shape()[0] {
+        if pages.is_none() && t > cache.c_kv.shape()[0] {
             return Err(Error::Invalid {
                 what: "MLA context".into(),
                 expected: format!("at most {} tokens", cache.c_kv.shape()[0]),
@@ -361,7 +382,7 @@ impl MlaLayer {
             &kv,
             (&self.kv_norm, s.norm_eps),
             (&self.rope, pos),
-            (&cache.c_kv, &cache.k_pe),
+            (&cache.c_kv, &cache.k_pe, pages),
         )?;
         let how = AttentionShape {
             scale: s.softmax_scale(),
@@ -369,15 +390,22 @@ impl MlaLayer {
             n_kv: t,
             window: 0,
         };
-        let pe = View {
-            tensor: &cache.k_pe,
-            offset: 0,
-            row_stride: rope,
-            head_stride: 0,
-        };
         match path {
             MlaPath::Naive => {
-                let c_all = cache.c_kv.rows(t)?;
+                // Every cached token's c_kv and k_pe, in order.
+                let (c_all, pe_all) = match pages {
+                    Some(pages) => (
+                        pages.gather(b, &cache.c_kv, t)?,
+                        pages.gather(b, &cache.k_pe, t)?,
+                    ),
+                    None => (cache.c_kv.rows(t)?, cache.k_pe.clone()),
+                };
+                let pe = View {
+                    tensor: &pe_all,
+                    offset: 0,
+                    row_stride: rope,
+                    head_stride: 0,
+                };
                 let kv = ops::linear(b, &c_all, &self.kv_b)?; // [t, h·(nope+v)]
                 let o = GpuTensor::scratch(b.ctx(), "mla attention", &[n, h, v], DType::F32)?;
                 let stride = h * (nope + v);
@@ -402,6 +430,7 @@ impl MlaLayer {
                         d_a: nope,
                         d_v: v,
                         how,
+                        pages: None,
                     },
                 )?;
                 ops::linear(b, &o.reshape(&[n, h * v])?, &self.o)
@@ -413,6 +442,12 @@ impl MlaLayer {
                     tensor: &cache.c_kv,
                     offset: 0,
                     row_stride: r,
+                    head_stride: 0,
+                };
+                let pe = View {
+                    tensor: &cache.k_pe,
+                    offset: 0,
+                    row_stride: rope,
                     head_stride: 0,
                 };
                 ops::attention_views(
@@ -430,6 +465,7 @@ impl MlaLayer {
                         d_a: r,
                         d_v: r,
                         how,
+                        pages,
                     },
                 )?;
                 ops::linear(b, &o.reshape(&[n, h * r])?, &self.o_absorbed)

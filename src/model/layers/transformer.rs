@@ -4,13 +4,14 @@ use crate::error::{Error, Result};
 use crate::gpu::{Batch, GpuContext, GpuTensor};
 use crate::model::config::{AttentionConfig, LayerRope, ModelConfig};
 use crate::model::formats::weights::{Unused, WeightFile};
+use crate::model::layers::cache::{Cache, CacheOptions, LayerCache, Paging};
 use crate::model::layers::ffn::{Ffn, Norm};
-use crate::model::layers::latent::{LatentLayer, LatentShape, LatentState};
-use crate::model::layers::mha::{KvCache, MhaLayer};
-use crate::model::layers::mla::{MlaCache, MlaLayer, MlaPath};
+use crate::model::layers::latent::{LatentLayer, LatentShape};
+use crate::model::layers::mha::MhaLayer;
+use crate::model::layers::mla::{MlaLayer, MlaPath};
 use crate::model::layers::moe::{FeedForward, MoeFfn};
 use crate::model::layers::upload::{load_matrix, load_rows};
-use crate::ops::{self, RopeMode, RopeTable, Weight, WeightFormat};
+use crate::ops::{self, Pages, RopeMode, RopeTable, Weight, WeightFormat};
 
 /// The attention of one block.
 pub enum Attention {
@@ -23,13 +24,23 @@ pub enum Attention {
 }
 
 impl Attention {
-    /// An empty cache (or state) for up to `capacity` tokens.
-    pub fn new_cache(&self, ctx: &GpuContext, capacity: usize) -> Result<LayerCache> {
-        match self {
-            Attention::Mha(l) => l.new_cache(ctx, capacity).map(LayerCache::Kv),
-            Attention::Latent(l) => l.new_state(ctx).map(|s| LayerCache::Latent(Box::new(s))),
-            Attention::Mla(l) => l.new_cache(ctx, capacity).map(LayerCache::Mla),
-        }
+    /// An empty cache of `rows` pool rows (or the latent state) and how it is paged (`None`:
+    /// not at all).
+    pub fn new_cache(&self, ctx: &GpuContext, rows: usize) -> Result<(LayerCache, Option<Paging>)> {
+        Ok(match self {
+            Attention::Mha(l) => {
+                let paging = match l.window() {
+                    0 => Paging::Whole,
+                    w => Paging::Window(w),
+                };
+                (LayerCache::Kv(l.new_cache(ctx, rows)?), Some(paging))
+            }
+            Attention::Latent(l) => (LayerCache::Latent(Box::new(l.new_state(ctx)?)), None),
+            Attention::Mla(l) => (
+                LayerCache::Mla(l.new_cache(ctx, rows)?),
+                Some(Paging::Whole),
+            ),
+        })
     }
 
     /// `h` `[n, d]` at positions `pos..pos+n` -> `[n, d]`, taking the tokens into `cache`
@@ -39,16 +50,18 @@ impl Attention {
         b: &mut Batch,
         h: &GpuTensor,
         pos: usize,
-        cache: &LayerCache,
+        (cache, pages): (&LayerCache, Option<Pages>),
         rope: (&RopeTable, RopeMode),
     ) -> Result<GpuTensor> {
         match (self, cache) {
-            (Attention::Mha(l), LayerCache::Kv(kv)) => l.forward(b, h, pos, kv, rope.0, rope.1),
+            (Attention::Mha(l), LayerCache::Kv(kv)) => {
+                l.forward(b, h, pos, (kv, pages), rope.0, rope.1)
+            }
             (Attention::Latent(l), LayerCache::Latent(s)) => {
                 l.forward(b, h, pos, s, rope.0, rope.1)
             }
             (Attention::Mla(l), LayerCache::Mla(c)) => {
-                l.forward(b, h, pos, c, MlaPath::for_tokens(h.shape()[0]))
+                l.forward(b, h, pos, (c, pages), MlaPath::for_tokens(h.shape()[0]))
             }
             _ => Err(Error::Invalid {
                 what: "layer cache".into(),
@@ -98,11 +111,11 @@ impl Block {
         &self,
         b: &mut Batch,
         (x, h): (GpuTensor, GpuTensor),
-        cache: (&LayerCache, usize),
+        (cache, pos): ((&LayerCache, Option<Pages>), usize),
         rope: (&RopeTable, RopeMode),
         next_norm: &Norm,
     ) -> Result<(GpuTensor, GpuTensor)> {
-        let mut a = self.attn.forward(b, &h, cache.1, cache.0, rope)?;
+        let mut a = self.attn.forward(b, &h, pos, cache, rope)?;
         if let Some(norm) = &self.post_attn_norm {
             a = norm.forward(b, &a)?;
         }
@@ -112,44 +125,6 @@ impl Block {
             f = norm.forward(b, &f)?;
         }
         next_norm.add_forward(b, &x, &f)
-    }
-}
-
-/// The per-layer state carried between forward calls.
-pub enum LayerCache {
-    /// K and V of every past token.
-    Kv(KvCache),
-    /// The latent layer's constant-size state.
-    Latent(Box<LatentState>),
-    /// MLA's compressed cache (`c_kv` and `k_pe` of every past token).
-    Mla(MlaCache),
-}
-
-/// The decode state of a whole model: one cache per layer and the tokens it holds.
-pub struct Cache {
-    /// Per-layer caches.
-    pub layers: Vec<LayerCache>,
-    /// Tokens processed so far (the next token's position).
-    pub len: usize,
-    /// Capacity in tokens.
-    pub capacity: usize,
-}
-
-impl LayerCache {
-    /// Bytes held on the GPU.
-    pub fn bytes(&self) -> u64 {
-        match self {
-            LayerCache::Kv(kv) => kv.bytes(),
-            LayerCache::Latent(s) => s.bytes(),
-            LayerCache::Mla(c) => c.bytes(),
-        }
-    }
-}
-
-impl Cache {
-    /// Bytes held on the GPU by all layers.
-    pub fn bytes(&self) -> u64 {
-        self.layers.iter().map(LayerCache::bytes).sum()
     }
 }
 
@@ -177,6 +152,8 @@ pub struct Model {
     /// The RoPE tables a [`LayerRope`] picks: the model's, the sliding layers', none.
     ropes: Ropes,
     weights: WeightFormat,
+    /// How [`Model::new_cache`] keeps a sequence's cache.
+    cache: CacheOptions,
 }
 
 /// The RoPE tables of a model's layers.
@@ -223,6 +200,8 @@ pub struct LoadOptions {
     /// The GPU memory the model may take in bytes (`None`: what the adapter is known to give,
     /// see [`GpuContext::memory_budget`]); the plan is checked against it before any upload.
     pub memory_budget: Option<u64>,
+    /// How a sequence's KV cache is kept: its page size and the memory its pages may take.
+    pub cache: CacheOptions,
 }
 
 impl LoadOptions {
@@ -324,6 +303,7 @@ impl Model {
             block_bytes,
             context,
             memory_budget: _,
+            cache,
         } = options;
         let mut config = config;
         if let Some(c) = context {
@@ -338,7 +318,8 @@ impl Model {
         }
         file.weights = weights;
         file.block_bytes = block_bytes;
-        let model = Self::load(ctx, config, &mut file, |i| progress(i + 1, blocks))?;
+        let mut model = Self::load(ctx, config, &mut file, |i| progress(i + 1, blocks))?;
+        model.cache = cache;
         match file.layout.unused() {
             Unused::Error => file.finish()?,
             Unused::Warn | Unused::ErrorInBlocks => {
@@ -500,6 +481,7 @@ impl Model {
             embed_scale,
             ropes,
             weights,
+            cache: CacheOptions::default(),
         })
     }
 
@@ -549,19 +531,26 @@ impl Model {
         self.ropes.long.as_ref().map(|(_, original)| *original)
     }
 
-    /// An empty decode state for up to `max_context` tokens.
+    /// An empty decode state for up to `max_context` tokens, kept as the load options said
+    /// (one page per layer until tokens come).
     pub fn new_cache(&self, ctx: &GpuContext) -> Result<Cache> {
-        let cap = self.config.max_context;
+        self.new_cache_with(ctx, self.cache)
+    }
+
+    /// As [`Model::new_cache`], kept as `options` say.
+    pub fn new_cache_with(&self, ctx: &GpuContext, options: CacheOptions) -> Result<Cache> {
+        let page = options.page_tokens.min(self.config.max_context);
         let layers = self
             .blocks
             .iter()
-            .map(|b| b.attn.new_cache(ctx, cap))
+            .map(|b| b.attn.new_cache(ctx, page.max(1)))
             .collect::<Result<_>>()?;
-        Ok(Cache {
-            layers,
-            len: 0,
-            capacity: cap,
-        })
+        Cache::new(ctx, self.config.max_context, layers, options)
+    }
+
+    /// The options [`Model::new_cache`] keeps a cache with.
+    pub fn cache_options(&self) -> CacheOptions {
+        self.cache
     }
 
     /// Checks tokens are in the vocabulary and fit the context left in `cache`.
@@ -599,10 +588,11 @@ impl Model {
         &self,
         b: &mut Batch,
         ids: &[u32],
-        cache: &Cache,
+        cache: &mut Cache,
         which: Logits,
     ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
         self.check_tokens(ids, cache)?;
+        cache.reserve(b, cache.len, cache.len + ids.len())?;
         let ids = ops::upload_ids(b, ids, self.config.vocab_size)?;
         let x = self.embed(b, &ids)?;
         self.record_blocks(b, x, cache, cache.len, which)
@@ -616,7 +606,7 @@ impl Model {
         &self,
         b: &mut Batch,
         id: &GpuTensor,
-        cache: &Cache,
+        cache: &mut Cache,
         pos: usize,
     ) -> Result<GpuTensor> {
         if pos < cache.len || pos >= cache.capacity {
@@ -630,6 +620,7 @@ impl Model {
                 found: pos.to_string(),
             });
         }
+        cache.reserve(b, pos, pos + 1)?;
         let x = self.embed(b, id)?;
         Ok(self.record_blocks(b, x, cache, pos, Logits::Last)?.0)
     }
@@ -670,9 +661,14 @@ impl Model {
         let first_norm = self.blocks.first().map_or(&self.norm, |b| &b.attn_norm);
         let h = first_norm.forward(b, &x)?;
         let mut state = (x, h);
-        for (i, (block, layer_cache)) in self.blocks.iter().zip(&cache.layers).enumerate() {
+        for (i, block) in self.blocks.iter().enumerate() {
             let next_norm = self.blocks.get(i + 1).map_or(&self.norm, |b| &b.attn_norm);
             let rope = (self.ropes.pick(block.rope, pos + n), mode);
+            let layer_cache = cache.layer(i).ok_or_else(|| Error::Invalid {
+                what: "cache".into(),
+                expected: format!("{} layers", self.blocks.len()),
+                found: format!("{} layers", cache.layers.len()),
+            })?;
             state = block.forward(b, state, (layer_cache, pos), rope, next_norm)?;
             outputs.push(state.0.clone());
         }

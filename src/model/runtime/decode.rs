@@ -10,7 +10,8 @@
 
 use crate::error::Result;
 use crate::gpu::{Batch, GpuContext};
-use crate::model::layers::transformer::{Cache, Logits, Model};
+use crate::model::layers::cache::Cache;
+use crate::model::layers::transformer::{Logits, Model};
 use crate::model::runtime::non_finite::non_finite_error;
 use crate::model::runtime::sampling::{Sampler, SamplingConfig};
 use crate::ops::{self, SampleState, CHOSEN_SLOTS, NON_FINITE_TOKEN};
@@ -108,10 +109,17 @@ impl<'a> Decoder<'a> {
             .count()
     }
 
-    /// Forgets every token from position `len` on (the cache's later rows are written again).
-    pub fn rewind(&mut self, len: usize) {
-        self.cache.len = self.cache.len.min(len);
-        self.history.truncate(self.cache.len);
+    /// Forgets every token from position `len` on, returning their pages to the pool, and
+    /// returns the tokens kept: `len`, or 0 where a sliding window has already dropped the
+    /// pages the token at `len` would see (the sequence then runs again from the start).
+    pub fn rewind(&mut self, len: usize) -> usize {
+        let len = match self.cache.can_resume_at(len) {
+            true => len.min(self.cache.len),
+            false => 0,
+        };
+        self.cache.truncate(len);
+        self.history.truncate(len);
+        len
     }
 
     /// Runs the history from position `start` on through the model into the cache from there
@@ -122,9 +130,9 @@ impl<'a> Decoder<'a> {
         self.cache.len = start;
         let tokens = &self.history[start..];
         self.prefilled = tokens.len();
-        let (logits, _) = self
-            .model
-            .record_forward(&mut b, tokens, &self.cache, Logits::Last)?;
+        let (logits, _) =
+            self.model
+                .record_forward(&mut b, tokens, &mut self.cache, Logits::Last)?;
         ops::sample(
             &mut b,
             &logits,
@@ -177,9 +185,9 @@ impl<'a> Decoder<'a> {
         while steps < n && (steps == 0 || b.ring_room() >= step_bytes) {
             let room = b.ring_room();
             let pos = self.cache.len + steps;
-            let logits = self
-                .model
-                .record_decode(&mut b, &self.state.token, &self.cache, pos)?;
+            let logits =
+                self.model
+                    .record_decode(&mut b, &self.state.token, &mut self.cache, pos)?;
             let params = self.sampler.next_params(vocab);
             ops::sample(&mut b, &logits, &self.state, steps, params)?;
             step_bytes = step_bytes.max(room.saturating_sub(b.ring_room()));

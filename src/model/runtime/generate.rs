@@ -73,7 +73,7 @@ pub async fn continue_async(
     let kept = decoder
         .cached_prefix(tokens)
         .min(tokens.len().saturating_sub(1));
-    decoder.rewind(kept);
+    let kept = decoder.rewind(kept);
     let mut chosen = vec![decoder.prefill(&tokens[kept..]).await?];
     let mut out = Vec::new();
     loop {

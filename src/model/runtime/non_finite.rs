@@ -30,9 +30,9 @@ pub async fn non_finite_error(
 /// Which layer's output is the first that is not finite at some position of `ids`, run again
 /// in one pass from an empty cache; when every block's is finite, the final norm or the LM head.
 async fn first_non_finite(ctx: &GpuContext, model: &Model, ids: &[u32]) -> Result<String> {
-    let cache = model.new_cache(ctx)?;
+    let mut cache = model.new_cache(ctx)?;
     let mut b = Batch::new(ctx);
-    let (_, hidden) = model.record_forward(&mut b, ids, &cache, Logits::Last)?;
+    let (_, hidden) = model.record_forward(&mut b, ids, &mut cache, Logits::Last)?;
     let outputs: Vec<&GpuTensor> = hidden.iter().collect();
     let values = b.read_async(&outputs).await?;
     let first = values.iter().position(|v| v.iter().any(|x| !x.is_finite()));

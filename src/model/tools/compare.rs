@@ -302,9 +302,9 @@ fn row(
 /// Runs the golden's tokens through `model` (one batch, one readback) and compares.
 pub fn compare(ctx: &GpuContext, model: &Model, golden: &Golden) -> Result<CompareReport> {
     let tokens = golden.tokens()?;
-    let cache = model.new_cache(ctx)?;
+    let mut cache = model.new_cache(ctx)?;
     let mut b = Batch::new(ctx);
-    let (logits, hidden) = model.record_forward(&mut b, &tokens, &cache, Logits::All)?;
+    let (logits, hidden) = model.record_forward(&mut b, &tokens, &mut cache, Logits::All)?;
     let mut all: Vec<_> = hidden.iter().collect();
     all.push(&logits);
     let mut outs = b.read(&all)?;
