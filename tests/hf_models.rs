@@ -9,7 +9,8 @@ mod common;
 use common::{contexts, fixture, greedy_and_expected, on_every_adapter};
 use latentgpu::model::formats::tokenizer::Tokenizer;
 use latentgpu::model::tools::compare::{compare, Golden};
-use latentgpu::model::{LoadOptions, Model};
+use latentgpu::model::tools::summary::cache_bytes_at;
+use latentgpu::model::{CacheOptions, LoadOptions, Logits, Model};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -211,18 +212,27 @@ fn info_cache_bytes_are_those_the_model_allocates() {
         dir("qwen3-head-dim").join("model"),
         dir("mistral-window-sharded").join("model"),
     ];
+    // Pages of 8 tokens: a prompt and a few decoded tokens cross pages, and a sliding window
+    // (Mistral's) moves past some.
+    let options = CacheOptions {
+        page_tokens: 8,
+        memory: None,
+    };
     for d in dirs {
         let summary =
             latentgpu::model::tools::summary::summarize(&d, u64::MAX, None, None).unwrap();
         let model = Model::load_dir(ctx, &d).unwrap();
-        let cache = model.new_cache(ctx).unwrap();
-        assert_eq!(
-            summary.cache_bytes_at_context,
-            cache.bytes(),
-            "{}",
-            d.display()
-        );
+        let mut cache = model.new_cache_with(ctx, options).unwrap();
         assert_eq!(summary.context, cache.capacity, "{}", d.display());
+        let prompt: Vec<u32> = (0..37).collect();
+        model
+            .forward(ctx, &prompt, &mut cache, Logits::Last)
+            .unwrap();
+        for t in 0..5 {
+            model.forward(ctx, &[t], &mut cache, Logits::Last).unwrap();
+        }
+        let expected = cache_bytes_at(&model.config, cache.len, 8);
+        assert_eq!(expected, cache.held_bytes(), "{}", d.display());
     }
 }
 

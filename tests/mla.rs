@@ -71,7 +71,9 @@ fn run(
         let path = if pos == 0 { prefill_path } else { decode_path };
         let x = GpuTensor::from_f32(ctx, "x", &[n, d], &c.x[pos * d..(pos + n) * d]).unwrap();
         let mut b = Batch::new(ctx);
-        let y = layer.forward(&mut b, &x, pos, (&cache, None), path).unwrap();
+        let y = layer
+            .forward(&mut b, &x, pos, (&cache, None), path)
+            .unwrap();
         out.extend(b.read(&[&y]).unwrap().remove(0));
         pos += n;
     }

@@ -58,10 +58,10 @@ struct Prefill {
 }
 
 fn prefill(ctx: &GpuContext, model: &Model, ids: &[u32]) -> Prefill {
-    let cache = model.new_cache(ctx).unwrap();
+    let mut cache = model.new_cache(ctx).unwrap();
     let mut b = Batch::logged(ctx);
     let (logits, _) = model
-        .record_forward(&mut b, ids, &cache, Logits::All)
+        .record_forward(&mut b, ids, &mut cache, Logits::All)
         .unwrap();
     let bound = b.recorded().iter().flat_map(|d| d.tensors.iter());
     // Weights are named for their checkpoint tensors; a block's name adds its rows `[a..b]`.

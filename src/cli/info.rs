@@ -52,18 +52,16 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
         mib(s.weight_bytes_on_disk),
         mib(s.weight_bytes_on_gpu)
     );
+    let at: Vec<String> = s
+        .cache_bytes_at
+        .iter()
+        .map(|c| format!("{} at {} tokens", mib(c.bytes), c.tokens))
+        .collect();
     outln!(
-        "cache:        {} bytes per token, {} at the context of {} tokens",
+        "cache:        {} bytes per token (f32, in pages as tokens come): {}",
         s.cache_bytes_per_token,
-        mib(s.cache_bytes_at_context),
-        s.context
+        at.join(", ")
     );
-    if let Some(max) = s.max_position_embeddings.filter(|&m| m > s.context) {
-        outln!(
-            "              (max_position_embeddings {max}: the cache holds the first {})",
-            s.context
-        );
-    }
     outln!(
         "memory plan:  weights {} + cache {} + activations {} (estimate) = {} at {} tokens",
         mib(s.plan.weights),

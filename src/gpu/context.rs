@@ -101,9 +101,11 @@ pub struct GpuContext {
 /// a few hundred layers; a batch that needs more gets an overflow ring.
 const RING_BYTES: u64 = 1 << 20;
 
-/// Usage of the uniform ring: params (uniform), uploads (storage), written from the host.
+/// Usage of the uniform ring: params (uniform), uploads (storage, or copied into a buffer: a
+/// page table's new entries), written from the host.
 const RING_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::UNIFORM
     .union(wgpu::BufferUsages::STORAGE)
+    .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
 impl std::fmt::Debug for GpuContext {

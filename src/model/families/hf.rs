@@ -25,16 +25,12 @@ pub const ACTIVATIONS: &[&str] = &[
     "gelu_fast",
 ];
 
-/// The longest context a Hugging Face model gets when its `max_position_embeddings` is larger:
-/// the KV cache is allocated for the whole context up front.
-pub const DEFAULT_CONTEXT_CAP: usize = 4096;
-
 /// A Hugging Face model's configuration, as this runtime uses it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HfConfig {
     /// `model_type`: one of [`super::model_types`].
     pub family: String,
-    /// The runtime config (context capped at [`DEFAULT_CONTEXT_CAP`]).
+    /// The runtime config (its context `max_position_embeddings`).
     pub config: ModelConfig,
     /// `max_position_embeddings` as written.
     pub max_position_embeddings: usize,
@@ -370,13 +366,7 @@ pub fn decoder(f: &Fields, ffn_kind: FfnKind, attention: AttentionConfig) -> Res
         Some(_) => Some(f.usize("head_dim")?).filter(|&dh| d % heads != 0 || dh != d / heads),
     };
     let max_position_embeddings = f.usize("max_position_embeddings")?;
-    let max_context = max_position_embeddings.min(DEFAULT_CONTEXT_CAP);
-    if max_context < max_position_embeddings {
-        log::info!(
-            "max_position_embeddings {max_position_embeddings}: the KV cache holds the first \
-             {max_context} positions"
-        );
-    }
+    let max_context = max_position_embeddings;
     let norm_eps = f.f64_or("rms_norm_eps", 1e-6)? as f32;
     let mut attention = attention;
     if let AttentionConfig::Mha { rope_dim, .. } = &mut attention {

@@ -139,25 +139,32 @@ pub struct Cache {
     options: CacheOptions,
     /// The largest buffer a kernel can bind, in bytes.
     binding_limit: u64,
+    /// The model whose cache this is.
+    model_id: u64,
 }
 
 impl Cache {
-    /// A cache for `capacity` positions over `layers` (each with its paging, `None` for a
-    /// latent state), each paged cache allocated with one page.
+    /// A cache of model `model_id` for `capacity` positions over `layers` (each with its
+    /// paging, `None` for a latent state), each paged cache allocated with one page.
     pub(crate) fn new(
         ctx: &GpuContext,
-        capacity: usize,
+        (model_id, capacity): (u64, usize),
         layers: Vec<(LayerCache, Option<Paging>)>,
         options: CacheOptions,
     ) -> Result<Self> {
-        let p = options.page_tokens;
-        if p == 0 || p > capacity.max(1) {
+        if options.page_tokens == 0 {
             return Err(Error::Invalid {
                 what: "tokens per cache page".into(),
-                expected: format!("1 to {} (the context)", capacity.max(1)),
-                found: p.to_string(),
+                expected: "at least 1".into(),
+                found: "0".into(),
             });
         }
+        // A page longer than the context would only hold rows that never come.
+        let options = CacheOptions {
+            page_tokens: options.page_tokens.min(capacity.max(1)),
+            ..options
+        };
+        let p = options.page_tokens;
         let logical = capacity.div_ceil(p);
         let mut groups: Vec<PageGroup> = Vec::new();
         let mut group_of = Vec::with_capacity(layers.len());
@@ -202,6 +209,7 @@ impl Cache {
             groups,
             options,
             binding_limit: ctx.limits.max_storage_buffer_binding_size,
+            model_id,
         };
         if let Some(memory) = options.memory {
             let one_page: u64 = cache.groups.iter().map(|g| g.page_bytes).sum();
@@ -221,9 +229,29 @@ impl Cache {
         self.layers.iter().map(LayerCache::bytes).sum()
     }
 
+    /// The model whose cache this is.
+    pub(crate) fn model_id(&self) -> u64 {
+        self.model_id
+    }
+
     /// Tokens per page.
     pub fn page_tokens(&self) -> usize {
         self.options.page_tokens
+    }
+
+    /// Bytes of the pages holding cached tokens (what [`Cache::bytes`] holds less the free
+    /// pages).
+    pub fn held_bytes(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.held() as u64 * g.page_bytes)
+            .sum::<u64>()
+            + self
+                .layers
+                .iter()
+                .filter(|l| matches!(l, LayerCache::Latent(_)))
+                .map(LayerCache::bytes)
+                .sum::<u64>()
     }
 
     /// Pages held and allocated, all groups together.

@@ -154,7 +154,17 @@ pub struct Model {
     weights: WeightFormat,
     /// How [`Model::new_cache`] keeps a sequence's cache.
     cache: CacheOptions,
+    /// This model among those loaded in the process: its caches carry it.
+    id: u64,
 }
+
+/// Tokens a prefill records per batch at most: a longer prompt runs chunk by chunk, each
+/// chunk's batch submitted before the next is recorded, so its scratch memory is that of one
+/// chunk whatever the prompt's length.
+pub const PREFILL_CHUNK: usize = 512;
+
+/// The next [`Model`]'s id.
+static NEXT_MODEL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The RoPE tables of a model's layers.
 struct Ropes {
@@ -482,6 +492,7 @@ impl Model {
             ropes,
             weights,
             cache: CacheOptions::default(),
+            id: NEXT_MODEL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -539,18 +550,33 @@ impl Model {
 
     /// As [`Model::new_cache`], kept as `options` say.
     pub fn new_cache_with(&self, ctx: &GpuContext, options: CacheOptions) -> Result<Cache> {
-        let page = options.page_tokens.min(self.config.max_context);
+        let page = options.page_tokens.clamp(1, self.config.max_context.max(1));
         let layers = self
             .blocks
             .iter()
-            .map(|b| b.attn.new_cache(ctx, page.max(1)))
+            .map(|b| b.attn.new_cache(ctx, page))
             .collect::<Result<_>>()?;
-        Cache::new(ctx, self.config.max_context, layers, options)
+        Cache::new(ctx, (self.id, self.config.max_context), layers, options)
     }
 
     /// The options [`Model::new_cache`] keeps a cache with.
     pub fn cache_options(&self) -> CacheOptions {
         self.cache
+    }
+
+    /// Checks `cache` was made by this model's [`Model::new_cache`].
+    fn check_cache(&self, cache: &Cache) -> Result<()> {
+        if cache.layers.len() != self.blocks.len() || cache.model_id() != self.id {
+            return Err(Error::Invalid {
+                what: "cache".into(),
+                expected: format!(
+                    "one made by this model's new_cache ({} layers)",
+                    self.blocks.len()
+                ),
+                found: format!("another model's ({} layers)", cache.layers.len()),
+            });
+        }
+        Ok(())
     }
 
     /// Checks tokens are in the vocabulary and fit the context left in `cache`.
@@ -591,6 +617,7 @@ impl Model {
         cache: &mut Cache,
         which: Logits,
     ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
+        self.check_cache(cache)?;
         self.check_tokens(ids, cache)?;
         cache.reserve(b, cache.len, cache.len + ids.len())?;
         let ids = ops::upload_ids(b, ids, self.config.vocab_size)?;
@@ -620,6 +647,7 @@ impl Model {
                 found: pos.to_string(),
             });
         }
+        self.check_cache(cache)?;
         cache.reserve(b, pos, pos + 1)?;
         let x = self.embed(b, id)?;
         Ok(self.record_blocks(b, x, cache, pos, Logits::Last)?.0)
@@ -646,16 +674,7 @@ impl Model {
         which: Logits,
     ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
         let n = x.shape()[0];
-        if cache.layers.len() != self.blocks.len() {
-            return Err(Error::Invalid {
-                what: "cache".into(),
-                expected: format!(
-                    "one made by this model's new_cache ({} layers)",
-                    self.blocks.len()
-                ),
-                found: format!("{} layers", cache.layers.len()),
-            });
-        }
+        self.check_cache(cache)?;
         let mut outputs = Vec::with_capacity(self.blocks.len());
         let mode = self.config.rope.mode;
         let first_norm = self.blocks.first().map_or(&self.norm, |b| &b.attn_norm);
@@ -695,6 +714,8 @@ impl Model {
     }
 
     /// As [`Model::forward`], awaiting the readback (the browser's event loop runs meanwhile).
+    /// For the last position's logits, a prompt longer than [`PREFILL_CHUNK`] runs chunk by
+    /// chunk ([`Model::prefill_chunks`]).
     pub async fn forward_async(
         &self,
         ctx: &GpuContext,
@@ -702,10 +723,50 @@ impl Model {
         cache: &mut Cache,
         which: Logits,
     ) -> Result<Vec<f32>> {
+        let ids = match which {
+            Logits::Last => &ids[self.prefill_chunks(ctx, ids, cache, &mut |_, _| {}).await?..],
+            Logits::All => ids,
+        };
         let mut b = Batch::new(ctx);
         let (logits, _) = self.record_forward(&mut b, ids, cache, which)?;
         let logits = b.read_async(&[&logits]).await?.remove(0);
         cache.len += ids.len();
         Ok(logits)
+    }
+
+    /// Runs `ids` but their last chunk (the last 1 to [`PREFILL_CHUNK`] tokens) into `cache`,
+    /// one batch of [`PREFILL_CHUNK`] tokens at a time, waiting for each and telling
+    /// `progress(tokens done, tokens in all)`; returns how many ran (0 for a prompt of one
+    /// chunk). The caller records the last chunk, whose logits it wants. A LongRoPE model whose
+    /// prompt ends past its original context runs it whole, as its rotation depends on where
+    /// the whole pass ends.
+    pub async fn prefill_chunks(
+        &self,
+        ctx: &GpuContext,
+        ids: &[u32],
+        cache: &mut Cache,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<usize> {
+        self.check_cache(cache)?;
+        self.check_tokens(ids, cache)?;
+        let end = cache.len + ids.len();
+        if self
+            .long_rope_context()
+            .is_some_and(|original| end > original)
+        {
+            return Ok(0);
+        }
+        let leading = (ids.len() - 1) / PREFILL_CHUNK * PREFILL_CHUNK;
+        let mut done = 0;
+        while done < leading {
+            let chunk = &ids[done..done + PREFILL_CHUNK];
+            let mut b = Batch::new(ctx);
+            self.record_forward(&mut b, chunk, cache, Logits::Last)?;
+            b.submit_async().await?;
+            cache.len += chunk.len();
+            done += chunk.len();
+            progress(done, ids.len());
+        }
+        Ok(done)
     }
 }

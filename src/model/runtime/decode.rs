@@ -39,6 +39,8 @@ pub struct Decoder<'a> {
     history: Vec<u32>,
     /// Tokens the last prefill ran.
     prefilled: usize,
+    /// Told `(tokens done, tokens in all)` as a long prompt's chunks run.
+    prefill_progress: Option<Box<dyn FnMut(usize, usize) + 'a>>,
 }
 
 impl<'a> Decoder<'a> {
@@ -55,7 +57,14 @@ impl<'a> Decoder<'a> {
             encode: (0.0, 0),
             history: Vec::new(),
             prefilled: 0,
+            prefill_progress: None,
         })
+    }
+
+    /// Calls `progress(tokens done, tokens in all)` as each chunk of a prompt longer than
+    /// [`PREFILL_CHUNK`](crate::model::layers::transformer::PREFILL_CHUNK) runs.
+    pub fn on_prefill_progress(&mut self, progress: impl FnMut(usize, usize) + 'a) {
+        self.prefill_progress = Some(Box::new(progress));
     }
 
     /// The caches; `len` counts the tokens whose batch has run.
@@ -123,13 +132,23 @@ impl<'a> Decoder<'a> {
     }
 
     /// Runs the history from position `start` on through the model into the cache from there
-    /// (one batch) and returns the next token chosen.
+    /// (a batch per prefill chunk) and returns the next token chosen.
     async fn run_from(&mut self, start: usize) -> Result<u32> {
         let vocab = self.model.config.vocab_size;
-        let mut b = Batch::new(self.ctx);
         self.cache.len = start;
         let tokens = &self.history[start..];
         self.prefilled = tokens.len();
+        let mut no_progress = |_, _| {};
+        let progress = match &mut self.prefill_progress {
+            Some(p) => p.as_mut(),
+            None => &mut no_progress,
+        };
+        let done = self
+            .model
+            .prefill_chunks(self.ctx, tokens, &mut self.cache, progress)
+            .await?;
+        let tokens = &self.history[start + done..];
+        let mut b = Batch::new(self.ctx);
         let (logits, _) =
             self.model
                 .record_forward(&mut b, tokens, &mut self.cache, Logits::Last)?;

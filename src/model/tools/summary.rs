@@ -6,6 +6,8 @@ use crate::model::config::{AttentionConfig, ModelConfig};
 use crate::model::families::hf::HfConfig;
 use crate::model::families::open_dir;
 use crate::model::formats::hf_json::is_hf_config;
+use crate::model::layers::cache::DEFAULT_PAGE_TOKENS;
+use crate::model::layers::transformer::PREFILL_CHUNK;
 use crate::ops::WeightFormat;
 use serde::Serialize;
 use std::path::Path;
@@ -60,13 +62,16 @@ pub struct ModelSummary {
     pub weight_bytes_on_disk: u64,
     /// Bytes of the weights on the GPU.
     pub weight_bytes_on_gpu: u64,
-    /// Cache bytes added by each token (0 for latent attention, whose state is constant).
+    /// Cache bytes added by each token in the layers that keep every token (0 for latent
+    /// attention, whose state is constant; sliding-window layers keep only their window).
     pub cache_bytes_per_token: u64,
     /// Cache bytes at the full context.
     pub cache_bytes_at_context: u64,
-    /// The context the cache is allocated for.
+    /// Cache bytes at 1k, 8k and 32k tokens (those within the context) and at the context.
+    pub cache_bytes_at: Vec<CacheAt>,
+    /// The context: the longest sequence, its cache growing in pages as tokens come.
     pub context: usize,
-    /// A Hugging Face config's `max_position_embeddings` (the context is capped at 4096).
+    /// A Hugging Face config's `max_position_embeddings`.
     pub max_position_embeddings: Option<usize>,
     /// The adapter's largest storage binding, in bytes.
     pub binding_limit: u64,
@@ -78,6 +83,15 @@ pub struct ModelSummary {
     pub tensors: Vec<TensorSummary>,
 }
 
+/// The cache at a number of tokens.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CacheAt {
+    /// Tokens cached.
+    pub tokens: usize,
+    /// Bytes their pages take (f32, pages of [`DEFAULT_PAGE_TOKENS`]).
+    pub bytes: u64,
+}
+
 /// The GPU memory a model takes at a context, summed from its files' headers and config.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct MemoryPlan {
@@ -85,9 +99,10 @@ pub struct MemoryPlan {
     pub weights: u64,
     /// The cache (or latent state) at the context.
     pub cache: u64,
-    /// Scratch activations of a prefill over the whole context, an estimate: the widest
-    /// buffers a block holds at once (residual, q/k/v, three of the feed-forward's width) for
-    /// every token, and the logits of up to 256 positions (an evaluation window).
+    /// Scratch activations of a prefill chunk ([`PREFILL_CHUNK`] tokens; longer prompts run
+    /// chunk by chunk), an estimate: the widest buffers a block holds at once (residual,
+    /// q/k/v, three of the feed-forward's width) for every token, and the logits of up to 256
+    /// positions (an evaluation window).
     pub activations: u64,
     /// Their sum.
     pub total: u64,
@@ -165,30 +180,48 @@ pub struct ExpertStacks {
     pub bindings: u64,
 }
 
-/// Cache bytes per token and at the full context of `cfg` (f32 caches).
-fn cache_bytes(cfg: &ModelConfig) -> (u64, u64) {
-    let layers = cfg.n_layers as u64;
-    let context = cfg.max_context as u64;
+/// Bytes one cached token takes in one layer of `cfg` (f32 caches; 0 for a latent state).
+fn layer_row_bytes(cfg: &ModelConfig) -> u64 {
     match &cfg.attention {
-        AttentionConfig::Mha { .. } => {
-            let per = layers * 2 * (cfg.n_kv_heads() * cfg.head_dim()) as u64 * 4;
-            (per, per * context)
-        }
+        AttentionConfig::Mha { .. } => 2 * (cfg.n_kv_heads() * cfg.head_dim()) as u64 * 4,
         AttentionConfig::Mla {
             kv_lora_rank,
             qk_rope_head_dim,
             ..
-        } => {
-            let per = layers * (kv_lora_rank + qk_rope_head_dim) as u64 * 4;
-            (per, per * context)
-        }
+        } => (kv_lora_rank + qk_rope_head_dim) as u64 * 4,
+        AttentionConfig::Latent { .. } => 0,
+    }
+}
+
+/// Bytes of the pages the cache of `cfg` holds once `tokens` tokens are decoded, in pages of
+/// `page_tokens` (f32 caches): a layer that attends to the whole context holds the pages of
+/// every token, a sliding-window layer only the pages its window spans for the next token
+/// (`window / page_tokens` and one or two more: a page straddling each end), a latent layer
+/// its constant-size state.
+pub fn cache_bytes_at(cfg: &ModelConfig, tokens: usize, page_tokens: usize) -> u64 {
+    let p = page_tokens.max(1);
+    let row = layer_row_bytes(cfg);
+    // Pages from the one holding the first token the last query saw to the last token's.
+    let held = |first: usize| match tokens {
+        0 => 0,
+        t => (t - 1) / p - first / p + 1,
+    };
+    let layers: u64 = (0..cfg.n_layers)
+        .map(|i| {
+            let pages = match cfg.sliding_window(i) {
+                Some(w) => held(tokens.saturating_sub(w)),
+                None => held(0),
+            };
+            pages as u64 * p as u64 * row
+        })
+        .sum();
+    let latent = match &cfg.attention {
         AttentionConfig::Latent {
             latents,
             chunk,
             synthesis,
             ..
         } => {
-            // A constant-size state, whatever the context.
             let shape = crate::model::layers::latent::LatentShape {
                 d: cfg.d_model,
                 heads: cfg.n_heads,
@@ -197,9 +230,24 @@ fn cache_bytes(cfg: &ModelConfig) -> (u64, u64) {
                 rope_dim: cfg.rope_dim(),
                 synthesis: *synthesis,
             };
-            (0, layers * shape.state_bytes())
+            cfg.n_layers as u64 * shape.state_bytes()
         }
-    }
+        _ => 0,
+    };
+    layers + latent
+}
+
+/// Cache bytes each token adds (in the layers that keep every token) and at the full context
+/// of `cfg`, in pages of [`DEFAULT_PAGE_TOKENS`] (f32 caches).
+fn cache_bytes(cfg: &ModelConfig) -> (u64, u64) {
+    let whole = (0..cfg.n_layers)
+        .filter(|&i| cfg.sliding_window(i).is_none())
+        .count() as u64;
+    let per_token = whole * layer_row_bytes(cfg);
+    (
+        per_token,
+        cache_bytes_at(cfg, cfg.max_context, DEFAULT_PAGE_TOKENS),
+    )
 }
 
 /// Bindings a tensor of `shape` and `bytes` takes when split between rows into blocks of at
@@ -315,7 +363,16 @@ pub fn summarize(
         (per_layer as f64 * format.bytes_per_weight()) as u64 * config.n_layers as u64
     });
     let weight_bytes: u64 = tensors.iter().map(|t| t.gpu_bytes).sum::<u64>() + absorbed;
-    let activations = MemoryPlan::activations(&config, config.max_context);
+    let activations = MemoryPlan::activations(&config, config.max_context.min(PREFILL_CHUNK));
+    let cache_bytes_at = [1024, 8192, 32768]
+        .into_iter()
+        .filter(|&t| t < config.max_context)
+        .chain([config.max_context])
+        .map(|tokens| CacheAt {
+            tokens,
+            bytes: cache_bytes_at(&config, tokens, DEFAULT_PAGE_TOKENS),
+        })
+        .collect();
     let plan = MemoryPlan {
         weights: weight_bytes,
         cache: at_context,
@@ -350,6 +407,7 @@ pub fn summarize(
         weight_bytes_on_gpu: weight_bytes,
         cache_bytes_per_token: per_token,
         cache_bytes_at_context: at_context,
+        cache_bytes_at,
         context: config.max_context,
         max_position_embeddings,
         binding_limit,

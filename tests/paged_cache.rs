@@ -1,0 +1,200 @@
+//! The paged KV cache at the model level: pages of 1, 7 and 256 tokens, in order or reused in
+//! reverse, give the logits of one whole cache bit for bit (the kernels read the same rows);
+//! sliding-window layers keep only their window and still give transformers' tokens; pages go
+//! back to the pool when a sequence is cut or ends; running out of the memory allowed is a
+//! named error.
+
+mod common;
+
+use common::{contexts, fixture, greedy_and_expected, on_every_adapter};
+use latentgpu::gpu::GpuContext;
+use latentgpu::model::{CacheOptions, LoadOptions, Logits, Model};
+use std::path::PathBuf;
+
+/// Models with each paged cache: MHA (the shipped Shakespeare), MLA, GQA with q/k norms and a
+/// head width of its own, a sliding window (Mistral, window 7), Gemma 3's mix of windowed and
+/// full layers (window 5), a latent layer's state beside nothing paged.
+fn model_dirs() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let hf = |name: &str| fixture("hf-dense").join(name).join("model");
+    vec![
+        root.join("models/shakespeare-mha"),
+        root.join("models/shakespeare-mla"),
+        hf("qwen3-head-dim"),
+        hf("mistral-window-sharded"),
+        hf("gemma3-window-full"),
+        root.join("models/shakespeare-latent"),
+    ]
+}
+
+fn load(ctx: &GpuContext, dir: &PathBuf) -> Model {
+    Model::load_dir(ctx, dir).unwrap()
+}
+
+fn pages(page_tokens: usize) -> CacheOptions {
+    CacheOptions {
+        page_tokens,
+        memory: None,
+    }
+}
+
+/// The logits of a prompt of 20 tokens in two passes (13 + 7), then of 9 tokens one at a time:
+/// every pass crosses pages of 1 and 7 tokens, and the prefill takes the products path.
+fn logits_of_a_sequence(
+    ctx: &GpuContext,
+    model: &Model,
+    cache: &mut latentgpu::model::Cache,
+) -> Vec<Vec<f32>> {
+    let vocab = model.config.vocab_size as u32;
+    let ids: Vec<u32> = (0..29).map(|i| (i * 7 + 3) % vocab).collect();
+    let mut out = vec![model.forward(ctx, &ids[..13], cache, Logits::All).unwrap()];
+    out.push(
+        model
+            .forward(ctx, &ids[13..20], cache, Logits::All)
+            .unwrap(),
+    );
+    for &id in &ids[20..] {
+        out.push(model.forward(ctx, &[id], cache, Logits::Last).unwrap());
+    }
+    out
+}
+
+#[test]
+fn paged_caches_give_the_logits_of_one_whole_cache_bit_for_bit() {
+    on_every_adapter(|ctx| {
+        for dir in model_dirs() {
+            let model = load(ctx, &dir);
+            let context = model.config.max_context;
+            // One page of the whole context: the rows in order in one buffer, as a cache
+            // allocated up front holds them.
+            let mut whole = model.new_cache_with(ctx, pages(context)).unwrap();
+            let want = logits_of_a_sequence(ctx, &model, &mut whole);
+            for p in [1, 7, 256] {
+                let mut cache = model.new_cache_with(ctx, pages(p)).unwrap();
+                // Pages in order as the pool grows, then (after the sequence is cut to nothing
+                // and its pages returned) reused in reverse order.
+                for order in ["in order", "reused"] {
+                    let got = logits_of_a_sequence(ctx, &model, &mut cache);
+                    for (pass, (g, w)) in got.iter().zip(&want).enumerate() {
+                        let same = g.len() == w.len()
+                            && g.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(
+                            same,
+                            "{}: pages of {p} {order}: pass {pass} differs",
+                            dir.display()
+                        );
+                    }
+                    cache.truncate(0);
+                    assert_eq!(cache.pages().held, 0, "{}: pages returned", dir.display());
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn sliding_window_layers_keep_only_their_window_and_give_transformers_tokens() {
+    let ctx = &contexts()[0];
+    let dir = fixture("hf-dense").join("mistral-window-sharded");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    // 8 prompt tokens and 24 decoded: more than four windows of 7.
+    for p in [1, 2, 7] {
+        let options = LoadOptions {
+            cache: pages(p),
+            ..LoadOptions::default()
+        };
+        let model = Model::load_dir_with(ctx, &dir.join("model"), options, |_, _| {}).unwrap();
+        let (got, want) = greedy_and_expected(ctx, &model, &expected);
+        assert_eq!(got, want, "pages of {p}");
+        // Decoding token by token, the layers (one page table: all have the window) hold the
+        // pages of the 7 positions a query sees, one more where they straddle a page boundary.
+        let mut cache = model.new_cache(ctx).unwrap();
+        model
+            .forward(ctx, &[1, 2, 3], &mut cache, Logits::Last)
+            .unwrap();
+        for t in 0..40 {
+            model
+                .forward(ctx, &[t % 80], &mut cache, Logits::Last)
+                .unwrap();
+            let held = cache.pages().held;
+            let bound = 7usize.div_ceil(p) + 1;
+            assert!(
+                held <= bound,
+                "pages of {p} at {}: {held} held, the window spans {bound}",
+                cache.len
+            );
+        }
+    }
+}
+
+#[test]
+fn pages_return_to_the_pool_and_the_pool_keeps_what_it_grew() {
+    let ctx = &contexts()[0];
+    let model = load(ctx, &model_dirs()[0]);
+    let mut cache = model.new_cache_with(ctx, pages(7)).unwrap();
+    assert_eq!(cache.pages().held, 0);
+    let layers = model.config.n_layers;
+    let ids: Vec<u32> = (0..30).collect();
+    model.forward(ctx, &ids, &mut cache, Logits::Last).unwrap();
+    // 30 tokens: 5 pages of 7 in every layer's group (one group: no windows).
+    assert_eq!(
+        cache.pages().held,
+        5,
+        "{layers} layers share one page table"
+    );
+    let allocated = cache.pages().allocated;
+    assert!(
+        allocated >= 5 && allocated <= 8,
+        "grown by doubling: {allocated}"
+    );
+    cache.truncate(15);
+    assert_eq!(
+        cache.pages().held,
+        3,
+        "positions 15.. returned: pages 3 and 4 free"
+    );
+    cache.truncate(0);
+    assert_eq!(cache.pages().held, 0);
+    assert_eq!(
+        cache.pages().allocated,
+        allocated,
+        "the pool keeps its buffers for reuse"
+    );
+    // The memory held is the pages': a new sequence of 30 tokens takes no more.
+    let bytes = cache.bytes();
+    model.forward(ctx, &ids, &mut cache, Logits::Last).unwrap();
+    assert_eq!(cache.bytes(), bytes);
+}
+
+#[test]
+fn running_out_of_cache_memory_is_an_error_naming_the_context_reached() {
+    let ctx = &contexts()[0];
+    let model = load(ctx, &model_dirs()[0]);
+    let probe = model.new_cache_with(ctx, pages(8)).unwrap();
+    let page_bytes = probe.bytes();
+    // Room for 3 pages of 8 tokens in every layer: 24 tokens.
+    let options = CacheOptions {
+        page_tokens: 8,
+        memory: Some(3 * page_bytes),
+    };
+    let mut cache = model.new_cache_with(ctx, options).unwrap();
+    let ids: Vec<u32> = (0..24).collect();
+    model.forward(ctx, &ids, &mut cache, Logits::Last).unwrap();
+    let e = model
+        .forward(ctx, &[1], &mut cache, Logits::Last)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("KV cache memory at 25 tokens") && e.contains("--cache-memory"),
+        "{e}"
+    );
+    assert_eq!(cache.len, 24, "a failed pass leaves the cache as it was");
+    // Less than one page per layer is refused up front.
+    let tiny = CacheOptions {
+        page_tokens: 8,
+        memory: Some(page_bytes - 1),
+    };
+    let e = model.new_cache_with(ctx, tiny).err().unwrap().to_string();
+    assert!(e.contains("at least one page per layer"), "{e}");
+}
