@@ -9,7 +9,7 @@ mod common;
 use common::{contexts, fixture, greedy_and_expected, on_every_adapter};
 use latentgpu::gpu::GpuContext;
 use latentgpu::model::{CacheOptions, LoadOptions, Logits, Model};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Models with each paged cache: MHA (the shipped Shakespeare), MLA, GQA with q/k norms and a
 /// head width of its own, a sliding window (Mistral, window 7), Gemma 3's mix of windowed and
@@ -27,7 +27,7 @@ fn model_dirs() -> Vec<PathBuf> {
     ]
 }
 
-fn load(ctx: &GpuContext, dir: &PathBuf) -> Model {
+fn load(ctx: &GpuContext, dir: &Path) -> Model {
     Model::load_dir(ctx, dir).unwrap()
 }
 
@@ -145,7 +145,7 @@ fn pages_return_to_the_pool_and_the_pool_keeps_what_it_grew() {
     );
     let allocated = cache.pages().allocated;
     assert!(
-        allocated >= 5 && allocated <= 8,
+        (5..=8).contains(&allocated),
         "grown by doubling: {allocated}"
     );
     cache.truncate(15);
