@@ -13,14 +13,12 @@
 
 mod common;
 
-use common::{on_every_adapter, Rng};
-use latentgpu::cpu::{llama_forward, LlamaLayer, LlamaShape, LlamaWeights};
+use common::llama_checkpoint::{write_checkpoint, LlamaCheckpoint};
+use common::on_every_adapter;
+use latentgpu::cpu::LlamaShape;
 use latentgpu::model::tools::compare::{compare, CompareReport, Golden};
 use latentgpu::model::Model;
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const SHAPE: LlamaShape = LlamaShape {
     d: 576,
@@ -35,166 +33,16 @@ const SHAPE: LlamaShape = LlamaShape {
 const LAYERS: usize = 30;
 const TOKENS: usize = 8;
 
-/// Seeded weights by Hugging Face name: matrices uniform with std 0.02 (transformers' init),
-/// norms 1 ± 0.1.
-fn weights() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
-    let s = SHAPE;
-    let mut rng = Rng::new(135);
-    let a = 0.02 * 3f32.sqrt();
-    let mut w = BTreeMap::new();
-    let mut matrix = |w: &mut BTreeMap<_, _>, name: String, rows: usize, cols: usize| {
-        w.insert(name, (vec![rows, cols], rng.vec(rows * cols, -a, a)));
-    };
-    matrix(&mut w, "model.embed_tokens.weight".into(), s.vocab, s.d);
-    for i in 0..LAYERS {
-        let p = format!("model.layers.{i}");
-        matrix(
-            &mut w,
-            format!("{p}.self_attn.q_proj.weight"),
-            s.heads * 64,
-            s.d,
-        );
-        matrix(
-            &mut w,
-            format!("{p}.self_attn.k_proj.weight"),
-            s.kv_heads * 64,
-            s.d,
-        );
-        matrix(
-            &mut w,
-            format!("{p}.self_attn.v_proj.weight"),
-            s.kv_heads * 64,
-            s.d,
-        );
-        matrix(
-            &mut w,
-            format!("{p}.self_attn.o_proj.weight"),
-            s.d,
-            s.heads * 64,
-        );
-        matrix(&mut w, format!("{p}.mlp.gate_proj.weight"), s.hidden, s.d);
-        matrix(&mut w, format!("{p}.mlp.up_proj.weight"), s.hidden, s.d);
-        matrix(&mut w, format!("{p}.mlp.down_proj.weight"), s.d, s.hidden);
-    }
-    let mut rng = Rng::new(136);
-    let mut norm = |name: String| {
-        w.insert(name, (vec![SHAPE.d], rng.vec(SHAPE.d, 0.9, 1.1)));
-    };
-    for i in 0..LAYERS {
-        norm(format!("model.layers.{i}.input_layernorm.weight"));
-        norm(format!("model.layers.{i}.post_attention_layernorm.weight"));
-    }
-    norm("model.norm.weight".into());
-    w
-}
-
-fn write_safetensors(
-    path: &Path,
-    tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
-    meta: Option<std::collections::HashMap<String, String>>,
-) {
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
-        .collect();
-    std::fs::write(path, safetensors::serialize(views, meta).unwrap()).unwrap();
-}
-
-/// Writes the checkpoint (config.json + model.safetensors, as transformers lays them out) and a
-/// golden from the CPU reference; returns (checkpoint dir, golden path).
+/// Writes the checkpoint and its golden; returns (checkpoint dir, golden path).
 fn generate() -> (PathBuf, PathBuf) {
     let root = std::env::temp_dir().join(format!("latentgpu-real-shape-{}", std::process::id()));
-    let dir = root.join("smollm2-shaped");
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = serde_json::json!({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": SHAPE.vocab,
-        "hidden_size": SHAPE.d, "intermediate_size": SHAPE.hidden, "num_hidden_layers": LAYERS,
-        "num_attention_heads": SHAPE.heads, "num_key_value_heads": SHAPE.kv_heads,
-        "head_dim": SHAPE.head_dim, "hidden_act": "silu", "max_position_embeddings": 8192,
-        "rms_norm_eps": SHAPE.eps, "tie_word_embeddings": true, "attention_bias": false,
-        "mlp_bias": false, "dtype": "float32",
-        "rope_parameters": {"rope_type": "default", "rope_theta": SHAPE.rope_base},
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    let w = weights();
-    let f32_bytes = |v: &[f32]| bytemuck::cast_slice(v).to_vec();
-    write_safetensors(
-        &dir.join("model.safetensors"),
-        w.iter()
-            .map(|(n, (s, v))| (n.clone(), Dtype::F32, s.clone(), f32_bytes(v)))
-            .collect(),
-        None,
-    );
-
-    let get = |name: &str| w[name].1.as_slice();
-    let layers = (0..LAYERS)
-        .map(|i| {
-            let n = |s: &str| format!("model.layers.{i}.{s}.weight");
-            LlamaLayer {
-                attn_norm: get(&n("input_layernorm")),
-                q: get(&n("self_attn.q_proj")),
-                k: get(&n("self_attn.k_proj")),
-                v: get(&n("self_attn.v_proj")),
-                o: get(&n("self_attn.o_proj")),
-                ffn_norm: get(&n("post_attention_layernorm")),
-                gate: get(&n("mlp.gate_proj")),
-                up: get(&n("mlp.up_proj")),
-                down: get(&n("mlp.down_proj")),
-            }
-        })
-        .collect();
-    let weights = LlamaWeights {
-        embed: get("model.embed_tokens.weight"),
-        layers,
-        norm: get("model.norm.weight"),
-        lm_head: get("model.embed_tokens.weight"),
+    let checkpoint = LlamaCheckpoint {
+        shape: SHAPE,
+        layers: LAYERS,
+        context: 8192,
+        tokens: TOKENS,
     };
-    let mut rng = Rng::new(7);
-    let tokens: Vec<u32> = (0..TOKENS)
-        .map(|_| (rng.next_u64() % SHAPE.vocab as u64) as u32)
-        .collect();
-    let (hidden64, logits64) = llama_forward(&weights, &SHAPE, &tokens, |x| x);
-    let (hidden32, logits32) = llama_forward(&weights, &SHAPE, &tokens, |x| x as f32 as f64);
-
-    let f64_bytes = |v: &[f64]| bytemuck::cast_slice(v).to_vec();
-    let as_f32 = |v: &[f64]| f32_bytes(&v.iter().map(|&x| x as f32).collect::<Vec<_>>());
-    let (n, d, v) = (TOKENS, SHAPE.d, SHAPE.vocab);
-    let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-    let mut out = vec![
-        (
-            "tokens".to_string(),
-            Dtype::I64,
-            vec![n],
-            bytemuck::cast_slice(&ids).to_vec(),
-        ),
-        ("logits".into(), Dtype::F32, vec![n, v], as_f32(&logits32)),
-        (
-            "logits_f64".into(),
-            Dtype::F64,
-            vec![n, v],
-            f64_bytes(&logits64),
-        ),
-    ];
-    for (i, (h32, h64)) in hidden32.iter().zip(&hidden64).enumerate() {
-        out.push((format!("hidden.{i}"), Dtype::F32, vec![n, d], as_f32(h32)));
-        out.push((
-            format!("hidden_f64.{i}"),
-            Dtype::F64,
-            vec![n, d],
-            f64_bytes(h64),
-        ));
-    }
-    let meta = [
-        ("device", "cpu reference (f32, sequential sums, no FMA)"),
-        ("torch", "none"),
-        ("dtype", "float32"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let golden = root.join("golden.safetensors");
-    write_safetensors(&golden, out, Some(meta));
-    (dir, golden)
+    write_checkpoint(&checkpoint, &root, "smollm2-shaped")
 }
 
 fn check(report: &CompareReport) {

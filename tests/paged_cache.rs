@@ -6,9 +6,12 @@
 
 mod common;
 
-use common::{contexts, fixture, greedy_and_expected, on_every_adapter};
+use common::llama_checkpoint::{write_checkpoint, LlamaCheckpoint};
+use common::{contexts, fixture, greedy_and_expected, max_diff, max_diff64, on_every_adapter};
+use latentgpu::cpu::LlamaShape;
 use latentgpu::gpu::GpuContext;
-use latentgpu::model::{CacheOptions, LoadOptions, Logits, Model};
+use latentgpu::model::layers::transformer::PREFILL_CHUNK;
+use latentgpu::model::{CacheOptions, Decoder, LoadOptions, Logits, Model, SamplingConfig};
 use std::path::{Path, PathBuf};
 
 /// Models with each paged cache: MHA (the shipped Shakespeare), MLA, GQA with q/k norms and a
@@ -197,4 +200,68 @@ fn running_out_of_cache_memory_is_an_error_naming_the_context_reached() {
     };
     let e = model.new_cache_with(ctx, tiny).err().unwrap().to_string();
     assert!(e.contains("at least one page per layer"), "{e}");
+}
+
+#[test]
+fn a_prompt_of_several_prefill_chunks_stays_within_the_reference_bound() {
+    // Three chunks (512, 512 and 77 tokens) of a small Llama against the CPU reference.
+    let tokens = 2 * PREFILL_CHUNK + 77;
+    let checkpoint = LlamaCheckpoint {
+        shape: LlamaShape {
+            d: 32,
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 8,
+            hidden: 48,
+            vocab: 97,
+            eps: 1e-5,
+            rope_base: 10000.0,
+        },
+        layers: 2,
+        context: 2048,
+        tokens,
+    };
+    let root = std::env::temp_dir().join(format!("latentgpu-long-prompt-{}", std::process::id()));
+    let (dir, golden) = write_checkpoint(&checkpoint, &root, "llama");
+    let golden = common::Golden::open(&golden);
+    let ids = golden.tokens("tokens");
+    let (ref64, _) = golden.f64("logits_f64");
+    let ref32 = golden.f32("logits");
+    let vocab = checkpoint.shape.vocab;
+    let last = |v: &[f64]| v[(tokens - 1) * vocab..].to_vec();
+    let (want, f32_last) = (last(&ref64), ref32[(tokens - 1) * vocab..].to_vec());
+    // math.md §6: our error against the float64 reference at most twice that of a correct f32
+    // implementation (the reference's own, sequential sums) on the same logits.
+    let f32_err = max_diff64(
+        &f32_last.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+        &want,
+    );
+    on_every_adapter(|ctx| {
+        let model = Model::load_dir(ctx, &dir).unwrap();
+        let mut cache = model.new_cache(ctx).unwrap();
+        let mut seen = Vec::new();
+        let done = pollster::block_on(
+            model.prefill_chunks(ctx, &ids, &mut cache, &mut |d, n| seen.push((d, n))),
+        )
+        .unwrap();
+        assert_eq!(seen, [(512, tokens), (1024, tokens)]);
+        assert_eq!((done, cache.len), (1024, 1024));
+        let ours = model
+            .forward(ctx, &ids[done..], &mut cache, Logits::Last)
+            .unwrap();
+        let err = max_diff(&ours, &want);
+        eprintln!(
+            "{}: chunked prefill error {err:.3e}, f32 reference {f32_err:.3e}",
+            ctx.name()
+        );
+        assert!(err <= 2.0 * f32_err, "{err:.3e} > 2 x {f32_err:.3e}");
+        // The decoder reports the same chunks.
+        let mut reported = Vec::new();
+        let mut decoder = Decoder::new(ctx, &model, SamplingConfig::default()).unwrap();
+        decoder.on_prefill_progress(|d, n| reported.push((d, n)));
+        pollster::block_on(decoder.prefill(&ids)).unwrap();
+        drop(decoder);
+        assert_eq!(reported, [(512, tokens), (1024, tokens)]);
+    });
+    let _ = std::fs::remove_dir_all(root);
 }

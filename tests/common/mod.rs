@@ -4,6 +4,7 @@
 pub mod big_vocab;
 pub mod cli;
 pub mod kernel_checks;
+pub mod llama_checkpoint;
 pub mod numeric;
 pub mod paged_checks;
 pub mod quant_checks;
@@ -87,6 +88,13 @@ impl Golden {
             .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
             .collect();
         (data, v.shape().to_vec())
+    }
+
+    /// An F32 tensor's values.
+    pub fn f32(&self, name: &str) -> Vec<f32> {
+        let v = self.view(name);
+        assert_eq!(v.dtype(), safetensors::Dtype::F32, "{name}");
+        bytemuck::pod_collect_to_vec(v.data())
     }
 
     /// An I64 tensor as token ids.
