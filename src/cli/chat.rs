@@ -42,6 +42,7 @@ pub fn chat(choice: BackendChoice, args: &ChatArgs) -> Result<()> {
         .collect();
     let mut messages = opening.clone();
     let mut decoder = Decoder::new(&ctx, &model, cfg.sampling.clone())?;
+    decoder.on_prefill_progress(super::progress::prefill_bar());
     let interactive = std::io::stdin().is_terminal();
     let mut lines = std::io::stdin().lock().lines();
     loop {

@@ -81,7 +81,9 @@ pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
     // A failed write (the reader went away, a full disk) ends generation after this token.
     let mut written = Ok(());
     let start = std::time::Instant::now();
-    let tokens = model::generate(&ctx, &model, &prompt, &cfg, |t| {
+    let mut sequence = model::Decoder::new(&ctx, &model, cfg.sampling.clone())?;
+    sequence.on_prefill_progress(super::progress::prefill_bar());
+    let tokens = pollster::block_on(model::continue_async(&mut sequence, &prompt, &cfg, |t| {
         let piece = match decoder.push(t) {
             Ok(piece) => piece,
             Err(e) => {
@@ -99,7 +101,7 @@ pub fn generate(choice: BackendChoice, args: &GenerateArgs) -> Result<()> {
             }
         }
         text.push_str(&piece);
-    })?;
+    }))?;
     written?;
     let rest = decoder.finish()?;
     text.push_str(&rest);

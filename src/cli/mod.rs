@@ -2,6 +2,7 @@
 
 #[macro_use]
 mod output;
+mod progress;
 
 mod args;
 mod bench;
