@@ -332,7 +332,8 @@ fn the_cli_exits_non_zero_with_a_named_error() {
 }
 
 /// The memory plan is summed before anything is uploaded: a model past the budget is refused
-/// with its weights, cache and activations and what would fit; the context is checked against
+/// with its weights, cache and activations and what would fit (the cache then takes what is
+/// left, and a sequence past it is an error); the context is checked against
 /// the model's; the CLI refuses a bad --weights or --context by name.
 #[test]
 fn a_model_past_the_memory_budget_is_refused_with_the_plan() {
@@ -370,9 +371,28 @@ fn a_model_past_the_memory_budget_is_refused_with_the_plan() {
             "try --weights q4",
         ],
     );
-    // Room for the q4 weights and half the context's cache and activations.
-    let half = q4_plan.weights + (q4_plan.cache + q4_plan.activations) / 2;
-    assert_mentions(&refused(q4, half), &["try --context"]);
+    // Room for the q4 weights, the activations and half the context's cache: it loads, and
+    // the cache may take the rest, which a sequence reaches near half the context.
+    let room = q4_plan.cache / 2;
+    let half = q4_plan.weights + q4_plan.activations + room;
+    let model = load(LoadOptions {
+        weights: Some(q4),
+        memory_budget: Some(half),
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    assert_eq!(model.cache_options().memory, Some(room));
+    let mut cache = model.new_cache(ctx).unwrap();
+    let context = model.config.max_context;
+    let ids: Vec<u32> = (0..context as u32).map(|i| i % 60 + 1).collect();
+    let err = model
+        .forward(ctx, &ids, &mut cache, latentgpu::model::Logits::Last)
+        .unwrap_err()
+        .to_string();
+    assert_mentions(
+        &err,
+        &["KV cache memory at", "tokens of context", "--cache-memory"],
+    );
     // No room at all: the figures, no hint.
     let err = refused(q4, 1 << 10);
     assert_mentions(&err, &["at most 0.00 GiB"]);

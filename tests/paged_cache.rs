@@ -265,3 +265,39 @@ fn a_prompt_of_several_prefill_chunks_stays_within_the_reference_bound() {
     });
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn the_command_line_takes_the_cache_memory_and_page_size() {
+    use common::cli::{fails, succeeds};
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/shakespeare-mha");
+    let m = model.to_str().unwrap();
+    let generate = [
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "ROMEO:",
+        "--max-tokens",
+        "40",
+    ];
+    // Pages of 8 tokens, room for 2 of them: the prompt and a few tokens fit, 40 do not.
+    let mut args = generate.to_vec();
+    args.extend(["--page-tokens", "8", "--cache-memory", "80K"]);
+    fails(
+        &args,
+        1,
+        &["KV cache memory at 17 tokens", "--cache-memory"],
+    );
+    let mut args = generate.to_vec();
+    args.extend(["--page-tokens", "7", "--cache-memory", "1M"]);
+    succeeds(&args);
+    for (flag, value, says) in [
+        ("--cache-memory", "12X", "expected a byte count like 512M"),
+        ("--cache-memory", "0", "a positive whole number of bytes"),
+        ("--page-tokens", "0", "--page-tokens"),
+    ] {
+        let mut args = generate.to_vec();
+        args.extend([flag, value]);
+        fails(&args, 2, &[says]);
+    }
+}

@@ -4,21 +4,30 @@
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::model::families::open_dir;
+use crate::model::layers::cache::CacheOptions;
 use crate::model::layers::transformer::{LoadOptions, Model};
+use crate::model::tools::summary::MemoryPlan;
 use crate::ops::WeightFormat;
 
 /// Sums the memory loading `dir` as `options` say will take and errors, with the figures and
-/// what would fit, when it is past the budget (`options.memory_budget`, else what the adapter is
-/// known to give). Reads headers only.
+/// what would fit, when the weights and a prefill chunk's activations are past the budget
+/// (`options.memory_budget`, else what the adapter is known to give). The cache takes what is
+/// left: returns the cache memory to allow (`options.cache.memory` when given, else the room
+/// left when the whole context's cache would not fit, else `None`: what the context needs).
+/// Reads headers only.
 #[cfg(not(target_arch = "wasm32"))]
-fn check_memory(ctx: &GpuContext, dir: &std::path::Path, options: &LoadOptions) -> Result<()> {
+fn check_memory(
+    ctx: &GpuContext,
+    dir: &std::path::Path,
+    options: &LoadOptions,
+) -> Result<Option<u64>> {
     use crate::model::tools::summary::summarize;
     let budget = match options.memory_budget {
         Some(b) => Some((b, "the memory budget asked for".to_string())),
         None => ctx.memory_budget(),
     };
     let Some((budget, source)) = budget else {
-        return Ok(());
+        return Ok(options.cache.memory);
     };
     let limit = ctx.limits.max_storage_buffer_binding_size;
     let s = summarize(dir, limit, options.weights, options.context)?;
@@ -31,13 +40,34 @@ fn check_memory(ctx: &GpuContext, dir: &std::path::Path, options: &LoadOptions) 
                 .weights,
         ),
     };
-    let per_token = (s.plan.cache + s.plan.activations) / s.context.max(1) as u64;
-    s.plan.check(
+    // The weights and a chunk's activations must fit; the cache pages come from the rest.
+    let without_cache = MemoryPlan {
+        cache: 0,
+        total: s.plan.weights + s.plan.activations,
+        ..s.plan
+    };
+    let per_token = s.plan.cache / s.context.max(1) as u64;
+    without_cache.check(
         &dir.display().to_string(),
         ((budget, &source), s.context),
         smaller.map(|w| ("q4", w)),
-        per_token,
-    )
+        per_token.max(1),
+    )?;
+    let room = budget - without_cache.total;
+    if let Some(asked) = options.cache.memory {
+        return Ok(Some(asked));
+    }
+    if s.plan.cache <= room {
+        return Ok(None);
+    }
+    log::info!(
+        "{}: the KV cache may take {:.2} GiB ({source}), about {} of the context's {} tokens",
+        dir.display(),
+        room as f64 / (1u64 << 30) as f64,
+        room / per_token.max(1),
+        s.context
+    );
+    Ok(Some(room))
 }
 
 impl Model {
@@ -59,7 +89,14 @@ impl Model {
         options: LoadOptions,
         progress: impl FnMut(usize, usize),
     ) -> Result<Self> {
-        check_memory(ctx, dir, &options)?;
+        let cache_memory = check_memory(ctx, dir, &options)?;
+        let options = LoadOptions {
+            cache: CacheOptions {
+                memory: cache_memory,
+                ..options.cache
+            },
+            ..options
+        };
         let (config, file) = open_dir(dir)?;
         Self::load_file(ctx, config, file, options, progress)
     }
