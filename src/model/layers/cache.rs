@@ -370,7 +370,11 @@ impl Cache {
                 pages as u64 * g.page_bytes
             })
             .sum();
-        let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+        let mib = |b: u64| match b {
+            0..0x10_0000 => format!("{:.1} KiB", b as f64 / 1024.0),
+            0x10_0000..0x4000_0000 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+            _ => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+        };
         match by_memory {
             true => Error::Invalid {
                 what: format!("KV cache memory at {end} tokens of context"),
