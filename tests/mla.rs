@@ -48,7 +48,8 @@ fn case(name: &str) -> Case {
 
 fn layer(ctx: &GpuContext, name: &str, shape: &MlaShape) -> MlaLayer {
     let mut file = WeightFile::open(&fixture("hf").join(name).join("weights.safetensors")).unwrap();
-    let layer = MlaLayer::load(ctx, &mut file, shape.clone(), "", 64).unwrap();
+    let rope = MlaLayer::rope_table(ctx, shape, 64).unwrap();
+    let layer = MlaLayer::load(ctx, &mut file, shape.clone(), "", &rope).unwrap();
     file.finish().unwrap();
     layer
 }

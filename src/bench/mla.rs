@@ -68,7 +68,8 @@ pub fn run(
     ];
     square(&mut names, "mha", d);
     let mut file = random_weights(&names, 3)?;
-    let mla = MlaLayer::load(ctx, &mut file, shape.clone(), "mla", max_n)?;
+    let mla_rope = MlaLayer::rope_table(ctx, &shape, max_n)?;
+    let mla = MlaLayer::load(ctx, &mut file, shape.clone(), "mla", &mla_rope)?;
     let cfg = mha_config(d, h, max_n);
     let mha = MhaLayer::load(ctx, &mut file, &cfg, "mha", 0)?;
     let rope_table = RopeTable::new(ctx, d / h, 10000.0, max_n)?;

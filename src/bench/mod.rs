@@ -2,6 +2,7 @@
 //! Every figure is measured in the same run as the roofs it is compared against.
 
 pub mod attention;
+pub mod context;
 pub mod matmul;
 pub mod mla;
 pub mod model;

@@ -285,6 +285,25 @@ pub enum BenchCommand {
         #[arg(long, default_value = "bench-results/model.json")]
         out: PathBuf,
     },
+    /// The paged KV cache at long contexts: memory held and decode tokens/s at each context,
+    /// prefill tokens/s and peak resident memory against the prompt's length.
+    Context {
+        /// Model directories.
+        #[arg(long, value_delimiter = ',', required = true)]
+        models: Vec<PathBuf>,
+        /// Contexts to decode at (each at most the model's).
+        #[arg(long, value_delimiter = ',', default_value = "1024,8192,32768", value_parser = at_least_one)]
+        contexts: Vec<usize>,
+        /// Tokens decoded at each context.
+        #[arg(long, default_value_t = 33, value_parser = at_least_one)]
+        decode: usize,
+        /// Prompt lengths to prefill (shortest first).
+        #[arg(long, value_delimiter = ',', default_value = "256,1024,4096", value_parser = at_least_one)]
+        prompts: Vec<usize>,
+        /// Where to write the JSON results.
+        #[arg(long, default_value = "bench-results/context.json")]
+        out: PathBuf,
+    },
     /// MLA decode (naive and absorbed) against MHA of the same width: time and bytes per token.
     Mla {
         /// Model width.

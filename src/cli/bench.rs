@@ -291,6 +291,84 @@ fn print_profile(p: &bench::profile::ModelProfile, fma: f64, copy: f64) -> Resul
     Ok(())
 }
 
+/// The paged KV cache at long contexts: memory held and decode tokens/s against the copy roof
+/// of the same run, then prefill tokens/s and peak resident memory against the prompt's length.
+pub fn bench_context(
+    choice: BackendChoice,
+    models: &[PathBuf],
+    (contexts, decode): (&[usize], usize),
+    prompts: &[usize],
+    out: &PathBuf,
+) -> Result<()> {
+    let ctx = GpuContext::new(choice)?;
+    outln!("adapter: {}", ctx.name());
+    let copy = bench::copy_roof_gbps(&ctx)?;
+    outln!("copy roof (same run): {copy:.2} GB/s");
+    let mut decode_figures = Vec::new();
+    let mut prefill_figures = Vec::new();
+    let mut prompts = prompts.to_vec();
+    prompts.sort_unstable();
+    for dir in models {
+        let model = super::load_model_as(&ctx, dir, super::weights())
+            .with_context(|| format!("loading model {}", dir.display()))?;
+        let name = dir.display().to_string();
+        let options = model.cache_options();
+        outln!(
+            "{name}: {} cache, pages of {} tokens",
+            "f32",
+            options.page_tokens
+        );
+        outln!(
+            "{:>8} {:>12} {:>14} {:>10} {:>12} {:>9}",
+            "context",
+            "held MiB",
+            "allocated MiB",
+            "tok/s",
+            "MB/token",
+            "of roof"
+        );
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        for &c in contexts.iter().filter(|&&c| c <= model.config.max_context) {
+            let f = bench::context::decode_at(&ctx, &model, &name, (c, decode), copy)?;
+            outln!(
+                "{:>8} {:>12.1} {:>14.1} {:>10.2} {:>12.1} {:>8.0}%",
+                f.context,
+                mib(f.cache_bytes_held),
+                mib(f.cache_bytes_allocated),
+                f.decode_tokens_per_s,
+                f.bytes_per_token as f64 / 1e6,
+                100.0 * f.roof_fraction
+            );
+            decode_figures.push(f);
+        }
+        outln!(
+            "{:>8} {:>12} {:>16}",
+            "prompt",
+            "prefill tok/s",
+            "peak resident MB"
+        );
+        for &p in prompts.iter().filter(|&&p| p < model.config.max_context) {
+            let f = bench::context::prefill(&ctx, &model, &name, p)?;
+            outln!(
+                "{:>8} {:>12.1} {:>16.0}",
+                f.prompt_tokens,
+                f.prefill_tokens_per_s,
+                f.peak_resident_bytes as f64 / 1e6
+            );
+            prefill_figures.push(f);
+        }
+    }
+    write_json(
+        out,
+        &serde_json::json!({
+            "adapter": ctx.name(),
+            "copy_roof_gbps": copy,
+            "decode": decode_figures,
+            "prefill": prefill_figures,
+        }),
+    )
+}
+
 /// MLA decode per token, naive and absorbed, against MHA.
 pub fn bench_mla(
     choice: BackendChoice,

@@ -257,6 +257,13 @@ fn run() {
                 (*profile, *expert_readback),
                 out,
             ),
+            BenchCommand::Context {
+                models,
+                contexts,
+                decode,
+                prompts,
+                out,
+            } => bench::bench_context(choice, models, (contexts, *decode), prompts, out),
             BenchCommand::Mla {
                 width,
                 heads,

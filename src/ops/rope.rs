@@ -49,8 +49,8 @@ pub fn inv_freq(rot_dim: usize, base: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Host-built cos/sin tables `[positions, rot_dim / 2]`, uploaded once.
-#[derive(Debug)]
+/// Host-built cos/sin tables `[positions, rot_dim / 2]`, uploaded once (a clone shares them).
+#[derive(Clone, Debug)]
 pub struct RopeTable {
     /// Rotated width.
     pub rot_dim: usize,

@@ -273,13 +273,16 @@ impl Cache {
         Some((layer, pages))
     }
 
-    /// Makes the pages of positions `first..end` held, before a forward pass whose first query
-    /// is at `first` records into `b`: a sliding window's group first returns the pages its
-    /// window no longer sees, then pages come from the free list, the pool growing in `b` when
-    /// it is empty; changed table entries are written in `b`. Errors, naming the context
-    /// reached and the memory it needs, when the memory allowed or the binding limit is
-    /// reached.
-    pub(crate) fn reserve(&mut self, b: &mut Batch, first: usize, end: usize) -> Result<()> {
+    /// Makes the pages of positions `first..end` held, before recording a forward pass whose
+    /// first query is at `first`: a sliding window's group first returns the pages its window
+    /// no longer sees, then pages come from the free list, the pool growing when it is empty.
+    /// Both happen now, not in a batch: the pool's growth (a copy on the GPU) and the new
+    /// page table entries are submitted at once, ahead of the batch the pass is recorded in,
+    /// so a batch must reserve every position it will write before it records the first (as
+    /// [`Decoder`](crate::model::Decoder) does for several decoded tokens). Errors, naming the
+    /// context reached and the memory it needs, when the memory allowed or the binding limit
+    /// is reached; the pages taken until then stay held.
+    pub fn reserve(&mut self, ctx: &GpuContext, first: usize, end: usize) -> Result<()> {
         let logical = self.capacity.div_ceil(self.options.page_tokens);
         let tables = self.groups.iter().all(|g| g.host.len() >= logical);
         if end > self.capacity || first >= end || !tables {
@@ -306,24 +309,33 @@ impl Cache {
             // A sequence run again from before what a window kept (a rewind to 0).
             group.first_held = group.first_held.min(keep_from / p);
             let (mut lo, mut hi) = (usize::MAX, 0);
+            let mut taken = Ok(());
             for page in keep_from / p..end.div_ceil(p) {
                 if self.groups[g].host[page] == Pages::NOT_HELD {
-                    let pool_page = self.take_page(b, g, end)?;
-                    self.groups[g].host[page] = pool_page;
+                    match self.take_page(ctx, g, end) {
+                        Ok(pool_page) => self.groups[g].host[page] = pool_page,
+                        Err(e) => {
+                            taken = Err(e);
+                            break;
+                        }
+                    }
                     (lo, hi) = (lo.min(page), page + 1);
                 }
             }
             if lo < hi {
                 let group = &self.groups[g];
-                let entries = b.upload_u32("page table entries", &group.host[lo..hi])?;
-                b.copy_elements(&entries, 0, &group.table, lo, hi - lo)?;
+                let entries: &[u8] = bytemuck::cast_slice(&group.host[lo..hi]);
+                let at = group.table.byte_offset() + 4 * lo as u64;
+                ctx.queue.write_buffer(group.table.buffer(), at, entries);
             }
+            taken?;
         }
         Ok(())
     }
 
-    /// A free pool page of group `g`, growing its layers' buffers in `b` when none is free.
-    fn take_page(&mut self, b: &mut Batch, g: usize, end: usize) -> Result<u32> {
+    /// A free pool page of group `g`, growing its layers' buffers (a copy submitted now) when
+    /// none is free.
+    fn take_page(&mut self, ctx: &GpuContext, g: usize, end: usize) -> Result<u32> {
         if let Some(page) = self.groups[g].free.pop() {
             return Ok(page);
         }
@@ -346,8 +358,14 @@ impl Cache {
             return Err(self.out_of_pages(end, by_memory <= by_binding));
         }
         let old = group.allocated;
-        for &i in &group.layers.clone() {
-            self.layers[i] = self.layers[i].grown(b, grown * p, old * p)?;
+        let mut b = Batch::new(ctx);
+        let mut layers = Vec::with_capacity(group.layers.len());
+        for &i in &group.layers {
+            layers.push((i, self.layers[i].grown(&mut b, grown * p, old * p)?));
+        }
+        b.submit()?;
+        for (i, layer) in layers {
+            self.layers[i] = layer;
         }
         let group = &mut self.groups[g];
         group.allocated = grown;

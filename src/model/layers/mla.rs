@@ -102,14 +102,22 @@ pub struct MlaLayer {
 }
 
 impl MlaLayer {
+    /// The RoPE table of `shape` (YaRN's frequencies and scale where it has them) for
+    /// `positions` positions, which every MLA layer of a model shares.
+    pub fn rope_table(ctx: &GpuContext, shape: &MlaShape, positions: usize) -> Result<RopeTable> {
+        let (inv_freq, mscale) = shape.inv_freq();
+        RopeTable::from_inv_freq(ctx, &inv_freq, positions, mscale)
+    }
+
     /// Loads the layer's tensors by their Hugging Face names under `prefix` (e.g.
-    /// `layers.0.attn` or `model.layers.0.self_attn`) and derives the absorbed matrices.
+    /// `layers.0.attn` or `model.layers.0.self_attn`) and derives the absorbed matrices;
+    /// `rope_table` is [`MlaLayer::rope_table`]'s.
     pub fn load(
         ctx: &GpuContext,
         file: &mut WeightFile,
         shape: MlaShape,
         prefix: &str,
-        max_positions: usize,
+        rope_table: &RopeTable,
     ) -> Result<Self> {
         shape.validate()?;
         let (d, h) = (shape.d, shape.heads);
@@ -146,7 +154,6 @@ impl MlaLayer {
         let kv_a = file.take_matrix(&name("kv_a_proj_with_mqa.weight"), &[r + rope, d])?;
         let kv_b_host = file.take_matrix(&name("kv_b_proj.weight"), &[h * (nope + v), r])?;
         let o_host = file.take_matrix(&name("o_proj.weight"), &[d, h * v])?;
-        let (inv_freq, mscale) = shape.inv_freq();
         // Float values stay f32 unless a format is asked, whatever the files hold: the layer's
         // absorbed matrices are products made at load, not the files' values.
         let upload = Upload {
@@ -285,7 +292,7 @@ impl MlaLayer {
             o,
             q_absorbed,
             o_absorbed,
-            rope: RopeTable::from_inv_freq(ctx, &inv_freq, max_positions, mscale)?,
+            rope: rope_table.clone(),
             shape,
         })
     }

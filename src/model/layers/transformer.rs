@@ -372,6 +372,8 @@ impl Model {
         };
         // Grown as the blocks load: a config's layer count is not trusted before its tensors.
         let mut blocks = Vec::new();
+        // MLA's RoPE table, one for every layer.
+        let mut mla_rope: Option<RopeTable> = None;
         for i in 0..cfg.n_layers {
             let p = format!("layers.{i}");
             let attn = match &cfg.attention {
@@ -409,13 +411,13 @@ impl Model {
                         expected: "the MLA sizes".into(),
                         found: "none".into(),
                     })?;
-                    Attention::Mla(Box::new(MlaLayer::load(
-                        ctx,
-                        file,
-                        shape,
-                        &format!("{p}.attn"),
-                        cfg.max_context,
-                    )?))
+                    let rope = match &mla_rope {
+                        Some(table) => table.clone(),
+                        None => MlaLayer::rope_table(ctx, &shape, cfg.max_context)?,
+                    };
+                    let layer = MlaLayer::load(ctx, file, shape, &format!("{p}.attn"), &rope)?;
+                    mla_rope = Some(rope);
+                    Attention::Mla(Box::new(layer))
                 }
             };
             let post_norm = |file: &mut WeightFile, name: &str| match cfg.post_norms {
@@ -619,7 +621,7 @@ impl Model {
     ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
         self.check_cache(cache)?;
         self.check_tokens(ids, cache)?;
-        cache.reserve(b, cache.len, cache.len + ids.len())?;
+        cache.reserve(b.ctx(), cache.len, cache.len + ids.len())?;
         let ids = ops::upload_ids(b, ids, self.config.vocab_size)?;
         let x = self.embed(b, &ids)?;
         self.record_blocks(b, x, cache, cache.len, which)
@@ -628,7 +630,8 @@ impl Model {
     /// As [`Model::record_forward`] for one token whose id is already on the GPU (`[1]` u32,
     /// the sampler's output), at position `pos`: decoding without a round trip of the id.
     /// `pos` may run ahead of `cache.len` when the positions between are recorded earlier in
-    /// the same batch (several tokens decoded per submission).
+    /// the same batch (several tokens decoded per submission); such a batch reserves the
+    /// pages of all its positions first ([`Cache::reserve`]).
     pub fn record_decode(
         &self,
         b: &mut Batch,
@@ -648,7 +651,7 @@ impl Model {
             });
         }
         self.check_cache(cache)?;
-        cache.reserve(b, pos, pos + 1)?;
+        cache.reserve(b.ctx(), pos, pos + 1)?;
         let x = self.embed(b, id)?;
         Ok(self.record_blocks(b, x, cache, pos, Logits::Last)?.0)
     }

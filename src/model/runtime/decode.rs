@@ -46,11 +46,22 @@ pub struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     /// An empty sequence for `model`, choosing tokens with `sampling` (checked here).
     pub fn new(ctx: &'a GpuContext, model: &'a Model, sampling: SamplingConfig) -> Result<Self> {
+        Self::with_cache(ctx, model, sampling, model.new_cache(ctx)?)
+    }
+
+    /// As [`Decoder::new`], going on after what `cache` holds (from `model`'s `new_cache`;
+    /// the benchmarks give it the pages of a long context without running its tokens).
+    pub fn with_cache(
+        ctx: &'a GpuContext,
+        model: &'a Model,
+        sampling: SamplingConfig,
+        cache: Cache,
+    ) -> Result<Self> {
         sampling.validate()?;
         Ok(Decoder {
             ctx,
             model,
-            cache: model.new_cache(ctx)?,
+            cache,
             sampler: Sampler::new(sampling),
             state: SampleState::new(ctx, model.config.vocab_size)?,
             seconds_per_token: None,
@@ -199,6 +210,14 @@ impl<'a> Decoder<'a> {
         }
         let vocab = self.model.config.vocab_size;
         let start = Instant::now();
+        // Every position's pages before the batch records the first (see Cache::reserve);
+        // where the memory allowed runs out within them, one token, whose error (if it has
+        // no room either) names the position reached.
+        let len = self.cache.len;
+        if self.cache.reserve(self.ctx, len, len + n).is_err() {
+            n = 1;
+            self.cache.reserve(self.ctx, len, len + 1)?;
+        }
         let mut b = Batch::new(self.ctx);
         let (mut steps, mut step_bytes) = (0, 0);
         while steps < n && (steps == 0 || b.ring_room() >= step_bytes) {

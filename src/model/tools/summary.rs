@@ -95,7 +95,7 @@ pub struct CacheAt {
 /// The GPU memory a model takes at a context, summed from its files' headers and config.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct MemoryPlan {
-    /// Weights in the requested format (with MLA's absorbed matrices).
+    /// Weights in the requested format (with MLA's absorbed matrices and the RoPE tables).
     pub weights: u64,
     /// The cache (or latent state) at the context.
     pub cache: u64,
@@ -237,6 +237,21 @@ pub fn cache_bytes_at(cfg: &ModelConfig, tokens: usize, page_tokens: usize) -> u
     layers + latent
 }
 
+/// Bytes of the RoPE tables `cfg` loads for its context: the model's (and LongRoPE's long one,
+/// the sliding layers', NoPE's), MLA's shared one; each holds cos and sin for every position,
+/// as one table and as two.
+fn rope_table_bytes(cfg: &ModelConfig) -> u64 {
+    let table = |rot: usize| 4 * 4 * cfg.max_context as u64 * (rot / 2) as u64;
+    let nope =
+        (0..cfg.n_layers).any(|i| cfg.layer_rope(i) == crate::model::config::LayerRope::None);
+    let tables = 1
+        + cfg.rope.long_inv_freq(cfg.rope_dim()).is_some() as u64
+        + cfg.rope_sliding.is_some() as u64
+        + nope as u64;
+    let mla = cfg.mla_shape().map_or(0, |s| table(s.qk_rope_head_dim));
+    tables * table(cfg.rope_dim()) + mla
+}
+
 /// Cache bytes each token adds (in the layers that keep every token) and at the full context
 /// of `cfg`, in pages of [`DEFAULT_PAGE_TOKENS`] (f32 caches).
 fn cache_bytes(cfg: &ModelConfig) -> (u64, u64) {
@@ -362,7 +377,8 @@ pub fn summarize(
         let format = weights.unwrap_or_default();
         (per_layer as f64 * format.bytes_per_weight()) as u64 * config.n_layers as u64
     });
-    let weight_bytes: u64 = tensors.iter().map(|t| t.gpu_bytes).sum::<u64>() + absorbed;
+    let weight_bytes: u64 =
+        tensors.iter().map(|t| t.gpu_bytes).sum::<u64>() + absorbed + rope_table_bytes(&config);
     let activations = MemoryPlan::activations(&config, config.max_context.min(PREFILL_CHUNK));
     let cache_bytes_at = [1024, 8192, 32768]
         .into_iter()
