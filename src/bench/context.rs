@@ -18,7 +18,7 @@ use web_time::Instant;
 pub struct ContextFigure {
     /// Model directory.
     pub model: String,
-    /// Tokens cached when decoding starts.
+    /// Tokens cached when decoding ends (it starts `decode` tokens earlier).
     pub context: usize,
     /// Bytes of the pages holding cached tokens after decoding.
     pub cache_bytes_held: u64,
@@ -97,7 +97,7 @@ pub fn decode_at(
     let tokens_per_s = if best > 0.0 { 1.0 / best } else { 0.0 };
     Ok(ContextFigure {
         model: name.to_string(),
-        context: start,
+        context,
         cache_bytes_held: held,
         cache_bytes_allocated: decoder.cache().bytes(),
         decode_tokens_per_s: tokens_per_s,

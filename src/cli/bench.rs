@@ -291,8 +291,9 @@ fn print_profile(p: &bench::profile::ModelProfile, fma: f64, copy: f64) -> Resul
     Ok(())
 }
 
-/// The paged KV cache at long contexts: memory held and decode tokens/s against the copy roof
-/// of the same run, then prefill tokens/s and peak resident memory against the prompt's length.
+/// The paged KV cache at long contexts: prefill tokens/s and peak resident memory against the
+/// prompt's length (first, so the peaks are the prefills'), then memory held and decode
+/// tokens/s against the copy roof of the same run.
 pub fn bench_context(
     choice: BackendChoice,
     models: &[PathBuf],
@@ -319,6 +320,22 @@ pub fn bench_context(
             options.page_tokens
         );
         outln!(
+            "{:>8} {:>12} {:>16}",
+            "prompt",
+            "prefill tok/s",
+            "peak resident MB"
+        );
+        for &p in prompts.iter().filter(|&&p| p < model.config.max_context) {
+            let f = bench::context::prefill(&ctx, &model, &name, p)?;
+            outln!(
+                "{:>8} {:>12.1} {:>16.0}",
+                f.prompt_tokens,
+                f.prefill_tokens_per_s,
+                f.peak_resident_bytes as f64 / 1e6
+            );
+            prefill_figures.push(f);
+        }
+        outln!(
             "{:>8} {:>12} {:>14} {:>10} {:>12} {:>9}",
             "context",
             "held MiB",
@@ -340,22 +357,6 @@ pub fn bench_context(
                 100.0 * f.roof_fraction
             );
             decode_figures.push(f);
-        }
-        outln!(
-            "{:>8} {:>12} {:>16}",
-            "prompt",
-            "prefill tok/s",
-            "peak resident MB"
-        );
-        for &p in prompts.iter().filter(|&&p| p < model.config.max_context) {
-            let f = bench::context::prefill(&ctx, &model, &name, p)?;
-            outln!(
-                "{:>8} {:>12.1} {:>16.0}",
-                f.prompt_tokens,
-                f.prefill_tokens_per_s,
-                f.peak_resident_bytes as f64 / 1e6
-            );
-            prefill_figures.push(f);
         }
     }
     write_json(
