@@ -5,10 +5,12 @@
 // parts from two buffers (its first d_a values from ka, the rest from kb), which is how MLA reads
 // [k_nope; k_pe] and its compressed cache [c_kv; k_pe] without copies:
 //   q[t, h, j]            at q[q_off + t * q_row + h * q_head + j]          j < d_qk
-//   k[s, g, j], j < d_a   at ka[ka_off + s * ka_row + g * ka_head + j]      (g = h / (heads / kv_heads))
-//   k[s, g, j], j >= d_a  at kb[kb_off + s * kb_row + g * kb_head + j - d_a]
-//   v[s, g, j]            at v[v_off + s * v_row + g * v_head + j]          j < d_v
+//   k[s, g, j], j < d_a   ka_at(ka_off + s * ka_row + g * ka_head, j)      (g = h / (heads / kv_heads))
+//   k[s, g, j], j >= d_a  kb_at(kb_off + s * kb_row + g * kb_head, j - d_a)
+//   v[s, g, j]            v_at(v_off + s * v_row + g * v_head, j)          j < d_v
 //   o[t, h, j]            at o[o_off + t * o_row + h * o_head + j]
+// Keys' and values' offsets and strides count the cache format's words (kv_read_*.wgsl: f32
+// values, or pairs of 16-bit ones).
 // A head stride of 0 shares one key/value head among all heads (MQA). Over a paged cache, key
 // and value row s is read at row cache_row(s) of its view (cache_pages.wgsl), found once per
 // key per tile and shared in workgroup memory.
@@ -21,11 +23,10 @@ const MAX_D_QK: u32 = 1024u;
 const OUT_PER_INVOCATION: u32 = 16u; // d_v <= OUT_PER_INVOCATION * WG
 const EMPTY: f32 = -1.0e30;
 
+// Keys and values (bindings 2 to 4) are read through ka_at, kb_at and v_at, which the
+// cache format's prelude (kv_read_*.wgsl) defines: views count their words.
 @group(0) @binding(0) var<uniform> p: AttentionParams;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> ka: array<f32>;
-@group(0) @binding(3) var<storage, read> kb: array<f32>;
-@group(0) @binding(4) var<storage, read> v: array<f32>;
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
 @group(0) @binding(6) var<storage, read> pages: array<u32>;
 
@@ -100,17 +101,17 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             var dot4 = vec4<f32>(0.0);
             let d4 = p.d_a & ~3u;
             for (var j = 0u; j < d4; j += 4u) {
-                let kv = vec4<f32>(ka[a_base + j], ka[a_base + j + 1u], ka[a_base + j + 2u], ka[a_base + j + 3u]);
+                let kv = vec4<f32>(ka_at(a_base, j), ka_at(a_base, j + 1u), ka_at(a_base, j + 2u), ka_at(a_base, j + 3u));
                 let qv = vec4<f32>(q_sh[j], q_sh[j + 1u], q_sh[j + 2u], q_sh[j + 3u]);
                 dot4 = fma(qv, kv, dot4);
             }
             var d = dot(dot4, vec4<f32>(1.0));
             for (var j = d4; j < p.d_a; j++) {
-                d = fma(q_sh[j], ka[a_base + j], d);
+                d = fma(q_sh[j], ka_at(a_base, j), d);
             }
             let b_base = p.kb_off + r * p.kb_row + g * p.kb_head;
             for (var j = p.d_a; j < p.d_qk; j++) {
-                d = fma(q_sh[j], kb[b_base + j - p.d_a], d);
+                d = fma(q_sh[j], kb_at(b_base, j - p.d_a), d);
             }
             score = d * p.scale;
         }
@@ -122,9 +123,9 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             let dim = lid + i * WG;
             if (dim < p.d_v) {
                 var sum = acc[i] * alpha;
-                let v_base = p.v_off + g * p.v_head + dim;
+                let v_base = p.v_off + g * p.v_head;
                 for (var j = 0u; j < count; j++) {
-                    sum = fma(prob_sh[j], v[v_base + row_sh[j] * p.v_row], sum);
+                    sum = fma(prob_sh[j], v_at(v_base + row_sh[j] * p.v_row, dim), sum);
                 }
                 acc[i] = sum;
             }
@@ -142,7 +143,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-// The same with keys (both parts) and values read as vec4s, for views whose offsets and
+// The same with f32 keys (both parts) and values read as vec4s, for views whose offsets and
 // strides, d_a, d_qk and d_v are multiples of 4: on a CPU rasteriser each key's or value's load is
 // then one wide load per four values rather than four, and an invocation accumulates four
 // neighbouring output dimensions.

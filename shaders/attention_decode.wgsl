@@ -13,11 +13,9 @@ const MAX_Q: u32 = 2048u;           // heads_per_group * d_qk at most (8 KiB of 
 const OUT_PER_INVOCATION: u32 = 16u; // d_v <= OUT_PER_INVOCATION * WG
 const EMPTY: f32 = -1.0e30;
 
+// Keys and values (bindings 2 to 4) are read through ka_at, kb_at and v_at (kv_read_*.wgsl).
 @group(0) @binding(0) var<uniform> p: AttentionParams;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> ka: array<f32>;
-@group(0) @binding(3) var<storage, read> kb: array<f32>;
-@group(0) @binding(4) var<storage, read> v: array<f32>;
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
 @group(0) @binding(6) var<storage, read> pages: array<u32>;
 
@@ -70,14 +68,14 @@ fn attention_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
             row_sh[lid] = r;
             let a_base = p.ka_off + r * p.ka_row + g * p.ka_head;
             for (var j = 0u; j < p.d_a; j++) {
-                let k = ka[a_base + j];
+                let k = ka_at(a_base, j);
                 for (var i = 0u; i < nh; i++) {
                     dots[i] = fma(q_sh[i * p.d_qk + j], k, dots[i]);
                 }
             }
             let b_base = p.kb_off + r * p.kb_row + g * p.kb_head;
             for (var j = p.d_a; j < p.d_qk; j++) {
-                let k = kb[b_base + j - p.d_a];
+                let k = kb_at(b_base, j - p.d_a);
                 for (var i = 0u; i < nh; i++) {
                     dots[i] = fma(q_sh[i * p.d_qk + j], k, dots[i]);
                 }
@@ -118,9 +116,9 @@ fn attention_decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
                 for (var i = 0u; i < nh; i++) {
                     acc[i * OUT_PER_INVOCATION + c] *= alpha_sh[i];
                 }
-                let v_base = p.v_off + g * p.v_head + dim;
+                let v_base = p.v_off + g * p.v_head;
                 for (var j = 0u; j < count; j++) {
-                    let vv = v[v_base + row_sh[j] * p.v_row];
+                    let vv = v_at(v_base + row_sh[j] * p.v_row, dim);
                     for (var i = 0u; i < nh; i++) {
                         let k = i * OUT_PER_INVOCATION + c;
                         acc[k] = fma(score_sh[i * WG + j], vv, acc[k]);

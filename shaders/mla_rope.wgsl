@@ -4,10 +4,11 @@
 //   kv       [tokens, r + rope]         kv_a_proj_with_mqa's output: c_kv, then k_pe (slot heads)
 //   norm     [r]                        kv_a_layernorm: c_kv is RMS-normalised into the cache
 //   table    [2, positions, rope / 2]   cos, then sin (RopeTable)
-//   c_cache  [capacity, r]              out: the normalised c_kv at row pos + token (of a
-//                                       paged cache, the pool row its page table `pages`
-//                                       gives: cache_pages.wgsl)
-//   pe_cache [capacity, rope]           out: the rotated k_pe there
+//   c_cache  [capacity, kv_words(r)]    out: the normalised c_kv at row pos + token, in the
+//                                       cache format's words (kv_write_*.wgsl); of a paged
+//                                       cache, at the pool row its page table `pages` gives
+//                                       (cache_pages.wgsl)
+//   pe_cache [capacity, kv_words(rope)] out: the rotated k_pe there
 // Interleaved pairs, rmsnorm.wgsl's and rope.wgsl's formulas.
 
 struct MlaRopeParams {
@@ -26,14 +27,19 @@ struct MlaRopeParams {
 }
 
 const WG: u32 = 64u;
+// kv_lora_rank and qk_rope_head_dim at most.
+const MAX_WIDTH: u32 = 2048u;
+
+// The row a workgroup writes to the cache (c_kv, then k_pe), for kv_word.
+var<workgroup> out_sh: array<f32, MAX_WIDTH>;
 
 @group(0) @binding(0) var<uniform> p: MlaRopeParams;
 @group(0) @binding(1) var<storage, read> kv: array<f32>;
 @group(0) @binding(2) var<storage, read> norm: array<f32>;
 @group(0) @binding(3) var<storage, read> table: array<f32>;
 @group(0) @binding(4) var<storage, read_write> q: array<f32>;
-@group(0) @binding(5) var<storage, read_write> c_cache: array<f32>;
-@group(0) @binding(6) var<storage, read_write> pe_cache: array<f32>;
+@group(0) @binding(5) var<storage, read_write> c_cache: array<KvWord>;
+@group(0) @binding(6) var<storage, read_write> pe_cache: array<KvWord>;
 @group(0) @binding(7) var<storage, read> pages: array<u32>;
 
 // The rotation of pair i of (x0, x1) at position pos.
@@ -74,11 +80,22 @@ fn mla_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     let inv = inverseSqrt(workgroup_sum(ss, lid) / f32(p.r) + p.eps);
     for (var j = lid; j < p.r; j += WG) {
-        c_cache[at * p.r + j] = kv[src + j] * inv * norm[j];
+        out_sh[j] = kv[src + j] * inv * norm[j];
     }
+    workgroupBarrier();
+    let c_words = kv_words(p.r);
+    for (var w = lid; w < c_words; w += WG) {
+        c_cache[at * c_words + w] = kv_word(w);
+    }
+    workgroupBarrier();
     for (var i = lid; i < half; i += WG) {
         let r = rotate(kv[src + p.r + 2u * i], kv[src + p.r + 2u * i + 1u], pos, i);
-        pe_cache[at * p.rope + 2u * i] = r.x;
-        pe_cache[at * p.rope + 2u * i + 1u] = r.y;
+        out_sh[2u * i] = r.x;
+        out_sh[2u * i + 1u] = r.y;
+    }
+    workgroupBarrier();
+    let pe_words = kv_words(p.rope);
+    for (var w = lid; w < pe_words; w += WG) {
+        pe_cache[at * pe_words + w] = kv_word(w);
     }
 }

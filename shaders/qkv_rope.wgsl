@@ -5,10 +5,10 @@
 //                                            q and k norm weights (per-head RMSNorm when has_norm)
 //   table [2, positions, rot_dim / 2]        cos, then sin (RopeTable)
 //   q     [tokens, heads, dh]                out: the rotated queries
-//   k_cache, v_cache [capacity, kv_heads, dh] out: the rotated keys and the values, at rows
-//                                            row.. (an element offset, so any row can be written);
-//                                            of a paged cache, at the pool rows its page table
-//                                            `pages` gives (cache_pages.wgsl)
+//   k_cache, v_cache [capacity, kv_heads, kv_words(dh)] out: the rotated keys and the values,
+//                                            in the cache format's words (kv_write_*.wgsl), at
+//                                            rows row..; of a paged cache, at the pool rows its
+//                                            page table `pages` gives (cache_pages.wgsl)
 // Token t is rotated for position pos + t.
 // The norm and the rotation are rmsnorm.wgsl's and rope.wgsl's formulas (modes: 0 interleaved
 // pairs, 1 half-split pairs; values rot_dim.. of a head are not rotated).
@@ -40,11 +40,13 @@ const MAX_DH: u32 = 1024u;
 @group(0) @binding(2) var<storage, read> aux: array<f32>;
 @group(0) @binding(3) var<storage, read> table: array<f32>;
 @group(0) @binding(4) var<storage, read_write> q: array<f32>;
-@group(0) @binding(5) var<storage, read_write> k_cache: array<f32>;
-@group(0) @binding(6) var<storage, read_write> v_cache: array<f32>;
+@group(0) @binding(5) var<storage, read_write> k_cache: array<KvWord>;
+@group(0) @binding(6) var<storage, read_write> v_cache: array<KvWord>;
 @group(0) @binding(7) var<storage, read> pages: array<u32>;
 
 var<workgroup> head: array<f32, MAX_DH>;
+// The row a workgroup writes to the cache (the rotated key, or the value), for kv_word.
+var<workgroup> out_sh: array<f32, MAX_DH>;
 
 @compute @workgroup_size(WG)
 fn qkv_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -65,11 +67,16 @@ fn qkv_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         head[j] = x;
     }
     workgroupBarrier();
+    let words = kv_words(dh);
     let kv_base = cache_row(p.row + t, p.page_tokens) * p.kv_heads;
     if (s >= p.heads + p.kv_heads) {
-        let base = (kv_base + s - p.heads - p.kv_heads) * dh;
+        let base = (kv_base + s - p.heads - p.kv_heads) * words;
         for (var j = lid; j < dh; j += WG) {
-            v_cache[base + j] = head[j];
+            out_sh[j] = head[j];
+        }
+        workgroupBarrier();
+        for (var w = lid; w < words; w += WG) {
+            v_cache[base + w] = kv_word(w);
         }
         return;
     }
@@ -95,10 +102,7 @@ fn qkv_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     let half = p.rot_dim / 2u;
     let pos = p.pos + t;
-    var out_base = (t * p.heads + s) * dh;
-    if (s >= p.heads) {
-        out_base = (kv_base + s - p.heads) * dh;
-    }
+    let out_base = (t * p.heads + s) * dh;
     for (var j = lid; j < dh; j += WG) {
         var v = head[j];
         if (j < p.rot_dim) {
@@ -121,7 +125,14 @@ fn qkv_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         if (s < p.heads) {
             q[out_base + j] = v;
         } else {
-            k_cache[out_base + j] = v;
+            out_sh[j] = v;
+        }
+    }
+    if (s >= p.heads) {
+        workgroupBarrier();
+        let base = (kv_base + s - p.heads) * words;
+        for (var w = lid; w < words; w += WG) {
+            k_cache[base + w] = kv_word(w);
         }
     }
 }

@@ -24,7 +24,9 @@ macro_rules! enable_subgroups {
 /// `(file name, source)` of every shader file, for the translation tests.
 pub const ALL: &[(&str, &str)] = &[
     ("attention.wgsl", ATTENTION),
+    ("attention.wgsl", ATTENTION_F16),
     ("attention_decode.wgsl", ATTENTION_DECODE_SRC),
+    ("attention_decode.wgsl", ATTENTION_DECODE_F16_SRC),
     ("attention_lanes.wgsl", ATTENTION_LANES_SRC),
     ("latent_lanes.wgsl", LATENT_LANES),
     ("bench.wgsl", BENCH),
@@ -43,6 +45,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("matmul_vec4.wgsl", MATMUL_VEC4_HALF),
     ("matvec_coop.wgsl", MATVEC_COOP_SRC),
     ("mla_rope.wgsl", MLA_ROPE_SRC),
+    ("mla_rope.wgsl", MLA_ROPE_F16_SRC),
     ("moe_ffn.wgsl", MOE_FFN_SRC),
     ("moe_ffn.wgsl", MOE_FFN_HALF_SRC),
     ("moe_route.wgsl", MOE_ROUTE_SRC),
@@ -50,6 +53,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("norm.wgsl", NORM),
     ("permute.wgsl", PERMUTE),
     ("qkv_rope.wgsl", QKV_ROPE_SRC),
+    ("qkv_rope.wgsl", QKV_ROPE_F16_SRC),
     ("rope.wgsl", ROPE),
     ("sample.wgsl", SAMPLE),
     ("softmax.wgsl", SOFTMAX),
@@ -57,6 +61,7 @@ pub const ALL: &[(&str, &str)] = &[
 
 /// Fused multi-head attention (prefill and decode).
 pub const ATTENTION: &str = concat!(
+    include_str!("../shaders/prelude/kv_read_f32.wgsl"),
     include_str!("../shaders/prelude/cache_pages.wgsl"),
     include_str!("../shaders/prelude/attention_params.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
@@ -65,6 +70,7 @@ pub const ATTENTION: &str = concat!(
 );
 /// Attention of one query row, heads sharing each key/value row.
 pub const ATTENTION_DECODE_SRC: &str = concat!(
+    include_str!("../shaders/prelude/kv_read_f32.wgsl"),
     include_str!("../shaders/prelude/cache_pages.wgsl"),
     include_str!("../shaders/prelude/attention_params.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
@@ -77,6 +83,39 @@ pub const ATTENTION_LANES_SRC: &str = concat!(
     include_str!("../shaders/prelude/attention_params.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/attention_lanes.wgsl")
+);
+/// Fused attention over a cache of packed 16-bit keys and values.
+pub const ATTENTION_F16: &str = concat!(
+    include_str!("../shaders/prelude/kv_read_f16.wgsl"),
+    include_str!("../shaders/prelude/cache_pages.wgsl"),
+    include_str!("../shaders/prelude/attention_params.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/reduce.wgsl"),
+    include_str!("../shaders/attention.wgsl")
+);
+/// Decode attention, heads sharing rows, over packed 16-bit keys and values.
+pub const ATTENTION_DECODE_F16_SRC: &str = concat!(
+    include_str!("../shaders/prelude/kv_read_f16.wgsl"),
+    include_str!("../shaders/prelude/cache_pages.wgsl"),
+    include_str!("../shaders/prelude/attention_params.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/attention_decode.wgsl")
+);
+/// The q|k|v step writing keys and values as packed 16-bit floats.
+pub const QKV_ROPE_F16_SRC: &str = concat!(
+    include_str!("../shaders/prelude/kv_write_f16.wgsl"),
+    include_str!("../shaders/prelude/cache_pages.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/reduce.wgsl"),
+    include_str!("../shaders/qkv_rope.wgsl")
+);
+/// MLA's step writing c_kv and k_pe as packed 16-bit floats.
+pub const MLA_ROPE_F16_SRC: &str = concat!(
+    include_str!("../shaders/prelude/kv_write_f16.wgsl"),
+    include_str!("../shaders/prelude/cache_pages.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/prelude/reduce.wgsl"),
+    include_str!("../shaders/mla_rope.wgsl")
 );
 /// Roofline probes (FMA loop, copy).
 pub const BENCH: &str = concat!(
@@ -219,6 +258,7 @@ pub const MATVEC_SUBGROUP_SRC: &str = concat!(
 );
 /// MLA's step between its products and its attention.
 pub const MLA_ROPE_SRC: &str = concat!(
+    include_str!("../shaders/prelude/kv_write_f32.wgsl"),
     include_str!("../shaders/prelude/cache_pages.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/prelude/reduce.wgsl"),
@@ -237,6 +277,7 @@ pub const PERMUTE: &str = concat!(
 );
 /// Bias, q/k norm, RoPE and cache writes after the fused q|k|v product.
 pub const QKV_ROPE_SRC: &str = concat!(
+    include_str!("../shaders/prelude/kv_write_f32.wgsl"),
     include_str!("../shaders/prelude/cache_pages.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
     include_str!("../shaders/prelude/reduce.wgsl"),
@@ -612,6 +653,40 @@ pub const QKV_ROPE: Kernel = kernel(
 pub const PERMUTE01: Kernel = kernel("permute.wgsl", PERMUTE, "permute", U_R_W);
 /// f32 -> f16 pairs.
 pub const CAST_TO_F16: Kernel = kernel("cast.wgsl", CAST, "to_f16", U_R_W);
+/// Fused attention over packed 16-bit keys and values (scalar loads).
+pub const ATTENTION_FUSED_F16: Kernel = kernel(
+    "attention.wgsl (f16 cache)",
+    ATTENTION_F16,
+    "attention",
+    &[Uniform, Read, Read, Read, Read, ReadWrite, Read],
+);
+/// Decode attention, heads sharing rows, over packed 16-bit keys and values.
+pub const ATTENTION_DECODE_F16: Kernel = kernel(
+    "attention_decode.wgsl (f16 cache)",
+    ATTENTION_DECODE_F16_SRC,
+    "attention_decode",
+    &[Uniform, Read, Read, Read, Read, ReadWrite, Read],
+);
+/// The q|k|v step, keys and values into a packed 16-bit cache.
+pub const QKV_ROPE_F16: Kernel = kernel(
+    "qkv_rope.wgsl (f16 cache)",
+    QKV_ROPE_F16_SRC,
+    "qkv_rope",
+    &[
+        Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read,
+    ],
+);
+/// MLA's step, c_kv and k_pe into a packed 16-bit cache.
+pub const MLA_ROPE_F16: Kernel = kernel(
+    "mla_rope.wgsl (f16 cache)",
+    MLA_ROPE_F16_SRC,
+    "mla_rope",
+    &[
+        Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read,
+    ],
+);
+/// Packed f16 pairs -> f32.
+pub const CAST_TO_F32: Kernel = kernel("cast.wgsl", CAST, "to_f32", U_R_W);
 /// `c = a·Bᵀ` for one row, a workgroup per output (workgroup reduction).
 pub const MATVEC_COOP: Kernel = trusted(kernel(
     "matvec_coop.wgsl",

@@ -216,7 +216,7 @@ fn info_cache_bytes_are_those_the_model_allocates() {
     // (Mistral's) moves past some.
     let options = CacheOptions {
         page_tokens: 8,
-        memory: None,
+        ..CacheOptions::default()
     };
     for d in dirs {
         let summary =

@@ -159,6 +159,16 @@ fn paged_mla_step_writes_the_rows_of_a_whole_cache() {
 }
 
 #[test]
+fn f16_cache_attention_matches_reference() {
+    on_every_adapter(|ctx| block_on(paged_checks::f16_attention(ctx)));
+}
+
+#[test]
+fn f16_cache_writes_are_the_f32_values_rounded() {
+    on_every_adapter(|ctx| block_on(paged_checks::f16_cache_writes(ctx)));
+}
+
+#[test]
 fn mla_step_matches_reference() {
     on_every_adapter(|ctx| block_on(checks::mla_rope(ctx)));
 }

@@ -8,6 +8,7 @@ use common::{fixture, max_diff, max_diff64, on_every_adapter, Golden};
 use latentgpu::model::config::mla::MlaShape;
 use latentgpu::model::layers::mla::{MlaLayer, MlaPath};
 use latentgpu::model::WeightFile;
+use latentgpu::ops::KvFormat;
 use latentgpu::{Batch, GpuContext, GpuTensor};
 
 const CASES: &[&str] = &[
@@ -63,7 +64,7 @@ fn run(
     prefill_path: MlaPath,
     decode_path: MlaPath,
 ) -> Vec<f32> {
-    let cache = layer.new_cache(ctx, 32).unwrap();
+    let cache = layer.new_cache(ctx, 32, KvFormat::F32).unwrap();
     let d = c.shape.d;
     let mut out = Vec::new();
     let mut pos = 0;
@@ -150,7 +151,7 @@ fn cache_holds_exactly_the_compressed_numbers() {
         let c = case(name);
         let l = layer(ctx, name, &c.shape);
         let cap = 32;
-        let cache = l.new_cache(ctx, cap).unwrap();
+        let cache = l.new_cache(ctx, cap, KvFormat::F32).unwrap();
         let per_token = (c.shape.kv_lora_rank + c.shape.qk_rope_head_dim) as u64 * 4;
         assert_eq!(cache.bytes(), cap as u64 * per_token, "{name}");
     }

@@ -1,5 +1,6 @@
 //! The paged KV cache at the model level: pages of 1, 7 and 256 tokens, in order or reused in
-//! reverse, give the logits of one whole cache bit for bit (the kernels read the same rows);
+//! reverse, give the logits of one whole cache bit for bit, f32 or f16 (the kernels read the
+//! same rows);
 //! sliding-window layers keep only their window and still give transformers' tokens; pages go
 //! back to the pool when a sequence is cut or ends; running out of the memory allowed is a
 //! named error.
@@ -12,6 +13,7 @@ use latentgpu::cpu::LlamaShape;
 use latentgpu::gpu::GpuContext;
 use latentgpu::model::layers::transformer::PREFILL_CHUNK;
 use latentgpu::model::{CacheOptions, Decoder, LoadOptions, Logits, Model, SamplingConfig};
+use latentgpu::ops::KvFormat;
 use std::path::{Path, PathBuf};
 
 /// Models with each paged cache: MHA (the shipped Shakespeare), MLA, GQA with q/k norms and a
@@ -37,7 +39,7 @@ fn load(ctx: &GpuContext, dir: &Path) -> Model {
 fn pages(page_tokens: usize) -> CacheOptions {
     CacheOptions {
         page_tokens,
-        memory: None,
+        ..CacheOptions::default()
     }
 }
 
@@ -65,11 +67,19 @@ fn logits_of_a_sequence(
 #[test]
 fn paged_caches_give_the_logits_of_one_whole_cache_bit_for_bit() {
     on_every_adapter(|ctx| {
-        for dir in model_dirs() {
+        for (dir, format) in model_dirs()
+            .into_iter()
+            .flat_map(|d| [(d.clone(), KvFormat::F32), (d, KvFormat::F16)])
+        {
             let model = load(ctx, &dir);
             let context = model.config.max_context;
+            let pages = |page_tokens| CacheOptions {
+                page_tokens,
+                format,
+                ..CacheOptions::default()
+            };
             // One page of the whole context: the rows in order in one buffer, as a cache
-            // allocated up front holds them.
+            // allocated up front holds them (in the same format).
             let mut whole = model.new_cache_with(ctx, pages(context)).unwrap();
             let want = logits_of_a_sequence(ctx, &model, &mut whole);
             for p in [1, 7, 256] {
@@ -83,8 +93,9 @@ fn paged_caches_give_the_logits_of_one_whole_cache_bit_for_bit() {
                             && g.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits());
                         assert!(
                             same,
-                            "{}: pages of {p} {order}: pass {pass} differs",
-                            dir.display()
+                            "{} ({} cache): pages of {p} {order}: pass {pass} differs",
+                            dir.display(),
+                            format.name()
                         );
                     }
                     cache.truncate(0);
@@ -180,6 +191,7 @@ fn running_out_of_cache_memory_is_an_error_naming_the_context_reached() {
     let options = CacheOptions {
         page_tokens: 8,
         memory: Some(3 * page_bytes),
+        ..CacheOptions::default()
     };
     let mut cache = model.new_cache_with(ctx, options).unwrap();
     let ids: Vec<u32> = (0..24).collect();
@@ -197,6 +209,7 @@ fn running_out_of_cache_memory_is_an_error_naming_the_context_reached() {
     let tiny = CacheOptions {
         page_tokens: 8,
         memory: Some(page_bytes - 1),
+        ..CacheOptions::default()
     };
     let e = model.new_cache_with(ctx, tiny).err().unwrap().to_string();
     assert!(e.contains("at least one page per layer"), "{e}");
@@ -291,7 +304,11 @@ fn the_command_line_takes_the_cache_memory_and_page_size() {
     let mut args = generate.to_vec();
     args.extend(["--page-tokens", "7", "--cache-memory", "1M"]);
     succeeds(&args);
+    let mut args = generate.to_vec();
+    args.extend(["--kv-cache", "f16"]);
+    succeeds(&args);
     for (flag, value, says) in [
+        ("--kv-cache", "q3", "expected one of f32, f16, found 'q3'"),
         ("--cache-memory", "12X", "expected a byte count like 512M"),
         ("--cache-memory", "0", "a positive whole number of bytes"),
         ("--page-tokens", "0", "--page-tokens"),

@@ -8,7 +8,7 @@ use crate::gpu::{Batch, GpuContext, GpuTensor};
 use crate::model::layers::latent::{LatentLayer, LatentShape};
 use crate::model::layers::mha::MhaLayer;
 use crate::model::{AttentionConfig, FfnKind, ModelConfig, NormKind, WeightFile};
-use crate::ops::{RopeMode, RopeTable};
+use crate::ops::{KvFormat, RopeMode, RopeTable};
 use safetensors::tensor::TensorView;
 
 /// One measured context length.
@@ -177,7 +177,7 @@ pub fn run(
     for &n in ns {
         let x = GpuTensor::from_f32(ctx, "x", &[n, d], &vec![0.01; n * d])?;
         let one = GpuTensor::from_f32(ctx, "x1", &[1, d], &vec![0.01; d])?;
-        let cache = mha.new_cache(ctx, n)?;
+        let cache = mha.new_cache(ctx, n, KvFormat::F32)?;
         let full_prefill_s = seconds_per_rep(ctx, 0.2, |b: &mut Batch| {
             mha.forward(b, &x, 0, (&cache, None), &full_rope, mode)
                 .map(|_| ())

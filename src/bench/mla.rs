@@ -8,7 +8,7 @@ use crate::gpu::{Batch, GpuContext, GpuTensor};
 use crate::model::config::mla::MlaShape;
 use crate::model::layers::mha::MhaLayer;
 use crate::model::layers::mla::{MlaLayer, MlaPath};
-use crate::ops::{RopeMode, RopeTable};
+use crate::ops::{KvFormat, RopeMode, RopeTable};
 
 /// Decode at one context length.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -76,8 +76,8 @@ pub fn run(
     let one = GpuTensor::from_f32(ctx, "x", &[1, d], &vec![0.01; d])?;
     let mut figures = Vec::new();
     for &n in contexts {
-        let mla_cache = mla.new_cache(ctx, n)?;
-        let mha_cache = mha.new_cache(ctx, n)?;
+        let mla_cache = mla.new_cache(ctx, n, KvFormat::F32)?;
+        let mha_cache = mha.new_cache(ctx, n, KvFormat::F32)?;
         let time = |path: MlaPath| {
             seconds_per_rep(ctx, 0.2, |b: &mut Batch| {
                 mla.forward(b, &one, n - 1, (&mla_cache, None), path)

@@ -31,6 +31,10 @@ pub struct Cli {
     /// the context needs.
     #[arg(long, global = true, value_parser = byte_count)]
     pub cache_memory: Option<u64>,
+    /// How the KV cache stores keys and values: f32, or f16 (half the memory, every value
+    /// rounded to the nearest f16; packed in 32-bit words, so every adapter takes it).
+    #[arg(long, global = true, default_value = "f32", value_parser = parse_kv_cache)]
+    pub kv_cache: latentgpu::ops::KvFormat,
     /// Tokens per page of the KV cache.
     #[arg(long, global = true, default_value_t = latentgpu::model::DEFAULT_PAGE_TOKENS, value_parser = at_least_one)]
     pub page_tokens: usize,
@@ -353,6 +357,17 @@ pub enum BenchCommand {
 /// A count of at least 1.
 fn at_least_one(s: &str) -> Result<usize, String> {
     in_range(s, 1, usize::MAX)
+}
+
+/// A KV cache format by name.
+fn parse_kv_cache(s: &str) -> Result<latentgpu::ops::KvFormat, String> {
+    latentgpu::ops::KvFormat::parse(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = latentgpu::ops::KvFormat::ALL
+            .iter()
+            .map(|f| f.name())
+            .collect();
+        format!("expected one of {}, found '{s}'", names.join(", "))
+    })
 }
 
 /// A positive number of bytes, with an optional K, M or G (KiB, MiB, GiB) suffix.

@@ -193,6 +193,7 @@ fn run() {
         cache: CacheOptions {
             page_tokens: cli.page_tokens,
             memory: cli.cache_memory,
+            format: cli.kv_cache,
         },
     });
     let result = backend(&cli).and_then(|choice| match &cli.command {

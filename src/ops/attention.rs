@@ -1,6 +1,6 @@
 //! Fused multi-head attention (online softmax), causal or not, over a KV cache or a whole sequence.
 
-use super::{as_u32, expect_rank, expect_shape, Pages};
+use super::{as_u32, expect_rank, expect_rank_any_dtype, expect_shape, KvFormat, Pages};
 use crate::error::{shape_err, Result};
 use crate::gpu::batch::grid;
 use crate::gpu::{Batch, DType, GpuTensor};
@@ -78,6 +78,16 @@ impl<'a> View<'a> {
     /// The largest element index this view reads for `rows` rows, `heads` heads, `width` values.
     fn last(&self, rows: usize, heads: usize, width: usize) -> usize {
         self.offset + (rows - 1) * self.row_stride + (heads - 1) * self.head_stride + width - 1
+    }
+
+    /// Offset, row and head stride in words of a cache `format` (see [`KvFormat::words`]).
+    fn words(&self, format: KvFormat, what: &str) -> Result<[u32; 3]> {
+        const OP: &str = "attention";
+        Ok([
+            format.words(OP, what, self.offset)?,
+            format.words(OP, what, self.row_stride)?,
+            format.words(OP, what, self.head_stride)?,
+        ])
     }
 
     fn packed(&self, op: &'static str, what: &str) -> Result<[u32; 3]> {
@@ -186,17 +196,19 @@ pub fn attention_paged(
     how: AttentionShape,
 ) -> Result<GpuTensor> {
     expect_rank("attention", "q", q, 3..=3)?;
-    expect_rank("attention", "k", k, 3..=3)?;
-    expect_rank("attention", "v", v, 3..=3)?;
+    expect_rank_any_dtype("attention", "k", k, 3..=3)?;
+    expect_rank_any_dtype("attention", "v", v, 3..=3)?;
     let shape = [q.shape()[0], q.shape()[1], v.shape()[2]];
-    if products_fit(q, k.shape()[1], how) {
-        let o = match pages {
-            Some(pages) => {
-                let k = pages.gather(batch, k, how.n_kv)?;
-                let v = pages.gather(batch, v, how.n_kv)?;
+    let rows_held = pages.is_some() || how.n_kv <= k.shape()[0];
+    if products_fit(q, k.shape()[1], how) && rows_held {
+        let plain = pages.is_none() && KvFormat::of("attention", "k", k)? == KvFormat::F32;
+        let o = match plain {
+            true => attention_by_products(batch, q, k, v, how)?,
+            false => {
+                let k = super::cache_rows_f32(batch, k, pages, how.n_kv)?;
+                let v = super::cache_rows_f32(batch, v, pages, how.n_kv)?;
                 attention_by_products(batch, q, &k, &v, how)?
             }
-            None => attention_by_products(batch, q, k, v, how)?,
         };
         if let Some(o) = o {
             return Ok(o);
@@ -278,8 +290,8 @@ pub fn attention_into_paged(
 ) -> Result<()> {
     const OP: &str = "attention";
     expect_rank(OP, "q", q, 3..=3)?;
-    expect_rank(OP, "k", k, 3..=3)?;
-    expect_rank(OP, "v", v, 3..=3)?;
+    expect_rank_any_dtype(OP, "k", k, 3..=3)?;
+    expect_rank_any_dtype(OP, "v", v, 3..=3)?;
     let (n_q, heads, d_qk) = (q.shape()[0], q.shape()[1], q.shape()[2]);
     let (cap, kv_heads) = (k.shape()[0], k.shape()[1]);
     let d_v = v.shape()[2];
@@ -369,6 +381,18 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         ));
     }
     let kb = a.kb.unwrap_or(a.ka);
+    // Keys and values in one cache format, the kernels counting its words.
+    let format = KvFormat::of(OP, "k", a.ka.tensor)?;
+    for (what, t) in [("k (second part)", kb.tensor), ("v", a.v.tensor)] {
+        if KvFormat::of(OP, what, t)? != format {
+            return Err(shape_err(
+                OP,
+                what,
+                format.name(),
+                format!("{:?}", t.dtype()),
+            ));
+        }
+    }
     // The key and value rows the queries see, and through a page table the pool rows they
     // are: the views must hold them.
     let first_key = match a.how.causal && a.how.window > 0 {
@@ -416,9 +440,9 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         offset: u("offset", n_kv - n_q.min(n_kv))?,
         scale: a.how.scale,
         q: a.q.packed(OP, "q view")?,
-        ka: a.ka.packed(OP, "k view")?,
-        kb: kb.packed(OP, "k view")?,
-        v: a.v.packed(OP, "v view")?,
+        ka: a.ka.words(format, "k view")?,
+        kb: kb.words(format, "k view")?,
+        v: a.v.words(format, "v view")?,
         o: a.o.packed(OP, "o view")?,
         window: u("window", a.how.window)?,
         heads_per_group: 0,
@@ -429,14 +453,12 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
     };
     // Unpaged, the table is not read: the queries stand in for it.
     let table = a.pages.map_or(a.q.tensor, |p| p.table);
-    let tensors = [
-        a.q.tensor,
-        a.ka.tensor,
-        kb.tensor,
-        a.v.tensor,
-        a.o.tensor,
-        table,
-    ];
+    let bound = (
+        format.bound(a.ka.tensor)?,
+        format.bound(kb.tensor)?,
+        format.bound(a.v.tensor)?,
+    );
+    let tensors = [a.q.tensor, &bound.0, &bound.1, &bound.2, a.o.tensor, table];
     let group = heads / kv_heads;
     if n_q == 1 && group >= DECODE_MIN_GROUP {
         // Decode where many heads share a key/value head (MLA's absorbed path, wide GQA): each
@@ -452,13 +474,11 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         };
         let workgroups = kv_heads * group.div_ceil(per_block);
         let wg = grid(batch.ctx(), OP, workgroups as u64)?;
-        return batch.dispatch(
-            &shaders::ATTENTION_DECODE,
-            &[],
-            Some(bytemuck::bytes_of(&params)),
-            &tensors,
-            wg,
-        );
+        let kernel = match format {
+            KvFormat::F32 => &shaders::ATTENTION_DECODE,
+            KvFormat::F16 => &shaders::ATTENTION_DECODE_F16,
+        };
+        return batch.dispatch(kernel, &[], Some(bytemuck::bytes_of(&params)), &tensors, wg);
     }
     // Keys (both parts) and values in whole vec4s: the wide-load kernel.
     let aligned = |view: &View| {
@@ -466,7 +486,8 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
             .iter()
             .all(|x| x % 4 == 0)
     };
-    let v4 = a.d_a.is_multiple_of(4)
+    let v4 = format == KvFormat::F32
+        && a.d_a.is_multiple_of(4)
         && a.d_qk.is_multiple_of(4)
         && a.d_v.is_multiple_of(4)
         && aligned(&a.ka)
@@ -483,9 +504,10 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
             }
         }
     }
-    let kernel = match v4 {
-        true => &shaders::ATTENTION_FUSED_V4,
-        false => &shaders::ATTENTION_FUSED,
+    let kernel = match (format, v4) {
+        (KvFormat::F16, _) => &shaders::ATTENTION_FUSED_F16,
+        (KvFormat::F32, true) => &shaders::ATTENTION_FUSED_V4,
+        (KvFormat::F32, false) => &shaders::ATTENTION_FUSED,
     };
     let wg = grid(batch.ctx(), OP, (n_q * heads) as u64)?;
     batch.dispatch(kernel, &[], Some(bytemuck::bytes_of(&params)), &tensors, wg)?;

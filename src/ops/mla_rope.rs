@@ -1,7 +1,7 @@
 //! The step between MLA's products and its attention (see `mla_rope.wgsl`): the queries' RoPE
 //! part rotated, `c_kv` normalised and `k_pe` rotated into the compressed cache, in one dispatch.
 
-use super::{as_u32, expect_rank, expect_shape, Pages, RopeTable};
+use super::{as_u32, expect_rank, expect_shape, KvFormat, Pages, RopeTable};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::batch::grid;
 use crate::gpu::{Batch, GpuTensor};
@@ -34,6 +34,9 @@ pub struct MlaRopeParams {
     /// Padding.
     pub _pad: [u32; 2],
 }
+
+/// `MAX_WIDTH` in `mla_rope.wgsl`: the widest c_kv or k_pe a workgroup stages.
+const MAX_WIDTH: usize = 2048;
 
 /// Rotates values `q_rot..q_rot + rope` of each head of `q` `[n, heads, q_width]` in place
 /// (interleaved pairs), and writes `kv` `[n, r + rope]`'s `c_kv` part, RMS-normalised by `norm`
@@ -101,9 +104,33 @@ pub fn mla_rope(
         },
         _pad: [0; 2],
     };
+    let format = KvFormat::of(OP, "c_kv cache", c_cache)?;
+    if KvFormat::of(OP, "k_pe cache", pe_cache)? != format {
+        return Err(shape_err(
+            OP,
+            "k_pe cache",
+            format.name(),
+            format!("{:?}", pe_cache.dtype()),
+        ));
+    }
+    if r.max(rope) > MAX_WIDTH {
+        return Err(shape_err(
+            OP,
+            "kv_lora_rank and rope width",
+            format!("at most {MAX_WIDTH}"),
+            r.max(rope),
+        ));
+    }
+    format.words(OP, "kv_lora_rank", r)?;
+    format.words(OP, "rope width", rope)?;
+    let (c_cache, pe_cache) = (&format.bound(c_cache)?, &format.bound(pe_cache)?);
+    let kernel = match format {
+        KvFormat::F32 => &shaders::MLA_ROPE,
+        KvFormat::F16 => &shaders::MLA_ROPE_F16,
+    };
     let wg = grid(batch.ctx(), OP, (n * (heads + 1)) as u64)?;
     batch.dispatch(
-        &shaders::MLA_ROPE,
+        kernel,
         &[],
         Some(bytemuck::bytes_of(&params)),
         // Unpaged, the table is not read: the compressed KV stands in for it.

@@ -6,6 +6,7 @@ pub mod attention;
 pub mod cast;
 pub mod elementwise;
 pub mod embedding;
+pub mod kv_format;
 pub mod latent;
 pub mod linear;
 pub mod matmul;
@@ -26,9 +27,10 @@ pub use attention::{
     attention, attention_into, attention_into_paged, attention_paged, attention_views,
     AttentionParams, AttentionShape, AttentionViews, View,
 };
-pub use cast::{to_f16, CastParams};
+pub use cast::{to_f16, to_f32, CastParams};
 pub use elementwise::{add_bias, binary, scale_rows, unary, BinaryOp, EwParams, UnaryOp};
 pub use embedding::{embedding, embedding_ids, upload_ids, EmbeddingParams};
+pub use kv_format::KvFormat;
 pub use latent::{gather_update, GatherParams, GatherState};
 pub use linear::{gather_rows, linear, linear_glu, Weight, WeightFormat};
 pub use matmul::{matmul, matmul_into, matvec_glu, matvec_with, GateAct, MatmulParams, MatvecPath};
@@ -36,7 +38,7 @@ pub use mla_rope::{mla_rope, MlaRopeParams};
 pub use moe_ffn::{moe_ffn, ExpertStack, Experts, MoeParams};
 pub use moe_route::{moe_route, RouteMethod, RouteParams, Routing};
 pub use norm::{add_norm, layernorm, rmsnorm, NormParams};
-pub use pages::Pages;
+pub use pages::{cache_rows_f32, Pages};
 pub use permute::{permute01, PermuteParams};
 pub use qkv::{qkv_rope, QkvExtras, QkvParams};
 pub use quant::{dequantize, quantize, QuantHost, QuantScheme, QUANT_BLOCK};

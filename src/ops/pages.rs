@@ -4,7 +4,7 @@
 
 use super::as_u32;
 use crate::error::{shape_err, Result};
-use crate::gpu::{Batch, DType, GpuTensor};
+use crate::gpu::{Batch, GpuTensor};
 
 /// Where a paged cache's rows are: logical row `s` is pool row
 /// `host[s / page_tokens] · page_tokens + s % page_tokens` of every buffer the table serves.
@@ -63,13 +63,13 @@ impl Pages<'_> {
     }
 
     /// Logical rows `0..n` of `pool` `[pool rows, ...]` copied in order into a new contiguous
-    /// `[n, ...]` tensor (a run of consecutive pool rows is one copy).
+    /// `[n, ...]` tensor of its dtype (a run of consecutive pool rows is one copy).
     pub fn gather(&self, b: &mut Batch, pool: &GpuTensor, n: usize) -> Result<GpuTensor> {
         const OP: &str = "page gather";
         let row: usize = pool.shape()[1..].iter().product();
         let mut shape = pool.shape().to_vec();
         shape[0] = n;
-        let out = GpuTensor::scratch(b.ctx(), pool.label(), &shape, DType::F32)?;
+        let out = GpuTensor::scratch(b.ctx(), pool.label(), &shape, pool.dtype())?;
         self.last_row(OP, 0, n)?;
         let mut s = 0;
         while s < n {
@@ -82,5 +82,27 @@ impl Pages<'_> {
             s += len;
         }
         Ok(out)
+    }
+}
+
+/// The first `n` rows of cache tensor `t` (`[rows, ...]`, f32 or f16) as f32, in order: through
+/// `pages` when the cache is paged. What the matrix kernels (the prefill's products path, MLA's
+/// naive path) read.
+pub fn cache_rows_f32(
+    b: &mut Batch,
+    t: &GpuTensor,
+    pages: Option<Pages>,
+    n: usize,
+) -> Result<GpuTensor> {
+    let rows = match pages {
+        Some(pages) => pages.gather(b, t, n)?,
+        None => t.rows(n)?,
+    };
+    match super::KvFormat::of("cache rows", "cache", t)? {
+        super::KvFormat::F32 => Ok(rows),
+        super::KvFormat::F16 => {
+            let rows = b.bindable(&rows)?;
+            super::to_f32(b, &rows)
+        }
     }
 }

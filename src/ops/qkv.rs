@@ -2,7 +2,7 @@
 //! `qkv_rope.wgsl`): bias, per-head q/k RMSNorm, RoPE, and the keys and values written into the
 //! cache at their positions, in one dispatch.
 
-use super::{as_u32, expect_rank, expect_shape, Pages, RopeMode, RopeTable};
+use super::{as_u32, expect_rank, expect_shape, KvFormat, Pages, RopeMode, RopeTable};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::batch::grid;
 use crate::gpu::{Batch, DType, GpuTensor};
@@ -56,8 +56,8 @@ pub struct QkvExtras<'a> {
 
 /// `qkv` `[n, (heads + 2·kv_heads)·dh]` of tokens at positions `pos..pos + n` -> the rotated
 /// queries `[n, heads, dh]`; the rotated keys and the values go to `k_cache` and `v_cache`
-/// (`[capacity, kv_heads, dh]`) at rows `row..row + n`, or of a paged cache at the pool rows
-/// `pages` gives for them.
+/// (`[capacity, kv_heads, dh]`, f32 or f16) at rows `row..row + n`, or of a paged cache at the
+/// pool rows `pages` gives for them.
 #[allow(clippy::too_many_arguments)]
 pub fn qkv_rope(
     batch: &mut Batch,
@@ -126,10 +126,25 @@ pub fn qkv_rope(
         },
         _pad: [0; 3],
     };
+    let format = KvFormat::of(OP, "k cache", k_cache)?;
+    if KvFormat::of(OP, "v cache", v_cache)? != format {
+        return Err(shape_err(
+            OP,
+            "v cache",
+            format.name(),
+            format!("{:?}", v_cache.dtype()),
+        ));
+    }
+    format.words(OP, "head width", dh)?;
+    let (k_cache, v_cache) = (&format.bound(k_cache)?, &format.bound(v_cache)?);
+    let kernel = match format {
+        KvFormat::F32 => &shaders::QKV_ROPE,
+        KvFormat::F16 => &shaders::QKV_ROPE_F16,
+    };
     let q = GpuTensor::scratch(batch.ctx(), "rotated queries", &[n, heads, dh], DType::F32)?;
     let wg = grid(batch.ctx(), OP, (n * slots) as u64)?;
     batch.dispatch(
-        &shaders::QKV_ROPE,
+        kernel,
         &[],
         Some(bytemuck::bytes_of(&params)),
         // Unpaged, the table is not read: the product stands in for it.

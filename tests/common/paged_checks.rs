@@ -237,3 +237,206 @@ pub async fn paged_mla_rope(ctx: &GpuContext) {
         }
     }
 }
+
+/// `values` rounded to f16 (round to nearest even), as f32.
+fn to_f16_values(values: &[f32]) -> Vec<f32> {
+    values
+        .iter()
+        .map(|&x| half::f16::from_f32(x).to_f32())
+        .collect()
+}
+
+/// An f16 tensor's values read back.
+async fn read_f16(ctx: &GpuContext, t: &GpuTensor) -> Vec<f32> {
+    let bytes = Batch::new(ctx)
+        .read_bytes_async(&[t])
+        .await
+        .unwrap()
+        .remove(0);
+    bytes
+        .chunks_exact(2)
+        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        .collect()
+}
+
+/// Attention over a paged f16 cache against the f64 reference on the same (f16) values, in
+/// the paths an f16 cache takes: fused (scalar loads), decode blocks, and the products path
+/// over rows gathered and widened to f32.
+pub async fn f16_attention(ctx: &GpuContext) {
+    let mut rng = Rng::new(44);
+    // (queries, keys, heads, kv heads, d_qk, d_v, window)
+    let shapes = [
+        (1, 1, 1, 1, 2, 2, 0),
+        (1, 300, 4, 2, 64, 64, 0),
+        (1, 130, 20, 2, 32, 24, 0),
+        (3, 100, 2, 2, 18, 6, 0),
+        (20, 70, 4, 2, 16, 16, 0),
+        (20, 90, 6, 2, 16, 16, 9),
+    ];
+    for p in PAGE_SIZES {
+        for &(n_q, n_kv, heads, kv_heads, d_qk, d_v, window) in &shapes {
+            let q = rng.vec(n_q * heads * d_qk, -1.0, 1.0);
+            let k = to_f16_values(&rng.vec(n_kv * kv_heads * d_qk, -1.0, 1.0));
+            let v = to_f16_values(&rng.vec(n_kv * kv_heads * d_v, -1.0, 1.0));
+            let logical = n_kv.div_ceil(p);
+            let table = shuffled_table(&mut rng, logical, 1);
+            let pool_pages = logical + 1;
+            let pool = |rows: &[f32], width: usize, label: &str| {
+                let data = scatter(rows, kv_heads * width, &table, p, pool_pages);
+                let shape = [pool_pages * p, kv_heads, width];
+                GpuTensor::from_f32_as_f16(ctx, label, &shape, &data).unwrap()
+            };
+            let (pk, pv) = (pool(&k, d_qk, "k pool"), pool(&v, d_v, "v pool"));
+            let gq = upload(ctx, "q", &[n_q, heads, d_qk], &q);
+            let gt = GpuTensor::from_u32(ctx, "page table", &[logical], &table).unwrap();
+            let pages = Pages {
+                table: &gt,
+                host: &table,
+                page_tokens: p,
+            };
+            let scale = 1.0 / (d_qk as f32).sqrt();
+            let how = AttentionShape {
+                scale,
+                causal: true,
+                n_kv,
+                window,
+            };
+            let mut b = Batch::new(ctx);
+            let o = ops::attention_paged(&mut b, &gq, (&pk, &pv), Some(pages), how).unwrap();
+            let out = b.read_async(&[&o]).await.unwrap().remove(0);
+            let reference = latentgpu::cpu::attention_windowed(
+                &q, &k, &v, n_q, n_kv, heads, kv_heads, d_qk, d_v, scale, true, window,
+            );
+            // The f32 kernels' bound (kernel_checks::check_attention) on the f16 values: the
+            // cache adds no error of its own once the values are f16.
+            let tol = 8.0 * ((d_qk as f64).sqrt() + (n_kv as f64).sqrt() + 8.0) * super::numeric::U;
+            super::numeric::assert_close(
+                &format!("f16 cache attention q{n_q} kv{n_kv} h{heads}/{kv_heads} d{d_qk}/{d_v} window {window}, pages of {p}"),
+                &out,
+                &reference,
+                tol,
+            );
+        }
+    }
+}
+
+/// `qkv_rope` and `mla_rope` write into an f16 cache the values they write into an f32 one,
+/// each rounded to the nearest f16 (within half an f16 ulp: |x|·2⁻¹¹, or 2⁻²⁵ below f16's
+/// normal range).
+pub async fn f16_cache_writes(ctx: &GpuContext) {
+    let mut rng = Rng::new(45);
+    let half_ulp = |x: f32| (x.abs() as f64 * 2f64.powi(-11)).max(2f64.powi(-25));
+    let check = |what: &str, f16: &[f32], f32s: &[f32]| {
+        assert_eq!(f16.len(), f32s.len(), "{what}");
+        for (i, (a, b)) in f16.iter().zip(f32s).enumerate() {
+            let err = (*a as f64 - *b as f64).abs();
+            assert!(
+                err <= half_ulp(*b),
+                "{what}: value {i} is {a} in f16, {b} in f32"
+            );
+        }
+    };
+    let p = 7;
+    let (n, h, kv, dh, pos) = (9usize, 3usize, 1usize, 64usize, 3usize);
+    let slots = h + 2 * kv;
+    let end = pos + n;
+    let logical = end.div_ceil(p);
+    let table = shuffled_table(&mut rng, logical, 1);
+    let rows = (logical + 1) * p;
+    let gt = GpuTensor::from_u32(ctx, "page table", &[logical], &table).unwrap();
+    let pages = Pages {
+        table: &gt,
+        host: &table,
+        page_tokens: p,
+    };
+    let rope = RopeTable::new(ctx, dh, 10000.0, end).unwrap();
+    let x = rng.vec(n * slots * dh, -2.0, 2.0);
+    let aux = rng.vec((slots + 2) * dh, 0.5, 1.5);
+    let gx = upload(ctx, "qkv", &[n, slots * dh], &x);
+    let gaux = upload(ctx, "aux", &[(slots + 2) * dh], &aux);
+    let extras = QkvExtras {
+        aux: &gaux,
+        bias: true,
+        norm_eps: Some(1e-6),
+    };
+    let empty = |dtype| GpuTensor::empty(ctx, "cache", &[rows, kv, dh], dtype).unwrap();
+    let (k32, v32) = (empty(latentgpu::DType::F32), empty(latentgpu::DType::F32));
+    let (k16, v16) = (empty(latentgpu::DType::F16), empty(latentgpu::DType::F16));
+    let mut b = Batch::new(ctx);
+    let (h3, at, rope) = ((h, kv, dh), (pos, pos), (&rope, RopeMode::HalfSplit));
+    let q32 = ops::qkv_rope(
+        &mut b,
+        &gx,
+        h3,
+        &extras,
+        rope,
+        at,
+        (&k32, &v32, Some(pages)),
+    )
+    .unwrap();
+    let q16 = ops::qkv_rope(
+        &mut b,
+        &gx,
+        h3,
+        &extras,
+        rope,
+        at,
+        (&k16, &v16, Some(pages)),
+    )
+    .unwrap();
+    let out = b.read_async(&[&q32, &q16, &k32, &v32]).await.unwrap();
+    assert_same_bits("qkv_rope over an f16 cache: q", &out[1], &out[0]);
+    let row = kv * dh;
+    let written = |pool: &[f32]| gather(pool, row, &table, p, pos..end);
+    check(
+        "qkv_rope f16 k",
+        &written(&read_f16(ctx, &k16).await),
+        &written(&out[2]),
+    );
+    check(
+        "qkv_rope f16 v",
+        &written(&read_f16(ctx, &v16).await),
+        &written(&out[3]),
+    );
+
+    // MLA: c_kv of 66 and k_pe of 16 per token.
+    let (r, rope_w, heads) = (66usize, 16usize, 2usize);
+    let rope_table = RopeTable::new(ctx, rope_w, 10000.0, end).unwrap();
+    let q = rng.vec(n * heads * rope_w, -2.0, 2.0);
+    let kvx = rng.vec(n * (r + rope_w), -2.0, 2.0);
+    let w = rng.vec(r, 0.5, 1.5);
+    let gkv = upload(ctx, "kv", &[n, r + rope_w], &kvx);
+    let gw = upload(ctx, "norm", &[r], &w);
+    let (q1, q2) = (
+        upload(ctx, "q", &[n, heads, rope_w], &q),
+        upload(ctx, "q", &[n, heads, rope_w], &q),
+    );
+    let cache =
+        |width: usize, dtype| GpuTensor::empty(ctx, "cache", &[rows, width], dtype).unwrap();
+    let (c32, pe32) = (
+        cache(r, latentgpu::DType::F32),
+        cache(rope_w, latentgpu::DType::F32),
+    );
+    let (c16, pe16) = (
+        cache(r, latentgpu::DType::F16),
+        cache(rope_w, latentgpu::DType::F16),
+    );
+    let mut b = Batch::new(ctx);
+    let (norm, at) = ((&gw, 1e-6), (&rope_table, pos));
+    ops::mla_rope(&mut b, &q1, 0, &gkv, norm, at, (&c32, &pe32, Some(pages))).unwrap();
+    ops::mla_rope(&mut b, &q2, 0, &gkv, norm, at, (&c16, &pe16, Some(pages))).unwrap();
+    let out = b.read_async(&[&q1, &q2, &c32, &pe32]).await.unwrap();
+    assert_same_bits("mla_rope over an f16 cache: q", &out[1], &out[0]);
+    let c = |pool: &[f32]| gather(pool, r, &table, p, pos..end);
+    let pe = |pool: &[f32]| gather(pool, rope_w, &table, p, pos..end);
+    check(
+        "mla_rope f16 c_kv",
+        &c(&read_f16(ctx, &c16).await),
+        &c(&out[2]),
+    );
+    check(
+        "mla_rope f16 k_pe",
+        &pe(&read_f16(ctx, &pe16).await),
+        &pe(&out[3]),
+    );
+}

@@ -13,7 +13,7 @@ use crate::gpu::{Batch, GpuContext, GpuTensor};
 use crate::model::layers::latent::LatentState;
 use crate::model::layers::mha::KvCache;
 use crate::model::layers::mla::MlaCache;
-use crate::ops::Pages;
+use crate::ops::{KvFormat, Pages};
 
 /// Tokens per page unless asked otherwise: few enough that a short prompt holds little, many
 /// enough that a page table stays small (512 entries at 128k tokens).
@@ -27,6 +27,8 @@ pub struct CacheOptions {
     /// The most bytes the cache's pages may take, all layers together (`None`: what the
     /// context needs).
     pub memory: Option<u64>,
+    /// How keys and values are stored.
+    pub format: KvFormat,
 }
 
 impl Default for CacheOptions {
@@ -34,6 +36,7 @@ impl Default for CacheOptions {
         CacheOptions {
             page_tokens: DEFAULT_PAGE_TOKENS,
             memory: None,
+            format: KvFormat::F32,
         }
     }
 }

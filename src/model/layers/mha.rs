@@ -7,7 +7,7 @@ use crate::gpu::{Batch, DType, GpuContext, GpuTensor};
 use crate::model::config::{AttentionConfig, ModelConfig};
 use crate::model::formats::weights::WeightFile;
 use crate::model::layers::upload::{load, load_matrix, upload_stacked, Upload};
-use crate::ops::{self, AttentionShape, Pages, QkvExtras, RopeMode, RopeTable, Weight};
+use crate::ops::{self, AttentionShape, KvFormat, Pages, QkvExtras, RopeMode, RopeTable, Weight};
 
 /// A linear layer `y = x·Wᵀ (+ b)`.
 pub struct Linear {
@@ -71,9 +71,9 @@ pub struct MhaLayer {
 /// The KV cache of one MHA layer: pool buffers whose rows a page table assigns to positions
 /// (see `layers::cache`).
 pub struct KvCache {
-    /// Keys `[pool rows, Hkv, dh]`, RoPE applied.
+    /// Keys `[pool rows, Hkv, dh]` (f32 or f16), RoPE applied.
     pub k: GpuTensor,
-    /// Values `[pool rows, Hkv, dh]`.
+    /// Values `[pool rows, Hkv, dh]` (f32 or f16).
     pub v: GpuTensor,
 }
 
@@ -95,7 +95,7 @@ impl KvCache {
             let mut shape = t.shape().to_vec();
             let row = shape[1] * shape[2];
             shape[0] = rows;
-            let new = GpuTensor::zeros(b.ctx(), t.label(), &shape)?;
+            let new = GpuTensor::empty(b.ctx(), t.label(), &shape, t.dtype())?;
             b.copy_elements(t, 0, &new, 0, kept * row)?;
             Ok(new)
         };
@@ -182,12 +182,12 @@ impl MhaLayer {
         self.window
     }
 
-    /// An empty cache of `rows` pool rows.
-    pub fn new_cache(&self, ctx: &GpuContext, rows: usize) -> Result<KvCache> {
+    /// An empty cache of `rows` pool rows in `format`.
+    pub fn new_cache(&self, ctx: &GpuContext, rows: usize, format: KvFormat) -> Result<KvCache> {
         let shape = [rows, self.kv_heads, self.head_dim];
         Ok(KvCache {
-            k: GpuTensor::zeros(ctx, "k cache", &shape)?,
-            v: GpuTensor::zeros(ctx, "v cache", &shape)?,
+            k: GpuTensor::empty(ctx, "k cache", &shape, format.dtype())?,
+            v: GpuTensor::empty(ctx, "v cache", &shape, format.dtype())?,
         })
     }
 

@@ -15,7 +15,8 @@ use crate::model::formats::weights::{HostMatrix, WeightFile};
 use crate::model::layers::mla_absorb::absorbed_matrices;
 use crate::model::layers::upload::{load, load_matrix, upload_matrix, Upload};
 use crate::ops::{
-    self, AttentionShape, AttentionViews, Pages, QuantScheme, RopeTable, View, Weight, WeightFormat,
+    self, AttentionShape, AttentionViews, KvFormat, Pages, QuantScheme, RopeTable, View, Weight,
+    WeightFormat,
 };
 
 /// The compressed cache of one MLA layer: per token only `c_kv` and the rotated `k_pe`, in pool
@@ -42,7 +43,7 @@ impl MlaCache {
     pub fn grown(&self, b: &mut Batch, rows: usize, kept: usize) -> Result<MlaCache> {
         let grow = |b: &mut Batch, t: &GpuTensor| -> Result<GpuTensor> {
             let width = t.shape()[1];
-            let new = GpuTensor::zeros(b.ctx(), t.label(), &[rows, width])?;
+            let new = GpuTensor::empty(b.ctx(), t.label(), &[rows, width], t.dtype())?;
             b.copy_elements(t, 0, &new, 0, kept * width)?;
             Ok(new)
         };
@@ -307,15 +308,18 @@ impl MlaLayer {
         q_a + inputs + self.o_absorbed.bytes()
     }
 
-    /// An empty compressed cache of `capacity` pool rows.
-    pub fn new_cache(&self, ctx: &GpuContext, capacity: usize) -> Result<MlaCache> {
+    /// An empty compressed cache of `capacity` pool rows in `format`.
+    pub fn new_cache(
+        &self,
+        ctx: &GpuContext,
+        capacity: usize,
+        format: KvFormat,
+    ) -> Result<MlaCache> {
+        let (r, rope) = (self.shape.kv_lora_rank, self.shape.qk_rope_head_dim);
+        let dtype = format.dtype();
         Ok(MlaCache {
-            c_kv: GpuTensor::zeros(ctx, "mla c_kv cache", &[capacity, self.shape.kv_lora_rank])?,
-            k_pe: GpuTensor::zeros(
-                ctx,
-                "mla k_pe cache",
-                &[capacity, self.shape.qk_rope_head_dim],
-            )?,
+            c_kv: GpuTensor::empty(ctx, "mla c_kv cache", &[capacity, r], dtype)?,
+            k_pe: GpuTensor::empty(ctx, "mla k_pe cache", &[capacity, rope], dtype)?,
         })
     }
 
@@ -400,13 +404,10 @@ impl MlaLayer {
         match path {
             MlaPath::Naive => {
                 // Every cached token's c_kv and k_pe, in order.
-                let (c_all, pe_all) = match pages {
-                    Some(pages) => (
-                        pages.gather(b, &cache.c_kv, t)?,
-                        pages.gather(b, &cache.k_pe, t)?,
-                    ),
-                    None => (cache.c_kv.rows(t)?, cache.k_pe.clone()),
-                };
+                let (c_all, pe_all) = (
+                    ops::cache_rows_f32(b, &cache.c_kv, pages, t)?,
+                    ops::cache_rows_f32(b, &cache.k_pe, pages, t)?,
+                );
                 let pe = View {
                     tensor: &pe_all,
                     offset: 0,

@@ -11,7 +11,7 @@ use crate::model::layers::mha::MhaLayer;
 use crate::model::layers::mla::{MlaLayer, MlaPath};
 use crate::model::layers::moe::{FeedForward, MoeFfn};
 use crate::model::layers::upload::{load_matrix, load_rows};
-use crate::ops::{self, Pages, RopeMode, RopeTable, Weight, WeightFormat};
+use crate::ops::{self, KvFormat, Pages, RopeMode, RopeTable, Weight, WeightFormat};
 
 /// The attention of one block.
 pub enum Attention {
@@ -24,20 +24,28 @@ pub enum Attention {
 }
 
 impl Attention {
-    /// An empty cache of `rows` pool rows (or the latent state) and how it is paged (`None`:
-    /// not at all).
-    pub fn new_cache(&self, ctx: &GpuContext, rows: usize) -> Result<(LayerCache, Option<Paging>)> {
+    /// An empty cache of `rows` pool rows in `format` (or the latent state) and how it is
+    /// paged (`None`: not at all).
+    pub fn new_cache(
+        &self,
+        ctx: &GpuContext,
+        rows: usize,
+        format: KvFormat,
+    ) -> Result<(LayerCache, Option<Paging>)> {
         Ok(match self {
             Attention::Mha(l) => {
                 let paging = match l.window() {
                     0 => Paging::Whole,
                     w => Paging::Window(w),
                 };
-                (LayerCache::Kv(l.new_cache(ctx, rows)?), Some(paging))
+                (
+                    LayerCache::Kv(l.new_cache(ctx, rows, format)?),
+                    Some(paging),
+                )
             }
             Attention::Latent(l) => (LayerCache::Latent(Box::new(l.new_state(ctx)?)), None),
             Attention::Mla(l) => (
-                LayerCache::Mla(l.new_cache(ctx, rows)?),
+                LayerCache::Mla(l.new_cache(ctx, rows, format)?),
                 Some(Paging::Whole),
             ),
         })
@@ -556,7 +564,7 @@ impl Model {
         let layers = self
             .blocks
             .iter()
-            .map(|b| b.attn.new_cache(ctx, page))
+            .map(|b| b.attn.new_cache(ctx, page, options.format))
             .collect::<Result<_>>()?;
         Cache::new(ctx, (self.id, self.config.max_context), layers, options)
     }
