@@ -318,3 +318,40 @@ fn the_command_line_takes_the_cache_memory_and_page_size() {
         fails(&args, 2, &[says]);
     }
 }
+
+#[test]
+fn eval_reports_what_an_f16_cache_costs_against_f32() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/shakespeare-mha");
+    // 4 KiB of the README: 32 windows of 128 tokens.
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let head: String = readme.unwrap().chars().take(4096).collect();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), head).unwrap();
+    let text = file.path().to_path_buf();
+    let out = common::cli::succeeds(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        text.to_str().unwrap(),
+        "--window",
+        "128",
+        "--kv-cache",
+        "f16",
+        "--against-kv-cache",
+        "f32",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["weights"], "f16 weights, f16 KV cache", "{v}");
+    assert_eq!(v["against"], "f16 weights, f32 KV cache", "{v}");
+    // f16 keys and values move each score by at most 2^-11 of |q|·|k|: the distributions stay
+    // close but not equal (a KL of exactly 0 would mean the f16 cache was never read).
+    let kld = v["kld_mean"].as_f64().unwrap();
+    eprintln!(
+        "f16 KV cache against f32: mean KLD {kld:.3e}, same top {}",
+        v["same_top"]
+    );
+    assert!(kld > 0.0 && kld < 1e-4, "{v}");
+}

@@ -91,10 +91,14 @@ pub enum Command {
         /// it, the KL divergence of the next-token distributions and top-1 agreement.
         #[arg(long, value_parser = parse_weights)]
         against: Option<WeightFormat>,
+        /// Also run the model with its KV cache in this format (e.g. f32) and report, against
+        /// it, the KL divergence and top-1 agreement the cache's format (`--kv-cache`) costs.
+        #[arg(long, value_parser = parse_kv_cache)]
+        against_kv_cache: Option<latentgpu::ops::KvFormat>,
         /// Score the model against the base file llama.cpp's `llama-perplexity
         /// --kl-divergence-base FILE` wrote (its tokens and log-probabilities), as
         /// `llama-perplexity --kl-divergence` does: KL divergence, same top token, perplexities.
-        #[arg(long, conflicts_with_all = ["text", "against"])]
+        #[arg(long, conflicts_with_all = ["text", "against", "against_kv_cache"])]
         kl_divergence_base: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]

@@ -4,7 +4,8 @@ use super::open_model;
 use anyhow::{Context, Result};
 use latentgpu::gpu::BackendChoice;
 use latentgpu::model::formats::tokenizer;
-use latentgpu::ops::WeightFormat;
+use latentgpu::model::CacheOptions;
+use latentgpu::ops::{KvFormat, WeightFormat};
 use std::path::{Path, PathBuf};
 
 /// Text read per piece for a Hugging Face tokenizer: pieces end at a newline (or, in a longer
@@ -76,14 +77,14 @@ fn text_tokens<'a>(
 }
 
 /// Perplexity of the model on a text file, windowed as the PyTorch reference; the text is
-/// read and tokenized as it is scored. With `against`, the agreement with the model loaded in
-/// that weight format.
+/// read and tokenized as it is scored. With `against` (a weight format, a KV cache format or
+/// both), the agreement with the model loaded so.
 pub fn eval(
     choice: BackendChoice,
     model: &Option<PathBuf>,
     text: &Path,
     window: usize,
-    against: Option<WeightFormat>,
+    (against, against_kv): (Option<WeightFormat>, Option<KvFormat>),
     json: bool,
 ) -> Result<()> {
     let (ctx, dir, model) = open_model(choice, model)?;
@@ -93,9 +94,15 @@ pub fn eval(
         indicatif::ProgressStyle::with_template("evaluating: {pos} windows {elapsed}")
             .expect("static template"),
     );
-    if let Some(format) = against {
-        let reference = super::load_model_as(&ctx, &dir, Some(format))
-            .with_context(|| format!("loading model {} as {}", dir.display(), format.name()))?;
+    if against.is_some() || against_kv.is_some() {
+        let weights = against.or(super::weights());
+        let mut reference = super::load_model_as(&ctx, &dir, weights)
+            .with_context(|| format!("loading model {} again", dir.display()))?;
+        let kv = against_kv.unwrap_or(model.cache_options().format);
+        reference.set_cache_options(CacheOptions {
+            format: kv,
+            ..model.cache_options()
+        });
         let a = latentgpu::model::tools::eval::compare_formats(
             &ctx,
             &reference,
@@ -105,8 +112,18 @@ pub fn eval(
             |i| bar.set_position(i as u64),
         )?;
         bar.finish_and_clear();
-        let (name, base) = (model.weight_format().name(), format.name());
-        super::kl::print(&a, &dir, name, base, &ctx.name(), json)?;
+        let named = |m: &latentgpu::model::Model| {
+            let (w, c) = (m.weight_format().name(), m.cache_options().format.name());
+            format!("{w} weights, {c} KV cache")
+        };
+        super::kl::print(
+            &a,
+            &dir,
+            &named(&model),
+            &named(&reference),
+            &ctx.name(),
+            json,
+        )?;
         return Ok(());
     }
     let nll = latentgpu::model::tools::eval::evaluate_stream(&ctx, &model, tokens, window, |i| {

@@ -216,6 +216,7 @@ fn run() {
             text,
             window,
             against,
+            against_kv_cache,
             json,
             ..
         } => check::eval(
@@ -223,7 +224,7 @@ fn run() {
             model,
             text.as_deref().unwrap_or(Path::new("")),
             *window,
-            *against,
+            (*against, *against_kv_cache),
             *json,
         ),
         Command::Compare {

@@ -574,6 +574,11 @@ impl Model {
         self.cache
     }
 
+    /// Makes [`Model::new_cache`] keep caches as `options` say.
+    pub fn set_cache_options(&mut self, options: CacheOptions) {
+        self.cache = options;
+    }
+
     /// Checks `cache` was made by this model's [`Model::new_cache`].
     fn check_cache(&self, cache: &Cache) -> Result<()> {
         if cache.layers.len() != self.blocks.len() || cache.model_id() != self.id {
