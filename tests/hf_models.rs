@@ -9,8 +9,9 @@ mod common;
 use common::{contexts, fixture, greedy_and_expected, on_every_adapter};
 use latentgpu::model::formats::tokenizer::Tokenizer;
 use latentgpu::model::tools::compare::{compare, Golden};
-use latentgpu::model::tools::summary::cache_bytes_at;
+use latentgpu::model::tools::summary::{cache_bytes_at, summarize_with};
 use latentgpu::model::{CacheOptions, LoadOptions, Logits, Model};
+use latentgpu::ops::KvFormat;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -213,14 +214,17 @@ fn info_cache_bytes_are_those_the_model_allocates() {
         dir("mistral-window-sharded").join("model"),
     ];
     // Pages of 8 tokens: a prompt and a few decoded tokens cross pages, and a sliding window
-    // (Mistral's) moves past some.
-    let options = CacheOptions {
-        page_tokens: 8,
-        ..CacheOptions::default()
-    };
-    for d in dirs {
-        let summary =
-            latentgpu::model::tools::summary::summarize(&d, u64::MAX, None, None).unwrap();
+    // (Mistral's) moves past some; f32 and f16 caches.
+    for (d, format) in dirs
+        .into_iter()
+        .flat_map(|d| [(d.clone(), KvFormat::F32), (d, KvFormat::F16)])
+    {
+        let options = CacheOptions {
+            page_tokens: 8,
+            format,
+            ..CacheOptions::default()
+        };
+        let summary = summarize_with(&d, u64::MAX, None, (None, format)).unwrap();
         let model = Model::load_dir(ctx, &d).unwrap();
         let mut cache = model.new_cache_with(ctx, options).unwrap();
         assert_eq!(summary.context, cache.capacity, "{}", d.display());
@@ -231,8 +235,10 @@ fn info_cache_bytes_are_those_the_model_allocates() {
         for t in 0..5 {
             model.forward(ctx, &[t], &mut cache, Logits::Last).unwrap();
         }
-        let expected = cache_bytes_at(&model.config, cache.len, 8);
-        assert_eq!(expected, cache.held_bytes(), "{}", d.display());
+        let expected = cache_bytes_at(&model.config, cache.len, 8, format);
+        assert_eq!(expected, cache.held_bytes(), "{} {format:?}", d.display());
+        let at_context = cache_bytes_at(&model.config, cache.capacity, 256, format);
+        assert_eq!(summary.cache_bytes_at_context, at_context);
     }
 }
 

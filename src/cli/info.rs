@@ -16,11 +16,11 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
         .next()
         .map_or_else(|| GpuContext::new(choice).map(|c| c.adapter), Ok)?;
     let weights = super::weights();
-    let s = latentgpu::model::tools::summary::summarize(
+    let s = latentgpu::model::tools::summary::summarize_with(
         dir,
         adapter.max_storage_buffer_binding_size,
         weights,
-        super::context(),
+        (super::context(), super::cache_options().format),
     )
     .with_context(|| format!("reading model {}", dir.display()))?;
     if json {
@@ -58,8 +58,9 @@ pub fn model_info(choice: BackendChoice, dir: &Path, json: bool) -> Result<()> {
         .map(|c| format!("{} at {} tokens", mib(c.bytes), c.tokens))
         .collect();
     outln!(
-        "cache:        {} bytes per token (f32, in pages as tokens come): {}",
+        "cache:        {} bytes per token ({}, in pages as tokens come): {}",
         s.cache_bytes_per_token,
+        s.kv_cache.name(),
         at.join(", ")
     );
     outln!(

@@ -21,7 +21,7 @@ fn check_memory(
     dir: &std::path::Path,
     options: &LoadOptions,
 ) -> Result<Option<u64>> {
-    use crate::model::tools::summary::summarize;
+    use crate::model::tools::summary::summarize_with;
     let budget = match options.memory_budget {
         Some(b) => Some((b, "the memory budget asked for".to_string())),
         None => ctx.memory_budget(),
@@ -30,15 +30,12 @@ fn check_memory(
         return Ok(options.cache.memory);
     };
     let limit = ctx.limits.max_storage_buffer_binding_size;
-    let s = summarize(dir, limit, options.weights, options.context)?;
+    let at = (options.context, options.cache.format);
+    let s = summarize_with(dir, limit, options.weights, at)?;
     let q4 = WeightFormat::parse("q4_0").unwrap_or_default();
     let smaller = match options.weights {
         Some(w) if w == q4 => None,
-        _ => Some(
-            summarize(dir, limit, Some(q4), options.context)?
-                .plan
-                .weights,
-        ),
+        _ => Some(summarize_with(dir, limit, Some(q4), at)?.plan.weights),
     };
     // The weights and a chunk's activations must fit; the cache pages come from the rest.
     let without_cache = MemoryPlan {

@@ -8,7 +8,7 @@ use crate::model::families::open_dir;
 use crate::model::formats::hf_json::is_hf_config;
 use crate::model::layers::cache::DEFAULT_PAGE_TOKENS;
 use crate::model::layers::transformer::PREFILL_CHUNK;
-use crate::ops::WeightFormat;
+use crate::ops::{KvFormat, WeightFormat};
 use serde::Serialize;
 use std::path::Path;
 
@@ -69,6 +69,8 @@ pub struct ModelSummary {
     pub cache_bytes_at_context: u64,
     /// Cache bytes at 1k, 8k and 32k tokens (those within the context) and at the context.
     pub cache_bytes_at: Vec<CacheAt>,
+    /// The KV cache's format the cache figures are for.
+    pub kv_cache: KvFormat,
     /// The context: the longest sequence, its cache growing in pages as tokens come.
     pub context: usize,
     /// A Hugging Face config's `max_position_embeddings`.
@@ -88,7 +90,8 @@ pub struct ModelSummary {
 pub struct CacheAt {
     /// Tokens cached.
     pub tokens: usize,
-    /// Bytes their pages take (f32, pages of [`DEFAULT_PAGE_TOKENS`]).
+    /// Bytes their pages take (pages of [`DEFAULT_PAGE_TOKENS`], in the summary's cache
+    /// format).
     pub bytes: u64,
 }
 
@@ -180,27 +183,33 @@ pub struct ExpertStacks {
     pub bindings: u64,
 }
 
-/// Bytes one cached token takes in one layer of `cfg` (f32 caches; 0 for a latent state).
-fn layer_row_bytes(cfg: &ModelConfig) -> u64 {
-    match &cfg.attention {
-        AttentionConfig::Mha { .. } => 2 * (cfg.n_kv_heads() * cfg.head_dim()) as u64 * 4,
+/// Bytes one cached token takes in one layer of `cfg` in cache `format` (0 for a latent state).
+fn layer_row_bytes(cfg: &ModelConfig, format: KvFormat) -> u64 {
+    let values = match &cfg.attention {
+        AttentionConfig::Mha { .. } => 2 * (cfg.n_kv_heads() * cfg.head_dim()) as u64,
         AttentionConfig::Mla {
             kv_lora_rank,
             qk_rope_head_dim,
             ..
-        } => (kv_lora_rank + qk_rope_head_dim) as u64 * 4,
+        } => (kv_lora_rank + qk_rope_head_dim) as u64,
         AttentionConfig::Latent { .. } => 0,
-    }
+    };
+    values * format.value_bytes()
 }
 
 /// Bytes of the pages the cache of `cfg` holds once `tokens` tokens are decoded, in pages of
-/// `page_tokens` (f32 caches): a layer that attends to the whole context holds the pages of
-/// every token, a sliding-window layer only the pages its window spans for the next token
+/// `page_tokens` in cache `format`: a layer that attends to the whole context holds the pages
+/// of every token, a sliding-window layer only the pages its window spans for the next token
 /// (`window / page_tokens` and one or two more: a page straddling each end), a latent layer
 /// its constant-size state.
-pub fn cache_bytes_at(cfg: &ModelConfig, tokens: usize, page_tokens: usize) -> u64 {
+pub fn cache_bytes_at(
+    cfg: &ModelConfig,
+    tokens: usize,
+    page_tokens: usize,
+    format: KvFormat,
+) -> u64 {
     let p = page_tokens.max(1);
-    let row = layer_row_bytes(cfg);
+    let row = layer_row_bytes(cfg, format);
     // Pages from the one holding the first token the last query saw to the last token's.
     let held = |first: usize| match tokens {
         0 => 0,
@@ -253,15 +262,15 @@ fn rope_table_bytes(cfg: &ModelConfig) -> u64 {
 }
 
 /// Cache bytes each token adds (in the layers that keep every token) and at the full context
-/// of `cfg`, in pages of [`DEFAULT_PAGE_TOKENS`] (f32 caches).
-fn cache_bytes(cfg: &ModelConfig) -> (u64, u64) {
+/// of `cfg`, in pages of [`DEFAULT_PAGE_TOKENS`] in cache `format`.
+fn cache_bytes(cfg: &ModelConfig, format: KvFormat) -> (u64, u64) {
     let whole = (0..cfg.n_layers)
         .filter(|&i| cfg.sliding_window(i).is_none())
         .count() as u64;
-    let per_token = whole * layer_row_bytes(cfg);
+    let per_token = whole * layer_row_bytes(cfg, format);
     (
         per_token,
-        cache_bytes_at(cfg, cfg.max_context, DEFAULT_PAGE_TOKENS),
+        cache_bytes_at(cfg, cfg.max_context, DEFAULT_PAGE_TOKENS, format),
     )
 }
 
@@ -284,12 +293,22 @@ fn bindings(shape: &[usize], bytes: u64, limit: u64) -> u64 {
 
 /// Summarises the model directory `dir` for an adapter whose largest storage binding is
 /// `binding_limit` bytes, with matrices in `weights` (`None`: as the files hold them), at
-/// `context` tokens (`None`: the model's).
+/// `context` tokens (`None`: the model's), with an f32 KV cache.
 pub fn summarize(
     dir: &Path,
     binding_limit: u64,
     weights: Option<WeightFormat>,
     context: Option<usize>,
+) -> Result<ModelSummary> {
+    summarize_with(dir, binding_limit, weights, (context, KvFormat::F32))
+}
+
+/// As [`summarize`], with the KV cache in `kv`.
+pub fn summarize_with(
+    dir: &Path,
+    binding_limit: u64,
+    weights: Option<WeightFormat>,
+    (context, kv): (Option<usize>, KvFormat),
 ) -> Result<ModelSummary> {
     let (mut config, mut file) = open_dir(dir)?;
     if let Some(c) = context {
@@ -367,7 +386,7 @@ pub fn summarize(
             }
         })
         .collect();
-    let (per_token, at_context) = cache_bytes(&config);
+    let (per_token, at_context) = cache_bytes(&config, kv);
     // MLA's absorbed matrices, built at load: per layer [h·(kv_lora + rope), q_in] and
     // [d, h·kv_lora], in the matrices' format.
     let absorbed = config.mla_shape().map_or(0, |s| {
@@ -386,7 +405,7 @@ pub fn summarize(
         .chain([config.max_context])
         .map(|tokens| CacheAt {
             tokens,
-            bytes: cache_bytes_at(&config, tokens, DEFAULT_PAGE_TOKENS),
+            bytes: cache_bytes_at(&config, tokens, DEFAULT_PAGE_TOKENS, kv),
         })
         .collect();
     let plan = MemoryPlan {
@@ -424,6 +443,7 @@ pub fn summarize(
         cache_bytes_per_token: per_token,
         cache_bytes_at_context: at_context,
         cache_bytes_at,
+        kv_cache: kv,
         context: config.max_context,
         max_position_embeddings,
         binding_limit,
