@@ -101,7 +101,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             var dot4 = vec4<f32>(0.0);
             let d4 = p.d_a & ~3u;
             for (var j = 0u; j < d4; j += 4u) {
-                let kv = vec4<f32>(ka_at(a_base, j), ka_at(a_base, j + 1u), ka_at(a_base, j + 2u), ka_at(a_base, j + 3u));
+                let kv = ka_at4(a_base, j);
                 let qv = vec4<f32>(q_sh[j], q_sh[j + 1u], q_sh[j + 2u], q_sh[j + 3u]);
                 dot4 = fma(qv, kv, dot4);
             }

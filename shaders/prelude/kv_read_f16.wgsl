@@ -8,6 +8,12 @@ fn ka_at(base: u32, j: u32) -> f32 {
     return unpack2x16float(ka[base + j / 2u])[j & 1u];
 }
 
+// Values j..j + 4 (j a multiple of 4): two words.
+fn ka_at4(base: u32, j: u32) -> vec4<f32> {
+    let w = base + j / 2u;
+    return vec4<f32>(unpack2x16float(ka[w]), unpack2x16float(ka[w + 1u]));
+}
+
 fn kb_at(base: u32, j: u32) -> f32 {
     return unpack2x16float(kb[base + j / 2u])[j & 1u];
 }

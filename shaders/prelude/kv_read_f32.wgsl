@@ -8,6 +8,11 @@ fn ka_at(base: u32, j: u32) -> f32 {
     return ka[base + j];
 }
 
+// Values j..j + 4 (j a multiple of 4).
+fn ka_at4(base: u32, j: u32) -> vec4<f32> {
+    return vec4<f32>(ka[base + j], ka[base + j + 1u], ka[base + j + 2u], ka[base + j + 3u]);
+}
+
 fn kb_at(base: u32, j: u32) -> f32 {
     return kb[base + j];
 }

@@ -316,7 +316,7 @@ pub fn bench_context(
         let options = model.cache_options();
         outln!(
             "{name}: {} cache, pages of {} tokens",
-            "f32",
+            options.format.name(),
             options.page_tokens
         );
         outln!(
