@@ -4,7 +4,7 @@
 // and every lane updates the online softmax (FlashAttention's recurrence, one key at a time)
 // and its own slice of the output: no workgroup memory and no barriers, which on a CPU
 // rasteriser cost more than the arithmetic of a small head. The views are attention.wgsl's
-// (read its header); here every offset and stride is a multiple of 4, d_a, d_qk and d_v too,
+// (read its header); here every offset and stride is a multiple of 4 values, d_a, d_qk and d_v too,
 // and d_qk, d_v <= 4 · LANE_VEC4S · WG. Key and value row s of a paged cache is at row
 // cache_row(s) (cache_pages.wgsl).
 
@@ -15,9 +15,8 @@ const EMPTY: f32 = -1.0e30;
 
 @group(0) @binding(0) var<uniform> p: AttentionParams;
 @group(0) @binding(1) var<storage, read> q4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> ka4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> kb4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> v4: array<vec4<f32>>;
+// Keys and values (bindings 2 to 4) four at a time through ka4_at, kb4_at and v4_at, which the
+// cache format's prelude (kv_read4_*.wgsl) defines: views count its words.
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;
 @group(0) @binding(6) var<storage, read> pages: array<u32>;
 
@@ -51,15 +50,15 @@ fn attention_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     var l = 0.0;
     for (var s = first; s < end; s++) {
         let r = cache_row(s, p.page_tokens);
-        let a_base4 = (p.ka_off + r * p.ka_row + g * p.ka_head) / 4u;
-        let b_base4 = (p.kb_off + r * p.kb_row + g * p.kb_head) / 4u;
+        let a_base = p.ka_off + r * p.ka_row + g * p.ka_head;
+        let b_base = p.kb_off + r * p.kb_row + g * p.kb_head;
         var part = vec4<f32>(0.0);
         for (var i = 0u; i < LANE_VEC4S; i++) {
             let j = lane + i * WG;
             if (j < d_a4) {
-                part = fma(qv[i], ka4[a_base4 + j], part);
+                part = fma(qv[i], ka4_at(a_base, j), part);
             } else if (j < d_qk4) {
-                part = fma(qv[i], kb4[b_base4 + j - d_a4], part);
+                part = fma(qv[i], kb4_at(b_base, j - d_a4), part);
             }
         }
         let score = subgroupAdd(dot(part, vec4<f32>(1.0))) * p.scale;
@@ -67,11 +66,11 @@ fn attention_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         let alpha = exp(m - m_new);
         let prob = exp(score - m_new);
         l = fma(l, alpha, prob);
-        let v_base4 = (p.v_off + r * p.v_row + g * p.v_head) / 4u;
+        let v_base = p.v_off + r * p.v_row + g * p.v_head;
         for (var i = 0u; i < LANE_VEC4S; i++) {
             let j = lane + i * WG;
             if (j < d_v4) {
-                acc[i] = fma(acc[i], vec4<f32>(alpha), prob * v4[v_base4 + j]);
+                acc[i] = fma(acc[i], vec4<f32>(alpha), prob * v4_at(v_base, j));
             }
         }
         m = m_new;

@@ -28,6 +28,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("attention_decode.wgsl", ATTENTION_DECODE_SRC),
     ("attention_decode.wgsl", ATTENTION_DECODE_F16_SRC),
     ("attention_lanes.wgsl", ATTENTION_LANES_SRC),
+    ("attention_lanes.wgsl", ATTENTION_LANES_F16_SRC),
     ("latent_lanes.wgsl", LATENT_LANES),
     ("bench.wgsl", BENCH),
     ("cast.wgsl", CAST),
@@ -79,6 +80,16 @@ pub const ATTENTION_DECODE_SRC: &str = concat!(
 /// Attention of one query row, a subgroup per head.
 pub const ATTENTION_LANES_SRC: &str = concat!(
     enable_subgroups!(),
+    include_str!("../shaders/prelude/kv_read4_f32.wgsl"),
+    include_str!("../shaders/prelude/cache_pages.wgsl"),
+    include_str!("../shaders/prelude/attention_params.wgsl"),
+    include_str!("../shaders/prelude/grid.wgsl"),
+    include_str!("../shaders/attention_lanes.wgsl")
+);
+/// Decode attention, a subgroup per head, over packed 16-bit keys and values.
+pub const ATTENTION_LANES_F16_SRC: &str = concat!(
+    enable_subgroups!(),
+    include_str!("../shaders/prelude/kv_read4_f16.wgsl"),
     include_str!("../shaders/prelude/cache_pages.wgsl"),
     include_str!("../shaders/prelude/attention_params.wgsl"),
     include_str!("../shaders/prelude/grid.wgsl"),
@@ -653,6 +664,13 @@ pub const QKV_ROPE: Kernel = kernel(
 pub const PERMUTE01: Kernel = kernel("permute.wgsl", PERMUTE, "permute", U_R_W);
 /// f32 -> f16 pairs.
 pub const CAST_TO_F16: Kernel = kernel("cast.wgsl", CAST, "to_f16", U_R_W);
+/// Decode attention, a subgroup per head, over packed 16-bit keys and values.
+pub const ATTENTION_LANES_F16: Kernel = kernel(
+    "attention_lanes.wgsl (f16 cache)",
+    ATTENTION_LANES_F16_SRC,
+    "attention_lanes",
+    &[Uniform, Read, Read, Read, Read, ReadWrite, Read],
+);
 /// Fused attention over packed 16-bit keys and values (scalar loads).
 pub const ATTENTION_FUSED_F16: Kernel = kernel(
     "attention.wgsl (f16 cache)",

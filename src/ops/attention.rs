@@ -480,27 +480,31 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
         };
         return batch.dispatch(kernel, &[], Some(bytemuck::bytes_of(&params)), &tensors, wg);
     }
-    // Keys (both parts) and values in whole vec4s: the wide-load kernel.
+    // Keys (both parts) and values in whole groups of four values: the wide-load kernels.
     let aligned = |view: &View| {
         [view.offset, view.row_stride, view.head_stride]
             .iter()
             .all(|x| x % 4 == 0)
     };
-    let v4 = format == KvFormat::F32
-        && a.d_a.is_multiple_of(4)
+    let wide = a.d_a.is_multiple_of(4)
         && a.d_qk.is_multiple_of(4)
         && a.d_v.is_multiple_of(4)
         && aligned(&a.ka)
         && aligned(&kb)
         && aligned(&a.v);
+    let v4 = format == KvFormat::F32 && wide;
     // Decode with subgroups of one size: a subgroup per head, no barriers.
     if let Some(lanes) = batch.ctx().fixed_subgroup_size() {
         let fits = |d: usize| d <= 16 * lanes as usize;
-        if n_q == 1 && v4 && aligned(&a.q) && fits(a.d_qk) && fits(a.d_v) {
+        if n_q == 1 && wide && aligned(&a.q) && fits(a.d_qk) && fits(a.d_v) {
             if let Some(constants) = lanes_constants(lanes) {
                 let wg = grid(batch.ctx(), OP, heads as u64)?;
                 let params = Some(bytemuck::bytes_of(&params));
-                return batch.dispatch(&shaders::ATTENTION_LANES, constants, params, &tensors, wg);
+                let kernel = match format {
+                    KvFormat::F32 => &shaders::ATTENTION_LANES,
+                    KvFormat::F16 => &shaders::ATTENTION_LANES_F16,
+                };
+                return batch.dispatch(kernel, constants, params, &tensors, wg);
             }
         }
     }
