@@ -164,11 +164,6 @@ fn f16_cache_attention_matches_reference() {
 }
 
 #[test]
-fn f16_cache_writes_are_the_f32_values_rounded() {
-    on_every_adapter(|ctx| block_on(paged_checks::f16_cache_writes(ctx)));
-}
-
-#[test]
 fn mla_step_matches_reference() {
     on_every_adapter(|ctx| block_on(checks::mla_rope(ctx)));
 }

@@ -382,17 +382,14 @@ pub fn attention_views(batch: &mut Batch, a: &AttentionViews) -> Result<()> {
     }
     let kb = a.kb.unwrap_or(a.ka);
     // Keys and values in one cache format, the kernels counting its words.
-    let format = KvFormat::of(OP, "k", a.ka.tensor)?;
-    for (what, t) in [("k (second part)", kb.tensor), ("v", a.v.tensor)] {
-        if KvFormat::of(OP, what, t)? != format {
-            return Err(shape_err(
-                OP,
-                what,
-                format.name(),
-                format!("{:?}", t.dtype()),
-            ));
-        }
-    }
+    let format = KvFormat::of_all(
+        OP,
+        &[
+            ("k", a.ka.tensor),
+            ("k (second part)", kb.tensor),
+            ("v", a.v.tensor),
+        ],
+    )?;
     // The key and value rows the queries see, and through a page table the pool rows they
     // are: the views must hold them.
     let first_key = match a.how.causal && a.how.window > 0 {

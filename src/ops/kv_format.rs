@@ -57,6 +57,27 @@ impl KvFormat {
         }
     }
 
+    /// The one format of the cache tensors `(what, tensor)` (the first names it), or an error
+    /// naming the tensor in another.
+    pub fn of_all(op: &'static str, tensors: &[(&str, &GpuTensor)]) -> Result<Self> {
+        let (first, t) = tensors
+            .first()
+            .copied()
+            .ok_or_else(|| crate::error::shape_err(op, "cache tensors", "at least one", 0))?;
+        let format = Self::of(op, first, t)?;
+        for &(what, t) in &tensors[1..] {
+            if Self::of(op, what, t)? != format {
+                return Err(crate::error::shape_err(
+                    op,
+                    format!("{what} '{}'", t.label()),
+                    format!("{} as {first}", format.name()),
+                    format!("{:?}", t.dtype()),
+                ));
+            }
+        }
+        Ok(format)
+    }
+
     /// An element count or offset of a view as the kernels count it: words of the format
     /// (`what` names it in the error when a packed format's count is odd).
     pub(crate) fn words(self, op: &'static str, what: &str, elements: usize) -> Result<u32> {

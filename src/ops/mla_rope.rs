@@ -104,15 +104,7 @@ pub fn mla_rope(
         },
         _pad: [0; 2],
     };
-    let format = KvFormat::of(OP, "c_kv cache", c_cache)?;
-    if KvFormat::of(OP, "k_pe cache", pe_cache)? != format {
-        return Err(shape_err(
-            OP,
-            "k_pe cache",
-            format.name(),
-            format!("{:?}", pe_cache.dtype()),
-        ));
-    }
+    let format = KvFormat::of_all(OP, &[("c_kv cache", c_cache), ("k_pe cache", pe_cache)])?;
     if r.max(rope) > MAX_WIDTH {
         return Err(shape_err(
             OP,

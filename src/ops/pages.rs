@@ -71,12 +71,15 @@ impl Pages<'_> {
         shape[0] = n;
         let out = GpuTensor::scratch(b.ctx(), pool.label(), &shape, pool.dtype())?;
         self.last_row(OP, 0, n)?;
+        // Page by page (held, as `last_row` checked), pages whose pool rows follow on merged
+        // into one copy.
+        let p = self.page_tokens;
         let mut s = 0;
         while s < n {
             let start = self.row(s).unwrap_or(0);
-            let mut len = 1;
+            let mut len = (p - s % p).min(n - s);
             while s + len < n && self.row(s + len) == Some(start + len) {
-                len += 1;
+                len += p.min(n - s - len);
             }
             b.copy_elements(pool, start * row, &out, s * row, len * row)?;
             s += len;

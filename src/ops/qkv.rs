@@ -126,15 +126,7 @@ pub fn qkv_rope(
         },
         _pad: [0; 3],
     };
-    let format = KvFormat::of(OP, "k cache", k_cache)?;
-    if KvFormat::of(OP, "v cache", v_cache)? != format {
-        return Err(shape_err(
-            OP,
-            "v cache",
-            format.name(),
-            format!("{:?}", v_cache.dtype()),
-        ));
-    }
+    let format = KvFormat::of_all(OP, &[("k cache", k_cache), ("v cache", v_cache)])?;
     format.words(OP, "head width", dh)?;
     let (k_cache, v_cache) = (&format.bound(k_cache)?, &format.bound(v_cache)?);
     let kernel = match format {

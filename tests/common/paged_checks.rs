@@ -130,7 +130,8 @@ pub async fn paged_attention(ctx: &GpuContext) {
 }
 
 /// `qkv_rope` writes the same keys and values into a paged cache as into a whole one, at the
-/// rows the page table gives, across page boundaries.
+/// rows the page table gives, across page boundaries; into an f16 cache, the same values
+/// rounded to f16.
 pub async fn paged_qkv_rope(ctx: &GpuContext) {
     let mut rng = Rng::new(42);
     // (tokens, heads, kv heads, head width, first position)
@@ -161,6 +162,10 @@ pub async fn paged_qkv_rope(ctx: &GpuContext) {
                 host: &table,
                 page_tokens: p,
             };
+            let f16 = |rows: usize| {
+                GpuTensor::empty(ctx, "cache", &[rows, kv, dh], latentgpu::DType::F16).unwrap()
+            };
+            let (hk, hv) = (f16(pool_rows), f16(pool_rows));
             let mut b = Batch::new(ctx);
             let rope = (&rope, RopeMode::HalfSplit);
             let (h3, at) = ((h, kv, dh), (pos, pos));
@@ -168,8 +173,10 @@ pub async fn paged_qkv_rope(ctx: &GpuContext) {
                 ops::qkv_rope(&mut b, &gx, h3, &extras, rope, at, (&wk, &wv, None)).unwrap();
             let q_paged =
                 ops::qkv_rope(&mut b, &gx, h3, &extras, rope, at, (&pk, &pv, Some(pages))).unwrap();
+            let q_half =
+                ops::qkv_rope(&mut b, &gx, h3, &extras, rope, at, (&hk, &hv, Some(pages))).unwrap();
             let out = b
-                .read_async(&[&q_whole, &q_paged, &wk, &wv, &pk, &pv])
+                .read_async(&[&q_whole, &q_paged, &wk, &wv, &pk, &pv, &q_half])
                 .await
                 .unwrap();
             let what = format!("qkv_rope n{n} h{h}/{kv} d{dh} pos{pos}, pages of {p}");
@@ -180,16 +187,26 @@ pub async fn paged_qkv_rope(ctx: &GpuContext) {
             let paged_v = gather(&out[5], row, &table, p, pos..end);
             assert_same_bits(&format!("{what}: k"), &paged_k, &whole_rows(&out[2]));
             assert_same_bits(&format!("{what}: v"), &paged_v, &whole_rows(&out[3]));
+            assert_same_bits(&format!("{what}: q, f16 cache"), &out[6], &out[0]);
+            let half_k = gather(&read_f16(ctx, &hk).await, row, &table, p, pos..end);
+            let half_v = gather(&read_f16(ctx, &hv).await, row, &table, p, pos..end);
+            assert_f16_rounding(&format!("{what}: f16 k"), &half_k, &paged_k);
+            assert_f16_rounding(&format!("{what}: f16 v"), &half_v, &paged_v);
         }
     }
 }
 
-/// `mla_rope` writes the same `c_kv` and `k_pe` into a paged cache as into a whole one.
+/// `mla_rope` writes the same `c_kv` and `k_pe` into a paged cache as into a whole one; into an
+/// f16 cache (widths even), the same values rounded to f16.
 pub async fn paged_mla_rope(ctx: &GpuContext) {
     let mut rng = Rng::new(43);
     // (tokens, heads, kv_lora, rope, first position)
-    let shapes: [(usize, usize, usize, usize, usize); 3] =
-        [(1, 1, 1, 2, 0), (6, 3, 65, 16, 4), (3, 2, 32, 8, 255)];
+    let shapes: [(usize, usize, usize, usize, usize); 4] = [
+        (1, 1, 1, 2, 0),
+        (6, 3, 65, 16, 4),
+        (3, 2, 32, 8, 255),
+        (9, 2, 66, 16, 3),
+    ];
     for p in PAGE_SIZES {
         for &(n, h, r, rope, pos) in &shapes {
             let end = pos + n;
@@ -202,7 +219,8 @@ pub async fn paged_mla_rope(ctx: &GpuContext) {
             let w = rng.vec(r, 0.5, 1.5);
             let gkv = upload(ctx, "kv", &[n, r + rope], &kv);
             let gw = upload(ctx, "norm", &[r], &w);
-            let (q1, q2) = (
+            let (q1, q2, q3) = (
+                upload(ctx, "q", &[n, h, rope], &q),
                 upload(ctx, "q", &[n, h, rope], &q),
                 upload(ctx, "q", &[n, h, rope], &q),
             );
@@ -219,7 +237,19 @@ pub async fn paged_mla_rope(ctx: &GpuContext) {
             let (norm, at) = ((&gw, 1e-6), (&rope_table, pos));
             ops::mla_rope(&mut b, &q1, 0, &gkv, norm, at, (&wc, &wp, None)).unwrap();
             ops::mla_rope(&mut b, &q2, 0, &gkv, norm, at, (&pc, &pp, Some(pages))).unwrap();
-            let out = b.read_async(&[&q1, &q2, &wc, &wp, &pc, &pp]).await.unwrap();
+            // An f16 cache packs value pairs: even widths only.
+            let half = r % 2 == 0;
+            let f16 = |w: usize| {
+                GpuTensor::empty(ctx, "cache", &[pool_rows, w], latentgpu::DType::F16).unwrap()
+            };
+            let (hc, hp) = (f16(r), f16(rope));
+            if half {
+                ops::mla_rope(&mut b, &q3, 0, &gkv, norm, at, (&hc, &hp, Some(pages))).unwrap();
+            }
+            let out = b
+                .read_async(&[&q1, &q2, &wc, &wp, &pc, &pp, &q3])
+                .await
+                .unwrap();
             let what = format!("mla_rope n{n} h{h} r{r} rope{rope} pos{pos}, pages of {p}");
             assert_same_bits(&format!("{what}: q"), &out[1], &out[0]);
             let paged_c = gather(&out[4], r, &table, p, pos..end);
@@ -234,7 +264,25 @@ pub async fn paged_mla_rope(ctx: &GpuContext) {
                 &paged_pe,
                 &out[3][pos * rope..end * rope],
             );
+            if half {
+                assert_same_bits(&format!("{what}: q, f16 cache"), &out[6], &out[0]);
+                let half_c = gather(&read_f16(ctx, &hc).await, r, &table, p, pos..end);
+                let half_pe = gather(&read_f16(ctx, &hp).await, rope, &table, p, pos..end);
+                assert_f16_rounding(&format!("{what}: f16 c_kv"), &half_c, &paged_c);
+                assert_f16_rounding(&format!("{what}: f16 k_pe"), &half_pe, &paged_pe);
+            }
         }
+    }
+}
+
+/// Asserts each of `f16` (read from an f16 cache) is its twin of `f32` rounded to f16: within
+/// half an f16 ulp, |x|·2⁻¹¹, or 2⁻²⁵ below f16's normal range (a NaN fails).
+fn assert_f16_rounding(what: &str, f16: &[f32], f32s: &[f32]) {
+    assert_eq!(f16.len(), f32s.len(), "{what}: lengths");
+    for (i, (a, b)) in f16.iter().zip(f32s).enumerate() {
+        let bound = (b.abs() as f64 * 2f64.powi(-11)).max(2f64.powi(-25));
+        let err = (*a as f64 - *b as f64).abs();
+        assert!(err <= bound, "{what}: value {i} is {a} in f16, {b} in f32");
     }
 }
 
@@ -318,125 +366,4 @@ pub async fn f16_attention(ctx: &GpuContext) {
             );
         }
     }
-}
-
-/// `qkv_rope` and `mla_rope` write into an f16 cache the values they write into an f32 one,
-/// each rounded to the nearest f16 (within half an f16 ulp: |x|·2⁻¹¹, or 2⁻²⁵ below f16's
-/// normal range).
-pub async fn f16_cache_writes(ctx: &GpuContext) {
-    let mut rng = Rng::new(45);
-    let half_ulp = |x: f32| (x.abs() as f64 * 2f64.powi(-11)).max(2f64.powi(-25));
-    let check = |what: &str, f16: &[f32], f32s: &[f32]| {
-        assert_eq!(f16.len(), f32s.len(), "{what}");
-        for (i, (a, b)) in f16.iter().zip(f32s).enumerate() {
-            let err = (*a as f64 - *b as f64).abs();
-            assert!(
-                err <= half_ulp(*b),
-                "{what}: value {i} is {a} in f16, {b} in f32"
-            );
-        }
-    };
-    let p = 7;
-    let (n, h, kv, dh, pos) = (9usize, 3usize, 1usize, 64usize, 3usize);
-    let slots = h + 2 * kv;
-    let end = pos + n;
-    let logical = end.div_ceil(p);
-    let table = shuffled_table(&mut rng, logical, 1);
-    let rows = (logical + 1) * p;
-    let gt = GpuTensor::from_u32(ctx, "page table", &[logical], &table).unwrap();
-    let pages = Pages {
-        table: &gt,
-        host: &table,
-        page_tokens: p,
-    };
-    let rope = RopeTable::new(ctx, dh, 10000.0, end).unwrap();
-    let x = rng.vec(n * slots * dh, -2.0, 2.0);
-    let aux = rng.vec((slots + 2) * dh, 0.5, 1.5);
-    let gx = upload(ctx, "qkv", &[n, slots * dh], &x);
-    let gaux = upload(ctx, "aux", &[(slots + 2) * dh], &aux);
-    let extras = QkvExtras {
-        aux: &gaux,
-        bias: true,
-        norm_eps: Some(1e-6),
-    };
-    let empty = |dtype| GpuTensor::empty(ctx, "cache", &[rows, kv, dh], dtype).unwrap();
-    let (k32, v32) = (empty(latentgpu::DType::F32), empty(latentgpu::DType::F32));
-    let (k16, v16) = (empty(latentgpu::DType::F16), empty(latentgpu::DType::F16));
-    let mut b = Batch::new(ctx);
-    let (h3, at, rope) = ((h, kv, dh), (pos, pos), (&rope, RopeMode::HalfSplit));
-    let q32 = ops::qkv_rope(
-        &mut b,
-        &gx,
-        h3,
-        &extras,
-        rope,
-        at,
-        (&k32, &v32, Some(pages)),
-    )
-    .unwrap();
-    let q16 = ops::qkv_rope(
-        &mut b,
-        &gx,
-        h3,
-        &extras,
-        rope,
-        at,
-        (&k16, &v16, Some(pages)),
-    )
-    .unwrap();
-    let out = b.read_async(&[&q32, &q16, &k32, &v32]).await.unwrap();
-    assert_same_bits("qkv_rope over an f16 cache: q", &out[1], &out[0]);
-    let row = kv * dh;
-    let written = |pool: &[f32]| gather(pool, row, &table, p, pos..end);
-    check(
-        "qkv_rope f16 k",
-        &written(&read_f16(ctx, &k16).await),
-        &written(&out[2]),
-    );
-    check(
-        "qkv_rope f16 v",
-        &written(&read_f16(ctx, &v16).await),
-        &written(&out[3]),
-    );
-
-    // MLA: c_kv of 66 and k_pe of 16 per token.
-    let (r, rope_w, heads) = (66usize, 16usize, 2usize);
-    let rope_table = RopeTable::new(ctx, rope_w, 10000.0, end).unwrap();
-    let q = rng.vec(n * heads * rope_w, -2.0, 2.0);
-    let kvx = rng.vec(n * (r + rope_w), -2.0, 2.0);
-    let w = rng.vec(r, 0.5, 1.5);
-    let gkv = upload(ctx, "kv", &[n, r + rope_w], &kvx);
-    let gw = upload(ctx, "norm", &[r], &w);
-    let (q1, q2) = (
-        upload(ctx, "q", &[n, heads, rope_w], &q),
-        upload(ctx, "q", &[n, heads, rope_w], &q),
-    );
-    let cache =
-        |width: usize, dtype| GpuTensor::empty(ctx, "cache", &[rows, width], dtype).unwrap();
-    let (c32, pe32) = (
-        cache(r, latentgpu::DType::F32),
-        cache(rope_w, latentgpu::DType::F32),
-    );
-    let (c16, pe16) = (
-        cache(r, latentgpu::DType::F16),
-        cache(rope_w, latentgpu::DType::F16),
-    );
-    let mut b = Batch::new(ctx);
-    let (norm, at) = ((&gw, 1e-6), (&rope_table, pos));
-    ops::mla_rope(&mut b, &q1, 0, &gkv, norm, at, (&c32, &pe32, Some(pages))).unwrap();
-    ops::mla_rope(&mut b, &q2, 0, &gkv, norm, at, (&c16, &pe16, Some(pages))).unwrap();
-    let out = b.read_async(&[&q1, &q2, &c32, &pe32]).await.unwrap();
-    assert_same_bits("mla_rope over an f16 cache: q", &out[1], &out[0]);
-    let c = |pool: &[f32]| gather(pool, r, &table, p, pos..end);
-    let pe = |pool: &[f32]| gather(pool, rope_w, &table, p, pos..end);
-    check(
-        "mla_rope f16 c_kv",
-        &c(&read_f16(ctx, &c16).await),
-        &c(&out[2]),
-    );
-    check(
-        "mla_rope f16 k_pe",
-        &pe(&read_f16(ctx, &pe16).await),
-        &pe(&out[3]),
-    );
 }
